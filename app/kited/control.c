@@ -1,1 +1,63 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <inttypes.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_cycles.h>
+
+#include "kited.h"
+
+uint32_t
+node_now(const struct node *n)
+{
+	/* Derived from the TSC so workers never make a syscall for the time. */
+	return n->started + (uint32_t)((rte_rdtsc() - n->start_tsc) / n->tsc_hz);
+}
+
+void
+control_log_stats(struct node *n, double secs)
+{
+	static struct kite_worker_stats prev;
+	struct kite_worker_stats w;
+	struct kite_store_stats s;
+	uint64_t drops = 0;
+
+	kite_stats_sum_workers(&n->stats_src, &w);
+	kite_stats_sum_stores(&n->stats_src, &s);
+	for (unsigned int r = 0; r < KITE_DROP_MAX; r++)
+		drops += w.proto_drops[r];
+	KLOG(INFO,
+	     "stats: %.0f req/s, %.0f dgram/s in, %.0f dgram/s out | items %" PRIu64
+	     " bytes %" PRIu64 " hits %" PRIu64 " misses %" PRIu64 " evictions %" PRIu64
+	     " | proto drops %" PRIu64 " errors %" PRIu64 " handoffs %" PRIu64
+	     " | %" PRIu64 " cycles/req",
+	     (double)(w.rx_requests - prev.rx_requests) / secs,
+	     (double)(w.rx_dgrams - prev.rx_dgrams) / secs,
+	     (double)(w.tx_dgrams - prev.tx_dgrams) / secs, s.curr_items, s.bytes, s.get_hits,
+	     s.get_misses, s.evictions, drops, w.err_replies, w.handoff_out,
+	     w.served ? w.busy_cycles / w.served : 0);
+	prev = w;
+}
+
+void
+control_loop(struct node *n)
+{
+	const uint64_t hz = n->tsc_hz;
+	uint64_t last_stats = rte_rdtsc();
+	struct worker_idle st = { last_stats, 0 };
+
+	while (!force_quit) {
+		uint64_t now = rte_rdtsc();
+
+		if (n->cfg.stats_interval != 0 && now - last_stats >= n->cfg.stats_interval * hz) {
+			control_log_stats(n, (double)(now - last_stats) / (double)hz);
+			last_stats = now;
+		}
+		if (n->main_runs_worker)
+			/* No worker lcore: worker 0 shares the main lcore with control. */
+			worker_iterate(&n->workers[0], &st);
+		else
+			/* Membership and replication will live here; now only stats. */
+			usleep(100 * 1000);
+	}
+}

@@ -1,1 +1,258 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_random.h>
+
+#include "kited.h"
+
+RTE_LOG_REGISTER(kited_logtype, kite.kited, INFO);
+
+volatile bool force_quit;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	force_quit = true;
+}
+
+static int
+write_pid_file(const char *path)
+{
+	FILE *f;
+
+	if (path[0] == '\0')
+		return 0;
+	f = fopen(path, "w");
+	if (f == NULL) {
+		KLOG(ERR, "pid-file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+	return 0;
+}
+
+static int
+create_pool(struct node *n)
+{
+	/* Room for the largest reply datagram plus headers; at least DPDK's default. */
+	uint32_t room = RTE_PKTMBUF_HEADROOM + n->cfg.mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+	uint16_t priv = RTE_ALIGN_CEIL(sizeof(struct handoff_meta), RTE_MBUF_PRIV_ALIGN);
+
+	if (room < RTE_MBUF_DEFAULT_BUF_SIZE)
+		room = RTE_MBUF_DEFAULT_BUF_SIZE;
+	n->pool = rte_pktmbuf_pool_create("kite_pool", n->cfg.mbufs, 256, priv, (uint16_t)room,
+					  (int)rte_socket_id());
+	if (n->pool == NULL) {
+		KLOG(ERR, "mbuf pool of %u: %s (try --mbufs or more hugepages)", n->cfg.mbufs,
+		     rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int
+create_partitions(struct node *n)
+{
+	struct kite_store_params p;
+	char name[32];
+
+	n->n_parts = n->map.partitions;
+	n->parts = rte_zmalloc("kite_parts", sizeof(*n->parts) * n->n_parts, 0);
+	if (n->parts == NULL)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < n->n_parts; i++) {
+		const struct worker *owner = &n->workers[kite_steer_owner(&n->map, i)];
+
+		snprintf(name, sizeof(name), "kite_p%u", i);
+		memset(&p, 0, sizeof(p));
+		p.name = name;
+		/* NUMA-local: the partition lives where its owner runs. */
+		p.socket_id = (int)rte_lcore_to_socket_id(owner->lcore);
+		p.mem_bytes = n->cfg.memory / n->n_parts;
+		p.max_item_size = (uint32_t)n->cfg.max_item_size;
+		p.id = (uint16_t)i;
+		n->parts[i] = kite_store_create(&p);
+		if (n->parts[i] == NULL) {
+			KLOG(ERR, "partition %u (%" PRIu64 " bytes, socket %d): %s", i, p.mem_bytes,
+			     p.socket_id, rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static void
+node_free(struct node *n)
+{
+	if (n->workers != NULL) {
+		for (unsigned int i = 0; i < n->n_workers; i++) {
+			worker_teardown(&n->workers[i]);
+			rte_free(n->workers[i].stats);
+		}
+		rte_free(n->workers);
+	}
+	if (n->parts != NULL) {
+		for (unsigned int i = 0; i < n->n_parts; i++)
+			kite_store_free(n->parts[i]);
+		rte_free(n->parts);
+	}
+	rte_free(n->wstats);
+	rte_free(n->nets);
+	port_close(n);
+	rte_mempool_free(n->pool);
+}
+
+/* Assign lcores: worker lcores in EAL order; none at all means the main lcore. */
+static int
+assign_lcores(struct node *n, unsigned int *lcores)
+{
+	unsigned int lc, k = 0;
+
+	RTE_LCORE_FOREACH_WORKER(lc)
+	{
+		if (k < n->n_workers)
+			lcores[k++] = lc;
+	}
+	if (k == n->n_workers)
+		return 0;
+	if (k == 0 && n->n_workers == 1) {
+		n->main_runs_worker = true;
+		lcores[0] = rte_get_main_lcore();
+		return 0;
+	}
+	KLOG(ERR, "%u workers need %u worker lcores; EAL gave %u (use -l with %u+1 cores)",
+	     n->n_workers, n->n_workers, k, n->n_workers);
+	return -EINVAL;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct node node;
+	struct node *n = &node;
+	unsigned int lcores[64];
+	char err[512];
+	int ret, rc = 1;
+
+	ret = rte_eal_init(argc, argv);
+	if (ret < 0) {
+		fprintf(stderr, "kited: EAL init failed: %s (see kited -- --help)\n",
+			rte_strerror(rte_errno));
+		return 2;
+	}
+	argc -= ret;
+	argv += ret;
+	argv[0] = (char *)"kited";
+
+	switch (kited_config_parse_args(&n->cfg, argc, argv, stdout, err, sizeof(err))) {
+	case KITED_PARSE_EXIT:
+		rte_eal_cleanup();
+		return 0;
+	case KITED_PARSE_ERROR:
+		fprintf(stderr, "kited: %s\n", err);
+		rte_eal_cleanup();
+		return 2;
+	case KITED_PARSE_RUN:
+		break;
+	}
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	n->tsc_hz = rte_get_tsc_hz();
+	n->start_tsc = rte_rdtsc();
+	n->started = (uint32_t)time(NULL);
+	n->n_workers = n->cfg.workers;
+	n->map.workers = (uint16_t)n->cfg.workers;
+	n->map.partitions = n->cfg.workers * n->cfg.partitions;
+	n->map.base_port = (uint16_t)n->cfg.udp_port;
+	/* UDP payload of a reply datagram: MTU less IPv4 and UDP headers. */
+	n->max_payload = (uint16_t)(n->cfg.mtu - 20 - 8);
+
+	n->netconf.ip = n->cfg.ip;
+	n->netconf.netmask = n->cfg.netmask;
+	n->netconf.udp_port = (uint16_t)n->cfg.udp_port;
+	n->netconf.udp_ports = (uint16_t)n->map.partitions;
+	n->netconf.mtu = (uint16_t)n->cfg.mtu;
+	n->netconf.frag_max_flows = n->cfg.frag_flows;
+	n->netconf.frag_timeout_ms = n->cfg.frag_timeout_ms;
+
+	n->workers = rte_zmalloc("kite_workers", sizeof(*n->workers) * n->n_workers,
+				 RTE_CACHE_LINE_SIZE);
+	n->wstats = rte_zmalloc("kite_wstats", sizeof(*n->wstats) * n->n_workers, 0);
+	n->nets = rte_zmalloc("kite_nets", sizeof(*n->nets) * n->n_workers, 0);
+	if (n->workers == NULL || n->wstats == NULL || n->nets == NULL) {
+		KLOG(ERR, "out of memory");
+		goto out;
+	}
+	if (assign_lcores(n, lcores) != 0)
+		goto out;
+	for (unsigned int i = 0; i < n->n_workers; i++)
+		n->workers[i].lcore = lcores[i];
+	if (create_pool(n) != 0 || port_open(n) != 0)
+		goto out;
+	n->netconf.mac = n->mac;
+	if (create_partitions(n) != 0)
+		goto out;
+
+	n->stats_src.n_workers = n->n_workers;
+	n->stats_src.workers = n->wstats;
+	n->stats_src.nets = n->nets;
+	n->stats_src.n_parts = n->n_parts;
+	n->stats_src.parts = n->parts;
+	n->stats_src.started = n->started;
+	n->stats_src.limit_maxbytes = n->cfg.memory;
+	n->stats_src.max_item_size = (uint32_t)n->cfg.max_item_size;
+	n->stats_src.udp_port = (uint16_t)n->cfg.udp_port;
+	for (unsigned int i = 0; i < n->n_workers; i++) {
+		if (worker_setup(n, &n->workers[i], (uint16_t)i, lcores[i]) != 0)
+			goto out;
+		n->wstats[i] = n->workers[i].stats;
+		n->nets[i] = n->workers[i].net;
+	}
+	if (write_pid_file(n->cfg.pid_file) != 0)
+		goto out;
+
+	KLOG(INFO,
+	     "serving %u partition(s) on UDP %u-%u with %u worker(s), %" PRIu64
+	     " bytes of item memory, max item %" PRIu64 " bytes",
+	     n->n_parts, n->cfg.udp_port, n->cfg.udp_port + n->n_parts - 1, n->n_workers,
+	     n->cfg.memory, n->cfg.max_item_size);
+	/* Operators and tests wait for this line. */
+	printf("kited: ready\n");
+	fflush(stdout);
+
+	if (!n->main_runs_worker)
+		for (unsigned int i = 0; i < n->n_workers; i++)
+			rte_eal_remote_launch(worker_main, &n->workers[i], lcores[i]);
+	control_loop(n);
+	rte_eal_mp_wait_lcore();
+	control_log_stats(n, 1.0);
+	KLOG(INFO, "stopping");
+	rc = 0;
+out:
+	force_quit = true;
+	rte_eal_mp_wait_lcore();
+	node_free(n);
+	if (n->cfg.pid_file[0] != '\0' && rc == 0)
+		unlink(n->cfg.pid_file);
+	rte_eal_cleanup();
+	return rc;
+}

@@ -1,1 +1,295 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "kited.h"
+
+#define MAX_BURST 64
+/* A reassembled request can be as large as an IPv4 datagram allows. */
+#define SCRATCH_SLOT 65536
+
+static struct handoff_meta *
+meta(struct rte_mbuf *m)
+{
+	return rte_mbuf_to_priv(m);
+}
+
+static uint8_t *
+reply_alloc(void *arg, unsigned int idx)
+{
+	struct dgram_ctx *c = arg;
+	struct worker *w = c->w;
+	struct rte_mbuf *m = rte_pktmbuf_alloc(w->node->pool);
+
+	if (m == NULL)
+		return NULL;
+	w->pend[idx] = m;
+	return rte_pktmbuf_mtod(m, uint8_t *);
+}
+
+static void
+tx_flush(struct worker *w)
+{
+	unsigned int sent = 0;
+
+	/* A few tries absorb a momentarily full TX ring; the rest is counted. */
+	for (int tries = 0; tries < 4 && sent < w->ntx; tries++)
+		sent += rte_eth_tx_burst(w->port, w->queue, w->tx + sent,
+					 (uint16_t)(w->ntx - sent));
+	if (sent < w->ntx) {
+		w->stats->tx_full += w->ntx - sent;
+		rte_pktmbuf_free_bulk(w->tx + sent, w->ntx - sent);
+	}
+	w->ntx = 0;
+}
+
+static void
+tx_add(struct worker *w, struct rte_mbuf *m)
+{
+	if (w->ntx == RTE_DIM(w->tx))
+		tx_flush(w);
+	w->tx[w->ntx++] = m;
+}
+
+static void
+reply_done(void *arg, unsigned int n, const uint16_t *lens)
+{
+	struct dgram_ctx *c = arg;
+	struct worker *w = c->w;
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct rte_mbuf *m = w->pend[i];
+		m->data_len = lens[i];
+		m->pkt_len = lens[i];
+		if (kite_net_udp_reply(w->net, m, &c->u) != 0) {
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		tx_add(w, m);
+	}
+}
+
+int
+worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
+{
+	struct kite_engine_conf ec;
+	char name[RTE_RING_NAMESIZE];
+
+	memset(w, 0, offsetof(struct worker, pend));
+	w->id = id;
+	w->lcore = lcore;
+	w->socket = (int)rte_lcore_to_socket_id(lcore);
+	w->port = n->port;
+	w->queue = id;
+	w->node = n;
+	w->stats = rte_zmalloc_socket("kite_wstats", sizeof(*w->stats), RTE_CACHE_LINE_SIZE,
+				      w->socket);
+	w->scratch = rte_malloc_socket("kite_scratch", (size_t)MAX_BURST * SCRATCH_SLOT, 0,
+				       w->socket);
+	if (w->stats == NULL || w->scratch == NULL)
+		goto fail;
+	snprintf(name, sizeof(name), "kite_handoff_%u", id);
+	w->handoff = rte_ring_create(name, n->cfg.handoff_ring, w->socket, RING_F_SC_DEQ);
+	if (w->handoff == NULL)
+		goto fail;
+	n->netconf.socket_id = w->socket;
+	w->net = kite_net_create(&n->netconf, id);
+	if (w->net == NULL)
+		goto fail;
+
+	memset(&ec, 0, sizeof(ec));
+	ec.map = n->map;
+	ec.self = id;
+	ec.parts = n->parts;
+	ec.max_item_size = (uint32_t)n->cfg.max_item_size;
+	ec.max_payload = n->max_payload;
+	ec.stats = w->stats;
+	ec.stats_src = &n->stats_src;
+	ec.out.alloc = reply_alloc;
+	ec.out.done = reply_done;
+	w->engine = kite_engine_create(&ec, w->socket);
+	if (w->engine == NULL)
+		goto fail;
+	kite_engine_set_time(w->engine, node_now(n));
+	return 0;
+fail:
+	KLOG(ERR, "worker %u: setup: %s", id, rte_strerror(rte_errno));
+	worker_teardown(w);
+	return -ENOMEM;
+}
+
+void
+worker_teardown(struct worker *w)
+{
+	struct rte_mbuf *m;
+
+	if (w->handoff != NULL) {
+		while (rte_ring_sc_dequeue(w->handoff, (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+		rte_ring_free(w->handoff);
+	}
+	kite_engine_free(w->engine);
+	kite_net_free(w->net);
+	rte_free(w->scratch);
+	/* stats stay until the node is freed: the control thread reads them. */
+	w->handoff = NULL;
+	w->engine = NULL;
+	w->net = NULL;
+	w->scratch = NULL;
+}
+
+/* Point d at the UDP payload of m, copying a multi-segment datagram into scratch. */
+static void
+payload_of(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, unsigned int slot,
+	   struct kite_engine_dgram *d)
+{
+	if (rte_pktmbuf_data_len(m) >= (uint32_t)u->payload_off + u->payload_len) {
+		d->data = rte_pktmbuf_mtod_offset(m, const uint8_t *, u->payload_off);
+	} else {
+		uint8_t *dst = w->scratch + (size_t)slot * SCRATCH_SLOT;
+		d->data = rte_pktmbuf_read(m, u->payload_off, u->payload_len, dst);
+	}
+	d->len = u->payload_len;
+}
+
+/* Hand m to every worker in mask except ourselves; returns true if we keep a share. */
+static bool
+route(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, uint64_t mask)
+{
+	const uint64_t self = UINT64_C(1) << w->id;
+	struct node *n = w->node;
+
+	meta(m)->u = *u;
+	for (uint16_t o = 0; o < n->n_workers; o++) {
+		if (o == w->id || !(mask & (UINT64_C(1) << o)))
+			continue;
+		rte_pktmbuf_refcnt_update(m, 1);
+		if (rte_ring_mp_enqueue(n->workers[o].handoff, m) != 0) {
+			rte_pktmbuf_refcnt_update(m, -1);
+			w->stats->handoff_full++;
+			continue;
+		}
+		w->stats->handoff_out++;
+	}
+	return (mask & self) != 0;
+}
+
+unsigned int
+worker_poll(struct worker *w)
+{
+	struct node *n = w->node;
+	struct rte_mbuf *pkts[MAX_BURST], *keep[MAX_BURST];
+	struct kite_engine_dgram dg[MAX_BURST];
+	struct dgram_ctx ctx[MAX_BURST];
+	unsigned int nrx, nh, nd = 0, nfree = 0;
+	uint64_t tsc = rte_rdtsc();
+	struct kite_net_udp u;
+
+	nrx = rte_eth_rx_burst(w->port, w->queue, pkts, (uint16_t)n->cfg.burst);
+	/* Handed-off datagrams share the burst, so one burst never exceeds MAX_BURST. */
+	nh = rte_ring_sc_dequeue_burst(w->handoff, (void **)pkts + nrx,
+				       (unsigned int)n->cfg.burst - nrx, NULL);
+	w->stats->polls++;
+	if (nrx + nh == 0) {
+		w->stats->idle_polls++;
+		return 0;
+	}
+
+	for (unsigned int i = 0; i < nrx; i++) {
+		struct rte_mbuf *m = pkts[i];
+		switch (kite_net_rx(w->net, &m, tsc, &u)) {
+		case KITE_NET_UDP:
+			if (n->n_workers > 1) {
+				/* Route by the owners of the keys inside. */
+				struct kite_engine_dgram tmp;
+				payload_of(w, m, &u, nd, &tmp);
+				uint64_t mask = kite_engine_route(w->engine, tmp.data, tmp.len);
+				if (!route(w, m, &u, mask)) {
+					keep[nfree++] = m;
+					continue;
+				}
+			}
+			ctx[nd].w = w;
+			ctx[nd].m = m;
+			ctx[nd].u = u;
+			payload_of(w, m, &u, nd, &dg[nd]);
+			dg[nd].home = true;
+			dg[nd].out_arg = &ctx[nd];
+			keep[nfree++] = m;
+			nd++;
+			break;
+		case KITE_NET_REPLY:
+			tx_add(w, m);
+			break;
+		case KITE_NET_HELD:
+			break;
+		case KITE_NET_DROP:
+			rte_pktmbuf_free(m);
+			break;
+		}
+	}
+	for (unsigned int i = nrx; i < nrx + nh; i++) {
+		struct rte_mbuf *m = pkts[i];
+		w->stats->handoff_in++;
+		ctx[nd].w = w;
+		ctx[nd].m = m;
+		ctx[nd].u = meta(m)->u;
+		payload_of(w, m, &ctx[nd].u, nd, &dg[nd]);
+		dg[nd].home = false;
+		dg[nd].out_arg = &ctx[nd];
+		keep[nfree++] = m;
+		nd++;
+	}
+	if (nd > 0)
+		kite_engine_process(w->engine, dg, nd);
+	if (nfree > 0)
+		rte_pktmbuf_free_bulk(keep, nfree);
+	if (w->ntx > 0)
+		tx_flush(w);
+	w->stats->busy_cycles += rte_rdtsc() - tsc;
+	return nrx + nh;
+}
+
+void
+worker_iterate(struct worker *w, struct worker_idle *st)
+{
+	struct node *n = w->node;
+	uint64_t now = rte_rdtsc();
+
+	if (now - st->last_tick > n->tsc_hz / 100) {
+		st->last_tick = now;
+		kite_engine_set_time(w->engine, node_now(n));
+		kite_net_tick(w->net, now);
+	}
+	if (worker_poll(w) > 0) {
+		st->idle = 0;
+		return;
+	}
+	/* Back off when idle so several DPDK processes can share a small box. */
+	if (n->cfg.idle_sleep_us == 0 || ++st->idle < n->cfg.idle_polls)
+		rte_pause();
+	else
+		rte_delay_us_sleep(n->cfg.idle_sleep_us);
+}
+
+int
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct worker_idle st = { rte_rdtsc(), 0 };
+
+	KLOG(INFO, "worker %u on lcore %u (socket %d), queue %u", w->id, w->lcore, w->socket,
+	     w->queue);
+	while (!force_quit)
+		worker_iterate(w, &st);
+	return 0;
+}

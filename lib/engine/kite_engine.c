@@ -1,1 +1,595 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_common.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_prefetch.h>
+
+#include "kite_engine.h"
+
+/* What an entry of the request table asks the executor to do. */
+enum entry_kind {
+	ENTRY_REQ = 0, /* a well-formed request */
+	ENTRY_ERR,     /* reply with `status`, nothing else */
+};
+
+struct entry {
+	struct kite_req r;
+	struct kite_item_view view; /* GET family: result of the bulk lookup */
+	uint64_t hash;
+	uint32_t part;
+	uint16_t dgram;
+	uint8_t kind;
+	uint8_t status;
+	bool keyed;
+	bool looked_up;
+};
+
+struct kite_engine {
+	struct kite_engine_conf conf;
+	struct kite_engine_dgram *burst; /* datagrams of the current call */
+	/* The reply datagrams of the request datagram being answered. */
+	int open;            /* index into burst, -1 when none */
+	bool out_stopped;    /* allocation failed or too many datagrams */
+	unsigned int nbufs;
+	uint16_t fill;       /* bytes used in bufs[nbufs - 1] */
+	uint8_t *bufs[KITE_ENGINE_MAX_REPLY_DGRAMS];
+	uint16_t lens[KITE_ENGINE_MAX_REPLY_DGRAMS];
+	uint32_t now; /* unix seconds, for STAT */
+	unsigned int nent;
+	struct entry ent[KITE_ENGINE_MAX_REQS];
+};
+
+static bool
+is_keyed(uint8_t cmd)
+{
+	return cmd >= KITE_CMD_GET && cmd <= KITE_CMD_GAT;
+}
+
+static bool
+owns(const struct kite_engine *e, uint32_t part)
+{
+	return kite_steer_owner(&e->conf.map, part) == e->conf.self;
+}
+
+struct kite_engine *
+kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
+{
+	struct kite_engine *e;
+
+	if (conf == NULL || conf->parts == NULL || conf->stats == NULL ||
+	    conf->map.partitions == 0 || conf->map.workers == 0 || conf->map.workers > 64 ||
+	    conf->self >= conf->map.workers || conf->out.alloc == NULL || conf->out.done == NULL ||
+	    conf->max_payload < KITE_FRAME_HDR_LEN + KITE_BIN_HDR_LEN + 8) {
+		rte_errno = EINVAL;
+		return NULL;
+	}
+	e = rte_zmalloc_socket("kite_engine", sizeof(*e), RTE_CACHE_LINE_SIZE, socket_id);
+	if (e == NULL) {
+		rte_errno = ENOMEM;
+		return NULL;
+	}
+	e->conf = *conf;
+	e->open = -1;
+	return e;
+}
+
+void
+kite_engine_free(struct kite_engine *e)
+{
+	rte_free(e);
+}
+
+void
+kite_engine_set_time(struct kite_engine *e, uint32_t now)
+{
+	e->now = now;
+	for (uint32_t p = e->conf.self; p < e->conf.map.partitions; p += e->conf.map.workers)
+		if (e->conf.parts[p] != NULL)
+			kite_store_set_time(e->conf.parts[p], now);
+}
+
+uint64_t
+kite_engine_route(const struct kite_engine *e, const uint8_t *data, uint32_t len)
+{
+	const uint64_t self = UINT64_C(1) << e->conf.self;
+	const uint64_t all = e->conf.map.workers == 64 ? ~UINT64_C(0)
+						       : (UINT64_C(1) << e->conf.map.workers) - 1;
+	struct kite_frame f;
+	struct kite_req r;
+	uint64_t mask = 0;
+	size_t off = KITE_FRAME_HDR_LEN, used;
+	uint8_t status, drop;
+
+	if (kite_frame_parse(data, len, &f) != 0)
+		return self;
+	while (off < len) {
+		enum kite_parse_result res = kite_proto_parse(data + off, len - off,
+							      e->conf.max_item_size, &r, &used,
+							      &status, &drop);
+		if (res != KITE_PARSE_OK) {
+			mask |= self;
+			if (res != KITE_PARSE_ERR_REPLY)
+				break;
+		} else if (is_keyed(r.cmd)) {
+			uint32_t p = kite_proto_key_partition(r.key, r.keylen, e->conf.map.partitions);
+			mask |= UINT64_C(1) << kite_steer_owner(&e->conf.map, p);
+		} else if (r.cmd == KITE_CMD_FLUSH) {
+			mask |= all;
+		} else {
+			mask |= self;
+			if (r.cmd == KITE_CMD_QUIT)
+				break;
+		}
+		off += used;
+	}
+	return mask ? mask : self;
+}
+
+/* ---- reply writer ------------------------------------------------------ */
+
+static void
+close_dgram(struct kite_engine *e)
+{
+	struct kite_engine_dgram *d;
+	struct kite_frame f;
+
+	if (e->open < 0)
+		return;
+	d = &e->burst[e->open];
+	if (e->nbufs > 0) {
+		e->lens[e->nbufs - 1] = e->fill;
+		f.req_id = kite_get16(d->data);
+		f.total = (uint16_t)e->nbufs;
+		f.reserved = 0;
+		for (unsigned int i = 0; i < e->nbufs; i++) {
+			f.seq = (uint16_t)i;
+			kite_frame_write(e->bufs[i], &f);
+		}
+		e->conf.out.done(d->out_arg, e->nbufs, e->lens);
+		e->conf.stats->tx_dgrams += e->nbufs;
+	}
+	e->open = -1;
+	e->nbufs = 0;
+	e->fill = 0;
+	e->out_stopped = false;
+}
+
+/* Start reply datagram number nbufs. */
+static bool
+next_buf(struct kite_engine *e)
+{
+	uint8_t *b;
+
+	if (e->out_stopped)
+		return false;
+	if (e->nbufs == KITE_ENGINE_MAX_REPLY_DGRAMS) {
+		e->conf.stats->reply_truncated++;
+		e->out_stopped = true;
+		return false;
+	}
+	b = e->conf.out.alloc(e->burst[e->open].out_arg, e->nbufs);
+	if (b == NULL) {
+		e->conf.stats->nombuf++;
+		e->out_stopped = true;
+		return false;
+	}
+	if (e->nbufs > 0)
+		e->lens[e->nbufs - 1] = e->fill;
+	e->bufs[e->nbufs++] = b;
+	e->fill = KITE_FRAME_HDR_LEN; /* frame written when the datagram closes */
+	return true;
+}
+
+static void
+put(struct kite_engine *e, const void *src, size_t n)
+{
+	const uint8_t *p = src;
+
+	while (n > 0 && !e->out_stopped) {
+		size_t room = e->conf.max_payload - e->fill;
+		if (room == 0) {
+			if (!next_buf(e))
+				return;
+			continue;
+		}
+		size_t k = RTE_MIN(room, n);
+		memcpy(e->bufs[e->nbufs - 1] + e->fill, p, k);
+		e->fill = (uint16_t)(e->fill + k);
+		p += k;
+		n -= k;
+	}
+}
+
+/* Write one response. A response that fits in one datagram never straddles two. */
+static void
+respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t cas,
+	const void *ext, uint8_t extlen, const void *key, uint16_t keylen, const void *val,
+	uint32_t vallen)
+{
+	const size_t body = (size_t)extlen + keylen + vallen;
+	const size_t total = KITE_BIN_HDR_LEN + body;
+	uint8_t hdr[KITE_BIN_HDR_LEN];
+
+	if (e->open != q->dgram) {
+		close_dgram(e);
+		e->open = q->dgram;
+	}
+	if (e->nbufs == 0 ||
+	    (total <= (size_t)e->conf.max_payload - KITE_FRAME_HDR_LEN &&
+	     e->fill + total > e->conf.max_payload)) {
+		if (!next_buf(e))
+			return;
+	}
+	kite_proto_write_res_hdr(hdr, q->r.opcode, keylen, extlen, status, (uint32_t)body,
+				 q->r.opaque, cas);
+	put(e, hdr, sizeof(hdr));
+	if (extlen)
+		put(e, ext, extlen);
+	if (keylen)
+		put(e, key, keylen);
+	if (vallen)
+		put(e, val, vallen);
+	if (!e->out_stopped) {
+		e->conf.stats->tx_responses++;
+		e->conf.stats->tx_bytes += total;
+	}
+}
+
+/* An error reply: memcached's message as the body, CAS 0. */
+static void
+respond_err(struct kite_engine *e, const struct entry *q, uint8_t status)
+{
+	const char *msg = kite_proto_status_str(status);
+
+	respond(e, q, status, 0, NULL, 0, NULL, 0, msg, (uint32_t)strlen(msg));
+}
+
+/* ---- parsing ----------------------------------------------------------- */
+
+static void execute(struct kite_engine *e);
+
+static struct entry *
+new_entry(struct kite_engine *e)
+{
+	if (e->nent == KITE_ENGINE_MAX_REQS)
+		execute(e);
+	return &e->ent[e->nent++];
+}
+
+static void
+parse_dgram(struct kite_engine *e, unsigned int di)
+{
+	const struct kite_engine_dgram *d = &e->burst[di];
+	struct kite_worker_stats *st = e->conf.stats;
+	struct kite_frame f;
+	size_t off = KITE_FRAME_HDR_LEN, used;
+	uint8_t status, drop;
+	int rc;
+
+	rc = kite_frame_parse(d->data, d->len, &f);
+	if (rc != 0) {
+		if (d->home)
+			st->proto_drops[rc]++;
+		return;
+	}
+	if (d->len == KITE_FRAME_HDR_LEN) {
+		if (d->home)
+			st->proto_drops[KITE_DROP_EMPTY]++;
+		return;
+	}
+	while (off < d->len) {
+		struct entry *q = new_entry(e);
+		enum kite_parse_result res = kite_proto_parse(d->data + off, d->len - off,
+							      e->conf.max_item_size, &q->r, &used,
+							      &status, &drop);
+		q->dgram = (uint16_t)di;
+		q->looked_up = false;
+		if (res == KITE_PARSE_DROP) {
+			e->nent--;
+			if (d->home)
+				st->proto_drops[drop]++;
+			return;
+		}
+		if (d->home)
+			st->rx_requests++;
+		if (res != KITE_PARSE_OK) {
+			q->kind = ENTRY_ERR;
+			q->status = status;
+			q->keyed = false;
+			if (res == KITE_PARSE_ERR_STOP)
+				return;
+			off += used;
+			continue;
+		}
+		q->kind = ENTRY_REQ;
+		q->keyed = is_keyed(q->r.cmd);
+		if (q->keyed)
+			q->part = kite_proto_key_partition(q->r.key, q->r.keylen,
+							   e->conf.map.partitions);
+		off += used;
+		if (q->r.cmd == KITE_CMD_QUIT)
+			return; /* QUIT and QUITQ end the datagram */
+	}
+}
+
+/* ---- execution --------------------------------------------------------- */
+
+static bool
+is_get(const struct entry *q)
+{
+	return q->kind == ENTRY_REQ && q->r.cmd == KITE_CMD_GET;
+}
+
+/* Requests that change no partition; a GET run may extend over them. */
+static bool
+is_readonly(const struct entry *q)
+{
+	if (q->kind == ENTRY_ERR)
+		return true;
+	switch (q->r.cmd) {
+	case KITE_CMD_GET:
+	case KITE_CMD_NOOP:
+	case KITE_CMD_VERSION:
+	case KITE_CMD_STAT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Look up every owned GET from `first` to the next mutation, in bulk per partition. */
+static void
+lookup_run(struct kite_engine *e, unsigned int first)
+{
+	const uint8_t *keys[64];
+	uint16_t keylens[64];
+	uint64_t hashes[64];
+	struct kite_item_view views[64];
+	uint8_t statuses[64];
+	struct entry *batch[64];
+	unsigned int end = first;
+
+	while (end < e->nent && is_readonly(&e->ent[end]))
+		end++;
+	for (unsigned int i = first; i < end; i++) {
+		struct entry *q = &e->ent[i];
+		if (!is_get(q) || q->looked_up || !owns(e, q->part))
+			continue;
+		struct kite_store *s = e->conf.parts[q->part];
+		unsigned int n = 0;
+		for (unsigned int j = i; j < end && n < 64; j++) {
+			struct entry *o = &e->ent[j];
+			if (!is_get(o) || o->looked_up || o->part != q->part)
+				continue;
+			o->hash = kite_store_hash(s, o->r.key, o->r.keylen);
+			keys[n] = o->r.key;
+			keylens[n] = o->r.keylen;
+			hashes[n] = o->hash;
+			batch[n++] = o;
+		}
+		kite_store_get_bulk(s, keys, keylens, hashes, n, views, statuses);
+		for (unsigned int k = 0; k < n; k++) {
+			batch[k]->looked_up = true;
+			batch[k]->status = statuses[k];
+			if (statuses[k] == KITE_STATUS_OK) {
+				batch[k]->view = views[k];
+				rte_prefetch0(views[k].value);
+			}
+		}
+	}
+}
+
+static void
+reply_value(struct kite_engine *e, const struct entry *q, const struct kite_item_view *v,
+	    bool with_value)
+{
+	uint8_t flags[4];
+
+	kite_put32(flags, v->flags);
+	respond(e, q, KITE_STATUS_OK, v->cas, flags, 4, q->r.want_key ? q->r.key : NULL,
+		q->r.want_key ? q->r.keylen : 0, with_value ? v->value : NULL,
+		with_value ? v->vallen : 0);
+}
+
+static void
+reply_miss(struct kite_engine *e, const struct entry *q)
+{
+	if (q->r.quiet)
+		return;
+	if (q->r.want_key)
+		respond(e, q, KITE_STATUS_KEY_ENOENT, 0, NULL, 0, q->r.key, q->r.keylen, NULL, 0);
+	else
+		respond_err(e, q, KITE_STATUS_KEY_ENOENT);
+}
+
+/* A mutation's reply: silent on success when quiet, errors always sent. */
+static void
+reply_status(struct kite_engine *e, const struct entry *q, int status, uint64_t cas)
+{
+	if (status != KITE_STATUS_OK)
+		respond_err(e, q, (uint8_t)status);
+	else if (!q->r.quiet)
+		respond(e, q, KITE_STATUS_OK, cas, NULL, 0, NULL, 0, NULL, 0);
+}
+
+struct stat_ctx {
+	struct kite_engine *e;
+	const struct entry *q;
+};
+
+static void
+emit_stat(void *arg, const char *name, const char *value)
+{
+	struct stat_ctx *c = arg;
+
+	respond(c->e, c->q, KITE_STATUS_OK, 0, NULL, 0, name, (uint16_t)strlen(name), value,
+		(uint32_t)strlen(value));
+}
+
+static void
+exec_stat(struct kite_engine *e, const struct entry *q, uint32_t now)
+{
+	struct stat_ctx c = { e, q };
+
+	if (q->r.keylen != 0) {
+		/* Only the general group exists; memcached answers others it lacks so. */
+		respond_err(e, q, KITE_STATUS_KEY_ENOENT);
+		return;
+	}
+	if (e->conf.stats_src != NULL)
+		kite_stats_emit(e->conf.stats_src, now, emit_stat, &c);
+	respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+}
+
+static enum kite_store_mode
+store_mode(uint8_t cmd)
+{
+	switch (cmd) {
+	case KITE_CMD_ADD:
+		return KITE_STORE_ADD;
+	case KITE_CMD_REPLACE:
+		return KITE_STORE_REPLACE;
+	case KITE_CMD_APPEND:
+		return KITE_STORE_APPEND;
+	case KITE_CMD_PREPEND:
+		return KITE_STORE_PREPEND;
+	default:
+		return KITE_STORE_SET;
+	}
+}
+
+static void
+exec_one(struct kite_engine *e, unsigned int i, uint32_t now)
+{
+	struct entry *q = &e->ent[i];
+	const struct kite_engine_dgram *d = &e->burst[q->dgram];
+	struct kite_worker_stats *st = e->conf.stats;
+	struct kite_store *s = NULL;
+	struct kite_item_view v;
+	uint64_t cas = 0, value;
+	int rc;
+
+	if (q->kind == ENTRY_ERR) {
+		if (d->home) {
+			st->err_replies++;
+			if (q->status == KITE_STATUS_UNKNOWN_COMMAND)
+				st->unknown_cmd++;
+			respond_err(e, q, q->status);
+		}
+		return;
+	}
+	if (q->keyed) {
+		if (!owns(e, q->part)) {
+			st->not_owned++;
+			return;
+		}
+		s = e->conf.parts[q->part];
+		if (!q->looked_up)
+			q->hash = kite_store_hash(s, q->r.key, q->r.keylen);
+	} else if (!d->home && q->r.cmd != KITE_CMD_FLUSH) {
+		return;
+	}
+	st->cmd[q->r.cmd]++;
+	st->served++;
+
+	switch (q->r.cmd) {
+	case KITE_CMD_GET:
+		if (!q->looked_up)
+			lookup_run(e, i);
+		if (q->status == KITE_STATUS_OK)
+			reply_value(e, q, &q->view, true);
+		else
+			reply_miss(e, q);
+		break;
+	case KITE_CMD_TOUCH:
+	case KITE_CMD_GAT:
+		rc = kite_store_touch(s, q->r.key, q->r.keylen, q->hash, q->r.exptime, &v);
+		if (rc == KITE_STATUS_OK)
+			reply_value(e, q, &v, q->r.cmd == KITE_CMD_GAT);
+		else
+			reply_miss(e, q);
+		break;
+	case KITE_CMD_SET:
+	case KITE_CMD_ADD:
+	case KITE_CMD_REPLACE:
+	case KITE_CMD_APPEND:
+	case KITE_CMD_PREPEND:
+		rc = kite_store_store(s, store_mode(q->r.cmd), q->r.key, q->r.keylen, q->hash,
+				      q->r.value, q->r.vallen, q->r.flags, q->r.exptime, q->r.cas,
+				      &cas);
+		/* memcached's binary protocol reports these two as key errors. */
+		if (rc == KITE_STATUS_NOT_STORED && q->r.cmd == KITE_CMD_ADD)
+			rc = KITE_STATUS_KEY_EEXISTS;
+		else if (rc == KITE_STATUS_NOT_STORED && q->r.cmd == KITE_CMD_REPLACE)
+			rc = KITE_STATUS_KEY_ENOENT;
+		reply_status(e, q, rc, cas);
+		break;
+	case KITE_CMD_DELETE:
+		rc = kite_store_delete(s, q->r.key, q->r.keylen, q->hash, q->r.cas);
+		reply_status(e, q, rc, 0);
+		break;
+	case KITE_CMD_INCR:
+	case KITE_CMD_DECR:
+		rc = kite_store_delta(s, q->r.key, q->r.keylen, q->hash, q->r.cmd == KITE_CMD_INCR,
+				      q->r.delta, q->r.initial, q->r.exptime, q->r.cas, &value,
+				      &cas);
+		if (rc == KITE_STATUS_OK && !q->r.quiet) {
+			uint8_t body[8];
+			kite_put64(body, value);
+			respond(e, q, KITE_STATUS_OK, cas, NULL, 0, NULL, 0, body, sizeof(body));
+		} else if (rc != KITE_STATUS_OK) {
+			respond_err(e, q, (uint8_t)rc);
+		}
+		break;
+	case KITE_CMD_FLUSH:
+		for (uint32_t p = e->conf.self; p < e->conf.map.partitions;
+		     p += e->conf.map.workers)
+			if (e->conf.parts[p] != NULL)
+				kite_store_flush(e->conf.parts[p], q->r.exptime);
+		if (d->home && !q->r.quiet)
+			respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+		break;
+	case KITE_CMD_NOOP:
+		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+		break;
+	case KITE_CMD_VERSION:
+		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, KITE_VERSION,
+			(uint32_t)strlen(KITE_VERSION));
+		break;
+	case KITE_CMD_STAT:
+		exec_stat(e, q, now);
+		break;
+	case KITE_CMD_QUIT:
+		if (!q->r.quiet)
+			respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+		break;
+	default:
+		respond_err(e, q, KITE_STATUS_UNKNOWN_COMMAND);
+		break;
+	}
+}
+
+static void
+execute(struct kite_engine *e)
+{
+	for (unsigned int i = 0; i < e->nent; i++)
+		exec_one(e, i, e->now);
+	e->nent = 0;
+}
+
+void
+kite_engine_process(struct kite_engine *e, struct kite_engine_dgram *d, unsigned int n)
+{
+	e->burst = d;
+	e->nent = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		e->conf.stats->rx_dgrams += d[i].home;
+		parse_dgram(e, i);
+	}
+	execute(e);
+	close_dgram(e);
+	e->burst = NULL;
+}

@@ -28,12 +28,12 @@ struct kite_net_conf {
 	uint32_t netmask;          /**< host order */
 	uint16_t udp_port;         /**< base UDP port (11211) */
 	uint16_t udp_ports;        /**< ports served: udp_port .. udp_port + udp_ports - 1 */
-	uint16_t mtu;              /**< IP MTU (1500) */
+	uint16_t mtu;              /**< IP MTU (1500); 0 selects 1500 */
 	bool rx_l4_csum_offload;   /**< trust RTE_MBUF_F_RX_L4_CKSUM_* flags */
 	bool rx_ip_csum_offload;   /**< trust RTE_MBUF_F_RX_IP_CKSUM_* flags */
 	bool tx_csum_offload;      /**< let the port fill IPv4/UDP checksums */
-	uint32_t frag_max_flows;   /**< reassembly table size (datagrams in flight) */
-	uint32_t frag_timeout_ms;  /**< a datagram's fragments must arrive within this */
+	uint32_t frag_max_flows;   /**< reassembly table size (datagrams in flight); 0: 1024 */
+	uint32_t frag_timeout_ms;  /**< a datagram's fragments must arrive within this; 0: 2000 */
 	int socket_id;             /**< NUMA node of the reassembly table */
 };
 
@@ -89,7 +89,12 @@ struct kite_net_udp {
 
 struct kite_net;
 
-/** Create a worker's context. @return NULL with rte_errno set. */
+/**
+ * Create a worker's context.
+ * @return NULL with rte_errno set: EINVAL for a bad conf (MAC not unicast,
+ * IP 0 or multicast, netmask not contiguous, port range empty or past 65535,
+ * mtu below 68, frag_max_flows above 2^20), ENOMEM.
+ */
 struct kite_net *kite_net_create(const struct kite_net_conf *conf, unsigned int worker);
 
 /** Free a context and anything its reassembly table holds. */
@@ -99,6 +104,11 @@ void kite_net_free(struct kite_net *n);
  * Classify one received packet. For KITE_NET_UDP, *m may have been
  * replaced by a reassembled (possibly multi-segment) mbuf. tsc is the
  * current rte_rdtsc() value (fragment timeouts).
+ *
+ * KITE_NET_HELD means the packet is no longer the caller's: the reassembly
+ * table keeps (or has already freed) a fragment, and ARP replies to us are
+ * freed once learned. KITE_NET_DROP leaves *m (which may be a reassembled
+ * chain) for the caller to free. NULL arguments give KITE_NET_DROP, uncounted.
  */
 enum kite_net_verdict kite_net_rx(struct kite_net *n, struct rte_mbuf **m, uint64_t tsc,
 				  struct kite_net_udp *u);
@@ -108,7 +118,8 @@ enum kite_net_verdict kite_net_rx(struct kite_net *n, struct rte_mbuf **m, uint6
  * reply (which must have KITE_NET_HDR_LEN bytes of headroom), addressed
  * back to the sender described by u, from dst_ip:dst_port. Fills checksums
  * or the offload flags.
- * @return 0, or -ENOSPC when there is no headroom.
+ * @return 0, or -ENOSPC when there is no headroom, -EMSGSIZE when the
+ * payload does not fit one IPv4 datagram, -EINVAL for NULL arguments.
  */
 int kite_net_udp_reply(struct kite_net *n, struct rte_mbuf *reply, const struct kite_net_udp *u);
 
@@ -120,14 +131,16 @@ int kite_net_arp_lookup(const struct kite_net *n, uint32_t ip, struct rte_ether_
 
 /**
  * Build a broadcast ARP request for ip into m (to resolve a peer).
- * @return 0 or -ENOSPC.
+ * m must be empty (as rte_pktmbuf_alloc() returns it); the frame is padded
+ * to the 60-byte Ethernet minimum.
+ * @return 0 or -ENOSPC; -EINVAL for NULL arguments, ip 0 or a non-empty m.
  */
 int kite_net_arp_request(struct kite_net *n, struct rte_mbuf *m, uint32_t ip);
 
 /** The context's counters. */
 const struct kite_net_stats *kite_net_stats(const struct kite_net *n);
 
-/** Name of a drop reason, for stats output. */
+/** Name of a drop reason, for stats output ("unknown" when out of range). */
 const char *kite_net_drop_name(enum kite_net_drop r);
 
 #endif /* KITE_NET_H */

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef KITED_CONFIG_H
+#define KITED_CONFIG_H
+
+/**
+ * @file
+ * kited's options: one X-macro table generates the struct, the defaults,
+ * the config-file keys, the command-line flags, --help and
+ * --describe-config, so they cannot drift apart.
+ *
+ * Filled defaults -> file (--config) -> command line, validated once,
+ * read-only afterwards.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define KITED_STR_MAX 256
+
+/*
+ * X(key, type, field, default, min, max, help)
+ * Types: STR (string), U32, SIZE (bytes; K/M/G suffixes), IPV4, BOOL.
+ */
+#define KITED_OPTIONS(X)                                                                         \
+	X("port", STR, port, "0", 0, 0,                                                          \
+	  "DPDK port: a port id, a device name, or a vdev spec to hot-plug "                     \
+	  "(e.g. net_af_packet0,iface=veth0)")                                                   \
+	X("ip", IPV4, ip, "198.18.0.2", 0, 0, "IPv4 address the node answers on")                \
+	X("netmask", IPV4, netmask, "255.255.255.252", 0, 0, "netmask of that address")          \
+	X("udp-port", U32, udp_port, "11211", 1, 65535, "base UDP port (partition p: base + p)") \
+	X("workers", U32, workers, "1", 1, 64, "worker lcores, one RX/TX queue each")            \
+	X("partitions", U32, partitions, "4", 1, 256, "partitions per worker")                   \
+	X("memory", SIZE, memory, "64M", 1 << 20, UINT64_C(1) << 40,                             \
+	  "item memory budget for the whole node (split evenly over partitions)")                \
+	X("max-item-size", SIZE, max_item_size, "1M", 64, 1 << 20, "largest value accepted")     \
+	X("mtu", U32, mtu, "1500", 576, 9000, "IP MTU; reply datagrams are cut to fit")          \
+	X("burst", U32, burst, "32", 1, 64, "packets per rx_burst")                              \
+	X("idle-polls", U32, idle_polls, "256", 0, 1000000000,                                   \
+	  "empty polls before a worker starts sleeping")                                         \
+	X("idle-sleep-us", U32, idle_sleep_us, "50", 0, 100000,                                  \
+	  "sleep per empty poll once idle (0: busy-poll, for benchmarks)")                       \
+	X("stats-interval", U32, stats_interval, "10", 0, 86400,                                 \
+	  "seconds between stats lines in the log (0: off)")                                     \
+	X("rx-desc", U32, rx_desc, "1024", 64, 16384, "RX descriptors per queue")                \
+	X("tx-desc", U32, tx_desc, "1024", 64, 16384, "TX descriptors per queue")                \
+	X("mbufs", U32, mbufs, "16383", 1023, 4194303, "mbufs in the packet pool")               \
+	X("handoff-ring", U32, handoff_ring, "4096", 64, 1048576,                                \
+	  "slots of each worker's handoff ring (power of two)")                                  \
+	X("frag-flows", U32, frag_flows, "1024", 16, 65536,                                      \
+	  "IP datagrams being reassembled at once, per worker")                                  \
+	X("frag-timeout-ms", U32, frag_timeout_ms, "2000", 10, 60000,                            \
+	  "time allowed for all fragments of a datagram")                                        \
+	X("steer", STR, steer, "auto", 0, 0, "steering mode: auto, flow, rss or handoff")        \
+	X("pid-file", STR, pid_file, "", 0, 0, "write the process id here (removed on exit)")
+
+struct kited_config {
+#define KITED_FIELD_STR(f)  char f[KITED_STR_MAX];
+#define KITED_FIELD_U32(f)  uint32_t f;
+#define KITED_FIELD_SIZE(f) uint64_t f;
+#define KITED_FIELD_IPV4(f) uint32_t f; /* host order */
+#define KITED_FIELD_BOOL(f) bool f;
+#define KITED_FIELD(key, type, field, def, min, max, help) KITED_FIELD_##type(field)
+	KITED_OPTIONS(KITED_FIELD)
+#undef KITED_FIELD
+};
+
+/** Result of kited_config_parse_args(). */
+enum kited_parse {
+	KITED_PARSE_RUN = 0, /**< start the node */
+	KITED_PARSE_EXIT,    /**< --help or --describe-config printed: exit 0 */
+	KITED_PARSE_ERROR,   /**< message in err: exit 2 */
+};
+
+/** Fill every option with its default. */
+void kited_config_defaults(struct kited_config *c);
+
+/** Set one option by key from a string. @return 0 or -EINVAL (message in err). */
+int kited_config_set(struct kited_config *c, const char *key, const char *value, char *err,
+		     size_t errlen);
+
+/**
+ * Load a config file: `key = value` lines, `#` or `;` comments, INI
+ * `[section]` headers allowed and ignored. @return 0 or -errno (message in err).
+ */
+int kited_config_load(struct kited_config *c, const char *path, char *err, size_t errlen);
+
+/**
+ * Apply defaults, then --config FILE, then the other flags (the kite
+ * arguments after EAL's `--`), then validate.
+ */
+enum kited_parse kited_config_parse_args(struct kited_config *c, int argc, char **argv,
+					 FILE *out, char *err, size_t errlen);
+
+/** Cross-option checks. @return 0 or -EINVAL (message in err). */
+int kited_config_validate(const struct kited_config *c, char *err, size_t errlen);
+
+/** Print --help. */
+void kited_config_usage(FILE *f, const char *prog);
+
+/** Print every option with its default and range (--describe-config). */
+void kited_config_describe(FILE *f);
+
+/** Print the effective configuration as a loadable file. */
+void kited_config_dump(FILE *f, const struct kited_config *c);
+
+#endif /* KITED_CONFIG_H */

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef KITED_H
+#define KITED_H
+
+/* State shared by kited's main, port, worker and control code. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_ether.h>
+#include <rte_log.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include "config.h"
+#include "kite_engine.h"
+#include "kite_net.h"
+#include "kite_stats.h"
+#include "kite_steer.h"
+#include "kite_store.h"
+
+extern int kited_logtype;
+#define KLOG(level, fmt, ...) \
+	rte_log(RTE_LOG_##level, kited_logtype, "kited: " fmt "\n", ##__VA_ARGS__)
+
+/* Set by the signal handler only; everything polls it. */
+extern volatile bool force_quit;
+
+/* What a handed-off mbuf carries in its private area. */
+struct handoff_meta {
+	struct kite_net_udp u;
+};
+
+/* Per-datagram context for the engine's reply callbacks. */
+struct dgram_ctx {
+	struct worker *w;
+	struct rte_mbuf *m;     /* the request */
+	struct kite_net_udp u;  /* its sender */
+};
+
+struct worker {
+	uint16_t id;
+	unsigned int lcore;
+	int socket;
+	uint16_t port;
+	uint16_t queue;
+	struct node *node;
+	struct kite_engine *engine;
+	struct kite_net *net;
+	struct kite_worker_stats *stats;
+	struct rte_ring *handoff; /* datagrams other workers route here */
+	uint8_t *scratch;         /* linear copies of multi-segment datagrams */
+	/* Reply mbufs of the request datagram being answered. */
+	struct rte_mbuf *pend[KITE_ENGINE_MAX_REPLY_DGRAMS];
+	/* Packets waiting for tx_burst. */
+	unsigned int ntx;
+	struct rte_mbuf *tx[512];
+};
+
+struct node {
+	struct kited_config cfg;
+	uint16_t port;
+	bool port_started;
+	struct rte_ether_addr mac;
+	struct kite_net_conf netconf;
+	enum kite_steer_mode steer;
+	struct kite_steer_map map;
+	struct rte_mempool *pool;
+	uint16_t max_payload;
+	uint32_t started;
+	uint64_t tsc_hz;
+	uint64_t start_tsc;
+	unsigned int n_parts;
+	struct kite_store **parts;
+	unsigned int n_workers;
+	struct worker *workers;
+	struct kite_worker_stats **wstats;
+	const struct kite_net **nets;
+	struct kite_stats_src stats_src;
+	bool main_runs_worker; /* no worker lcores: worker 0 runs on the main lcore */
+};
+
+/* port.c */
+int port_open(struct node *n);
+void port_close(struct node *n);
+
+/* worker.c */
+int worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore);
+void worker_teardown(struct worker *w);
+int worker_main(void *arg);
+/* One poll iteration; returns the packets handled. */
+unsigned int worker_poll(struct worker *w);
+/* Idle-backoff state of a polling loop. */
+struct worker_idle {
+	uint64_t last_tick;
+	uint32_t idle;
+};
+/* Clock tick, one poll, and backoff when idle: one turn of a worker's loop. */
+void worker_iterate(struct worker *w, struct worker_idle *st);
+
+/* control.c */
+void control_loop(struct node *n);
+void control_log_stats(struct node *n, double secs);
+uint32_t node_now(const struct node *n);
+
+#endif /* KITED_H */

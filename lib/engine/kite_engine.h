@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef KITE_ENGINE_H
+#define KITE_ENGINE_H
+
+/**
+ * @file
+ * Executes memcached-binary datagrams against the partitions one worker
+ * owns and writes the reply datagrams.
+ *
+ * The engine is given a burst of request datagrams at a time. It parses
+ * every request of the burst first, then executes them strictly in order;
+ * a run of GET-family requests with no mutation between them is looked up
+ * with one bulk index lookup per partition. Replies to one datagram are
+ * packed into as few reply datagrams as max_payload allows; a response
+ * that does not fit in one datagram continues in the next, and the frame
+ * header of each reply datagram carries its sequence number and the total.
+ * No state crosses datagrams: each one is parsed on its own.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kite_proto.h"
+#include "kite_stats.h"
+#include "kite_steer.h"
+#include "kite_store.h"
+
+/** Most reply datagrams one request datagram may produce (bounds amplification). */
+#define KITE_ENGINE_MAX_REPLY_DGRAMS 1024
+/** Most requests parsed ahead of execution (a burst of 32 x 16 fits). */
+#define KITE_ENGINE_MAX_REQS 512
+
+/** Where reply datagrams go; implemented by the worker (mbufs) or tests. */
+struct kite_engine_out {
+	/**
+	 * Return a buffer for reply datagram number `idx` (0, 1, ...) of the
+	 * request datagram being answered, at least max_payload bytes, or NULL.
+	 */
+	uint8_t *(*alloc)(void *arg, unsigned int idx);
+	/** Reply datagrams 0..n-1 are complete with lens[i] bytes each. */
+	void (*done)(void *arg, unsigned int n, const uint16_t *lens);
+};
+
+/** One request datagram of a burst. */
+struct kite_engine_dgram {
+	const uint8_t *data; /**< UDP payload, frame header first */
+	uint32_t len;
+	bool home;           /**< answers keyless requests (NOOP, VERSION, STAT, QUIT) */
+	void *out_arg;       /**< passed to the out callbacks for this datagram */
+};
+
+/** Engine configuration; arrays are owned by the caller and outlive the engine. */
+struct kite_engine_conf {
+	struct kite_steer_map map;  /**< partitions, workers, base port */
+	uint16_t self;              /**< this worker's number */
+	struct kite_store *const *parts; /**< all partitions by number; only owned ones are touched */
+	uint32_t max_item_size;
+	uint16_t max_payload;       /**< UDP payload bytes per reply datagram (MTU - 28) */
+	struct kite_worker_stats *stats;
+	const struct kite_stats_src *stats_src; /**< for STAT; NULL: STAT answers only the terminator */
+	struct kite_engine_out out;
+};
+
+struct kite_engine;
+
+/** Create an engine for one worker. @return NULL with rte_errno set. */
+struct kite_engine *kite_engine_create(const struct kite_engine_conf *conf, int socket_id);
+
+/** Free an engine. */
+void kite_engine_free(struct kite_engine *e);
+
+/** Set the clock of every owned partition (unix seconds). */
+void kite_engine_set_time(struct kite_engine *e, uint32_t now);
+
+/**
+ * Which workers must see this datagram: a bitmask (bit w = worker w) of the
+ * owners of its keyed requests, with every worker for a FLUSH. Bit `self`
+ * is set for keyless requests. A datagram that cannot be framed gives the
+ * bit of `self` alone so that its drop is counted where it arrived.
+ */
+uint64_t kite_engine_route(const struct kite_engine *e, const uint8_t *data, uint32_t len);
+
+/**
+ * Execute a burst of datagrams in order and write their replies. Requests
+ * whose partition this worker does not own are skipped (and counted);
+ * their owner answers them.
+ */
+void kite_engine_process(struct kite_engine *e, struct kite_engine_dgram *d, unsigned int n);
+
+#endif /* KITE_ENGINE_H */
