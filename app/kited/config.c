@@ -75,7 +75,10 @@ parse_size(const char *s, uint64_t *out)
 	default:
 		break;
 	}
-	if (toupper((unsigned char)*end) == 'B' || toupper((unsigned char)*end) == 'I')
+	/* Accept "M", "MB" and "MiB" alike. */
+	if (shift && toupper((unsigned char)*end) == 'I')
+		end++;
+	if (toupper((unsigned char)*end) == 'B')
 		end++;
 	if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
 		return -EINVAL;

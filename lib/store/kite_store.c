@@ -1,1 +1,1008 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+
+/*
+ * One cache partition: an rte_hash index over a circular item log, with a
+ * CLOCK hand at the log's tail (design in kite_store.h).
+ *
+ * Invariants the code relies on:
+ *  - the index holds exactly the items with ITEM_LIVE set, each under its
+ *    64-bit key hash, with the item's address as data;
+ *  - records between tail and head are contiguous, 8-byte aligned and never
+ *    cross the region's end (a filler pads to the end instead);
+ *  - the free gap always runs from head to tail, so it directly precedes
+ *    the item under the hand, which is what makes moving that item to the
+ *    head a single memmove even when source and destination overlap.
+ *
+ * Only kite_store_create() allocates or logs; every other function is
+ * data-path code.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include <rte_common.h>
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_log.h>
+#include <rte_malloc.h>
+#include <rte_prefetch.h>
+
+#include "kite_proto.h"
+#include "kite_store.h"
+#include "kite_store_priv.h"
+
+/* DPDK's build passes the logtype name per library; ours may not yet. */
+#ifndef RTE_LOG_DEFAULT_LOGTYPE
+#define RTE_LOG_DEFAULT_LOGTYPE kite.store
+#endif
+RTE_LOG_REGISTER_DEFAULT(kite_store_logtype, NOTICE);
+#define STORE_LOG(level, fmt, ...)                                                     \
+	rte_log(RTE_LOG_##level, kite_store_logtype, "kite_store: " fmt "\n", ##__VA_ARGS__)
+
+/* Smallest accepted region; below this a single large key could not fit. */
+#define STORE_MIN_MEM 4096u
+/* Default index size: one entry per this many bytes of log. */
+#define STORE_BYTES_PER_ENTRY 128u
+#define STORE_MIN_ENTRIES 1024u
+/* rte_hash refuses fewer entries than one bucket holds. */
+#define STORE_INDEX_MIN 8u
+/* max_item_size 0 means memcached's default item size limit (-I 1m). */
+#define STORE_DEFAULT_MAX_ITEM (1024u * 1024u)
+/*
+ * rte_hash names its free-slot ring "HT_<name>" and a ring name holds at
+ * most RTE_RING_NAMESIZE - 1 = 28 characters: longer names would be
+ * silently truncated and could collide.
+ */
+#define STORE_NAME_MAX 25
+/* Longest decimal of a uint64_t. */
+#define DEC_MAX 20
+
+/*
+ * The index key already is a strong keyed hash, so rte_hash's signature is
+ * a cheap fold of it. All index calls pass it precomputed (the *_with_hash
+ * variants), which skips an indirect call per operation; rte_hash itself
+ * only calls this from its hash-less API, kept consistent for that case.
+ */
+static inline hash_sig_t
+fold(uint64_t h)
+{
+	return (hash_sig_t)(h ^ (h >> 32));
+}
+
+static uint32_t
+fold_hash_func(const void *key, uint32_t key_len, uint32_t init_val)
+{
+	uint64_t h;
+
+	RTE_SET_USED(key_len);
+	memcpy(&h, key, sizeof(h));
+	return fold(h) ^ init_val;
+}
+
+static inline uint8_t *
+item_key(struct item *it)
+{
+	return it->data;
+}
+
+static inline uint8_t *
+item_value(struct item *it)
+{
+	return it->data + it->keylen;
+}
+
+static inline bool
+key_eq(const struct item *it, const void *key, uint16_t keylen)
+{
+	return it->keylen == keylen && (keylen == 0 || memcmp(it->data, key, keylen) == 0);
+}
+
+static inline bool
+is_expired(const struct kite_store *s, const struct item *it)
+{
+	return it->exptime != 0 && it->exptime <= s->now;
+}
+
+static inline bool
+is_flushed(const struct kite_store *s, const struct item *it)
+{
+	return (it->cas >> 16) <= s->flush_seq;
+}
+
+static inline uint64_t
+next_cas(struct kite_store *s)
+{
+	return (++s->cas_seq << 16) | s->id;
+}
+
+/* Protocol expiry to absolute unix seconds, as memcached's realtime(). */
+static inline uint32_t
+abs_time(const struct kite_store *s, uint32_t exptime)
+{
+	uint64_t t;
+
+	if (exptime == 0)
+		return 0;
+	/* Past absolute times stay in the past: the item is born expired. */
+	if (exptime > KITE_REALTIME_MAXDELTA)
+		return exptime;
+	t = (uint64_t)s->now + exptime;
+	return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
+static inline void
+fill_view(struct item *it, struct kite_item_view *v)
+{
+	v->value = item_value(it);
+	v->vallen = it->vallen;
+	v->flags = it->flags;
+	v->cas = it->cas;
+}
+
+static inline void
+advance_tail(struct kite_store *s, uint32_t total)
+{
+	s->tail += total;
+	s->tail_off += total;
+	if (s->tail_off == s->size)
+		s->tail_off = 0;
+}
+
+static inline void
+advance_head(struct kite_store *s, uint64_t total)
+{
+	s->head += total;
+	s->head_off += total;
+	if (s->head_off == s->size)
+		s->head_off = 0;
+}
+
+static inline struct item *
+index_get(const struct kite_store *s, uint64_t hash)
+{
+	void *data;
+
+	if (rte_hash_lookup_with_hash_data(s->index, &hash, fold(hash), &data) < 0)
+		return NULL;
+	return data;
+}
+
+/* Take a live item out of the index; its record becomes garbage in the log. */
+static void
+unlink_item(struct kite_store *s, struct item *it)
+{
+	rte_hash_del_key_with_hash(s->index, &it->hash, fold(it->hash));
+	it->iflags &= ~ITEM_LIVE;
+	s->st.curr_items--;
+	s->st.bytes -= it->total;
+}
+
+/* Unlink an item found expired or flushed by a lookup (memcached's do_item_get). */
+static void
+unlink_stale(struct kite_store *s, struct item *it)
+{
+	if (is_flushed(s, it)) {
+		s->st.get_flushed++;
+	} else {
+		s->st.get_expired++;
+		if (!(it->iflags & ITEM_FETCHED))
+			s->st.expired_unfetched++;
+	}
+	unlink_item(s, it);
+}
+
+/*
+ * Look a key up with lazy expiry. Returns the live, matching item or NULL.
+ * *slot receives what the index holds for the hash afterwards: the item,
+ * another key's item sharing the hash, or NULL; a store replaces it.
+ */
+static struct item *
+find(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash, struct item **slot)
+{
+	struct item *it = index_get(s, hash);
+
+	*slot = it;
+	if (it == NULL || !key_eq(it, key, keylen))
+		return NULL;
+	if (is_flushed(s, it) || is_expired(s, it)) {
+		unlink_stale(s, it);
+		*slot = NULL;
+		return NULL;
+	}
+	return it;
+}
+
+/* Pad the log from the head to the region's end; the head wraps to 0. */
+static void
+write_filler(struct kite_store *s)
+{
+	struct item *f = (struct item *)(s->log + s->head_off);
+	uint64_t len = s->size - s->head_off;
+
+	/* Only the first 8 bytes: a filler may be that short. */
+	f->total = (uint32_t)len;
+	f->keylen = 0;
+	f->iflags = ITEM_FILLER;
+	f->rsvd = 0;
+	advance_head(s, len);
+}
+
+/*
+ * Move the item under the hand to the head. The free gap runs from head to
+ * tail, i.e. it ends exactly where this item starts, so the destination
+ * lies in gap + item and memmove copes with any overlap. Only when the gap
+ * wraps past the region's end can the item not fit before the end; the
+ * gap's piece up to the end then becomes a filler and the item goes to 0.
+ * Returns the new address.
+ */
+static struct item *
+move_to_head(struct kite_store *s, struct item *it)
+{
+	uint32_t total = it->total;
+	struct item *n;
+
+	if (s->head_off + total > s->size)
+		write_filler(s);
+	n = (struct item *)(s->log + s->head_off);
+	if (n != it)
+		memmove(n, it, total);
+	advance_head(s, total);
+	advance_tail(s, total);
+	/* The key is present, so this only rewrites its data: no -ENOSPC. */
+	if (rte_hash_add_key_with_hash_data(s->index, &n->hash, fold(n->hash), n) < 0) {
+		rte_hash_del_key_with_hash(s->index, &n->hash, fold(n->hash));
+		n->iflags &= ~ITEM_LIVE;
+		s->st.curr_items--;
+		s->st.bytes -= total;
+		s->st.evictions++;
+		return NULL;
+	}
+	return n;
+}
+
+/*
+ * One step of the CLOCK hand at the tail. *moved counts bytes given a
+ * second chance during this allocation: once it reaches the log's size the
+ * hand has been all the way round and from then on only evicts, which
+ * bounds an allocation to two passes. keep/pin: see make_room().
+ * @return 0, or -ENOMEM when only the pinned item is left to move and the
+ * budget is spent.
+ */
+static int
+hand_step(struct kite_store *s, uint64_t *moved, struct item **keep, bool pin)
+{
+	struct item *it = (struct item *)(s->log + s->tail_off);
+	bool kept = keep != NULL && it == *keep;
+
+	if (!(it->iflags & ITEM_LIVE)) {
+		advance_tail(s, it->total);
+		return 0;
+	}
+	if (kept && pin) {
+		if (*moved >= s->size)
+			return -ENOMEM;
+		*moved += it->total;
+		*keep = move_to_head(s, it);
+		return *keep == NULL ? -ENOMEM : 0;
+	}
+	if (is_flushed(s, it) || is_expired(s, it)) {
+		if (!is_flushed(s, it) && !(it->iflags & ITEM_FETCHED))
+			s->st.expired_unfetched++;
+		s->st.reclaimed++;
+	} else if ((it->iflags & ITEM_REF) && *moved < s->size) {
+		it->iflags &= ~ITEM_REF;
+		*moved += it->total;
+		s->st.reinserted++;
+		it = move_to_head(s, it);
+		if (kept)
+			*keep = it;
+		return 0;
+	} else {
+		s->st.evictions++;
+		if (!(it->iflags & ITEM_FETCHED))
+			s->st.evicted_unfetched++;
+	}
+	if (kept)
+		*keep = NULL;
+	unlink_item(s, it);
+	advance_tail(s, it->total);
+	return 0;
+}
+
+/*
+ * Make need bytes free and contiguous at the head. keep, if not NULL,
+ * points to an item the caller still uses: if the hand moves it the
+ * pointer follows; if it is dropped the pointer becomes NULL. With pin the
+ * hand never drops it (APPEND still has to read the old value); the caller
+ * has checked that both fit in the region.
+ */
+static int
+make_room(struct kite_store *s, uint64_t need, struct item **keep, bool pin)
+{
+	uint64_t moved = 0;
+
+	for (;;) {
+		uint64_t used = s->head - s->tail;
+		uint64_t contig;
+
+		/* An empty log may restart anywhere: use all of it. */
+		if (used == 0)
+			s->head_off = s->tail_off = 0;
+		contig = s->size - s->head_off;
+		if (need <= contig) {
+			if (s->size - used >= need)
+				return 0;
+		} else if (s->size - used >= contig + need) {
+			/* The gap wraps and its part from 0 is large enough. */
+			write_filler(s);
+			continue;
+		}
+		if (used == 0 || hand_step(s, &moved, keep, pin) < 0)
+			return -ENOMEM;
+	}
+}
+
+/*
+ * Reserve a record at the head and fill the fixed part of its header.
+ * The item is not linked yet (iflags 0), so the hand treats it as garbage
+ * if it is abandoned. Returns NULL when it cannot fit.
+ */
+static struct item *
+alloc_item(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+	   uint32_t vallen, struct item **keep, bool pin)
+{
+	uint64_t total = kite_store__item_size(keylen, vallen);
+	struct item *it;
+
+	if (total > s->size)
+		return NULL;
+	if (pin && total + (*keep)->total > s->size)
+		return NULL;
+	if (make_room(s, total, keep, pin) < 0)
+		return NULL;
+	it = (struct item *)(s->log + s->head_off);
+	advance_head(s, total);
+	it->total = (uint32_t)total;
+	it->keylen = keylen;
+	it->iflags = 0;
+	it->rsvd = 0;
+	it->vallen = vallen;
+	it->time = s->now;
+	it->hash = hash;
+	if (keylen != 0)
+		memcpy(item_key(it), key, keylen);
+	return it;
+}
+
+/*
+ * Evict the oldest live item for index space, never going past the new,
+ * not yet linked item nit. @return false when nothing is left to evict.
+ */
+static bool
+evict_for_index(struct kite_store *s, const struct item *nit)
+{
+	for (;;) {
+		struct item *it = (struct item *)(s->log + s->tail_off);
+
+		if (it == nit)
+			return false;
+		if (it->iflags & ITEM_LIVE) {
+			if (is_flushed(s, it) || is_expired(s, it)) {
+				if (!is_flushed(s, it) && !(it->iflags & ITEM_FETCHED))
+					s->st.expired_unfetched++;
+				s->st.reclaimed++;
+			} else {
+				s->st.evictions++;
+				s->st.index_full++;
+				if (!(it->iflags & ITEM_FETCHED))
+					s->st.evicted_unfetched++;
+			}
+			unlink_item(s, it);
+			advance_tail(s, it->total);
+			return true;
+		}
+		advance_tail(s, it->total);
+	}
+}
+
+/*
+ * Link a freshly written item, replacing slot (the index's current item
+ * for the hash, or NULL). Gives the item its CAS.
+ */
+static int
+link_item(struct kite_store *s, struct item *it, struct item *slot)
+{
+	int ret;
+
+	it->cas = next_cas(s);
+	ret = rte_hash_add_key_with_hash_data(s->index, &it->hash, fold(it->hash), it);
+	/* Cuckoo displacement failed: free index slots from the tail. */
+	while (ret == -ENOSPC && evict_for_index(s, it))
+		ret = rte_hash_add_key_with_hash_data(s->index, &it->hash, fold(it->hash), it);
+	if (ret < 0) {
+		s->st.store_no_memory++;
+		return KITE_STATUS_ENOMEM;
+	}
+	it->iflags = ITEM_LIVE;
+	if (slot != NULL) {
+		/* Its index entry now points at it; only the log record dies. */
+		slot->iflags &= ~ITEM_LIVE;
+		s->st.curr_items--;
+		s->st.bytes -= slot->total;
+	}
+	s->st.curr_items++;
+	s->st.bytes += it->total;
+	s->st.total_items++;
+	return KITE_STATUS_OK;
+}
+
+/* Decimal of v into buf (DEC_MAX bytes, not terminated); returns its length. */
+static uint32_t
+u64_dec(char *buf, uint64_t v)
+{
+	char tmp[DEC_MAX];
+	uint32_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* C-locale isspace(), as strtoull() and memcached's xisspace() see it. */
+static inline bool
+is_space(uint8_t c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/*
+ * Parse a stored value the way memcached 1.6's safe_strtoull() parses the
+ * item data (which memcached follows with "\r\n"): optional leading
+ * whitespace, an optional sign, at least one decimal digit, no overflow,
+ * then the end of the value, a whitespace or a NUL byte. Like strtoull a
+ * '-' negates modulo 2^64, and like safe_strtoull only results that are
+ * negative as int64 are rejected, so "-0" parses as 0.
+ */
+static bool
+parse_u64(const uint8_t *p, uint32_t len, uint64_t *out)
+{
+	const uint8_t *end = p + len, *digits;
+	bool neg = false;
+	uint64_t v = 0;
+
+	while (p < end && is_space(*p))
+		p++;
+	if (p < end && (*p == '+' || *p == '-')) {
+		neg = *p == '-';
+		p++;
+	}
+	digits = p;
+	while (p < end && *p >= '0' && *p <= '9') {
+		uint64_t d = (uint64_t)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+		p++;
+	}
+	if (p == digits)
+		return false;
+	if (p < end && !is_space(*p) && *p != '\0')
+		return false;
+	if (neg) {
+		v = -v;
+		if ((int64_t)v < 0)
+			return false;
+	}
+	*out = v;
+	return true;
+}
+
+struct kite_store *
+kite_store_create(const struct kite_store_params *p)
+{
+	struct rte_hash_parameters hp = { 0 };
+	struct kite_store *s = NULL;
+	uint64_t entries;
+
+	if (p == NULL || p->name == NULL || p->name[0] == '\0') {
+		rte_errno = EINVAL;
+		return NULL;
+	}
+	if (strlen(p->name) > STORE_NAME_MAX) {
+		rte_errno = ENAMETOOLONG;
+		return NULL;
+	}
+	if (p->mem_bytes < STORE_MIN_MEM) {
+		STORE_LOG(ERR, "%s: mem_bytes %" PRIu64 " below %u", p->name, p->mem_bytes,
+			  STORE_MIN_MEM);
+		rte_errno = EINVAL;
+		return NULL;
+	}
+	/* An item's length must fit the 32-bit header field. */
+	if (p->max_item_size > UINT32_MAX - sizeof(struct item) - UINT16_MAX - ITEM_ALIGN) {
+		STORE_LOG(ERR, "%s: max_item_size %u too large", p->name, p->max_item_size);
+		rte_errno = EINVAL;
+		return NULL;
+	}
+	if (p->index_entries != 0 &&
+	    (p->index_entries < STORE_INDEX_MIN || p->index_entries > RTE_HASH_ENTRIES_MAX)) {
+		STORE_LOG(ERR, "%s: index_entries %u out of range", p->name, p->index_entries);
+		rte_errno = EINVAL;
+		return NULL;
+	}
+	if (sodium_init() < 0) {
+		rte_errno = ENOTSUP;
+		return NULL;
+	}
+
+	s = rte_zmalloc_socket("kite_store", sizeof(*s), RTE_CACHE_LINE_SIZE, p->socket_id);
+	if (s == NULL) {
+		rte_errno = ENOMEM;
+		goto fail;
+	}
+	s->log = rte_zmalloc_socket("kite_store_log", p->mem_bytes, RTE_CACHE_LINE_SIZE,
+				    p->socket_id);
+	if (s->log == NULL) {
+		STORE_LOG(ERR, "%s: cannot allocate %" PRIu64 " bytes on socket %d", p->name,
+			  p->mem_bytes, p->socket_id);
+		rte_errno = ENOMEM;
+		goto fail;
+	}
+
+	entries = p->index_entries;
+	if (entries == 0)
+		entries = RTE_MIN(RTE_MAX(p->mem_bytes / STORE_BYTES_PER_ENTRY,
+					  (uint64_t)STORE_MIN_ENTRIES),
+				  (uint64_t)RTE_HASH_ENTRIES_MAX);
+	hp.name = p->name;
+	hp.entries = (uint32_t)entries;
+	hp.key_len = sizeof(uint64_t);
+	hp.hash_func = fold_hash_func;
+	hp.hash_func_init_val = 0;
+	hp.socket_id = p->socket_id;
+	/* One owning lcore: no concurrency flags, no extendable buckets. */
+	hp.extra_flag = 0;
+	s->index = rte_hash_create(&hp);
+	if (s->index == NULL) {
+		/* rte_errno from rte_hash_create (EEXIST for a duplicate name). */
+		int err = rte_errno;
+
+		STORE_LOG(ERR, "%s: rte_hash_create(%" PRIu64 " entries): %s", p->name, entries,
+			  rte_strerror(err));
+		rte_errno = err;
+		goto fail;
+	}
+
+	s->size = RTE_ALIGN_FLOOR(p->mem_bytes, (uint64_t)ITEM_ALIGN);
+	s->max_item_size = p->max_item_size != 0 ? p->max_item_size : STORE_DEFAULT_MAX_ITEM;
+	s->id = p->id;
+	s->now = (uint32_t)time(NULL);
+	if (p->seed != NULL)
+		memcpy(s->seed, p->seed, sizeof(s->seed));
+	else
+		randombytes_buf(s->seed, sizeof(s->seed));
+	s->st.limit_maxbytes = p->mem_bytes;
+	return s;
+
+fail:
+	if (s != NULL) {
+		rte_free(s->log);
+		rte_free(s);
+	}
+	return NULL;
+}
+
+void
+kite_store_free(struct kite_store *s)
+{
+	if (s == NULL)
+		return;
+	rte_hash_free(s->index);
+	rte_free(s->log);
+	sodium_memzero(s->seed, sizeof(s->seed));
+	rte_free(s);
+}
+
+void
+kite_store_set_time(struct kite_store *s, uint32_t now)
+{
+	s->now = now;
+	/*
+	 * A delayed flush takes effect at the first tick at or after its
+	 * time: everything stored until now is flushed by CAS, which is exact
+	 * where comparing store times would also hide items stored during the
+	 * flush's own second.
+	 */
+	if (s->flush_time != 0 && now >= s->flush_time) {
+		s->flush_seq = s->cas_seq;
+		s->flush_time = 0;
+	}
+}
+
+uint64_t
+kite_store_hash(const struct kite_store *s, const void *key, uint16_t keylen)
+{
+	uint8_t out[crypto_shorthash_siphash24_BYTES];
+	uint64_t h;
+
+	crypto_shorthash_siphash24(out, key, keylen, s->seed);
+	memcpy(&h, out, sizeof(h));
+	return h;
+}
+
+int
+kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+	       struct kite_item_view *v)
+{
+	struct item *slot;
+	struct item *it = find(s, key, keylen, hash, &slot);
+
+	if (it == NULL) {
+		s->st.get_misses++;
+		return KITE_STATUS_KEY_ENOENT;
+	}
+	/* Do not dirty the line when the bits are already set. */
+	if ((it->iflags & (ITEM_REF | ITEM_FETCHED)) != (ITEM_REF | ITEM_FETCHED))
+		it->iflags |= ITEM_REF | ITEM_FETCHED;
+	s->st.get_hits++;
+	fill_view(it, v);
+	return KITE_STATUS_OK;
+}
+
+void
+kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint16_t *keylens,
+		    const uint64_t *hashes, unsigned int n, struct kite_item_view *views,
+		    uint8_t *statuses)
+{
+	const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
+	hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
+	void *data[RTE_HASH_LOOKUP_BULK_MAX];
+
+	/* More than one lookup's worth is served in chunks rather than refused. */
+	while (n > 0) {
+		unsigned int m = RTE_MIN(n, (unsigned int)RTE_HASH_LOOKUP_BULK_MAX);
+		uint64_t hits = 0;
+		unsigned int i;
+
+		for (i = 0; i < m; i++) {
+			kp[i] = &hashes[i];
+			sig[i] = fold(hashes[i]);
+		}
+		if (rte_hash_lookup_with_hash_bulk_data(s->index, kp, sig, m, &hits, data) < 0)
+			hits = 0;
+		for (i = 0; i < m; i++)
+			if (hits & (1ULL << i))
+				rte_prefetch0(data[i]);
+		for (i = 0; i < m; i++) {
+			struct item *it = (hits & (1ULL << i)) ? data[i] : NULL;
+
+			/*
+			 * A duplicate key earlier in the batch may have unlinked
+			 * this item as expired: hence the LIVE test.
+			 */
+			if (it == NULL || !(it->iflags & ITEM_LIVE) ||
+			    !key_eq(it, keys[i], keylens[i])) {
+				s->st.get_misses++;
+				statuses[i] = KITE_STATUS_KEY_ENOENT;
+				continue;
+			}
+			if (is_flushed(s, it) || is_expired(s, it)) {
+				unlink_stale(s, it);
+				s->st.get_misses++;
+				statuses[i] = KITE_STATUS_KEY_ENOENT;
+				continue;
+			}
+			if ((it->iflags & (ITEM_REF | ITEM_FETCHED)) != (ITEM_REF | ITEM_FETCHED))
+				it->iflags |= ITEM_REF | ITEM_FETCHED;
+			s->st.get_hits++;
+			fill_view(it, &views[i]);
+			statuses[i] = KITE_STATUS_OK;
+		}
+		keys += m;
+		keylens += m;
+		hashes += m;
+		views += m;
+		statuses += m;
+		n -= m;
+	}
+}
+
+int
+kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+		 uint32_t exptime, struct kite_item_view *v)
+{
+	struct item *slot;
+	struct item *it = find(s, key, keylen, hash, &slot);
+
+	if (it == NULL) {
+		s->st.touch_misses++;
+		return KITE_STATUS_KEY_ENOENT;
+	}
+	it->exptime = abs_time(s, exptime);
+	it->iflags |= ITEM_REF | ITEM_FETCHED;
+	s->st.touch_hits++;
+	fill_view(it, v);
+	return KITE_STATUS_OK;
+}
+
+int
+kite_store_store(struct kite_store *s, enum kite_store_mode mode, const void *key,
+		 uint16_t keylen, uint64_t hash, const void *value, uint32_t vallen,
+		 uint32_t flags, uint32_t exptime, uint64_t cas_in, uint64_t *cas_out)
+{
+	struct item *slot, *old, *it;
+	uint32_t oldlen = 0, newlen = vallen;
+	bool pin = false;
+	int ret;
+
+	if (vallen > s->max_item_size) {
+		s->st.store_too_large++;
+		ret = KITE_STATUS_E2BIG;
+		goto fail_set;
+	}
+	old = find(s, key, keylen, hash, &slot);
+
+	switch (mode) {
+	case KITE_STORE_SET:
+	case KITE_STORE_ADD:
+	case KITE_STORE_REPLACE:
+		/* memcached's binary protocol turns all three into CAS with a cas. */
+		if (cas_in != 0) {
+			if (old == NULL) {
+				s->st.cas_misses++;
+				return KITE_STATUS_KEY_ENOENT;
+			}
+			if (old->cas != cas_in) {
+				s->st.cas_badval++;
+				return KITE_STATUS_KEY_EEXISTS;
+			}
+			s->st.cas_hits++;
+		} else if (mode == KITE_STORE_ADD && old != NULL) {
+			/* A failed ADD still counts as a use, as in memcached. */
+			old->iflags |= ITEM_REF;
+			return KITE_STATUS_KEY_EEXISTS;
+		} else if (mode == KITE_STORE_REPLACE && old == NULL) {
+			return KITE_STATUS_KEY_ENOENT;
+		}
+		exptime = abs_time(s, exptime);
+		break;
+	case KITE_STORE_APPEND:
+	case KITE_STORE_PREPEND:
+		if (old == NULL)
+			return KITE_STATUS_NOT_STORED;
+		if (cas_in != 0 && old->cas != cas_in)
+			return KITE_STATUS_KEY_EEXISTS;
+		if ((uint64_t)old->vallen + vallen > s->max_item_size) {
+			s->st.store_too_large++;
+			return KITE_STATUS_E2BIG;
+		}
+		oldlen = old->vallen;
+		newlen = oldlen + vallen;
+		flags = old->flags;
+		exptime = old->exptime;
+		/* The old value is read after the allocation: keep it alive. */
+		pin = true;
+		break;
+	default:
+		return KITE_STATUS_EINVAL;
+	}
+
+	it = alloc_item(s, key, keylen, hash, newlen, &slot, pin);
+	if (it == NULL) {
+		s->st.store_no_memory++;
+		ret = KITE_STATUS_ENOMEM;
+		goto fail_set;
+	}
+	it->flags = flags;
+	it->exptime = exptime;
+	if (mode == KITE_STORE_APPEND) {
+		memcpy(item_value(it), item_value(slot), oldlen);
+		if (vallen != 0)
+			memcpy(item_value(it) + oldlen, value, vallen);
+	} else if (mode == KITE_STORE_PREPEND) {
+		if (vallen != 0)
+			memcpy(item_value(it), value, vallen);
+		memcpy(item_value(it) + vallen, item_value(slot), oldlen);
+	} else if (vallen != 0) {
+		memcpy(item_value(it), value, vallen);
+	}
+	ret = link_item(s, it, slot);
+	if (ret != KITE_STATUS_OK)
+		goto fail_set;
+	*cas_out = it->cas;
+	return KITE_STATUS_OK;
+
+fail_set:
+	/*
+	 * memcached drops the old value when a SET cannot be stored, so a
+	 * client never reads data it tried to overwrite.
+	 */
+	if (mode == KITE_STORE_SET) {
+		old = find(s, key, keylen, hash, &slot);
+		if (old != NULL)
+			unlink_item(s, old);
+	}
+	return ret;
+}
+
+int
+kite_store_delete(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+		  uint64_t cas_in)
+{
+	struct item *slot;
+	struct item *it = find(s, key, keylen, hash, &slot);
+
+	if (it == NULL) {
+		s->st.delete_misses++;
+		return KITE_STATUS_KEY_ENOENT;
+	}
+	if (cas_in != 0 && cas_in != it->cas)
+		return KITE_STATUS_KEY_EEXISTS;
+	unlink_item(s, it);
+	s->st.delete_hits++;
+	return KITE_STATUS_OK;
+}
+
+int
+kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+		 bool incr, uint64_t delta, uint64_t initial, uint32_t exptime, uint64_t cas_in,
+		 uint64_t *value_out, uint64_t *cas_out)
+{
+	struct item *slot, *it;
+	struct item *old = find(s, key, keylen, hash, &slot);
+	char dec[DEC_MAX];
+	uint32_t flags, len;
+	uint64_t v;
+	int ret;
+
+	if (old == NULL) {
+		/* memcached creates even when a cas was given. */
+		if (exptime == KITE_DELTA_NO_CREATE) {
+			if (incr)
+				s->st.incr_misses++;
+			else
+				s->st.decr_misses++;
+			return KITE_STATUS_KEY_ENOENT;
+		}
+		v = initial;
+		flags = 0;
+		exptime = abs_time(s, exptime);
+	} else {
+		if (cas_in != 0 && cas_in != old->cas)
+			return KITE_STATUS_KEY_EEXISTS;
+		if (!parse_u64(item_value(old), old->vallen, &v))
+			return KITE_STATUS_DELTA_BADVAL;
+		if (incr) {
+			v += delta;
+			s->st.incr_hits++;
+		} else {
+			v = delta > v ? 0 : v - delta;
+			s->st.decr_hits++;
+		}
+		len = u64_dec(dec, v);
+		if (len <= old->vallen) {
+			/* Rewrite in place, space-padded to the old length, as memcached. */
+			memcpy(item_value(old), dec, len);
+			memset(item_value(old) + len, ' ', old->vallen - len);
+			old->cas = next_cas(s);
+			old->time = s->now;
+			old->iflags |= ITEM_REF;
+			*value_out = v;
+			*cas_out = old->cas;
+			return KITE_STATUS_OK;
+		}
+		flags = old->flags;
+		exptime = old->exptime;
+	}
+
+	len = u64_dec(dec, v);
+	it = alloc_item(s, key, keylen, hash, len, &slot, false);
+	if (it == NULL) {
+		s->st.store_no_memory++;
+		return KITE_STATUS_ENOMEM;
+	}
+	it->flags = flags;
+	it->exptime = exptime;
+	memcpy(item_value(it), dec, len);
+	ret = link_item(s, it, slot);
+	if (ret != KITE_STATUS_OK)
+		return ret;
+	*value_out = v;
+	*cas_out = it->cas;
+	return KITE_STATUS_OK;
+}
+
+void
+kite_store_flush(struct kite_store *s, uint32_t exptime)
+{
+	uint32_t t = abs_time(s, exptime);
+
+	/* A new flush replaces a pending delayed one, as in memcached. */
+	if (t == 0 || t <= s->now) {
+		s->flush_seq = s->cas_seq;
+		s->flush_time = 0;
+	} else {
+		s->flush_time = t;
+	}
+}
+
+void
+kite_store_stats_get(const struct kite_store *s, struct kite_store_stats *st)
+{
+	*st = s->st;
+}
+
+void
+kite_store_prefetch(const struct kite_store *s, uint64_t hash)
+{
+	/*
+	 * DPDK 22.11's rte_hash exposes neither its bucket array nor a
+	 * prefetch call (struct rte_hash is private to rte_cuckoo_hash.c), so
+	 * there is nothing to prefetch before the lookup; the bulk lookup
+	 * prefetches buckets itself. Kept so the engine's staging stays
+	 * independent of the index implementation.
+	 */
+	RTE_SET_USED(s);
+	RTE_SET_USED(hash);
+}
+
+uint64_t
+kite_store__log_used(const struct kite_store *s)
+{
+	return s->head - s->tail;
+}
+
+int
+kite_store__check(const struct kite_store *s)
+{
+	uint64_t pos = s->tail, off = s->tail_off, live = 0, bytes = 0;
+
+	if (s->head - s->tail > s->size || s->head < s->tail)
+		return -__LINE__;
+	if (s->tail_off >= s->size || s->head_off >= s->size)
+		return -__LINE__;
+	if (s->tail_off % ITEM_ALIGN != 0 || s->head_off % ITEM_ALIGN != 0)
+		return -__LINE__;
+	while (pos != s->head) {
+		const struct item *it = (const struct item *)(s->log + off);
+
+		if (it->total < ITEM_ALIGN || it->total % ITEM_ALIGN != 0 ||
+		    off + it->total > s->size || pos + it->total > s->head)
+			return -__LINE__;
+		if (it->iflags & ITEM_FILLER) {
+			if (off + it->total != s->size)
+				return -__LINE__;
+		} else if (it->total != kite_store__item_size(it->keylen, it->vallen)) {
+			return -__LINE__;
+		} else if (it->iflags & ITEM_LIVE) {
+			if (index_get(s, it->hash) != it)
+				return -__LINE__;
+			if ((it->cas & 0xffff) != s->id || it->cas == 0)
+				return -__LINE__;
+			live++;
+			bytes += it->total;
+		}
+		pos += it->total;
+		off += it->total;
+		if (off == s->size)
+			off = 0;
+	}
+	if (off != s->head_off && s->head != s->tail)
+		return -__LINE__;
+	if (live != s->st.curr_items || bytes != s->st.bytes)
+		return -__LINE__;
+	if ((uint64_t)rte_hash_count(s->index) != live)
+		return -__LINE__;
+	return 0;
+}

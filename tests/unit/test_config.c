@@ -1,1 +1,188 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* kited's option table: defaults, ranges, files, precedence, help. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char err[512];
+
+static enum kited_parse
+parse(struct kited_config *c, int argc, const char **argv)
+{
+	FILE *out = fopen("/dev/null", "w");
+	enum kited_parse r = kited_config_parse_args(c, argc, (char **)argv, out, err, sizeof(err));
+	fclose(out);
+	return r;
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void
+test_invalid_values(void **state)
+{
+	struct kited_config c;
+
+	(void)state;
+	kited_config_defaults(&c);
+	assert_int_equal(kited_config_set(&c, "nosuch", "1", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown option"));
+	assert_int_equal(kited_config_set(&c, "workers", "0", err, sizeof(err)), -EINVAL);
+	assert_int_equal(kited_config_set(&c, "workers", "65", err, sizeof(err)), -EINVAL);
+	assert_int_equal(kited_config_set(&c, "workers", "2x", err, sizeof(err)), -EINVAL);
+	assert_int_equal(kited_config_set(&c, "workers", "-1", err, sizeof(err)), -EINVAL);
+	assert_int_equal(kited_config_set(&c, "memory", "12Q", err, sizeof(err)), -EINVAL);
+	assert_int_equal(kited_config_set(&c, "memory", "99999999999999T", err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(kited_config_set(&c, "ip", "300.1.1.1", err, sizeof(err)), -EINVAL);
+	assert_int_equal(kited_config_set(&c, "max-item-size", "2M", err, sizeof(err)), -EINVAL);
+	assert_int_equal(c.workers, 1); /* failed sets change nothing */
+}
+
+static void
+test_defaults_valid(void **state)
+{
+	struct kited_config c;
+
+	(void)state;
+	kited_config_defaults(&c);
+	assert_int_equal(kited_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.udp_port, 11211);
+	assert_int_equal(c.workers, 1);
+	assert_int_equal(c.memory, 64u << 20);
+	assert_int_equal(c.max_item_size, 1u << 20);
+	assert_int_equal(c.ip, 0xc6120002u); /* 198.18.0.2 */
+	assert_string_equal(c.steer, "auto");
+}
+
+static void
+test_sizes(void **state)
+{
+	struct kited_config c;
+
+	(void)state;
+	kited_config_defaults(&c);
+	assert_int_equal(kited_config_set(&c, "memory", "3G", err, sizeof(err)), 0);
+	assert_int_equal(c.memory, 3ull << 30);
+	assert_int_equal(kited_config_set(&c, "memory", "512MiB", err, sizeof(err)), 0);
+	assert_int_equal(c.memory, 512ull << 20);
+	assert_int_equal(kited_config_set(&c, "memory", "1048576", err, sizeof(err)), 0);
+	assert_int_equal(c.memory, 1048576);
+	assert_int_equal(kited_config_set(&c, "max-item-size", "4k", err, sizeof(err)), 0);
+	assert_int_equal(c.max_item_size, 4096);
+}
+
+static void
+test_precedence(void **state)
+{
+	struct kited_config c;
+	char path[] = "/tmp/kite_cfg_XXXXXX";
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	write_file(path, "# comment\n[node]\nworkers = 2\n; other comment\nudp-port=12000\n"
+			 "memory = 128M\n");
+	const char *argv[] = { "kited", "--udp-port", "13000", "--config", path };
+	assert_int_equal(parse(&c, 5, argv), KITED_PARSE_RUN);
+	assert_int_equal(c.workers, 2);       /* from the file */
+	assert_int_equal(c.udp_port, 13000);  /* the command line wins, wherever --config is */
+	assert_int_equal(c.memory, 128u << 20);
+
+	write_file(path, "workers = many\n");
+	const char *argv2[] = { "kited", "--config", path };
+	assert_int_equal(parse(&c, 3, argv2), KITED_PARSE_ERROR);
+	assert_non_null(strstr(err, ":1:"));
+	write_file(path, "just words\n");
+	assert_int_equal(parse(&c, 3, argv2), KITED_PARSE_ERROR);
+	unlink(path);
+	assert_int_equal(parse(&c, 3, argv2), KITED_PARSE_ERROR);
+}
+
+static void
+test_args(void **state)
+{
+	struct kited_config c;
+
+	(void)state;
+	const char *a1[] = { "kited", "--workers=3", "--steer", "handoff", "--ip", "198.18.5.6" };
+	assert_int_equal(parse(&c, 6, a1), KITED_PARSE_RUN);
+	assert_int_equal(c.workers, 3);
+	assert_string_equal(c.steer, "handoff");
+	const char *a2[] = { "kited", "--workers" };
+	assert_int_equal(parse(&c, 2, a2), KITED_PARSE_ERROR);
+	const char *a3[] = { "kited", "stray" };
+	assert_int_equal(parse(&c, 2, a3), KITED_PARSE_ERROR);
+	const char *a4[] = { "kited", "--steer", "magic" };
+	assert_int_equal(parse(&c, 3, a4), KITED_PARSE_ERROR);
+	const char *a5[] = { "kited", "--help" };
+	assert_int_equal(parse(&c, 2, a5), KITED_PARSE_EXIT);
+	const char *a6[] = { "kited", "--describe-config" };
+	assert_int_equal(parse(&c, 2, a6), KITED_PARSE_EXIT);
+}
+
+static void
+test_cross_checks(void **state)
+{
+	struct kited_config c;
+
+	(void)state;
+	const char *a1[] = { "kited", "--memory", "1M", "--workers", "4", "--partitions", "8" };
+	assert_int_equal(parse(&c, 7, a1), KITED_PARSE_ERROR);
+	assert_non_null(strstr(err, "64 KiB"));
+	const char *a2[] = { "kited", "--udp-port", "65500", "--partitions", "64" };
+	assert_int_equal(parse(&c, 5, a2), KITED_PARSE_ERROR);
+	const char *a3[] = { "kited", "--handoff-ring", "1000" };
+	assert_int_equal(parse(&c, 3, a3), KITED_PARSE_ERROR);
+	const char *a4[] = { "kited", "--netmask", "255.0.255.0" };
+	assert_int_equal(parse(&c, 3, a4), KITED_PARSE_ERROR);
+	const char *a5[] = { "kited", "--memory", "2M", "--max-item-size", "1M" };
+	assert_int_equal(parse(&c, 5, a5), KITED_PARSE_ERROR);
+}
+
+static void
+test_describe_lists_every_option(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	(void)state;
+	kited_config_describe(f);
+	fclose(f);
+	const char *keys[] = { "port", "ip", "netmask", "udp-port", "workers", "partitions",
+			       "memory", "max-item-size", "idle-sleep-us", "stats-interval" };
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		assert_non_null(strstr(buf, keys[i]));
+	assert_non_null(strstr(buf, "range: 1..64"));
+	free(buf);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_invalid_values), cmocka_unit_test(test_defaults_valid),
+		cmocka_unit_test(test_sizes),	       cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_args),	       cmocka_unit_test(test_cross_checks),
+		cmocka_unit_test(test_describe_lists_every_option),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
