@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <rte_bus_vdev.h>
 #include <rte_dev.h>
 #include <rte_ethdev.h>
 #include <rte_errno.h>
@@ -43,7 +42,7 @@ resolve_port(const char *spec, uint16_t *port)
 	if (rte_eth_dev_get_port_by_name(name, port) == 0)
 		return 0;
 	if (comma != NULL || strncmp(name, "net_", 4) == 0) {
-		int rc = rte_vdev_init(name, comma ? comma + 1 : "");
+		int rc = rte_dev_probe(spec);
 		if (rc < 0) {
 			KLOG(ERR, "cannot create device '%s': %s", spec, rte_strerror(-rc));
 			return rc;
