@@ -24,6 +24,8 @@ extern int kited_logtype;
 #define KLOG(level, fmt, ...) \
 	rte_log(RTE_LOG_##level, kited_logtype, "kited: " fmt "\n", ##__VA_ARGS__)
 
+#define KITE_MAX_PARTS 1024
+
 /* Set by the signal handler only; everything polls it. */
 extern volatile bool force_quit;
 
@@ -49,6 +51,7 @@ struct worker {
 	struct kite_engine *engine;
 	struct kite_net *net;
 	struct kite_worker_stats *stats;
+	struct rte_mempool *pool; /* on the worker's socket: its RX queue and replies */
 	struct rte_ring *handoff; /* datagrams other workers route here */
 	uint8_t *scratch;         /* linear copies of multi-segment datagrams */
 	/* Reply mbufs of the request datagram being answered. */
@@ -66,7 +69,10 @@ struct node {
 	struct kite_net_conf netconf;
 	enum kite_steer_mode steer;
 	struct kite_steer_map map;
-	struct rte_mempool *pool;
+	struct kite_steer_placement place;
+	struct rte_mempool *pools[8]; /* one per socket with workers (place.pools) */
+	unsigned int n_flows;
+	struct rte_flow *flows[KITE_MAX_PARTS];
 	uint16_t max_payload;
 	uint32_t started;
 	uint64_t tsc_hz;
@@ -82,6 +88,7 @@ struct node {
 };
 
 /* port.c */
+int port_resolve(struct node *n);
 int port_open(struct node *n);
 void port_close(struct node *n);
 

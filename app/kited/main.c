@@ -48,21 +48,36 @@ write_pid_file(const char *path)
 	return 0;
 }
 
+/* NUMA: one mbuf pool per socket that runs workers; partitions with their owners. */
 static int
-create_pool(struct node *n)
+place_and_create_pools(struct node *n, const unsigned int *lcores)
 {
 	/* Room for the largest reply datagram plus headers; at least DPDK's default. */
 	uint32_t room = RTE_PKTMBUF_HEADROOM + n->cfg.mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
 	uint16_t priv = RTE_ALIGN_CEIL(sizeof(struct handoff_meta), RTE_MBUF_PRIV_ALIGN);
+	int sockets[64], port_socket = rte_eth_dev_socket_id(n->port);
+	char name[RTE_MEMPOOL_NAMESIZE];
 
+	for (unsigned int i = 0; i < n->n_workers; i++)
+		sockets[i] = (int)rte_lcore_to_socket_id(lcores[i]);
+	if (kite_steer_place(&n->map, sockets, port_socket, &n->place) != 0)
+		return -EINVAL;
+	if (n->place.remote > 0)
+		KLOG(WARNING,
+		     "%u worker(s) run on another NUMA socket than port %u (socket %d): every "
+		     "packet crosses the interconnect; pick lcores on socket %d",
+		     n->place.remote, n->port, port_socket, port_socket);
 	if (room < RTE_MBUF_DEFAULT_BUF_SIZE)
 		room = RTE_MBUF_DEFAULT_BUF_SIZE;
-	n->pool = rte_pktmbuf_pool_create("kite_pool", n->cfg.mbufs, 256, priv, (uint16_t)room,
-					  (int)rte_socket_id());
-	if (n->pool == NULL) {
-		KLOG(ERR, "mbuf pool of %u: %s (try --mbufs or more hugepages)", n->cfg.mbufs,
-		     rte_strerror(rte_errno));
-		return -ENOMEM;
+	for (unsigned int i = 0; i < n->place.n_pools; i++) {
+		snprintf(name, sizeof(name), "kite_pool_s%d", n->place.pools[i]);
+		n->pools[i] = rte_pktmbuf_pool_create(name, n->cfg.mbufs, 256, priv,
+						      (uint16_t)room, n->place.pools[i]);
+		if (n->pools[i] == NULL) {
+			KLOG(ERR, "mbuf pool of %u on socket %d: %s (try --mbufs or more hugepages)",
+			     n->cfg.mbufs, n->place.pools[i], rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -78,13 +93,11 @@ create_partitions(struct node *n)
 	if (n->parts == NULL)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < n->n_parts; i++) {
-		const struct worker *owner = &n->workers[kite_steer_owner(&n->map, i)];
-
 		snprintf(name, sizeof(name), "kite_p%u", i);
 		memset(&p, 0, sizeof(p));
 		p.name = name;
 		/* NUMA-local: the partition lives where its owner runs. */
-		p.socket_id = (int)rte_lcore_to_socket_id(owner->lcore);
+		p.socket_id = n->place.part_socket[i];
 		p.mem_bytes = n->cfg.memory / n->n_parts;
 		p.max_item_size = (uint32_t)n->cfg.max_item_size;
 		p.id = (uint16_t)i;
@@ -116,7 +129,8 @@ node_free(struct node *n)
 	rte_free(n->wstats);
 	rte_free(n->nets);
 	port_close(n);
-	rte_mempool_free(n->pool);
+	for (unsigned int i = 0; i < n->place.n_pools; i++)
+		rte_mempool_free(n->pools[i]);
 }
 
 /* Assign lcores: worker lcores in EAL order; none at all means the main lcore. */
@@ -206,7 +220,7 @@ main(int argc, char **argv)
 		goto out;
 	for (unsigned int i = 0; i < n->n_workers; i++)
 		n->workers[i].lcore = lcores[i];
-	if (create_pool(n) != 0 || port_open(n) != 0)
+	if (port_resolve(n) != 0 || place_and_create_pools(n, lcores) != 0 || port_open(n) != 0)
 		goto out;
 	n->netconf.mac = n->mac;
 	if (create_partitions(n) != 0)

@@ -55,6 +55,47 @@ resolve_port(const char *spec, uint16_t *port)
 }
 
 int
+port_resolve(struct node *n)
+{
+	return resolve_port(n->cfg.port, &n->port);
+}
+
+/* Choose the steering mode now that the port runs, and program it. */
+static int
+setup_steering(struct node *n, const struct rte_eth_dev_info *info, bool rss)
+{
+	struct kite_steer_caps caps;
+	struct kite_steer_rule rules[KITE_MAX_PARTS];
+	int mode, nr, rc;
+
+	memset(&caps, 0, sizeof(caps));
+	caps.max_rx_queues = info->max_rx_queues;
+	caps.rss_udp = rss;
+	nr = kite_steer_plan(&n->map, n->cfg.ip, rules, RTE_DIM(rules));
+	if (nr < 0)
+		return nr;
+	caps.flow_udp_dst = n->n_workers > 1 && kite_steer_flow_supported(n->port, &rules[0]);
+	mode = kite_steer_choose(&caps, (uint16_t)n->n_workers,
+				 (enum kite_steer_mode)kite_steer_mode_parse(n->cfg.steer));
+	if (mode < 0) {
+		KLOG(ERR, "port %u (%s) cannot steer in mode '%s' (flow rules %s, RSS %s)",
+		     n->port, info->driver_name, n->cfg.steer,
+		     caps.flow_udp_dst ? "accepted" : "refused", rss ? "on" : "off");
+		return mode;
+	}
+	n->steer = (enum kite_steer_mode)mode;
+	if (n->steer != KITE_STEER_FLOW)
+		return 0;
+	rc = kite_steer_flow_install(n->port, rules, (unsigned int)nr, n->flows);
+	if (rc != 0) {
+		KLOG(ERR, "port %u: installing %d flow rules: %s", n->port, nr, rte_strerror(-rc));
+		return rc;
+	}
+	n->n_flows = (unsigned int)nr;
+	return 0;
+}
+
+int
 port_open(struct node *n)
 {
 	const struct kited_config *c = &n->cfg;
@@ -63,12 +104,8 @@ port_open(struct node *n)
 	struct rte_eth_link link;
 	uint16_t nq = (uint16_t)c->workers;
 	uint16_t rxd = (uint16_t)c->rx_desc, txd = (uint16_t)c->tx_desc;
-	struct kite_steer_caps caps;
-	int rc, mode;
+	int rc;
 
-	rc = resolve_port(c->port, &n->port);
-	if (rc != 0)
-		return rc;
 	rc = rte_eth_dev_info_get(n->port, &info);
 	if (rc != 0) {
 		KLOG(ERR, "port %u: dev_info: %s", n->port, rte_strerror(-rc));
@@ -81,17 +118,6 @@ port_open(struct node *n)
 		     n->port, info.driver_name, info.max_rx_queues, info.max_tx_queues, nq, nq);
 		return -EINVAL;
 	}
-
-	memset(&caps, 0, sizeof(caps));
-	caps.max_rx_queues = info.max_rx_queues;
-	/* rte_flow and RSS steering arrive with issue 4; handoff always works. */
-	mode = kite_steer_choose(&caps, nq, (enum kite_steer_mode)kite_steer_mode_parse(c->steer));
-	if (mode < 0) {
-		KLOG(ERR, "port %u (%s) cannot steer in mode '%s'", n->port, info.driver_name,
-		     c->steer);
-		return mode;
-	}
-	n->steer = (enum kite_steer_mode)mode;
 
 	memset(&conf, 0, sizeof(conf));
 	conf.rxmode.mtu = c->mtu;
@@ -128,15 +154,15 @@ port_open(struct node *n)
 	if (rc != 0)
 		return rc;
 	for (uint16_t q = 0; q < nq; q++) {
-		int socket = rte_eth_dev_socket_id(n->port);
+		/* Descriptor rings next to the worker that polls them. */
+		int socket = n->place.pools[n->place.worker_pool[q]];
 		struct rte_eth_rxconf rxq = info.default_rxconf;
 		struct rte_eth_txconf txq = info.default_txconf;
 
-		if (socket < 0)
-			socket = (int)rte_socket_id();
 		rxq.offloads = conf.rxmode.offloads;
 		txq.offloads = conf.txmode.offloads;
-		rc = rte_eth_rx_queue_setup(n->port, q, rxd, (unsigned int)socket, &rxq, n->pool);
+		rc = rte_eth_rx_queue_setup(n->port, q, rxd, (unsigned int)socket, &rxq,
+					    n->pools[n->place.worker_pool[q]]);
 		if (rc == 0)
 			rc = rte_eth_tx_queue_setup(n->port, q, txd, (unsigned int)socket, &txq);
 		if (rc != 0) {
@@ -157,6 +183,9 @@ port_open(struct node *n)
 		return rc;
 	}
 	n->port_started = true;
+	rc = setup_steering(n, &info, conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS);
+	if (rc != 0)
+		return rc;
 	rte_eth_link_get_nowait(n->port, &link);
 	KLOG(INFO,
 	     "port %u (%s) " RTE_ETHER_ADDR_PRT_FMT ": %u queue(s), link %s, csum offload rx %s "
@@ -172,6 +201,8 @@ port_close(struct node *n)
 {
 	if (!n->port_started)
 		return;
+	kite_steer_flow_remove(n->port, n->flows, n->n_flows);
+	n->n_flows = 0;
 	rte_eth_dev_stop(n->port);
 	rte_eth_dev_close(n->port);
 	n->port_started = false;

@@ -28,7 +28,7 @@ reply_alloc(void *arg, unsigned int idx)
 {
 	struct dgram_ctx *c = arg;
 	struct worker *w = c->w;
-	struct rte_mbuf *m = rte_pktmbuf_alloc(w->node->pool);
+	struct rte_mbuf *m = rte_pktmbuf_alloc(w->pool);
 
 	if (m == NULL)
 		return NULL;
@@ -91,6 +91,7 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	w->port = n->port;
 	w->queue = id;
 	w->node = n;
+	w->pool = n->pools[n->place.worker_pool[id]];
 	w->stats = rte_zmalloc_socket("kite_wstats", sizeof(*w->stats), RTE_CACHE_LINE_SIZE,
 				      w->socket);
 	w->scratch = rte_malloc_socket("kite_scratch", (size_t)MAX_BURST * SCRATCH_SLOT, 0,
@@ -213,6 +214,8 @@ worker_poll(struct worker *w)
 				struct kite_engine_dgram tmp;
 				payload_of(w, m, &u, nd, &tmp);
 				uint64_t mask = kite_engine_route(w->engine, tmp.data, tmp.len);
+				if (mask & ~(UINT64_C(1) << w->id))
+					w->stats->steer_misses++;
 				if (!route(w, m, &u, mask)) {
 					keep[nfree++] = m;
 					continue;

@@ -260,8 +260,9 @@ kite_proto_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_r
 	}
 	*consumed = KITE_BIN_HDR_LEN + (size_t)req->bodylen;
 
+	/* memcached's status for this one is "Unknown command"; bodylen still frames it. */
 	if ((uint32_t)req->keylen + req->extlen > req->bodylen) {
-		*status = KITE_STATUS_EINVAL;
+		*status = KITE_STATUS_UNKNOWN_COMMAND;
 		return KITE_PARSE_ERR_REPLY;
 	}
 

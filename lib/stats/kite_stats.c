@@ -127,12 +127,28 @@ kite_stats_emit(const struct kite_stats_src *src, uint32_t now, kite_stats_emit_
 	emit_u64(emit, arg, "kite_handoff_out", w.handoff_out);
 	emit_u64(emit, arg, "kite_handoff_in", w.handoff_in);
 	emit_u64(emit, arg, "kite_handoff_full", w.handoff_full);
+	emit_u64(emit, arg, "kite_steer_misses", w.steer_misses);
 	emit_u64(emit, arg, "kite_tx_full", w.tx_full);
 	emit_u64(emit, arg, "kite_nombuf", w.nombuf);
 	emit_u64(emit, arg, "kite_reply_truncated", w.reply_truncated);
 	emit_u64(emit, arg, "kite_busy_cycles", w.busy_cycles);
 	emit_u64(emit, arg, "kite_served", w.served);
 	emit_u64(emit, arg, "kite_cycles_per_request", w.served ? w.busy_cycles / w.served : 0);
+
+	/* Per worker: the server's own cost per request and its steering misses. */
+	for (unsigned int i = 0; i < src->n_workers; i++) {
+		const struct kite_worker_stats *one = src->workers[i];
+		if (one == NULL)
+			continue;
+		snprintf(name, sizeof(name), "kite_worker%u_served", i);
+		emit_u64(emit, arg, name, one->served);
+		snprintf(name, sizeof(name), "kite_worker%u_busy_cycles", i);
+		emit_u64(emit, arg, name, one->busy_cycles);
+		snprintf(name, sizeof(name), "kite_worker%u_cycles_per_request", i);
+		emit_u64(emit, arg, name, one->served ? one->busy_cycles / one->served : 0);
+		snprintf(name, sizeof(name), "kite_worker%u_steer_misses", i);
+		emit_u64(emit, arg, name, one->steer_misses);
+	}
 
 	struct kite_net_stats ns;
 	memset(&ns, 0, sizeof(ns));

@@ -36,6 +36,7 @@ struct kite_worker_stats {
 	uint64_t handoff_in;      /**< datagrams received from another worker */
 	uint64_t handoff_full;    /**< handoffs dropped: owner's ring full */
 	uint64_t not_owned;       /**< requests skipped because another worker answers them */
+	uint64_t steer_misses;    /**< datagrams from the NIC with keys another worker owns */
 	uint64_t tx_full;         /**< reply datagrams dropped: TX queue full */
 	uint64_t nombuf;          /**< reply datagrams lost: mempool empty */
 	uint64_t reply_truncated; /**< replies cut short: too many datagrams */

@@ -2,6 +2,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include <rte_byteorder.h>
+#include <rte_common.h>
+#include <rte_errno.h>
+#include <rte_flow.h>
+
 #include "kite_steer.h"
 
 static const char *const mode_names[] = {
@@ -58,4 +63,117 @@ kite_steer_choose(const struct kite_steer_caps *caps, uint16_t workers,
 		return KITE_STEER_HANDOFF;
 	}
 	return -EINVAL;
+}
+
+int
+kite_steer_plan(const struct kite_steer_map *m, uint32_t ip, struct kite_steer_rule *rules,
+		unsigned int max)
+{
+	if (m == NULL || m->workers == 0 || (rules == NULL && max > 0))
+		return -EINVAL;
+	if (m->partitions > max)
+		return -ENOSPC;
+	for (uint32_t p = 0; p < m->partitions; p++) {
+		rules[p].ip = ip;
+		rules[p].udp_port = kite_steer_port(m, p);
+		rules[p].queue = kite_steer_owner(m, p);
+	}
+	return (int)m->partitions;
+}
+
+void
+kite_steer_flow_build(const struct kite_steer_rule *r, struct kite_steer_flow *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->attr.ingress = 1;
+	f->ip_spec.hdr.dst_addr = rte_cpu_to_be_32(r->ip);
+	f->ip_mask.hdr.dst_addr = UINT32_MAX;
+	f->udp_spec.hdr.dst_port = rte_cpu_to_be_16(r->udp_port);
+	f->udp_mask.hdr.dst_port = UINT16_MAX;
+	f->queue.index = r->queue;
+	f->pattern[0].type = RTE_FLOW_ITEM_TYPE_ETH;
+	f->pattern[1].type = RTE_FLOW_ITEM_TYPE_IPV4;
+	f->pattern[1].spec = &f->ip_spec;
+	f->pattern[1].mask = &f->ip_mask;
+	f->pattern[2].type = RTE_FLOW_ITEM_TYPE_UDP;
+	f->pattern[2].spec = &f->udp_spec;
+	f->pattern[2].mask = &f->udp_mask;
+	f->pattern[3].type = RTE_FLOW_ITEM_TYPE_END;
+	f->actions[0].type = RTE_FLOW_ACTION_TYPE_QUEUE;
+	f->actions[0].conf = &f->queue;
+	f->actions[1].type = RTE_FLOW_ACTION_TYPE_END;
+}
+
+bool
+kite_steer_flow_supported(uint16_t port, const struct kite_steer_rule *rule)
+{
+	struct kite_steer_flow f;
+	struct rte_flow_error err;
+
+	kite_steer_flow_build(rule, &f);
+	return rte_flow_validate(port, &f.attr, f.pattern, f.actions, &err) == 0;
+}
+
+void
+kite_steer_flow_remove(uint16_t port, struct rte_flow **flows, unsigned int n)
+{
+	struct rte_flow_error err;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (flows[i] != NULL)
+			rte_flow_destroy(port, flows[i], &err);
+		flows[i] = NULL;
+	}
+}
+
+int
+kite_steer_flow_install(uint16_t port, const struct kite_steer_rule *rules, unsigned int n,
+			struct rte_flow **flows)
+{
+	struct kite_steer_flow f;
+	struct rte_flow_error err;
+
+	for (unsigned int i = 0; i < n; i++) {
+		int rc;
+
+		kite_steer_flow_build(&rules[i], &f);
+		rc = rte_flow_validate(port, &f.attr, f.pattern, f.actions, &err);
+		flows[i] = rc == 0 ? rte_flow_create(port, &f.attr, f.pattern, f.actions, &err)
+				   : NULL;
+		if (flows[i] == NULL) {
+			kite_steer_flow_remove(port, flows, i);
+			return rc != 0 ? rc : -(rte_errno ? rte_errno : EIO);
+		}
+	}
+	return 0;
+}
+
+int
+kite_steer_place(const struct kite_steer_map *m, const int *worker_socket, int port_socket,
+		 struct kite_steer_placement *pl)
+{
+	if (m == NULL || worker_socket == NULL || pl == NULL || m->workers == 0 ||
+	    m->workers > RTE_DIM(pl->worker_pool) || m->partitions > RTE_DIM(pl->part_socket))
+		return -EINVAL;
+	memset(pl, 0, sizeof(*pl));
+	for (uint16_t w = 0; w < m->workers; w++) {
+		int s = worker_socket[w] < 0 ? 0 : worker_socket[w];
+		unsigned int i;
+
+		for (i = 0; i < pl->n_pools && pl->pools[i] != s; i++)
+			;
+		if (i == pl->n_pools) {
+			if (pl->n_pools == RTE_DIM(pl->pools))
+				return -EINVAL;
+			pl->pools[pl->n_pools++] = s;
+		}
+		pl->worker_pool[w] = (int)i;
+		if (port_socket >= 0 && s != port_socket)
+			pl->remote++;
+	}
+	for (uint32_t p = 0; p < m->partitions; p++) {
+		int s = worker_socket[kite_steer_owner(m, p)];
+		pl->part_socket[p] = s < 0 ? 0 : s;
+	}
+	return 0;
 }

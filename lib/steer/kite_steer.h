@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <rte_flow.h>
+
 /** How requests reach the worker that owns their partition. */
 enum kite_steer_mode {
 	KITE_STEER_AUTO = 0, /**< pick the best the port supports */
@@ -64,5 +66,68 @@ int kite_steer_mode_parse(const char *s);
 
 /** Name of a mode. */
 const char *kite_steer_mode_name(enum kite_steer_mode m);
+
+/** One hardware steering rule: IPv4 dst ip, UDP dst port -> RX queue. */
+struct kite_steer_rule {
+	uint32_t ip;       /**< host order */
+	uint16_t udp_port; /**< host order */
+	uint16_t queue;
+};
+
+/**
+ * The rules that put every partition's port on its owner's queue: one per
+ * partition, rule i for partition i. @return the count, or -ENOSPC if max
+ * is too small.
+ */
+int kite_steer_plan(const struct kite_steer_map *m, uint32_t ip, struct kite_steer_rule *rules,
+		    unsigned int max);
+
+/**
+ * A rule in rte_flow form (eth / ipv4 dst / udp dst -> queue), with the
+ * storage its pointers refer to. Filled by kite_steer_flow_build().
+ */
+struct kite_steer_flow {
+	struct rte_flow_attr attr;
+	struct rte_flow_item pattern[4];
+	struct rte_flow_action actions[2];
+	struct rte_flow_item_ipv4 ip_spec, ip_mask;
+	struct rte_flow_item_udp udp_spec, udp_mask;
+	struct rte_flow_action_queue queue;
+};
+
+/** Fill f from r. The result must not be copied (it points into itself). */
+void kite_steer_flow_build(const struct kite_steer_rule *r, struct kite_steer_flow *f);
+
+/**
+ * Validate and create rules on a port (call after rte_eth_dev_start).
+ * flows[i] receives rule i's handle. On failure every rule created so far
+ * is destroyed. @return 0, or a negative errno from the PMD.
+ */
+int kite_steer_flow_install(uint16_t port, const struct kite_steer_rule *rules, unsigned int n,
+			    struct rte_flow **flows);
+
+/** Destroy rules created by kite_steer_flow_install(). */
+void kite_steer_flow_remove(uint16_t port, struct rte_flow **flows, unsigned int n);
+
+/** Whether the port accepts a rule like rules[0] (rte_flow_validate). */
+bool kite_steer_flow_supported(uint16_t port, const struct kite_steer_rule *rule);
+
+/** Where each piece of a node lives (NUMA). */
+struct kite_steer_placement {
+	int part_socket[1024];  /**< socket of each partition's memory */
+	int pools[8];           /**< sockets that need an mbuf pool, in first-use order */
+	unsigned int n_pools;
+	int worker_pool[64];    /**< index into pools[] used by each worker's RX queue */
+	unsigned int remote;    /**< workers on another socket than the port */
+};
+
+/**
+ * Place partitions with their owners, one mbuf pool per socket that has a
+ * worker, each worker's RX queue on its own socket's pool; count workers
+ * that sit on another socket than the port (port_socket < 0: unknown, none
+ * counted). @return 0, or -EINVAL when the map does not fit the struct.
+ */
+int kite_steer_place(const struct kite_steer_map *m, const int *worker_socket, int port_socket,
+		     struct kite_steer_placement *pl);
 
 #endif /* KITE_STEER_H */

@@ -722,30 +722,31 @@ test_arp_table_full(void **state)
 	struct rte_mbuf *m;
 	struct kite_net_udp u;
 	uint8_t f[64], sha[6] = { 0x02, 0, 0, 0, 0, 0 };
+	const uint32_t first = 0xc6120100u, count = 2000;
 	unsigned int found = 0;
 	size_t len;
 
 	(void)state;
 	/* Far more neighbours than slots: the table keeps working and keeps the newest. */
-	for (uint32_t i = 1; i <= 2000; i++) {
-		put32(sha + 2, i);
-		len = arp_frame(f, our_mac, 2, sha, 0xc6120000u + i, OUR_IP);
+	for (uint32_t i = 0; i < count; i++) {
+		put32(sha + 2, i + 1);
+		len = arp_frame(f, our_mac, 2, sha, first + i, OUR_IP);
 		m = mbuf_of(f, len);
 		assert_int_equal(kite_net_rx(n, &m, T0 + i, &u), KITE_NET_HELD);
 	}
-	assert_int_equal(kite_net_stats(n)->arp_learned, 2000);
-	put32(sha + 2, 2000);
-	assert_int_equal(kite_net_arp_lookup(n, 0xc6120000u + 2000, &mac), 0);
+	assert_int_equal(kite_net_stats(n)->arp_learned, count);
+	put32(sha + 2, count);
+	assert_int_equal(kite_net_arp_lookup(n, first + count - 1, &mac), 0);
 	assert_memory_equal(mac.addr_bytes, sha, 6);
-	for (uint32_t i = 1; i <= 2000; i++) {
-		if (kite_net_arp_lookup(n, 0xc6120000u + i, &mac) == 0) {
-			put32(sha + 2, i);
+	for (uint32_t i = 0; i < count; i++) {
+		if (kite_net_arp_lookup(n, first + i, &mac) == 0) {
+			put32(sha + 2, i + 1);
 			assert_memory_equal(mac.addr_bytes, sha, 6);
 			found++;
 		}
 	}
 	assert_true(found > 128 && found <= 256);
-	assert_int_equal(kite_net_arp_lookup(n, 0xc6120000u + 4000, &mac), -ENOENT);
+	assert_int_equal(kite_net_arp_lookup(n, first + 2 * count, &mac), -ENOENT);
 	kite_net_free(n);
 }
 
@@ -785,6 +786,9 @@ echo_frame(uint8_t *f, uint8_t type, uint16_t ident, size_t plen)
 	uint8_t *icmp;
 
 	o += put_ip(f + o, (uint16_t)(20 + 8 + plen), 0x4242, 0x4000, 1, PEER_IP, OUR_IP);
+	/* A ping that has come a long way: the reply must not inherit its TTL. */
+	f[22] = 3;
+	fix_ip_csum(f + 14);
 	icmp = f + o;
 	icmp[0] = type;
 	icmp[1] = 0;

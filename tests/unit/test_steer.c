@@ -89,6 +89,84 @@ test_key_partition(void **state)
 		assert_true(hist[p] > 800 && hist[p] < 1200);
 }
 
+static void
+test_plan_and_flow_build(void **state)
+{
+	struct kite_steer_map m = { 6, 4, 11211 };
+	struct kite_steer_rule rules[8];
+	struct kite_steer_flow f;
+
+	(void)state;
+	assert_int_equal(kite_steer_plan(NULL, 1, rules, 8), -EINVAL);
+	assert_int_equal(kite_steer_plan(&m, 1, rules, 5), -ENOSPC);
+	assert_int_equal(kite_steer_plan(&m, 0xc6120002, rules, 8), 6);
+	for (int p = 0; p < 6; p++) {
+		assert_int_equal(rules[p].udp_port, 11211 + p);
+		assert_int_equal(rules[p].queue, p % 4);
+		assert_int_equal(rules[p].ip, 0xc6120002);
+	}
+
+	kite_steer_flow_build(&rules[5], &f);
+	assert_int_equal(f.attr.ingress, 1);
+	assert_int_equal(f.attr.egress, 0);
+	assert_int_equal(f.pattern[0].type, RTE_FLOW_ITEM_TYPE_ETH);
+	assert_null(f.pattern[0].spec);
+	assert_int_equal(f.pattern[1].type, RTE_FLOW_ITEM_TYPE_IPV4);
+	const struct rte_flow_item_ipv4 *ip = f.pattern[1].spec;
+	const struct rte_flow_item_ipv4 *ipm = f.pattern[1].mask;
+	const uint8_t want_ip[4] = { 198, 18, 0, 2 };
+	assert_memory_equal(&ip->hdr.dst_addr, want_ip, 4); /* network order */
+	assert_int_equal(ipm->hdr.dst_addr, UINT32_MAX);
+	assert_int_equal(ipm->hdr.src_addr, 0);
+	assert_int_equal(f.pattern[2].type, RTE_FLOW_ITEM_TYPE_UDP);
+	const struct rte_flow_item_udp *udp = f.pattern[2].spec;
+	const struct rte_flow_item_udp *udpm = f.pattern[2].mask;
+	const uint8_t want_port[2] = { (11216 >> 8) & 0xff, 11216 & 0xff };
+	assert_memory_equal(&udp->hdr.dst_port, want_port, 2);
+	assert_int_equal(udpm->hdr.dst_port, UINT16_MAX);
+	assert_int_equal(udpm->hdr.src_port, 0);
+	assert_int_equal(f.pattern[3].type, RTE_FLOW_ITEM_TYPE_END);
+	assert_int_equal(f.actions[0].type, RTE_FLOW_ACTION_TYPE_QUEUE);
+	assert_int_equal(((const struct rte_flow_action_queue *)f.actions[0].conf)->index, 1);
+	assert_int_equal(f.actions[1].type, RTE_FLOW_ACTION_TYPE_END);
+}
+
+static void
+test_placement(void **state)
+{
+	static struct kite_steer_placement pl;
+	struct kite_steer_map m = { 8, 4, 11211 };
+	const int one[4] = { 0, 0, 0, 0 };
+	const int two[4] = { 0, 1, 0, 1 };
+	const int unknown[4] = { -1, -1, -1, -1 };
+
+	(void)state;
+	assert_int_equal(kite_steer_place(NULL, one, 0, &pl), -EINVAL);
+	struct kite_steer_map big = { 2000, 4, 11211 };
+	assert_int_equal(kite_steer_place(&big, one, 0, &pl), -EINVAL);
+
+	assert_int_equal(kite_steer_place(&m, one, 0, &pl), 0);
+	assert_int_equal(pl.n_pools, 1);
+	assert_int_equal(pl.remote, 0);
+
+	/* Two sockets: a pool each, partitions with their owners, remote workers counted. */
+	assert_int_equal(kite_steer_place(&m, two, 0, &pl), 0);
+	assert_int_equal(pl.n_pools, 2);
+	assert_int_equal(pl.pools[0], 0);
+	assert_int_equal(pl.pools[1], 1);
+	assert_int_equal(pl.worker_pool[1], 1);
+	assert_int_equal(pl.worker_pool[2], 0);
+	assert_int_equal(pl.remote, 2);
+	for (int p = 0; p < 8; p++)
+		assert_int_equal(pl.part_socket[p], two[p % 4]);
+
+	/* SOCKET_ID_ANY (-1) from a VM or a vdev: treated as socket 0, nothing remote. */
+	assert_int_equal(kite_steer_place(&m, unknown, -1, &pl), 0);
+	assert_int_equal(pl.n_pools, 1);
+	assert_int_equal(pl.pools[0], 0);
+	assert_int_equal(pl.remote, 0);
+}
+
 int
 main(void)
 {
@@ -96,6 +174,8 @@ main(void)
 		cmocka_unit_test(test_invalid),	       cmocka_unit_test(test_choose),
 		cmocka_unit_test(test_names_roundtrip), cmocka_unit_test(test_map),
 		cmocka_unit_test(test_key_partition),
+		cmocka_unit_test(test_plan_and_flow_build),
+		cmocka_unit_test(test_placement),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
