@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_common.h>
@@ -38,6 +39,8 @@ struct kite_engine {
 	uint8_t *bufs[KITE_ENGINE_MAX_REPLY_DGRAMS];
 	uint16_t lens[KITE_ENGINE_MAX_REPLY_DGRAMS];
 	uint32_t now; /* unix seconds, for STAT */
+	size_t topo_len; /* the TOPOLOGY reply body, encoded once */
+	uint8_t topo[KITE_TOPO_HDR_LEN + 4 * 1024];
 	unsigned int nent;
 	struct entry ent[KITE_ENGINE_MAX_REQS];
 };
@@ -52,6 +55,38 @@ static bool
 owns(const struct kite_engine *e, uint32_t part)
 {
 	return kite_steer_owner(&e->conf.map, part) == e->conf.self;
+}
+
+static int
+build_topology(struct kite_engine *e)
+{
+	const struct kite_steer_map *m = &e->conf.map;
+	struct kite_topology *tp = calloc(1, sizeof(*tp)); /* 4 KiB: not on the stack */
+	int len;
+
+	if (tp == NULL)
+		return -ENOMEM;
+	if (m->partitions > RTE_DIM(tp->port)) {
+		free(tp);
+		return -EINVAL;
+	}
+#define t (*tp)
+	t.version = KITE_TOPO_VERSION;
+	t.hash = KITE_TOPO_HASH_XXH64;
+	t.partitions = (uint16_t)m->partitions;
+	t.workers = m->workers;
+	t.base_port = m->base_port;
+	for (uint32_t p = 0; p < m->partitions; p++) {
+		t.port[p] = kite_steer_port(m, p);
+		t.worker[p] = kite_steer_owner(m, p);
+	}
+	len = kite_proto_topology_write(e->topo, sizeof(e->topo), tp);
+#undef t
+	free(tp);
+	if (len < 0)
+		return len;
+	e->topo_len = (size_t)len;
+	return 0;
 }
 
 struct kite_engine *
@@ -73,6 +108,11 @@ kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 	}
 	e->conf = *conf;
 	e->open = -1;
+	if (build_topology(e) != 0) {
+		rte_free(e);
+		rte_errno = EINVAL;
+		return NULL;
+	}
 	return e;
 }
 
@@ -334,6 +374,7 @@ is_readonly(const struct entry *q)
 	case KITE_CMD_NOOP:
 	case KITE_CMD_VERSION:
 	case KITE_CMD_STAT:
+	case KITE_CMD_TOPOLOGY:
 		return true;
 	default:
 		return false;
@@ -561,6 +602,9 @@ exec_one(struct kite_engine *e, unsigned int i, uint32_t now)
 		break;
 	case KITE_CMD_STAT:
 		exec_stat(e, q, now);
+		break;
+	case KITE_CMD_TOPOLOGY:
+		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, e->topo, (uint32_t)e->topo_len);
 		break;
 	case KITE_CMD_QUIT:
 		if (!q->r.quiet)

@@ -48,14 +48,14 @@ RTE_LOG_REGISTER(kite_net_logtype, kite.net, INFO);
 #endif
 
 /* Init-time messages only: the packet path never logs. */
-#define NET_LOG(level, fmt, ...) \
+#define NET_LOG(level, fmt, ...)                                                                   \
 	rte_log(RTE_LOG_##level, kite_net_logtype, "kite_net: " fmt "\n", ##__VA_ARGS__)
 
-#define ETH_LEN	    14
-#define IP4_LEN	    20
-#define UDP_LEN	    8
-#define ARP_LEN	    28
-#define ICMP_LEN    8
+#define ETH_LEN	 14
+#define IP4_LEN	 20
+#define UDP_LEN	 8
+#define ARP_LEN	 28
+#define ICMP_LEN 8
 /* Shortest Ethernet frame without its FCS; replies we build are padded to it. */
 #define ETH_MIN_LEN 60
 #define REPLY_TTL   64
@@ -74,7 +74,7 @@ _Static_assert(KITE_NET_HDR_LEN == ETH_LEN + IP4_LEN + UDP_LEN, "reply header si
 #define FRAG_BUCKET_ENTRIES	16
 #define DEFAULT_MTU		1500
 /* RFC 791: every host must take a 68-byte datagram unfragmented. */
-#define MIN_MTU			68
+#define MIN_MTU 68
 
 /*
  * Neighbour table: open addressing without deletion, so a free slot in an
@@ -93,7 +93,7 @@ struct arp_entry {
 
 struct kite_net {
 	struct kite_net_conf conf;
-	rte_be32_t ip_be;     /* conf.ip as it appears on the wire */
+	rte_be32_t ip_be;      /* conf.ip as it appears on the wire */
 	uint32_t subnet_bcast; /* directed broadcast, host order; 0 when the subnet has none */
 	uint16_t ip_id;
 	unsigned int worker;
@@ -599,7 +599,8 @@ kite_net_udp_reply(struct kite_net *n, struct rte_mbuf *m, const struct kite_net
 	/* The mbuf may be a recycled request: no stale Tx requests from before. */
 	m->ol_flags &= ~RTE_MBUF_F_TX_OFFLOAD_MASK;
 	if (n->conf.tx_csum_offload) {
-		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
+		m->ol_flags |=
+			RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
 		/* The NIC adds the datagram to the pseudo-header sum we seed. */
 		udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
 		return 0;

@@ -58,6 +58,7 @@ static const struct op_info op_table[256] = {
 	[KITE_OP_FLUSHQ] = { KITE_CMD_FLUSH, OP_QUIET },
 	[KITE_OP_QUIT] = { KITE_CMD_QUIT, 0 },
 	[KITE_OP_QUITQ] = { KITE_CMD_QUIT, OP_QUIET },
+	[KITE_OP_TOPOLOGY] = { KITE_CMD_TOPOLOGY, 0 },
 };
 
 static const char *const drop_names[KITE_DROP_MAX] = {
@@ -159,6 +160,7 @@ lengths_valid(const struct kite_req *req)
 	case KITE_CMD_NOOP:
 	case KITE_CMD_VERSION:
 	case KITE_CMD_QUIT:
+	case KITE_CMD_TOPOLOGY:
 		return el == 0 && kl == 0 && bl == 0;
 	case KITE_CMD_FLUSH:
 		return (el == 0 || el == 4) && kl == 0 && bl == el;
@@ -429,4 +431,48 @@ kite_proto_key_partition(const void *key, uint16_t keylen, uint32_t partitions)
 	if (partitions == 0 || (key == NULL && keylen > 0))
 		return 0;
 	return (uint32_t)(XXH64(key, keylen, 0) % partitions);
+}
+
+int
+kite_proto_topology_write(uint8_t *out, size_t cap, const struct kite_topology *t)
+{
+	size_t need;
+
+	if (out == NULL || t == NULL || t->partitions == 0 || t->partitions > 1024)
+		return -EINVAL;
+	need = KITE_TOPO_HDR_LEN + (size_t)t->partitions * 4;
+	if (cap < need)
+		return -ENOSPC;
+	out[0] = t->version;
+	out[1] = t->hash;
+	kite_put16(out + 2, t->partitions);
+	kite_put16(out + 4, t->workers);
+	kite_put16(out + 6, t->base_port);
+	kite_put64(out + 8, t->seed);
+	for (uint16_t p = 0; p < t->partitions; p++) {
+		kite_put16(out + KITE_TOPO_HDR_LEN + 4 * p, t->port[p]);
+		kite_put16(out + KITE_TOPO_HDR_LEN + 4 * p + 2, t->worker[p]);
+	}
+	return (int)need;
+}
+
+int
+kite_proto_topology_parse(const uint8_t *p, size_t len, struct kite_topology *t)
+{
+	if (p == NULL || t == NULL || len < KITE_TOPO_HDR_LEN)
+		return -EINVAL;
+	t->version = p[0];
+	t->hash = p[1];
+	t->partitions = kite_get16(p + 2);
+	t->workers = kite_get16(p + 4);
+	t->base_port = kite_get16(p + 6);
+	t->seed = kite_get64(p + 8);
+	if (t->version != KITE_TOPO_VERSION || t->partitions == 0 || t->partitions > 1024 ||
+	    t->workers == 0 || len != KITE_TOPO_HDR_LEN + (size_t)t->partitions * 4)
+		return -EINVAL;
+	for (uint16_t i = 0; i < t->partitions; i++) {
+		t->port[i] = kite_get16(p + KITE_TOPO_HDR_LEN + 4 * i);
+		t->worker[i] = kite_get16(p + KITE_TOPO_HDR_LEN + 4 * i + 2);
+	}
+	return 0;
 }

@@ -6,13 +6,14 @@
 
 #include "kite_stats.h"
 
-static const char *const cmd_names[KITE_CMD_QUIT + 1] = {
+static const char *const cmd_names[KITE_CMD_MAX] = {
 	[KITE_CMD_UNKNOWN] = "unknown", [KITE_CMD_GET] = "get",	    [KITE_CMD_SET] = "set",
 	[KITE_CMD_ADD] = "add",		[KITE_CMD_REPLACE] = "replace", [KITE_CMD_APPEND] = "append",
 	[KITE_CMD_PREPEND] = "prepend", [KITE_CMD_DELETE] = "delete", [KITE_CMD_INCR] = "incr",
 	[KITE_CMD_DECR] = "decr",	[KITE_CMD_TOUCH] = "touch",	    [KITE_CMD_GAT] = "gat",
 	[KITE_CMD_NOOP] = "noop",	[KITE_CMD_VERSION] = "version", [KITE_CMD_STAT] = "stat",
 	[KITE_CMD_FLUSH] = "flush",	[KITE_CMD_QUIT] = "quit",
+	[KITE_CMD_TOPOLOGY] = "topology",
 };
 
 void
@@ -114,7 +115,7 @@ kite_stats_emit(const struct kite_stats_src *src, uint32_t now, kite_stats_emit_
 	emit_u64(emit, arg, "kite_tx_datagrams", w.tx_dgrams);
 	emit_u64(emit, arg, "kite_tx_responses", w.tx_responses);
 	emit_u64(emit, arg, "kite_tx_bytes", w.tx_bytes);
-	for (unsigned int c = 0; c <= KITE_CMD_QUIT; c++) {
+	for (unsigned int c = 0; c < KITE_CMD_MAX; c++) {
 		snprintf(name, sizeof(name), "kite_cmd_%s", cmd_names[c]);
 		emit_u64(emit, arg, name, w.cmd[c]);
 	}

@@ -28,7 +28,7 @@ struct kite_worker_stats {
 	uint64_t tx_dgrams;       /**< reply datagrams sent */
 	uint64_t tx_responses;    /**< responses written */
 	uint64_t tx_bytes;        /**< reply payload bytes */
-	uint64_t cmd[KITE_CMD_QUIT + 1]; /**< requests by command class */
+	uint64_t cmd[KITE_CMD_MAX]; /**< requests by command class */
 	uint64_t err_replies;     /**< error statuses sent for malformed requests */
 	uint64_t unknown_cmd;     /**< UNKNOWN_COMMAND replies */
 	uint64_t proto_drops[KITE_DROP_MAX]; /**< datagram remainders dropped, by reason */

@@ -650,6 +650,41 @@ test_burst_of_datagrams(void **state)
 	kite_engine_free(e);
 }
 
+static void
+test_topology(void **state)
+{
+	struct kite_engine *e = make_engine(2, 1, PAYLOAD);
+	static struct kite_topology t;
+	struct dg d;
+	struct res r[2];
+
+	(void)state;
+	dg_start(&d, 3);
+	dg_req(&d, KITE_OP_TOPOLOGY, 9, 0, NULL, 0, NULL, NULL, 0);
+	/* Keyless: the receiving worker answers it. */
+	assert_int_equal(kite_engine_route(e, d.b, d.len), 2);
+	run(e, &d);
+	assert_int_equal(parse_all(3, r, 2), 1);
+	assert_int_equal(r[0].status, 0);
+	assert_int_equal(r[0].opcode, KITE_OP_TOPOLOGY);
+	assert_int_equal(kite_proto_topology_parse(r[0].body, r[0].bodylen, &t), 0);
+	assert_int_equal(t.partitions, NPARTS);
+	assert_int_equal(t.workers, 2);
+	assert_int_equal(t.base_port, 11211);
+	assert_int_equal(t.hash, KITE_TOPO_HASH_XXH64);
+	for (int p = 0; p < NPARTS; p++) {
+		assert_int_equal(t.port[p], 11211 + p);
+		assert_int_equal(t.worker[p], p % 2);
+	}
+	/* With a body it is malformed. */
+	dg_start(&d, 4);
+	dg_req(&d, KITE_OP_TOPOLOGY, 10, 0, NULL, 0, "k", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(4, r, 2), 1);
+	assert_int_equal(r[0].status, KITE_STATUS_EINVAL);
+	kite_engine_free(e);
+}
+
 int
 main(void)
 {
@@ -665,6 +700,7 @@ main(void)
 		cmocka_unit_test(test_route_and_ownership),
 		cmocka_unit_test(test_out_of_buffers),
 		cmocka_unit_test(test_burst_of_datagrams),
+		cmocka_unit_test(test_topology),
 	};
 
 	if (kite_test_eal_init("engine") != 0)

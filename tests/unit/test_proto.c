@@ -371,6 +371,7 @@ static const struct op_case ops[] = {
 	{ KITE_OP_FLUSHQ, KITE_CMD_FLUSH, true, false, 4, 0, 0 },
 	{ KITE_OP_QUIT, KITE_CMD_QUIT, false, false, 0, 0, 0 },
 	{ KITE_OP_QUITQ, KITE_CMD_QUIT, true, false, 0, 0, 0 },
+	{ KITE_OP_TOPOLOGY, KITE_CMD_TOPOLOGY, false, false, 0, 0, 0 },
 };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
@@ -1137,6 +1138,50 @@ test_partition(void **state)
 		assert_true(hits[p] > 800 && hits[p] < 1200);
 }
 
+static void
+test_topology_codec(void **state)
+{
+	static struct kite_topology t, back;
+	uint8_t out[KITE_TOPO_HDR_LEN + 4 * 1024];
+	int n;
+
+	(void)state;
+	assert_int_equal(kite_proto_topology_write(NULL, sizeof(out), &t), -EINVAL);
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(kite_proto_topology_write(out, sizeof(out), &t), -EINVAL); /* 0 parts */
+	assert_int_equal(kite_proto_topology_parse(NULL, 16, &back), -EINVAL);
+	assert_int_equal(kite_proto_topology_parse(out, 15, &back), -EINVAL);
+
+	t.version = KITE_TOPO_VERSION;
+	t.hash = KITE_TOPO_HASH_XXH64;
+	t.partitions = 3;
+	t.workers = 2;
+	t.base_port = 11211;
+	for (int p = 0; p < 3; p++) {
+		t.port[p] = (uint16_t)(11211 + p);
+		t.worker[p] = (uint16_t)(p % 2);
+	}
+	assert_int_equal(kite_proto_topology_write(out, 27, &t), -ENOSPC);
+	n = kite_proto_topology_write(out, sizeof(out), &t);
+	assert_int_equal(n, 16 + 12);
+	/* The documented byte layout. */
+	const uint8_t head[16] = { 1, 1, 0, 3, 0, 2, 0x2b, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0 };
+	assert_memory_equal(out, head, 16);
+	const uint8_t p2[4] = { 0x2b, 0xcd, 0, 0 };
+	assert_memory_equal(out + 16 + 8, p2, 4);
+	assert_int_equal(kite_proto_topology_parse(out, (size_t)n, &back), 0);
+	assert_int_equal(back.partitions, 3);
+	assert_int_equal(back.port[2], 11213);
+	assert_int_equal(back.worker[1], 1);
+	/* Wrong length, version or counts are refused. */
+	assert_int_equal(kite_proto_topology_parse(out, (size_t)n - 1, &back), -EINVAL);
+	out[0] = 9;
+	assert_int_equal(kite_proto_topology_parse(out, (size_t)n, &back), -EINVAL);
+	out[0] = 1;
+	out[4] = out[5] = 0;
+	assert_int_equal(kite_proto_topology_parse(out, (size_t)n, &back), -EINVAL);
+}
+
 int
 main(void)
 {
@@ -1181,6 +1226,7 @@ main(void)
 		cmocka_unit_test(test_parse_res_roundtrip),
 		cmocka_unit_test(test_parse_res_memcached_bytes),
 		cmocka_unit_test(test_partition),
+		cmocka_unit_test(test_topology_codec),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
