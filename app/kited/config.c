@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "kite_steer.h"
@@ -229,6 +230,31 @@ kited_config_load(struct kited_config *c, const char *path, char *err, size_t er
 }
 
 int
+kited_config_load_profile(struct kited_config *c, const char *name, char *err, size_t errlen)
+{
+	const char *env = getenv("KITE_PROFILE_DIR");
+	const char *dirs[] = { env, KITE_PROFILE_SRC_DIR, KITE_PROFILE_INSTALL_DIR };
+	char path[512];
+
+	/* A name, not a path: profiles live in drivers-config/. */
+	if (name[0] == '\0' || strchr(name, '/') != NULL || strlen(name) > 64) {
+		snprintf(err, errlen, "profile: '%s' is not a profile name (see drivers-config/)",
+			 name);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (dirs[i] == NULL || dirs[i][0] == '\0')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s.conf", dirs[i], name);
+		if (access(path, R_OK) == 0)
+			return kited_config_load(c, path, err, errlen);
+	}
+	snprintf(err, errlen, "profile '%s' not found in $KITE_PROFILE_DIR, %s or %s", name,
+		 KITE_PROFILE_SRC_DIR, KITE_PROFILE_INSTALL_DIR);
+	return -ENOENT;
+}
+
+int
 kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 {
 	uint64_t parts = (uint64_t)c->workers * c->partitions;
@@ -301,12 +327,14 @@ kited_config_usage(FILE *f, const char *prog)
 		"  -h, --help             this text\n"
 		"      --describe-config  every option with its default and range\n"
 		"      --config FILE      read options from FILE (key = value; INI sections ok)\n"
+		"      --profile NAME     driver profile drivers-config/NAME.conf (af_packet, memif,\n"
+		"                         tap, null, mlx5, ice, i40e, ixgbe, virtio)\n"
 		"      --print-config     print the effective configuration and exit\n",
 		prog);
 	for (size_t i = 0; i < N_OPTS; i++)
 		fprintf(f, "      --%-18s %s (default %s)\n", opts[i].key, opts[i].help,
 			opts[i].def[0] ? opts[i].def : "none");
-	fprintf(f, "\nOptions are applied defaults -> file -> command line.\n"
+	fprintf(f, "\nOptions are applied defaults -> profile -> file -> command line.\n"
 		   "Example: %s --vdev=net_af_packet0,iface=veth0 --no-huge -- "
 		   "--port net_af_packet0 --ip 198.18.0.2\n",
 		prog);
@@ -363,7 +391,18 @@ kited_config_parse_args(struct kited_config *c, int argc, char **argv, FILE *out
 	bool print = false;
 
 	kited_config_defaults(c);
-	/* The file comes first whatever its place, so flags override it. */
+	/* A driver profile first, then the file, whatever their places; flags override both. */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *name = NULL;
+
+		if (strcmp(a, "--profile") == 0 && i + 1 < argc)
+			name = argv[++i];
+		else if (strncmp(a, "--profile=", 10) == 0)
+			name = a + 10;
+		if (name != NULL && kited_config_load_profile(c, name, err, errlen) != 0)
+			return KITED_PARSE_ERROR;
+	}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--config") == 0) {
@@ -423,7 +462,7 @@ kited_config_parse_args(struct kited_config *c, int argc, char **argv, FILE *out
 			}
 			val = argv[++i];
 		}
-		if (strcmp(key, "config") == 0)
+		if (strcmp(key, "config") == 0 || strcmp(key, "profile") == 0)
 			continue;
 		if (kited_config_set(c, key, val, err, errlen) != 0)
 			return KITED_PARSE_ERROR;

@@ -86,7 +86,13 @@ int kited_config_set(struct kited_config *c, const char *key, const char *value,
 int kited_config_load(struct kited_config *c, const char *path, char *err, size_t errlen);
 
 /**
- * Apply defaults, then --config FILE, then the other flags (the kite
+ * Load drivers-config/NAME.conf, looked up in $KITE_PROFILE_DIR, the
+ * source tree, then the install prefix. @return 0 or -errno.
+ */
+int kited_config_load_profile(struct kited_config *c, const char *name, char *err, size_t errlen);
+
+/**
+ * Apply defaults, then --profile NAME, then --config FILE, then the other flags (the kite
  * arguments after EAL's `--`), then validate.
  */
 enum kited_parse kited_config_parse_args(struct kited_config *c, int argc, char **argv,

@@ -175,6 +175,41 @@ test_describe_lists_every_option(void **state)
 	free(buf);
 }
 
+static void
+test_profiles(void **state)
+{
+	struct kited_config c;
+	char dir[] = "/tmp/kite_prof_XXXXXX";
+	char path[64];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/fast.conf", dir);
+	write_file(path, "idle-sleep-us = 0\nburst = 64\nudp-port = 12000\n");
+	setenv("KITE_PROFILE_DIR", dir, 1);
+	/* Profile, then file-less flags: the flag wins over the profile. */
+	const char *a1[] = { "kited", "--udp-port", "13000", "--profile", "fast" };
+	assert_int_equal(parse(&c, 5, a1), KITED_PARSE_RUN);
+	assert_int_equal(c.idle_sleep_us, 0);
+	assert_int_equal(c.burst, 64);
+	assert_int_equal(c.udp_port, 13000);
+	const char *a2[] = { "kited", "--profile", "nosuch" };
+	assert_int_equal(parse(&c, 3, a2), KITED_PARSE_ERROR);
+	assert_non_null(strstr(err, "not found"));
+	const char *a3[] = { "kited", "--profile=../etc/passwd" };
+	assert_int_equal(parse(&c, 2, a3), KITED_PARSE_ERROR);
+	unlink(path);
+	rmdir(dir);
+	unsetenv("KITE_PROFILE_DIR");
+	/* Every shipped profile loads and validates. */
+	const char *shipped[] = { "af_packet", "memif", "tap", "null", "mlx5",
+				  "ice",       "i40e",  "ixgbe", "virtio" };
+	for (size_t i = 0; i < sizeof(shipped) / sizeof(shipped[0]); i++) {
+		const char *a[] = { "kited", "--profile", shipped[i] };
+		assert_int_equal(parse(&c, 3, a), KITED_PARSE_RUN);
+	}
+}
+
 int
 main(void)
 {
@@ -183,6 +218,7 @@ main(void)
 		cmocka_unit_test(test_sizes),	       cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_args),	       cmocka_unit_test(test_cross_checks),
 		cmocka_unit_test(test_describe_lists_every_option),
+		cmocka_unit_test(test_profiles),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
