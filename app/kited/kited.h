@@ -39,6 +39,7 @@ struct dgram_ctx {
 	struct worker *w;
 	struct rte_mbuf *m;     /* the request */
 	struct kite_net_udp u;  /* its sender */
+	bool reused;            /* m now carries the reply: do not free it */
 };
 
 struct worker {

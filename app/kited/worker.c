@@ -61,13 +61,22 @@ tx_add(struct worker *w, struct rte_mbuf *m)
 }
 
 static void
-reply_done(void *arg, unsigned int n, const uint16_t *lens)
+reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens)
 {
 	struct dgram_ctx *c = arg;
 	struct worker *w = c->w;
 
 	for (unsigned int i = 0; i < n; i++) {
 		struct rte_mbuf *m = w->pend[i];
+
+		if (i == 0 && bufs[0] == rte_pktmbuf_mtod_offset(c->m, uint8_t *, c->u.payload_off)) {
+			/* Answered in the request's own mbuf: make the payload its data. */
+			m = c->m;
+			c->reused = true;
+			m->data_off = (uint16_t)(m->data_off + c->u.payload_off);
+			m->ol_flags = 0;
+			m->packet_type = 0;
+		}
 		m->data_len = lens[i];
 		m->pkt_len = lens[i];
 		if (kite_net_udp_reply(w->net, m, &c->u) != 0) {
@@ -153,8 +162,13 @@ static void
 payload_of(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, unsigned int slot,
 	   struct kite_engine_dgram *d)
 {
+	d->inplace = false;
 	if (rte_pktmbuf_data_len(m) >= (uint32_t)u->payload_off + u->payload_len) {
 		d->data = rte_pktmbuf_mtod_offset(m, const uint8_t *, u->payload_off);
+		/* Reusable for the reply if nobody else holds it and a full reply fits. */
+		d->inplace = m->nb_segs == 1 && RTE_MBUF_DIRECT(m) &&
+			     rte_mbuf_refcnt_read(m) == 1 &&
+			     m->buf_len - m->data_off - u->payload_off >= w->node->max_payload;
 	} else {
 		uint8_t *dst = w->scratch + (size_t)slot * SCRATCH_SLOT;
 		d->data = rte_pktmbuf_read(m, u->payload_off, u->payload_len, dst);
@@ -191,7 +205,7 @@ worker_poll(struct worker *w)
 	struct rte_mbuf *pkts[MAX_BURST], *keep[MAX_BURST];
 	struct kite_engine_dgram dg[MAX_BURST];
 	struct dgram_ctx ctx[MAX_BURST];
-	unsigned int nrx, nh, nd = 0, nfree = 0;
+	unsigned int nrx, nh, nd = 0, nfree = 0, nroute = 0;
 	uint64_t tsc = rte_rdtsc();
 	struct kite_net_udp u;
 
@@ -217,17 +231,17 @@ worker_poll(struct worker *w)
 				if (mask & ~(UINT64_C(1) << w->id))
 					w->stats->steer_misses++;
 				if (!route(w, m, &u, mask)) {
-					keep[nfree++] = m;
+					keep[nroute++] = m;
 					continue;
 				}
 			}
 			ctx[nd].w = w;
 			ctx[nd].m = m;
 			ctx[nd].u = u;
+			ctx[nd].reused = false;
 			payload_of(w, m, &u, nd, &dg[nd]);
 			dg[nd].home = true;
 			dg[nd].out_arg = &ctx[nd];
-			keep[nfree++] = m;
 			nd++;
 			break;
 		case KITE_NET_REPLY:
@@ -246,14 +260,19 @@ worker_poll(struct worker *w)
 		ctx[nd].w = w;
 		ctx[nd].m = m;
 		ctx[nd].u = meta(m)->u;
+		ctx[nd].reused = false;
 		payload_of(w, m, &ctx[nd].u, nd, &dg[nd]);
 		dg[nd].home = false;
 		dg[nd].out_arg = &ctx[nd];
-		keep[nfree++] = m;
 		nd++;
 	}
 	if (nd > 0)
 		kite_engine_process(w->engine, dg, nd);
+	/* Requests go back to the pool, except those that became replies. */
+	nfree = nroute;
+	for (unsigned int i = 0; i < nd; i++)
+		if (!ctx[i].reused)
+			keep[nfree++] = ctx[i].m;
 	if (nfree > 0)
 		rte_pktmbuf_free_bulk(keep, nfree);
 	if (w->ntx > 0)

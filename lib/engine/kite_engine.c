@@ -26,6 +26,7 @@ struct entry {
 	uint8_t status;
 	bool keyed;
 	bool looked_up;
+	bool only; /* the datagram's single request */
 };
 
 struct kite_engine {
@@ -188,7 +189,7 @@ close_dgram(struct kite_engine *e)
 			f.seq = (uint16_t)i;
 			kite_frame_write(e->bufs[i], &f);
 		}
-		e->conf.out.done(d->out_arg, e->nbufs, e->lens);
+		e->conf.out.done(d->out_arg, e->nbufs, e->bufs, e->lens);
 		e->conf.stats->tx_dgrams += e->nbufs;
 	}
 	e->open = -1;
@@ -197,10 +198,16 @@ close_dgram(struct kite_engine *e)
 	e->out_stopped = false;
 }
 
-/* Start reply datagram number nbufs. */
+/*
+ * Start reply datagram number nbufs. The first reply to a datagram's only
+ * request may reuse the request's buffer: the request was fully read
+ * before its response is written, except the key of a GETK/GATK hit,
+ * which the response copies (so those get a fresh buffer).
+ */
 static bool
-next_buf(struct kite_engine *e)
+next_buf(struct kite_engine *e, const struct entry *q)
 {
+	const struct kite_engine_dgram *d = &e->burst[e->open];
 	uint8_t *b;
 
 	if (e->out_stopped)
@@ -210,7 +217,11 @@ next_buf(struct kite_engine *e)
 		e->out_stopped = true;
 		return false;
 	}
-	b = e->conf.out.alloc(e->burst[e->open].out_arg, e->nbufs);
+	if (e->nbufs == 0 && q != NULL && q->only && d->inplace &&
+	    !(q->kind == ENTRY_REQ && q->r.want_key))
+		b = (uint8_t *)(uintptr_t)d->data;
+	else
+		b = e->conf.out.alloc(d->out_arg, e->nbufs);
 	if (b == NULL) {
 		e->conf.stats->nombuf++;
 		e->out_stopped = true;
@@ -231,7 +242,7 @@ put(struct kite_engine *e, const void *src, size_t n)
 	while (n > 0 && !e->out_stopped) {
 		size_t room = e->conf.max_payload - e->fill;
 		if (room == 0) {
-			if (!next_buf(e))
+			if (!next_buf(e, NULL))
 				return;
 			continue;
 		}
@@ -260,7 +271,7 @@ respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t 
 	if (e->nbufs == 0 ||
 	    (total <= (size_t)e->conf.max_payload - KITE_FRAME_HDR_LEN &&
 	     e->fill + total > e->conf.max_payload)) {
-		if (!next_buf(e))
+		if (!next_buf(e, q))
 			return;
 	}
 	kite_proto_write_res_hdr(hdr, q->r.opcode, keylen, extlen, status, (uint32_t)body,
@@ -306,6 +317,7 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 	struct kite_worker_stats *st = e->conf.stats;
 	struct kite_frame f;
 	size_t off = KITE_FRAME_HDR_LEN, used;
+	unsigned int first = e->nent, count = 0;
 	uint8_t status, drop;
 	int rc;
 
@@ -321,7 +333,18 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 		return;
 	}
 	while (off < d->len) {
-		struct entry *q = new_entry(e);
+		struct entry *q;
+
+		/* A table flush can only happen once this datagram has an entry already. */
+		if (count == 1)
+			e->ent[first].only = false;
+		q = new_entry(e);
+		if (count++ == 0) {
+			first = (unsigned int)(q - e->ent);
+			q->only = true;
+		} else {
+			q->only = false;
+		}
 		enum kite_parse_result res = kite_proto_parse(d->data + off, d->len - off,
 							      e->conf.max_item_size, &q->r, &used,
 							      &status, &drop);
@@ -329,6 +352,9 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 		q->looked_up = false;
 		if (res == KITE_PARSE_DROP) {
 			e->nent--;
+			/* A dropped remainder still shares the buffer with the requests before it. */
+			if (count > 1)
+				e->ent[first].only = false;
 			if (d->home)
 				st->proto_drops[drop]++;
 			return;

@@ -37,8 +37,11 @@ struct kite_engine_out {
 	 * request datagram being answered, at least max_payload bytes, or NULL.
 	 */
 	uint8_t *(*alloc)(void *arg, unsigned int idx);
-	/** Reply datagrams 0..n-1 are complete with lens[i] bytes each. */
-	void (*done)(void *arg, unsigned int n, const uint16_t *lens);
+	/**
+	 * Reply datagrams 0..n-1 are complete: bufs[i] holds lens[i] bytes.
+	 * bufs[0] may be the request's own buffer (see inplace).
+	 */
+	void (*done)(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens);
 };
 
 /** One request datagram of a burst. */
@@ -46,6 +49,12 @@ struct kite_engine_dgram {
 	const uint8_t *data; /**< UDP payload, frame header first */
 	uint32_t len;
 	bool home;           /**< answers keyless requests (NOOP, VERSION, STAT, QUIT) */
+	/**
+	 * data may be overwritten by the reply and has room for max_payload
+	 * bytes: a datagram holding a single request is then answered in its
+	 * own buffer (no allocation, no copy of the headers).
+	 */
+	bool inplace;
 	void *out_arg;       /**< passed to the out callbacks for this datagram */
 };
 

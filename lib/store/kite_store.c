@@ -42,14 +42,14 @@
 #define RTE_LOG_DEFAULT_LOGTYPE kite.store
 #endif
 RTE_LOG_REGISTER_DEFAULT(kite_store_logtype, NOTICE);
-#define STORE_LOG(level, fmt, ...)                                                     \
+#define STORE_LOG(level, fmt, ...)                                                                 \
 	rte_log(RTE_LOG_##level, kite_store_logtype, "kite_store: " fmt "\n", ##__VA_ARGS__)
 
 /* Smallest accepted region; below this a single large key could not fit. */
 #define STORE_MIN_MEM 4096u
 /* Default index size: one entry per this many bytes of log. */
 #define STORE_BYTES_PER_ENTRY 128u
-#define STORE_MIN_ENTRIES 1024u
+#define STORE_MIN_ENTRIES     1024u
 /* rte_hash refuses fewer entries than one bucket holds. */
 #define STORE_INDEX_MIN 8u
 /* max_item_size 0 means memcached's default item size limit (-I 1m). */
@@ -354,8 +354,8 @@ make_room(struct kite_store *s, uint64_t need, struct item **keep, bool pin)
  * if it is abandoned. Returns NULL when it cannot fit.
  */
 static struct item *
-alloc_item(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-	   uint32_t vallen, struct item **keep, bool pin)
+alloc_item(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash, uint32_t vallen,
+	   struct item **keep, bool pin)
 {
 	uint64_t total = kite_store__item_size(keylen, vallen);
 	struct item *it;
@@ -562,9 +562,9 @@ kite_store_create(const struct kite_store_params *p)
 
 	entries = p->index_entries;
 	if (entries == 0)
-		entries = RTE_MIN(RTE_MAX(p->mem_bytes / STORE_BYTES_PER_ENTRY,
-					  (uint64_t)STORE_MIN_ENTRIES),
-				  (uint64_t)RTE_HASH_ENTRIES_MAX);
+		entries = RTE_MIN(
+			RTE_MAX(p->mem_bytes / STORE_BYTES_PER_ENTRY, (uint64_t)STORE_MIN_ENTRIES),
+			(uint64_t)RTE_HASH_ENTRIES_MAX);
 	hp.name = p->name;
 	hp.entries = (uint32_t)entries;
 	hp.key_len = sizeof(uint64_t);
@@ -737,9 +737,9 @@ kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 }
 
 int
-kite_store_store(struct kite_store *s, enum kite_store_mode mode, const void *key,
-		 uint16_t keylen, uint64_t hash, const void *value, uint32_t vallen,
-		 uint32_t flags, uint32_t exptime, uint64_t cas_in, uint64_t *cas_out)
+kite_store_store(struct kite_store *s, enum kite_store_mode mode, const void *key, uint16_t keylen,
+		 uint64_t hash, const void *value, uint32_t vallen, uint32_t flags,
+		 uint32_t exptime, uint64_t cas_in, uint64_t *cas_out)
 {
 	struct item *slot, *old, *it;
 	uint32_t oldlen = 0, newlen = vallen;
@@ -855,8 +855,8 @@ kite_store_delete(struct kite_store *s, const void *key, uint16_t keylen, uint64
 }
 
 int
-kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		 bool incr, uint64_t delta, uint64_t initial, uint32_t exptime, uint64_t cas_in,
+kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash, bool incr,
+		 uint64_t delta, uint64_t initial, uint32_t exptime, uint64_t cas_in,
 		 uint64_t *value_out, uint64_t *cas_out)
 {
 	struct item *slot, *it;
@@ -998,7 +998,7 @@ kite_store__check(const struct kite_store *s)
 		if (off == s->size)
 			off = 0;
 	}
-	if (off != s->head_off && s->head != s->tail)
+	if (off != s->head_off)
 		return -__LINE__;
 	if (live != s->st.curr_items || bytes != s->st.bytes)
 		return -__LINE__;

@@ -28,17 +28,17 @@
  * be as short as 8 bytes.
  */
 struct item {
-	uint32_t total;   /* 0: bytes in the log, header and padding included */
+	uint32_t total;	  /* 0: bytes in the log, header and padding included */
 	uint16_t keylen;  /* 4 */
-	uint8_t iflags;   /* 6: ITEM_* */
-	uint8_t rsvd;     /* 7 */
+	uint8_t iflags;	  /* 6: ITEM_* */
+	uint8_t rsvd;	  /* 7 */
 	uint32_t vallen;  /* 8: the value length cannot be recovered from total */
-	uint32_t flags;   /* 12: client flags, opaque */
+	uint32_t flags;	  /* 12: client flags, opaque */
 	uint32_t exptime; /* 16: absolute unix seconds, 0: never */
-	uint32_t time;    /* 20: unix seconds of the last store */
-	uint64_t cas;     /* 24: (sequence << 16) | partition id */
-	uint64_t hash;    /* 32: index key; needed to unlink from the tail */
-	uint8_t data[];   /* 40: key, then value */
+	uint32_t time;	  /* 20: unix seconds of the last store */
+	uint64_t cas;	  /* 24: (sequence << 16) | partition id */
+	uint64_t hash;	  /* 32: index key; needed to unlink from the tail */
+	uint8_t data[];	  /* 40: key, then value */
 };
 
 _Static_assert(sizeof(struct item) == 40, "item header is 40 bytes");
@@ -49,8 +49,8 @@ _Static_assert(sizeof(struct item) % 8 == 0, "item header keeps 8-byte alignment
 struct kite_store {
 	/* Read on every operation. */
 	struct rte_hash *index;
-	uint8_t *log;        /* the item region, mem_bytes long */
-	uint64_t size;       /* usable bytes: mem_bytes rounded down to ITEM_ALIGN */
+	uint8_t *log;  /* the item region, mem_bytes long */
+	uint64_t size; /* usable bytes: mem_bytes rounded down to ITEM_ALIGN */
 	/*
 	 * head and tail count bytes ever appended and released; they never
 	 * wrap, so head - tail is the log's length. The offsets are the same
@@ -60,8 +60,8 @@ struct kite_store {
 	uint64_t tail;
 	uint64_t head_off;
 	uint64_t tail_off;
-	uint64_t cas_seq;    /* last CAS sequence handed out */
-	uint64_t flush_seq;  /* items with a CAS sequence <= this are flushed */
+	uint64_t cas_seq;   /* last CAS sequence handed out */
+	uint64_t flush_seq; /* items with a CAS sequence <= this are flushed */
 	uint32_t now;
 	uint32_t flush_time; /* pending delayed flush (absolute), 0: none */
 	uint32_t max_item_size;

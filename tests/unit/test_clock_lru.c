@@ -27,12 +27,12 @@
 #include "kite_store_priv.h"
 #include "kite_test.h"
 
-#define N_KEYS    1000000u
-#define N_REQS    5000000u
-#define ZIPF_S    0.99
-#define KEY_LEN   16
-#define VAL_LEN   32
-#define MAX_DIFF  0.02
+#define N_KEYS	 1000000u
+#define N_REQS	 5000000u
+#define ZIPF_S	 0.99
+#define KEY_LEN	 16
+#define VAL_LEN	 32
+#define MAX_DIFF 0.02
 
 /*
  * The unit tests do not link libm, and a CDF needs only k^-s: natural log
@@ -44,7 +44,10 @@
 static double
 ln(double x)
 {
-	union { double d; uint64_t u; } v = { .d = x };
+	union {
+		double d;
+		uint64_t u;
+	} v = { .d = x };
 	int e = (int)((v.u >> 52) & 0x7ff) - 1023;
 	double z, z2, term, sum = 0;
 	int i;
@@ -65,7 +68,10 @@ expo(double y)
 {
 	int n = (int)(y / LN2 + (y < 0 ? -0.5 : 0.5));
 	double r = y - n * LN2, term = 1, sum = 1;
-	union { double d; uint64_t u; } scale;
+	union {
+		double d;
+		uint64_t u;
+	} scale;
 	int i;
 
 	for (i = 1; i < 25; i++) {
@@ -373,7 +379,8 @@ test_clock_vs_lru(void **state)
 	printf("zipf %.2f, %u keys, %u requests, cache %" PRIu64 " bytes = %" PRIu64
 	       " items (10%% of the working set)\n",
 	       ZIPF_S, N_KEYS, N_REQS, mem, cap);
-	printf("hit ratio: CLOCK %.4f  LRU %.4f  (diff %+.4f); after warm-up: CLOCK %.4f  LRU %.4f\n",
+	printf("hit ratio: CLOCK %.4f  LRU %.4f  (diff %+.4f); after warm-up: CLOCK %.4f  LRU "
+	       "%.4f\n",
 	       clock_ratio, lru_ratio, clock_ratio - lru_ratio,
 	       (double)clock_warm / (N_REQS - warm), (double)lru_warm / (N_REQS - warm));
 	printf("CLOCK: %" PRIu64 " evictions, %" PRIu64 " reinserted\n", st.evictions,
@@ -381,8 +388,8 @@ test_clock_vs_lru(void **state)
 	printf("time: trace %.2f s, store %.2f s, LRU %.2f s\n", t_trace - t0, t_clock - t_trace,
 	       t_lru - t_clock);
 	assert_true(absd(clock_ratio - lru_ratio) <= MAX_DIFF);
-	assert_true(absd((double)clock_warm / (N_REQS - warm) - (double)lru_warm / (N_REQS - warm)) <=
-		    MAX_DIFF);
+	assert_true(absd((double)clock_warm / (N_REQS - warm) -
+			 (double)lru_warm / (N_REQS - warm)) <= MAX_DIFF);
 }
 
 int

@@ -42,12 +42,21 @@ t_alloc(void *arg, unsigned int idx)
 	return out_buf[n_out + idx];
 }
 
+static unsigned int inplace_used;
+
 static void
-t_done(void *arg, unsigned int n, const uint16_t *lens)
+t_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens)
 {
 	(void)arg;
-	for (unsigned int i = 0; i < n; i++)
+	for (unsigned int i = 0; i < n; i++) {
 		out_len[n_out + i] = lens[i];
+		if (bufs[i] != out_buf[n_out + i]) {
+			/* Answered in the request's buffer: keep a copy like the others. */
+			assert_int_equal(i, 0);
+			memcpy(out_buf[n_out + i], bufs[i], lens[i]);
+			inplace_used++;
+		}
+	}
 	n_out += n;
 	done_calls++;
 }
@@ -205,7 +214,7 @@ parse_all(uint16_t req_id, struct res *r, unsigned int max)
 static void
 run(struct kite_engine *e, struct dg *d)
 {
-	struct kite_engine_dgram g = { d->b, d->len, true, NULL };
+	struct kite_engine_dgram g = { d->b, d->len, true, false, NULL };
 
 	n_out = 0;
 	done_calls = 0;
@@ -584,7 +593,7 @@ test_route_and_ownership(void **state)
 	assert_int_equal(parse_all(2, r, 4), 1);
 	assert_int_equal(r[0].opaque, 1);
 	assert_int_equal(wstats.not_owned, skipped + 1);
-	struct kite_engine_dgram g = { d.b, d.len, false, NULL };
+	struct kite_engine_dgram g = { d.b, d.len, false, false, NULL };
 	n_out = 0;
 	alloc_budget = MAX_OUT;
 	kite_engine_process(e1, &g, 1);
@@ -605,7 +614,7 @@ test_out_of_buffers(void **state)
 	(void)state;
 	dg_start(&d, 1);
 	dg_req(&d, KITE_OP_NOOP, 1, 0, NULL, 0, NULL, NULL, 0);
-	g = (struct kite_engine_dgram){ d.b, d.len, true, NULL };
+	g = (struct kite_engine_dgram){ d.b, d.len, true, false, NULL };
 	n_out = 0;
 	alloc_budget = 0;
 	kite_engine_process(e, &g, 1);
@@ -637,7 +646,7 @@ test_burst_of_datagrams(void **state)
 	dg_start(&d[2], 12);
 	dg_req(&d[2], KITE_OP_GET, 7, 0, NULL, 0, "burstkey", NULL, 0);
 	for (int i = 0; i < 3; i++)
-		g[i] = (struct kite_engine_dgram){ d[i].b, d[i].len, true, NULL };
+		g[i] = (struct kite_engine_dgram){ d[i].b, d[i].len, true, false, NULL };
 	n_out = 0;
 	done_calls = 0;
 	alloc_budget = MAX_OUT;
@@ -685,6 +694,76 @@ test_topology(void **state)
 	kite_engine_free(e);
 }
 
+/* Run one datagram allowing the reply in its own buffer. */
+static void
+run_inplace(struct kite_engine *e, struct dg *d)
+{
+	struct kite_engine_dgram g = { d->b, d->len, true, true, NULL };
+
+	n_out = 0;
+	inplace_used = 0;
+	alloc_budget = MAX_OUT;
+	kite_engine_process(e, &g, 1);
+}
+
+static void
+test_reply_in_place(void **state)
+{
+	struct kite_engine *e = make_engine(1, 0, PAYLOAD);
+	static char big[3001];
+	struct dg d;
+	struct res r[4];
+
+	(void)state;
+	dg_start(&d, 1);
+	dg_set(&d, KITE_OP_SET, 1, "ip", "in-place-value", 5, 0);
+	run_inplace(e, &d);
+	assert_int_equal(inplace_used, 1);
+	assert_int_equal(parse_all(1, r, 4), 1);
+	assert_int_equal(r[0].status, 0);
+
+	/* GET: the reply overwrites the request it answers. */
+	dg_start(&d, 2);
+	dg_req(&d, KITE_OP_GET, 2, 0, NULL, 0, "ip", NULL, 0);
+	run_inplace(e, &d);
+	assert_int_equal(inplace_used, 1);
+	assert_int_equal(parse_all(2, r, 4), 1);
+	assert_memory_equal(r[0].body + 4, "in-place-value", 14);
+
+	/* GETK copies the key into the reply: never in place. */
+	dg_start(&d, 3);
+	dg_req(&d, KITE_OP_GETK, 3, 0, NULL, 0, "ip", NULL, 0);
+	run_inplace(e, &d);
+	assert_int_equal(inplace_used, 0);
+	assert_int_equal(parse_all(3, r, 4), 1);
+	assert_memory_equal(r[0].body + 4, "ipin-place-value", 16);
+
+	/* Two requests: the second would be overwritten, so no reuse. */
+	dg_start(&d, 4);
+	dg_req(&d, KITE_OP_GET, 4, 0, NULL, 0, "ip", NULL, 0);
+	dg_req(&d, KITE_OP_GET, 5, 0, NULL, 0, "ip", NULL, 0);
+	run_inplace(e, &d);
+	assert_int_equal(inplace_used, 0);
+	assert_int_equal(parse_all(4, r, 4), 2);
+	assert_int_equal(r[1].opaque, 5);
+	assert_memory_equal(r[1].body + 4, "in-place-value", 14);
+
+	/* A large value: the first datagram in place, the rest allocated. */
+	memset(big, 'b', 3000);
+	dg_start(&d, 5);
+	dg_set(&d, KITE_OP_SET, 6, "bigip", big, 0, 0);
+	run_inplace(e, &d);
+	dg_start(&d, 6);
+	dg_req(&d, KITE_OP_GET, 7, 0, NULL, 0, "bigip", NULL, 0);
+	run_inplace(e, &d);
+	assert_int_equal(n_out, 3);
+	assert_int_equal(inplace_used, 1);
+	assert_int_equal(parse_all(6, r, 4), 1);
+	assert_int_equal(r[0].bodylen, 3004);
+	assert_int_equal(r[0].body[3003], 'b');
+	kite_engine_free(e);
+}
+
 int
 main(void)
 {
@@ -701,6 +780,7 @@ main(void)
 		cmocka_unit_test(test_out_of_buffers),
 		cmocka_unit_test(test_burst_of_datagrams),
 		cmocka_unit_test(test_topology),
+		cmocka_unit_test(test_reply_in_place),
 	};
 
 	if (kite_test_eal_init("engine") != 0)

@@ -114,8 +114,8 @@ static int
 delta(struct kite_store *s, const char *key, bool incr, uint64_t d, uint64_t initial,
       uint32_t exptime, uint64_t cas_in, uint64_t *value, uint64_t *cas)
 {
-	return kite_store_delta(s, key, (uint16_t)strlen(key), h(s, key), incr, d, initial,
-				exptime, cas_in, value, cas);
+	return kite_store_delta(s, key, (uint16_t)strlen(key), h(s, key), incr, d, initial, exptime,
+				cas_in, value, cas);
 }
 
 static struct kite_store_stats
@@ -394,8 +394,7 @@ test_append_prepend(void **state)
 	assert_int_equal(stats(s).bytes, kite_store__item_size(2, 13));
 
 	/* Combined length over max_item_size (16). */
-	assert_int_equal(put(s, KITE_STORE_APPEND, "ap", "1234", 0, 0, 0, NULL),
-			 KITE_STATUS_E2BIG);
+	assert_int_equal(put(s, KITE_STORE_APPEND, "ap", "1234", 0, 0, 0, NULL), KITE_STATUS_E2BIG);
 	assert_int_equal(put(s, KITE_STORE_PREPEND, "ap", "1234", 0, 0, 0, NULL),
 			 KITE_STATUS_E2BIG);
 	assert_int_equal(put(s, KITE_STORE_APPEND, "ap", "123", 0, 0, 0, NULL), KITE_STATUS_OK);
@@ -495,8 +494,8 @@ test_delta_parse(void **state)
 		expect_val(s, "nv", dc->after, ~0u);
 	}
 	/* A NUL byte ends the number like a space (memcached: "12\0zz" -> 13). */
-	assert_int_equal(kite_store_store(s, KITE_STORE_SET, "nv", 2, h(s, "nv"), "12\0zz", 5, 0,
-					  0, 0, &cas),
+	assert_int_equal(kite_store_store(s, KITE_STORE_SET, "nv", 2, h(s, "nv"), "12\0zz", 5, 0, 0,
+					  0, &cas),
 			 KITE_STATUS_OK);
 	assert_int_equal(delta(s, "nv", true, 1, 0, 0, 0, &val, &cas), KITE_STATUS_OK);
 	assert_int_equal(val, 13);
@@ -613,8 +612,9 @@ test_ttl_touch(void **state)
 			 KITE_STATUS_OK);
 	/* Absolute, in the future and in the past (memcached: born expired). */
 	assert_int_equal(put(s, KITE_STORE_SET, "abs", "v", 0, T0 + 5, 0, NULL), KITE_STATUS_OK);
-	assert_int_equal(put(s, KITE_STORE_SET, "past", "v", 0, KITE_REALTIME_MAXDELTA + 5, 0, NULL),
-			 KITE_STATUS_OK);
+	assert_int_equal(
+		put(s, KITE_STORE_SET, "past", "v", 0, KITE_REALTIME_MAXDELTA + 5, 0, NULL),
+		KITE_STATUS_OK);
 	assert_int_equal(put(s, KITE_STORE_SET, "past2", "v", 0, T0, 0, NULL), KITE_STATUS_OK);
 	assert_int_equal(put(s, KITE_STORE_SET, "never", "v", 0, 0, 0, NULL), KITE_STATUS_OK);
 	expect_miss(s, "past");
@@ -680,7 +680,8 @@ test_flush(void **state)
 	assert_int_equal(set(s, "c", "3"), KITE_STATUS_OK);
 	expect_val(s, "c", "3", 0);
 	/* Flushed items are missing for every command. */
-	assert_int_equal(put(s, KITE_STORE_REPLACE, "b", "x", 0, 0, 0, NULL), KITE_STATUS_KEY_ENOENT);
+	assert_int_equal(put(s, KITE_STORE_REPLACE, "b", "x", 0, 0, 0, NULL),
+			 KITE_STATUS_KEY_ENOENT);
 	assert_int_equal(put(s, KITE_STORE_ADD, "b", "new", 0, 0, 0, NULL), KITE_STATUS_OK);
 	expect_val(s, "b", "new", 0);
 
@@ -790,12 +791,12 @@ test_budget(void **state)
 		if (what < 45) {
 			/* Mostly small values, some large, to wrap with fillers. */
 			uint32_t len = (uint32_t)(r >> 40) % 16 == 0 ? (uint32_t)(r >> 20) % 8192
-								      : (uint32_t)(r >> 20) % 300;
+								     : (uint32_t)(r >> 20) % 300;
 
 			sh[k].version++;
 			fill_value(buf, len, k, sh[k].version);
-			assert_int_equal(kite_store_store(s, KITE_STORE_SET, key, kl, hk, buf, len, 0,
-							  0, 0, &cas),
+			assert_int_equal(kite_store_store(s, KITE_STORE_SET, key, kl, hk, buf, len,
+							  0, 0, 0, &cas),
 					 KITE_STATUS_OK);
 			sh[k].present = true;
 			sh[k].len = len;
@@ -855,8 +856,8 @@ test_budget(void **state)
 	assert_true(st.bytes <= mem);
 	/* Far over budget and not one byte allocated beyond the region. */
 	assert_int_equal(heap_alloc_bytes(), heap0);
-	printf("budget: wrote %" PRIu64 " bytes into %" PRIu64 "; items %" PRIu64
-	       " bytes %" PRIu64 " evictions %" PRIu64 " reinserted %" PRIu64 "\n",
+	printf("budget: wrote %" PRIu64 " bytes into %" PRIu64 "; items %" PRIu64 " bytes %" PRIu64
+	       " evictions %" PRIu64 " reinserted %" PRIu64 "\n",
 	       written, mem, st.curr_items, st.bytes, st.evictions, st.reinserted);
 	kite_store_free(s);
 }
@@ -872,8 +873,8 @@ put_num(struct kite_store *s, int i, uint32_t vallen)
 	snprintf(key, sizeof(key), "item%06d", i);
 	memset(val, 'a' + i % 26, vallen);
 	return kite_store_store(s, KITE_STORE_SET, key, (uint16_t)strlen(key),
-				kite_store_hash(s, key, (uint16_t)strlen(key)), val, vallen, 0, 0, 0,
-				&cas);
+				kite_store_hash(s, key, (uint16_t)strlen(key)), val, vallen, 0, 0,
+				0, &cas);
 }
 
 static int
@@ -1044,9 +1045,9 @@ test_collision(void **state)
 	assert_int_equal(st[1], KITE_STATUS_OK);
 	assert_int_equal(kite_store_touch(s, "B", 1, ha, 0, &v), KITE_STATUS_KEY_ENOENT);
 	assert_int_equal(kite_store_delete(s, "B", 1, ha, 0), KITE_STATUS_KEY_ENOENT);
-	assert_int_equal(kite_store_delta(s, "B", 1, ha, true, 1, 0, KITE_DELTA_NO_CREATE, 0,
-					  &cas, &cas),
-			 KITE_STATUS_KEY_ENOENT);
+	assert_int_equal(
+		kite_store_delta(s, "B", 1, ha, true, 1, 0, KITE_DELTA_NO_CREATE, 0, &cas, &cas),
+		KITE_STATUS_KEY_ENOENT);
 	assert_int_equal(kite_store_store(s, KITE_STORE_REPLACE, "B", 1, ha, "b", 1, 0, 0, 0, &cas),
 			 KITE_STATUS_KEY_ENOENT);
 	assert_int_equal(kite_store_store(s, KITE_STORE_APPEND, "B", 1, ha, "b", 1, 0, 0, 0, &cas),
@@ -1056,9 +1057,9 @@ test_collision(void **state)
 	assert_int_equal(kite_store_get(s, "AA", 2, ha, &v), KITE_STATUS_KEY_ENOENT);
 
 	/* Storing B under the shared hash displaces A: one slot per hash. */
-	assert_int_equal(kite_store_store(s, KITE_STORE_ADD, "B", 1, ha, "value-of-B", 10, 0, 0, 0,
-					  &cas),
-			 KITE_STATUS_OK);
+	assert_int_equal(
+		kite_store_store(s, KITE_STORE_ADD, "B", 1, ha, "value-of-B", 10, 0, 0, 0, &cas),
+		KITE_STATUS_OK);
 	assert_int_equal(kite_store_get(s, "B", 1, ha, &v), KITE_STATUS_OK);
 	assert_memory_equal(v.value, "value-of-B", 10);
 	assert_int_equal(kite_store_get(s, "A", 1, ha, &v), KITE_STATUS_KEY_ENOENT);
@@ -1146,19 +1147,19 @@ test_too_big(void **state)
 					  0, &cas),
 			 KITE_STATUS_E2BIG);
 	/* Fits max_item_size but not the 16 KiB region. */
-	assert_int_equal(kite_store_store(s, KITE_STORE_ADD, "k2", 2, h(s, "k2"), val, 20000, 0, 0,
-					  0, &cas),
-			 KITE_STATUS_ENOMEM);
+	assert_int_equal(
+		kite_store_store(s, KITE_STORE_ADD, "k2", 2, h(s, "k2"), val, 20000, 0, 0, 0, &cas),
+		KITE_STATUS_ENOMEM);
 	expect_val(s, "k", "old", 0);
 	/* memcached drops the old value when a SET fails. */
-	assert_int_equal(kite_store_store(s, KITE_STORE_SET, "k", 1, h(s, "k"), val, 100001, 0, 0,
-					  0, &cas),
-			 KITE_STATUS_E2BIG);
+	assert_int_equal(
+		kite_store_store(s, KITE_STORE_SET, "k", 1, h(s, "k"), val, 100001, 0, 0, 0, &cas),
+		KITE_STATUS_E2BIG);
 	expect_miss(s, "k");
 	assert_int_equal(set(s, "k", "old"), KITE_STATUS_OK);
-	assert_int_equal(kite_store_store(s, KITE_STORE_SET, "k", 1, h(s, "k"), val, 20000, 0, 0, 0,
-					  &cas),
-			 KITE_STATUS_ENOMEM);
+	assert_int_equal(
+		kite_store_store(s, KITE_STORE_SET, "k", 1, h(s, "k"), val, 20000, 0, 0, 0, &cas),
+		KITE_STATUS_ENOMEM);
 	expect_miss(s, "k");
 	/* The largest item the region holds. */
 	assert_int_equal(kite_store_store(s, KITE_STORE_SET, "k", 1, h(s, "k"), val,
@@ -1173,9 +1174,9 @@ test_too_big(void **state)
 
 	/* A max_item_size of 0 means memcached's default, 1 MiB. */
 	s = mk("big0", 4 << 20, 0, 0);
-	assert_int_equal(kite_store_store(s, KITE_STORE_SET, "k", 1, h(s, "k"), val, 100000, 0, 0, 0,
-					  &cas),
-			 KITE_STATUS_OK);
+	assert_int_equal(
+		kite_store_store(s, KITE_STORE_SET, "k", 1, h(s, "k"), val, 100000, 0, 0, 0, &cas),
+		KITE_STATUS_OK);
 	kite_store_free(s);
 }
 

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef KITE_BENCH_H
+#define KITE_BENCH_H
+
+/*
+ * kite-bench: a load generator for Kite and for any memcached that speaks
+ * the binary protocol over UDP.
+ *
+ * The workload (keys, values, operation mix, popularity, batching, request
+ * matching, verification and latency accounting) lives in one generator,
+ * struct gen, with one instance per load lcore or thread. The transports
+ * (DPDK port, kernel sockets, a pcap file) only move datagram payloads in
+ * and out of it, so every mode measures the same workload with the same
+ * client-side cost and reports it in the same format.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "options.h"
+
+/* Most requests in one datagram (opaque carries the index in 6 bits). */
+#define BENCH_MAX_BATCH	 64
+#define BENCH_IDX_BITS	 6
+#define BENCH_TAG_MASK	 ((1u << (32 - BENCH_IDX_BITS)) - 1)
+/* Load lcores / threads. */
+#define BENCH_MAX_LCORES 64
+/* Most partitions (UDP ports) a target may publish. */
+#define BENCH_MAX_PARTS	 4096
+/* Largest UDP payload an IPv4 datagram carries. */
+#define BENCH_UDP_MAX	 65507
+/* Reply datagrams one request datagram may produce (Kite's own cap). */
+#define BENCH_MAX_REPLY_DGRAMS 1024
+
+/* ---- latency histogram (hist.c) ---------------------------------------- */
+
+/*
+ * Log-bucketed: values below 2^(SUB_BITS+1) exact, above that 2^SUB_BITS
+ * buckets per power of two (under 1.6% relative error), in TSC cycles.
+ */
+#define HIST_SUB_BITS 6
+#define HIST_SUB      (1u << HIST_SUB_BITS)
+#define HIST_BUCKETS  ((64 - HIST_SUB_BITS) * HIST_SUB)
+
+struct hist {
+	uint64_t count;
+	uint64_t sum;
+	uint64_t min;
+	uint64_t max;
+	uint64_t b[HIST_BUCKETS];
+};
+
+void hist_reset(struct hist *h);
+/* Record `n` samples of value v. */
+static inline unsigned int
+hist_index(uint64_t v)
+{
+	unsigned int msb, shift;
+
+	if (v < 2 * HIST_SUB)
+		return (unsigned int)v;
+	msb = 63u - (unsigned int)__builtin_clzll(v);
+	shift = msb - HIST_SUB_BITS;
+	return shift * HIST_SUB + (unsigned int)(v >> shift);
+}
+
+static inline void
+hist_add(struct hist *h, uint64_t v, uint32_t n)
+{
+	h->b[hist_index(v)] += n;
+	h->count += n;
+	h->sum += v * n;
+	if (v < h->min)
+		h->min = v;
+	if (v > h->max)
+		h->max = v;
+}
+
+/* Lowest and highest value of bucket i. */
+uint64_t hist_bucket_lo(unsigned int i);
+uint64_t hist_bucket_hi(unsigned int i);
+/* a += b */
+void hist_merge(struct hist *a, const struct hist *b);
+/* out = a - b (bucket counts; min/max/sum taken from a) for interval views. */
+void hist_diff(struct hist *out, const struct hist *a, const struct hist *b);
+/* Value at quantile q (0..1): the upper edge of the bucket that holds it. */
+uint64_t hist_quantile(const struct hist *h, double q);
+
+/* ---- per-lcore counters -------------------------------------------------- */
+
+/* X(name, help): every counter a generator keeps; JSON and summaries use the same table. */
+#define BENCH_COUNTERS(X)                                                                \
+	X(tx_dgrams, "request datagrams sent")                                            \
+	X(tx_packets, "frames sent (fragments count one each)")                          \
+	X(tx_reqs, "requests sent")                                                       \
+	X(tx_bytes, "UDP payload bytes sent")                                             \
+	X(rx_dgrams, "reply datagrams received")                                          \
+	X(rx_bytes, "UDP payload bytes received")                                         \
+	X(done, "requests answered (any status)")                                         \
+	X(get_hit, "GET answered with a value")                                           \
+	X(get_miss, "GET answered not found")                                             \
+	X(set_ok, "SET stored")                                                           \
+	X(del_ok, "DELETE answered (deleted or not found)")                               \
+	X(incr_ok, "INCR answered with a counter")                                        \
+	X(echo_ok, "requests echoed back (ceiling mode)")                                 \
+	X(err_status, "answers with an error status")                                     \
+	X(wrong_value, "GET values that failed verification")                             \
+	X(timeouts, "requests of datagrams that got no answer in time")                   \
+	X(losses, "requests whose datagram got only part of its answer")                  \
+	X(stale, "answers to requests already timed out or unknown")                      \
+	X(dup, "duplicate answers")                                                       \
+	X(bad_reply, "reply datagrams or responses that did not parse")                   \
+	X(reasm_conflict, "multi-datagram replies that could not be reassembled")         \
+	X(rx_other, "frames received that were not replies (ARP, strays)")                \
+	X(tx_retry, "tx_burst or sendmmsg calls that left packets for later")             \
+	X(late_sends, "open loop: datagrams sent over 100 us after their intended time")
+
+struct bench_stats {
+#define BENCH_FIELD(n, h) uint64_t n;
+	BENCH_COUNTERS(BENCH_FIELD)
+#undef BENCH_FIELD
+	/* Error statuses by value (0x00..0xff folded into 0..15 by status & 15 is
+	 * not useful): the common ones by name. */
+	uint64_t st_e2big;
+	uint64_t st_einval;
+	uint64_t st_enomem;
+	uint64_t st_not_stored;
+	uint64_t st_other;
+};
+
+/* ---- workload (workload.c) ----------------------------------------------- */
+
+enum bench_op {
+	OP_GET = 0,
+	OP_SET,
+	OP_DELETE,
+	OP_INCR,
+	OP_MAX,
+};
+
+enum value_dist {
+	VAL_FIXED = 0,
+	VAL_UNIFORM,
+	VAL_MIX,
+};
+
+#define VAL_MIX_MAX 16
+
+/* Everything read-only that all generators share. */
+struct workload {
+	uint64_t keys;
+	uint32_t key_size;
+	/* Value sizes. */
+	enum value_dist vdist;
+	uint32_t vmin, vmax;           /* VAL_UNIFORM, and the bounds of any */
+	unsigned int nmix;             /* VAL_MIX */
+	uint32_t mix_size[VAL_MIX_MAX];
+	uint32_t mix_cum[VAL_MIX_MAX]; /* cumulative weights scaled to 2^32 - 1 */
+	/* Operation mix: cumulative thresholds on a 32-bit draw. */
+	uint32_t op_cum[OP_MAX];
+	bool op_used[OP_MAX];
+	/* Popularity. */
+	bool zipf;
+	double theta;
+	/* Zipf rejection-inversion constants (Hörmann & Derflinger 1996). */
+	double z_hx1, z_hn, z_s;
+	uint64_t perm_mul; /* rank -> key scrambling multiplier, coprime to keys */
+	/* Batching and steering. */
+	uint32_t batch;
+	uint32_t partitions; /* 1: a single port */
+	uint16_t base_port;
+	uint32_t req_budget; /* UDP payload bytes a request datagram may fill before fragmenting */
+	uint32_t max_req;    /* largest request the mix can draw */
+	uint32_t reply_cap;  /* largest reply message, bytes, for reassembly */
+	uint32_t reply_stride; /* bytes of one reply datagram's payload after its frame */
+	uint32_t reply_dgrams; /* reassembly slots per request datagram */
+	/* Behaviour. */
+	bool echo;           /* ceiling mode: requests come back as their own replies */
+	uint64_t timeout_tsc;
+	uint64_t tsc_hz;
+};
+
+int workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz,
+		  char *err, size_t errlen);
+/* Print the workload in one line (summary header). */
+void workload_describe(const struct workload *w, const struct bench_options *o, FILE *f);
+
+/* ---- generator (gen.c) --------------------------------------------------- */
+
+enum gen_phase {
+	PHASE_PRELOAD = 0, /* SET every key of the lcore's share once, closed loop */
+	PHASE_LOAD,        /* the configured mix */
+};
+
+struct gen;
+
+/* A request datagram the generator has prepared for sending. */
+struct gen_dgram {
+	uint32_t slot;
+	uint32_t len;       /* UDP payload bytes */
+	uint16_t dst_port;  /* server UDP port (base + partition) */
+	uint16_t flow;      /* which client flow (source port / socket) sends it */
+};
+
+struct gen_conf {
+	const struct workload *w;
+	unsigned int id;       /* lcore / thread number, 0-based */
+	unsigned int nthreads;
+	uint32_t window;       /* outstanding datagrams */
+	uint32_t flows;        /* source ports of this generator */
+	uint64_t seed;
+	double rate;           /* datagrams/s of this generator; 0: closed loop */
+	uint64_t max_reqs;     /* stop sending after this many requests (0: no bound) */
+	uint32_t capture;      /* datagrams to keep for --write-pcap (0: none) */
+	int socket_id;
+};
+
+struct gen *gen_create(const struct gen_conf *c);
+void gen_free(struct gen *g);
+
+/* Start a phase at `now`; PRELOAD covers this generator's share of the keys. */
+void gen_start(struct gen *g, enum gen_phase p, uint64_t now);
+/* Zero counters and the histogram (end of warm-up); the generator itself calls it. */
+void gen_reset_stats(struct gen *g);
+
+/*
+ * Prepare the next request datagram if one is due at `now` (a free slot in
+ * closed loop; its arrival time passed in open loop). Returns false when
+ * nothing is due. After true, write its bytes with gen_write() into a
+ * buffer of at least d->len bytes and then either gen_sent() or
+ * gen_unsend().
+ */
+bool gen_prepare(struct gen *g, uint64_t now, struct gen_dgram *d);
+void gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf);
+/* Stamp the send time (closed loop latency starts here). */
+void gen_sent(struct gen *g, const struct gen_dgram *d, uint64_t now, uint32_t frames);
+/* The transport could not send it at all: give the slot back, count nothing. */
+void gen_unsend(struct gen *g, const struct gen_dgram *d);
+
+/* A reply datagram (UDP payload, frame header first). */
+void gen_rx(struct gen *g, const uint8_t *p, uint32_t len, uint64_t now);
+/* Expire datagrams older than the timeout; call about every millisecond. */
+void gen_expire(struct gen *g, uint64_t now, bool all);
+
+/* Preload finished: every key sent and answered (or timed out). */
+bool gen_preload_done(const struct gen *g);
+/* Datagrams outstanding. */
+uint32_t gen_inflight(const struct gen *g);
+/* Load phase: the request bound is reached, nothing more will be sent. */
+bool gen_exhausted(const struct gen *g);
+
+const struct bench_stats *gen_stats(const struct gen *g);
+const struct hist *gen_hist(const struct gen *g);
+const struct hist *gen_hist_op(const struct gen *g, enum bench_op op);
+
+/* Captured request datagrams for --write-pcap. */
+struct gen_capture {
+	uint32_t len;
+	uint16_t dst_port;
+	uint16_t flow;
+	const uint8_t *data;
+};
+uint32_t gen_captured(const struct gen *g);
+void gen_capture_get(const struct gen *g, uint32_t i, struct gen_capture *c);
+
+/* ---- control exchanges (gen.c): STAT before and after a run -------------- */
+
+struct server_stats {
+	bool valid;
+	bool has_cycles; /* the server is Kite: busy cycles and served counts exist */
+	uint64_t busy_cycles;
+	uint64_t served;
+	uint64_t get_hits;
+	uint64_t get_misses;
+	uint64_t curr_items;
+	uint64_t evictions;
+};
+
+/* Build a STAT request datagram; returns its length. */
+uint32_t ctl_stat_request(uint8_t *buf, uint16_t req_id);
+
+/* Collects the datagrams of one reply message and parses the STAT entries. */
+struct ctl_collect {
+	uint16_t req_id;
+	uint16_t total;
+	uint16_t have;
+	bool done;
+	uint8_t seen[BENCH_MAX_REPLY_DGRAMS / 8];
+	uint16_t len[BENCH_MAX_REPLY_DGRAMS];
+	uint8_t *buf; /* BENCH_MAX_REPLY_DGRAMS * stride */
+	uint32_t stride;
+};
+void ctl_collect_init(struct ctl_collect *c, uint16_t req_id, uint8_t *buf, uint32_t stride);
+/* Feed a datagram; true once the message is complete. */
+bool ctl_collect_add(struct ctl_collect *c, const uint8_t *p, uint32_t len);
+/* Parse the completed STAT message. @return 0 or -EINVAL. */
+int ctl_stat_parse(struct ctl_collect *c, struct server_stats *s);
+
+/* ---- randomness shared by gen.c and workload.c ---------------------------- */
+
+/* A 64-bit mixing step (a variant of the MurmurHash3 finaliser). */
+static inline uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= UINT64_C(0xff51afd7ed558ccd);
+	x ^= x >> 33;
+	x *= UINT64_C(0xc4ceb9fe1a85ec53);
+	x ^= x >> 33;
+	return x;
+}
+
+/* ---- reporting (report.c) ------------------------------------------------ */
+
+struct run_report {
+	const struct bench_options *o;
+	const struct workload *w;
+	const char *mode;       /* "dpdk", "dpdk-echo", "socket", "pcap" */
+	const char *target;     /* free text: port or server address */
+	unsigned int nthreads;
+	double seconds;         /* measured interval */
+	uint64_t tsc_hz;
+	struct bench_stats total;
+	struct hist hist;
+	struct hist hist_op[OP_MAX];
+	struct bench_stats preload;
+	double preload_seconds;
+	struct server_stats srv_before, srv_after;
+	/* Per-second progress samples. */
+	unsigned int nsamples;
+	struct progress_sample {
+		double t;
+		double ops;
+		double hit_ratio;
+		double p99_us;
+	} *samples;
+	unsigned int samples_cap;
+};
+
+/* Sum counters: a += b. */
+void stats_add(struct bench_stats *a, const struct bench_stats *b);
+/* Print one progress line for the interval between two snapshots. */
+void report_progress(struct run_report *r, double t, double secs, const struct bench_stats *now,
+		     const struct bench_stats *prev, const struct hist *interval);
+void report_summary(const struct run_report *r, FILE *f);
+int report_json(const struct run_report *r, const char *path);
+
+/* Cycles to microseconds. */
+static inline double
+tsc_to_us(uint64_t c, uint64_t hz)
+{
+	return (double)c * 1e6 / (double)hz;
+}
+
+/* ---- pcap (pcap.c) ---------------------------------------------------------- */
+
+/* Addresses of the frames written to a pcap (host order for IPs and ports). */
+struct pcap_addrs {
+	uint8_t src_mac[6];
+	uint8_t dst_mac[6];
+	uint32_t src_ip;
+	uint32_t dst_ip;
+	uint16_t src_port_base;
+	uint16_t mtu;
+};
+
+/*
+ * Write captured datagrams from every generator as Ethernet frames with
+ * valid IPv4 and UDP checksums, fragmenting datagrams above the MTU.
+ * @return frames written, or -errno.
+ */
+long pcap_write(const char *path, struct gen *const *gens, unsigned int n,
+		const struct pcap_addrs *a, char *err, size_t errlen);
+
+/* ---- transports ----------------------------------------------------------- */
+
+/* Calibrate the TSC against CLOCK_MONOTONIC_RAW (modes without EAL). */
+uint64_t bench_tsc_hz(void);
+extern volatile bool bench_quit;
+
+int run_dpdk(struct bench_options *o, int argc, char **argv);
+int run_socket(struct bench_options *o);
+int run_pcap(struct bench_options *o);
+
+/*
+ * The parts of a run that do not depend on the transport: phases, progress,
+ * summary and JSON. Transports fill `driver`.
+ */
+struct bench_driver {
+	void *arg;
+	unsigned int nthreads;
+	struct gen **gens;
+	/* Run phase p on every load lcore/thread; returns at once (workers run). */
+	int (*launch)(void *arg, enum gen_phase p, uint64_t warmup_tsc, uint64_t end_tsc);
+	/* True once every worker has returned from the phase. */
+	bool (*finished)(void *arg);
+	/* Wait for the workers of the phase. */
+	void (*wait)(void *arg);
+	/* Query the server's STAT (load stopped). NULL: not supported. */
+	int (*server_stats)(void *arg, struct server_stats *s);
+	/* Run one slice of the load on the calling thread (single-lcore DPDK); NULL otherwise. */
+	bool (*poll_main)(void *arg);
+};
+
+int bench_run(struct bench_options *o, const struct workload *w, struct bench_driver *d,
+	      const char *mode, const char *target);
+
+/* Shared loop state for one load lcore or thread in a phase. */
+struct phase_ctl {
+	enum gen_phase phase;
+	uint64_t warmup_end; /* reset counters when crossing it (load phase) */
+	uint64_t end;        /* stop sending; then drain */
+	bool warm_done;
+};
+
+#endif /* KITE_BENCH_H */
