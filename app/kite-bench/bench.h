@@ -41,7 +41,7 @@
  */
 #define HIST_SUB_BITS 6
 #define HIST_SUB      (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS  ((64 - HIST_SUB_BITS) * HIST_SUB)
+#define HIST_BUCKETS  ((65 - HIST_SUB_BITS) * HIST_SUB)
 
 struct hist {
 	uint64_t count;
@@ -213,6 +213,7 @@ struct gen_conf {
 	double rate;           /* datagrams/s of this generator; 0: closed loop */
 	uint64_t max_reqs;     /* stop sending after this many requests (0: no bound) */
 	uint32_t capture;      /* datagrams to keep for --write-pcap (0: none) */
+	bool eal;              /* allocate from DPDK memory on socket_id */
 	int socket_id;
 };
 

@@ -783,9 +783,10 @@ kite_store_store(struct kite_store *s, enum kite_store_mode mode, const void *ke
 			return KITE_STATUS_NOT_STORED;
 		if (cas_in != 0 && old->cas != cas_in)
 			return KITE_STATUS_KEY_EEXISTS;
+		/* memcached answers NOT_STORED (not E2BIG) when the sum is too large. */
 		if ((uint64_t)old->vallen + vallen > s->max_item_size) {
 			s->st.store_too_large++;
-			return KITE_STATUS_E2BIG;
+			return KITE_STATUS_NOT_STORED;
 		}
 		oldlen = old->vallen;
 		newlen = oldlen + vallen;

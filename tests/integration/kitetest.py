@@ -291,11 +291,17 @@ class Reply:
         self.dgrams = []     # (seq, total, reserved, payload) in arrival order
         self.messages = []   # [total, {seq: payload}]
         self.errors = []     # frame-level problems
+        self.empty_frames = 0  # bare frames with total 0 (memcached's quiet replies)
         self.responses = []
         self.parse_error = None
 
     def add(self, seq, total, reserved, payload):
         self.dgrams.append((seq, total, reserved, payload))
+        if total == 0 and seq == 0 and not payload:
+            # memcached 1.6 sends a bare frame with total 0 for a datagram
+            # whose responses were all quiet; it carries nothing.
+            self.empty_frames += 1
+            return
         if total == 0 or seq >= total:
             self.errors.append('frame seq %d total %d' % (seq, total))
             return

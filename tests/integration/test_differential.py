@@ -107,6 +107,9 @@ class Differ:
         found = []
         for side, rep in ((self.a, ra), (self.b, rb)):
             found += ['%s: %s' % (side.name, p) for p in rep.problems()]
+            if rep.empty_frames and side.kind != 'memcached':
+                found.append('%s: %d bare frame(s) with total 0 and no payload' % (
+                    side.name, rep.empty_frames))
         if known is not None:
             for side, rep in ((self.a, ra), (self.b, rb)):
                 p = known[side.kind](rep.responses)
@@ -149,7 +152,11 @@ class Differ:
         return out
 
     def compare_stat(self, la, lb):
-        out = []
+        # Responses before the STAT ones (a SET in the same datagram) compare as usual.
+        na = next((i for i, r in enumerate(la) if r.opcode == STAT), len(la))
+        nb = next((i for i, r in enumerate(lb) if r.opcode == STAT), len(lb))
+        out = self.compare(la[:na], lb[:nb])
+        la, lb = la[na:], lb[nb:]
         for side, l in ((self.a, la), (self.b, lb)):
             if not l:
                 out.append('%s: no STAT reply' % side.name)

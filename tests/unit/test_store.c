@@ -394,9 +394,11 @@ test_append_prepend(void **state)
 	assert_int_equal(stats(s).bytes, kite_store__item_size(2, 13));
 
 	/* Combined length over max_item_size (16). */
-	assert_int_equal(put(s, KITE_STORE_APPEND, "ap", "1234", 0, 0, 0, NULL), KITE_STATUS_E2BIG);
+	/* As memcached: NOT_STORED, old value kept. */
+	assert_int_equal(put(s, KITE_STORE_APPEND, "ap", "1234", 0, 0, 0, NULL),
+			 KITE_STATUS_NOT_STORED);
 	assert_int_equal(put(s, KITE_STORE_PREPEND, "ap", "1234", 0, 0, 0, NULL),
-			 KITE_STATUS_E2BIG);
+			 KITE_STATUS_NOT_STORED);
 	assert_int_equal(put(s, KITE_STORE_APPEND, "ap", "123", 0, 0, 0, NULL), KITE_STATUS_OK);
 	expect_val(s, "ap", "start_mid_end123", 42);
 	assert_int_equal(stats(s).store_too_large, 2);
@@ -862,6 +864,178 @@ test_budget(void **state)
 	kite_store_free(s);
 }
 
+#define RO_KEYS 128
+#define RO_MAXV 1024
+
+/* What the store may hold for a key: exactly this, or nothing. */
+struct ro_shadow {
+	bool present;
+	uint32_t len;
+	uint32_t flags;
+	uint32_t exp; /* absolute, 0: never */
+	uint8_t val[RO_MAXV];
+};
+
+/* A hit must match the shadow exactly and must not be expired. */
+static void
+ro_expect(const struct ro_shadow *sh, const struct kite_item_view *v, uint32_t now)
+{
+	assert_true(sh->present);
+	assert_true(sh->exp == 0 || sh->exp > now);
+	assert_int_equal(v->vallen, sh->len);
+	assert_int_equal(v->flags, sh->flags);
+	assert_memory_equal(v->value, sh->val, sh->len);
+}
+
+/*
+ * Every command in random order on a region a fraction of the data set, so
+ * the hand moves, pins and evicts all the time: hits are never stale, the
+ * store never has a key the shadow lost, and the log stays consistent.
+ */
+static void
+test_random_ops(void **state)
+{
+	static struct ro_shadow sh[RO_KEYS];
+	static uint8_t buf[RO_MAXV];
+	struct kite_store *s = mk("rand", 12 * 1024, RO_MAXV, 0);
+	uint32_t now = T0;
+	uint64_t rng = 99;
+	int op, hits = 0;
+
+	(void)state;
+	memset(sh, 0, sizeof(sh));
+	for (op = 0; op < 200000; op++) {
+		uint64_t r = splitmix64(&rng);
+		int k = (int)(r % RO_KEYS);
+		uint32_t what = (uint32_t)(r >> 8) % 100;
+		uint32_t len = (uint32_t)(r >> 20) % 200;
+		uint32_t exp = (r >> 40) % 4 == 0 ? (uint32_t)(r >> 44) % 3 + 1 : 0;
+		struct ro_shadow *e = &sh[k];
+		struct kite_item_view v;
+		char key[16];
+		uint16_t kl;
+		uint64_t hk, cas;
+		int ret;
+
+		snprintf(key, sizeof(key), "r%d", k);
+		kl = (uint16_t)strlen(key);
+		hk = kite_store_hash(s, key, kl);
+		memset(buf, (int)(r >> 56), len);
+		buf[0] = (uint8_t)op;
+
+		if (what < 25) {
+			ret = kite_store_get(s, key, kl, hk, &v);
+			if (ret == KITE_STATUS_OK) {
+				ro_expect(e, &v, now);
+				hits++;
+			} else {
+				e->present = false;
+			}
+		} else if (what < 45) {
+			enum kite_store_mode mode = what < 35	? KITE_STORE_SET
+						    : what < 40 ? KITE_STORE_ADD
+								: KITE_STORE_REPLACE;
+
+			ret = kite_store_store(s, mode, key, kl, hk, buf, len, (uint32_t)k, exp, 0,
+					       &cas);
+			if (ret == KITE_STATUS_OK) {
+				assert_true(mode != KITE_STORE_REPLACE || e->present);
+				e->present = true;
+				e->len = len;
+				e->flags = (uint32_t)k;
+				e->exp = exp != 0 ? now + exp : 0;
+				memcpy(e->val, buf, len);
+			} else if (mode == KITE_STORE_ADD) {
+				assert_int_equal(ret, KITE_STATUS_KEY_EEXISTS);
+				assert_true(e->present);
+			} else {
+				assert_int_equal(mode, KITE_STORE_REPLACE);
+				assert_int_equal(ret, KITE_STATUS_KEY_ENOENT);
+				e->present = false;
+			}
+		} else if (what < 65) {
+			bool app = what < 55;
+			uint64_t too_large = stats(s).store_too_large;
+
+			ret = kite_store_store(s, app ? KITE_STORE_APPEND : KITE_STORE_PREPEND, key,
+					       kl, hk, buf, len, 0, 0, 0, &cas);
+			if (ret == KITE_STATUS_OK) {
+				assert_true(e->present);
+				if (app) {
+					memcpy(e->val + e->len, buf, len);
+				} else {
+					memmove(e->val + len, e->val, e->len);
+					memcpy(e->val, buf, len);
+				}
+				e->len += len;
+			} else if (ret == KITE_STATUS_NOT_STORED &&
+				   stats(s).store_too_large == too_large + 1) {
+				/* Too large together: NOT_STORED as memcached, old value kept. */
+				assert_true(e->present);
+				assert_true(e->len + len > RO_MAXV);
+			} else if (ret == KITE_STATUS_ENOMEM) {
+				/* Old and new together exceed the region: old kept. */
+				assert_true(e->present);
+				assert_true(kite_store__item_size(kl, e->len) +
+						    kite_store__item_size(kl, e->len + len) >
+					    12 * 1024 - 2 * RO_MAXV);
+			} else {
+				assert_int_equal(ret, KITE_STATUS_NOT_STORED);
+				e->present = false;
+			}
+		} else if (what < 72) {
+			ret = kite_store_delete(s, key, kl, hk, 0);
+			assert_true(ret == KITE_STATUS_KEY_ENOENT || e->present);
+			e->present = false;
+		} else if (what < 80) {
+			ret = kite_store_touch(s, key, kl, hk, exp, &v);
+			if (ret == KITE_STATUS_OK) {
+				ro_expect(e, &v, now);
+				e->exp = exp != 0 ? now + exp : 0;
+			} else {
+				e->present = false;
+			}
+		} else if (what < 98) {
+			/* Bulk: this key and its neighbours. */
+			const uint8_t *keys[4];
+			uint16_t lens[4];
+			uint64_t hashes[4];
+			struct kite_item_view views[4];
+			uint8_t st[4];
+			char names[4][16];
+			int j;
+
+			for (j = 0; j < 4; j++) {
+				snprintf(names[j], sizeof(names[j]), "r%d", (k + j) % RO_KEYS);
+				keys[j] = (const uint8_t *)names[j];
+				lens[j] = (uint16_t)strlen(names[j]);
+				hashes[j] = kite_store_hash(s, keys[j], lens[j]);
+			}
+			kite_store_get_bulk(s, keys, lens, hashes, 4, views, st);
+			for (j = 0; j < 4; j++) {
+				if (st[j] == KITE_STATUS_OK)
+					ro_expect(&sh[(k + j) % RO_KEYS], &views[j], now);
+				else
+					sh[(k + j) % RO_KEYS].present = false;
+			}
+		} else if (what < 99) {
+			kite_store_set_time(s, ++now);
+		} else if ((r >> 32) % 50 == 0) {
+			kite_store_flush(s, 0);
+			for (int j = 0; j < RO_KEYS; j++)
+				sh[j].present = false;
+		}
+		if (op % 1000 == 0)
+			check(s);
+	}
+	check(s);
+	printf("random: %d hits, %" PRIu64 " evictions, %" PRIu64 " reinserted, %" PRIu64 " reclaimed\n", hits, stats(s).evictions, stats(s).reinserted, stats(s).reclaimed);
+	assert_true(hits > 10000);
+	assert_true(stats(s).evictions > 1000);
+	assert_true(stats(s).reinserted > 1000);
+	kite_store_free(s);
+}
+
 /* Store fixed-size item number i. */
 static int
 put_num(struct kite_store *s, int i, uint32_t vallen)
@@ -1307,6 +1481,7 @@ main(void)
 		cmocka_unit_test(test_ttl_touch),
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_random_ops),
 		cmocka_unit_test(test_clock_second_chance),
 		cmocka_unit_test(test_reinsert_wrap),
 		cmocka_unit_test(test_append_full_log),
