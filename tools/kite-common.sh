@@ -61,6 +61,7 @@ kite_hugepages() {
 		if [ "$(cat "$free")" -lt "$want" ]; then
 			echo $(($(cat "$nr") + want - $(cat "$free"))) >"$nr" 2>/dev/null || true
 		fi
+		mkdir -p /dev/hugepages
 		mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
 		if [ "$(cat "$free")" -ge "$want" ] && mountpoint -q /dev/hugepages; then
 			KITE_EAL_MEM=(--huge-dir /dev/hugepages -m $((want * 2)))

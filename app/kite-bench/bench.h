@@ -229,15 +229,14 @@ void gen_reset_stats(struct gen *g);
  * Prepare the next request datagram if one is due at `now` (a free slot in
  * closed loop; its arrival time passed in open loop). Returns false when
  * nothing is due. After true, write its bytes with gen_write() into a
- * buffer of at least d->len bytes and then either gen_sent() or
- * gen_unsend().
+ * buffer of at least d->len bytes and then gen_sent() (or gen_discard()).
  */
 bool gen_prepare(struct gen *g, uint64_t now, struct gen_dgram *d);
 void gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf);
 /* Stamp the send time (closed loop latency starts here). */
 void gen_sent(struct gen *g, const struct gen_dgram *d, uint64_t now, uint32_t frames);
-/* The transport could not send it at all: give the slot back, count nothing. */
-void gen_unsend(struct gen *g, const struct gen_dgram *d);
+/* Forget a prepared datagram without counting it (pcap mode: nothing answers). */
+void gen_discard(struct gen *g, const struct gen_dgram *d);
 
 /* A reply datagram (UDP payload, frame header first). */
 void gen_rx(struct gen *g, const uint8_t *p, uint32_t len, uint64_t now);

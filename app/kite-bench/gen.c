@@ -442,7 +442,7 @@ gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf)
 			break;
 		}
 	}
-	if (g->cap_n < g->cap_max && g->cap_used + d->len <= g->cap_size) {
+	if (g->phase == PHASE_LOAD && g->cap_n < g->cap_max && g->cap_used + d->len <= g->cap_size) {
 		struct gen_capture *c = &g->cap[g->cap_n++];
 		memcpy(g->cap_buf + g->cap_used, buf, d->len);
 		c->data = g->cap_buf + g->cap_used;
@@ -480,6 +480,13 @@ release(struct gen *g, uint32_t si)
 	g->slots[si].state = SLOT_FREE;
 	g->free_stack[g->nfree++] = si;
 	g->inflight--;
+}
+
+void
+gen_discard(struct gen *g, const struct gen_dgram *d)
+{
+	g->slots[d->slot].state = SLOT_FREE;
+	g->free_stack[g->nfree++] = d->slot;
 }
 
 static inline void

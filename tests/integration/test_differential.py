@@ -588,7 +588,7 @@ CASES = [
 def body(t):
     t.need_root()
     against_mc = t.args.against_memcached
-    mc_extra = ['-I', '32k', '-o', 'slab_chunk_max=16384']
+    mc_extra = ['-t', '1', '-I', '32k', '-o', 'slab_chunk_max=16384']
     oracle = kt.Memcached(t, mc_extra).start()
     a = Side('memcached', 'memcached', oracle.client())
     if against_mc:
