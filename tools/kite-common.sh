@@ -64,7 +64,7 @@ kite_hugepages() {
 		mkdir -p /dev/hugepages
 		mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
 		if [ "$(cat "$free")" -ge "$want" ] && mountpoint -q /dev/hugepages; then
-			KITE_EAL_MEM=(--huge-dir /dev/hugepages -m $((want * 2)))
+			KITE_EAL_MEM=(--huge-dir /dev/hugepages --huge-unlink -m $((want * 2)))
 			kite_log "hugepages: $(cat "$free") x 2 MiB free"
 			return
 		fi
