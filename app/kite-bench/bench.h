@@ -20,6 +20,9 @@
 
 #include "options.h"
 
+/* Exit status when values failed verification. */
+#define BENCH_EXIT_WRONG 3
+
 /* Most requests in one datagram (opaque carries the index in 6 bits). */
 #define BENCH_MAX_BATCH	 64
 #define BENCH_IDX_BITS	 6

@@ -124,8 +124,10 @@ dg_req(struct dg *d, uint8_t op, uint32_t opaque, uint64_t cas, const void *ext,
 	be(p + 8, body, 4);
 	be(p + 12, opaque, 4);
 	be(p + 16, cas, 8);
-	memcpy(p + 24, ext, extlen);
-	memcpy(p + 24 + extlen, key, keylen);
+	if (extlen)
+		memcpy(p + 24, ext, extlen);
+	if (keylen)
+		memcpy(p + 24 + extlen, key, keylen);
 	if (vallen)
 		memcpy(p + 24 + extlen + keylen, val, vallen);
 	d->len += 24 + body;
