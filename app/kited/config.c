@@ -259,6 +259,11 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 {
 	uint64_t parts = (uint64_t)c->workers * c->partitions;
 
+	/* The topology reply and the steering tables hold at most 1024 partitions. */
+	if (parts > 1024) {
+		snprintf(err, errlen, "workers x partitions = %" PRIu64 " exceeds 1024", parts);
+		return -EINVAL;
+	}
 	if (c->udp_port + parts - 1 > 65535) {
 		snprintf(err, errlen, "udp-port %u + %" PRIu64 " partitions exceeds port 65535",
 			 c->udp_port, parts);

@@ -155,6 +155,9 @@ test_cross_checks(void **state)
 	assert_int_equal(parse(&c, 3, a4), KITED_PARSE_ERROR);
 	const char *a5[] = { "kited", "--memory", "2M", "--max-item-size", "1M" };
 	assert_int_equal(parse(&c, 5, a5), KITED_PARSE_ERROR);
+	const char *a6[] = { "kited", "--workers", "8", "--partitions", "129", "--memory", "1G" };
+	assert_int_equal(parse(&c, 7, a6), KITED_PARSE_ERROR);
+	assert_non_null(strstr(err, "1024"));
 }
 
 static void
