@@ -117,7 +117,8 @@ uint64_t hist_quantile(const struct hist *h, double q);
 	X(reasm_conflict, "multi-datagram replies that could not be reassembled")         \
 	X(rx_other, "frames received that were not replies (ARP, strays)")                \
 	X(tx_retry, "tx_burst or sendmmsg calls that left packets for later")             \
-	X(late_sends, "open loop: datagrams sent over 100 us after their intended time")
+	X(late_sends, "open loop: datagrams sent over 100 us after their intended time")   \
+	X(busy_cycles, "client TSC cycles spent in loop turns that did work")
 
 struct bench_stats {
 #define BENCH_FIELD(n, h) uint64_t n;
@@ -225,8 +226,8 @@ void gen_free(struct gen *g);
 
 /* Start a phase at `now`; PRELOAD covers this generator's share of the keys. */
 void gen_start(struct gen *g, enum gen_phase p, uint64_t now);
-/* Zero counters and the histogram (end of warm-up); the generator itself calls it. */
-void gen_reset_stats(struct gen *g);
+/* End of warm-up: measure from here (called by the generator's own lcore). */
+void gen_mark_warm(struct gen *g);
 
 /*
  * Prepare the next request datagram if one is due at `now` (a free slot in
@@ -253,8 +254,15 @@ uint32_t gen_inflight(const struct gen *g);
 /* Load phase: the request bound is reached, nothing more will be sent. */
 bool gen_exhausted(const struct gen *g);
 
+/* Counters since the phase started (progress). */
 const struct bench_stats *gen_stats(const struct gen *g);
+/* Counters since the end of warm-up (the report). */
+void gen_measured(const struct gen *g, struct bench_stats *out);
+/* The transport's own counters (tx_retry, rx_other) live with the generator's. */
+struct bench_stats *gen_counters(struct gen *g);
+/* Latency since the end of warm-up; gen_hist_progress(): since the phase started. */
 const struct hist *gen_hist(const struct gen *g);
+const struct hist *gen_hist_progress(const struct gen *g);
 const struct hist *gen_hist_op(const struct gen *g, enum bench_op op);
 
 /* Captured request datagrams for --write-pcap. */

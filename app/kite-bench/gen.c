@@ -103,9 +103,17 @@ struct gen {
 	uint32_t version;
 	uint32_t flow_rr;
 
+	/*
+	 * Counters run over the whole phase (progress lines); `base` is their
+	 * value at the end of warm-up, so the measured interval is st - base.
+	 * The histograms restart at the end of warm-up instead, except
+	 * hist_all, which feeds the per-second p99.
+	 */
 	struct bench_stats st;
+	struct bench_stats base;
 	struct hist hist;
 	struct hist hist_op[OP_MAX];
+	struct hist hist_all;
 
 	/* --write-pcap capture: datagrams back to back. */
 	uint8_t *cap_buf;
@@ -186,6 +194,7 @@ gen_create(const struct gen_conf *c)
 	g->late_tsc = w->tsc_hz / 1000000 * LATE_US;
 	g->version = (uint32_t)c->id << 24;
 	hist_reset(&g->hist);
+	hist_reset(&g->hist_all);
 	for (unsigned int op = 0; op < OP_MAX; op++)
 		hist_reset(&g->hist_op[op]);
 	return g;
@@ -221,12 +230,22 @@ gen_free(struct gen *g)
 }
 
 void
-gen_reset_stats(struct gen *g)
+gen_mark_warm(struct gen *g)
 {
-	memset(&g->st, 0, sizeof(g->st));
+	g->base = g->st;
 	hist_reset(&g->hist);
 	for (unsigned int op = 0; op < OP_MAX; op++)
 		hist_reset(&g->hist_op[op]);
+}
+
+void
+gen_measured(const struct gen *g, struct bench_stats *out)
+{
+	const uint64_t *a = (const uint64_t *)&g->st, *b = (const uint64_t *)&g->base;
+	uint64_t *o = (uint64_t *)out;
+
+	for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		o[i] = a[i] - b[i];
 }
 
 void
@@ -250,7 +269,9 @@ gen_start(struct gen *g, enum gen_phase p, uint64_t now)
 	g->reqs_drawn = 0;
 	g->next_expire = now;
 	g->next_arrival = now;
-	gen_reset_stats(g);
+	memset(&g->st, 0, sizeof(g->st));
+	hist_reset(&g->hist_all);
+	gen_mark_warm(g);
 	if (p == PHASE_PRELOAD) {
 		uint64_t share = w->keys / g->c.nthreads, extra = w->keys % g->c.nthreads;
 		g->pre_lo = share * g->c.id + (g->c.id < extra ? g->c.id : extra);
@@ -579,6 +600,7 @@ match(struct gen *g, struct slot *s, uint32_t opaque, const struct kite_res *res
 	/* A sample from before a clock step would be enormous; now >= t0 always on one TSC. */
 	hist_add(&g->hist, lat, 1);
 	hist_add(&g->hist_op[r->op], lat, 1);
+	hist_add(&g->hist_all, lat, 1);
 	if (res == NULL)
 		g->st.echo_ok++;
 	else
@@ -738,10 +760,22 @@ gen_stats(const struct gen *g)
 	return &g->st;
 }
 
+struct bench_stats *
+gen_counters(struct gen *g)
+{
+	return &g->st;
+}
+
 const struct hist *
 gen_hist(const struct gen *g)
 {
 	return &g->hist;
+}
+
+const struct hist *
+gen_hist_progress(const struct gen *g)
+{
+	return &g->hist_all;
 }
 
 const struct hist *

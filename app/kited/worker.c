@@ -9,11 +9,13 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_prefetch.h>
 #include <rte_ring.h>
 
 #include "kited.h"
 
 #define MAX_BURST 64
+#define PREFETCH_AHEAD 4
 /* A reassembled request can be as large as an IPv4 datagram allows. */
 #define SCRATCH_SLOT 65536
 
@@ -219,8 +221,13 @@ worker_poll(struct worker *w)
 		return 0;
 	}
 
+	/* Stage 1 of the prefetch pipeline: headers of the next packets (then bucket, item). */
+	for (unsigned int i = 0; i < nrx && i < PREFETCH_AHEAD; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
 	for (unsigned int i = 0; i < nrx; i++) {
 		struct rte_mbuf *m = pkts[i];
+		if (i + PREFETCH_AHEAD < nrx)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_AHEAD], void *));
 		switch (kite_net_rx(w->net, &m, tsc, &u)) {
 		case KITE_NET_UDP:
 			if (n->n_workers > 1) {

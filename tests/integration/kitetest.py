@@ -407,7 +407,8 @@ class UdpClient:
         rep.parse()
         return rep
 
-    def request(self, body, done='auto', idle=0.3, limit=5.0, req_id=None, frame_hdr=None):
+    def request(self, body, done='auto', idle=0.3, limit=5.0, req_id=None, frame_hdr=None,
+                linger=0.03):
         """Send one datagram (frame + body) and collect its reply."""
         if req_id is None:
             req_id = self.new_req_id()
@@ -415,7 +416,7 @@ class UdpClient:
             done = auto_done(body)
         hdr = frame(req_id) if frame_hdr is None else frame_hdr
         self.sock.send(hdr + body)
-        return self.collect(req_id, done, idle, limit)
+        return self.collect(req_id, done, idle, limit, linger)
 
     def stats(self, group=b''):
         rep = self.request(stat(group, opaque=0x5747), limit=5.0)
