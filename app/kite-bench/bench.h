@@ -176,6 +176,7 @@ struct workload {
 	uint16_t base_port;
 	uint32_t req_budget; /* UDP payload bytes a request datagram may fill before fragmenting */
 	uint32_t max_req;    /* largest request the mix can draw */
+	uint32_t max_dgram;  /* largest request datagram: the MTU, or one oversized request */
 	uint32_t reply_cap;  /* largest reply message, bytes, for reassembly */
 	uint32_t reply_stride; /* bytes of one reply datagram's payload after its frame */
 	uint32_t reply_dgrams; /* reassembly slots per request datagram */

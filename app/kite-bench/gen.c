@@ -65,7 +65,8 @@ struct slot {
 struct pqueue {
 	uint32_t n;
 	uint32_t bytes; /* datagram payload if sent now, frame included */
-	struct req *r;  /* batch entries */
+	bool carry;     /* r[n] did not fit: it starts the next datagram */
+	struct req *r;  /* batch + 1 entries */
 };
 
 struct gen {
@@ -87,15 +88,17 @@ struct gen {
 	/* Per-partition queues. */
 	struct pqueue *pq;
 	uint32_t nparts;
-	uint32_t flush_cursor;
+	int ready; /* a queue that became a full datagram when the last one left it */
 
 	/* Open loop. */
 	double gap_mean; /* TSC cycles between datagram arrivals */
 	uint64_t next_arrival;
 	uint64_t late_tsc;
 
-	/* Preload: this generator's key range and cursor. */
+	/* Preload: this generator's key range and cursor, and SETs to send again. */
 	uint64_t pre_lo, pre_hi, pre_next;
+	struct req *retry;
+	uint32_t nretry, retry_cap;
 
 	/* Load bound. */
 	uint64_t reqs_drawn;
@@ -172,15 +175,20 @@ gen_create(const struct gen_conf *c)
 		/* Random generation start: a restarted client does not reuse ids at once. */
 		s->req_id = (uint16_t)(i | (rng_next(&g->rng) << g->slot_bits));
 	}
+	/* At most every request of every slot can need another try at once. */
+	g->retry_cap = g->nslots * w->batch;
+	g->retry = bench_zalloc(sizeof(struct req) * g->retry_cap, c->socket_id, eal);
+	if (g->retry == NULL)
+		goto fail;
 	for (uint32_t p = 0; p < g->nparts; p++) {
-		g->pq[p].r = bench_zalloc(sizeof(struct req) * w->batch, c->socket_id, eal);
+		g->pq[p].r = bench_zalloc(sizeof(struct req) * (w->batch + 1), c->socket_id, eal);
 		if (g->pq[p].r == NULL)
 			goto fail;
 		g->pq[p].bytes = KITE_FRAME_HDR_LEN;
 	}
 	if (c->capture > 0) {
 		/* Bound the capture's memory; a short pcap is better than none. */
-		size_t per = (size_t)w->batch * w->max_req + KITE_FRAME_HDR_LEN;
+		size_t per = w->max_dgram;
 		size_t want = per * c->capture;
 		g->cap_size = want < (256u << 20) ? want : (256u << 20);
 		g->cap_max = c->capture;
@@ -221,6 +229,7 @@ gen_free(struct gen *g)
 	if (g->pq != NULL)
 		for (uint32_t p = 0; p < g->nparts; p++)
 			bench_free(g->pq[p].r, eal);
+	bench_free(g->retry, eal);
 	bench_free(g->slots, eal);
 	bench_free(g->free_stack, eal);
 	bench_free(g->pq, eal);
@@ -264,8 +273,10 @@ gen_start(struct gen *g, enum gen_phase p, uint64_t now)
 	for (uint32_t q = 0; q < g->nparts; q++) {
 		g->pq[q].n = 0;
 		g->pq[q].bytes = KITE_FRAME_HDR_LEN;
+		g->pq[q].carry = false;
 	}
-	g->flush_cursor = 0;
+	g->ready = -1;
+	g->nretry = 0;
 	g->reqs_drawn = 0;
 	g->next_expire = now;
 	g->next_arrival = now;
@@ -291,9 +302,19 @@ partition_of(const struct gen *g, uint32_t key, enum bench_op op)
 	return kite_proto_key_partition(kb, (uint16_t)g->w->key_size, g->nparts);
 }
 
+/* A queue is a datagram when it holds --batch requests or no further byte fits. */
+static inline bool
+queue_full(const struct gen *g, const struct pqueue *q)
+{
+	return q->n == g->w->batch || q->bytes >= g->w->req_budget;
+}
+
 /*
  * Queue one request on its partition. Returns the partition when its
- * queue is now a full datagram, else -1.
+ * queue is now a full datagram, else -1. A request that would push the
+ * datagram past the MTU closes it without itself and starts the next one,
+ * so small requests still share datagrams when some values are large; a
+ * request larger than the MTU on its own goes alone (as IP fragments).
  */
 static inline int
 enqueue(struct gen *g, uint32_t key, enum bench_op op, uint32_t vlen, uint64_t t0)
@@ -301,17 +322,31 @@ enqueue(struct gen *g, uint32_t key, enum bench_op op, uint32_t vlen, uint64_t t
 	const struct workload *w = g->w;
 	uint32_t p = partition_of(g, key, op);
 	struct pqueue *q = &g->pq[p];
-	struct req *r = &q->r[q->n++];
+	uint32_t size = workload_req_bytes(w, op, vlen);
+	bool spill = q->n > 0 && q->bytes + size > w->req_budget;
+	struct req *r = &q->r[q->n];
 
 	r->key = key;
 	r->op = (uint8_t)op;
 	r->vlen = vlen;
 	r->t0 = t0;
-	q->bytes += workload_req_bytes(w, op, vlen);
-	/* Close early when the largest request the mix can draw might not fit. */
-	if (q->n == w->batch || q->bytes + w->max_req > w->req_budget)
+	if (spill) {
+		q->carry = true;
 		return (int)p;
-	return -1;
+	}
+	q->n++;
+	q->bytes += size;
+	return queue_full(g, q) ? (int)p : -1;
+}
+
+/* The queue that is already a datagram, if any. */
+static inline int
+take_ready(struct gen *g)
+{
+	int p = g->ready;
+
+	g->ready = -1;
+	return p;
 }
 
 /* Draw requests until some partition has a datagram's worth. */
@@ -320,11 +355,14 @@ fill_load(struct gen *g, uint64_t t0)
 {
 	const struct workload *w = g->w;
 
+	int p = take_ready(g);
+
+	if (p >= 0)
+		return p;
 	for (;;) {
 		enum bench_op op = draw_op(w, &g->rng);
 		uint32_t key = (uint32_t)draw_key(w, &g->rng);
 		uint32_t vlen = op == OP_SET ? draw_vlen(w, &g->rng) : 0;
-		int p;
 
 		g->reqs_drawn++;
 		p = enqueue(g, key, op, vlen, t0);
@@ -333,21 +371,34 @@ fill_load(struct gen *g, uint64_t t0)
 	}
 }
 
-/* Preload: the next keys of our range; at its end, the partly filled queues. */
+/*
+ * Preload: SETs that went unanswered first (the cache is to hold every
+ * key, and a lossy UDP server loses some), then the next keys of our
+ * range; at its end, the partly filled queues.
+ */
 static int
 fill_preload(struct gen *g, uint64_t t0)
 {
 	const struct workload *w = g->w;
+	int p = take_ready(g);
 
-	while (g->pre_next < g->pre_hi) {
-		uint32_t key = (uint32_t)g->pre_next++;
-		int p = enqueue(g, key, OP_SET, draw_vlen(w, &g->rng), t0);
+	if (p >= 0)
+		return p;
+	while (g->nretry > 0) {
+		const struct req *r = &g->retry[--g->nretry];
+		p = enqueue(g, r->key, OP_SET, r->vlen, t0);
 		if (p >= 0)
 			return p;
 	}
-	for (; g->flush_cursor < g->nparts; g->flush_cursor++)
-		if (g->pq[g->flush_cursor].n > 0)
-			return (int)g->flush_cursor;
+	while (g->pre_next < g->pre_hi) {
+		uint32_t key = (uint32_t)g->pre_next++;
+		p = enqueue(g, key, OP_SET, draw_vlen(w, &g->rng), t0);
+		if (p >= 0)
+			return p;
+	}
+	for (uint32_t q = 0; q < g->nparts; q++)
+		if (g->pq[q].n > 0 || g->pq[q].carry)
+			return (int)q;
 	return -1;
 }
 
@@ -402,8 +453,18 @@ gen_prepare(struct gen *g, uint64_t now, struct gen_dgram *d)
 	d->len = q->bytes;
 	d->dst_port = (uint16_t)(g->w->base_port + p);
 	d->flow = (uint16_t)(g->flow_rr++ % g->c.flows);
-	q->n = 0;
-	q->bytes = KITE_FRAME_HDR_LEN;
+	if (q->carry) {
+		const struct req *c = &q->r[q->n];
+		q->r[0] = *c;
+		q->n = 1;
+		q->bytes = KITE_FRAME_HDR_LEN + workload_req_bytes(g->w, (enum bench_op)c->op, c->vlen);
+		q->carry = false;
+		if (queue_full(g, q))
+			g->ready = p;
+	} else {
+		q->n = 0;
+		q->bytes = KITE_FRAME_HDR_LEN;
+	}
 	return true;
 }
 
@@ -733,6 +794,12 @@ gen_expire(struct gen *g, uint64_t now, bool all)
 			g->st.timeouts += s->nreq;
 		else
 			g->st.losses += (uint64_t)(s->nreq - s->ngot);
+		/* Preload tries again until the key is stored or preload time runs out. */
+		if (g->phase == PHASE_PRELOAD && !all) {
+			for (uint32_t r = 0; r < s->nreq; r++)
+				if (!(s->got & (UINT64_C(1) << r)) && g->nretry < g->retry_cap)
+					g->retry[g->nretry++] = s->r[r];
+		}
 		release(g, i);
 	}
 }
@@ -740,10 +807,10 @@ gen_expire(struct gen *g, uint64_t now, bool all)
 bool
 gen_preload_done(const struct gen *g)
 {
-	if (g->pre_next < g->pre_hi || g->inflight > 0)
+	if (g->pre_next < g->pre_hi || g->inflight > 0 || g->nretry > 0 || g->ready >= 0)
 		return false;
 	for (uint32_t p = 0; p < g->nparts; p++)
-		if (g->pq[p].n > 0)
+		if (g->pq[p].n > 0 || g->pq[p].carry)
 			return false;
 	return true;
 }

@@ -43,7 +43,7 @@
 	X("keys", U64, keys, "100000", 1, UINT64_C(1) << 32, "key space size")                 \
 	X("key-size", U32, key_size, "16", 10, 250, "key length in bytes")                      \
 	X("value-size", STR, value_size, "32", 0, 0,                                             \
-	  "value bytes: N, uniform:MIN-MAX or mix:SIZE@WEIGHT,... (8 .. 1048576)")               \
+	  "value bytes: N, uniform:MIN-MAX or mix:SIZE@WEIGHT,... (8 .. ~65000: a SET is one datagram)") \
 	X("mix", STR, mix, "get:100", 0, 0,                                                      \
 	  "operation weights, e.g. get:90,set:10 (get, set, delete, incr)")                      \
 	X("dist", STR, dist, "uniform", 0, 0, "key popularity: uniform or zipf:THETA")          \

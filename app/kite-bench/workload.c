@@ -275,6 +275,13 @@ workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz
 	}
 	budget = o->mtu - 20 - 8;
 	w->req_budget = budget;
+	w->max_dgram = w->max_req + KITE_FRAME_HDR_LEN > budget ? w->max_req + KITE_FRAME_HDR_LEN
+								 : budget;
+	if (w->max_dgram > BENCH_UDP_MAX) {
+		snprintf(err, errlen, "a SET of a %u-byte value does not fit one UDP datagram",
+			 w->vmax);
+		return -EINVAL;
+	}
 	w->reply_stride = budget - KITE_FRAME_HDR_LEN;
 	w->reply_cap = w->batch * max_res;
 	/*

@@ -198,6 +198,9 @@ usage(FILE *f, const char *prog)
 		"BYTES\",\n"
 		"                                the value, then \"END\"; missing keys are named\n"
 		"                                on stderr as \"NOT_FOUND KEY\"\n"
+		"  topology                      Kite's partition layout: \"partitions P workers W\n"
+		"                                base_port B hash xxh64 seed S\", then one\n"
+		"                                \"partition N port U worker W\" line each\n"
 		"\n"
 		"TTL: seconds up to 2592000 (30 days), larger values are a unix time, 0 never\n"
 		"expires. Values are taken byte for byte from the argument; \"--\" ends options,\n"
@@ -1080,6 +1083,42 @@ cmd_noop(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+/* topology: Kite's TOPOLOGY (0xe0), the partition layout of the node. */
+static int
+cmd_topology(struct cli *c, int argc, char **argv)
+{
+	static struct kite_topology topo;
+	struct cmd_opts o;
+	char *pos[1];
+	int np, rc;
+	struct reply r = { 0 };
+	const struct kite_res *x;
+
+	rc = parse_cmd_args(c, argc, argv, 0, &o, pos, 0, 0, &np);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = simple_request(c, KITE_OP_TOPOLOGY, 0, NULL, 0, NULL, 0, NULL, 0, &r, &x);
+	if (rc == EXIT_OK) {
+		if (x->status != KITE_STATUS_OK) {
+			/* memcached and other servers answer UNKNOWN_COMMAND: exit 4. */
+			rc = report_status(c, x);
+		} else if (kite_proto_topology_parse(x->value, x->vallen, &topo) != 0) {
+			fprintf(stderr, "%s: malformed topology reply (%" PRIu32 " bytes)\n", c->prog,
+				x->vallen);
+			rc = EXIT_NET;
+		} else if (!c->quiet) {
+			printf("partitions %u workers %u base_port %u hash %s seed %" PRIu64 "\n",
+			       topo.partitions, topo.workers, topo.base_port,
+			       topo.hash == KITE_TOPO_HASH_XXH64 ? "xxh64" : "unknown", topo.seed);
+			for (unsigned int p = 0; p < topo.partitions; p++)
+				printf("partition %u port %u worker %u\n", p, topo.port[p],
+				       topo.worker[p]);
+		}
+	}
+	reply_free(&r);
+	return rc;
+}
+
 static bool
 done_noop(const struct reply *r, void *arg)
 {
@@ -1197,6 +1236,8 @@ run_command(struct cli *c, const char *name, int argc, char **argv)
 		return cmd_noop(c, argc, argv);
 	if (strcmp(name, "batch-get") == 0)
 		return cmd_batch_get(c, argc, argv);
+	if (strcmp(name, "topology") == 0)
+		return cmd_topology(c, argc, argv);
 	return -1;
 }
 
@@ -1206,7 +1247,7 @@ is_command(const char *name)
 	static const char *const names[] = { "get",   "set",	 "add",	    "replace",
 					     "append", "prepend", "delete",  "incr",
 					     "decr",  "touch",	 "stats",   "version",
-					     "flush", "noop",	 "batch-get" };
+					     "flush", "noop",	 "batch-get", "topology" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(name, names[i]) == 0)

@@ -31,6 +31,15 @@ on_signal(int sig)
 	force_quit = true;
 }
 
+static void
+usage_hook(const char *prog)
+{
+	(void)prog;
+	printf("\n");
+	kited_config_usage(stdout, "kited");
+	printf("\nThe EAL options are listed above; kite options go after \"--\".\n");
+}
+
 static int
 write_pid_file(const char *path)
 {
@@ -165,26 +174,42 @@ main(int argc, char **argv)
 	char err[512];
 	int ret, rc = 1;
 
-	ret = rte_eal_init(argc, argv);
-	if (ret < 0) {
-		fprintf(stderr, "kited: EAL init failed: %s (see kited -- --help)\n",
-			rte_strerror(rte_errno));
-		return 2;
+	/*
+	 * Kite's options (after "--") are read before EAL starts, so --help,
+	 * --describe-config and configuration errors need no hugepages, ports
+	 * or root.
+	 */
+	int sep = argc;
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0) {
+			sep = i;
+			break;
+		}
+	char **kargv = argv + sep;
+	int kargc = argc - sep;
+	if (kargc == 0) {
+		/* No "--": only EAL options; `kited --help` shows both usages. */
+		static char *none[] = { (char *)"kited", NULL };
+		kargv = none;
+		kargc = 1;
 	}
-	argc -= ret;
-	argv += ret;
-	argv[0] = (char *)"kited";
-
-	switch (kited_config_parse_args(&n->cfg, argc, argv, stdout, err, sizeof(err))) {
+	kargv[0] = (char *)"kited";
+	rte_set_application_usage_hook(usage_hook);
+	switch (kited_config_parse_args(&n->cfg, kargc, kargv, stdout, err, sizeof(err))) {
 	case KITED_PARSE_EXIT:
-		rte_eal_cleanup();
 		return 0;
 	case KITED_PARSE_ERROR:
 		fprintf(stderr, "kited: %s\n", err);
-		rte_eal_cleanup();
 		return 2;
 	case KITED_PARSE_RUN:
 		break;
+	}
+
+	ret = rte_eal_init(sep, argv);
+	if (ret < 0) {
+		fprintf(stderr, "kited: EAL init failed: %s (see kited --help)\n",
+			rte_strerror(rte_errno));
+		return 2;
 	}
 
 	signal(SIGINT, on_signal);

@@ -568,6 +568,11 @@ def run(name, body, extra_args=None):
     if extra_args:
         extra_args(ap)
     args = ap.parse_args()
+    # meson passes build-relative paths; make them survive any cwd.
+    for attr in ('kited', 'cli', 'memcached'):
+        v = getattr(args, attr)
+        if v:
+            setattr(args, attr, os.path.abspath(v))
     t = Suite(name, args)
     atexit.register(t.cleanup)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -676,29 +681,43 @@ class Topology:
         return sh([self.ip_tool, 'netns', 'exec', self.ns] + list(cmd), check_rc=check_rc,
                   timeout=timeout)
 
-    def up(self):
+    def up(self, veth=True):
+        """Create the namespace and (veth=True) the veth pair. With
+        veth=False the client end is attached later by attach_client_if()."""
         t = self.t
         # A namespace of our exact name can only be a leftover of a dead run
         # that had our pid.
         if os.path.exists('/run/netns/' + self.ns):
             self.ip('netns', 'del', self.ns, check_rc=False)
-        self.ip('link', 'del', self.host_if, check_rc=False)
+        if veth:
+            self.ip('link', 'del', self.host_if, check_rc=False)
         self.ip('netns', 'add', self.ns)
         t.on_cleanup(self.down)
-        self.ip('link', 'add', self.host_if, 'type', 'veth', 'peer', 'name', self.ns_if)
-        self.ip('link', 'set', self.ns_if, 'netns', self.ns)
-        self.quiet_host_if(self.host_if)
-        self.ip('link', 'set', self.host_if, 'up')
         with InNetns(self.ns):
             write_sysctl('/proc/sys/net/ipv6/conf/all/disable_ipv6', 1)
             write_sysctl('/proc/sys/net/ipv6/conf/default/disable_ipv6', 1)
-            write_sysctl('/proc/sys/net/ipv6/conf/%s/disable_ipv6' % self.ns_if, 1)
         self.ip('-n', self.ns, 'link', 'set', 'lo', 'up')
-        self.ip('-n', self.ns, 'addr', 'add', self.client_ip + '/30', 'dev', self.ns_if)
-        self.ip('-n', self.ns, 'link', 'set', self.ns_if, 'up')
-        # The kernel would leave UDP checksums for an offload veth never does.
-        self.in_ns(self.ethtool, '-K', self.ns_if, 'tx', 'off')
+        if not veth:
+            return self
+        self.ip('link', 'add', self.host_if, 'type', 'veth', 'peer', 'name', self.ns_if)
+        self.quiet_host_if(self.host_if)
+        self.ip('link', 'set', self.host_if, 'up')
+        self.attach_client_if(self.ns_if)
         return self
+
+    def attach_client_if(self, dev):
+        """Move dev (now in the root namespace) into the namespace and make
+        it the client end: 198.18.X.1/30, IPv6 off, TX checksum offload off
+        (the kernel would leave UDP checksums to an offload that a veth or a
+        tap never performs)."""
+        write_sysctl('/proc/sys/net/ipv6/conf/%s/disable_ipv6' % dev, 1)
+        self.ip('link', 'set', dev, 'netns', self.ns)
+        self.ns_if = dev
+        with InNetns(self.ns):
+            write_sysctl('/proc/sys/net/ipv6/conf/%s/disable_ipv6' % dev, 1)
+        self.ip('-n', self.ns, 'addr', 'add', self.client_ip + '/30', 'dev', dev)
+        self.ip('-n', self.ns, 'link', 'set', dev, 'up')
+        self.in_ns(self.ethtool, '-K', dev, 'tx', 'off')
 
     def quiet_host_if(self, dev):
         """The root-namespace end of a link that a DPDK program drives: no
