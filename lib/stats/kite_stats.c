@@ -110,6 +110,8 @@ kite_stats_emit(const struct kite_stats_src *src, uint32_t now, kite_stats_emit_
 	emit_u64(emit, arg, "kite_reinserted", s.reinserted);
 	emit_u64(emit, arg, "kite_index_full", s.index_full);
 	emit_u64(emit, arg, "kite_partitions", src->n_parts);
+	if (src->steer_mode != NULL)
+		emit(arg, "kite_steer_mode", src->steer_mode);
 	emit_u64(emit, arg, "kite_rx_datagrams", w.rx_dgrams);
 	emit_u64(emit, arg, "kite_rx_requests", w.rx_requests);
 	emit_u64(emit, arg, "kite_tx_datagrams", w.tx_dgrams);

@@ -57,6 +57,7 @@ struct kite_stats_src {
 	uint64_t limit_maxbytes; /**< node memory budget */
 	uint32_t max_item_size;
 	uint16_t udp_port;
+	const char *steer_mode;  /**< "flow", "rss" or "handoff"; NULL: not shown */
 };
 
 /** Callback receiving one "name value" statistic. */

@@ -57,6 +57,7 @@ test_empty_source(void **state)
 	kite_stats_emit(&src, 100, collect, &s);
 	assert_string_equal(lookup(&s, "curr_items"), "0");
 	assert_string_equal(lookup(&s, "kite_cycles_per_request"), "0");
+	assert_null(lookup(&s, "kite_steer_mode"));
 }
 
 static void
@@ -106,6 +107,7 @@ test_sums(void **state)
 	src.parts = parts;
 	src.started = 50;
 	src.limit_maxbytes = 2 << 20;
+	src.steer_mode = "handoff";
 	kite_stats_sum_workers(&src, &sum);
 	assert_int_equal(sum.rx_dgrams, 7);
 	kite_stats_sum_stores(&src, &st);
@@ -121,6 +123,7 @@ test_sums(void **state)
 	assert_string_equal(lookup(&s, "kite_cycles_per_request"), "100");
 	assert_string_equal(lookup(&s, "kite_drop_bad_magic"), "2");
 	assert_non_null(lookup(&s, "version"));
+	assert_string_equal(lookup(&s, "kite_steer_mode"), "handoff");
 	assert_non_null(lookup(&s, "kite_net_drop_udp_csum"));
 	kite_store_free(parts[0]);
 	kite_store_free(parts[1]);
