@@ -43,10 +43,10 @@ enum cli_exit {
 	EXIT_SERVER = 4,
 };
 
-#define DEFAULT_HOST       "127.0.0.1"
-#define DEFAULT_PORT       "11211"
+#define DEFAULT_HOST	   "127.0.0.1"
+#define DEFAULT_PORT	   "11211"
 #define DEFAULT_TIMEOUT_MS 1000
-#define DEFAULT_RETRIES    2
+#define DEFAULT_RETRIES	   2
 /* batch-get packs its requests into datagrams of at most this many bytes. */
 #define BATCH_DGRAM_MAX 1400
 /* After batch-get's NOOP: time for replies from the key owners' other workers. */
@@ -115,11 +115,11 @@ struct reply {
 typedef bool (*done_fn)(const struct reply *r, void *arg);
 
 static const char *const status_names[] = {
-	[0x00] = "SUCCESS",	   [0x01] = "KEY_ENOENT",   [0x02] = "KEY_EEXISTS",
-	[0x03] = "E2BIG",	   [0x04] = "EINVAL",	    [0x05] = "NOT_STORED",
-	[0x06] = "DELTA_BADVAL",   [0x07] = "NOT_MY_VBUCKET", [0x20] = "AUTH_ERROR",
-	[0x21] = "AUTH_CONTINUE",  [0x81] = "UNKNOWN_COMMAND", [0x82] = "ENOMEM",
-	[0x83] = "NOT_SUPPORTED",  [0x84] = "EINTERNAL",	    [0x85] = "EBUSY",
+	[0x00] = "SUCCESS",	  [0x01] = "KEY_ENOENT",      [0x02] = "KEY_EEXISTS",
+	[0x03] = "E2BIG",	  [0x04] = "EINVAL",	      [0x05] = "NOT_STORED",
+	[0x06] = "DELTA_BADVAL",  [0x07] = "NOT_MY_VBUCKET",  [0x20] = "AUTH_ERROR",
+	[0x21] = "AUTH_CONTINUE", [0x81] = "UNKNOWN_COMMAND", [0x82] = "ENOMEM",
+	[0x83] = "NOT_SUPPORTED", [0x84] = "EINTERNAL",	      [0x85] = "EBUSY",
 	[0x86] = "ETMPFAIL",
 };
 
@@ -152,22 +152,24 @@ static void
 usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"Usage: %s [-s HOST] [-p PORT] [-t TIMEOUT_MS] [-r RETRIES] [-q] [-v] COMMAND "
-		"[ARGS]\n"
+		"Usage: %s [-s HOST] [-p PORT] [-t TIMEOUT_MS] [-r RETRIES] [-q] [-v]\n"
+		"       COMMAND [ARGS]\n"
 		"\n"
-		"Talks to a Kite node (or memcached -U) with the memcached binary protocol over "
-		"UDP.\n"
+		"Talks to a Kite node (or memcached -U) with the memcached binary\n"
+		"protocol over UDP.\n"
 		"\n"
 		"Options:\n"
 		"  -s, --server HOST     server name or address (default %s)\n"
 		"  -p, --port PORT       UDP port (default %s)\n"
-		"                        KITE_SERVER=HOST:PORT (or [V6ADDR]:PORT) replaces both\n"
-		"                        defaults; -s and -p override it\n"
+		"                        KITE_SERVER=HOST:PORT (or [V6ADDR]:PORT) replaces\n"
+		"                        both defaults; -s and -p override it\n"
 		"  -t, --timeout MS      wait per attempt, milliseconds (default %d)\n"
-		"  -r, --retries N       extra attempts after a timeout (default %d); each uses a\n"
-		"                        new random req_id. A retried incr, decr, append or\n"
-		"                        prepend may have been applied by a lost attempt.\n"
-		"  -q, --quiet           print nothing on success and no message for exit code 1\n"
+		"  -r, --retries N       extra attempts after a timeout (default %d); each\n"
+		"                        uses a new random req_id. A retried incr, decr,\n"
+		"                        append or prepend may have been applied by a lost\n"
+		"                        attempt.\n"
+		"  -q, --quiet           print nothing on success and no message for exit\n"
+		"                        code 1\n"
 		"  -v, --verbose         also print flags and CAS (get, touch, incr, decr,\n"
 		"                        batch-get)\n"
 		"  -h, --help            this text\n"
@@ -184,40 +186,42 @@ usage(FILE *f, const char *prog)
 		"  delete KEY [--cas N]          print \"DELETED\"\n"
 		"  incr KEY [DELTA] [--initial N] [--ttl S] [--cas N]\n"
 		"  decr KEY [DELTA] [--initial N] [--ttl S] [--cas N]\n"
-		"                                DELTA defaults to 1; print the new value. Without\n"
-		"                                --initial a missing key is not created; --ttl is\n"
-		"                                the TTL of a created key and needs --initial\n"
+		"                                DELTA defaults to 1; print the new\n"
+		"                                value. Without --initial a missing key\n"
+		"                                is not created; --ttl is the TTL of a\n"
+		"                                created key and needs --initial\n"
 		"  touch KEY TTL                 set a new TTL; print \"TOUCHED\"\n"
 		"  stats [GROUP]                 print \"STAT name value\" lines\n"
 		"  version                       print the server's version\n"
-		"  flush [DELAY]                 invalidate every item (after DELAY s); print "
-		"\"OK\"\n"
+		"  flush [DELAY]                 invalidate every item (after DELAY s);\n"
+		"                                print \"OK\"\n"
 		"  noop                          round trip; print \"OK\"\n"
-		"  batch-get KEY...              GETKQ per key and a NOOP, packed into datagrams\n"
-		"                                of at most %d bytes; print \"VALUE KEY FLAGS "
-		"BYTES\",\n"
-		"                                the value, then \"END\"; missing keys are named\n"
-		"                                on stderr as \"NOT_FOUND KEY\"\n"
-		"  topology                      Kite's partition layout: \"partitions P workers W\n"
-		"                                base_port B hash xxh64 seed S\", then one\n"
-		"                                \"partition N port U worker W\" line each\n"
+		"  batch-get KEY...              GETKQ per key and a NOOP, packed into\n"
+		"                                datagrams of at most %d bytes; print\n"
+		"                                \"VALUE KEY FLAGS BYTES\", the value, then\n"
+		"                                \"END\"; missing keys are named on stderr\n"
+		"                                as \"NOT_FOUND KEY\"\n"
+		"  topology                      Kite's partition layout: \"partitions P\n"
+		"                                workers W base_port B hash xxh64 seed S\",\n"
+		"                                then \"partition N port U worker W\" lines\n"
 		"\n"
-		"TTL: seconds up to 2592000 (30 days), larger values are a unix time, 0 never\n"
-		"expires. Values are taken byte for byte from the argument; \"--\" ends options,\n"
-		"so \"set k -- --v\" stores \"--v\". get prints the value followed by a newline.\n"
+		"TTL: seconds up to 2592000 (30 days), larger values are a unix time, 0\n"
+		"never expires. Values are taken byte for byte from the argument; \"--\"\n"
+		"ends options, so \"set k -- --v\" stores \"--v\". get prints the value\n"
+		"followed by a newline.\n"
 		"\n"
 		"Exit codes:\n"
 		"  0  success\n"
-		"  1  a cache answer that is not success: KEY_ENOENT (not found; batch-get: any\n"
-		"     key missing), KEY_EEXISTS (add of an existing key, CAS mismatch),\n"
-		"     NOT_STORED (append/prepend of a missing key), DELTA_BADVAL (incr/decr\n"
-		"     of a non-numeric value)\n"
+		"  1  a cache answer that is not success: KEY_ENOENT (not found;\n"
+		"     batch-get: any key missing), KEY_EEXISTS (add of an existing key,\n"
+		"     CAS mismatch), NOT_STORED (append/prepend of a missing key),\n"
+		"     DELTA_BADVAL (incr/decr of a non-numeric value)\n"
 		"  2  usage error\n"
 		"  3  timeout (every attempt) or network error, or a malformed reply\n"
-		"  4  the server refused the request: EINVAL, E2BIG, ENOMEM, UNKNOWN_COMMAND\n"
-		"     or any other status\n"
-		"Errors print the memcached status name and the server's message on stderr,\n"
-		"e.g. \"kite-cli: KEY_ENOENT: Not found\".\n",
+		"  4  the server refused the request: EINVAL, E2BIG, ENOMEM,\n"
+		"     UNKNOWN_COMMAND or any other status\n"
+		"Errors print the memcached status name and the server's message on\n"
+		"stderr, e.g. \"kite-cli: KEY_ENOENT: Not found\".\n",
 		prog, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_MS, DEFAULT_RETRIES,
 		BATCH_DGRAM_MAX);
 }
@@ -482,8 +486,8 @@ exchange(struct cli *c, const uint8_t *body, size_t blen, done_fn done, void *ar
 	bool malformed = false;
 
 	if (blen + KITE_FRAME_HDR_LEN > UDP_PAYLOAD_MAX) {
-		fprintf(stderr, "%s: request of %zu bytes does not fit one UDP datagram\n",
-			c->prog, blen);
+		fprintf(stderr, "%s: request of %zu bytes does not fit one UDP datagram\n", c->prog,
+			blen);
 		return EXIT_USAGE;
 	}
 	tx = malloc(blen + KITE_FRAME_HDR_LEN);
@@ -509,8 +513,8 @@ exchange(struct cli *c, const uint8_t *body, size_t blen, done_fn done, void *ar
 		}
 		for (;;) {
 			int64_t now = now_ms();
-			int64_t until = linger_end >= 0 && linger_end < deadline ? linger_end
-										: deadline;
+			int64_t until =
+				linger_end >= 0 && linger_end < deadline ? linger_end : deadline;
 			if (now >= until)
 				break;
 			struct pollfd p = { c->fd, POLLIN, 0 };
@@ -633,8 +637,8 @@ report_status(const struct cli *c, const struct kite_res *x)
 /* Build one request, exchange it, and find its response. */
 static int
 simple_request(struct cli *c, uint8_t opcode, uint64_t cas, const void *ext, uint8_t extlen,
-	       const void *key, uint16_t keylen, const void *val, uint32_t vallen,
-	       struct reply *r, const struct kite_res **out)
+	       const void *key, uint16_t keylen, const void *val, uint32_t vallen, struct reply *r,
+	       const struct kite_res **out)
 {
 	const size_t cap = (size_t)KITE_BIN_HDR_LEN + extlen + keylen + vallen;
 	uint8_t *buf = malloc(cap);
@@ -704,7 +708,8 @@ parse_cmd_args(struct cli *c, int argc, char **argv, unsigned int allowed, struc
 			uint64_t v;
 
 			for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
-				if (strlen(names[k].name) == nl && strncmp(names[k].name, name, nl) == 0)
+				if (strlen(names[k].name) == nl &&
+				    strncmp(names[k].name, name, nl) == 0)
 					bit = names[k].bit;
 			if (bit == 0 || !(allowed & bit))
 				return usage_error(c, "option '%s' is not valid here", a);
@@ -725,20 +730,23 @@ parse_cmd_args(struct cli *c, int argc, char **argv, unsigned int allowed, struc
 			case OPT_TTL:
 				/* 0xffffffff would mean "do not create" to incr/decr. */
 				if (!parse_u64(val, UINT32_MAX - 1, &v))
-					return usage_error(c, "--ttl: '%s' is not 0..4294967294", val);
+					return usage_error(c, "--ttl: '%s' is not 0..4294967294",
+							   val);
 				o->ttl = (uint32_t)v;
 				break;
 			case OPT_INITIAL:
 				if (!parse_u64(val, UINT64_MAX, &v))
-					return usage_error(c, "--initial: '%s' is not a 64-bit "
-							      "unsigned number",
+					return usage_error(c,
+							   "--initial: '%s' is not a 64-bit "
+							   "unsigned number",
 							   val);
 				o->initial = v;
 				break;
 			case OPT_CAS:
 				if (!parse_u64(val, UINT64_MAX, &v))
-					return usage_error(c, "--cas: '%s' is not a 64-bit unsigned "
-							      "number",
+					return usage_error(c,
+							   "--cas: '%s' is not a 64-bit unsigned "
+							   "number",
 							   val);
 				o->cas = v;
 				break;
@@ -924,7 +932,8 @@ cmd_delta(struct cli *c, uint8_t opcode, int argc, char **argv)
 			rc = EXIT_NET;
 		} else if (!c->quiet) {
 			if (c->verbose)
-				printf("%" PRIu64 " cas=%" PRIu64 "\n", kite_get64(x->value), x->cas);
+				printf("%" PRIu64 " cas=%" PRIu64 "\n", kite_get64(x->value),
+				       x->cas);
 			else
 				printf("%" PRIu64 "\n", kite_get64(x->value));
 		}
@@ -952,8 +961,8 @@ cmd_touch(struct cli *c, int argc, char **argv)
 	if (!parse_u64(pos[1], UINT32_MAX, &ttl))
 		return usage_error(c, "TTL '%s' is not 0..4294967295", pos[1]);
 	kite_put32(ext, (uint32_t)ttl);
-	rc = simple_request(c, KITE_OP_TOUCH, 0, ext, sizeof(ext), pos[0],
-			    (uint16_t)strlen(pos[0]), NULL, 0, &r, &x);
+	rc = simple_request(c, KITE_OP_TOUCH, 0, ext, sizeof(ext), pos[0], (uint16_t)strlen(pos[0]),
+			    NULL, 0, &r, &x);
 	if (rc == EXIT_OK) {
 		if (x->status != KITE_STATUS_OK) {
 			rc = report_status(c, x);
@@ -1048,8 +1057,8 @@ cmd_flush(struct cli *c, int argc, char **argv)
 	if (np == 1 && !parse_u64(pos[0], UINT32_MAX, &delay))
 		return usage_error(c, "DELAY '%s' is not 0..4294967295", pos[0]);
 	kite_put32(ext, (uint32_t)delay);
-	rc = simple_request(c, KITE_OP_FLUSH, 0, np ? ext : NULL, np ? 4 : 0, NULL, 0, NULL, 0,
-			    &r, &x);
+	rc = simple_request(c, KITE_OP_FLUSH, 0, np ? ext : NULL, np ? 4 : 0, NULL, 0, NULL, 0, &r,
+			    &x);
 	if (rc == EXIT_OK) {
 		if (x->status != KITE_STATUS_OK)
 			rc = report_status(c, x);
@@ -1103,8 +1112,8 @@ cmd_topology(struct cli *c, int argc, char **argv)
 			/* memcached and other servers answer UNKNOWN_COMMAND: exit 4. */
 			rc = report_status(c, x);
 		} else if (kite_proto_topology_parse(x->value, x->vallen, &topo) != 0) {
-			fprintf(stderr, "%s: malformed topology reply (%" PRIu32 " bytes)\n", c->prog,
-				x->vallen);
+			fprintf(stderr, "%s: malformed topology reply (%" PRIu32 " bytes)\n",
+				c->prog, x->vallen);
 			rc = EXIT_NET;
 		} else if (!c->quiet) {
 			printf("partitions %u workers %u base_port %u hash %s seed %" PRIu64 "\n",
@@ -1160,10 +1169,9 @@ cmd_batch_get(struct cli *c, int argc, char **argv)
 			size_t need = KITE_BIN_HDR_LEN + strlen(pos[last]);
 			if (off + need + KITE_BIN_HDR_LEN > sizeof(buf) - KITE_FRAME_HDR_LEN)
 				break;
-			off += (size_t)kite_proto_build_req(buf + off, sizeof(buf) - off,
-							    KITE_OP_GETKQ, (uint32_t)last, 0,
-							    NULL, 0, pos[last],
-							    (uint16_t)strlen(pos[last]), NULL, 0);
+			off += (size_t)kite_proto_build_req(
+				buf + off, sizeof(buf) - off, KITE_OP_GETKQ, (uint32_t)last, 0,
+				NULL, 0, pos[last], (uint16_t)strlen(pos[last]), NULL, 0);
 			last++;
 		}
 		off += (size_t)kite_proto_build_req(buf + off, sizeof(buf) - off, KITE_OP_NOOP,
@@ -1244,10 +1252,10 @@ run_command(struct cli *c, const char *name, int argc, char **argv)
 static bool
 is_command(const char *name)
 {
-	static const char *const names[] = { "get",   "set",	 "add",	    "replace",
-					     "append", "prepend", "delete",  "incr",
-					     "decr",  "touch",	 "stats",   "version",
-					     "flush", "noop",	 "batch-get", "topology" };
+	static const char *const names[] = { "get",    "set",	  "add",       "replace",
+					     "append", "prepend", "delete",    "incr",
+					     "decr",   "touch",	  "stats",     "version",
+					     "flush",  "noop",	  "batch-get", "topology" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(name, names[i]) == 0)

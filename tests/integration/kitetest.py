@@ -84,7 +84,8 @@ STATUS_NAMES = {OK: 'OK', KEY_ENOENT: 'KEY_ENOENT', KEY_EEXISTS: 'KEY_EEXISTS',
                 UNKNOWN_COMMAND: 'UNKNOWN_COMMAND', ENOMEM: 'ENOMEM'}
 
 NO_CREATE = 0xffffffff  # incr/decr expiry: do not create a missing key
-HDR = struct.Struct('>BBHBBHIIQ')  # magic opcode keylen extlen datatype vb/status bodylen opaque cas
+# magic opcode keylen extlen datatype vbucket/status bodylen opaque cas
+HDR = struct.Struct('>BBHBBHIIQ')
 FRAME = struct.Struct('>HHHH')     # req_id seq total reserved
 
 
@@ -109,7 +110,8 @@ def req(opcode, key=b'', value=b'', extras=b'', cas=0, opaque=0, vbucket=0, data
     kl = len(key) if keylen is None else keylen
     el = len(extras) if extlen is None else extlen
     bl = len(extras) + len(key) + len(value) if bodylen is None else bodylen
-    return HDR.pack(magic, opcode, kl, el, datatype, vbucket, bl, opaque, cas) + extras + key + value
+    hdr = HDR.pack(magic, opcode, kl, el, datatype, vbucket, bl, opaque, cas)
+    return hdr + extras + key + value
 
 
 def frame(req_id, seq=0, total=1, reserved=0):
