@@ -45,6 +45,9 @@
 	X("rx-desc", U32, rx_desc, "1024", 64, 16384, "RX descriptors per queue")                \
 	X("tx-desc", U32, tx_desc, "1024", 64, 16384, "TX descriptors per queue")                \
 	X("mbufs", U32, mbufs, "16383", 1023, 4194303, "mbufs in the packet pool")               \
+	X("rx-mbuf-size", SIZE, rx_mbuf_size, "0", 0, 65280,                                     \
+	  "data room of RX mbufs when larger frames than the MTU arrive whole "                   \
+	  "(af_packet with framesz=N: set N); 0: same pool as replies")                         \
 	X("handoff-ring", U32, handoff_ring, "4096", 64, 1048576,                                \
 	  "slots of each worker's handoff ring (power of two)")                                  \
 	X("frag-flows", U32, frag_flows, "1024", 16, 65536,                                      \

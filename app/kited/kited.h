@@ -72,6 +72,7 @@ struct node {
 	struct kite_steer_map map;
 	struct kite_steer_placement place;
 	struct rte_mempool *pools[8]; /* one per socket with workers (place.pools) */
+	struct rte_mempool *rx_pools[8]; /* large RX mbufs (rx-mbuf-size), else NULL */
 	unsigned int n_flows;
 	struct rte_flow *flows[KITE_MAX_PARTS];
 	uint16_t max_payload;

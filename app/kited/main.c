@@ -87,6 +87,24 @@ place_and_create_pools(struct node *n, const unsigned int *lcores)
 			     n->cfg.mbufs, n->place.pools[i], rte_strerror(rte_errno));
 			return -ENOMEM;
 		}
+		if (n->cfg.rx_mbuf_size <= room - RTE_PKTMBUF_HEADROOM)
+			continue;
+		/*
+		 * Ports that hand over whole frames larger than the MTU (af_packet
+		 * after the kernel reassembled a datagram) need big RX mbufs; only
+		 * the RX rings and the bursts in flight use them, so few suffice.
+		 */
+		unsigned int nrx = n->n_workers * (n->cfg.rx_desc + 4 * n->cfg.burst) + 1024;
+		snprintf(name, sizeof(name), "kite_rx_s%d", n->place.pools[i]);
+		n->rx_pools[i] = rte_pktmbuf_pool_create(
+			name, nrx, 64, priv,
+			(uint16_t)(RTE_PKTMBUF_HEADROOM + n->cfg.rx_mbuf_size),
+			n->place.pools[i]);
+		if (n->rx_pools[i] == NULL) {
+			KLOG(ERR, "RX pool of %u x %" PRIu64 " bytes on socket %d: %s", nrx,
+			     n->cfg.rx_mbuf_size, n->place.pools[i], rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -138,8 +156,10 @@ node_free(struct node *n)
 	rte_free(n->wstats);
 	rte_free(n->nets);
 	port_close(n);
-	for (unsigned int i = 0; i < n->place.n_pools; i++)
+	for (unsigned int i = 0; i < n->place.n_pools; i++) {
 		rte_mempool_free(n->pools[i]);
+		rte_mempool_free(n->rx_pools[i]);
+	}
 }
 
 /* Assign lcores: worker lcores in EAL order; none at all means the main lcore. */

@@ -161,8 +161,9 @@ port_open(struct node *n)
 
 		rxq.offloads = conf.rxmode.offloads;
 		txq.offloads = conf.txmode.offloads;
+		unsigned int pi = (unsigned int)n->place.worker_pool[q];
 		rc = rte_eth_rx_queue_setup(n->port, q, rxd, (unsigned int)socket, &rxq,
-					    n->pools[n->place.worker_pool[q]]);
+					    n->rx_pools[pi] ? n->rx_pools[pi] : n->pools[pi]);
 		if (rc == 0)
 			rc = rte_eth_tx_queue_setup(n->port, q, txd, (unsigned int)socket, &txq);
 		if (rc != 0) {

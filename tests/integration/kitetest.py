@@ -843,11 +843,14 @@ class Kited(Process):
         self.workers = workers
         self.prefix = prefix or 'kt%d' % t.pid
         if vdev is None:
-            vdev = 'net_af_packet0,iface=%s,qpairs=%d' % (topo.host_if, qpairs or workers)
+            # Whole reassembled datagrams arrive as one frame: see drivers-config/af_packet.conf.
+            vdev = ('net_af_packet0,iface=%s,qpairs=%d,framesz=32768,blocksz=32768'
+                    % (topo.host_if, qpairs or workers))
+            kite_args = ('--profile', 'af_packet') + tuple(kite_args)
         self.ip = ip or topo.kited_ip
         eal = [path]
         eal += ['-l', '0'] if workers == 1 else ['--lcores=' + lcore_map(workers)]
-        eal += ['--no-huge', '-m', '256', '--no-pci', '--file-prefix', self.prefix,
+        eal += ['--no-huge', '-m', '512', '--no-pci', '--file-prefix', self.prefix,
                 '--vdev=' + vdev]
         kite = ['--port', port or vdev.split(',')[0], '--ip', self.ip,
                 '--netmask', '255.255.255.252', '--idle-sleep-us', '50',
