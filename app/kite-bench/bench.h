@@ -24,15 +24,15 @@
 #define BENCH_EXIT_WRONG 3
 
 /* Most requests in one datagram (opaque carries the index in 6 bits). */
-#define BENCH_MAX_BATCH	 64
-#define BENCH_IDX_BITS	 6
-#define BENCH_TAG_MASK	 ((1u << (32 - BENCH_IDX_BITS)) - 1)
+#define BENCH_MAX_BATCH 64
+#define BENCH_IDX_BITS	6
+#define BENCH_TAG_MASK	((1u << (32 - BENCH_IDX_BITS)) - 1)
 /* Load lcores / threads. */
 #define BENCH_MAX_LCORES 64
 /* Most partitions (UDP ports) a target may publish. */
-#define BENCH_MAX_PARTS	 4096
+#define BENCH_MAX_PARTS 4096
 /* Largest UDP payload an IPv4 datagram carries. */
-#define BENCH_UDP_MAX	 65507
+#define BENCH_UDP_MAX 65507
 /* Reply datagrams one request datagram may produce (Kite's own cap). */
 #define BENCH_MAX_REPLY_DGRAMS 1024
 
@@ -93,31 +93,31 @@ uint64_t hist_quantile(const struct hist *h, double q);
 /* ---- per-lcore counters -------------------------------------------------- */
 
 /* X(name, help): every counter a generator keeps; JSON and summaries use the same table. */
-#define BENCH_COUNTERS(X)                                                                \
-	X(tx_dgrams, "request datagrams sent")                                            \
-	X(tx_packets, "frames sent (fragments count one each)")                          \
-	X(tx_reqs, "requests sent")                                                       \
-	X(tx_bytes, "UDP payload bytes sent")                                             \
-	X(rx_dgrams, "reply datagrams received")                                          \
-	X(rx_bytes, "UDP payload bytes received")                                         \
-	X(done, "requests answered (any status)")                                         \
-	X(get_hit, "GET answered with a value")                                           \
-	X(get_miss, "GET answered not found")                                             \
-	X(set_ok, "SET stored")                                                           \
-	X(del_ok, "DELETE answered (deleted or not found)")                               \
-	X(incr_ok, "INCR answered with a counter")                                        \
-	X(echo_ok, "requests echoed back (ceiling mode)")                                 \
-	X(err_status, "answers with an error status")                                     \
-	X(wrong_value, "GET values that failed verification")                             \
-	X(timeouts, "requests of datagrams that got no answer in time")                   \
-	X(losses, "requests whose datagram got only part of its answer")                  \
-	X(stale, "answers to requests already timed out or unknown")                      \
-	X(dup, "duplicate answers")                                                       \
-	X(bad_reply, "reply datagrams or responses that did not parse")                   \
-	X(reasm_conflict, "multi-datagram replies that could not be reassembled")         \
-	X(rx_other, "frames received that were not replies (ARP, strays)")                \
-	X(tx_retry, "tx_burst or sendmmsg calls that left packets for later")             \
-	X(late_sends, "open loop: datagrams sent over 100 us after their intended time")   \
+#define BENCH_COUNTERS(X)                                                                          \
+	X(tx_dgrams, "request datagrams sent")                                                     \
+	X(tx_packets, "frames sent (fragments count one each)")                                    \
+	X(tx_reqs, "requests sent")                                                                \
+	X(tx_bytes, "UDP payload bytes sent")                                                      \
+	X(rx_dgrams, "reply datagrams received")                                                   \
+	X(rx_bytes, "UDP payload bytes received")                                                  \
+	X(done, "requests answered (any status)")                                                  \
+	X(get_hit, "GET answered with a value")                                                    \
+	X(get_miss, "GET answered not found")                                                      \
+	X(set_ok, "SET stored")                                                                    \
+	X(del_ok, "DELETE answered (deleted or not found)")                                        \
+	X(incr_ok, "INCR answered with a counter")                                                 \
+	X(echo_ok, "requests echoed back (ceiling mode)")                                          \
+	X(err_status, "answers with an error status")                                              \
+	X(wrong_value, "GET values that failed verification")                                      \
+	X(timeouts, "requests of datagrams that got no answer in time")                            \
+	X(losses, "requests whose datagram got only part of its answer")                           \
+	X(stale, "answers to requests already timed out or unknown")                               \
+	X(dup, "duplicate answers")                                                                \
+	X(bad_reply, "reply datagrams or responses that did not parse")                            \
+	X(reasm_conflict, "multi-datagram replies that could not be reassembled")                  \
+	X(rx_other, "frames received that were not replies (ARP, strays)")                         \
+	X(tx_retry, "tx_burst or sendmmsg calls that left packets for later")                      \
+	X(late_sends, "open loop: datagrams sent over 100 us after their intended time")           \
 	X(busy_cycles, "client TSC cycles spent in loop turns that did work")
 
 struct bench_stats {
@@ -157,8 +157,8 @@ struct workload {
 	uint32_t key_size;
 	/* Value sizes. */
 	enum value_dist vdist;
-	uint32_t vmin, vmax;           /* VAL_UNIFORM, and the bounds of any */
-	unsigned int nmix;             /* VAL_MIX */
+	uint32_t vmin, vmax; /* VAL_UNIFORM, and the bounds of any */
+	unsigned int nmix;   /* VAL_MIX */
 	uint32_t mix_size[VAL_MIX_MAX];
 	uint32_t mix_cum[VAL_MIX_MAX]; /* cumulative weights scaled to 2^32 - 1 */
 	/* Operation mix: cumulative thresholds on a 32-bit draw. */
@@ -181,13 +181,13 @@ struct workload {
 	uint32_t reply_stride; /* bytes of one reply datagram's payload after its frame */
 	uint32_t reply_dgrams; /* reassembly slots per request datagram */
 	/* Behaviour. */
-	bool echo;           /* ceiling mode: requests come back as their own replies */
+	bool echo; /* ceiling mode: requests come back as their own replies */
 	uint64_t timeout_tsc;
 	uint64_t tsc_hz;
 };
 
-int workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz,
-		  char *err, size_t errlen);
+int workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz, char *err,
+		  size_t errlen);
 /* Print the workload in one line (summary header). */
 void workload_describe(const struct workload *w, const struct bench_options *o, FILE *f);
 
@@ -195,7 +195,7 @@ void workload_describe(const struct workload *w, const struct bench_options *o, 
 
 enum gen_phase {
 	PHASE_PRELOAD = 0, /* SET every key of the lcore's share once, closed loop */
-	PHASE_LOAD,        /* the configured mix */
+	PHASE_LOAD,	   /* the configured mix */
 };
 
 struct gen;
@@ -203,22 +203,24 @@ struct gen;
 /* A request datagram the generator has prepared for sending. */
 struct gen_dgram {
 	uint32_t slot;
-	uint32_t len;       /* UDP payload bytes */
-	uint16_t dst_port;  /* server UDP port (base + partition) */
-	uint16_t flow;      /* which client flow (source port / socket) sends it */
+	uint32_t len;	   /* UDP payload bytes */
+	uint16_t dst_port; /* server UDP port (base + partition) */
+	uint16_t flow;	   /* which client flow (source port / socket) sends it */
 };
 
 struct gen_conf {
 	const struct workload *w;
-	unsigned int id;       /* lcore / thread number, 0-based */
+	unsigned int id; /* lcore / thread number, 0-based */
 	unsigned int nthreads;
-	uint32_t window;       /* outstanding datagrams */
-	uint32_t flows;        /* source ports of this generator */
+	uint32_t window; /* outstanding datagrams */
+	uint32_t flows;	 /* source ports of this generator */
 	uint64_t seed;
-	double rate;           /* datagrams/s of this generator; 0: closed loop */
-	uint64_t max_reqs;     /* stop sending after this many requests (0: no bound) */
-	uint32_t capture;      /* datagrams to keep for --write-pcap (0: none) */
-	bool eal;              /* allocate from DPDK memory on socket_id */
+	double rate;	   /* datagrams/s of this generator; 0: closed loop */
+	uint64_t max_reqs; /* stop sending after this many requests (0: no bound) */
+	uint32_t capture;  /* datagrams to keep for --write-pcap (0: none) */
+	uint32_t part_mod; /* above 1: draw only partitions p with p % part_mod == part_sel */
+	uint32_t part_sel;
+	bool eal; /* allocate from DPDK memory on socket_id */
 	int socket_id;
 };
 
@@ -328,10 +330,10 @@ mix64(uint64_t x)
 struct run_report {
 	const struct bench_options *o;
 	const struct workload *w;
-	const char *mode;       /* "dpdk", "dpdk-echo", "socket", "pcap" */
-	const char *target;     /* free text: port or server address */
+	const char *mode;   /* "dpdk", "dpdk-echo", "socket", "pcap" */
+	const char *target; /* free text: port or server address */
 	unsigned int nthreads;
-	double seconds;         /* measured interval */
+	double seconds; /* measured interval */
 	uint64_t tsc_hz;
 	struct bench_stats total;
 	struct hist hist;
@@ -346,7 +348,7 @@ struct run_report {
 		double ops;
 		double hit_ratio;
 		double p99_us;
-	} *samples;
+	} * samples;
 	unsigned int samples_cap;
 };
 
@@ -422,7 +424,7 @@ int bench_run(struct bench_options *o, const struct workload *w, struct bench_dr
 struct phase_ctl {
 	enum gen_phase phase;
 	uint64_t warmup_end; /* reset counters when crossing it (load phase) */
-	uint64_t end;        /* stop sending; then drain */
+	uint64_t end;	     /* stop sending; then drain */
 	bool warm_done;
 };
 

@@ -6,7 +6,7 @@
  * Requests are drawn one at a time (operation, key, value size) and queued
  * per destination partition, because a datagram goes to one UDP port and
  * so may only carry keys of one partition. A partition's queue becomes a
- * datagram when it holds --batch requests or the next request might not
+ * datagram when it holds --batch requests or the next request would not
  * fit the MTU. Each outstanding datagram owns a slot: the frame's request
  * id names the slot (plus a generation, so a late reply to an earlier use
  * is recognised), and each request's opaque carries the slot's serial
@@ -37,7 +37,7 @@ enum slot_state {
 
 /* A drawn request: waiting in its partition's queue, or in a slot. */
 struct req {
-	uint64_t t0;  /* latency starts here: arrival (open loop) or send time */
+	uint64_t t0; /* latency starts here: arrival (open loop) or send time */
 	uint32_t key;
 	uint32_t vlen;
 	uint8_t op;
@@ -46,10 +46,9 @@ struct req {
 struct slot {
 	uint64_t t_send;
 	uint64_t t_due; /* open loop: when the datagram was due to be sent */
-	uint64_t got;   /* responses received, bit per request index */
-	uint32_t tag; /* serial number of the datagram, BENCH_TAG_MASK bits in opaque */
+	uint64_t got;	/* responses received, bit per request index */
+	uint32_t tag;	/* serial number of the datagram, BENCH_TAG_MASK bits in opaque */
 	uint16_t req_id;
-	uint16_t part;
 	uint8_t state;
 	uint8_t nreq;
 	uint8_t ngot;
@@ -57,16 +56,16 @@ struct slot {
 	/* Reassembly of a reply that spans datagrams. */
 	uint16_t rs_total;
 	uint16_t rs_have;
-	struct req *r;   /* batch entries */
-	uint8_t *rbuf;   /* reply_dgrams * reply_stride bytes */
-	uint16_t *rlen;  /* payload length + 1 of each datagram seen, 0: not yet */
+	struct req *r;	/* batch entries */
+	uint8_t *rbuf;	/* reply_dgrams * reply_stride bytes */
+	uint16_t *rlen; /* payload length + 1 of each datagram seen, 0: not yet */
 };
 
 struct pqueue {
 	uint32_t n;
 	uint32_t bytes; /* datagram payload if sent now, frame included */
-	bool carry;     /* r[n] did not fit: it starts the next datagram */
-	struct req *r;  /* batch + 1 entries */
+	bool carry;	/* r[n] did not fit: it starts the next datagram */
+	struct req *r;	/* batch + 1 entries */
 };
 
 struct gen {
@@ -129,7 +128,8 @@ struct gen {
 static void *
 bench_zalloc(size_t n, int socket, bool eal)
 {
-	return eal ? rte_zmalloc_socket("kite_bench", n, RTE_CACHE_LINE_SIZE, socket) : calloc(1, n);
+	return eal ? rte_zmalloc_socket("kite_bench", n, RTE_CACHE_LINE_SIZE, socket)
+		   : calloc(1, n);
 }
 
 static void
@@ -283,7 +283,12 @@ gen_start(struct gen *g, enum gen_phase p, uint64_t now)
 	memset(&g->st, 0, sizeof(g->st));
 	hist_reset(&g->hist_all);
 	gen_mark_warm(g);
-	if (p == PHASE_PRELOAD) {
+	if (p == PHASE_PRELOAD && g->c.part_mod > 1) {
+		/* Every generator walks all keys and stores those of its partitions. */
+		g->pre_lo = 0;
+		g->pre_hi = w->keys;
+		g->pre_next = 0;
+	} else if (p == PHASE_PRELOAD) {
 		uint64_t share = w->keys / g->c.nthreads, extra = w->keys % g->c.nthreads;
 		g->pre_lo = share * g->c.id + (g->c.id < extra ? g->c.id : extra);
 		g->pre_hi = g->pre_lo + share + (g->c.id < extra ? 1 : 0);
@@ -317,10 +322,9 @@ queue_full(const struct gen *g, const struct pqueue *q)
  * request larger than the MTU on its own goes alone (as IP fragments).
  */
 static inline int
-enqueue(struct gen *g, uint32_t key, enum bench_op op, uint32_t vlen, uint64_t t0)
+enqueue(struct gen *g, uint32_t p, uint32_t key, enum bench_op op, uint32_t vlen, uint64_t t0)
 {
 	const struct workload *w = g->w;
-	uint32_t p = partition_of(g, key, op);
 	struct pqueue *q = &g->pq[p];
 	uint32_t size = workload_req_bytes(w, op, vlen);
 	bool spill = q->n > 0 && q->bytes + size > w->req_budget;
@@ -337,6 +341,17 @@ enqueue(struct gen *g, uint32_t key, enum bench_op op, uint32_t vlen, uint64_t t
 	q->n++;
 	q->bytes += size;
 	return queue_full(g, q) ? (int)p : -1;
+}
+
+/*
+ * Whether this generator sends partition p: all of them, unless the
+ * server's workers each answer on their own queue and we feed just one
+ * (--server-workers).
+ */
+static inline bool
+mine(const struct gen *g, uint32_t p)
+{
+	return g->c.part_mod <= 1 || p % g->c.part_mod == g->c.part_sel;
 }
 
 /* The queue that is already a datagram, if any. */
@@ -363,9 +378,13 @@ fill_load(struct gen *g, uint64_t t0)
 		enum bench_op op = draw_op(w, &g->rng);
 		uint32_t key = (uint32_t)draw_key(w, &g->rng);
 		uint32_t vlen = op == OP_SET ? draw_vlen(w, &g->rng) : 0;
+		uint32_t part = partition_of(g, key, op);
 
+		/* Another lcore's partition: its share of the same distribution. */
+		if (!mine(g, part))
+			continue;
 		g->reqs_drawn++;
-		p = enqueue(g, key, op, vlen, t0);
+		p = enqueue(g, part, key, op, vlen, t0);
 		if (p >= 0)
 			return p;
 	}
@@ -386,13 +405,16 @@ fill_preload(struct gen *g, uint64_t t0)
 		return p;
 	while (g->nretry > 0) {
 		const struct req *r = &g->retry[--g->nretry];
-		p = enqueue(g, r->key, OP_SET, r->vlen, t0);
+		p = enqueue(g, partition_of(g, r->key, OP_SET), r->key, OP_SET, r->vlen, t0);
 		if (p >= 0)
 			return p;
 	}
 	while (g->pre_next < g->pre_hi) {
 		uint32_t key = (uint32_t)g->pre_next++;
-		p = enqueue(g, key, OP_SET, draw_vlen(w, &g->rng), t0);
+		uint32_t part = partition_of(g, key, OP_SET);
+		if (!mine(g, part))
+			continue;
+		p = enqueue(g, part, key, OP_SET, draw_vlen(w, &g->rng), t0);
 		if (p >= 0)
 			return p;
 	}
@@ -442,7 +464,6 @@ gen_prepare(struct gen *g, uint64_t now, struct gen_dgram *d)
 	s->any_rx = false;
 	s->rs_total = 0;
 	s->rs_have = 0;
-	s->part = (uint16_t)p;
 	s->t_due = t0;
 	s->tag = g->serial++;
 	/* Next generation of this slot's request id. */
@@ -457,7 +478,8 @@ gen_prepare(struct gen *g, uint64_t now, struct gen_dgram *d)
 		const struct req *c = &q->r[q->n];
 		q->r[0] = *c;
 		q->n = 1;
-		q->bytes = KITE_FRAME_HDR_LEN + workload_req_bytes(g->w, (enum bench_op)c->op, c->vlen);
+		q->bytes = KITE_FRAME_HDR_LEN +
+			   workload_req_bytes(g->w, (enum bench_op)c->op, c->vlen);
 		q->carry = false;
 		if (queue_full(g, q))
 			g->ready = p;
@@ -524,7 +546,8 @@ gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf)
 			break;
 		}
 	}
-	if (g->phase == PHASE_LOAD && g->cap_n < g->cap_max && g->cap_used + d->len <= g->cap_size) {
+	if (g->phase == PHASE_LOAD && g->cap_n < g->cap_max &&
+	    g->cap_used + d->len <= g->cap_size) {
 		struct gen_capture *c = &g->cap[g->cap_n++];
 		memcpy(g->cap_buf + g->cap_used, buf, d->len);
 		c->data = g->cap_buf + g->cap_used;
@@ -724,7 +747,8 @@ gen_rx(struct gen *g, const uint8_t *p, uint32_t len, uint64_t now)
 	seq = kite_get16(p + 2);
 	total = kite_get16(p + 4);
 	si = req_id & ((1u << g->slot_bits) - 1);
-	if (si >= g->nslots || g->slots[si].state != SLOT_INFLIGHT || g->slots[si].req_id != req_id) {
+	if (si >= g->nslots || g->slots[si].state != SLOT_INFLIGHT ||
+	    g->slots[si].req_id != req_id) {
 		g->st.stale++;
 		return;
 	}
@@ -898,8 +922,8 @@ ctl_collect_add(struct ctl_collect *c, const uint8_t *p, uint32_t len)
 	total = kite_get16(p + 4);
 	if (total == 0)
 		total = 1;
-	if (seq >= total || total > BENCH_MAX_REPLY_DGRAMS || len - KITE_FRAME_HDR_LEN > c->stride ||
-	    (c->total != 0 && c->total != total))
+	if (seq >= total || total > BENCH_MAX_REPLY_DGRAMS ||
+	    len - KITE_FRAME_HDR_LEN > c->stride || (c->total != 0 && c->total != total))
 		return false;
 	c->total = total;
 	if (c->seen[seq / 8] & (1u << (seq % 8)))

@@ -23,8 +23,9 @@ struct opt {
 };
 
 static const struct opt opts[] = {
-#define BENCH_OPT(key, type, field, def, min, max, help) \
-	{ key, T_##type, offsetof(struct bench_options, field), def, (double)(min), (double)(max), help },
+#define BENCH_OPT(key, type, field, def, min, max, help)                                           \
+	{ key,		 T_##type, offsetof(struct bench_options, field), def, (double)(min),      \
+	  (double)(max), help },
 	BENCH_OPTIONS(BENCH_OPT)
 #undef BENCH_OPT
 };
@@ -78,7 +79,8 @@ bench_options_set(struct bench_options *o, const char *key, const char *value, c
 	case T_IPV4: {
 		struct in_addr a;
 		if (inet_pton(AF_INET, value, &a) != 1) {
-			snprintf(err, errlen, "--%s: '%s' is not a dotted IPv4 address", key, value);
+			snprintf(err, errlen, "--%s: '%s' is not a dotted IPv4 address", key,
+				 value);
 			return -EINVAL;
 		}
 		*(uint32_t *)field = ntohl(a.s_addr);
@@ -100,8 +102,8 @@ bench_options_set(struct bench_options *o, const char *key, const char *value, c
 		errno = 0;
 		v = strtoull(value, &end, 0);
 		if (errno != 0 || *end != '\0' || (double)v < d->min || (double)v > d->max) {
-			snprintf(err, errlen, "--%s: '%s' is not a number in %.0f..%.0f", key, value,
-				 d->min, d->max);
+			snprintf(err, errlen, "--%s: '%s' is not a number in %.0f..%.0f", key,
+				 value, d->min, d->max);
 			return -EINVAL;
 		}
 		if (d->type == T_U32)
@@ -141,11 +143,10 @@ bench_options_defaults(struct bench_options *o)
 void
 bench_options_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: kite-bench [EAL options --] [options]\n"
-		"\n"
-		"  dpdk mode (default) takes EAL options before `--`; socket and pcap modes\n"
-		"  need none. Boolean options: --name or --no-name.\n\n");
+	fprintf(f, "usage: kite-bench [EAL options --] [options]\n"
+		   "\n"
+		   "  dpdk mode (default) takes EAL options before `--`; socket and pcap modes\n"
+		   "  need none. Boolean options: --name or --no-name.\n\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt *d = &opts[i];
 		char left[48];
@@ -173,7 +174,8 @@ bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out, c
 			return BENCH_PARSE_EXIT;
 		}
 		if (strncmp(a, "--", 2) != 0) {
-			snprintf(err, errlen, "unexpected argument '%s' (options start with --)", a);
+			snprintf(err, errlen, "unexpected argument '%s' (options start with --)",
+				 a);
 			return BENCH_PARSE_ERROR;
 		}
 		a += 2;

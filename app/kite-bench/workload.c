@@ -15,8 +15,8 @@
 #include "bench.h"
 #include "workload.h"
 
-#define VAL_MIN	     8 /* version and checksum */
-#define VAL_MAX	     (1u << 20)
+#define VAL_MIN 8 /* version and checksum */
+#define VAL_MAX (1u << 20)
 
 static const char *const op_names[OP_MAX] = { "get", "set", "delete", "incr" };
 
@@ -64,8 +64,8 @@ parse_values(struct workload *w, const char *s, char *err, size_t errlen)
 		while (*p != '\0') {
 			uint32_t size, weight;
 
-			if (w->nmix == VAL_MIX_MAX || parse_u32(p, &end, &size) != 0 || *end != '@' ||
-			    parse_u32(end + 1, &end, &weight) != 0 || weight == 0)
+			if (w->nmix == VAL_MIX_MAX || parse_u32(p, &end, &size) != 0 ||
+			    *end != '@' || parse_u32(end + 1, &end, &weight) != 0 || weight == 0)
 				goto bad;
 			w->mix_size[w->nmix] = size;
 			weights[w->nmix++] = weight;
@@ -92,8 +92,10 @@ parse_values(struct workload *w, const char *s, char *err, size_t errlen)
 		w->vmax = w->vmin;
 	}
 	if (w->vmin < VAL_MIN || w->vmax > VAL_MAX) {
-		snprintf(err, errlen, "--value-size: sizes must be in %u..%u (values carry an "
-			 "8-byte version and checksum)", VAL_MIN, VAL_MAX);
+		snprintf(err, errlen,
+			 "--value-size: sizes must be in %u..%u (values carry an "
+			 "8-byte version and checksum)",
+			 VAL_MIN, VAL_MAX);
 		return -EINVAL;
 	}
 	return 0;
@@ -275,8 +277,8 @@ workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz
 	}
 	budget = o->mtu - 20 - 8;
 	w->req_budget = budget;
-	w->max_dgram = w->max_req + KITE_FRAME_HDR_LEN > budget ? w->max_req + KITE_FRAME_HDR_LEN
-								 : budget;
+	w->max_dgram =
+		w->max_req + KITE_FRAME_HDR_LEN > budget ? w->max_req + KITE_FRAME_HDR_LEN : budget;
 	if (w->max_dgram > BENCH_UDP_MAX) {
 		snprintf(err, errlen, "a SET of a %u-byte value does not fit one UDP datagram",
 			 w->vmax);

@@ -4,8 +4,8 @@
 dpdk-testpmd (memif client + net_tap, io forwarding port 0 <-> port 1).
 
     client (netns, tap ktap<pid>, 198.18.X.1)
-      <-> dpdk-testpmd (net_tap0 <-> net_memif0, role=client)
-      <-> shared memory <-> kited (net_memif0, role=server, 198.18.X.2)
+      <-> dpdk-testpmd (net_tap0 <-> net_memif0, role=server)
+      <-> shared memory <-> kited (net_memif0, role=client, 198.18.X.2)
 
 The tap that testpmd creates is moved into the test's namespace, so the
 kernel client and its traffic stay there. Checked: ARP and ping through the
@@ -52,8 +52,6 @@ def body(t):
 
     topo = kt.Topology(t).up(veth=False)
     topo.extra_links.append(tap)
-    kited = kt.Kited(t, topo, vdev='net_memif0,role=server,socket=%s' % sock).start()
-    check('net_memif' in '\n'.join(kited.lines), 'kited log does not name net_memif')
 
     cpus = sorted(os.sched_getaffinity(0))
     prefix = 'tp%d' % pid
@@ -67,7 +65,7 @@ def body(t):
     bridge = kt.Process(t, 'testpmd', ([stdbuf, '-oL'] if stdbuf else []) + [
         testpmd, '--lcores=0@%d,1@%d' % (cpus[0], cpus[-1]), '--no-huge', '-m', '256',
         '--no-pci', '--file-prefix', prefix,
-        '--vdev=net_memif0,role=client,socket=%s' % sock,
+        '--vdev=net_memif0,role=server,socket=%s' % sock,
         '--vdev=net_tap0,iface=%s' % tap,
         '--', '--forward-mode=io', '--no-mlockall', '--total-num-mbufs=4096'],
         ready_line=None)
@@ -80,6 +78,15 @@ def body(t):
         time.sleep(0.1)
     if not os.path.exists('/sys/class/net/' + tap):
         raise kt.SetupError('testpmd did not create %s:\n%s' % (tap, bridge.tail()))
+    # kited is the memif client: with DPDK 22.11, a kited memif *server* now
+    # and then receives nothing after its client (re)connects (both sides log
+    # "Connected"); as a client it has not failed (drivers-config/memif.conf).
+    # The server (testpmd) must listen before the client starts.
+    end = time.monotonic() + 30
+    while not os.path.exists(sock) and time.monotonic() < end and bridge.alive():
+        time.sleep(0.1)
+    kited = kt.Kited(t, topo, vdev='net_memif0,role=client,socket=%s' % sock).start()
+    check('net_memif' in '\n'.join(kited.lines), 'kited log does not name net_memif')
     topo.attach_client_if(tap)
     c = topo.client()
 
@@ -153,9 +160,12 @@ def body(t):
     def c_fragments():
         # On memif kited sees the IP fragments themselves (no kernel in the
         # way, unlike net_af_packet), so its own reassembly serves these.
+        # DPDK's reassembly takes at most 8 fragments (RTE_LIBRTE_IP_FRAG_MAX_FRAG):
+        # 11000 bytes is 8 fragments at MTU 1500 and must work; 20000 (14)
+        # and 60000 (41) are over the documented limit: dropped, counted as
+        # kite_net_drop_frag, and the node serves the next request.
         before = c.stats()
-        # 11000 bytes: 8 fragments at MTU 1500; 20000 bytes: 14; 60000: 41.
-        sizes = (1600, 3000, 11000, 20000, 60000)
+        sizes = (1600, 3000, 11000)
         for n in sizes:
             k = b'memif:frag%d' % n
             v = bytes((i * 31 + n) & 0xff for i in range(n))
@@ -175,6 +185,17 @@ def body(t):
         got = int(after['kite_net_reassembled']) - int(before['kite_net_reassembled'])
         check(got == len(sizes), 'kite_net_reassembled grew by %d, expected %d' % (
             got, len(sizes)))
+        for n in (20000, 60000):
+            k = b'memif:toobig%d' % n
+            rep = c.request(store(SET, k, bytes(n), opaque=n), limit=1.0)
+            check(not rep.responses, 'a %d-byte request over 8 fragments was answered: %s' % (
+                n, rep.responses))
+        final = c.stats()
+        dropped = int(final['kite_net_drop_frag']) - int(after['kite_net_drop_frag'])
+        check(dropped > 0, 'kite_net_drop_frag did not count the oversized requests')
+        rep = c.request(get(b'memif:frag3000', GETK, 7), limit=3.0)
+        check(len(rep.responses) == 1 and rep.responses[0].status == OK,
+              'the node did not serve the request after the oversized ones: %s' % rep.responses)
     t.case('IP-fragmented request datagrams (kited reassembles them)', c_fragments)
 
     def c_cli():
