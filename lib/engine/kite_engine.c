@@ -97,6 +97,7 @@ kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 
 	if (conf == NULL || conf->parts == NULL || conf->stats == NULL ||
 	    conf->map.partitions == 0 || conf->map.workers == 0 || conf->map.workers > 64 ||
+	    (conf->map.partitions + conf->map.workers - 1) / conf->map.workers > 256 ||
 	    conf->self >= conf->map.workers || conf->out.alloc == NULL || conf->out.done == NULL ||
 	    conf->max_payload < KITE_FRAME_HDR_LEN + KITE_BIN_HDR_LEN + 8) {
 		rte_errno = EINVAL;
@@ -407,44 +408,70 @@ is_readonly(const struct entry *q)
 	}
 }
 
-/* Look up every owned GET from `first` to the next mutation, in bulk per partition. */
+/*
+ * Look up every owned GET from `first` to the next mutation, in bulk per
+ * partition: one pass groups the run by partition (counting sort over this
+ * worker's partitions), then each group goes to the store in chunks of 64.
+ */
 static void
 lookup_run(struct kite_engine *e, unsigned int first)
 {
+	const uint16_t workers = e->conf.map.workers;
+	const unsigned int nlocal = (e->conf.map.partitions + workers - 1) / workers;
 	const uint8_t *keys[64];
 	uint16_t keylens[64];
 	uint64_t hashes[64];
 	struct kite_item_view views[64];
 	uint8_t statuses[64];
-	struct entry *batch[64];
-	unsigned int end = first;
+	uint16_t start[257];
+	uint16_t order[KITE_ENGINE_MAX_REQS];
+	unsigned int end = first, ngets = 0;
 
 	while (end < e->nent && is_readonly(&e->ent[end]))
 		end++;
+	memset(start, 0, sizeof(start[0]) * (nlocal + 1));
 	for (unsigned int i = first; i < end; i++) {
-		struct entry *q = &e->ent[i];
-		if (!is_get(q) || q->looked_up || !owns(e, q->part))
-			continue;
-		struct kite_store *s = e->conf.parts[q->part];
-		unsigned int n = 0;
-		for (unsigned int j = i; j < end && n < 64; j++) {
-			struct entry *o = &e->ent[j];
-			if (!is_get(o) || o->looked_up || o->part != q->part)
-				continue;
-			o->hash = kite_store_hash(s, o->r.key, o->r.keylen);
-			keys[n] = o->r.key;
-			keylens[n] = o->r.keylen;
-			hashes[n] = o->hash;
-			batch[n++] = o;
+		const struct entry *q = &e->ent[i];
+		if (is_get(q) && !q->looked_up && owns(e, q->part)) {
+			start[q->part / workers + 1]++;
+			ngets++;
 		}
-		kite_store_get_bulk(s, keys, keylens, hashes, n, views, statuses);
-		for (unsigned int k = 0; k < n; k++) {
-			batch[k]->looked_up = true;
-			batch[k]->status = statuses[k];
-			if (statuses[k] == KITE_STATUS_OK) {
-				batch[k]->view = views[k];
-				rte_prefetch0(views[k].value);
+	}
+	if (ngets == 0)
+		return;
+	for (unsigned int p = 1; p <= nlocal; p++)
+		start[p] = (uint16_t)(start[p] + start[p - 1]);
+	for (unsigned int i = first; i < end; i++) {
+		const struct entry *q = &e->ent[i];
+		if (is_get(q) && !q->looked_up && owns(e, q->part))
+			order[start[q->part / workers]++] = (uint16_t)i;
+	}
+	/* start[p] now marks the end of group p; groups are contiguous in order[]. */
+	for (unsigned int g = 0, lp = 0; g < ngets; lp++) {
+		unsigned int gend = start[lp];
+		if (g == gend)
+			continue;
+		struct kite_store *s = e->conf.parts[e->ent[order[g]].part];
+		while (g < gend) {
+			unsigned int n = RTE_MIN(gend - g, 64u);
+			for (unsigned int k = 0; k < n; k++) {
+				struct entry *o = &e->ent[order[g + k]];
+				o->hash = kite_store_hash(s, o->r.key, o->r.keylen);
+				keys[k] = o->r.key;
+				keylens[k] = o->r.keylen;
+				hashes[k] = o->hash;
 			}
+			kite_store_get_bulk(s, keys, keylens, hashes, n, views, statuses);
+			for (unsigned int k = 0; k < n; k++) {
+				struct entry *o = &e->ent[order[g + k]];
+				o->looked_up = true;
+				o->status = statuses[k];
+				if (statuses[k] == KITE_STATUS_OK) {
+					o->view = views[k];
+					rte_prefetch0(views[k].value);
+				}
+			}
+			g += n;
 		}
 	}
 }

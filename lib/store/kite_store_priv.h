@@ -90,4 +90,7 @@ kite_store__item_size(uint16_t keylen, uint32_t vallen)
 	return RTE_ALIGN_CEIL((uint64_t)sizeof(struct item) + keylen + vallen, ITEM_ALIGN);
 }
 
+/* SipHash with c compression and d finalisation rounds (tests compare 2-4 with libsodium). */
+uint64_t kite_store__siphash(const uint8_t seed[16], const void *key, size_t len, int c, int d);
+
 #endif /* KITE_STORE_PRIV_H */

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sodium.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1466,6 +1468,30 @@ test_prefetch_set_time(void **state)
 	kite_store_free(s);
 }
 
+static void
+test_siphash_matches_libsodium(void **state)
+{
+	uint8_t seed[16], key[64], out[8];
+	uint64_t ref;
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		seed[i] = (uint8_t)(i * 7 + 3);
+	for (int i = 0; i < 64; i++)
+		key[i] = (uint8_t)(i * 13 + 1);
+	/* Same code with 2/4 rounds must be libsodium's SipHash-2-4, every tail length. */
+	for (size_t len = 0; len <= sizeof(key); len++) {
+		crypto_shorthash_siphash24(out, key, len, seed);
+		memcpy(&ref, out, 8);
+		assert_int_equal(kite_store__siphash(seed, key, len, 2, 4), ref);
+		/* 1-3 differs from 2-4 and depends on the seed. */
+		assert_int_not_equal(kite_store__siphash(seed, key, len, 1, 3), ref);
+	}
+	uint64_t a = kite_store__siphash(seed, key, 16, 1, 3);
+	seed[0] ^= 1;
+	assert_int_not_equal(kite_store__siphash(seed, key, 16, 1, 3), a);
+}
+
 int
 main(void)
 {
@@ -1491,6 +1517,7 @@ main(void)
 		cmocka_unit_test(test_index_full),
 		cmocka_unit_test(test_stats_counters),
 		cmocka_unit_test(test_prefetch_set_time),
+		cmocka_unit_test(test_siphash_matches_libsodium),
 	};
 	int ret;
 
