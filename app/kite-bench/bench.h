@@ -289,6 +289,8 @@ struct server_stats {
 	uint64_t get_misses;
 	uint64_t curr_items;
 	uint64_t evictions;
+	uint64_t steer_misses; /* Kite: datagrams that arrived at a worker not owning their keys */
+	uint64_t handoffs;     /* Kite: datagrams handed between workers */
 };
 
 /* Build a STAT request datagram; returns its length. */

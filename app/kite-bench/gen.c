@@ -986,6 +986,10 @@ ctl_stat_parse(struct ctl_collect *c, struct server_stats *s)
 			s->curr_items = stat_u64(&r);
 		} else if (STAT_IS("evictions")) {
 			s->evictions = stat_u64(&r);
+		} else if (STAT_IS("kite_steer_misses")) {
+			s->steer_misses = stat_u64(&r);
+		} else if (STAT_IS("kite_handoff_out")) {
+			s->handoffs = stat_u64(&r);
 		}
 #undef STAT_IS
 		p += used;
