@@ -49,8 +49,6 @@ enum cli_exit {
 #define DEFAULT_RETRIES	   2
 /* batch-get packs its requests into datagrams of at most this many bytes. */
 #define BATCH_DGRAM_MAX 1400
-/* After batch-get's NOOP: time for replies from the key owners' other workers. */
-#define BATCH_LINGER_MS 20
 /* Largest UDP payload an IPv4 datagram carries. */
 #define UDP_PAYLOAD_MAX 65507
 /* Reply datagrams kept per attempt: a 1 MiB value is about 750 of 1400 bytes. */
@@ -196,7 +194,7 @@ usage(FILE *f, const char *prog)
 		"  flush [DELAY]                 invalidate every item (after DELAY s);\n"
 		"                                print \"OK\"\n"
 		"  noop                          round trip; print \"OK\"\n"
-		"  batch-get KEY...              GETKQ per key and a NOOP, packed into\n"
+		"  batch-get KEY...              GETK per key and a NOOP, packed into\n"
 		"                                datagrams of at most %d bytes; print\n"
 		"                                \"VALUE KEY FLAGS BYTES\", the value, then\n"
 		"                                \"END\"; missing keys are named on stderr\n"
@@ -1128,16 +1126,31 @@ cmd_topology(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+/* batch-get is done when every key of the datagram and the NOOP have answered. */
+struct batch_want {
+	int first;
+	int last;
+};
+
 static bool
-done_noop(const struct reply *r, void *arg)
+done_batch(const struct reply *r, void *arg)
 {
-	(void)arg;
-	return find_res(r, OPAQUE_NOOP) != NULL;
+	const struct batch_want *w = arg;
+
+	if (find_res(r, OPAQUE_NOOP) == NULL)
+		return false;
+	for (int k = w->first; k < w->last; k++)
+		if (find_res(r, (uint32_t)k) == NULL)
+			return false;
+	return true;
 }
 
 /*
- * batch-get: GETKQ for each key (opaque = its index) and a NOOP, as many
- * keys per datagram as fit in BATCH_DGRAM_MAX. Hits print in key order.
+ * batch-get: GETK for each key (opaque = its index) and a NOOP, as many
+ * keys per datagram as fit in BATCH_DGRAM_MAX. GETK rather than GETKQ: a
+ * miss then answers too, so the reply is known to be complete even when
+ * several workers answer parts of the datagram, with no waiting for
+ * stragglers. Hits print in key order.
  */
 static int
 cmd_batch_get(struct cli *c, int argc, char **argv)
@@ -1170,13 +1183,14 @@ cmd_batch_get(struct cli *c, int argc, char **argv)
 			if (off + need + KITE_BIN_HDR_LEN > sizeof(buf) - KITE_FRAME_HDR_LEN)
 				break;
 			off += (size_t)kite_proto_build_req(
-				buf + off, sizeof(buf) - off, KITE_OP_GETKQ, (uint32_t)last, 0,
+				buf + off, sizeof(buf) - off, KITE_OP_GETK, (uint32_t)last, 0,
 				NULL, 0, pos[last], (uint16_t)strlen(pos[last]), NULL, 0);
 			last++;
 		}
 		off += (size_t)kite_proto_build_req(buf + off, sizeof(buf) - off, KITE_OP_NOOP,
 						    OPAQUE_NOOP, 0, NULL, 0, NULL, 0, NULL, 0);
-		rc = exchange(c, buf, off, done_noop, NULL, BATCH_LINGER_MS, &r);
+		struct batch_want bw = { first, last };
+		rc = exchange(c, buf, off, done_batch, &bw, 0, &r);
 		if (rc != EXIT_OK) {
 			reply_free(&r);
 			free(pos);
@@ -1184,7 +1198,7 @@ cmd_batch_get(struct cli *c, int argc, char **argv)
 		}
 		for (int k = first; k < last; k++) {
 			const struct kite_res *x = find_res(&r, (uint32_t)k);
-			if (x == NULL) {
+			if (x == NULL || x->status == KITE_STATUS_KEY_ENOENT) {
 				if (!c->quiet)
 					fprintf(stderr, "NOT_FOUND %s\n", pos[k]);
 				if (worst == EXIT_OK)

@@ -864,7 +864,7 @@ class Kited(Process):
         dpdk_prefix_cleanup(self.prefix)
         self.t.on_cleanup(lambda: dpdk_prefix_cleanup(self.prefix))
         super().start()
-        self.wait_ready(30.0)
+        self.wait_ready(60.0)
         return self
 
 
