@@ -55,6 +55,9 @@
 	X("frag-timeout-ms", U32, frag_timeout_ms, "2000", 10, 60000,                            \
 	  "time allowed for all fragments of a datagram")                                        \
 	X("steer", STR, steer, "auto", 0, 0, "steering mode: auto, flow, rss or handoff")        \
+	X("udp-checksum", BOOL, udp_checksum, "on", 0, 0,                                        \
+	  "checksum replies in software when the port has no offload "                           \
+	  "(off: UDP checksum 0, legal in IPv4; for memif and other in-host links)")             \
 	X("pid-file", STR, pid_file, "", 0, 0, "write the process id here (removed on exit)")
 
 struct kited_config {

@@ -252,6 +252,7 @@ main(int argc, char **argv)
 	n->netconf.mtu = (uint16_t)n->cfg.mtu;
 	n->netconf.frag_max_flows = n->cfg.frag_flows;
 	n->netconf.frag_timeout_ms = n->cfg.frag_timeout_ms;
+	n->netconf.tx_udp_csum_off = !n->cfg.udp_checksum;
 
 	n->workers = rte_zmalloc("kite_workers", sizeof(*n->workers) * n->n_workers,
 				 RTE_CACHE_LINE_SIZE);

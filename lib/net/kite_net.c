@@ -606,6 +606,9 @@ kite_net_udp_reply(struct kite_net *n, struct rte_mbuf *m, const struct kite_net
 		return 0;
 	}
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	/* Links that cannot corrupt (memif, one host) may skip summing the payload. */
+	if (n->conf.tx_udp_csum_off)
+		return 0;
 	c = (uint16_t)~cksum_fold((uint32_t)rte_ipv4_phdr_cksum(ip, 0) +
 				  mbuf_sum(m, ETH_LEN + IP4_LEN, UDP_LEN + payload));
 	/* RFC 768: a computed zero goes out as all ones; zero means "none". */

@@ -32,6 +32,7 @@ struct kite_net_conf {
 	bool rx_l4_csum_offload;   /**< trust RTE_MBUF_F_RX_L4_CKSUM_* flags */
 	bool rx_ip_csum_offload;   /**< trust RTE_MBUF_F_RX_IP_CKSUM_* flags */
 	bool tx_csum_offload;      /**< let the port fill IPv4/UDP checksums */
+	bool tx_udp_csum_off;      /**< without offload, send UDP checksum 0 ("none", legal in IPv4) */
 	uint32_t frag_max_flows;   /**< reassembly table size (datagrams in flight); 0: 1024 */
 	uint32_t frag_timeout_ms;  /**< a datagram's fragments must arrive within this; 0: 2000 */
 	int socket_id;             /**< NUMA node of the reassembly table */

@@ -52,7 +52,9 @@ test_invalid_values(void **state)
 			 -EINVAL);
 	assert_int_equal(kited_config_set(&c, "ip", "300.1.1.1", err, sizeof(err)), -EINVAL);
 	assert_int_equal(kited_config_set(&c, "max-item-size", "2M", err, sizeof(err)), -EINVAL);
+	assert_int_equal(kited_config_set(&c, "udp-checksum", "maybe", err, sizeof(err)), -EINVAL);
 	assert_int_equal(c.workers, 1); /* failed sets change nothing */
+	assert_true(c.udp_checksum);
 }
 
 static void
@@ -69,6 +71,11 @@ test_defaults_valid(void **state)
 	assert_int_equal(c.max_item_size, 1u << 20);
 	assert_int_equal(c.ip, 0xc6120002u); /* 198.18.0.2 */
 	assert_string_equal(c.steer, "auto");
+	assert_true(c.udp_checksum);
+	assert_int_equal(kited_config_set(&c, "udp-checksum", "off", err, sizeof(err)), 0);
+	assert_false(c.udp_checksum);
+	assert_int_equal(kited_config_set(&c, "udp-checksum", "yes", err, sizeof(err)), 0);
+	assert_true(c.udp_checksum);
 }
 
 static void

@@ -1629,6 +1629,34 @@ test_udp_reply_sw(void **state)
 }
 
 static void
+tweak_no_udp_csum(struct kite_net_conf *c)
+{
+	c->tx_udp_csum_off = true;
+}
+
+static void
+test_udp_reply_no_csum(void **state)
+{
+	struct kite_net *n = net_with(tweak_no_udp_csum);
+	struct kite_net_udp u = reply_to();
+	uint8_t p[64], out[128];
+	struct rte_mbuf *m;
+
+	(void)state;
+	fill_pattern(p, sizeof(p), 5);
+	m = payload_mbuf(p, sizeof(p));
+	assert_int_equal(kite_net_udp_reply(n, m, &u), 0);
+	assert_int_equal(flatten(m, out, sizeof(out)), 42 + sizeof(p));
+	check_reply_headers(out, sizeof(p));
+	/* The IPv4 header checksum is still right; UDP says "no checksum". */
+	assert_int_equal(ref_fold(ref_sum(out + 14, 20, 0)), 0xffff);
+	assert_int_equal(get16(out + 40), 0);
+	assert_memory_equal(out + 42, p, sizeof(p));
+	rte_pktmbuf_free(m);
+	kite_net_free(n);
+}
+
+static void
 test_udp_reply_multiseg(void **state)
 {
 	struct kite_net *n = *state;
@@ -1783,6 +1811,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_frag_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_free_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_reply_sw, setup, teardown),
+		cmocka_unit_test(test_udp_reply_no_csum),
 		cmocka_unit_test_setup_teardown(test_udp_reply_multiseg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_reply_zero_csum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_reply_offload, setup, teardown),
