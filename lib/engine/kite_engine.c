@@ -275,6 +275,24 @@ respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t 
 		if (!next_buf(e, q))
 			return;
 	}
+	if (!e->out_stopped && e->fill + total <= e->conf.max_payload) {
+		/* Fast path: the whole response fits; write it straight into the datagram. */
+		uint8_t *p = e->bufs[e->nbufs - 1] + e->fill;
+
+		kite_proto_write_res_hdr(p, q->r.opcode, keylen, extlen, status, (uint32_t)body,
+					 q->r.opaque, cas);
+		p += KITE_BIN_HDR_LEN;
+		if (extlen)
+			memcpy(p, ext, extlen);
+		if (keylen)
+			memcpy(p + extlen, key, keylen);
+		if (vallen)
+			memcpy(p + extlen + keylen, val, vallen);
+		e->fill = (uint16_t)(e->fill + total);
+		e->conf.stats->tx_responses++;
+		e->conf.stats->tx_bytes += total;
+		return;
+	}
 	kite_proto_write_res_hdr(hdr, q->r.opcode, keylen, extlen, status, (uint32_t)body,
 				 q->r.opaque, cas);
 	put(e, hdr, sizeof(hdr));
