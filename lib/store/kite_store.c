@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 
 /*
- * One cache partition: a two-choice bucket index over a circular item log, with a
+ * One cache partition: an rte_hash index over a circular item log, with a
  * CLOCK hand at the log's tail (design in kite_store.h).
  *
  * Invariants the code relies on:
@@ -29,13 +29,12 @@
 
 #include <rte_common.h>
 #include <rte_errno.h>
-#include <rte_memzone.h>
+#include <rte_hash.h>
 #include <rte_log.h>
 #include <rte_malloc.h>
 #include <rte_prefetch.h>
 
 #include "kite_proto.h"
-#include "kite_index.h"
 #include "kite_store.h"
 #include "kite_store_priv.h"
 
@@ -52,21 +51,40 @@ RTE_LOG_REGISTER_DEFAULT(kite_store_logtype, NOTICE);
 /* Default index size: one entry per this many bytes of log. */
 #define STORE_BYTES_PER_ENTRY 128u
 #define STORE_MIN_ENTRIES     1024u
-/* Fewer index entries than one bucket holds make no sense. */
+/* rte_hash refuses fewer entries than one bucket holds. */
 #define STORE_INDEX_MIN 8u
-#define STORE_INDEX_MAX (1u << 30)
-/* Hashes looked up per staged index pass. */
-#define BULK_MAX 64
 /* max_item_size 0 means memcached's default item size limit (-I 1m). */
 #define STORE_DEFAULT_MAX_ITEM (1024u * 1024u)
 /*
- * The partition lives in a memzone named "KS_<name>", which makes names
- * unique (a second partition of the same name is EEXIST); memzone names
- * hold at most RTE_MEMZONE_NAMESIZE - 1 = 31 characters.
+ * rte_hash names its free-slot ring "HT_<name>" and a ring name holds at
+ * most RTE_RING_NAMESIZE - 1 = 28 characters: longer names would be
+ * silently truncated and could collide.
  */
 #define STORE_NAME_MAX 25
 /* Longest decimal of a uint64_t. */
 #define DEC_MAX 20
+
+/*
+ * The index key already is a strong keyed hash, so rte_hash's signature is
+ * a cheap fold of it. All index calls pass it precomputed (the *_with_hash
+ * variants), which skips an indirect call per operation; rte_hash itself
+ * only calls this from its hash-less API, kept consistent for that case.
+ */
+static inline hash_sig_t
+fold(uint64_t h)
+{
+	return (hash_sig_t)(h ^ (h >> 32));
+}
+
+static uint32_t
+fold_hash_func(const void *key, uint32_t key_len, uint32_t init_val)
+{
+	uint64_t h;
+
+	RTE_SET_USED(key_len);
+	memcpy(&h, key, sizeof(h));
+	return fold(h) ^ init_val;
+}
 
 static inline uint8_t *
 item_key(struct item *it)
@@ -149,14 +167,18 @@ advance_head(struct kite_store *s, uint64_t total)
 static inline struct item *
 index_get(const struct kite_store *s, uint64_t hash)
 {
-	return kite_index_get(s->index, hash);
+	void *data;
+
+	if (rte_hash_lookup_with_hash_data(s->index, &hash, fold(hash), &data) < 0)
+		return NULL;
+	return data;
 }
 
 /* Take a live item out of the index; its record becomes garbage in the log. */
 static void
 unlink_item(struct kite_store *s, struct item *it)
 {
-	kite_index_del(s->index, it->hash);
+	rte_hash_del_key_with_hash(s->index, &it->hash, fold(it->hash));
 	it->iflags &= ~ITEM_LIVE;
 	s->st.curr_items--;
 	s->st.bytes -= it->total;
@@ -229,25 +251,19 @@ move_to_head(struct kite_store *s, struct item *it)
 	if (s->head_off + total > s->size)
 		write_filler(s);
 	n = (struct item *)(s->log + s->head_off);
-	/*
-	 * Re-point the index before the move: it confirms an entry by reading
-	 * the item at its old place, which the move may overwrite. The key is
-	 * present, so this only rewrites its slot and cannot fail; if it ever
-	 * did, the item is dropped rather than left half-indexed.
-	 */
-	if (kite_index_put(s->index, it->hash, n) < 0) {
-		kite_index_del(s->index, it->hash);
-		it->iflags &= ~ITEM_LIVE;
-		s->st.curr_items--;
-		s->st.bytes -= total;
-		s->st.evictions++;
-		advance_tail(s, total);
-		return NULL;
-	}
 	if (n != it)
 		memmove(n, it, total);
 	advance_head(s, total);
 	advance_tail(s, total);
+	/* The key is present, so this only rewrites its data: no -ENOSPC. */
+	if (rte_hash_add_key_with_hash_data(s->index, &n->hash, fold(n->hash), n) < 0) {
+		rte_hash_del_key_with_hash(s->index, &n->hash, fold(n->hash));
+		n->iflags &= ~ITEM_LIVE;
+		s->st.curr_items--;
+		s->st.bytes -= total;
+		s->st.evictions++;
+		return NULL;
+	}
 	return n;
 }
 
@@ -366,44 +382,34 @@ alloc_item(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash
 }
 
 /*
- * Both index buckets of nit's hash are full: evict one of their items (a
- * cache may forget) -- an expired or flushed one if there is one, else one
- * whose CLOCK bit is clear, else the first. Never nit itself.
- * @return false when there is nothing to evict.
+ * Evict the oldest live item for index space, never going past the new,
+ * not yet linked item nit. @return false when nothing is left to evict.
  */
 static bool
 evict_for_index(struct kite_store *s, const struct item *nit)
 {
-	void *cand[16];
-	unsigned int n = kite_index_neighbours(s->index, nit->hash, cand);
-	struct item *victim = NULL;
+	for (;;) {
+		struct item *it = (struct item *)(s->log + s->tail_off);
 
-	for (unsigned int i = 0; i < n; i++) {
-		struct item *it = cand[i];
 		if (it == nit)
-			continue;
-		if (is_flushed(s, it) || is_expired(s, it)) {
-			victim = it;
-			break;
+			return false;
+		if (it->iflags & ITEM_LIVE) {
+			if (is_flushed(s, it) || is_expired(s, it)) {
+				if (!is_flushed(s, it) && !(it->iflags & ITEM_FETCHED))
+					s->st.expired_unfetched++;
+				s->st.reclaimed++;
+			} else {
+				s->st.evictions++;
+				s->st.index_full++;
+				if (!(it->iflags & ITEM_FETCHED))
+					s->st.evicted_unfetched++;
+			}
+			unlink_item(s, it);
+			advance_tail(s, it->total);
+			return true;
 		}
-		if (victim == NULL || ((victim->iflags & ITEM_REF) && !(it->iflags & ITEM_REF)))
-			victim = it;
+		advance_tail(s, it->total);
 	}
-	if (victim == NULL)
-		return false;
-	if (is_flushed(s, victim) || is_expired(s, victim)) {
-		if (!is_flushed(s, victim) && !(victim->iflags & ITEM_FETCHED))
-			s->st.expired_unfetched++;
-		s->st.reclaimed++;
-	} else {
-		s->st.evictions++;
-		s->st.index_full++;
-		if (!(victim->iflags & ITEM_FETCHED))
-			s->st.evicted_unfetched++;
-	}
-	/* Its log record becomes garbage that the hand skips. */
-	unlink_item(s, victim);
-	return true;
 }
 
 /*
@@ -416,10 +422,10 @@ link_item(struct kite_store *s, struct item *it, struct item *slot)
 	int ret;
 
 	it->cas = next_cas(s);
-	ret = kite_index_put(s->index, it->hash, it);
-	/* Both buckets full: make room in them. */
+	ret = rte_hash_add_key_with_hash_data(s->index, &it->hash, fold(it->hash), it);
+	/* Cuckoo displacement failed: free index slots from the tail. */
 	while (ret == -ENOSPC && evict_for_index(s, it))
-		ret = kite_index_put(s->index, it->hash, it);
+		ret = rte_hash_add_key_with_hash_data(s->index, &it->hash, fold(it->hash), it);
 	if (ret < 0) {
 		s->st.store_no_memory++;
 		return KITE_STATUS_ENOMEM;
@@ -506,8 +512,7 @@ parse_u64(const uint8_t *p, uint32_t len, uint64_t *out)
 struct kite_store *
 kite_store_create(const struct kite_store_params *p)
 {
-	const struct rte_memzone *mz;
-	char mzname[RTE_MEMZONE_NAMESIZE];
+	struct rte_hash_parameters hp = { 0 };
 	struct kite_store *s = NULL;
 	uint64_t entries;
 
@@ -532,7 +537,7 @@ kite_store_create(const struct kite_store_params *p)
 		return NULL;
 	}
 	if (p->index_entries != 0 &&
-	    (p->index_entries < STORE_INDEX_MIN || p->index_entries > STORE_INDEX_MAX)) {
+	    (p->index_entries < STORE_INDEX_MIN || p->index_entries > RTE_HASH_ENTRIES_MAX)) {
 		STORE_LOG(ERR, "%s: index_entries %u out of range", p->name, p->index_entries);
 		rte_errno = EINVAL;
 		return NULL;
@@ -542,16 +547,11 @@ kite_store_create(const struct kite_store_params *p)
 		return NULL;
 	}
 
-	/* A named memzone for the partition itself: a duplicate name is EEXIST. */
-	snprintf(mzname, sizeof(mzname), "KS_%s", p->name);
-	mz = rte_memzone_reserve_aligned(mzname, sizeof(*s), p->socket_id, 0, RTE_CACHE_LINE_SIZE);
-	if (mz == NULL) {
-		/* rte_errno from the memzone: EEXIST for a duplicate name, ENOMEM. */
-		return NULL;
+	s = rte_zmalloc_socket("kite_store", sizeof(*s), RTE_CACHE_LINE_SIZE, p->socket_id);
+	if (s == NULL) {
+		rte_errno = ENOMEM;
+		goto fail;
 	}
-	s = mz->addr;
-	memset(s, 0, sizeof(*s));
-	s->mz = mz;
 	s->log = rte_zmalloc_socket("kite_store_log", p->mem_bytes, RTE_CACHE_LINE_SIZE,
 				    p->socket_id);
 	if (s->log == NULL) {
@@ -565,12 +565,21 @@ kite_store_create(const struct kite_store_params *p)
 	if (entries == 0)
 		entries = RTE_MIN(
 			RTE_MAX(p->mem_bytes / STORE_BYTES_PER_ENTRY, (uint64_t)STORE_MIN_ENTRIES),
-			(uint64_t)STORE_INDEX_MAX);
-	s->index = kite_index_create(entries, s->log, offsetof(struct item, hash), p->socket_id);
+			(uint64_t)RTE_HASH_ENTRIES_MAX);
+	hp.name = p->name;
+	hp.entries = (uint32_t)entries;
+	hp.key_len = sizeof(uint64_t);
+	hp.hash_func = fold_hash_func;
+	hp.hash_func_init_val = 0;
+	hp.socket_id = p->socket_id;
+	/* One owning lcore: no concurrency flags, no extendable buckets. */
+	hp.extra_flag = 0;
+	s->index = rte_hash_create(&hp);
 	if (s->index == NULL) {
+		/* rte_errno from rte_hash_create (EEXIST for a duplicate name). */
 		int err = rte_errno;
 
-		STORE_LOG(ERR, "%s: index of %" PRIu64 " entries: %s", p->name, entries,
+		STORE_LOG(ERR, "%s: rte_hash_create(%" PRIu64 " entries): %s", p->name, entries,
 			  rte_strerror(err));
 		rte_errno = err;
 		goto fail;
@@ -589,11 +598,8 @@ kite_store_create(const struct kite_store_params *p)
 
 fail:
 	if (s != NULL) {
-		int err = rte_errno;
-
 		rte_free(s->log);
-		rte_memzone_free(s->mz);
-		rte_errno = err;
+		rte_free(s);
 	}
 	return NULL;
 }
@@ -603,10 +609,10 @@ kite_store_free(struct kite_store *s)
 {
 	if (s == NULL)
 		return;
-	kite_index_free(s->index);
+	rte_hash_free(s->index);
 	rte_free(s->log);
 	sodium_memzero(s->seed, sizeof(s->seed));
-	rte_memzone_free(s->mz);
+	rte_free(s);
 }
 
 void
@@ -725,17 +731,27 @@ kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint
 		    const uint64_t *hashes, unsigned int n, struct kite_item_view *views,
 		    uint8_t *statuses)
 {
-	void *data[BULK_MAX];
+	const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
+	hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
+	void *data[RTE_HASH_LOOKUP_BULK_MAX];
 
-	/* Served in chunks, any n. */
+	/* More than one lookup's worth is served in chunks rather than refused. */
 	while (n > 0) {
-		unsigned int m = RTE_MIN(n, (unsigned int)BULK_MAX);
+		unsigned int m = RTE_MIN(n, (unsigned int)RTE_HASH_LOOKUP_BULK_MAX);
+		uint64_t hits = 0;
 		unsigned int i;
 
-		/* Buckets, then items, prefetched in stages inside the index. */
-		kite_index_get_bulk(s->index, hashes, m, data);
 		for (i = 0; i < m; i++) {
-			struct item *it = data[i];
+			kp[i] = &hashes[i];
+			sig[i] = fold(hashes[i]);
+		}
+		if (rte_hash_lookup_with_hash_bulk_data(s->index, kp, sig, m, &hits, data) < 0)
+			hits = 0;
+		for (i = 0; i < m; i++)
+			if (hits & (1ULL << i))
+				rte_prefetch0(data[i]);
+		for (i = 0; i < m; i++) {
+			struct item *it = (hits & (1ULL << i)) ? data[i] : NULL;
 
 			/*
 			 * A duplicate key earlier in the batch may have unlinked
@@ -997,7 +1013,15 @@ kite_store_stats_get(const struct kite_store *s, struct kite_store_stats *st)
 void
 kite_store_prefetch(const struct kite_store *s, uint64_t hash)
 {
-	kite_index_prefetch(s->index, hash);
+	/*
+	 * DPDK 22.11's rte_hash exposes neither its bucket array nor a
+	 * prefetch call (struct rte_hash is private to rte_cuckoo_hash.c), so
+	 * there is nothing to prefetch before the lookup; the bulk lookup
+	 * prefetches buckets itself. Kept so the engine's staging stays
+	 * independent of the index implementation.
+	 */
+	RTE_SET_USED(s);
+	RTE_SET_USED(hash);
 }
 
 uint64_t
@@ -1045,7 +1069,7 @@ kite_store__check(const struct kite_store *s)
 		return -__LINE__;
 	if (live != s->st.curr_items || bytes != s->st.bytes)
 		return -__LINE__;
-	if (kite_index_count(s->index) != live)
+	if ((uint64_t)rte_hash_count(s->index) != live)
 		return -__LINE__;
 	return 0;
 }

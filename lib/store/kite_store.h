@@ -4,7 +4,7 @@
 
 /**
  * @file
- * One cache partition: a bucketized hash index over a circular item log.
+ * One cache partition: an rte_hash index over a circular item log.
  *
  * A partition is owned by exactly one lcore (EREW), so nothing here locks.
  * Item memory is one region of exactly mem_bytes allocated on the
@@ -14,12 +14,10 @@
  * dead ones, and moves referenced ones back to the head with their bit
  * cleared (FIFO with reinsertion, i.e. CLOCK). A hit only sets a bit.
  *
- * The index (kite_index.h: two-choice buckets of 8 tag+offset slots, one
- * cache line each) is keyed by a 64-bit SipHash-1-3 of the key under a
- * secret per-partition seed, so crafted keys cannot pile into one bucket;
- * the full key is stored in the item and compared on every lookup, so a
- * lookup never returns another key's value even when two keys share a hash.
- * When both buckets of a new key are full, one of their items is evicted.
+ * The index is keyed by a 64-bit SipHash-2-4 of the key under a secret
+ * per-partition seed, so crafted keys cannot pile into one bucket; the full
+ * key is stored in the item and compared on every lookup, so a lookup never
+ * returns another key's value even when two keys share a hash.
  *
  * Status returns are enum kite_status values from kite_proto.h.
  */
@@ -33,8 +31,7 @@ struct kite_store_params {
 	const char *name;        /**< unique among live partitions (rte_hash name) */
 	int socket_id;           /**< NUMA node for index and item memory */
 	uint64_t mem_bytes;      /**< item log size: the hard memory budget */
-	uint32_t index_entries;  /**< items the index is sized for (it rounds up to whole
-				      buckets with 1/4 headroom); 0: mem_bytes / 128 */
+	uint32_t index_entries;  /**< index capacity; 0: mem_bytes / 128 */
 	uint32_t max_item_size;  /**< longest value accepted (E2BIG beyond) */
 	uint16_t id;             /**< partition number; low 16 bits of every CAS */
 	const uint8_t *seed;     /**< 16-byte SipHash key; NULL: random */

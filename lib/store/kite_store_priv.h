@@ -12,9 +12,7 @@
 #include <sodium.h>
 
 #include <rte_common.h>
-#include <rte_memzone.h>
 
-#include "kite_index.h"
 #include "kite_store.h"
 
 /* iflags bits of an item header. */
@@ -50,8 +48,7 @@ _Static_assert(sizeof(struct item) % 8 == 0, "item header keeps 8-byte alignment
 
 struct kite_store {
 	/* Read on every operation. */
-	struct kite_index *index;
-	const struct rte_memzone *mz; /* holds this struct; its name makes partitions unique */
+	struct rte_hash *index;
 	uint8_t *log;  /* the item region, mem_bytes long */
 	uint64_t size; /* usable bytes: mem_bytes rounded down to ITEM_ALIGN */
 	/*

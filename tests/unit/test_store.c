@@ -1369,8 +1369,7 @@ test_index_full(void **state)
 		assert_int_equal(put_num(s, i, 10), KITE_STATUS_OK);
 	st = stats(s);
 	assert_true(st.index_full > 0);
-	/* Sized for 64 at 3/4 load, rounded up to whole buckets: at most 128 slots. */
-	assert_true(st.curr_items <= 128);
+	assert_true(st.curr_items <= 64);
 	assert_true(st.curr_items >= 32);
 	assert_int_equal(st.evictions, st.index_full);
 	check(s);
@@ -1470,55 +1469,6 @@ test_prefetch_set_time(void **state)
 }
 
 static void
-test_index_tags_and_full_buckets(void **state)
-{
-	/* "Items" are bare hashes (hash_off 0) in an 8-byte aligned array. */
-	static uint64_t items[64];
-	void *got[20], *nb[16];
-	uint64_t hs[20];
-	struct kite_index *x;
-
-	(void)state;
-	assert_null(kite_index_create(0, (const uint8_t *)items, 0, 0));
-	assert_null(kite_index_create(8, NULL, 0, 0));
-	x = kite_index_create(8, (const uint8_t *)items, 0, 0); /* 2 buckets */
-	assert_non_null(x);
-	assert_true(kite_index_bytes(x) >= 2 * 64);
-	/* Same tag (top 16 bits), same buckets: told apart by the full hash only. */
-	for (int i = 0; i < 16; i++) {
-		items[i] = UINT64_C(0xabcd000000000000) | (UINT64_C(1) << (20 + i));
-		assert_int_equal(kite_index_put(x, items[i], &items[i]), 0);
-	}
-	assert_int_equal(kite_index_count(x), 16);
-	for (int i = 0; i < 16; i++)
-		assert_ptr_equal(kite_index_get(x, items[i]), &items[i]);
-	/* Both buckets are full now. */
-	items[16] = UINT64_C(0xabcd000000000000) | (UINT64_C(1) << 40);
-	assert_int_equal(kite_index_put(x, items[16], &items[16]), -ENOSPC);
-	assert_int_equal(kite_index_neighbours(x, items[16], nb), 16);
-	/* Bulk: every tag matches the first slot, so most need the full-hash rescan. */
-	for (int i = 0; i < 16; i++)
-		hs[i] = items[i];
-	hs[16] = items[16];
-	kite_index_get_bulk(x, hs, 17, got);
-	for (int i = 0; i < 16; i++)
-		assert_ptr_equal(got[i], &items[i]);
-	assert_null(got[16]);
-	/* Replace moves the pointer; delete frees a slot for the newcomer. */
-	assert_int_equal(kite_index_put(x, items[3], &items[40]), 0);
-	items[40] = items[3]; /* the store moves the item right after re-pointing */
-	assert_ptr_equal(kite_index_get(x, items[3]), &items[40]);
-	assert_int_equal(kite_index_del(x, items[5]), 0);
-	assert_int_equal(kite_index_del(x, items[5]), -ENOENT);
-	assert_int_equal(kite_index_put(x, items[16], &items[16]), 0);
-	assert_ptr_equal(kite_index_get(x, items[16]), &items[16]);
-	assert_null(kite_index_get(x, items[5]));
-	assert_int_equal(kite_index_count(x), 16);
-	kite_index_free(x);
-	kite_index_free(NULL);
-}
-
-static void
 test_siphash_matches_libsodium(void **state)
 {
 	uint8_t seed[16], key[64], out[8];
@@ -1568,7 +1518,6 @@ main(void)
 		cmocka_unit_test(test_stats_counters),
 		cmocka_unit_test(test_prefetch_set_time),
 		cmocka_unit_test(test_siphash_matches_libsodium),
-		cmocka_unit_test(test_index_tags_and_full_buckets),
 	};
 	int ret;
 
