@@ -1015,8 +1015,9 @@ out:
 	return rc;
 }
 
+/* VERSION and NOOP: no arguments; print the body (VERSION) or OK (NOOP). */
 static int
-cmd_version(struct cli *c, int argc, char **argv)
+cmd_noarg(struct cli *c, int argc, char **argv, uint8_t opcode)
 {
 	struct cmd_opts o;
 	char *pos[1];
@@ -1027,10 +1028,12 @@ cmd_version(struct cli *c, int argc, char **argv)
 	rc = parse_cmd_args(c, argc, argv, 0, &o, pos, 0, 0, &np);
 	if (rc != EXIT_OK)
 		return rc;
-	rc = simple_request(c, KITE_OP_VERSION, 0, NULL, 0, NULL, 0, NULL, 0, &r, &x);
+	rc = simple_request(c, opcode, 0, NULL, 0, NULL, 0, NULL, 0, &r, &x);
 	if (rc == EXIT_OK) {
 		if (x->status != KITE_STATUS_OK)
 			rc = report_status(c, x);
+		else if (opcode == KITE_OP_NOOP)
+			say(c, "OK");
 		else if (!c->quiet)
 			printf("%.*s\n", (int)x->vallen, (const char *)x->value);
 	}
@@ -1057,29 +1060,6 @@ cmd_flush(struct cli *c, int argc, char **argv)
 	kite_put32(ext, (uint32_t)delay);
 	rc = simple_request(c, KITE_OP_FLUSH, 0, np ? ext : NULL, np ? 4 : 0, NULL, 0, NULL, 0, &r,
 			    &x);
-	if (rc == EXIT_OK) {
-		if (x->status != KITE_STATUS_OK)
-			rc = report_status(c, x);
-		else
-			say(c, "OK");
-	}
-	reply_free(&r);
-	return rc;
-}
-
-static int
-cmd_noop(struct cli *c, int argc, char **argv)
-{
-	struct cmd_opts o;
-	char *pos[1];
-	int np, rc;
-	struct reply r = { 0 };
-	const struct kite_res *x;
-
-	rc = parse_cmd_args(c, argc, argv, 0, &o, pos, 0, 0, &np);
-	if (rc != EXIT_OK)
-		return rc;
-	rc = simple_request(c, KITE_OP_NOOP, 0, NULL, 0, NULL, 0, NULL, 0, &r, &x);
 	if (rc == EXIT_OK) {
 		if (x->status != KITE_STATUS_OK)
 			rc = report_status(c, x);
@@ -1251,11 +1231,11 @@ run_command(struct cli *c, const char *name, int argc, char **argv)
 	if (strcmp(name, "stats") == 0)
 		return cmd_stats(c, argc, argv);
 	if (strcmp(name, "version") == 0)
-		return cmd_version(c, argc, argv);
+		return cmd_noarg(c, argc, argv, KITE_OP_VERSION);
 	if (strcmp(name, "flush") == 0)
 		return cmd_flush(c, argc, argv);
 	if (strcmp(name, "noop") == 0)
-		return cmd_noop(c, argc, argv);
+		return cmd_noarg(c, argc, argv, KITE_OP_NOOP);
 	if (strcmp(name, "batch-get") == 0)
 		return cmd_batch_get(c, argc, argv);
 	if (strcmp(name, "topology") == 0)
