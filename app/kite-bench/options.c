@@ -8,136 +8,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kite_conf.h"
 #include "options.h"
 
-enum opt_type { T_STR, T_U32, T_U64, T_NUM, T_IPV4, T_BOOL };
-
-struct opt {
-	const char *key;
-	enum opt_type type;
-	size_t off;
-	const char *def;
-	double min;
-	double max;
-	const char *help;
-};
-
-static const struct opt opts[] = {
+static const struct kite_conf_opt opts[] = {
 #define BENCH_OPT(key, type, field, def, min, max, help)                                           \
-	{ key,		 T_##type, offsetof(struct bench_options, field), def, (double)(min),      \
-	  (double)(max), help },
+	{ key,	   KITE_CONF_##type, offsetof(struct bench_options, field),                           \
+	  sizeof(((struct bench_options *)0)->field), def, (double)(min), (double)(max), help },
 	BENCH_OPTIONS(BENCH_OPT)
 #undef BENCH_OPT
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
-static const struct opt *
+static const struct kite_conf_opt *
 find(const char *key)
 {
-	for (size_t i = 0; i < N_OPTS; i++)
-		if (strcmp(opts[i].key, key) == 0)
-			return &opts[i];
-	return NULL;
-}
-
-static int
-parse_bool(const char *v, bool *out)
-{
-	if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
-	    strcmp(v, "on") == 0)
-		*out = true;
-	else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0 ||
-		 strcmp(v, "off") == 0)
-		*out = false;
-	else
-		return -EINVAL;
-	return 0;
+	return kite_conf_find(opts, N_OPTS, key);
 }
 
 int
 bench_options_set(struct bench_options *o, const char *key, const char *value, char *err,
 		  size_t errlen)
 {
-	const struct opt *d = find(key);
-	void *field;
-	char *end;
+	const struct kite_conf_opt *d = find(key);
 
 	if (d == NULL) {
 		snprintf(err, errlen, "unknown option --%s (see --help)", key);
 		return -EINVAL;
 	}
-	field = (char *)o + d->off;
-	switch (d->type) {
-	case T_STR:
-		if (strlen(value) >= BENCH_STR_MAX) {
-			snprintf(err, errlen, "--%s: longer than %d bytes", key, BENCH_STR_MAX - 1);
-			return -EINVAL;
-		}
-		strcpy(field, value);
-		return 0;
-	case T_IPV4: {
-		struct in_addr a;
-		if (inet_pton(AF_INET, value, &a) != 1) {
-			snprintf(err, errlen, "--%s: '%s' is not a dotted IPv4 address", key,
-				 value);
-			return -EINVAL;
-		}
-		*(uint32_t *)field = ntohl(a.s_addr);
-		return 0;
-	}
-	case T_BOOL:
-		if (parse_bool(value, field) != 0) {
-			snprintf(err, errlen, "--%s: '%s' is not a boolean", key, value);
-			return -EINVAL;
-		}
-		return 0;
-	case T_U32:
-	case T_U64: {
-		unsigned long long v;
-		if (!isdigit((unsigned char)*value)) {
-			snprintf(err, errlen, "--%s: '%s' is not a number", key, value);
-			return -EINVAL;
-		}
-		errno = 0;
-		v = strtoull(value, &end, 0);
-		if (errno != 0 || *end != '\0' || (double)v < d->min || (double)v > d->max) {
-			snprintf(err, errlen, "--%s: '%s' is not a number in %.0f..%.0f", key,
-				 value, d->min, d->max);
-			return -EINVAL;
-		}
-		if (d->type == T_U32)
-			*(uint32_t *)field = (uint32_t)v;
-		else
-			*(uint64_t *)field = (uint64_t)v;
-		return 0;
-	}
-	case T_NUM: {
-		double v;
-		errno = 0;
-		v = strtod(value, &end);
-		if (errno != 0 || end == value || *end != '\0' || !isfinite(v) || v < d->min ||
-		    v > d->max) {
-			snprintf(err, errlen, "--%s: '%s' is not a number in %g..%g", key, value,
-				 d->min, d->max);
-			return -EINVAL;
-		}
-		*(double *)field = v;
-		return 0;
-	}
-	}
-	return -EINVAL;
+	return kite_conf_set(d, o, value, "--", err, errlen);
 }
 
 void
 bench_options_defaults(struct bench_options *o)
 {
-	char err[128];
-
-	memset(o, 0, sizeof(*o));
-	for (size_t i = 0; i < N_OPTS; i++)
-		/* The table's defaults are valid by construction; a test parses each. */
-		(void)bench_options_set(o, opts[i].key, opts[i].def, err, sizeof(err));
+	kite_conf_defaults(opts, N_OPTS, o, sizeof(*o));
 }
 
 void
@@ -148,10 +54,10 @@ bench_options_usage(FILE *f)
 		   "  dpdk mode (default) takes EAL options before `--`; socket and pcap modes\n"
 		   "  need none. Boolean options: --name or --no-name.\n\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
-		const struct opt *d = &opts[i];
+		const struct kite_conf_opt *d = &opts[i];
 		char left[48];
 
-		snprintf(left, sizeof(left), "--%s%s", d->key, d->type == T_BOOL ? "" : " V");
+		snprintf(left, sizeof(left), "--%s%s", d->key, d->type == KITE_CONF_BOOL ? "" : " V");
 		fprintf(f, "  %-22s %s [%s]\n", left, d->help, d->def[0] ? d->def : "\"\"");
 	}
 	fprintf(f, "  %-22s this text\n", "--help");
@@ -166,7 +72,7 @@ bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out, c
 		const char *a = argv[i];
 		char key[64];
 		const char *eq, *val;
-		const struct opt *d;
+		const struct kite_conf_opt *d;
 		size_t klen;
 
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -190,7 +96,7 @@ bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out, c
 		d = find(key);
 		if (d == NULL && strncmp(key, "no-", 3) == 0 && eq == NULL) {
 			d = find(key + 3);
-			if (d != NULL && d->type == T_BOOL) {
+			if (d != NULL && d->type == KITE_CONF_BOOL) {
 				*(bool *)((char *)o + d->off) = false;
 				continue;
 			}
@@ -202,7 +108,7 @@ bench_options_parse(struct bench_options *o, int argc, char **argv, FILE *out, c
 		}
 		if (eq != NULL) {
 			val = eq + 1;
-		} else if (d->type == T_BOOL) {
+		} else if (d->type == KITE_CONF_BOOL) {
 			val = "true";
 		} else {
 			if (i + 1 >= argc) {
@@ -237,33 +143,16 @@ void
 bench_options_json(FILE *f, const struct bench_options *o, const char *indent)
 {
 	for (size_t i = 0; i < N_OPTS; i++) {
-		const struct opt *d = &opts[i];
-		const void *field = (const char *)o + d->off;
+		const struct kite_conf_opt *d = &opts[i];
+		char buf[BENCH_STR_MAX];
 
 		fprintf(f, "%s\"%s\": ", indent, d->key);
-		switch (d->type) {
-		case T_STR:
-			json_str(f, field);
-			break;
-		case T_U32:
-			fprintf(f, "%" PRIu32, *(const uint32_t *)field);
-			break;
-		case T_U64:
-			fprintf(f, "%" PRIu64, *(const uint64_t *)field);
-			break;
-		case T_NUM:
-			fprintf(f, "%.17g", *(const double *)field);
-			break;
-		case T_IPV4: {
-			uint32_t a = *(const uint32_t *)field;
-			fprintf(f, "\"%u.%u.%u.%u\"", a >> 24, (a >> 16) & 255, (a >> 8) & 255,
-				a & 255);
-			break;
-		}
-		case T_BOOL:
-			fputs(*(const bool *)field ? "true" : "false", f);
-			break;
-		}
+		kite_conf_format(d, o, buf, sizeof(buf));
+		/* Strings and addresses are JSON strings; numbers and booleans bare. */
+		if (d->type == KITE_CONF_STR || d->type == KITE_CONF_IPV4)
+			json_str(f, buf);
+		else
+			fputs(buf, f);
 		fputs(i + 1 < N_OPTS ? ",\n" : "\n", f);
 	}
 }

@@ -9,169 +9,36 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "kite_conf.h"
 #include "kite_steer.h"
 
-enum opt_type { T_STR, T_U32, T_SIZE, T_IPV4, T_BOOL };
-
-struct opt {
-	const char *key;
-	enum opt_type type;
-	size_t off;
-	const char *def;
-	uint64_t min;
-	uint64_t max;
-	const char *help;
-};
-
-static const struct opt opts[] = {
+static const struct kite_conf_opt opts[] = {
 #define KITED_OPT(key, type, field, def, min, max, help)                                           \
-	{ key, T_##type, offsetof(struct kited_config, field), def, (uint64_t)(min), (uint64_t)(max), \
-	  help },
+	{ key,	   KITE_CONF_##type, offsetof(struct kited_config, field),                            \
+	  sizeof(((struct kited_config *)0)->field), def, (double)(min), (double)(max), help },
 	KITED_OPTIONS(KITED_OPT)
 #undef KITED_OPT
 };
 
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
-static const struct opt *
-find(const char *key)
-{
-	for (size_t i = 0; i < N_OPTS; i++)
-		if (strcmp(opts[i].key, key) == 0)
-			return &opts[i];
-	return NULL;
-}
-
-/* Parse a byte count with an optional K/M/G/T suffix (powers of 1024). */
-static int
-parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned int shift = 0;
-
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case 'K':
-		shift = 10;
-		end++;
-		break;
-	case 'M':
-		shift = 20;
-		end++;
-		break;
-	case 'G':
-		shift = 30;
-		end++;
-		break;
-	case 'T':
-		shift = 40;
-		end++;
-		break;
-	default:
-		break;
-	}
-	/* Accept "M", "MB" and "MiB" alike. */
-	if (shift && toupper((unsigned char)*end) == 'I')
-		end++;
-	if (toupper((unsigned char)*end) == 'B')
-		end++;
-	if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 int
 kited_config_set(struct kited_config *c, const char *key, const char *value, char *err,
 		 size_t errlen)
 {
-	const struct opt *o = find(key);
-	void *field;
-	uint64_t v = 0;
-	char *end;
+	const struct kite_conf_opt *o = kite_conf_find(opts, N_OPTS, key);
 
 	if (o == NULL) {
 		snprintf(err, errlen, "unknown option '%s' (see --describe-config)", key);
 		return -EINVAL;
 	}
-	field = (char *)c + o->off;
-	switch (o->type) {
-	case T_STR:
-		if (strlen(value) >= KITED_STR_MAX) {
-			snprintf(err, errlen, "%s: value longer than %d bytes", key,
-				 KITED_STR_MAX - 1);
-			return -EINVAL;
-		}
-		strcpy(field, value);
-		return 0;
-	case T_IPV4: {
-		struct in_addr a;
-		if (inet_pton(AF_INET, value, &a) != 1) {
-			snprintf(err, errlen, "%s: '%s' is not a dotted IPv4 address", key, value);
-			return -EINVAL;
-		}
-		*(uint32_t *)field = ntohl(a.s_addr);
-		return 0;
-	}
-	case T_BOOL:
-		if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0 ||
-		    strcmp(value, "yes") == 0 || strcmp(value, "on") == 0) {
-			*(bool *)field = true;
-		} else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ||
-			   strcmp(value, "no") == 0 || strcmp(value, "off") == 0) {
-			*(bool *)field = false;
-		} else {
-			snprintf(err, errlen, "%s: '%s' is not a boolean", key, value);
-			return -EINVAL;
-		}
-		return 0;
-	case T_U32:
-		if (!isdigit((unsigned char)*value)) {
-			snprintf(err, errlen, "%s: '%s' is not a number", key, value);
-			return -EINVAL;
-		}
-		errno = 0;
-		v = strtoull(value, &end, 10);
-		if (errno != 0 || *end != '\0') {
-			snprintf(err, errlen, "%s: '%s' is not a number", key, value);
-			return -EINVAL;
-		}
-		break;
-	case T_SIZE:
-		if (parse_size(value, &v) != 0) {
-			snprintf(err, errlen, "%s: '%s' is not a size (bytes, or with K/M/G/T)",
-				 key, value);
-			return -EINVAL;
-		}
-		break;
-	}
-	if (v < o->min || v > o->max) {
-		snprintf(err, errlen, "%s: %" PRIu64 " is outside %" PRIu64 "..%" PRIu64, key, v,
-			 o->min, o->max);
-		return -EINVAL;
-	}
-	if (o->type == T_U32)
-		*(uint32_t *)field = (uint32_t)v;
-	else
-		*(uint64_t *)field = v;
-	return 0;
+	return kite_conf_set(o, c, value, "", err, errlen);
 }
 
 void
 kited_config_defaults(struct kited_config *c)
 {
-	char err[128];
-
-	memset(c, 0, sizeof(*c));
-	for (size_t i = 0; i < N_OPTS; i++)
-		/* The defaults are in range by construction; test_config checks it. */
-		(void)kited_config_set(c, opts[i].key, opts[i].def, err, sizeof(err));
+	kite_conf_defaults(opts, N_OPTS, c, sizeof(*c));
 }
 
 static char *
@@ -302,24 +169,6 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 	return 0;
 }
 
-static const char *
-type_name(enum opt_type t)
-{
-	switch (t) {
-	case T_STR:
-		return "string";
-	case T_U32:
-		return "integer";
-	case T_SIZE:
-		return "bytes";
-	case T_IPV4:
-		return "IPv4";
-	case T_BOOL:
-		return "boolean";
-	}
-	return "?";
-}
-
 void
 kited_config_usage(FILE *f, const char *prog)
 {
@@ -349,10 +198,11 @@ void
 kited_config_describe(FILE *f)
 {
 	for (size_t i = 0; i < N_OPTS; i++) {
-		fprintf(f, "%s\n  type: %s\n  default: %s\n", opts[i].key, type_name(opts[i].type),
+		fprintf(f, "%s\n  type: %s\n  default: %s\n", opts[i].key,
+			kite_conf_type_name(opts[i].type),
 			opts[i].def[0] ? opts[i].def : "(none)");
-		if (opts[i].type == T_U32 || opts[i].type == T_SIZE)
-			fprintf(f, "  range: %" PRIu64 "..%" PRIu64 "\n", opts[i].min, opts[i].max);
+		if (opts[i].type == KITE_CONF_U32 || opts[i].type == KITE_CONF_SIZE)
+			fprintf(f, "  range: %.0f..%.0f\n", opts[i].min, opts[i].max);
 		fprintf(f, "  %s\n\n", opts[i].help);
 	}
 }
@@ -360,31 +210,11 @@ kited_config_describe(FILE *f)
 void
 kited_config_dump(FILE *f, const struct kited_config *c)
 {
-	for (size_t i = 0; i < N_OPTS; i++) {
-		const void *field = (const char *)c + opts[i].off;
-		struct in_addr a;
-		char buf[INET_ADDRSTRLEN];
+	char buf[KITED_STR_MAX];
 
-		switch (opts[i].type) {
-		case T_STR:
-			fprintf(f, "%s = %s\n", opts[i].key, (const char *)field);
-			break;
-		case T_U32:
-			fprintf(f, "%s = %u\n", opts[i].key, *(const uint32_t *)field);
-			break;
-		case T_SIZE:
-			fprintf(f, "%s = %" PRIu64 "\n", opts[i].key, *(const uint64_t *)field);
-			break;
-		case T_IPV4:
-			a.s_addr = htonl(*(const uint32_t *)field);
-			fprintf(f, "%s = %s\n", opts[i].key,
-				inet_ntop(AF_INET, &a, buf, sizeof(buf)));
-			break;
-		case T_BOOL:
-			fprintf(f, "%s = %s\n", opts[i].key,
-				*(const bool *)field ? "true" : "false");
-			break;
-		}
+	for (size_t i = 0; i < N_OPTS; i++) {
+		kite_conf_format(&opts[i], c, buf, sizeof(buf));
+		fprintf(f, "%s = %s\n", opts[i].key, buf);
 	}
 }
 
