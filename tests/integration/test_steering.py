@@ -14,6 +14,7 @@ Exits 77 (skipped) when not root or kite-bench is missing.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,14 +43,15 @@ def main():
     kited = None
 
     def cleanup_prefix(prefix):
-        for d in ('/dev/hugepages', '/var/run/dpdk/' + prefix):
-            if os.path.isdir(d):
-                for f in os.listdir(d):
-                    if d.endswith(prefix) or f.startswith(prefix):
-                        try:
-                            os.unlink(os.path.join(d, f))
-                        except OSError:
-                            pass
+        # EAL's runtime folder and any hugepage files of this prefix.
+        shutil.rmtree('/var/run/dpdk/' + prefix, ignore_errors=True)
+        if os.path.isdir('/dev/hugepages'):
+            for f in os.listdir('/dev/hugepages'):
+                if f.startswith(prefix):
+                    try:
+                        os.unlink(os.path.join('/dev/hugepages', f))
+                    except OSError:
+                        pass
 
     def start_kited():
         log = open(os.path.join(tmp, 'kited.log'), 'w+')
