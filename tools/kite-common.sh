@@ -6,7 +6,7 @@ KITE_BUILD=${KITE_BUILD:-$KITE_ROOT/build}
 
 # Debian 12 packages the node, its tests and its tools need.
 KITE_PACKAGES=(
-	gcc pkg-config meson ninja-build python3
+	gcc libc6-dev make pkg-config meson ninja-build python3 procps
 	libdpdk-dev dpdk dpdk-dev libnuma-dev libcmocka-dev libsodium-dev libxxhash-dev libpcap-dev
 	iproute2 ethtool iputils-ping memcached
 	clang libclang-rt-14-dev gnuplot-nox
