@@ -14,7 +14,7 @@
  * dead ones, and moves referenced ones back to the head with their bit
  * cleared (FIFO with reinsertion, i.e. CLOCK). A hit only sets a bit.
  *
- * The index is keyed by a 64-bit SipHash-2-4 of the key under a secret
+ * The index is keyed by a 64-bit SipHash-1-3 of the key under a secret
  * per-partition seed, so crafted keys cannot pile into one bucket; the full
  * key is stored in the item and compared on every lookup, so a lookup never
  * returns another key's value even when two keys share a hash.
@@ -99,7 +99,7 @@ void kite_store_free(struct kite_store *s);
  */
 void kite_store_set_time(struct kite_store *s, uint32_t now);
 
-/** The index hash of a key (SipHash-2-4 under the partition seed). */
+/** The index hash of a key (SipHash-1-3 under the partition seed). */
 uint64_t kite_store_hash(const struct kite_store *s, const void *key, uint16_t keylen);
 
 /**
