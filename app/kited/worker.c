@@ -230,23 +230,25 @@ worker_poll(struct worker *w)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_AHEAD], void *));
 		switch (kite_net_rx(w->net, &m, tsc, &u)) {
 		case KITE_NET_UDP:
+			/* Located (and linearised) once, for routing and for the engine. */
+			payload_of(w, m, &u, nd, &dg[nd]);
 			if (n->n_workers > 1) {
 				/* Route by the owners of the keys inside. */
-				struct kite_engine_dgram tmp;
-				payload_of(w, m, &u, nd, &tmp);
-				uint64_t mask = kite_engine_route(w->engine, tmp.data, tmp.len);
+				uint64_t mask = kite_engine_route(w->engine, dg[nd].data, dg[nd].len);
 				if (mask & ~(UINT64_C(1) << w->id))
 					w->stats->steer_misses++;
 				if (!route(w, m, &u, mask)) {
 					keep[nroute++] = m;
 					continue;
 				}
+				/* Shared with another worker now: the reply needs its own mbuf. */
+				if (rte_mbuf_refcnt_read(m) != 1)
+					dg[nd].inplace = false;
 			}
 			ctx[nd].w = w;
 			ctx[nd].m = m;
 			ctx[nd].u = u;
 			ctx[nd].reused = false;
-			payload_of(w, m, &u, nd, &dg[nd]);
 			dg[nd].home = true;
 			dg[nd].out_arg = &ctx[nd];
 			nd++;
