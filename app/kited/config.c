@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "kite_conf.h"
+#include "kite_engine.h"
 #include "kite_steer.h"
 
 static const struct kite_conf_opt opts[] = {
@@ -156,6 +157,11 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 	}
 	if (kite_steer_mode_parse(c->steer) < 0) {
 		snprintf(err, errlen, "steer: '%s' is not auto, flow, rss or handoff", c->steer);
+		return -EINVAL;
+	}
+	if (kite_ablate_parse(c->ablate) < 0) {
+		snprintf(err, errlen, "ablate: '%s' is not a list from none, %s", c->ablate,
+			 KITE_ABLATE_NAMES);
 		return -EINVAL;
 	}
 	if (c->port[0] == '\0') {

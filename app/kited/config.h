@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kite_engine.h" /* KITE_ABLATE_NAMES */
+
 #define KITED_STR_MAX 256
 
 /*
@@ -58,7 +60,10 @@
 	X("udp-checksum", BOOL, udp_checksum, "on", 0, 0,                                        \
 	  "checksum replies in software when the port has no offload "                           \
 	  "(off: UDP checksum 0, legal in IPv4; for memif and other in-host links)")             \
-	X("pid-file", STR, pid_file, "", 0, 0, "write the process id here (removed on exit)")
+	X("pid-file", STR, pid_file, "", 0, 0, "write the process id here (removed on exit)")     \
+	X("ablate", STR, ablate, "none", 0, 0,                                                   \
+	  "benchmarks only: data-path steps to turn off, comma-separated, from "                 \
+	  KITE_ABLATE_NAMES)
 
 struct kited_config {
 #define KITED_FIELD_STR(f)  char f[KITED_STR_MAX];

@@ -87,6 +87,7 @@ struct node {
 	const struct kite_net **nets;
 	struct kite_stats_src stats_src;
 	bool main_runs_worker; /* no worker lcores: worker 0 runs on the main lcore */
+	unsigned int ablate;   /* KITE_ABLATE_* from the ablate option; 0 in production */
 };
 
 /* port.c */

@@ -60,6 +60,8 @@ tx_add(struct worker *w, struct rte_mbuf *m)
 	if (w->ntx == RTE_DIM(w->tx))
 		tx_flush(w);
 	w->tx[w->ntx++] = m;
+	if (unlikely(w->node->ablate & KITE_ABLATE_TXBATCH))
+		tx_flush(w);
 }
 
 static void
@@ -128,6 +130,7 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	ec.stats_src = &n->stats_src;
 	ec.out.alloc = reply_alloc;
 	ec.out.done = reply_done;
+	ec.ablate = n->ablate;
 	w->engine = kite_engine_create(&ec, w->socket);
 	if (w->engine == NULL)
 		goto fail;
@@ -221,13 +224,17 @@ worker_poll(struct worker *w)
 		return 0;
 	}
 
-	/* Stage 1 of the prefetch pipeline: headers of the next packets (then bucket, item). */
-	for (unsigned int i = 0; i < nrx && i < PREFETCH_AHEAD; i++)
+	/*
+	 * Stage 1 of the prefetch pipeline: headers of the next packets. The
+	 * index lookup prefetches buckets and items, the engine values.
+	 */
+	const unsigned int ahead = (n->ablate & KITE_ABLATE_PREFETCH) ? 0 : PREFETCH_AHEAD;
+	for (unsigned int i = 0; i < nrx && i < ahead; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
 	for (unsigned int i = 0; i < nrx; i++) {
 		struct rte_mbuf *m = pkts[i];
-		if (i + PREFETCH_AHEAD < nrx)
-			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_AHEAD], void *));
+		if (i + ahead < nrx && ahead > 0)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + ahead], void *));
 		switch (kite_net_rx(w->net, &m, tsc, &u)) {
 		case KITE_NET_UDP:
 			/* Located (and linearised) once, for routing and for the engine. */

@@ -90,6 +90,32 @@ build_topology(struct kite_engine *e)
 	return 0;
 }
 
+int
+kite_ablate_parse(const char *list)
+{
+	static const char *const names[] = { "bulk", "prefetch", "inplace", "txbatch" };
+	int bits = 0;
+	const char *p = list;
+
+	if (strcmp(list, "none") == 0)
+		return 0;
+	while (*p != '\0') {
+		size_t n = strcspn(p, ",");
+		size_t i;
+
+		for (i = 0; i < RTE_DIM(names); i++)
+			if (n == strlen(names[i]) && strncmp(p, names[i], n) == 0)
+				break;
+		if (i == RTE_DIM(names))
+			return -1;
+		bits |= 1 << i;
+		p += n;
+		if (*p == ',' && *++p == '\0')
+			return -1; /* trailing comma */
+	}
+	return bits;
+}
+
 struct kite_engine *
 kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 {
@@ -219,6 +245,7 @@ next_buf(struct kite_engine *e, const struct entry *q)
 		return false;
 	}
 	if (e->nbufs == 0 && q != NULL && q->only && d->inplace &&
+	    !(e->conf.ablate & KITE_ABLATE_INPLACE) &&
 	    !(q->kind == ENTRY_REQ && q->r.want_key))
 		b = (uint8_t *)(uintptr_t)d->data;
 	else
@@ -486,7 +513,8 @@ lookup_run(struct kite_engine *e, unsigned int first)
 				o->status = statuses[k];
 				if (statuses[k] == KITE_STATUS_OK) {
 					o->view = views[k];
-					rte_prefetch0(views[k].value);
+					if (!(e->conf.ablate & KITE_ABLATE_PREFETCH))
+						rte_prefetch0(views[k].value);
 				}
 			}
 			g += n;
@@ -609,7 +637,10 @@ exec_one(struct kite_engine *e, unsigned int i, uint32_t now)
 
 	switch (q->r.cmd) {
 	case KITE_CMD_GET:
-		if (!q->looked_up)
+		if (e->conf.ablate & KITE_ABLATE_BULK)
+			q->status = (uint8_t)kite_store_get(s, q->r.key, q->r.keylen, q->hash,
+							    &q->view);
+		else if (!q->looked_up)
 			lookup_run(e, i);
 		if (q->status == KITE_STATUS_OK)
 			reply_value(e, q, &q->view, true);

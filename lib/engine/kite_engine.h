@@ -58,6 +58,26 @@ struct kite_engine_dgram {
 	void *out_arg;       /**< passed to the out callbacks for this datagram */
 };
 
+/**
+ * Data-path steps that can be turned off, one bit each, so that a benchmark
+ * can measure what each one gains (kited --ablate). Production runs use 0.
+ */
+enum kite_ablate {
+	KITE_ABLATE_BULK = 1u << 0,     /**< GETs looked up one by one, not in bulk */
+	KITE_ABLATE_PREFETCH = 1u << 1, /**< no software prefetch (headers, items, values) */
+	KITE_ABLATE_INPLACE = 1u << 2,  /**< every reply in a fresh buffer */
+	KITE_ABLATE_TXBATCH = 1u << 3,  /**< one packet per tx_burst (the worker's) */
+};
+
+/** The names kite_ablate_parse() accepts, comma-separated, in bit order. */
+#define KITE_ABLATE_NAMES "bulk, prefetch, inplace, txbatch"
+
+/**
+ * Parse a comma-separated list of step names (or "" / "none") into
+ * KITE_ABLATE_* bits. @return the bits, or -1 for an unknown name.
+ */
+int kite_ablate_parse(const char *list);
+
 /** Engine configuration; arrays are owned by the caller and outlive the engine. */
 struct kite_engine_conf {
 	struct kite_steer_map map;  /**< partitions, workers, base port */
@@ -68,6 +88,7 @@ struct kite_engine_conf {
 	struct kite_worker_stats *stats;
 	const struct kite_stats_src *stats_src; /**< for STAT; NULL: STAT answers only the terminator */
 	struct kite_engine_out out;
+	unsigned int ablate;        /**< KITE_ABLATE_* bits; 0 in production */
 };
 
 struct kite_engine;

@@ -588,6 +588,7 @@ kite_store_create(const struct kite_store_params *p)
 	s->size = RTE_ALIGN_FLOOR(p->mem_bytes, (uint64_t)ITEM_ALIGN);
 	s->max_item_size = p->max_item_size != 0 ? p->max_item_size : STORE_DEFAULT_MAX_ITEM;
 	s->id = p->id;
+	s->no_prefetch = p->no_prefetch;
 	s->now = (uint32_t)time(NULL);
 	if (p->seed != NULL)
 		memcpy(s->seed, p->seed, sizeof(s->seed));
@@ -747,7 +748,7 @@ kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint
 		}
 		if (rte_hash_lookup_with_hash_bulk_data(s->index, kp, sig, m, &hits, data) < 0)
 			hits = 0;
-		for (i = 0; i < m; i++)
+		for (i = 0; i < m && !s->no_prefetch; i++)
 			if (hits & (1ULL << i))
 				rte_prefetch0(data[i]);
 		for (i = 0; i < m; i++) {
@@ -1008,20 +1009,6 @@ void
 kite_store_stats_get(const struct kite_store *s, struct kite_store_stats *st)
 {
 	*st = s->st;
-}
-
-void
-kite_store_prefetch(const struct kite_store *s, uint64_t hash)
-{
-	/*
-	 * DPDK 22.11's rte_hash exposes neither its bucket array nor a
-	 * prefetch call (struct rte_hash is private to rte_cuckoo_hash.c), so
-	 * there is nothing to prefetch before the lookup; the bulk lookup
-	 * prefetches buckets itself. Kept so the engine's staging stays
-	 * independent of the index implementation.
-	 */
-	RTE_SET_USED(s);
-	RTE_SET_USED(hash);
 }
 
 uint64_t

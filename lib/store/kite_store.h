@@ -35,6 +35,7 @@ struct kite_store_params {
 	uint32_t max_item_size;  /**< longest value accepted (E2BIG beyond) */
 	uint16_t id;             /**< partition number; low 16 bits of every CAS */
 	const uint8_t *seed;     /**< 16-byte SipHash key; NULL: random */
+	bool no_prefetch;        /**< skip the item prefetch of bulk lookups (benchmarks only) */
 };
 
 /** Counters, in memcached's names where memcached has one. */
@@ -158,8 +159,5 @@ void kite_store_flush(struct kite_store *s, uint32_t exptime);
 
 /** Copy the partition's counters. */
 void kite_store_stats_get(const struct kite_store *s, struct kite_store_stats *st);
-
-/** Prefetch the index bucket of a hash (data-path staging). */
-void kite_store_prefetch(const struct kite_store *s, uint64_t hash);
 
 #endif /* KITE_STORE_H */

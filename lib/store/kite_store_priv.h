@@ -66,6 +66,7 @@ struct kite_store {
 	uint32_t flush_time; /* pending delayed flush (absolute), 0: none */
 	uint32_t max_item_size;
 	uint16_t id;
+	bool no_prefetch;
 	uint8_t seed[crypto_shorthash_siphash24_KEYBYTES];
 
 	struct kite_store_stats st;

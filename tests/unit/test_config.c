@@ -71,6 +71,7 @@ test_defaults_valid(void **state)
 	assert_int_equal(c.max_item_size, 1u << 20);
 	assert_int_equal(c.ip, 0xc6120002u); /* 198.18.0.2 */
 	assert_string_equal(c.steer, "auto");
+	assert_string_equal(c.ablate, "none");
 	assert_true(c.udp_checksum);
 	assert_int_equal(kited_config_set(&c, "udp-checksum", "off", err, sizeof(err)), 0);
 	assert_false(c.udp_checksum);
@@ -143,6 +144,12 @@ test_args(void **state)
 	assert_int_equal(parse(&c, 2, a5), KITED_PARSE_EXIT);
 	const char *a6[] = { "kited", "--describe-config" };
 	assert_int_equal(parse(&c, 2, a6), KITED_PARSE_EXIT);
+	const char *a7[] = { "kited", "--ablate", "bulk,txbatch" };
+	assert_int_equal(parse(&c, 3, a7), KITED_PARSE_RUN);
+	assert_string_equal(c.ablate, "bulk,txbatch");
+	const char *a8[] = { "kited", "--ablate", "bulk,turbo" };
+	assert_int_equal(parse(&c, 3, a8), KITED_PARSE_ERROR);
+	assert_non_null(strstr(err, "ablate"));
 }
 
 static void

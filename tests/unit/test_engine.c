@@ -766,6 +766,116 @@ test_reply_in_place(void **state)
 	kite_engine_free(e);
 }
 
+/*
+ * kited --ablate turns data-path steps off for measurement; the answers
+ * must not change. One script of bursts, run on fresh partitions with each
+ * setting, gives byte-identical replies.
+ */
+static unsigned int
+ablate_script(unsigned int ablate, uint8_t *cap, size_t cap_size)
+{
+	struct kite_engine *e;
+	struct kite_engine_conf c;
+	static struct dg d[4];
+	struct kite_engine_dgram g[4];
+	unsigned int total = 0, used = 0;
+	char key[16];
+
+	assert_int_equal(teardown(NULL), 0);
+	assert_int_equal(setup(NULL), 0);
+	memset(&c, 0, sizeof(c));
+	c.map.partitions = NPARTS;
+	c.map.workers = 1;
+	c.map.base_port = 11211;
+	c.parts = parts;
+	c.max_item_size = 8192;
+	c.max_payload = PAYLOAD;
+	c.stats = &wstats;
+	c.out.alloc = t_alloc;
+	c.out.done = t_done;
+	c.ablate = ablate;
+	e = kite_engine_create(&c, 0);
+	assert_non_null(e);
+	kite_engine_set_time(e, NOW);
+
+	/* Burst 1: stores spread over every partition. */
+	dg_start(&d[0], 1);
+	for (int i = 0; i < 24; i++) {
+		snprintf(key, sizeof(key), "ab%d", i);
+		dg_set(&d[0], KITE_OP_SETQ, (uint32_t)i, key, key, (uint32_t)i, 0);
+	}
+	/* Burst 2: GET runs with hits, misses, duplicates, a SET in between. */
+	dg_start(&d[1], 2);
+	for (int i = 0; i < 30; i++) {
+		snprintf(key, sizeof(key), "ab%d", (i * 7) % 28);
+		dg_req(&d[1], i % 3 ? KITE_OP_GET : KITE_OP_GETQ, (uint32_t)i, 0, NULL, 0, key,
+		       NULL, 0);
+		if (i == 12)
+			dg_set(&d[1], KITE_OP_SET, 99, "ab3", "changed", 1, 0);
+	}
+	dg_start(&d[2], 3);
+	dg_req(&d[2], KITE_OP_GET, 1, 0, NULL, 0, "ab3", NULL, 0);
+	dg_start(&d[3], 4);
+	dg_req(&d[3], KITE_OP_GETK, 2, 0, NULL, 0, "ab5", NULL, 0);
+	for (int i = 0; i < 4; i++)
+		g[i] = (struct kite_engine_dgram){ d[i].b, d[i].len, true, i >= 2, NULL };
+	n_out = 0;
+	inplace_used = 0;
+	alloc_budget = MAX_OUT;
+	kite_engine_process(e, g, 1);
+	kite_engine_process(e, g + 1, 3);
+	for (unsigned int i = 0; i < n_out; i++) {
+		assert_true(used + 2 + out_len[i] <= cap_size);
+		cap[used++] = (uint8_t)(out_len[i] >> 8);
+		cap[used++] = (uint8_t)out_len[i];
+		memcpy(cap + used, out_buf[i], out_len[i]);
+		used += out_len[i];
+		total++;
+	}
+	/* The single GET may be answered in place unless that step is off. */
+	assert_int_equal(inplace_used, (ablate & KITE_ABLATE_INPLACE) ? 0 : 1);
+	kite_engine_free(e);
+	return used;
+}
+
+static void
+test_ablate_same_replies(void **state)
+{
+	static uint8_t want[MAX_OUT * (PAYLOAD + 2)], got[MAX_OUT * (PAYLOAD + 2)];
+	const unsigned int settings[] = {
+		KITE_ABLATE_BULK, KITE_ABLATE_PREFETCH, KITE_ABLATE_INPLACE,
+		KITE_ABLATE_BULK | KITE_ABLATE_PREFETCH | KITE_ABLATE_INPLACE | KITE_ABLATE_TXBATCH,
+	};
+	unsigned int nwant, ngot;
+
+	(void)state;
+	nwant = ablate_script(0, want, sizeof(want));
+	assert_true(nwant > 200);
+	for (size_t i = 0; i < RTE_DIM(settings); i++) {
+		ngot = ablate_script(settings[i], got, sizeof(got));
+		assert_int_equal(ngot, nwant);
+		assert_memory_equal(got, want, nwant);
+	}
+}
+
+static void
+test_ablate_parse(void **state)
+{
+	(void)state;
+	assert_int_equal(kite_ablate_parse(""), 0);
+	assert_int_equal(kite_ablate_parse("none"), 0);
+	assert_int_equal(kite_ablate_parse("bulk"), KITE_ABLATE_BULK);
+	assert_int_equal(kite_ablate_parse("txbatch,prefetch"),
+			 KITE_ABLATE_TXBATCH | KITE_ABLATE_PREFETCH);
+	assert_int_equal(kite_ablate_parse("bulk,prefetch,inplace,txbatch"), 15);
+	assert_int_equal(kite_ablate_parse("bulk,"), -1);
+	assert_int_equal(kite_ablate_parse(",bulk"), -1);
+	assert_int_equal(kite_ablate_parse("bulk,,inplace"), -1);
+	assert_int_equal(kite_ablate_parse("bulky"), -1);
+	assert_int_equal(kite_ablate_parse("bul"), -1);
+	assert_int_equal(kite_ablate_parse("none,bulk"), -1);
+}
+
 int
 main(void)
 {
@@ -783,6 +893,8 @@ main(void)
 		cmocka_unit_test(test_burst_of_datagrams),
 		cmocka_unit_test(test_topology),
 		cmocka_unit_test(test_reply_in_place),
+		cmocka_unit_test(test_ablate_same_replies),
+		cmocka_unit_test(test_ablate_parse),
 	};
 
 	if (kite_test_eal_init("engine") != 0)
