@@ -32,6 +32,7 @@
 #include <rte_udp.h>
 
 #include "kite_net.h"
+#include "kite_port.h"
 #include "kite_proto.h"
 #include "kite_steer.h"
 
@@ -108,35 +109,6 @@ struct dpdk_ctx {
 
 /* ---- port ------------------------------------------------------------------ */
 
-/* A port id, the name of a probed device, or "name,args" to hot-plug. */
-static int
-resolve_port(const char *spec, uint16_t *port)
-{
-	char name[RTE_ETH_NAME_MAX_LEN];
-	const char *comma = strchr(spec, ',');
-	size_t len = comma ? (size_t)(comma - spec) : strlen(spec);
-	char *end;
-	unsigned long id = strtoul(spec, &end, 10);
-	int rc;
-
-	if (*spec != '\0' && *end == '\0') {
-		if (id >= RTE_MAX_ETHPORTS || !rte_eth_dev_is_valid_port((uint16_t)id))
-			return -ENODEV;
-		*port = (uint16_t)id;
-		return 0;
-	}
-	if (len >= sizeof(name))
-		return -ENAMETOOLONG;
-	memcpy(name, spec, len);
-	name[len] = '\0';
-	if (rte_eth_dev_get_port_by_name(name, port) == 0)
-		return 0;
-	rc = rte_dev_probe(spec);
-	if (rc < 0)
-		return rc;
-	return rte_eth_dev_get_port_by_name(name, port) == 0 ? 0 : -ENODEV;
-}
-
 /*
  * With several load lcores, each reply must reach the lcore that sent its
  * request. Each lcore has its own source ports, so a NIC with rte_flow
@@ -188,74 +160,41 @@ reply_steering(struct dpdk_ctx *x)
 static int
 port_setup(struct dpdk_ctx *x)
 {
-	struct rte_eth_conf conf;
-	struct rte_eth_dev_info info;
+	struct rte_mempool *pools[RTE_MAX_LCORE];
+	int sockets[RTE_MAX_LCORE];
+	struct kite_port_conf pc;
+	struct kite_port_info pi;
 	struct rte_eth_link link;
-	uint16_t nq = (uint16_t)x->n, rxd = RX_DESC, txd = TX_DESC;
+	char err[200];
+	uint16_t nq = (uint16_t)x->n;
 	int rc;
 
-	rc = resolve_port(x->o->port, &x->port);
+	rc = kite_port_resolve(x->o->port, &x->port, err, sizeof(err));
 	if (rc != 0) {
-		fprintf(stderr, "kite-bench: no DPDK port '%s': %s\n", x->o->port,
-			rte_strerror(-rc));
+		fprintf(stderr, "kite-bench: %s\n", err);
 		return rc;
 	}
-	rc = rte_eth_dev_info_get(x->port, &info);
-	if (rc != 0)
-		return rc;
-	if (info.max_rx_queues < nq || info.max_tx_queues < nq) {
-		fprintf(stderr,
-			"kite-bench: port %u (%s) has %u/%u queues, %u load lcores need one "
-			"each\n",
-			x->port, info.driver_name, info.max_rx_queues, info.max_tx_queues, nq);
-		return -EINVAL;
-	}
-	memset(&conf, 0, sizeof(conf));
-	conf.rxmode.mtu = x->o->mtu;
-	/* Both or neither: a half-offloaded packet is a software sum anyway. */
-	if ((info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) &&
-	    (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_UDP_CKSUM)) {
-		conf.txmode.offloads |=
-			RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
-		x->csum_offload = true;
-	}
-	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
-		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
-	rc = rte_eth_dev_configure(x->port, nq, nq, &conf);
-	if (rc != 0 && conf.rxmode.mtu != RTE_ETHER_MTU) {
-		conf.rxmode.mtu = RTE_ETHER_MTU;
-		rc = rte_eth_dev_configure(x->port, nq, nq, &conf);
-	}
-	if (rc != 0) {
-		fprintf(stderr, "kite-bench: port %u: configure: %s\n", x->port, rte_strerror(-rc));
-		return rc;
-	}
-	rc = rte_eth_dev_adjust_nb_rx_tx_desc(x->port, &rxd, &txd);
-	if (rc != 0)
-		return rc;
 	for (uint16_t q = 0; q < nq; q++) {
-		struct rte_eth_rxconf rxq = info.default_rxconf;
-		struct rte_eth_txconf txq = info.default_txconf;
-		int socket = rte_eth_dev_socket_id(x->port);
-
-		if (socket < 0)
-			socket = (int)rte_lcore_to_socket_id(x->lc[q].lcore);
-		txq.offloads = conf.txmode.offloads;
-		rc = rte_eth_rx_queue_setup(x->port, q, rxd, (unsigned int)socket, &rxq,
-					    x->lc[q].pool);
-		if (rc == 0)
-			rc = rte_eth_tx_queue_setup(x->port, q, txd, (unsigned int)socket, &txq);
-		if (rc != 0) {
-			fprintf(stderr, "kite-bench: port %u queue %u: %s\n", x->port, q,
-				rte_strerror(-rc));
-			return rc;
-		}
+		/* Rings on the port's socket, or the polling lcore's when it has none. */
+		sockets[q] = rte_eth_dev_socket_id(x->port);
+		if (sockets[q] < 0)
+			sockets[q] = (int)rte_lcore_to_socket_id(x->lc[q].lcore);
+		pools[q] = x->lc[q].pool;
 	}
-	rc = rte_eth_dev_start(x->port);
+	memset(&pc, 0, sizeof(pc));
+	pc.queues = nq;
+	pc.mtu = (uint16_t)x->o->mtu;
+	pc.rx_desc = RX_DESC;
+	pc.tx_desc = TX_DESC;
+	pc.fast_free = true; /* each lcore's mbufs come from its own pool, never shared */
+	pc.rx_pools = pools;
+	pc.sockets = sockets;
+	rc = kite_port_start(x->port, &pc, &pi, err, sizeof(err));
 	if (rc != 0) {
-		fprintf(stderr, "kite-bench: port %u: start: %s\n", x->port, rte_strerror(-rc));
+		fprintf(stderr, "kite-bench: %s\n", err);
 		return rc;
 	}
+	x->csum_offload = pi.tx_csum;
 	rte_eth_macaddr_get(x->port, &x->mac);
 	/* memif comes up once the peer has connected; wait for it, boundedly. */
 	for (int i = 0; i < LINK_WAIT_S * 10 && !bench_quit; i++) {
@@ -269,11 +208,11 @@ port_setup(struct dpdk_ctx *x)
 		fprintf(stderr,
 			"kite-bench: port %u (%s): link down after %d s (is the server "
 			"up?)\n",
-			x->port, info.driver_name, LINK_WAIT_S);
+			x->port, pi.driver, LINK_WAIT_S);
 		return -ENOLINK;
 	}
 	printf("port %u (%s) " RTE_ETHER_ADDR_PRT_FMT ": %u queue(s), checksum offload %s\n",
-	       x->port, info.driver_name, RTE_ETHER_ADDR_BYTES(&x->mac), nq,
+	       x->port, pi.driver, RTE_ETHER_ADDR_BYTES(&x->mac), nq,
 	       x->csum_offload ? "on" : "off");
 	return nq > 1 ? reply_steering(x) : 0;
 }

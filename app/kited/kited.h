@@ -25,6 +25,8 @@ extern int kited_logtype;
 	rte_log(RTE_LOG_##level, kited_logtype, "kited: " fmt "\n", ##__VA_ARGS__)
 
 #define KITE_MAX_PARTS 1024
+/* Workers in all: the config limit, and the width of the handoff route mask. */
+#define KITE_MAX_WORKERS 64
 
 /* Set by the signal handler only; everything polls it. */
 extern volatile bool force_quit;

@@ -8,68 +8,30 @@
 #include <rte_errno.h>
 #include <rte_lcore.h>
 
+#include "kite_port.h"
 #include "kited.h"
-
-/*
- * Resolve the `port` option: a number is a port id; a name is a probed
- * device; "name,args" is a vdev we hot-plug ourselves, so a single kite
- * option can replace EAL's --vdev.
- */
-static int
-resolve_port(const char *spec, uint16_t *port)
-{
-	char name[RTE_ETH_NAME_MAX_LEN];
-	const char *comma = strchr(spec, ',');
-	char *end;
-	unsigned long id;
-	size_t len;
-
-	id = strtoul(spec, &end, 10);
-	if (*spec != '\0' && *end == '\0') {
-		if (id >= RTE_MAX_ETHPORTS || !rte_eth_dev_is_valid_port((uint16_t)id)) {
-			KLOG(ERR, "port %lu does not exist (%u ports probed)", id,
-			     rte_eth_dev_count_avail());
-			return -ENODEV;
-		}
-		*port = (uint16_t)id;
-		return 0;
-	}
-	len = comma ? (size_t)(comma - spec) : strlen(spec);
-	if (len >= sizeof(name))
-		return -ENAMETOOLONG;
-	memcpy(name, spec, len);
-	name[len] = '\0';
-	if (rte_eth_dev_get_port_by_name(name, port) == 0)
-		return 0;
-	if (comma != NULL || strncmp(name, "net_", 4) == 0) {
-		int rc = rte_dev_probe(spec);
-		if (rc < 0) {
-			KLOG(ERR, "cannot create device '%s': %s", spec, rte_strerror(-rc));
-			return rc;
-		}
-		if (rte_eth_dev_get_port_by_name(name, port) == 0)
-			return 0;
-	}
-	KLOG(ERR, "no DPDK port '%s'", spec);
-	return -ENODEV;
-}
 
 int
 port_resolve(struct node *n)
 {
-	return resolve_port(n->cfg.port, &n->port);
+	char err[160];
+	int rc = kite_port_resolve(n->cfg.port, &n->port, err, sizeof(err));
+
+	if (rc != 0)
+		KLOG(ERR, "%s", err);
+	return rc;
 }
 
 /* Choose the steering mode now that the port runs, and program it. */
 static int
-setup_steering(struct node *n, const struct rte_eth_dev_info *info, bool rss)
+setup_steering(struct node *n, const char *driver, uint16_t max_rx_queues, bool rss)
 {
 	struct kite_steer_caps caps;
 	struct kite_steer_rule rules[KITE_MAX_PARTS];
 	int mode, nr, rc;
 
 	memset(&caps, 0, sizeof(caps));
-	caps.max_rx_queues = info->max_rx_queues;
+	caps.max_rx_queues = max_rx_queues;
 	caps.rss_udp = rss;
 	nr = kite_steer_plan(&n->map, n->cfg.ip, rules, RTE_DIM(rules));
 	if (nr < 0)
@@ -79,7 +41,7 @@ setup_steering(struct node *n, const struct rte_eth_dev_info *info, bool rss)
 				 (enum kite_steer_mode)kite_steer_mode_parse(n->cfg.steer));
 	if (mode < 0) {
 		KLOG(ERR, "port %u (%s) cannot steer in mode '%s' (flow rules %s, RSS %s)",
-		     n->port, info->driver_name, n->cfg.steer,
+		     n->port, driver, n->cfg.steer,
 		     caps.flow_udp_dst ? "accepted" : "refused", rss ? "on" : "off");
 		return mode;
 	}
@@ -99,101 +61,58 @@ int
 port_open(struct node *n)
 {
 	const struct kited_config *c = &n->cfg;
-	struct rte_eth_conf conf;
-	struct rte_eth_dev_info info;
+	struct rte_mempool *rx_pools[KITE_MAX_WORKERS];
+	int sockets[KITE_MAX_WORKERS];
+	struct kite_port_conf pc;
+	struct kite_port_info pi;
 	struct rte_eth_link link;
+	char err[200];
 	uint16_t nq = (uint16_t)c->workers;
-	uint16_t rxd = (uint16_t)c->rx_desc, txd = (uint16_t)c->tx_desc;
 	int rc;
 
-	rc = rte_eth_dev_info_get(n->port, &info);
-	if (rc != 0) {
-		KLOG(ERR, "port %u: dev_info: %s", n->port, rte_strerror(-rc));
-		return rc;
-	}
-	if (info.max_rx_queues < nq || info.max_tx_queues < nq) {
-		KLOG(ERR,
-		     "port %u (%s) offers %u RX / %u TX queues; %u workers need one each "
-		     "(af_packet: add qpairs=%u to the vdev; memif: rx_queues/tx_queues)",
-		     n->port, info.driver_name, info.max_rx_queues, info.max_tx_queues, nq, nq);
-		return -EINVAL;
-	}
-
-	memset(&conf, 0, sizeof(conf));
-	conf.rxmode.mtu = c->mtu;
-	if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_UDP_CKSUM)
-		conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
-	if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM)
-		conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
-	if ((info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) &&
-	    (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_UDP_CKSUM))
-		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
-	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
-		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
-	if (nq > 1 && info.flow_type_rss_offloads != 0) {
-		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-		conf.rx_adv_conf.rss_conf.rss_hf =
-			info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP);
-	}
-	/* Fast free needs refcnt 1 and one pool; handoff shares mbufs by refcnt. */
-	if (nq > 1)
-		conf.txmode.offloads &= ~RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
-
-	rc = rte_eth_dev_configure(n->port, nq, nq, &conf);
-	if (rc != 0 && conf.rxmode.mtu != RTE_ETHER_MTU) {
-		KLOG(WARNING, "port %u: MTU %u refused (%s); retrying with 1500", n->port,
-		     c->mtu, rte_strerror(-rc));
-		conf.rxmode.mtu = RTE_ETHER_MTU;
-		rc = rte_eth_dev_configure(n->port, nq, nq, &conf);
-	}
-	if (rc != 0) {
-		KLOG(ERR, "port %u: configure: %s", n->port, rte_strerror(-rc));
-		return rc;
-	}
-	rc = rte_eth_dev_adjust_nb_rx_tx_desc(n->port, &rxd, &txd);
-	if (rc != 0)
-		return rc;
 	for (uint16_t q = 0; q < nq; q++) {
+		unsigned int p = (unsigned int)n->place.worker_pool[q];
+
 		/* Descriptor rings next to the worker that polls them. */
-		int socket = n->place.pools[n->place.worker_pool[q]];
-		struct rte_eth_rxconf rxq = info.default_rxconf;
-		struct rte_eth_txconf txq = info.default_txconf;
-
-		rxq.offloads = conf.rxmode.offloads;
-		txq.offloads = conf.txmode.offloads;
-		unsigned int pi = (unsigned int)n->place.worker_pool[q];
-		rc = rte_eth_rx_queue_setup(n->port, q, rxd, (unsigned int)socket, &rxq,
-					    n->rx_pools[pi] ? n->rx_pools[pi] : n->pools[pi]);
-		if (rc == 0)
-			rc = rte_eth_tx_queue_setup(n->port, q, txd, (unsigned int)socket, &txq);
-		if (rc != 0) {
-			KLOG(ERR, "port %u: queue %u setup: %s", n->port, q, rte_strerror(-rc));
-			return rc;
-		}
+		sockets[q] = n->place.pools[p];
+		rx_pools[q] = n->rx_pools[p] ? n->rx_pools[p] : n->pools[p];
 	}
-	rc = rte_eth_macaddr_get(n->port, &n->mac);
-	if (rc != 0)
-		return rc;
-	n->netconf.rx_l4_csum_offload = !!(conf.rxmode.offloads & RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
-	n->netconf.rx_ip_csum_offload = !!(conf.rxmode.offloads & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM);
-	n->netconf.tx_csum_offload = !!(conf.txmode.offloads & RTE_ETH_TX_OFFLOAD_UDP_CKSUM);
-
-	rc = rte_eth_dev_start(n->port);
+	memset(&pc, 0, sizeof(pc));
+	pc.queues = nq;
+	pc.mtu = (uint16_t)c->mtu;
+	pc.rx_desc = (uint16_t)c->rx_desc;
+	pc.tx_desc = (uint16_t)c->tx_desc;
+	pc.rx_csum = true;
+	pc.rss = true;
+	/* Fast free needs refcnt 1 and one pool; handoff shares mbufs by refcnt. */
+	pc.fast_free = nq == 1;
+	pc.rx_pools = rx_pools;
+	pc.sockets = sockets;
+	rc = kite_port_start(n->port, &pc, &pi, err, sizeof(err));
+	if (pi.mtu_error != 0)
+		KLOG(WARNING, "port %u: MTU %u refused (%s); using %u", n->port, c->mtu,
+		     rte_strerror(-pi.mtu_error), pi.mtu);
 	if (rc != 0) {
-		KLOG(ERR, "port %u: start: %s", n->port, rte_strerror(-rc));
+		KLOG(ERR, "%s", err);
 		return rc;
 	}
 	n->port_started = true;
-	rc = setup_steering(n, &info, conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS);
+	rc = rte_eth_macaddr_get(n->port, &n->mac);
+	if (rc != 0)
+		return rc;
+	n->netconf.rx_l4_csum_offload = pi.rx_l4_csum;
+	n->netconf.rx_ip_csum_offload = pi.rx_ip_csum;
+	n->netconf.tx_csum_offload = pi.tx_csum;
+	rc = setup_steering(n, pi.driver, pi.max_rx_queues, pi.rss);
 	if (rc != 0)
 		return rc;
 	rte_eth_link_get_nowait(n->port, &link);
 	KLOG(INFO,
-	     "port %u (%s) " RTE_ETHER_ADDR_PRT_FMT ": %u queue(s), link %s, csum offload rx %s "
-	     "tx %s, steering %s",
-	     n->port, info.driver_name, RTE_ETHER_ADDR_BYTES(&n->mac), nq,
-	     link.link_status ? "up" : "down", n->netconf.rx_l4_csum_offload ? "on" : "off",
-	     n->netconf.tx_csum_offload ? "on" : "off", kite_steer_mode_name(n->steer));
+	     "port %u (%s) " RTE_ETHER_ADDR_PRT_FMT ": %u queue(s), %u/%u descriptors, link %s, "
+	     "csum offload rx %s tx %s, steering %s",
+	     n->port, pi.driver, RTE_ETHER_ADDR_BYTES(&n->mac), nq, pi.rx_desc, pi.tx_desc,
+	     link.link_status ? "up" : "down", pi.rx_l4_csum ? "on" : "off",
+	     pi.tx_csum ? "on" : "off", kite_steer_mode_name(n->steer));
 	return 0;
 }
 
