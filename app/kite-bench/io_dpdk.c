@@ -122,6 +122,7 @@ reply_steering(struct dpdk_ctx *x)
 {
 	const unsigned int n = x->n * x->o->flows;
 	struct kite_steer_rule *rules;
+	const char *why = NULL;
 	int rc;
 
 	rules = calloc(n, sizeof(*rules));
@@ -145,11 +146,11 @@ reply_steering(struct dpdk_ctx *x)
 		free(rules);
 		return 0;
 	}
-	rc = kite_steer_flow_install(x->port, rules, n, x->flows);
+	rc = kite_steer_flow_install(x->port, rules, n, x->flows, &why);
 	free(rules);
 	if (rc != 0) {
-		fprintf(stderr, "kite-bench: port %u: reply steering rules: %s\n", x->port,
-			rte_strerror(-rc));
+		fprintf(stderr, "kite-bench: port %u: reply steering rules: %s (%s)\n", x->port,
+			rte_strerror(-rc), why);
 		return rc;
 	}
 	x->nflows = n;

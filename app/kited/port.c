@@ -26,8 +26,10 @@ port_resolve(struct node *n)
 static int
 setup_steering(struct node *n, const char *driver, uint16_t max_rx_queues, bool rss)
 {
+	const enum kite_steer_mode want = (enum kite_steer_mode)kite_steer_mode_parse(n->cfg.steer);
 	struct kite_steer_caps caps;
 	struct kite_steer_rule rules[KITE_MAX_PARTS];
+	const char *why = NULL;
 	int mode, nr, rc;
 
 	memset(&caps, 0, sizeof(caps));
@@ -37,8 +39,7 @@ setup_steering(struct node *n, const char *driver, uint16_t max_rx_queues, bool 
 	if (nr < 0)
 		return nr;
 	caps.flow_udp_dst = n->n_workers > 1 && kite_steer_flow_supported(n->port, &rules[0]);
-	mode = kite_steer_choose(&caps, (uint16_t)n->n_workers,
-				 (enum kite_steer_mode)kite_steer_mode_parse(n->cfg.steer));
+	mode = kite_steer_choose(&caps, (uint16_t)n->n_workers, want);
 	if (mode < 0) {
 		KLOG(ERR, "port %u (%s) cannot steer in mode '%s' (flow rules %s, RSS %s)",
 		     n->port, driver, n->cfg.steer,
@@ -48,12 +49,27 @@ setup_steering(struct node *n, const char *driver, uint16_t max_rx_queues, bool 
 	n->steer = (enum kite_steer_mode)mode;
 	if (n->steer != KITE_STEER_FLOW)
 		return 0;
-	rc = kite_steer_flow_install(n->port, rules, (unsigned int)nr, n->flows);
-	if (rc != 0) {
-		KLOG(ERR, "port %u: installing %d flow rules: %s", n->port, nr, rte_strerror(-rc));
+	rc = kite_steer_flow_install(n->port, rules, (unsigned int)nr, n->flows, &why);
+	if (rc == 0) {
+		n->n_flows = (unsigned int)nr;
+		return 0;
+	}
+	if (want == KITE_STEER_FLOW) {
+		KLOG(ERR, "port %u (%s): installing %d flow rules: %s (%s)", n->port, driver, nr,
+		     rte_strerror(-rc), why);
 		return rc;
 	}
-	n->n_flows = (unsigned int)nr;
+	/*
+	 * Validated but refused at creation (net_tap on a kernel without TC
+	 * flower/skbedit does this): auto degrades to the next best mode.
+	 */
+	caps.flow_udp_dst = false;
+	mode = kite_steer_choose(&caps, (uint16_t)n->n_workers, KITE_STEER_AUTO);
+	KLOG(WARNING,
+	     "port %u (%s) validated flow rules but refused to create them (%s: %s); "
+	     "steering by %s instead",
+	     n->port, driver, rte_strerror(-rc), why, kite_steer_mode_name((enum kite_steer_mode)mode));
+	n->steer = (enum kite_steer_mode)mode;
 	return 0;
 }
 

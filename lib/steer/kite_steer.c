@@ -128,7 +128,7 @@ kite_steer_flow_remove(uint16_t port, struct rte_flow **flows, unsigned int n)
 
 int
 kite_steer_flow_install(uint16_t port, const struct kite_steer_rule *rules, unsigned int n,
-			struct rte_flow **flows)
+			struct rte_flow **flows, const char **why)
 {
 	struct kite_steer_flow f;
 	struct rte_flow_error err;
@@ -136,12 +136,15 @@ kite_steer_flow_install(uint16_t port, const struct kite_steer_rule *rules, unsi
 	for (unsigned int i = 0; i < n; i++) {
 		int rc;
 
+		memset(&err, 0, sizeof(err));
 		kite_steer_flow_build(&rules[i], &f);
 		rc = rte_flow_validate(port, &f.attr, f.pattern, f.actions, &err);
 		flows[i] = rc == 0 ? rte_flow_create(port, &f.attr, f.pattern, f.actions, &err)
 				   : NULL;
 		if (flows[i] == NULL) {
 			kite_steer_flow_remove(port, flows, i);
+			if (why != NULL)
+				*why = err.message != NULL ? err.message : "no reason given";
 			return rc != 0 ? rc : -(rte_errno ? rte_errno : EIO);
 		}
 	}

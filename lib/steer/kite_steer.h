@@ -101,10 +101,13 @@ void kite_steer_flow_build(const struct kite_steer_rule *r, struct kite_steer_fl
 /**
  * Validate and create rules on a port (call after rte_eth_dev_start).
  * flows[i] receives rule i's handle. On failure every rule created so far
- * is destroyed. @return 0, or a negative errno from the PMD.
+ * is destroyed, and *why (when why is not NULL) gets the PMD's reason.
+ * A PMD may validate a rule and still refuse to create it (net_tap on a
+ * kernel without TC flower/skbedit), so callers must handle both.
+ * @return 0, or a negative errno from the PMD.
  */
 int kite_steer_flow_install(uint16_t port, const struct kite_steer_rule *rules, unsigned int n,
-			    struct rte_flow **flows);
+			    struct rte_flow **flows, const char **why);
 
 /** Destroy rules created by kite_steer_flow_install(). */
 void kite_steer_flow_remove(uint16_t port, struct rte_flow **flows, unsigned int n);
