@@ -18,6 +18,18 @@ trap 'rm -rf "$out"' EXIT INT TERM
 	exit 1
 [ -s "$out/suite/summary.json" ] || { echo "no summary.json"; exit 1; }
 
+# The ablation mode: kited with a data-path step off, paired with kited as built.
+"$src/tools/bench/kite-bench-suite" --smoke --no-plots --build "$build" --out "$out/ablate" \
+	--ablate-steps bulk,txbatch --repeats 1 || exit 1
+python3 - "$out/ablate/summary.json" <<'PY' || exit 1
+import json, sys
+s = json.load(open(sys.argv[1]))
+p = s["paired"]["smoke"]
+for sy in ("kited-memif-no-bulk", "kited-memif-no-txbatch"):
+    assert p[sy]["pairs"] == 1 and p[sy]["gain_median"] > 0, (sy, p[sy])
+print("ablation: %s" % ", ".join("%s %.2fx" % (k, v["gain_median"]) for k, v in p.items()))
+PY
+
 "$build/app/kite-bench/kite-bench" --mode pcap --write-pcap "$out/req.pcap" --pcap-count 100 \
 	--batch 4 --mix get:50,set:50 --value-size uniform:8-3000 --keys 1000 >"$out/pcap.log" ||
 	{ cat "$out/pcap.log"; exit 1; }
