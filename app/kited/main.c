@@ -109,6 +109,42 @@ place_and_create_pools(struct node *n, const unsigned int *lcores)
 	return 0;
 }
 
+/*
+ * Ask the kernel where each partition's item memory landed (libnuma,
+ * move_pages) and compare with the plan: a partition away from its owner
+ * costs a remote access on every request it serves.
+ */
+static void
+check_numa(const struct node *n)
+{
+	unsigned int ok = 0, remote = 0, unknown = 0;
+
+	for (unsigned int i = 0; i < n->n_parts; i++) {
+		size_t len;
+		const void *mem = kite_store_log_mem(n->parts[i], &len);
+		int want = n->place.part_socket[i];
+		int node = kite_steer_mem_node(mem, len);
+
+		if (node == -ENOSYS) {
+			KLOG(INFO, "NUMA: the kernel has no NUMA support; placement not checked");
+			return;
+		}
+		if (node < 0 || want < 0) {
+			unknown++;
+		} else if (node != want) {
+			remote++;
+			KLOG(WARNING,
+			     "NUMA: partition %u's memory is on node %d, its worker %u on node %d: "
+			     "every request it serves crosses the interconnect (hugepages on node %d?)",
+			     i, node, kite_steer_owner(&n->map, i), want, want);
+		} else {
+			ok++;
+		}
+	}
+	KLOG(INFO, "NUMA: %u partition(s) on their worker's node, %u elsewhere, %u not checked",
+	     ok, remote, unknown);
+}
+
 static int
 create_partitions(struct node *n)
 {
@@ -276,6 +312,7 @@ main(int argc, char **argv)
 	n->netconf.mac = n->mac;
 	if (create_partitions(n) != 0)
 		goto out;
+	check_numa(n);
 
 	n->stats_src.n_workers = n->n_workers;
 	n->stats_src.workers = n->wstats;

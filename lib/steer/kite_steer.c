@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
+
+#include <numa.h>
 
 #include <rte_byteorder.h>
 #include <rte_common.h>
@@ -179,4 +182,38 @@ kite_steer_place(const struct kite_steer_map *m, const int *worker_socket, int p
 		pl->part_socket[p] = s < 0 ? 0 : s;
 	}
 	return 0;
+}
+
+int
+kite_steer_mem_node(const void *addr, size_t len)
+{
+	enum { SAMPLES = 8 };
+	void *pages[SAMPLES];
+	int status[SAMPLES];
+	uintptr_t base = (uintptr_t)addr;
+	unsigned int n = 0;
+	int node = -ENOENT;
+
+	if (addr == NULL || len == 0)
+		return -EINVAL;
+	if (numa_available() < 0)
+		return -ENOSYS;
+	/* First, last and evenly spaced pages in between (move_pages takes any address in a page). */
+	for (unsigned int i = 0; i < SAMPLES; i++) {
+		uintptr_t a = base + (uintptr_t)((len - 1) / (SAMPLES - 1) * i);
+
+		if (n > 0 && (uintptr_t)pages[n - 1] == a)
+			continue;
+		pages[n++] = (void *)a;
+	}
+	if (numa_move_pages(0, n, pages, NULL, status, 0) != 0)
+		return -errno;
+	for (unsigned int i = 0; i < n; i++) {
+		if (status[i] < 0)
+			continue; /* not faulted in yet (or not movable): says nothing */
+		if (node >= 0 && status[i] != node)
+			return -EXDEV;
+		node = status[i];
+	}
+	return node;
 }

@@ -133,4 +133,14 @@ struct kite_steer_placement {
 int kite_steer_place(const struct kite_steer_map *m, const int *worker_socket, int port_socket,
 		     struct kite_steer_placement *pl);
 
+/**
+ * Where memory really lives: the NUMA node of up to 8 pages spread over
+ * [addr, addr + len), asked of the kernel with move_pages(2) (libnuma).
+ * Checks that placement happened as planned, whatever the allocator did.
+ * @return the node holding every sampled page that is placed; -ENOENT when
+ * none is placed yet; -EXDEV when they sit on several nodes; -ENOSYS
+ * without NUMA support in the kernel; -EINVAL for an empty range.
+ */
+int kite_steer_mem_node(const void *addr, size_t len);
+
 #endif /* KITE_STEER_H */

@@ -1005,6 +1005,13 @@ kite_store_flush(struct kite_store *s, uint32_t exptime)
 	}
 }
 
+const void *
+kite_store_log_mem(const struct kite_store *s, size_t *len)
+{
+	*len = (size_t)s->size;
+	return s->log;
+}
+
 void
 kite_store_stats_get(const struct kite_store *s, struct kite_store_stats *st)
 {

@@ -157,6 +157,9 @@ int kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uin
  */
 void kite_store_flush(struct kite_store *s, uint32_t exptime);
 
+/** The item log's memory (mem_bytes long), for NUMA placement checks. */
+const void *kite_store_log_mem(const struct kite_store *s, size_t *len);
+
 /** Copy the partition's counters. */
 void kite_store_stats_get(const struct kite_store *s, struct kite_store_stats *st);
 

@@ -8,6 +8,12 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <numa.h>
+#include <numaif.h>
 
 #include "kite_proto.h"
 #include "kite_steer.h"
@@ -167,6 +173,52 @@ test_placement(void **state)
 	assert_int_equal(pl.remote, 0);
 }
 
+/* Where memory lives, as the kernel reports it (move_pages via libnuma). */
+static void
+test_mem_node(void **state)
+{
+	const size_t len = 1 << 20;
+	uint8_t *m;
+	int node;
+
+	(void)state;
+	assert_int_equal(kite_steer_mem_node(NULL, 4096), -EINVAL);
+	assert_int_equal(kite_steer_mem_node(&node, 0), -EINVAL);
+	if (numa_available() < 0) {
+		assert_int_equal(kite_steer_mem_node(&node, sizeof(node)), -ENOSYS);
+		return;
+	}
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	/* Never touched: no page is placed, so nothing can be said. */
+	assert_int_equal(kite_steer_mem_node(m, len), -ENOENT);
+	memset(m, 1, len);
+	node = kite_steer_mem_node(m, len);
+	assert_true(node >= 0 && node <= numa_max_node());
+	/* A one-byte range at the very end is one page of the same node. */
+	assert_int_equal(kite_steer_mem_node(m + len - 1, 1), node);
+	munmap(m, len);
+
+	if (numa_max_node() >= 1) {
+		/* Two nodes: memory bound to each is reported as such, a range over both as -EXDEV. */
+		const long page = sysconf(_SC_PAGESIZE);
+		unsigned long mask0 = 1, mask1 = 2;
+
+		m = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		assert_true(m != MAP_FAILED);
+		assert_int_equal(mbind(m, (size_t)page, MPOL_BIND, &mask0, 8, 0), 0);
+		assert_int_equal(mbind(m + page, (size_t)page, MPOL_BIND, &mask1, 8, 0), 0);
+		memset(m, 1, 2 * (size_t)page);
+		assert_int_equal(kite_steer_mem_node(m, (size_t)page), 0);
+		assert_int_equal(kite_steer_mem_node(m + page, (size_t)page), 1);
+		assert_int_equal(kite_steer_mem_node(m, 2 * (size_t)page), -EXDEV);
+		munmap(m, 2 * (size_t)page);
+	} else {
+		print_message("one NUMA node here: the two-node case is not exercised\n");
+	}
+}
+
 int
 main(void)
 {
@@ -176,6 +228,7 @@ main(void)
 		cmocka_unit_test(test_key_partition),
 		cmocka_unit_test(test_plan_and_flow_build),
 		cmocka_unit_test(test_placement),
+		cmocka_unit_test(test_mem_node),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
