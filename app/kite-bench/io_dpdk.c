@@ -196,6 +196,12 @@ port_setup(struct dpdk_ctx *x)
 		return rc;
 	}
 	x->csum_offload = pi.tx_csum;
+	if (pi.mtu_error != 0) {
+		/* Datagrams are already cut for --mtu: better stop than send oversized frames. */
+		fprintf(stderr, "kite-bench: port %u (%s) refused MTU %u (%s); run with --mtu %u\n",
+			x->port, pi.driver, x->o->mtu, rte_strerror(-pi.mtu_error), pi.mtu);
+		return -EINVAL;
+	}
 	rte_eth_macaddr_get(x->port, &x->mac);
 	/* memif comes up once the peer has connected; wait for it, boundedly. */
 	for (int i = 0; i < LINK_WAIT_S * 10 && !bench_quit; i++) {

@@ -160,8 +160,9 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (kite_ablate_parse(c->ablate) < 0) {
-		snprintf(err, errlen, "ablate: '%s' is not a list from none, %s", c->ablate,
-			 KITE_ABLATE_NAMES);
+		snprintf(err, errlen,
+			 "ablate: '%s' is not none or a comma-separated list (no spaces) from %s",
+			 c->ablate, KITE_ABLATE_NAMES);
 		return -EINVAL;
 	}
 	if (c->port[0] == '\0') {

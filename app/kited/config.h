@@ -62,7 +62,7 @@
 	  "(off: UDP checksum 0, legal in IPv4; for memif and other in-host links)")             \
 	X("pid-file", STR, pid_file, "", 0, 0, "write the process id here (removed on exit)")     \
 	X("ablate", STR, ablate, "none", 0, 0,                                                   \
-	  "benchmarks only: data-path steps to turn off, comma-separated, from "                 \
+	  "benchmarks only: data-path steps to turn off, none or a list from "                   \
 	  KITE_ABLATE_NAMES)
 
 struct kited_config {

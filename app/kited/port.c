@@ -60,15 +60,18 @@ setup_steering(struct node *n, const char *driver, uint16_t max_rx_queues, bool 
 		return rc;
 	}
 	/*
-	 * Validated but refused at creation (net_tap on a kernel without TC
-	 * flower/skbedit does this): auto degrades to the next best mode.
+	 * The rules could not all be installed although the first one
+	 * validated: refused at creation (net_tap on a kernel without TC
+	 * flower/skbedit), a later rule refused, or no room for them all.
+	 * auto degrades to the next best mode.
 	 */
 	caps.flow_udp_dst = false;
 	mode = kite_steer_choose(&caps, (uint16_t)n->n_workers, KITE_STEER_AUTO);
 	KLOG(WARNING,
-	     "port %u (%s) validated flow rules but refused to create them (%s: %s); "
-	     "steering by %s instead",
-	     n->port, driver, rte_strerror(-rc), why, kite_steer_mode_name((enum kite_steer_mode)mode));
+	     "port %u (%s) could not install its %d flow rules although the first validated "
+	     "(%s: %s); steering by %s instead",
+	     n->port, driver, nr, rte_strerror(-rc), why,
+	     kite_steer_mode_name((enum kite_steer_mode)mode));
 	n->steer = (enum kite_steer_mode)mode;
 	return 0;
 }
@@ -100,14 +103,22 @@ port_open(struct node *n)
 	pc.tx_desc = (uint16_t)c->tx_desc;
 	pc.rx_csum = true;
 	pc.rss = true;
-	/* Fast free needs refcnt 1 and one pool; handoff shares mbufs by refcnt. */
-	pc.fast_free = nq == 1;
+	/*
+	 * Fast free needs refcnt 1 and one pool per TX queue: handoff shares
+	 * mbufs by refcnt, and with big RX mbufs (rx-mbuf-size) an in-place
+	 * reply leaves in an RX-pool mbuf beside TX-pool ones.
+	 */
+	pc.fast_free = nq == 1 && n->rx_pools[n->place.worker_pool[0]] == NULL;
 	pc.rx_pools = rx_pools;
 	pc.sockets = sockets;
 	rc = kite_port_start(n->port, &pc, &pi, err, sizeof(err));
-	if (pi.mtu_error != 0)
+	if (pi.mtu_error != 0) {
 		KLOG(WARNING, "port %u: MTU %u refused (%s); using %u", n->port, c->mtu,
 		     rte_strerror(-pi.mtu_error), pi.mtu);
+		/* Replies are cut to the MTU the port took, not the one asked for. */
+		n->max_payload = (uint16_t)(pi.mtu - 20 - 8);
+		n->netconf.mtu = pi.mtu;
+	}
 	if (rc != 0) {
 		KLOG(ERR, "%s", err);
 		return rc;

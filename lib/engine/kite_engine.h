@@ -70,7 +70,7 @@ enum kite_ablate {
 };
 
 /** The names kite_ablate_parse() accepts, comma-separated, in bit order. */
-#define KITE_ABLATE_NAMES "bulk, prefetch, inplace, txbatch"
+#define KITE_ABLATE_NAMES "bulk,prefetch,inplace,txbatch"
 
 /**
  * Parse a comma-separated list of step names (or "" / "none") into

@@ -41,7 +41,8 @@ kite_port_resolve(const char *spec, uint16_t *port, char *err, size_t errlen)
 	name[len] = '\0';
 	if (rte_eth_dev_get_port_by_name(name, port) == 0)
 		return 0;
-	if (comma != NULL || strncmp(name, "net_", 4) == 0) {
+	/* Hot-plug what looks like a device: "name,args", a vdev name, a PCI address. */
+	if (comma != NULL || strncmp(name, "net_", 4) == 0 || strchr(name, ':') != NULL) {
 		rc = rte_dev_probe(spec);
 		if (rc < 0) {
 			snprintf(err, errlen, "cannot create device '%s': %s", spec,

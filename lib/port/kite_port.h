@@ -23,8 +23,8 @@ struct rte_mempool;
 
 /**
  * Find the port a spec names. A number is a port id; "name" a probed
- * device; "name,args" (or any "net_..." name not yet probed) is created
- * with rte_dev_probe.
+ * device; "name,args", a "net_..." vdev name or a PCI address
+ * ("0000:3b:00.0") not yet probed is hot-plugged with rte_dev_probe.
  * @return 0, or a negative errno with the reason in err.
  */
 int kite_port_resolve(const char *spec, uint16_t *port, char *err, size_t errlen);

@@ -70,7 +70,7 @@ def body(t):
         check(st is not None, 'no STAT reply over the tap:\n' + kited.tail())
         m = st['kite_steer_mode']
         mode['m'] = m
-        refused = 'validated flow rules but refused to create them' in log
+        refused = 'flow rules although the first validated' in log
         t.log('steering mode %s%s' % (m, ' (flow rules refused by the kernel)' if refused
                                       else ''))
         if refused:
@@ -112,9 +112,11 @@ def body(t):
             check(misses <= 2 and out <= 2,
                   'flow rules steer by port, yet %d misses and %d handoffs' % (misses, out))
         else:
-            check(misses > 0 and out >= misses - 2,
-                  'without rules some requests must miss (%d) and be handed off (%d)' % (
-                      misses, out))
+            # Which queue the kernel picks is its business (tun follows a flow
+            # to the queue its replies left from), so misses may be few or none;
+            # every one must have been handed off (STATs to port 0 aside).
+            t.log('%d steering misses, %d handed off' % (misses, out))
+            check(out >= misses - 2, '%d misses but only %d handed off' % (misses, out))
     t.case('%d keys, each sent to base port + partition: all answered; misses as the '
            'mode says' % N_KEYS, c_by_port)
 
@@ -128,11 +130,12 @@ def body(t):
         end = time.monotonic() + 60
         while time.monotonic() < end and k.alive() and not k.ready.is_set():
             time.sleep(0.1)
-        text = '\n'.join(k.lines)
         if mode.get('m') == 'flow':
             check(k.ready.is_set(), 'forced flow did not start:\n' + k.tail())
         else:
             k.proc.wait(10)
+            k.reader.join(5)  # every line of its error read
+            text = '\n'.join(k.lines)
             check(not k.ready.is_set() and k.proc.returncode not in (0, None),
                   'forced flow on a kernel that refuses the rules should fail, rc %s:\n%s' %
                   (k.proc.returncode, k.tail()))
