@@ -1,11 +1,57 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <rte_cycles.h>
+#include <rte_telemetry.h>
 
 #include "kited.h"
+
+/*
+ * DPDK telemetry: "/kite/stats" answers what STAT answers, for operators
+ * who cannot reach the data path (no route, wrong address, a dead link):
+ *   dpdk-telemetry.py -f PREFIX  then  /kite/stats
+ * The telemetry thread reads the counters as the STAT code does (aligned
+ * 64-bit loads of counters only their worker writes).
+ */
+static const struct node *tel_node;
+
+static void
+tel_emit(void *arg, const char *name, const char *value)
+{
+	/* Past the dict's capacity (RTE_TEL_MAX_DICT_ENTRIES) entries are left out. */
+	(void)rte_tel_data_add_dict_string(arg, name, value);
+}
+
+static int
+tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	(void)cmd;
+	(void)params;
+	if (tel_node == NULL)
+		return -EAGAIN;
+	rte_tel_data_start_dict(d);
+	kite_stats_emit(&tel_node->stats_src, node_now(tel_node), tel_emit, d);
+	return 0;
+}
+
+/* Serve /kite/stats from n; NULL stops answering (before the node is freed). */
+void
+control_telemetry(const struct node *n)
+{
+	static bool registered;
+
+	tel_node = n;
+	if (n == NULL || registered)
+		return;
+	registered = true;
+	if (rte_telemetry_register_cmd("/kite/stats", tel_stats,
+				       "kited's statistics, as STAT answers them. Takes no parameters") != 0)
+		KLOG(WARNING, "telemetry command /kite/stats not registered");
+}
 
 uint32_t
 node_now(const struct node *n)

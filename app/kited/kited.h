@@ -114,6 +114,7 @@ void worker_iterate(struct worker *w, struct worker_idle *st);
 /* control.c */
 void control_loop(struct node *n);
 void control_log_stats(struct node *n, double secs);
+void control_telemetry(const struct node *n);
 uint32_t node_now(const struct node *n);
 
 #endif /* KITED_H */

@@ -338,6 +338,7 @@ main(int argc, char **argv)
 	     " bytes of item memory, max item %" PRIu64 " bytes",
 	     n->n_parts, n->cfg.udp_port, n->cfg.udp_port + n->n_parts - 1, n->n_workers,
 	     n->cfg.memory, n->cfg.max_item_size);
+	control_telemetry(n);
 	/* Operators and tests wait for this line. */
 	printf("kited: ready\n");
 	fflush(stdout);
@@ -353,6 +354,7 @@ main(int argc, char **argv)
 out:
 	force_quit = true;
 	rte_eal_mp_wait_lcore();
+	control_telemetry(NULL);
 	node_free(n);
 	if (n->cfg.pid_file[0] != '\0' && rc == 0)
 		unlink(n->cfg.pid_file);

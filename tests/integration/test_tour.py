@@ -214,6 +214,26 @@ def body(t):
         check('KEY_ENOENT' in err, 'stats group: %r' % err)
     t.case('stats', c_stats)
 
+    def c_telemetry():
+        tool = kt.which('dpdk-telemetry.py')
+        check(tool is not None, 'dpdk-telemetry.py not found (Debian package dpdk-dev, '
+              'which tools/kite-common.sh installs)')
+        import json
+        r = subprocess.run([tool, '-f', kited.prefix], input=b'/kite/stats\n',
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        out = r.stdout.decode(errors='replace')
+        # The tool prints its own banner lines, then one JSON object per command.
+        line = next((l for l in out.splitlines() if l.startswith('{"/kite/stats"')), None)
+        check(line is not None, 'no /kite/stats answer from dpdk-telemetry.py:\n' + out[-800:])
+        st = json.loads(line)['/kite/stats']
+        check_eq(st.get('pid'), str(kited.proc.pid), 'pid over telemetry')
+        out_cli, _ = cli.ok('stats')
+        check(int(st['curr_items']) == int(stat_value(out_cli, 'curr_items')),
+              'curr_items: telemetry %s, STAT %s' % (st['curr_items'],
+                                                    stat_value(out_cli, 'curr_items')))
+        check('kite_net_rx_packets' in st, 'no kite_net_rx_packets in /kite/stats')
+    t.case('the same statistics over DPDK telemetry (/kite/stats)', c_telemetry)
+
     def c_batch_get():
         for i in range(3):
             cli.ok('set', 'bk%d' % i, 'value %d' % i, '--flags', str(i))
