@@ -62,7 +62,7 @@ t_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens)
 }
 
 static struct kite_engine *
-make_engine(uint16_t workers, uint16_t self, uint16_t payload)
+make_engine_ablated(uint16_t workers, uint16_t self, uint16_t payload, unsigned int ablate)
 {
 	struct kite_engine_conf c;
 	struct kite_engine *e;
@@ -78,10 +78,17 @@ make_engine(uint16_t workers, uint16_t self, uint16_t payload)
 	c.stats = &wstats;
 	c.out.alloc = t_alloc;
 	c.out.done = t_done;
+	c.ablate = ablate;
 	e = kite_engine_create(&c, 0);
 	assert_non_null(e);
 	kite_engine_set_time(e, NOW);
 	return e;
+}
+
+static struct kite_engine *
+make_engine(uint16_t workers, uint16_t self, uint16_t payload)
+{
+	return make_engine_ablated(workers, self, payload, 0);
 }
 
 /* ---- request builder --------------------------------------------------- */
@@ -775,7 +782,6 @@ static unsigned int
 ablate_script(unsigned int ablate, uint8_t *cap, size_t cap_size)
 {
 	struct kite_engine *e;
-	struct kite_engine_conf c;
 	static struct dg d[4];
 	struct kite_engine_dgram g[4];
 	unsigned int total = 0, used = 0;
@@ -783,20 +789,7 @@ ablate_script(unsigned int ablate, uint8_t *cap, size_t cap_size)
 
 	assert_int_equal(teardown(NULL), 0);
 	assert_int_equal(setup(NULL), 0);
-	memset(&c, 0, sizeof(c));
-	c.map.partitions = NPARTS;
-	c.map.workers = 1;
-	c.map.base_port = 11211;
-	c.parts = parts;
-	c.max_item_size = 8192;
-	c.max_payload = PAYLOAD;
-	c.stats = &wstats;
-	c.out.alloc = t_alloc;
-	c.out.done = t_done;
-	c.ablate = ablate;
-	e = kite_engine_create(&c, 0);
-	assert_non_null(e);
-	kite_engine_set_time(e, NOW);
+	e = make_engine_ablated(1, 0, PAYLOAD, ablate);
 
 	/* Burst 1: stores spread over every partition. */
 	dg_start(&d[0], 1);
