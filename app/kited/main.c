@@ -129,7 +129,13 @@ check_numa(const struct node *n)
 			KLOG(INFO, "NUMA: the kernel has no NUMA support; placement not checked");
 			return;
 		}
-		if (node < 0 || want < 0) {
+		if (node == -EXDEV && want >= 0) {
+			remote++;
+			KLOG(WARNING,
+			     "NUMA: partition %u's memory is spread over several nodes, its worker "
+			     "%u on node %d",
+			     i, kite_steer_owner(&n->map, i), want);
+		} else if (node < 0 || want < 0) {
 			unknown++;
 		} else if (node != want) {
 			remote++;
