@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kite_limits.h"
 #include "options.h"
 
 /* Exit status when values failed verification. */
@@ -29,12 +30,8 @@
 #define BENCH_TAG_MASK	((1u << (32 - BENCH_IDX_BITS)) - 1)
 /* Load lcores / threads. */
 #define BENCH_MAX_LCORES 64
-/* Most partitions (UDP ports) a target may publish. */
-#define BENCH_MAX_PARTS 4096
 /* Largest UDP payload an IPv4 datagram carries. */
 #define BENCH_UDP_MAX 65507
-/* Reply datagrams one request datagram may produce (Kite's own cap). */
-#define BENCH_MAX_REPLY_DGRAMS 1024
 
 /* ---- latency histogram (hist.c) ---------------------------------------- */
 
@@ -302,9 +299,9 @@ struct ctl_collect {
 	uint16_t total;
 	uint16_t have;
 	bool done;
-	uint8_t seen[BENCH_MAX_REPLY_DGRAMS / 8];
-	uint16_t len[BENCH_MAX_REPLY_DGRAMS];
-	uint8_t *buf; /* BENCH_MAX_REPLY_DGRAMS * stride */
+	uint8_t seen[KITE_MAX_REPLY_DGRAMS / 8];
+	uint16_t len[KITE_MAX_REPLY_DGRAMS];
+	uint8_t *buf; /* KITE_MAX_REPLY_DGRAMS * stride */
 	uint32_t stride;
 };
 void ctl_collect_init(struct ctl_collect *c, uint16_t req_id, uint8_t *buf, uint32_t stride);

@@ -22,6 +22,7 @@
 #include <rte_malloc.h>
 
 #include "kite_proto.h"
+#include "kite_topo.h"
 
 #include "bench.h"
 #include "workload.h"
@@ -304,7 +305,7 @@ partition_of(const struct gen *g, uint32_t key, enum bench_op op)
 	if (g->nparts == 1)
 		return 0;
 	key_write(kb, g->w->key_size, key, op == OP_INCR ? KEY_PREFIX_COUNTER : KEY_PREFIX_VALUE);
-	return kite_proto_key_partition(kb, (uint16_t)g->w->key_size, g->nparts);
+	return kite_topo_key_partition(kb, (uint16_t)g->w->key_size, g->nparts);
 }
 
 /* A queue is a datagram when it holds --batch requests or no further byte fits. */
@@ -922,7 +923,7 @@ ctl_collect_add(struct ctl_collect *c, const uint8_t *p, uint32_t len)
 	total = kite_get16(p + 4);
 	if (total == 0)
 		total = 1;
-	if (seq >= total || total > BENCH_MAX_REPLY_DGRAMS ||
+	if (seq >= total || total > KITE_MAX_REPLY_DGRAMS ||
 	    len - KITE_FRAME_HDR_LEN > c->stride || (c->total != 0 && c->total != total))
 		return false;
 	c->total = total;

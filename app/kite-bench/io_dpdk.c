@@ -909,7 +909,7 @@ run_dpdk(struct bench_options *o, int argc, char **argv)
 	       o->echo ? " (echo: requests come back as replies)" : "");
 	for (unsigned int i = 0; i < x->n; i++)
 		tmpl_init(&x->lc[i]);
-	x->ctl_buf = malloc((size_t)BENCH_MAX_REPLY_DGRAMS * x->w.reply_stride);
+	x->ctl_buf = malloc((size_t)KITE_MAX_REPLY_DGRAMS * x->w.reply_stride);
 	if (x->ctl_buf == NULL) {
 		rc = -ENOMEM;
 		goto out;

@@ -430,7 +430,7 @@ run_socket(struct bench_options *o)
 	}
 	x->dst = calloc(x->w.partitions, sizeof(*x->dst));
 	x->t = calloc(x->n, sizeof(*x->t));
-	x->ctl_buf = malloc((size_t)BENCH_MAX_REPLY_DGRAMS * x->w.reply_stride);
+	x->ctl_buf = malloc((size_t)KITE_MAX_REPLY_DGRAMS * x->w.reply_stride);
 	if (x->dst == NULL || x->t == NULL || x->ctl_buf == NULL)
 		goto nomem;
 	for (uint32_t p = 0; p < x->w.partitions; p++) {

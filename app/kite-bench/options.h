@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kite_limits.h"
+
 #define BENCH_STR_MAX 256
 
 /*
@@ -32,10 +34,10 @@
 	X("netmask", IPV4, netmask, "255.255.255.252", 0, 0, "dpdk: netmask of --src-ip")          \
 	X("server", IPV4, server, "198.18.0.2", 0, 0, "server IPv4 address")                       \
 	X("udp-port", U32, udp_port, "11211", 1, 65535, "server base UDP port")                    \
-	X("partitions", U32, partitions, "1", 1, 4096,                                             \
+	X("partitions", U32, partitions, "1", 1, KITE_MAX_PARTITIONS,                              \
 	  "server partitions: partition p on port base+p, p = XXH64(key) % partitions "            \
 	  "(1: a single port)")                                                                    \
-	X("server-workers", U32, server_workers, "1", 1, 64,                                       \
+	X("server-workers", U32, server_workers, "1", 1, KITE_MAX_WORKERS,                         \
 	  "dpdk: the server's workers; above 1, load lcore q sends only the partitions worker q "  \
 	  "owns (p % workers == q), so replies come back on its queue (memif)")                    \
 	X("src-port", U32, src_port, "20000", 1, 65535, "first client UDP source port")            \

@@ -292,8 +292,8 @@ workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz
 	 * plus the datagrams a straddling response fills.
 	 */
 	w->reply_dgrams = w->batch + (w->reply_cap + w->reply_stride - 1) / w->reply_stride + 1;
-	if (w->reply_dgrams > BENCH_MAX_REPLY_DGRAMS)
-		w->reply_dgrams = BENCH_MAX_REPLY_DGRAMS;
+	if (w->reply_dgrams > KITE_MAX_REPLY_DGRAMS)
+		w->reply_dgrams = KITE_MAX_REPLY_DGRAMS;
 	return 0;
 }
 

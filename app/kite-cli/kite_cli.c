@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "kite_proto.h"
+#include "kite_topo.h"
 
 enum cli_exit {
 	EXIT_OK = 0,
@@ -1089,7 +1090,7 @@ cmd_topology(struct cli *c, int argc, char **argv)
 		if (x->status != KITE_STATUS_OK) {
 			/* memcached and other servers answer UNKNOWN_COMMAND: exit 4. */
 			rc = report_status(c, x);
-		} else if (kite_proto_topology_parse(x->value, x->vallen, &topo) != 0) {
+		} else if (kite_topo_parse(x->value, x->vallen, &topo) != 0) {
 			fprintf(stderr, "%s: malformed topology reply (%" PRIu32 " bytes)\n",
 				c->prog, x->vallen);
 			rc = EXIT_NET;

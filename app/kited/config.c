@@ -127,9 +127,9 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 {
 	uint64_t parts = (uint64_t)c->workers * c->partitions;
 
-	/* The topology reply and the steering tables hold at most 1024 partitions. */
-	if (parts > 1024) {
-		snprintf(err, errlen, "workers x partitions = %" PRIu64 " exceeds 1024", parts);
+	if (parts > KITE_MAX_PARTITIONS) {
+		snprintf(err, errlen, "workers x partitions = %" PRIu64 " exceeds %u", parts,
+			 KITE_MAX_PARTITIONS);
 		return -EINVAL;
 	}
 	if (c->udp_port + parts - 1 > 65535) {

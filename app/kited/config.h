@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "kite_engine.h" /* KITE_ABLATE_NAMES */
+#include "kite_limits.h"
 
 #define KITED_STR_MAX 256
 
@@ -31,8 +32,10 @@
 	X("ip", IPV4, ip, "198.18.0.2", 0, 0, "IPv4 address the node answers on")                \
 	X("netmask", IPV4, netmask, "255.255.255.252", 0, 0, "netmask of that address")          \
 	X("udp-port", U32, udp_port, "11211", 1, 65535, "base UDP port (partition p: base + p)") \
-	X("workers", U32, workers, "1", 1, 64, "worker lcores, one RX/TX queue each")            \
-	X("partitions", U32, partitions, "4", 1, 256, "partitions per worker")                   \
+	X("workers", U32, workers, "1", 1, KITE_MAX_WORKERS,                                    \
+	  "worker lcores, one RX/TX queue each")                                                 \
+	X("partitions", U32, partitions, "4", 1, KITE_MAX_PARTS_PER_WORKER,                     \
+	  "partitions per worker")                                                               \
 	X("memory", SIZE, memory, "64M", 1 << 20, UINT64_C(1) << 40,                             \
 	  "item memory budget for the whole node (split evenly over partitions)")                \
 	X("max-item-size", SIZE, max_item_size, "1M", 64, 1 << 20, "largest value accepted")     \

@@ -19,14 +19,9 @@
 #include "kite_stats.h"
 #include "kite_steer.h"
 #include "kite_store.h"
-
-extern int kited_logtype;
-#define KLOG(level, fmt, ...) \
-	rte_log(RTE_LOG_##level, kited_logtype, "kited: " fmt "\n", ##__VA_ARGS__)
-
-#define KITE_MAX_PARTS 1024
-/* Workers in all: the config limit, and the width of the handoff route mask. */
-#define KITE_MAX_WORKERS 64
+#include "kite_topo.h"
+#include "kited_log.h"
+#include "kited_numa.h"
 
 /* Set by the signal handler only; everything polls it. */
 extern volatile bool force_quit;
@@ -58,7 +53,7 @@ struct worker {
 	struct rte_ring *handoff; /* datagrams other workers route here */
 	uint8_t *scratch;         /* linear copies of multi-segment datagrams */
 	/* Reply mbufs of the request datagram being answered. */
-	struct rte_mbuf *pend[KITE_ENGINE_MAX_REPLY_DGRAMS];
+	struct rte_mbuf *pend[KITE_MAX_REPLY_DGRAMS];
 	/* Packets waiting for tx_burst. */
 	unsigned int ntx;
 	struct rte_mbuf *tx[512];
@@ -71,12 +66,12 @@ struct node {
 	struct rte_ether_addr mac;
 	struct kite_net_conf netconf;
 	enum kite_steer_mode steer;
-	struct kite_steer_map map;
-	struct kite_steer_placement place;
-	struct rte_mempool *pools[8]; /* one per socket with workers (place.pools) */
-	struct rte_mempool *rx_pools[8]; /* large RX mbufs (rx-mbuf-size), else NULL */
+	struct kite_topo_map map;
+	struct kited_placement place;
+	struct rte_mempool *pools[KITED_MAX_POOLS]; /* one per socket with workers (place.pools) */
+	struct rte_mempool *rx_pools[KITED_MAX_POOLS]; /* large RX mbufs (rx-mbuf-size), else NULL */
 	unsigned int n_flows;
-	struct rte_flow *flows[KITE_MAX_PARTS];
+	struct rte_flow *flows[KITE_MAX_PARTITIONS];
 	uint16_t max_payload;
 	uint32_t started;
 	uint64_t tsc_hz;

@@ -20,8 +20,6 @@
 
 #include "kited.h"
 
-RTE_LOG_REGISTER(kited_logtype, kite.kited, INFO);
-
 volatile bool force_quit;
 
 static void
@@ -64,12 +62,12 @@ place_and_create_pools(struct node *n, const unsigned int *lcores)
 	/* Room for the largest reply datagram plus headers; at least DPDK's default. */
 	uint32_t room = RTE_PKTMBUF_HEADROOM + n->cfg.mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
 	uint16_t priv = RTE_ALIGN_CEIL(sizeof(struct handoff_meta), RTE_MBUF_PRIV_ALIGN);
-	int sockets[64], port_socket = rte_eth_dev_socket_id(n->port);
+	int sockets[KITE_MAX_WORKERS], port_socket = rte_eth_dev_socket_id(n->port);
 	char name[RTE_MEMPOOL_NAMESIZE];
 
 	for (unsigned int i = 0; i < n->n_workers; i++)
 		sockets[i] = (int)rte_lcore_to_socket_id(lcores[i]);
-	if (kite_steer_place(&n->map, sockets, port_socket, &n->place) != 0)
+	if (kited_numa_place(&n->map, sockets, port_socket, &n->place) != 0)
 		return -EINVAL;
 	if (n->place.remote > 0)
 		KLOG(WARNING,
@@ -107,48 +105,6 @@ place_and_create_pools(struct node *n, const unsigned int *lcores)
 		}
 	}
 	return 0;
-}
-
-/*
- * Ask the kernel where each partition's item memory landed (libnuma,
- * move_pages) and compare with the plan: a partition away from its owner
- * costs a remote access on every request it serves.
- */
-static void
-check_numa(const struct node *n)
-{
-	unsigned int ok = 0, remote = 0, unknown = 0;
-
-	for (unsigned int i = 0; i < n->n_parts; i++) {
-		size_t len;
-		const void *mem = kite_store_log_mem(n->parts[i], &len);
-		int want = n->place.part_socket[i];
-		int node = kite_steer_mem_node(mem, len);
-
-		if (node == -ENOSYS) {
-			KLOG(INFO, "NUMA: the kernel has no NUMA support; placement not checked");
-			return;
-		}
-		if (node == -EXDEV && want >= 0) {
-			remote++;
-			KLOG(WARNING,
-			     "NUMA: partition %u's memory is spread over several nodes, its worker "
-			     "%u on node %d",
-			     i, kite_steer_owner(&n->map, i), want);
-		} else if (node < 0 || want < 0) {
-			unknown++;
-		} else if (node != want) {
-			remote++;
-			KLOG(WARNING,
-			     "NUMA: partition %u's memory is on node %d, its worker %u on node %d: "
-			     "every request it serves crosses the interconnect (hugepages on node %d?)",
-			     i, node, kite_steer_owner(&n->map, i), want, want);
-		} else {
-			ok++;
-		}
-	}
-	KLOG(INFO, "NUMA: %u partition(s) on their worker's node, %u elsewhere, %u not checked",
-	     ok, remote, unknown);
 }
 
 static int
@@ -233,7 +189,8 @@ main(int argc, char **argv)
 {
 	static struct node node;
 	struct node *n = &node;
-	unsigned int lcores[64];
+	struct kited_numa_report numa;
+	unsigned int lcores[KITE_MAX_WORKERS];
 	char err[512];
 	int ret, rc = 1;
 
@@ -318,7 +275,7 @@ main(int argc, char **argv)
 	n->netconf.mac = n->mac;
 	if (create_partitions(n) != 0)
 		goto out;
-	check_numa(n);
+	kited_numa_check(n->parts, n->n_parts, &n->place, &n->map, &numa);
 
 	n->stats_src.n_workers = n->n_workers;
 	n->stats_src.workers = n->wstats;

@@ -28,7 +28,7 @@ setup_steering(struct node *n, const char *driver, uint16_t max_rx_queues, bool 
 {
 	const enum kite_steer_mode want = (enum kite_steer_mode)kite_steer_mode_parse(n->cfg.steer);
 	struct kite_steer_caps caps;
-	struct kite_steer_rule rules[KITE_MAX_PARTS];
+	struct kite_steer_rule rules[KITE_MAX_PARTITIONS];
 	const char *why = NULL;
 	int mode, nr, rc;
 

@@ -37,11 +37,11 @@ struct kite_engine {
 	bool out_stopped;    /* allocation failed or too many datagrams */
 	unsigned int nbufs;
 	uint16_t fill;       /* bytes used in bufs[nbufs - 1] */
-	uint8_t *bufs[KITE_ENGINE_MAX_REPLY_DGRAMS];
-	uint16_t lens[KITE_ENGINE_MAX_REPLY_DGRAMS];
+	uint8_t *bufs[KITE_MAX_REPLY_DGRAMS];
+	uint16_t lens[KITE_MAX_REPLY_DGRAMS];
 	uint32_t now; /* unix seconds, for STAT */
 	size_t topo_len; /* the TOPOLOGY reply body, encoded once */
-	uint8_t topo[KITE_TOPO_HDR_LEN + 4 * 1024];
+	uint8_t topo[KITE_TOPO_REPLY_MAX];
 	unsigned int nent;
 	struct entry ent[KITE_ENGINE_MAX_REQS];
 };
@@ -55,35 +55,21 @@ is_keyed(uint8_t cmd)
 static bool
 owns(const struct kite_engine *e, uint32_t part)
 {
-	return kite_steer_owner(&e->conf.map, part) == e->conf.self;
+	return kite_topo_owner(&e->conf.map, part) == e->conf.self;
 }
 
 static int
 build_topology(struct kite_engine *e)
 {
-	const struct kite_steer_map *m = &e->conf.map;
-	struct kite_topology *tp = calloc(1, sizeof(*tp)); /* 4 KiB: not on the stack */
+	struct kite_topology *t = malloc(sizeof(*t)); /* 4 KiB: not on the stack */
 	int len;
 
-	if (tp == NULL)
+	if (t == NULL)
 		return -ENOMEM;
-	if (m->partitions > RTE_DIM(tp->port)) {
-		free(tp);
-		return -EINVAL;
-	}
-#define t (*tp)
-	t.version = KITE_TOPO_VERSION;
-	t.hash = KITE_TOPO_HASH_XXH64;
-	t.partitions = (uint16_t)m->partitions;
-	t.workers = m->workers;
-	t.base_port = m->base_port;
-	for (uint32_t p = 0; p < m->partitions; p++) {
-		t.port[p] = kite_steer_port(m, p);
-		t.worker[p] = kite_steer_owner(m, p);
-	}
-	len = kite_proto_topology_write(e->topo, sizeof(e->topo), tp);
-#undef t
-	free(tp);
+	len = kite_topo_from_map(&e->conf.map, t);
+	if (len == 0)
+		len = kite_topo_write(e->topo, sizeof(e->topo), t);
+	free(t);
 	if (len < 0)
 		return len;
 	e->topo_len = (size_t)len;
@@ -122,9 +108,7 @@ kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 	struct kite_engine *e;
 
 	if (conf == NULL || conf->parts == NULL || conf->stats == NULL ||
-	    conf->map.partitions == 0 || conf->map.workers == 0 || conf->map.workers > 64 ||
-	    (conf->map.partitions + conf->map.workers - 1) / conf->map.workers > 256 ||
-	    conf->self >= conf->map.workers || conf->out.alloc == NULL || conf->out.done == NULL ||
+	    kite_topo_map_check(&conf->map) != 0 || conf->self >= conf->map.workers || conf->out.alloc == NULL || conf->out.done == NULL ||
 	    conf->max_payload < KITE_FRAME_HDR_LEN + KITE_BIN_HDR_LEN + 8) {
 		rte_errno = EINVAL;
 		return NULL;
@@ -163,7 +147,7 @@ uint64_t
 kite_engine_route(const struct kite_engine *e, const uint8_t *data, uint32_t len)
 {
 	const uint64_t self = UINT64_C(1) << e->conf.self;
-	const uint64_t all = e->conf.map.workers == 64 ? ~UINT64_C(0)
+	const uint64_t all = e->conf.map.workers >= 64 ? ~UINT64_C(0)
 						       : (UINT64_C(1) << e->conf.map.workers) - 1;
 	struct kite_frame f;
 	struct kite_req r;
@@ -182,8 +166,8 @@ kite_engine_route(const struct kite_engine *e, const uint8_t *data, uint32_t len
 			if (res != KITE_PARSE_ERR_REPLY)
 				break;
 		} else if (is_keyed(r.cmd)) {
-			uint32_t p = kite_proto_key_partition(r.key, r.keylen, e->conf.map.partitions);
-			mask |= UINT64_C(1) << kite_steer_owner(&e->conf.map, p);
+			uint32_t p = kite_topo_key_partition(r.key, r.keylen, e->conf.map.partitions);
+			mask |= UINT64_C(1) << kite_topo_owner(&e->conf.map, p);
 		} else if (r.cmd == KITE_CMD_FLUSH) {
 			mask |= all;
 		} else {
@@ -239,7 +223,7 @@ next_buf(struct kite_engine *e, const struct entry *q)
 
 	if (e->out_stopped)
 		return false;
-	if (e->nbufs == KITE_ENGINE_MAX_REPLY_DGRAMS) {
+	if (e->nbufs == KITE_MAX_REPLY_DGRAMS) {
 		e->conf.stats->reply_truncated++;
 		e->out_stopped = true;
 		return false;
@@ -419,7 +403,7 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 		q->kind = ENTRY_REQ;
 		q->keyed = is_keyed(q->r.cmd);
 		if (q->keyed)
-			q->part = kite_proto_key_partition(q->r.key, q->r.keylen,
+			q->part = kite_topo_key_partition(q->r.key, q->r.keylen,
 							   e->conf.map.partitions);
 		off += used;
 		if (q->r.cmd == KITE_CMD_QUIT)
@@ -468,7 +452,7 @@ lookup_run(struct kite_engine *e, unsigned int first)
 	uint64_t hashes[64];
 	struct kite_item_view views[64];
 	uint8_t statuses[64];
-	uint16_t start[257];
+	uint16_t start[KITE_MAX_PARTS_PER_WORKER + 1];
 	uint16_t order[KITE_ENGINE_MAX_REQS];
 	unsigned int end = first, ngets = 0;
 

@@ -22,11 +22,9 @@
 
 #include "kite_proto.h"
 #include "kite_stats.h"
-#include "kite_steer.h"
 #include "kite_store.h"
+#include "kite_topo.h"
 
-/** Most reply datagrams one request datagram may produce (bounds amplification). */
-#define KITE_ENGINE_MAX_REPLY_DGRAMS 1024
 /** Most requests parsed ahead of execution (a burst of 32 x 16 fits). */
 #define KITE_ENGINE_MAX_REQS 512
 
@@ -80,7 +78,7 @@ int kite_ablate_parse(const char *list);
 
 /** Engine configuration; arrays are owned by the caller and outlive the engine. */
 struct kite_engine_conf {
-	struct kite_steer_map map;  /**< partitions, workers, base port */
+	struct kite_topo_map map;  /**< partitions, workers, base port */
 	uint16_t self;              /**< this worker's number */
 	struct kite_store *const *parts; /**< all partitions by number; only owned ones are touched */
 	uint32_t max_item_size;

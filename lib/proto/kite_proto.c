@@ -12,8 +12,6 @@
 #include <limits.h>
 #include <string.h>
 
-#include <xxhash.h>
-
 #include "kite_proto.h"
 
 /* Per-opcode facts, indexed by opcode; an all-zero entry is KITE_CMD_UNKNOWN. */
@@ -423,56 +421,4 @@ kite_proto_parse_res(const uint8_t *p, size_t len, struct kite_res *res)
 	res->value = res->key + res->keylen;
 	res->vallen = res->bodylen - res->keylen - res->extlen;
 	return (int)total;
-}
-
-uint32_t
-kite_proto_key_partition(const void *key, uint16_t keylen, uint32_t partitions)
-{
-	if (partitions == 0 || (key == NULL && keylen > 0))
-		return 0;
-	return (uint32_t)(XXH64(key, keylen, 0) % partitions);
-}
-
-int
-kite_proto_topology_write(uint8_t *out, size_t cap, const struct kite_topology *t)
-{
-	size_t need;
-
-	if (out == NULL || t == NULL || t->partitions == 0 || t->partitions > 1024)
-		return -EINVAL;
-	need = KITE_TOPO_HDR_LEN + (size_t)t->partitions * 4;
-	if (cap < need)
-		return -ENOSPC;
-	out[0] = t->version;
-	out[1] = t->hash;
-	kite_put16(out + 2, t->partitions);
-	kite_put16(out + 4, t->workers);
-	kite_put16(out + 6, t->base_port);
-	kite_put64(out + 8, t->seed);
-	for (uint16_t p = 0; p < t->partitions; p++) {
-		kite_put16(out + KITE_TOPO_HDR_LEN + 4 * p, t->port[p]);
-		kite_put16(out + KITE_TOPO_HDR_LEN + 4 * p + 2, t->worker[p]);
-	}
-	return (int)need;
-}
-
-int
-kite_proto_topology_parse(const uint8_t *p, size_t len, struct kite_topology *t)
-{
-	if (p == NULL || t == NULL || len < KITE_TOPO_HDR_LEN)
-		return -EINVAL;
-	t->version = p[0];
-	t->hash = p[1];
-	t->partitions = kite_get16(p + 2);
-	t->workers = kite_get16(p + 4);
-	t->base_port = kite_get16(p + 6);
-	t->seed = kite_get64(p + 8);
-	if (t->version != KITE_TOPO_VERSION || t->partitions == 0 || t->partitions > 1024 ||
-	    t->workers == 0 || len != KITE_TOPO_HDR_LEN + (size_t)t->partitions * 4)
-		return -EINVAL;
-	for (uint16_t i = 0; i < t->partitions; i++) {
-		t->port[i] = kite_get16(p + KITE_TOPO_HDR_LEN + 4 * i);
-		t->worker[i] = kite_get16(p + KITE_TOPO_HDR_LEN + 4 * i + 2);
-	}
-	return 0;
 }

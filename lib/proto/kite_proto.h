@@ -228,47 +228,6 @@ struct kite_res {
  */
 int kite_proto_parse_res(const uint8_t *p, size_t len, struct kite_res *res);
 
-/**
- * The public key -> partition function, computable by any client:
- * XXH64(key, keylen, seed 0) modulo the node's partition count.
- */
-uint32_t kite_proto_key_partition(const void *key, uint16_t keylen, uint32_t partitions);
-
-/** Key hash functions a topology reply can name. */
-#define KITE_TOPO_HASH_XXH64 1
-/** Topology reply layout version. */
-#define KITE_TOPO_VERSION 1
-/** Fixed part of a topology reply body, before the per-partition entries. */
-#define KITE_TOPO_HDR_LEN 16
-
-/**
- * The node's partition layout, as carried by a TOPOLOGY reply body
- * (big-endian):
- *   offset 0  u8  version (1)
- *   offset 1  u8  key hash function (1 = XXH64)
- *   offset 2  u16 partitions
- *   offset 4  u16 workers
- *   offset 6  u16 base UDP port
- *   offset 8  u64 key hash seed (0)
- *   offset 16 partitions x { u16 UDP port, u16 worker }
- */
-struct kite_topology {
-	uint8_t version;
-	uint8_t hash;
-	uint16_t partitions;
-	uint16_t workers;
-	uint16_t base_port;
-	uint64_t seed;
-	uint16_t port[1024];   /**< UDP port of partition p */
-	uint16_t worker[1024]; /**< worker (queue) that owns partition p */
-};
-
-/** Encode t into out[0..cap). @return bytes written or -ENOSPC / -EINVAL. */
-int kite_proto_topology_write(uint8_t *out, size_t cap, const struct kite_topology *t);
-
-/** Decode a TOPOLOGY reply body. @return 0 or -EINVAL. */
-int kite_proto_topology_parse(const uint8_t *p, size_t len, struct kite_topology *t);
-
 /** Big-endian helpers shared by every user of the wire format. */
 static inline uint16_t
 kite_get16(const uint8_t *p)

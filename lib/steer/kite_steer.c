@@ -3,8 +3,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <numa.h>
-
 #include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_errno.h>
@@ -69,7 +67,7 @@ kite_steer_choose(const struct kite_steer_caps *caps, uint16_t workers,
 }
 
 int
-kite_steer_plan(const struct kite_steer_map *m, uint32_t ip, struct kite_steer_rule *rules,
+kite_steer_plan(const struct kite_topo_map *m, uint32_t ip, struct kite_steer_rule *rules,
 		unsigned int max)
 {
 	if (m == NULL || m->workers == 0 || (rules == NULL && max > 0))
@@ -78,8 +76,8 @@ kite_steer_plan(const struct kite_steer_map *m, uint32_t ip, struct kite_steer_r
 		return -ENOSPC;
 	for (uint32_t p = 0; p < m->partitions; p++) {
 		rules[p].ip = ip;
-		rules[p].udp_port = kite_steer_port(m, p);
-		rules[p].queue = kite_steer_owner(m, p);
+		rules[p].udp_port = kite_topo_port(m, p);
+		rules[p].queue = kite_topo_owner(m, p);
 	}
 	return (int)m->partitions;
 }
@@ -152,68 +150,4 @@ kite_steer_flow_install(uint16_t port, const struct kite_steer_rule *rules, unsi
 		}
 	}
 	return 0;
-}
-
-int
-kite_steer_place(const struct kite_steer_map *m, const int *worker_socket, int port_socket,
-		 struct kite_steer_placement *pl)
-{
-	if (m == NULL || worker_socket == NULL || pl == NULL || m->workers == 0 ||
-	    m->workers > RTE_DIM(pl->worker_pool) || m->partitions > RTE_DIM(pl->part_socket))
-		return -EINVAL;
-	memset(pl, 0, sizeof(*pl));
-	for (uint16_t w = 0; w < m->workers; w++) {
-		int s = worker_socket[w] < 0 ? 0 : worker_socket[w];
-		unsigned int i;
-
-		for (i = 0; i < pl->n_pools && pl->pools[i] != s; i++)
-			;
-		if (i == pl->n_pools) {
-			if (pl->n_pools == RTE_DIM(pl->pools))
-				return -EINVAL;
-			pl->pools[pl->n_pools++] = s;
-		}
-		pl->worker_pool[w] = (int)i;
-		if (port_socket >= 0 && s != port_socket)
-			pl->remote++;
-	}
-	for (uint32_t p = 0; p < m->partitions; p++) {
-		int s = worker_socket[kite_steer_owner(m, p)];
-		pl->part_socket[p] = s < 0 ? 0 : s;
-	}
-	return 0;
-}
-
-int
-kite_steer_mem_node(const void *addr, size_t len)
-{
-	enum { SAMPLES = 8 };
-	void *pages[SAMPLES];
-	int status[SAMPLES];
-	uintptr_t base = (uintptr_t)addr;
-	unsigned int n = 0;
-	int node = -ENOENT;
-
-	if (addr == NULL || len == 0)
-		return -EINVAL;
-	if (numa_available() < 0)
-		return -ENOSYS;
-	/* First, last and evenly spaced pages in between (move_pages takes any address in a page). */
-	for (unsigned int i = 0; i < SAMPLES; i++) {
-		uintptr_t a = base + (uintptr_t)((len - 1) / (SAMPLES - 1) * i);
-
-		if (n > 0 && (uintptr_t)pages[n - 1] == a)
-			continue;
-		pages[n++] = (void *)a;
-	}
-	if (numa_move_pages(0, n, pages, NULL, status, 0) != 0)
-		return -errno;
-	for (unsigned int i = 0; i < n; i++) {
-		if (status[i] < 0)
-			continue; /* not faulted in yet (or not movable): says nothing */
-		if (node >= 0 && status[i] != node)
-			return -EXDEV;
-		node = status[i];
-	}
-	return node;
 }

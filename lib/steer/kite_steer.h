@@ -4,12 +4,12 @@
 
 /**
  * @file
- * Key -> partition -> worker mapping and the choice of steering mode.
+ * Steering: how requests reach the worker that owns their partition.
  *
- * The key -> partition function is public (kite_proto_key_partition(), in
- * the DPDK-free proto library so clients compute it too). Partition p is
- * owned by worker p % workers and is served on UDP port base + p, so a
- * NIC that queues by destination port delivers each request to its owner.
+ * The layout itself (key -> partition -> worker -> UDP port) is lib/topo's;
+ * this module chooses a steering mode for a port and programs it: rte_flow
+ * rules "UDP dst port = base + p -> queue of p's owner" where the PMD
+ * supports them, RSS with software handoff otherwise.
  */
 
 #include <stdbool.h>
@@ -17,11 +17,13 @@
 
 #include <rte_flow.h>
 
+#include "kite_topo.h"
+
 /** How requests reach the worker that owns their partition. */
 enum kite_steer_mode {
 	KITE_STEER_AUTO = 0, /**< pick the best the port supports */
-	KITE_STEER_FLOW,     /**< rte_flow: UDP dst port -> queue (issue 4) */
-	KITE_STEER_RSS,      /**< RSS spread, software handoff for misses (issue 4) */
+	KITE_STEER_FLOW,     /**< rte_flow: UDP dst port -> queue */
+	KITE_STEER_RSS,      /**< RSS spread, software handoff for misses */
 	KITE_STEER_HANDOFF,  /**< any queue; rings between workers */
 };
 
@@ -31,27 +33,6 @@ struct kite_steer_caps {
 	bool flow_udp_dst; /**< rte_flow_validate accepted an eth/ipv4/udp-dst rule */
 	bool rss_udp;      /**< RSS over UDP ports is offered */
 };
-
-/** The partition layout of a node. */
-struct kite_steer_map {
-	uint32_t partitions; /**< total, all workers */
-	uint16_t workers;
-	uint16_t base_port;
-};
-
-/** Owner worker of partition p. */
-static inline uint16_t
-kite_steer_owner(const struct kite_steer_map *m, uint32_t p)
-{
-	return (uint16_t)(p % m->workers);
-}
-
-/** UDP port on which partition p is served. */
-static inline uint16_t
-kite_steer_port(const struct kite_steer_map *m, uint32_t p)
-{
-	return (uint16_t)(m->base_port + p);
-}
 
 /**
  * Choose the steering mode for a port: the requested one when the port
@@ -79,7 +60,7 @@ struct kite_steer_rule {
  * partition, rule i for partition i. @return the count, or -ENOSPC if max
  * is too small.
  */
-int kite_steer_plan(const struct kite_steer_map *m, uint32_t ip, struct kite_steer_rule *rules,
+int kite_steer_plan(const struct kite_topo_map *m, uint32_t ip, struct kite_steer_rule *rules,
 		    unsigned int max);
 
 /**
@@ -114,33 +95,5 @@ void kite_steer_flow_remove(uint16_t port, struct rte_flow **flows, unsigned int
 
 /** Whether the port accepts a rule like rules[0] (rte_flow_validate). */
 bool kite_steer_flow_supported(uint16_t port, const struct kite_steer_rule *rule);
-
-/** Where each piece of a node lives (NUMA). */
-struct kite_steer_placement {
-	int part_socket[1024];  /**< socket of each partition's memory */
-	int pools[8];           /**< sockets that need an mbuf pool, in first-use order */
-	unsigned int n_pools;
-	int worker_pool[64];    /**< index into pools[] used by each worker's RX queue */
-	unsigned int remote;    /**< workers on another socket than the port */
-};
-
-/**
- * Place partitions with their owners, one mbuf pool per socket that has a
- * worker, each worker's RX queue on its own socket's pool; count workers
- * that sit on another socket than the port (port_socket < 0: unknown, none
- * counted). @return 0, or -EINVAL when the map does not fit the struct.
- */
-int kite_steer_place(const struct kite_steer_map *m, const int *worker_socket, int port_socket,
-		     struct kite_steer_placement *pl);
-
-/**
- * Where memory really lives: the NUMA node of up to 8 pages spread over
- * [addr, addr + len), asked of the kernel with move_pages(2) (libnuma).
- * Checks that placement happened as planned, whatever the allocator did.
- * @return the node holding every sampled page that is placed; -ENOENT when
- * none is placed yet; -EXDEV when they sit on several nodes; -ENOSYS
- * without NUMA support in the kernel; -EINVAL for an empty range.
- */
-int kite_steer_mem_node(const void *addr, size_t len);
 
 #endif /* KITE_STEER_H */

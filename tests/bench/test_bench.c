@@ -19,6 +19,7 @@
 #include <rte_common.h>
 
 #include "kite_proto.h"
+#include "kite_topo.h"
 
 #include "bench.h"
 #include "workload.h"
@@ -443,7 +444,7 @@ test_gen_partitions(void **state)
 			assert_int_equal(kite_proto_parse(req + off, d.len - off, UINT32_MAX, &r,
 							  &used, &st, &drop),
 					 KITE_PARSE_OK);
-			assert_int_equal(kite_proto_key_partition(r.key, r.keylen, 4) + 11211,
+			assert_int_equal(kite_topo_key_partition(r.key, r.keylen, 4) + 11211,
 					 d.dst_port);
 			off += (uint32_t)used;
 			n++;

@@ -8,7 +8,9 @@
  * checks the contract the engine relies on and aborts when it breaks: the
  * walk always advances, never past the datagram, and an accepted request
  * re-encodes to the very bytes it was parsed from. The same bytes also go
- * through the response parser that clients and tests use.
+ * through the response parser that clients and tests use, and through the
+ * TOPOLOGY reply parser (lib/topo), whose accepted input must re-encode
+ * byte for byte.
  */
 
 #include <stdint.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "kite_proto.h"
+#include "kite_topo.h"
 
 /* Large enough for any request that fits libFuzzer's maximum input. */
 #define REBUILD_MAX (KITE_BIN_HDR_LEN + 255 + 65535 + (1 << 20))
@@ -55,7 +58,7 @@ check_ok_request(const uint8_t *p, size_t len, const struct kite_req *r, size_t 
 	sink = touch(r->key, r->keylen) + touch(r->value, r->vallen);
 	(void)sink;
 
-	check(kite_proto_key_partition(r->key, r->keylen, 7) < 7);
+	check(kite_topo_key_partition(r->key, r->keylen, 7) < 7);
 
 	if (consumed > sizeof(rebuilt))
 		return;
@@ -132,6 +135,19 @@ walk_responses(const uint8_t *p, size_t len)
 	}
 }
 
+static void
+walk_topology(const uint8_t *p, size_t len)
+{
+	static struct kite_topology t;
+	static uint8_t out[KITE_TOPO_REPLY_MAX];
+
+	if (kite_topo_parse(p, len, &t) != 0)
+		return;
+	check(t.partitions > 0 && t.partitions <= KITE_MAX_PARTITIONS && t.workers > 0);
+	check(kite_topo_write(out, sizeof(out), &t) == (int)len);
+	check(memcmp(out, p, len) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -153,5 +169,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	walk_responses(data, size);
 	if (size >= KITE_FRAME_HDR_LEN)
 		walk_responses(data + KITE_FRAME_HDR_LEN, size - KITE_FRAME_HDR_LEN);
+	walk_topology(data, size);
 	return 0;
 }

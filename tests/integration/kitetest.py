@@ -223,7 +223,7 @@ def parse_requests(body):
 
 
 def xxh64(data, seed=0):
-    """XXH64, the public key -> partition hash (kite_proto_key_partition)."""
+    """XXH64, the public key -> partition hash (kite_topo_key_partition)."""
     P1, P2, P3 = 11400714785074694791, 14029467366897019727, 1609587929392839161
     P4, P5 = 9650029242287828579, 2870177450012600261
     M = (1 << 64) - 1

@@ -586,7 +586,7 @@ test_route_and_ownership(void **state)
 	/* Find one key owned by each worker (owner = partition % 2). */
 	for (int i = 0; k0[0] == '\0' || k1[0] == '\0'; i++) {
 		snprintf(key, sizeof(key), "rk%d", i);
-		uint32_t p = kite_proto_key_partition(key, (uint16_t)strlen(key), NPARTS);
+		uint32_t p = kite_topo_key_partition(key, (uint16_t)strlen(key), NPARTS);
 		strcpy(p % 2 ? k1 : k0, key);
 	}
 	dg_start(&d, 1);
@@ -693,7 +693,7 @@ test_topology(void **state)
 	assert_int_equal(parse_all(3, r, 2), 1);
 	assert_int_equal(r[0].status, 0);
 	assert_int_equal(r[0].opcode, KITE_OP_TOPOLOGY);
-	assert_int_equal(kite_proto_topology_parse(r[0].body, r[0].bodylen, &t), 0);
+	assert_int_equal(kite_topo_parse(r[0].body, r[0].bodylen, &t), 0);
 	assert_int_equal(t.partitions, NPARTS);
 	assert_int_equal(t.workers, 2);
 	assert_int_equal(t.base_port, 11211);

@@ -65,8 +65,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <xxhash.h>
-
 #include "kite_proto.h"
 
 #define BIG 4096
@@ -247,14 +245,6 @@ test_names_out_of_range(void **state)
 	assert_string_equal(kite_proto_status_str(0x20), "");
 	assert_string_equal(kite_proto_status_str(0xff), "");
 	assert_string_equal(kite_proto_status_str(KITE_STATUS_OK), "");
-}
-
-static void
-test_partition_invalid(void **state)
-{
-	(void)state;
-	assert_int_equal(kite_proto_key_partition("foo", 3, 0), 0);
-	assert_int_equal(kite_proto_key_partition(NULL, 3, 16), 0);
 }
 
 /* ---- frame ------------------------------------------------------------- */
@@ -1111,77 +1101,6 @@ test_parse_res_memcached_bytes(void **state)
 	assert_memory_equal(mine, einval, sizeof(einval));
 }
 
-/* ---- partitioning ------------------------------------------------------ */
-
-static void
-test_partition(void **state)
-{
-	unsigned int hits[8] = { 0 };
-
-	(void)state;
-	/* XXH64 of the empty input with seed 0 is a published test vector. */
-	assert_int_equal(kite_proto_key_partition("", 0, 1000),
-			 UINT64_C(0xEF46DB3751D8E999) % 1000);
-	assert_int_equal(kite_proto_key_partition("foo", 3, UINT32_MAX),
-			 (uint32_t)(XXH64("foo", 3, 0) % UINT32_MAX));
-	assert_int_equal(kite_proto_key_partition("anything", 8, 1), 0);
-	for (unsigned int i = 0; i < 8000; i++) {
-		char key[16];
-		int kl = snprintf(key, sizeof(key), "key:%u", i);
-		uint32_t p = kite_proto_key_partition(key, (uint16_t)kl, 8);
-
-		assert_true(p < 8);
-		hits[p]++;
-	}
-	/* A public function any client computes: it had better spread keys. */
-	for (unsigned int p = 0; p < 8; p++)
-		assert_true(hits[p] > 800 && hits[p] < 1200);
-}
-
-static void
-test_topology_codec(void **state)
-{
-	static struct kite_topology t, back;
-	uint8_t out[KITE_TOPO_HDR_LEN + 4 * 1024];
-	int n;
-
-	(void)state;
-	assert_int_equal(kite_proto_topology_write(NULL, sizeof(out), &t), -EINVAL);
-	memset(&t, 0, sizeof(t));
-	assert_int_equal(kite_proto_topology_write(out, sizeof(out), &t), -EINVAL); /* 0 parts */
-	assert_int_equal(kite_proto_topology_parse(NULL, 16, &back), -EINVAL);
-	assert_int_equal(kite_proto_topology_parse(out, 15, &back), -EINVAL);
-
-	t.version = KITE_TOPO_VERSION;
-	t.hash = KITE_TOPO_HASH_XXH64;
-	t.partitions = 3;
-	t.workers = 2;
-	t.base_port = 11211;
-	for (int p = 0; p < 3; p++) {
-		t.port[p] = (uint16_t)(11211 + p);
-		t.worker[p] = (uint16_t)(p % 2);
-	}
-	assert_int_equal(kite_proto_topology_write(out, 27, &t), -ENOSPC);
-	n = kite_proto_topology_write(out, sizeof(out), &t);
-	assert_int_equal(n, 16 + 12);
-	/* The documented byte layout. */
-	const uint8_t head[16] = { 1, 1, 0, 3, 0, 2, 0x2b, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0 };
-	assert_memory_equal(out, head, 16);
-	const uint8_t p2[4] = { 0x2b, 0xcd, 0, 0 };
-	assert_memory_equal(out + 16 + 8, p2, 4);
-	assert_int_equal(kite_proto_topology_parse(out, (size_t)n, &back), 0);
-	assert_int_equal(back.partitions, 3);
-	assert_int_equal(back.port[2], 11213);
-	assert_int_equal(back.worker[1], 1);
-	/* Wrong length, version or counts are refused. */
-	assert_int_equal(kite_proto_topology_parse(out, (size_t)n - 1, &back), -EINVAL);
-	out[0] = 9;
-	assert_int_equal(kite_proto_topology_parse(out, (size_t)n, &back), -EINVAL);
-	out[0] = 1;
-	out[4] = out[5] = 0;
-	assert_int_equal(kite_proto_topology_parse(out, (size_t)n, &back), -EINVAL);
-}
-
 int
 main(void)
 {
@@ -1192,7 +1111,6 @@ main(void)
 		cmocka_unit_test(test_parse_res_invalid),
 		cmocka_unit_test(test_write_null),
 		cmocka_unit_test(test_names_out_of_range),
-		cmocka_unit_test(test_partition_invalid),
 		cmocka_unit_test(test_frame_short),
 		cmocka_unit_test(test_frame_ok),
 		cmocka_unit_test(test_frame_multi),
@@ -1225,8 +1143,6 @@ main(void)
 		cmocka_unit_test(test_build_req_layout),
 		cmocka_unit_test(test_parse_res_roundtrip),
 		cmocka_unit_test(test_parse_res_memcached_bytes),
-		cmocka_unit_test(test_partition),
-		cmocka_unit_test(test_topology_codec),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
