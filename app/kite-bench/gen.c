@@ -499,10 +499,10 @@ gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf)
 	const uint32_t ks = w->key_size;
 	uint8_t *p = buf;
 
-	kite_put16(p, s->req_id);
-	kite_put16(p + 2, 0);
-	kite_put16(p + 4, 1);
-	kite_put16(p + 6, 0);
+	kite_proto_put16(p, s->req_id);
+	kite_proto_put16(p + 2, 0);
+	kite_proto_put16(p + 4, 1);
+	kite_proto_put16(p + 6, 0);
 	p += KITE_FRAME_HDR_LEN;
 	for (uint32_t i = 0; i < s->nreq; i++) {
 		const struct req *r = &s->r[i];
@@ -528,8 +528,8 @@ gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf)
 			x = p + KITE_BIN_HDR_LEN;
 			key_write(x + 8, ks, r->key, KEY_PREFIX_VALUE);
 			value_write(x + 8 + ks, r->vlen, r->key, g->version++, &flags);
-			kite_put32(x, flags);
-			kite_put32(x + 4, 0); /* no expiry */
+			kite_proto_put32(x, flags);
+			kite_proto_put32(x + 4, 0); /* no expiry */
 			p = x + 8 + ks + r->vlen;
 			break;
 		}
@@ -537,9 +537,9 @@ gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf)
 			kite_proto_write_req_hdr(p, KITE_OP_INCREMENT, (uint16_t)ks, 20, 0, 20 + ks,
 						 opaque, 0);
 			x = p + KITE_BIN_HDR_LEN;
-			kite_put64(x, 1);      /* delta */
-			kite_put64(x + 8, 0);  /* initial */
-			kite_put32(x + 16, 0); /* expiry 0: create a missing counter */
+			kite_proto_put64(x, 1);      /* delta */
+			kite_proto_put64(x + 8, 0);  /* initial */
+			kite_proto_put32(x + 16, 0); /* expiry 0: create a missing counter */
 			key_write(x + 20, ks, r->key, KEY_PREFIX_COUNTER);
 			p = x + 20 + ks;
 			break;
@@ -626,7 +626,7 @@ judge(struct gen *g, const struct req *r, const struct kite_res *res)
 	case OP_GET:
 		if (res->status == KITE_STATUS_OK) {
 			if (res->extlen == 4 &&
-			    value_check(res->value, res->vallen, r->key, kite_get32(res->extras)))
+			    value_check(res->value, res->vallen, r->key, kite_proto_get32(res->extras)))
 				g->st.get_hit++;
 			else
 				g->st.wrong_value++;
@@ -744,9 +744,9 @@ gen_rx(struct gen *g, const uint8_t *p, uint32_t len, uint64_t now)
 		g->st.bad_reply++;
 		return;
 	}
-	req_id = kite_get16(p);
-	seq = kite_get16(p + 2);
-	total = kite_get16(p + 4);
+	req_id = kite_proto_get16(p);
+	seq = kite_proto_get16(p + 2);
+	total = kite_proto_get16(p + 4);
 	si = req_id & ((1u << g->slot_bits) - 1);
 	if (si >= g->nslots || g->slots[si].state != SLOT_INFLIGHT ||
 	    g->slots[si].req_id != req_id) {
@@ -895,10 +895,10 @@ gen_capture_get(const struct gen *g, uint32_t i, struct gen_capture *c)
 uint32_t
 ctl_stat_request(uint8_t *buf, uint16_t req_id)
 {
-	kite_put16(buf, req_id);
-	kite_put16(buf + 2, 0);
-	kite_put16(buf + 4, 1);
-	kite_put16(buf + 6, 0);
+	kite_proto_put16(buf, req_id);
+	kite_proto_put16(buf + 2, 0);
+	kite_proto_put16(buf + 4, 1);
+	kite_proto_put16(buf + 6, 0);
 	kite_proto_write_req_hdr(buf + KITE_FRAME_HDR_LEN, KITE_OP_STAT, 0, 0, 0, 0, CTL_OPAQUE, 0);
 	return KITE_FRAME_HDR_LEN + KITE_BIN_HDR_LEN;
 }
@@ -917,10 +917,10 @@ ctl_collect_add(struct ctl_collect *c, const uint8_t *p, uint32_t len)
 {
 	uint16_t seq, total;
 
-	if (c->done || len < KITE_FRAME_HDR_LEN || kite_get16(p) != c->req_id)
+	if (c->done || len < KITE_FRAME_HDR_LEN || kite_proto_get16(p) != c->req_id)
 		return c->done;
-	seq = kite_get16(p + 2);
-	total = kite_get16(p + 4);
+	seq = kite_proto_get16(p + 2);
+	total = kite_proto_get16(p + 4);
 	if (total == 0)
 		total = 1;
 	if (seq >= total || total > KITE_MAX_REPLY_DGRAMS ||

@@ -49,14 +49,14 @@ ip_header(uint8_t *ip, uint32_t src, uint32_t dst, uint16_t id, uint16_t len, ui
 {
 	memset(ip, 0, IP4_LEN);
 	ip[0] = 0x45;
-	kite_put16(ip + 2, len);
-	kite_put16(ip + 4, id);
-	kite_put16(ip + 6, frag);
+	kite_proto_put16(ip + 2, len);
+	kite_proto_put16(ip + 4, id);
+	kite_proto_put16(ip + 6, frag);
 	ip[8] = 64;
 	ip[9] = 17; /* UDP */
-	kite_put32(ip + 12, src);
-	kite_put32(ip + 16, dst);
-	kite_put16(ip + 10, fold(sum16(ip, IP4_LEN, 0)));
+	kite_proto_put32(ip + 12, src);
+	kite_proto_put32(ip + 16, dst);
+	kite_proto_put16(ip + 10, fold(sum16(ip, IP4_LEN, 0)));
 }
 
 static void
@@ -112,17 +112,17 @@ pcap_write(const char *path, struct gen *const *gens, unsigned int n, const stru
 
 			gen_capture_get(gens[gi], i, &c);
 			ulen = UDP_LEN + c.len;
-			kite_put16(udp, (uint16_t)(a->src_port_base + c.flow));
-			kite_put16(udp + 2, c.dst_port);
-			kite_put16(udp + 4, (uint16_t)ulen);
-			kite_put16(udp + 6, 0);
+			kite_proto_put16(udp, (uint16_t)(a->src_port_base + c.flow));
+			kite_proto_put16(udp + 2, c.dst_port);
+			kite_proto_put16(udp + 4, (uint16_t)ulen);
+			kite_proto_put16(udp + 6, 0);
 			memcpy(udp + UDP_LEN, c.data, c.len);
 			/* A real checksum: replayed frames must pass any receiver. */
 			sum = sum16(udp, ulen, 0);
 			sum += (a->src_ip >> 16) + (a->src_ip & 0xffff) + (a->dst_ip >> 16) +
 			       (a->dst_ip & 0xffff) + 17 + ulen;
 			cs = fold(sum);
-			kite_put16(udp + 6, cs == 0 ? 0xffff : cs);
+			kite_proto_put16(udp + 6, cs == 0 ? 0xffff : cs);
 			if (ulen + IP4_LEN <= a->mtu) {
 				uint32_t flen = ETH_LEN + IP4_LEN + ulen;
 				ip_header(frame + ETH_LEN, a->src_ip, a->dst_ip, ip_id++,

@@ -497,13 +497,13 @@ exchange(struct cli *c, const uint8_t *body, size_t blen, done_fn done, void *ar
 	memcpy(tx + KITE_FRAME_HDR_LEN, body, blen);
 
 	for (unsigned int attempt = 0; attempt <= c->retries; attempt++) {
-		struct kite_frame f = { random_req_id(), 0, 1, 0 };
+		struct kite_proto_frame f = { random_req_id(), 0, 1, 0 };
 		int64_t deadline = now_ms() + c->timeout_ms;
 		int64_t linger_end = -1;
 
 		reply_reset(r);
 		malformed = false;
-		kite_frame_write(tx, &f);
+		kite_proto_frame_write(tx, &f);
 		if (send(c->fd, tx, blen + KITE_FRAME_HDR_LEN, 0) < 0) {
 			fprintf(stderr, "%s: send to %s:%s: %s\n", c->prog, c->host, c->port,
 				strerror(errno));
@@ -534,12 +534,12 @@ exchange(struct cli *c, const uint8_t *body, size_t blen, done_fn done, void *ar
 				free(tx);
 				return EXIT_NET;
 			}
-			struct kite_frame rf;
+			struct kite_proto_frame rf;
 			if (n < KITE_FRAME_HDR_LEN)
 				continue;
-			rf.req_id = kite_get16(rx);
-			rf.seq = kite_get16(rx + 2);
-			rf.total = kite_get16(rx + 4);
+			rf.req_id = kite_proto_get16(rx);
+			rf.seq = kite_proto_get16(rx + 2);
+			rf.total = kite_proto_get16(rx + 4);
 			/* A late reply to an earlier attempt, or nonsense: not ours. */
 			if (rf.req_id != f.req_id || rf.total == 0 || rf.seq >= rf.total)
 				continue;
@@ -777,7 +777,7 @@ check_key(struct cli *c, const char *key)
 static void
 print_value(const struct cli *c, const char *key, const struct kite_res *x)
 {
-	uint32_t flags = x->extlen >= 4 ? kite_get32(x->extras) : 0;
+	uint32_t flags = x->extlen >= 4 ? kite_proto_get32(x->extras) : 0;
 
 	if (c->quiet)
 		return;
@@ -854,8 +854,8 @@ cmd_store(struct cli *c, const struct store_cmd *sc, int argc, char **argv)
 		rc = check_key(c, pos[0]);
 	if (rc != EXIT_OK)
 		return rc;
-	kite_put32(ext, o.flags);
-	kite_put32(ext + 4, o.ttl);
+	kite_proto_put32(ext, o.flags);
+	kite_proto_put32(ext + 4, o.ttl);
 	rc = simple_request(c, sc->opcode, o.cas, sc->extras ? ext : NULL, sc->extras ? 8 : 0,
 			    pos[0], (uint16_t)strlen(pos[0]), pos[1], (uint32_t)strlen(pos[1]), &r,
 			    &x);
@@ -917,9 +917,9 @@ cmd_delta(struct cli *c, uint8_t opcode, int argc, char **argv)
 		return usage_error(c, "DELTA '%s' is not a 64-bit unsigned number", pos[1]);
 	if ((o.seen & OPT_TTL) && !(o.seen & OPT_INITIAL))
 		return usage_error(c, "%s", "--ttl applies to a created key: give --initial too");
-	kite_put64(ext, delta);
-	kite_put64(ext + 8, o.initial);
-	kite_put32(ext + 16, (o.seen & OPT_INITIAL) ? o.ttl : KITE_DELTA_NO_CREATE);
+	kite_proto_put64(ext, delta);
+	kite_proto_put64(ext + 8, o.initial);
+	kite_proto_put32(ext + 16, (o.seen & OPT_INITIAL) ? o.ttl : KITE_DELTA_NO_CREATE);
 	rc = simple_request(c, opcode, o.cas, ext, sizeof(ext), pos[0], (uint16_t)strlen(pos[0]),
 			    NULL, 0, &r, &x);
 	if (rc == EXIT_OK) {
@@ -931,10 +931,10 @@ cmd_delta(struct cli *c, uint8_t opcode, int argc, char **argv)
 			rc = EXIT_NET;
 		} else if (!c->quiet) {
 			if (c->verbose)
-				printf("%" PRIu64 " cas=%" PRIu64 "\n", kite_get64(x->value),
+				printf("%" PRIu64 " cas=%" PRIu64 "\n", kite_proto_get64(x->value),
 				       x->cas);
 			else
-				printf("%" PRIu64 "\n", kite_get64(x->value));
+				printf("%" PRIu64 "\n", kite_proto_get64(x->value));
 		}
 	}
 	reply_free(&r);
@@ -959,7 +959,7 @@ cmd_touch(struct cli *c, int argc, char **argv)
 		return rc;
 	if (!parse_u64(pos[1], UINT32_MAX, &ttl))
 		return usage_error(c, "TTL '%s' is not 0..4294967295", pos[1]);
-	kite_put32(ext, (uint32_t)ttl);
+	kite_proto_put32(ext, (uint32_t)ttl);
 	rc = simple_request(c, KITE_OP_TOUCH, 0, ext, sizeof(ext), pos[0], (uint16_t)strlen(pos[0]),
 			    NULL, 0, &r, &x);
 	if (rc == EXIT_OK) {
@@ -968,7 +968,7 @@ cmd_touch(struct cli *c, int argc, char **argv)
 		} else if (!c->quiet) {
 			if (c->verbose)
 				printf("TOUCHED flags=%" PRIu32 " cas=%" PRIu64 "\n",
-				       x->extlen >= 4 ? kite_get32(x->extras) : 0, x->cas);
+				       x->extlen >= 4 ? kite_proto_get32(x->extras) : 0, x->cas);
 			else
 				puts("TOUCHED");
 		}
@@ -1058,7 +1058,7 @@ cmd_flush(struct cli *c, int argc, char **argv)
 		return rc;
 	if (np == 1 && !parse_u64(pos[0], UINT32_MAX, &delay))
 		return usage_error(c, "DELAY '%s' is not 0..4294967295", pos[0]);
-	kite_put32(ext, (uint32_t)delay);
+	kite_proto_put32(ext, (uint32_t)delay);
 	rc = simple_request(c, KITE_OP_FLUSH, 0, np ? ext : NULL, np ? 4 : 0, NULL, 0, NULL, 0, &r,
 			    &x);
 	if (rc == EXIT_OK) {
@@ -1195,7 +1195,7 @@ cmd_batch_get(struct cli *c, int argc, char **argv)
 			if (c->quiet)
 				continue;
 			printf("VALUE %s %" PRIu32 " %" PRIu32, pos[k],
-			       x->extlen >= 4 ? kite_get32(x->extras) : 0, x->vallen);
+			       x->extlen >= 4 ? kite_proto_get32(x->extras) : 0, x->vallen);
 			if (c->verbose)
 				printf(" cas=%" PRIu64, x->cas);
 			putchar('\n');

@@ -70,7 +70,7 @@ control_log_stats(struct node *n, double secs)
 
 	kite_stats_sum_workers(&n->stats_src, &w);
 	kite_stats_sum_stores(&n->stats_src, &s);
-	for (unsigned int r = 0; r < KITE_DROP_MAX; r++)
+	for (unsigned int r = 0; r < KITE_PROTO_DROP_MAX; r++)
 		drops += w.proto_drops[r];
 	KLOG(INFO,
 	     "stats: %.0f req/s, %.0f dgram/s in, %.0f dgram/s out | items %" PRIu64

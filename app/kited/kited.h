@@ -87,10 +87,9 @@ struct node {
 	unsigned int ablate;   /* KITE_ABLATE_* from the ablate option; 0 in production */
 };
 
-/* port.c */
-int port_resolve(struct node *n);
-int port_open(struct node *n);
-void port_close(struct node *n);
+/* steering.c */
+int steering_setup(struct node *n, const char *driver, uint16_t max_rx_queues, bool rss);
+void steering_teardown(struct node *n);
 
 /* worker.c */
 int worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore);

@@ -18,6 +18,7 @@
 #include <rte_mbuf.h>
 #include <rte_random.h>
 
+#include "kite_port.h"
 #include "kited.h"
 
 volatile bool force_quit;
@@ -53,6 +54,97 @@ write_pid_file(const char *path)
 	fprintf(f, "%d\n", (int)getpid());
 	fclose(f);
 	return 0;
+}
+
+/* The port option (id, device name or vdev spec) to a port id, through lib/port. */
+static int
+port_resolve(struct node *n)
+{
+	char err[160];
+	int rc = kite_port_resolve(n->cfg.port, &n->port, err, sizeof(err));
+
+	if (rc != 0)
+		KLOG(ERR, "%s", err);
+	return rc;
+}
+
+/* Start the port with one queue pair per worker (lib/port), then steer it. */
+static int
+port_open(struct node *n)
+{
+	const struct kited_config *c = &n->cfg;
+	struct rte_mempool *rx_pools[KITE_MAX_WORKERS];
+	int sockets[KITE_MAX_WORKERS];
+	struct kite_port_conf pc;
+	struct kite_port_info pi;
+	struct rte_eth_link link;
+	char err[200];
+	uint16_t nq = (uint16_t)c->workers;
+	int rc;
+
+	for (uint16_t q = 0; q < nq; q++) {
+		unsigned int p = (unsigned int)n->place.worker_pool[q];
+
+		/* Descriptor rings next to the worker that polls them. */
+		sockets[q] = n->place.pools[p];
+		rx_pools[q] = n->rx_pools[p] ? n->rx_pools[p] : n->pools[p];
+	}
+	memset(&pc, 0, sizeof(pc));
+	pc.queues = nq;
+	pc.mtu = (uint16_t)c->mtu;
+	pc.rx_desc = (uint16_t)c->rx_desc;
+	pc.tx_desc = (uint16_t)c->tx_desc;
+	pc.rx_csum = true;
+	pc.rss = true;
+	/*
+	 * Fast free needs refcnt 1 and one pool per TX queue: handoff shares
+	 * mbufs by refcnt, and with big RX mbufs (rx-mbuf-size) an in-place
+	 * reply leaves in an RX-pool mbuf beside TX-pool ones.
+	 */
+	pc.fast_free = nq == 1 && n->rx_pools[n->place.worker_pool[0]] == NULL;
+	pc.rx_pools = rx_pools;
+	pc.sockets = sockets;
+	rc = kite_port_start(n->port, &pc, &pi, err, sizeof(err));
+	if (pi.mtu_error != 0) {
+		KLOG(WARNING, "port %u: MTU %u refused (%s); using %u", n->port, c->mtu,
+		     rte_strerror(-pi.mtu_error), pi.mtu);
+		/* Replies are cut to the MTU the port took, not the one asked for. */
+		n->max_payload = (uint16_t)(pi.mtu - 20 - 8);
+		n->netconf.mtu = pi.mtu;
+	}
+	if (rc != 0) {
+		KLOG(ERR, "%s", err);
+		return rc;
+	}
+	n->port_started = true;
+	rc = rte_eth_macaddr_get(n->port, &n->mac);
+	if (rc != 0)
+		return rc;
+	n->netconf.rx_l4_csum_offload = pi.rx_l4_csum;
+	n->netconf.rx_ip_csum_offload = pi.rx_ip_csum;
+	n->netconf.tx_csum_offload = pi.tx_csum;
+	rc = steering_setup(n, pi.driver, pi.max_rx_queues, pi.rss);
+	if (rc != 0)
+		return rc;
+	rte_eth_link_get_nowait(n->port, &link);
+	KLOG(INFO,
+	     "port %u (%s) " RTE_ETHER_ADDR_PRT_FMT ": %u queue(s), %u/%u descriptors, link %s, "
+	     "csum offload rx %s tx %s, steering %s",
+	     n->port, pi.driver, RTE_ETHER_ADDR_BYTES(&n->mac), nq, pi.rx_desc, pi.tx_desc,
+	     link.link_status ? "up" : "down", pi.rx_l4_csum ? "on" : "off",
+	     pi.tx_csum ? "on" : "off", kite_steer_mode_name(n->steer));
+	return 0;
+}
+
+static void
+port_close(struct node *n)
+{
+	if (!n->port_started)
+		return;
+	steering_teardown(n);
+	rte_eth_dev_stop(n->port);
+	rte_eth_dev_close(n->port);
+	n->port_started = false;
 }
 
 /* NUMA: one mbuf pool per socket that runs workers; partitions with their owners. */

@@ -18,7 +18,7 @@ enum entry_kind {
 
 struct entry {
 	struct kite_req r;
-	struct kite_item_view view; /* GET family: result of the bulk lookup */
+	struct kite_store_view view; /* GET family: result of the bulk lookup */
 	uint64_t hash;
 	uint32_t part;
 	uint16_t dgram;
@@ -149,13 +149,13 @@ kite_engine_route(const struct kite_engine *e, const uint8_t *data, uint32_t len
 	const uint64_t self = UINT64_C(1) << e->conf.self;
 	const uint64_t all = e->conf.map.workers >= 64 ? ~UINT64_C(0)
 						       : (UINT64_C(1) << e->conf.map.workers) - 1;
-	struct kite_frame f;
+	struct kite_proto_frame f;
 	struct kite_req r;
 	uint64_t mask = 0;
 	size_t off = KITE_FRAME_HDR_LEN, used;
 	uint8_t status, drop;
 
-	if (kite_frame_parse(data, len, &f) != 0)
+	if (kite_proto_frame_parse(data, len, &f) != 0)
 		return self;
 	while (off < len) {
 		enum kite_parse_result res = kite_proto_parse(data + off, len - off,
@@ -186,19 +186,19 @@ static void
 close_dgram(struct kite_engine *e)
 {
 	struct kite_engine_dgram *d;
-	struct kite_frame f;
+	struct kite_proto_frame f;
 
 	if (e->open < 0)
 		return;
 	d = &e->burst[e->open];
 	if (e->nbufs > 0) {
 		e->lens[e->nbufs - 1] = e->fill;
-		f.req_id = kite_get16(d->data);
+		f.req_id = kite_proto_get16(d->data);
 		f.total = (uint16_t)e->nbufs;
 		f.reserved = 0;
 		for (unsigned int i = 0; i < e->nbufs; i++) {
 			f.seq = (uint16_t)i;
-			kite_frame_write(e->bufs[i], &f);
+			kite_proto_frame_write(e->bufs[i], &f);
 		}
 		e->conf.out.done(d->out_arg, e->nbufs, e->bufs, e->lens);
 		e->conf.stats->tx_dgrams += e->nbufs;
@@ -345,13 +345,13 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 {
 	const struct kite_engine_dgram *d = &e->burst[di];
 	struct kite_worker_stats *st = e->conf.stats;
-	struct kite_frame f;
+	struct kite_proto_frame f;
 	size_t off = KITE_FRAME_HDR_LEN, used;
 	unsigned int first = e->nent, count = 0;
 	uint8_t status, drop;
 	int rc;
 
-	rc = kite_frame_parse(d->data, d->len, &f);
+	rc = kite_proto_frame_parse(d->data, d->len, &f);
 	if (rc != 0) {
 		if (d->home)
 			st->proto_drops[rc]++;
@@ -359,7 +359,7 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 	}
 	if (d->len == KITE_FRAME_HDR_LEN) {
 		if (d->home)
-			st->proto_drops[KITE_DROP_EMPTY]++;
+			st->proto_drops[KITE_PROTO_DROP_EMPTY]++;
 		return;
 	}
 	while (off < d->len) {
@@ -450,7 +450,7 @@ lookup_run(struct kite_engine *e, unsigned int first)
 	const uint8_t *keys[64];
 	uint16_t keylens[64];
 	uint64_t hashes[64];
-	struct kite_item_view views[64];
+	struct kite_store_view views[64];
 	uint8_t statuses[64];
 	uint16_t start[KITE_MAX_PARTS_PER_WORKER + 1];
 	uint16_t order[KITE_ENGINE_MAX_REQS];
@@ -507,12 +507,12 @@ lookup_run(struct kite_engine *e, unsigned int first)
 }
 
 static void
-reply_value(struct kite_engine *e, const struct entry *q, const struct kite_item_view *v,
+reply_value(struct kite_engine *e, const struct entry *q, const struct kite_store_view *v,
 	    bool with_value)
 {
 	uint8_t flags[4];
 
-	kite_put32(flags, v->flags);
+	kite_proto_put32(flags, v->flags);
 	respond(e, q, KITE_STATUS_OK, v->cas, flags, 4, q->r.want_key ? q->r.key : NULL,
 		q->r.want_key ? q->r.keylen : 0, with_value ? v->value : NULL,
 		with_value ? v->vallen : 0);
@@ -592,7 +592,7 @@ exec_one(struct kite_engine *e, unsigned int i, uint32_t now)
 	const struct kite_engine_dgram *d = &e->burst[q->dgram];
 	struct kite_worker_stats *st = e->conf.stats;
 	struct kite_store *s = NULL;
-	struct kite_item_view v;
+	struct kite_store_view v;
 	uint64_t cas = 0, value;
 	int rc;
 
@@ -665,7 +665,7 @@ exec_one(struct kite_engine *e, unsigned int i, uint32_t now)
 				      &cas);
 		if (rc == KITE_STATUS_OK && !q->r.quiet) {
 			uint8_t body[8];
-			kite_put64(body, value);
+			kite_proto_put64(body, value);
 			respond(e, q, KITE_STATUS_OK, cas, NULL, 0, NULL, 0, body, sizeof(body));
 		} else if (rc != KITE_STATUS_OK) {
 			respond_err(e, q, (uint8_t)rc);

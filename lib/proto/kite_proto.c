@@ -59,38 +59,38 @@ static const struct op_info op_table[256] = {
 	[KITE_OP_TOPOLOGY] = { KITE_CMD_TOPOLOGY, 0 },
 };
 
-static const char *const drop_names[KITE_DROP_MAX] = {
-	[KITE_DROP_NONE] = "none",
-	[KITE_DROP_SHORT_FRAME] = "short_frame",
-	[KITE_DROP_MULTI_DGRAM] = "multi_datagram",
-	[KITE_DROP_EMPTY] = "empty",
-	[KITE_DROP_TRUNC_HDR] = "truncated_header",
-	[KITE_DROP_BAD_MAGIC] = "bad_magic",
-	[KITE_DROP_RES_MAGIC] = "response_magic",
+static const char *const drop_names[KITE_PROTO_DROP_MAX] = {
+	[KITE_PROTO_DROP_NONE] = "none",
+	[KITE_PROTO_DROP_SHORT_FRAME] = "short_frame",
+	[KITE_PROTO_DROP_MULTI_DGRAM] = "multi_datagram",
+	[KITE_PROTO_DROP_EMPTY] = "empty",
+	[KITE_PROTO_DROP_TRUNC_HDR] = "truncated_header",
+	[KITE_PROTO_DROP_BAD_MAGIC] = "bad_magic",
+	[KITE_PROTO_DROP_RES_MAGIC] = "response_magic",
 };
 
 const char *
-kite_proto_drop_name(enum kite_drop_reason r)
+kite_proto_drop_name(enum kite_proto_drop r)
 {
 	/* The enum may hold any int a caller casts in; stats code indexes by it. */
-	if ((unsigned int)r >= KITE_DROP_MAX)
+	if ((unsigned int)r >= KITE_PROTO_DROP_MAX)
 		return "unknown";
 	return drop_names[r];
 }
 
 int
-kite_frame_parse(const uint8_t *p, size_t len, struct kite_frame *f)
+kite_proto_frame_parse(const uint8_t *p, size_t len, struct kite_proto_frame *f)
 {
 	if (p == NULL || f == NULL)
 		return -EINVAL;
 	if (len < KITE_FRAME_HDR_LEN)
-		return KITE_DROP_SHORT_FRAME;
+		return KITE_PROTO_DROP_SHORT_FRAME;
 
 	/* Filled before the checks so a dropped datagram can still be logged by req_id. */
-	f->req_id = kite_get16(p);
-	f->seq = kite_get16(p + 2);
-	f->total = kite_get16(p + 4);
-	f->reserved = kite_get16(p + 6);
+	f->req_id = kite_proto_get16(p);
+	f->seq = kite_proto_get16(p + 2);
+	f->total = kite_proto_get16(p + 4);
+	f->reserved = kite_proto_get16(p + 6);
 
 	/*
 	 * memcached drops any datagram whose total is not 1 but ignores seq.
@@ -98,19 +98,19 @@ kite_frame_parse(const uint8_t *p, size_t len, struct kite_frame *f)
 	 * it too rather than guess which half of the frame is wrong.
 	 */
 	if (f->total != 1 || f->seq != 0)
-		return KITE_DROP_MULTI_DGRAM;
+		return KITE_PROTO_DROP_MULTI_DGRAM;
 	return 0;
 }
 
 void
-kite_frame_write(uint8_t *p, const struct kite_frame *f)
+kite_proto_frame_write(uint8_t *p, const struct kite_proto_frame *f)
 {
 	if (p == NULL || f == NULL)
 		return;
-	kite_put16(p, f->req_id);
-	kite_put16(p + 2, f->seq);
-	kite_put16(p + 4, f->total);
-	kite_put16(p + 6, f->reserved);
+	kite_proto_put16(p, f->req_id);
+	kite_proto_put16(p + 2, f->seq);
+	kite_proto_put16(p + 4, f->total);
+	kite_proto_put16(p + 6, f->reserved);
 }
 
 enum kite_cmd
@@ -183,22 +183,22 @@ decode_extras(struct kite_req *req, const uint8_t *ext)
 	case KITE_CMD_SET:
 	case KITE_CMD_ADD:
 	case KITE_CMD_REPLACE:
-		req->flags = kite_get32(ext);
-		req->exptime = kite_get32(ext + 4);
+		req->flags = kite_proto_get32(ext);
+		req->exptime = kite_proto_get32(ext + 4);
 		break;
 	case KITE_CMD_INCR:
 	case KITE_CMD_DECR:
-		req->delta = kite_get64(ext);
-		req->initial = kite_get64(ext + 8);
-		req->exptime = kite_get32(ext + 16);
+		req->delta = kite_proto_get64(ext);
+		req->initial = kite_proto_get64(ext + 8);
+		req->exptime = kite_proto_get32(ext + 16);
 		break;
 	case KITE_CMD_TOUCH:
 	case KITE_CMD_GAT:
-		req->exptime = kite_get32(ext);
+		req->exptime = kite_proto_get32(ext);
 		break;
 	case KITE_CMD_FLUSH:
 		if (req->extlen == 4)
-			req->exptime = kite_get32(ext);
+			req->exptime = kite_proto_get32(ext);
 		break;
 	default:
 		break;
@@ -221,31 +221,31 @@ kite_proto_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_r
 	memset(req, 0, sizeof(*req));
 	*consumed = 0;
 	*status = KITE_STATUS_OK;
-	*drop = KITE_DROP_NONE;
+	*drop = KITE_PROTO_DROP_NONE;
 
 	if (p == NULL || len == 0) {
-		*drop = KITE_DROP_EMPTY;
+		*drop = KITE_PROTO_DROP_EMPTY;
 		return KITE_PARSE_DROP;
 	}
 	/* Nothing after a DROP is trusted, so the whole remainder counts as consumed. */
 	*consumed = len;
 	if (len < KITE_BIN_HDR_LEN) {
-		*drop = KITE_DROP_TRUNC_HDR;
+		*drop = KITE_PROTO_DROP_TRUNC_HDR;
 		return KITE_PARSE_DROP;
 	}
 	if (p[0] != KITE_MAGIC_REQ) {
-		*drop = p[0] == KITE_MAGIC_RES ? KITE_DROP_RES_MAGIC : KITE_DROP_BAD_MAGIC;
+		*drop = p[0] == KITE_MAGIC_RES ? KITE_PROTO_DROP_RES_MAGIC : KITE_PROTO_DROP_BAD_MAGIC;
 		return KITE_PARSE_DROP;
 	}
 
 	req->opcode = p[1];
-	req->keylen = kite_get16(p + 2);
+	req->keylen = kite_proto_get16(p + 2);
 	req->extlen = p[4];
 	req->datatype = p[5];
-	req->vbucket = kite_get16(p + 6);
-	req->bodylen = kite_get32(p + 8);
-	req->opaque = kite_get32(p + 12);
-	req->cas = kite_get64(p + 16);
+	req->vbucket = kite_proto_get16(p + 6);
+	req->bodylen = kite_proto_get32(p + 8);
+	req->opaque = kite_proto_get32(p + 12);
+	req->cas = kite_proto_get64(p + 16);
 	req->cmd = (uint8_t)kite_proto_cmd(req->opcode, &req->quiet, &req->want_key);
 
 	/*
@@ -329,14 +329,14 @@ kite_proto_write_res_hdr(uint8_t *p, uint8_t opcode, uint16_t keylen, uint8_t ex
 		return;
 	p[0] = KITE_MAGIC_RES;
 	p[1] = opcode;
-	kite_put16(p + 2, keylen);
+	kite_proto_put16(p + 2, keylen);
 	p[4] = extlen;
 	p[5] = 0; /* datatype: raw bytes, as memcached always answers */
-	kite_put16(p + 6, status);
-	kite_put32(p + 8, bodylen);
+	kite_proto_put16(p + 6, status);
+	kite_proto_put32(p + 8, bodylen);
 	/* The opaque is echoed byte for byte, so it goes back in the order it came. */
-	kite_put32(p + 12, opaque);
-	kite_put64(p + 16, cas);
+	kite_proto_put32(p + 12, opaque);
+	kite_proto_put64(p + 16, cas);
 }
 
 void
@@ -347,13 +347,13 @@ kite_proto_write_req_hdr(uint8_t *p, uint8_t opcode, uint16_t keylen, uint8_t ex
 		return;
 	p[0] = KITE_MAGIC_REQ;
 	p[1] = opcode;
-	kite_put16(p + 2, keylen);
+	kite_proto_put16(p + 2, keylen);
 	p[4] = extlen;
 	p[5] = 0;
-	kite_put16(p + 6, vbucket);
-	kite_put32(p + 8, bodylen);
-	kite_put32(p + 12, opaque);
-	kite_put64(p + 16, cas);
+	kite_proto_put16(p + 6, vbucket);
+	kite_proto_put32(p + 8, bodylen);
+	kite_proto_put32(p + 12, opaque);
+	kite_proto_put64(p + 16, cas);
 }
 
 int
@@ -399,12 +399,12 @@ kite_proto_parse_res(const uint8_t *p, size_t len, struct kite_res *res)
 		return -EINVAL;
 
 	res->opcode = p[1];
-	res->keylen = kite_get16(p + 2);
+	res->keylen = kite_proto_get16(p + 2);
 	res->extlen = p[4];
-	res->status = kite_get16(p + 6);
-	res->bodylen = kite_get32(p + 8);
-	res->opaque = kite_get32(p + 12);
-	res->cas = kite_get64(p + 16);
+	res->status = kite_proto_get16(p + 6);
+	res->bodylen = kite_proto_get32(p + 8);
+	res->opaque = kite_proto_get32(p + 12);
+	res->cas = kite_proto_get64(p + 16);
 
 	/* A header that contradicts itself is wrong however many bytes follow. */
 	if ((uint32_t)res->keylen + res->extlen > res->bodylen)

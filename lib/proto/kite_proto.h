@@ -108,7 +108,7 @@ enum kite_cmd {
 };
 
 /** Host-order view of the 8-byte memcached UDP frame header. */
-struct kite_frame {
+struct kite_proto_frame {
 	uint16_t req_id;   /**< offset 0: echoed in every reply datagram */
 	uint16_t seq;      /**< offset 2: datagram number within the message */
 	uint16_t total;    /**< offset 4: datagrams in the message */
@@ -150,28 +150,28 @@ enum kite_parse_result {
 };
 
 /** Why the rest of a datagram was dropped. Indexes the drop counters. */
-enum kite_drop_reason {
-	KITE_DROP_NONE = 0,
-	KITE_DROP_SHORT_FRAME,    /**< datagram shorter than the 8-byte frame */
-	KITE_DROP_MULTI_DGRAM,    /**< frame total != 1 or seq != 0 */
-	KITE_DROP_EMPTY,          /**< frame header and nothing else */
-	KITE_DROP_TRUNC_HDR,      /**< fewer than 24 bytes left for a header */
-	KITE_DROP_BAD_MAGIC,      /**< first byte neither 0x80 nor 0x81 */
-	KITE_DROP_RES_MAGIC,      /**< response magic 0x81 in a request */
-	KITE_DROP_MAX,
+enum kite_proto_drop {
+	KITE_PROTO_DROP_NONE = 0,
+	KITE_PROTO_DROP_SHORT_FRAME,    /**< datagram shorter than the 8-byte frame */
+	KITE_PROTO_DROP_MULTI_DGRAM,    /**< frame total != 1 or seq != 0 */
+	KITE_PROTO_DROP_EMPTY,          /**< frame header and nothing else */
+	KITE_PROTO_DROP_TRUNC_HDR,      /**< fewer than 24 bytes left for a header */
+	KITE_PROTO_DROP_BAD_MAGIC,      /**< first byte neither 0x80 nor 0x81 */
+	KITE_PROTO_DROP_RES_MAGIC,      /**< response magic 0x81 in a request */
+	KITE_PROTO_DROP_MAX,
 };
 
 /** Human-readable name of a drop reason (for stats). */
-const char *kite_proto_drop_name(enum kite_drop_reason r);
+const char *kite_proto_drop_name(enum kite_proto_drop r);
 
 /**
  * Decode a frame header.
- * @return 0, or KITE_DROP_SHORT_FRAME / KITE_DROP_MULTI_DGRAM.
+ * @return 0, or KITE_PROTO_DROP_SHORT_FRAME / KITE_PROTO_DROP_MULTI_DGRAM.
  */
-int kite_frame_parse(const uint8_t *p, size_t len, struct kite_frame *f);
+int kite_proto_frame_parse(const uint8_t *p, size_t len, struct kite_proto_frame *f);
 
 /** Encode a frame header into 8 bytes at p. */
-void kite_frame_write(uint8_t *p, const struct kite_frame *f);
+void kite_proto_frame_write(uint8_t *p, const struct kite_proto_frame *f);
 
 /**
  * Decode the request at the head of p[0..len).
@@ -230,32 +230,32 @@ int kite_proto_parse_res(const uint8_t *p, size_t len, struct kite_res *res);
 
 /** Big-endian helpers shared by every user of the wire format. */
 static inline uint16_t
-kite_get16(const uint8_t *p)
+kite_proto_get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
 static inline uint32_t
-kite_get32(const uint8_t *p)
+kite_proto_get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 static inline uint64_t
-kite_get64(const uint8_t *p)
+kite_proto_get64(const uint8_t *p)
 {
-	return (uint64_t)kite_get32(p) << 32 | kite_get32(p + 4);
+	return (uint64_t)kite_proto_get32(p) << 32 | kite_proto_get32(p + 4);
 }
 
 static inline void
-kite_put16(uint8_t *p, uint16_t v)
+kite_proto_put16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
 }
 
 static inline void
-kite_put32(uint8_t *p, uint32_t v)
+kite_proto_put32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
 	p[1] = (uint8_t)(v >> 16);
@@ -264,10 +264,10 @@ kite_put32(uint8_t *p, uint32_t v)
 }
 
 static inline void
-kite_put64(uint8_t *p, uint64_t v)
+kite_proto_put64(uint8_t *p, uint64_t v)
 {
-	kite_put32(p, (uint32_t)(v >> 32));
-	kite_put32(p + 4, (uint32_t)v);
+	kite_proto_put32(p, (uint32_t)(v >> 32));
+	kite_proto_put32(p + 4, (uint32_t)v);
 }
 
 #endif /* KITE_PROTO_H */

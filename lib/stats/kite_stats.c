@@ -123,7 +123,7 @@ kite_stats_emit(const struct kite_stats_src *src, uint32_t now, kite_stats_emit_
 	}
 	emit_u64(emit, arg, "kite_error_replies", w.err_replies);
 	emit_u64(emit, arg, "kite_unknown_commands", w.unknown_cmd);
-	for (unsigned int r = 1; r < KITE_DROP_MAX; r++) {
+	for (unsigned int r = 1; r < KITE_PROTO_DROP_MAX; r++) {
 		snprintf(name, sizeof(name), "kite_drop_%s", kite_proto_drop_name(r));
 		emit_u64(emit, arg, name, w.proto_drops[r]);
 	}

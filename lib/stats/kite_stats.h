@@ -31,7 +31,7 @@ struct kite_worker_stats {
 	uint64_t cmd[KITE_CMD_MAX]; /**< requests by command class */
 	uint64_t err_replies;     /**< error statuses sent for malformed requests */
 	uint64_t unknown_cmd;     /**< UNKNOWN_COMMAND replies */
-	uint64_t proto_drops[KITE_DROP_MAX]; /**< datagram remainders dropped, by reason */
+	uint64_t proto_drops[KITE_PROTO_DROP_MAX]; /**< datagram remainders dropped, by reason */
 	uint64_t handoff_out;     /**< datagrams handed to another worker */
 	uint64_t handoff_in;      /**< datagrams received from another worker */
 	uint64_t handoff_full;    /**< handoffs dropped: owner's ring full */

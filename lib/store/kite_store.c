@@ -138,7 +138,7 @@ abs_time(const struct kite_store *s, uint32_t exptime)
 }
 
 static inline void
-fill_view(struct item *it, struct kite_item_view *v)
+fill_view(struct item *it, struct kite_store_view *v)
 {
 	v->value = item_value(it);
 	v->vallen = it->vallen;
@@ -710,7 +710,7 @@ kite_store_hash(const struct kite_store *s, const void *key, uint16_t keylen)
 
 int
 kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-	       struct kite_item_view *v)
+	       struct kite_store_view *v)
 {
 	struct item *slot;
 	struct item *it = find(s, key, keylen, hash, &slot);
@@ -729,7 +729,7 @@ kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint64_t 
 
 void
 kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint16_t *keylens,
-		    const uint64_t *hashes, unsigned int n, struct kite_item_view *views,
+		    const uint64_t *hashes, unsigned int n, struct kite_store_view *views,
 		    uint8_t *statuses)
 {
 	const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
@@ -787,7 +787,7 @@ kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint
 
 int
 kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		 uint32_t exptime, struct kite_item_view *v)
+		 uint32_t exptime, struct kite_store_view *v)
 {
 	struct item *slot;
 	struct item *it = find(s, key, keylen, hash, &slot);

@@ -70,7 +70,7 @@ struct kite_store_stats {
 };
 
 /** A found item. Valid until the next mutating call on the same store. */
-struct kite_item_view {
+struct kite_store_view {
 	const uint8_t *value;
 	uint32_t vallen;
 	uint32_t flags;
@@ -108,7 +108,7 @@ uint64_t kite_store_hash(const struct kite_store *s, const void *key, uint16_t k
  * @return KITE_STATUS_OK or KITE_STATUS_KEY_ENOENT (missing, expired, flushed).
  */
 int kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		   struct kite_item_view *v);
+		   struct kite_store_view *v);
 
 /**
  * Bulk form of kite_store_get() for up to 64 keys, one rte_hash bulk lookup.
@@ -116,14 +116,14 @@ int kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint6
  */
 void kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys,
 			 const uint16_t *keylens, const uint64_t *hashes, unsigned int n,
-			 struct kite_item_view *views, uint8_t *statuses);
+			 struct kite_store_view *views, uint8_t *statuses);
 
 /**
  * Get and update the expiry (TOUCH/GAT). exptime as in the protocol.
  * @return KITE_STATUS_OK or KITE_STATUS_KEY_ENOENT.
  */
 int kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		     uint32_t exptime, struct kite_item_view *v);
+		     uint32_t exptime, struct kite_store_view *v);
 
 /**
  * SET/ADD/REPLACE/APPEND/PREPEND with memcached's semantics, including a

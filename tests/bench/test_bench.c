@@ -258,7 +258,7 @@ mini_serve(struct mini *m, const uint8_t *req, uint32_t len, uint8_t *out)
 			}
 			kite_proto_write_res_hdr(out + o, r.opcode, 0, 4, 0, 4 + m->len[k],
 						 r.opaque, 1);
-			kite_put32(out + o + KITE_BIN_HDR_LEN, m->flags[k]);
+			kite_proto_put32(out + o + KITE_BIN_HDR_LEN, m->flags[k]);
 			memcpy(out + o + KITE_BIN_HDR_LEN + 4, m->val[k], m->len[k]);
 			if (m->corrupt)
 				out[o + KITE_BIN_HDR_LEN + 4 + m->len[k] - 1] ^= 1;
@@ -288,9 +288,9 @@ deliver(struct gen *g, const uint8_t *msg, uint32_t len, unsigned int parts, uin
 	for (int i = (int)parts - 1; i >= 0; i--) {
 		uint32_t a = (uint32_t)i * chunk, n = body - a < chunk ? body - a : chunk;
 		memcpy(dg, msg, 2);
-		kite_put16(dg + 2, (uint16_t)i);
-		kite_put16(dg + 4, (uint16_t)parts);
-		kite_put16(dg + 6, 0);
+		kite_proto_put16(dg + 2, (uint16_t)i);
+		kite_proto_put16(dg + 4, (uint16_t)parts);
+		kite_proto_put16(dg + 6, 0);
 		memcpy(dg + KITE_FRAME_HDR_LEN, msg + KITE_FRAME_HDR_LEN + a, n);
 		gen_rx(g, dg, KITE_FRAME_HDR_LEN + n, now);
 	}

@@ -72,7 +72,7 @@ check_ok_request(const uint8_t *p, size_t len, const struct kite_req *r, size_t 
 }
 
 static void
-walk_requests(const uint8_t *data, size_t size, const struct kite_frame *f)
+walk_requests(const uint8_t *data, size_t size, const struct kite_proto_frame *f)
 {
 	/* The frame's reserved field picks the value limit, so E2BIG gets explored too. */
 	uint32_t max_value = f->reserved != 0 ? f->reserved : 1u << 20;
@@ -88,22 +88,22 @@ walk_requests(const uint8_t *data, size_t size, const struct kite_frame *f)
 
 		check(consumed <= left);
 		check(strlen(kite_proto_status_str(status)) < 64);
-		check(kite_proto_drop_name((enum kite_drop_reason)drop)[0] != '\0');
+		check(kite_proto_drop_name((enum kite_proto_drop)drop)[0] != '\0');
 		switch (res) {
 		case KITE_PARSE_OK:
-			check(status == KITE_STATUS_OK && drop == KITE_DROP_NONE);
+			check(status == KITE_STATUS_OK && drop == KITE_PROTO_DROP_NONE);
 			check_ok_request(data + off, left, &req, consumed);
 			break;
 		case KITE_PARSE_ERR_REPLY:
-			check(status != KITE_STATUS_OK && drop == KITE_DROP_NONE);
+			check(status != KITE_STATUS_OK && drop == KITE_PROTO_DROP_NONE);
 			check(consumed == KITE_BIN_HDR_LEN + (size_t)req.bodylen);
 			break;
 		case KITE_PARSE_ERR_STOP:
-			check(status != KITE_STATUS_OK && drop == KITE_DROP_NONE);
+			check(status != KITE_STATUS_OK && drop == KITE_PROTO_DROP_NONE);
 			return;
 		case KITE_PARSE_DROP:
-			check(drop != KITE_DROP_NONE && drop < KITE_DROP_MAX);
-			check((left == 0) == (drop == KITE_DROP_EMPTY));
+			check(drop != KITE_PROTO_DROP_NONE && drop < KITE_PROTO_DROP_MAX);
+			check((left == 0) == (drop == KITE_PROTO_DROP_EMPTY));
 			return;
 		default:
 			abort();
@@ -153,15 +153,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct kite_frame f;
+	struct kite_proto_frame f;
 
 	/* libFuzzer passes a real buffer even for empty inputs; be sure anyway. */
 	if (data == NULL)
 		return 0;
-	int rc = kite_frame_parse(data, size, &f);
+	int rc = kite_proto_frame_parse(data, size, &f);
 
-	check(rc == 0 || rc == KITE_DROP_SHORT_FRAME || rc == KITE_DROP_MULTI_DGRAM);
-	check((rc == KITE_DROP_SHORT_FRAME) == (size < KITE_FRAME_HDR_LEN));
+	check(rc == 0 || rc == KITE_PROTO_DROP_SHORT_FRAME || rc == KITE_PROTO_DROP_MULTI_DGRAM);
+	check((rc == KITE_PROTO_DROP_SHORT_FRAME) == (size < KITE_FRAME_HDR_LEN));
 	if (rc == 0)
 		walk_requests(data, size, &f);
 

@@ -452,13 +452,13 @@ test_errors_and_next_request(void **state)
 	assert_int_equal(r[0].status, KITE_STATUS_EINVAL);
 
 	/* Bad magic drops the rest; the next datagram is served normally. */
-	uint64_t drops = wstats.proto_drops[KITE_DROP_BAD_MAGIC];
+	uint64_t drops = wstats.proto_drops[KITE_PROTO_DROP_BAD_MAGIC];
 	dg_start(&d, 7);
 	dg_req(&d, KITE_OP_NOOP, 4, 0, NULL, 0, NULL, NULL, 0);
 	d.b[8] = 0x42;
 	run(e, &d);
 	assert_int_equal(n_out, 0);
-	assert_int_equal(wstats.proto_drops[KITE_DROP_BAD_MAGIC], drops + 1);
+	assert_int_equal(wstats.proto_drops[KITE_PROTO_DROP_BAD_MAGIC], drops + 1);
 	dg_start(&d, 8);
 	dg_req(&d, KITE_OP_GET, 5, 0, NULL, 0, "after", NULL, 0);
 	run(e, &d);
@@ -467,13 +467,13 @@ test_errors_and_next_request(void **state)
 	assert_memory_equal(r[0].body + 4, "ok", 2);
 
 	/* A frame that says total != 1 is dropped and counted. */
-	drops = wstats.proto_drops[KITE_DROP_MULTI_DGRAM];
+	drops = wstats.proto_drops[KITE_PROTO_DROP_MULTI_DGRAM];
 	dg_start(&d, 9);
 	dg_req(&d, KITE_OP_NOOP, 6, 0, NULL, 0, NULL, NULL, 0);
 	d.b[5] = 2;
 	run(e, &d);
 	assert_int_equal(n_out, 0);
-	assert_int_equal(wstats.proto_drops[KITE_DROP_MULTI_DGRAM], drops + 1);
+	assert_int_equal(wstats.proto_drops[KITE_PROTO_DROP_MULTI_DGRAM], drops + 1);
 	kite_engine_free(e);
 }
 

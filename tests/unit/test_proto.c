@@ -116,13 +116,13 @@ put_req(uint8_t *p, uint8_t opcode, uint8_t extlen, uint16_t keylen, uint32_t va
 static void
 test_frame_parse_null(void **state)
 {
-	struct kite_frame f;
+	struct kite_proto_frame f;
 	uint8_t d[8] = { 0, 1, 0, 0, 0, 1, 0, 0 };
 
 	(void)state;
-	assert_int_equal(kite_frame_parse(NULL, 8, &f), -EINVAL);
-	assert_int_equal(kite_frame_parse(d, sizeof(d), NULL), -EINVAL);
-	assert_int_equal(kite_frame_parse(NULL, 0, NULL), -EINVAL);
+	assert_int_equal(kite_proto_frame_parse(NULL, 8, &f), -EINVAL);
+	assert_int_equal(kite_proto_frame_parse(d, sizeof(d), NULL), -EINVAL);
+	assert_int_equal(kite_proto_frame_parse(NULL, 0, NULL), -EINVAL);
 }
 
 static void
@@ -146,7 +146,7 @@ test_parse_null(void **state)
 	/* A NULL datagram is an empty one, whatever length comes with it. */
 	struct parsed r = parse(NULL, 100, 0);
 	assert_int_equal(r.res, KITE_PARSE_DROP);
-	assert_int_equal(r.drop, KITE_DROP_EMPTY);
+	assert_int_equal(r.drop, KITE_PROTO_DROP_EMPTY);
 	assert_int_equal(r.consumed, 0);
 }
 
@@ -222,12 +222,12 @@ static void
 test_write_null(void **state)
 {
 	uint8_t d[8];
-	struct kite_frame f = { 1, 0, 1, 0 };
+	struct kite_proto_frame f = { 1, 0, 1, 0 };
 
 	(void)state;
 	memset(d, 0xaa, sizeof(d));
-	kite_frame_write(d, NULL);
-	kite_frame_write(NULL, &f);
+	kite_proto_frame_write(d, NULL);
+	kite_proto_frame_write(NULL, &f);
 	kite_proto_write_res_hdr(NULL, 0, 0, 0, 0, 0, 0, 0);
 	kite_proto_write_req_hdr(NULL, 0, 0, 0, 0, 0, 0, 0);
 	for (unsigned int i = 0; i < sizeof(d); i++)
@@ -238,9 +238,9 @@ static void
 test_names_out_of_range(void **state)
 {
 	(void)state;
-	assert_string_equal(kite_proto_drop_name(KITE_DROP_MAX), "unknown");
-	assert_string_equal(kite_proto_drop_name((enum kite_drop_reason)(-1)), "unknown");
-	assert_string_equal(kite_proto_drop_name((enum kite_drop_reason)1000), "unknown");
+	assert_string_equal(kite_proto_drop_name(KITE_PROTO_DROP_MAX), "unknown");
+	assert_string_equal(kite_proto_drop_name((enum kite_proto_drop)(-1)), "unknown");
+	assert_string_equal(kite_proto_drop_name((enum kite_proto_drop)1000), "unknown");
 	assert_string_equal(kite_proto_status_str(0x08), "");
 	assert_string_equal(kite_proto_status_str(0x20), "");
 	assert_string_equal(kite_proto_status_str(0xff), "");
@@ -252,53 +252,53 @@ test_names_out_of_range(void **state)
 static void
 test_frame_short(void **state)
 {
-	struct kite_frame f;
+	struct kite_proto_frame f;
 	uint8_t d[8] = { 0x12, 0x34, 0, 0, 0, 1, 0, 0 };
 
 	(void)state;
 	for (size_t len = 0; len < KITE_FRAME_HDR_LEN; len++)
-		assert_int_equal(kite_frame_parse(d, len, &f), KITE_DROP_SHORT_FRAME);
+		assert_int_equal(kite_proto_frame_parse(d, len, &f), KITE_PROTO_DROP_SHORT_FRAME);
 }
 
 static void
 test_frame_ok(void **state)
 {
-	struct kite_frame f;
+	struct kite_proto_frame f;
 	uint8_t d[10] = { 0x12, 0x34, 0, 0, 0, 1, 0xbe, 0xef, 0x80, 0 };
 
 	(void)state;
-	assert_int_equal(kite_frame_parse(d, 8, &f), 0);
+	assert_int_equal(kite_proto_frame_parse(d, 8, &f), 0);
 	assert_int_equal(f.req_id, 0x1234);
 	assert_int_equal(f.seq, 0);
 	assert_int_equal(f.total, 1);
 	/* memcached ignores the reserved field; so do we. */
 	assert_int_equal(f.reserved, 0xbeef);
-	assert_int_equal(kite_frame_parse(d, sizeof(d), &f), 0);
+	assert_int_equal(kite_proto_frame_parse(d, sizeof(d), &f), 0);
 
 	/* A frame with nothing behind it: the request parser reports it empty. */
 	struct parsed r = parse(d + 8, 0, 0);
 	assert_int_equal(r.res, KITE_PARSE_DROP);
-	assert_int_equal(r.drop, KITE_DROP_EMPTY);
+	assert_int_equal(r.drop, KITE_PROTO_DROP_EMPTY);
 }
 
 static void
 test_frame_multi(void **state)
 {
-	struct kite_frame f;
+	struct kite_proto_frame f;
 	uint8_t total2[8] = { 0, 7, 0, 0, 0, 2, 0, 0 };
 	uint8_t total0[8] = { 0, 7, 0, 0, 0, 0, 0, 0 };
 	uint8_t seq1[8] = { 0, 7, 0, 1, 0, 1, 0, 0 };
 	uint8_t total256[8] = { 0, 7, 0, 0, 1, 1, 0, 0 };
 
 	(void)state;
-	assert_int_equal(kite_frame_parse(total2, 8, &f), KITE_DROP_MULTI_DGRAM);
+	assert_int_equal(kite_proto_frame_parse(total2, 8, &f), KITE_PROTO_DROP_MULTI_DGRAM);
 	/* The header is still decoded so the drop can be attributed. */
 	assert_int_equal(f.req_id, 7);
 	assert_int_equal(f.total, 2);
-	assert_int_equal(kite_frame_parse(total0, 8, &f), KITE_DROP_MULTI_DGRAM);
-	assert_int_equal(kite_frame_parse(seq1, 8, &f), KITE_DROP_MULTI_DGRAM);
+	assert_int_equal(kite_proto_frame_parse(total0, 8, &f), KITE_PROTO_DROP_MULTI_DGRAM);
+	assert_int_equal(kite_proto_frame_parse(seq1, 8, &f), KITE_PROTO_DROP_MULTI_DGRAM);
 	assert_int_equal(f.seq, 1);
-	assert_int_equal(kite_frame_parse(total256, 8, &f), KITE_DROP_MULTI_DGRAM);
+	assert_int_equal(kite_proto_frame_parse(total256, 8, &f), KITE_PROTO_DROP_MULTI_DGRAM);
 	assert_int_equal(f.total, 0x101);
 }
 
@@ -307,12 +307,12 @@ test_frame_write(void **state)
 {
 	uint8_t d[8];
 	const uint8_t want[8] = { 0xab, 0xcd, 0x00, 0x02, 0x00, 0x03, 0x00, 0x00 };
-	struct kite_frame f = { .req_id = 0xabcd, .seq = 2, .total = 3, .reserved = 0 }, g;
+	struct kite_proto_frame f = { .req_id = 0xabcd, .seq = 2, .total = 3, .reserved = 0 }, g;
 
 	(void)state;
-	kite_frame_write(d, &f);
+	kite_proto_frame_write(d, &f);
 	assert_memory_equal(d, want, sizeof(want));
-	assert_int_equal(kite_frame_parse(d, sizeof(d), &g), KITE_DROP_MULTI_DGRAM);
+	assert_int_equal(kite_proto_frame_parse(d, sizeof(d), &g), KITE_PROTO_DROP_MULTI_DGRAM);
 	assert_memory_equal(&f, &g, sizeof(f));
 }
 
@@ -416,7 +416,7 @@ test_parse_every_opcode(void **state)
 
 		assert_int_equal(r.res, KITE_PARSE_OK);
 		assert_int_equal(r.status, KITE_STATUS_OK);
-		assert_int_equal(r.drop, KITE_DROP_NONE);
+		assert_int_equal(r.drop, KITE_PROTO_DROP_NONE);
 		assert_int_equal(r.consumed, n);
 		assert_int_equal(r.req.opcode, oc->opcode);
 		assert_int_equal(r.req.cmd, oc->cmd);
@@ -439,7 +439,7 @@ test_parse_header_fields(void **state)
 	size_t n = kite_proto_build_req(buf, BIG, KITE_OP_GETK, 0xdeadbeef,
 					UINT64_C(0x0102030405060708), NULL, 0, "foo", 3, NULL, 0);
 	buf[5] = 0x01;		     /* datatype */
-	kite_put16(buf + 6, 0x0bcd); /* vbucket */
+	kite_proto_put16(buf + 6, 0x0bcd); /* vbucket */
 	struct parsed r = parse(buf, n, 0);
 
 	assert_int_equal(r.res, KITE_PARSE_OK);
@@ -457,8 +457,8 @@ test_parse_set_extras(void **state)
 	uint8_t ext[8];
 
 	(void)state;
-	kite_put32(ext, 0xdeadbeef);
-	kite_put32(ext + 4, 3600);
+	kite_proto_put32(ext, 0xdeadbeef);
+	kite_proto_put32(ext + 4, 3600);
 	int n = kite_proto_build_req(buf, BIG, KITE_OP_SETQ, 5, 0, ext, 8, "foo", 3, "bar", 3);
 	assert_int_equal(n, 24 + 8 + 3 + 3);
 	struct parsed r = parse(buf, (size_t)n, 3);
@@ -484,9 +484,9 @@ test_parse_incr_extras(void **state)
 	uint8_t ext[20];
 
 	(void)state;
-	kite_put64(ext, UINT64_C(0x1122334455667788));
-	kite_put64(ext + 8, 42);
-	kite_put32(ext + 16, KITE_DELTA_NO_CREATE);
+	kite_proto_put64(ext, UINT64_C(0x1122334455667788));
+	kite_proto_put64(ext + 8, 42);
+	kite_proto_put32(ext + 16, KITE_DELTA_NO_CREATE);
 	int n = kite_proto_build_req(buf, BIG, KITE_OP_DECREMENTQ, 5, 0, ext, 20, "ctr", 3, NULL,
 				     0);
 	struct parsed r = parse(buf, (size_t)n, 0);
@@ -507,7 +507,7 @@ test_parse_touch_gat_extras(void **state)
 	uint8_t ext[4];
 
 	(void)state;
-	kite_put32(ext, KITE_REALTIME_MAXDELTA + 1);
+	kite_proto_put32(ext, KITE_REALTIME_MAXDELTA + 1);
 	for (size_t i = 0; i < sizeof(touch_ops); i++) {
 		int n = kite_proto_build_req(buf, BIG, touch_ops[i], 5, 0, ext, 4, "key", 3, NULL,
 					     0);
@@ -525,7 +525,7 @@ test_parse_flush_extras(void **state)
 	uint8_t ext[4];
 
 	(void)state;
-	kite_put32(ext, 10);
+	kite_proto_put32(ext, 10);
 	int n = kite_proto_build_req(buf, BIG, KITE_OP_FLUSH, 5, 0, ext, 4, NULL, 0, NULL, 0);
 	struct parsed r = parse(buf, (size_t)n, 0);
 	assert_int_equal(r.res, KITE_PARSE_OK);
@@ -614,7 +614,7 @@ test_parse_pipeline(void **state)
 	/* The end of the datagram is reported as empty, not as a bad request. */
 	struct parsed r = parse(buf + off, 0, 0);
 	assert_int_equal(r.res, KITE_PARSE_DROP);
-	assert_int_equal(r.drop, KITE_DROP_EMPTY);
+	assert_int_equal(r.drop, KITE_PROTO_DROP_EMPTY);
 }
 
 /* ---- malformed requests ------------------------------------------------ */
@@ -628,11 +628,11 @@ test_parse_empty_and_truncated(void **state)
 
 	assert_int_equal(n, 24);
 	assert_int_equal(r.res, KITE_PARSE_DROP);
-	assert_int_equal(r.drop, KITE_DROP_EMPTY);
+	assert_int_equal(r.drop, KITE_PROTO_DROP_EMPTY);
 	for (size_t len = 1; len < KITE_BIN_HDR_LEN; len++) {
 		r = parse(buf, len, 0);
 		assert_int_equal(r.res, KITE_PARSE_DROP);
-		assert_int_equal(r.drop, KITE_DROP_TRUNC_HDR);
+		assert_int_equal(r.drop, KITE_PROTO_DROP_TRUNC_HDR);
 		assert_int_equal(r.consumed, len);
 	}
 }
@@ -650,7 +650,7 @@ test_parse_bad_magic(void **state)
 
 		assert_int_equal(r.res, KITE_PARSE_DROP);
 		assert_int_equal(r.drop,
-				 m == KITE_MAGIC_RES ? KITE_DROP_RES_MAGIC : KITE_DROP_BAD_MAGIC);
+				 m == KITE_MAGIC_RES ? KITE_PROTO_DROP_RES_MAGIC : KITE_PROTO_DROP_BAD_MAGIC);
 		assert_int_equal(r.consumed, n);
 	}
 }
@@ -661,7 +661,7 @@ test_parse_body_past_datagram(void **state)
 	(void)state;
 	size_t n = put_req(buf, KITE_OP_SET, 8, 3, 3, 0x77);
 	/* Claim one byte more than the datagram carries. */
-	kite_put32(buf + 8, 8 + 3 + 3 + 1);
+	kite_proto_put32(buf + 8, 8 + 3 + 3 + 1);
 	struct parsed r = parse(buf, n, 1024);
 
 	assert_int_equal(r.res, KITE_PARSE_ERR_STOP);
@@ -676,7 +676,7 @@ test_parse_body_past_datagram(void **state)
 	static const uint32_t lies[] = { 0x7fffffff, 0xffffffff, 0xffffffe8, 0x80000000 };
 	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
 		n = put_req(buf, KITE_OP_GET, 0, 3, 0, 0x78);
-		kite_put32(buf + 8, lies[i]);
+		kite_proto_put32(buf + 8, lies[i]);
 		r = parse(buf, n, UINT32_MAX);
 		assert_int_equal(r.res, KITE_PARSE_ERR_STOP);
 		assert_int_equal(r.status, KITE_STATUS_EINVAL);
@@ -698,18 +698,18 @@ test_parse_body_short_of_datagram(void **state)
 	assert_int_equal(r.consumed, 24);
 	r = parse(buf + 24, 5, 0);
 	assert_int_equal(r.res, KITE_PARSE_DROP);
-	assert_int_equal(r.drop, KITE_DROP_TRUNC_HDR);
+	assert_int_equal(r.drop, KITE_PROTO_DROP_TRUNC_HDR);
 
 	/* A SET that claims less body than it sends: the tail is the next header. */
 	n = put_req(buf, KITE_OP_SET, 8, 3, 30, 2);
-	kite_put32(buf + 8, 8 + 3 + 2);
+	kite_proto_put32(buf + 8, 8 + 3 + 2);
 	r = parse(buf, n, 1024);
 	assert_int_equal(r.res, KITE_PARSE_OK);
 	assert_int_equal(r.consumed, 24 + 13);
 	assert_int_equal(r.req.vallen, 2);
 	r = parse(buf + r.consumed, n - r.consumed, 1024);
 	assert_int_equal(r.res, KITE_PARSE_DROP);
-	assert_int_equal(r.drop, KITE_DROP_BAD_MAGIC); /* 'v' is not 0x80 */
+	assert_int_equal(r.drop, KITE_PROTO_DROP_BAD_MAGIC); /* 'v' is not 0x80 */
 }
 
 static void
@@ -718,7 +718,7 @@ test_parse_key_ext_past_body(void **state)
 	(void)state;
 	/* keylen 3 with bodylen 2; the datagram itself is long enough. */
 	size_t n = put_req(buf, KITE_OP_GET, 0, 3, 0, 0x55);
-	kite_put32(buf + 8, 2);
+	kite_proto_put32(buf + 8, 2);
 	struct parsed r = parse(buf, n, 0);
 
 	assert_int_equal(r.res, KITE_PARSE_ERR_REPLY);
@@ -728,7 +728,7 @@ test_parse_key_ext_past_body(void **state)
 
 	/* extlen alone past the body. */
 	n = put_req(buf, KITE_OP_SET, 8, 3, 0, 0x56);
-	kite_put32(buf + 8, 7);
+	kite_proto_put32(buf + 8, 7);
 	r = parse(buf, n, 1024);
 	assert_int_equal(r.res, KITE_PARSE_ERR_REPLY);
 	assert_int_equal(r.status, KITE_STATUS_UNKNOWN_COMMAND); /* as memcached */
@@ -736,7 +736,7 @@ test_parse_key_ext_past_body(void **state)
 
 	/* Same for an opcode we do not know: the header is judged first. */
 	n = put_req(buf, 0xe3, 4, 4, 0, 0x57);
-	kite_put32(buf + 8, 7);
+	kite_proto_put32(buf + 8, 7);
 	r = parse(buf, n, 0);
 	assert_int_equal(r.res, KITE_PARSE_ERR_REPLY);
 	assert_int_equal(r.status, KITE_STATUS_UNKNOWN_COMMAND); /* as memcached */
@@ -983,13 +983,13 @@ static void
 test_drop_names(void **state)
 {
 	(void)state;
-	assert_string_equal(kite_proto_drop_name(KITE_DROP_NONE), "none");
-	assert_string_equal(kite_proto_drop_name(KITE_DROP_SHORT_FRAME), "short_frame");
-	assert_string_equal(kite_proto_drop_name(KITE_DROP_MULTI_DGRAM), "multi_datagram");
-	assert_string_equal(kite_proto_drop_name(KITE_DROP_EMPTY), "empty");
-	assert_string_equal(kite_proto_drop_name(KITE_DROP_TRUNC_HDR), "truncated_header");
-	assert_string_equal(kite_proto_drop_name(KITE_DROP_BAD_MAGIC), "bad_magic");
-	assert_string_equal(kite_proto_drop_name(KITE_DROP_RES_MAGIC), "response_magic");
+	assert_string_equal(kite_proto_drop_name(KITE_PROTO_DROP_NONE), "none");
+	assert_string_equal(kite_proto_drop_name(KITE_PROTO_DROP_SHORT_FRAME), "short_frame");
+	assert_string_equal(kite_proto_drop_name(KITE_PROTO_DROP_MULTI_DGRAM), "multi_datagram");
+	assert_string_equal(kite_proto_drop_name(KITE_PROTO_DROP_EMPTY), "empty");
+	assert_string_equal(kite_proto_drop_name(KITE_PROTO_DROP_TRUNC_HDR), "truncated_header");
+	assert_string_equal(kite_proto_drop_name(KITE_PROTO_DROP_BAD_MAGIC), "bad_magic");
+	assert_string_equal(kite_proto_drop_name(KITE_PROTO_DROP_RES_MAGIC), "response_magic");
 }
 
 /* ---- encoders and the response parser ---------------------------------- */

@@ -83,7 +83,7 @@ test_sums(void **state)
 	b.busy_cycles = 1000;
 	a.served = 10;
 	b.served = 10;
-	b.proto_drops[KITE_DROP_BAD_MAGIC] = 2;
+	b.proto_drops[KITE_PROTO_DROP_BAD_MAGIC] = 2;
 	for (int i = 0; i < 2; i++) {
 		memset(&p, 0, sizeof(p));
 		p.name = i ? "tstat1" : "tstat0";

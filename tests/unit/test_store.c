@@ -89,7 +89,7 @@ set(struct kite_store *s, const char *key, const char *val)
 }
 
 static int
-get(struct kite_store *s, const char *key, struct kite_item_view *v)
+get(struct kite_store *s, const char *key, struct kite_store_view *v)
 {
 	return kite_store_get(s, key, (uint16_t)strlen(key), h(s, key), v);
 }
@@ -98,7 +98,7 @@ get(struct kite_store *s, const char *key, struct kite_item_view *v)
 static void
 expect_val(struct kite_store *s, const char *key, const char *val, uint32_t flags)
 {
-	struct kite_item_view v;
+	struct kite_store_view v;
 
 	assert_int_equal(get(s, key, &v), KITE_STATUS_OK);
 	assert_int_equal(v.vallen, strlen(val));
@@ -111,7 +111,7 @@ expect_val(struct kite_store *s, const char *key, const char *val, uint32_t flag
 static void
 expect_miss(struct kite_store *s, const char *key)
 {
-	struct kite_item_view v;
+	struct kite_store_view v;
 
 	assert_int_equal(get(s, key, &v), KITE_STATUS_KEY_ENOENT);
 }
@@ -270,7 +270,7 @@ static void
 test_set_get_overwrite(void **state)
 {
 	struct kite_store *s = mk("sgo", 1 << 20, 4096, 0);
-	struct kite_item_view v;
+	struct kite_store_view v;
 	struct kite_store_stats st;
 	uint64_t c1, c2;
 	const uint8_t bin[5] = { 0, 1, 0xff, ' ', 0 };
@@ -486,7 +486,7 @@ test_delta_parse(void **state)
 		{ "1-", KITE_STATUS_DELTA_BADVAL, 0, "1-" },
 	};
 	struct kite_store *s = mk("dpar", 1 << 20, 4096, 0);
-	struct kite_item_view v;
+	struct kite_store_view v;
 	uint64_t val, cas;
 	size_t i;
 
@@ -519,7 +519,7 @@ test_delta(void **state)
 {
 	struct kite_store *s = mk("delta", 1 << 20, 4096, 0);
 	struct kite_store_stats st;
-	struct kite_item_view v;
+	struct kite_store_view v;
 	uint64_t val, cas, cas2;
 
 	(void)state;
@@ -609,7 +609,7 @@ static void
 test_ttl_touch(void **state)
 {
 	struct kite_store *s = mk("ttl", 1 << 20, 4096, 0);
-	struct kite_item_view v;
+	struct kite_store_view v;
 	struct kite_store_stats st;
 
 	(void)state;
@@ -791,7 +791,7 @@ test_budget(void **state)
 		char key[64];
 		uint16_t kl;
 		uint64_t hk, cas;
-		struct kite_item_view v;
+		struct kite_store_view v;
 
 		key_name(key, sizeof(key), k);
 		kl = (uint16_t)strlen(key);
@@ -884,7 +884,7 @@ struct ro_shadow {
 
 /* A hit must match the shadow exactly and must not be expired. */
 static void
-ro_expect(const struct ro_shadow *sh, const struct kite_item_view *v, uint32_t now)
+ro_expect(const struct ro_shadow *sh, const struct kite_store_view *v, uint32_t now)
 {
 	assert_true(sh->present);
 	assert_true(sh->exp == 0 || sh->exp > now);
@@ -917,7 +917,7 @@ test_random_ops(void **state)
 		uint32_t len = (uint32_t)(r >> 20) % 200;
 		uint32_t exp = (r >> 40) % 4 == 0 ? (uint32_t)(r >> 44) % 3 + 1 : 0;
 		struct ro_shadow *e = &sh[k];
-		struct kite_item_view v;
+		struct kite_store_view v;
 		char key[16];
 		uint16_t kl;
 		uint64_t hk, cas;
@@ -1006,7 +1006,7 @@ test_random_ops(void **state)
 			const uint8_t *keys[4];
 			uint16_t lens[4];
 			uint64_t hashes[4];
-			struct kite_item_view views[4];
+			struct kite_store_view views[4];
 			uint8_t st[4];
 			char names[4][16];
 			int j;
@@ -1061,7 +1061,7 @@ static int
 get_num(struct kite_store *s, int i)
 {
 	char key[32];
-	struct kite_item_view v;
+	struct kite_store_view v;
 
 	snprintf(key, sizeof(key), "item%06d", i);
 	return kite_store_get(s, key, (uint16_t)strlen(key),
@@ -1136,7 +1136,7 @@ test_reinsert_wrap(void **state)
 		/* Reference everything that is present so the hand moves it. */
 		for (int j = 0; j < 24; j++) {
 			char key[32];
-			struct kite_item_view v;
+			struct kite_store_view v;
 			uint32_t b;
 
 			snprintf(key, sizeof(key), "item%06d", j);
@@ -1160,7 +1160,7 @@ static void
 test_append_full_log(void **state)
 {
 	struct kite_store *s = mk("appfull", 8192, 8192, 0);
-	struct kite_item_view v;
+	struct kite_store_view v;
 	static uint8_t big[4096];
 	uint64_t cas, item = kite_store__item_size(10, 500);
 	int i;
@@ -1208,13 +1208,13 @@ static void
 test_collision(void **state)
 {
 	struct kite_store *s = mk("coll", 1 << 20, 4096, 0);
-	struct kite_item_view v;
+	struct kite_store_view v;
 	uint64_t ha = h(s, "A"), cas;
 	uint8_t st[2];
 	const uint8_t *keys[2] = { (const uint8_t *)"B", (const uint8_t *)"A" };
 	const uint16_t lens[2] = { 1, 1 };
 	const uint64_t hashes[2] = { ha, ha };
-	struct kite_item_view views[2];
+	struct kite_store_view views[2];
 
 	(void)state;
 	assert_int_equal(set(s, "A", "value-of-A"), KITE_STATUS_OK);
@@ -1257,7 +1257,7 @@ test_get_bulk_body(void)
 	const uint8_t *keys[N];
 	uint16_t lens[N];
 	uint64_t hashes[N];
-	struct kite_item_view views[N];
+	struct kite_store_view views[N];
 	uint8_t statuses[N];
 	int i;
 
@@ -1290,7 +1290,7 @@ test_get_bulk_body(void)
 	memset(statuses, 0xee, sizeof(statuses));
 	kite_store_get_bulk(s, keys, lens, hashes, N, views, statuses);
 	for (i = 0; i < N; i++) {
-		struct kite_item_view v;
+		struct kite_store_view v;
 		int one = kite_store_get(s, keys[i], lens[i], hashes[i], &v);
 
 		assert_int_equal(statuses[i], one);
@@ -1406,7 +1406,7 @@ test_stats_counters(void **state)
 {
 	struct kite_store *s = mk("stats", 1 << 20, 4096, 0);
 	struct kite_store_stats st;
-	struct kite_item_view v;
+	struct kite_store_view v;
 	uint64_t c;
 
 	(void)state;

@@ -183,7 +183,7 @@ set_key(struct bench *b, uint32_t k)
 static uint64_t
 run_get(struct bench *b)
 {
-	struct kite_item_view v;
+	struct kite_store_view v;
 	uint64_t t0 = rte_rdtsc(), misses = 0;
 	uint32_t i;
 
@@ -203,7 +203,7 @@ run_bulk(struct bench *b)
 	const uint8_t *keys[RTE_HASH_LOOKUP_BULK_MAX];
 	uint16_t lens[RTE_HASH_LOOKUP_BULK_MAX];
 	uint64_t hashes[RTE_HASH_LOOKUP_BULK_MAX];
-	struct kite_item_view views[RTE_HASH_LOOKUP_BULK_MAX];
+	struct kite_store_view views[RTE_HASH_LOOKUP_BULK_MAX];
 	uint8_t st[RTE_HASH_LOOKUP_BULK_MAX];
 	uint64_t t0, misses = 0;
 	uint32_t i, j;
@@ -241,7 +241,7 @@ run_set(struct bench *b)
 static uint64_t
 run_mix(struct bench *b)
 {
-	struct kite_item_view v;
+	struct kite_store_view v;
 	uint64_t t0 = rte_rdtsc(), misses = 0;
 	uint32_t i;
 
@@ -263,7 +263,7 @@ run_mix(struct bench *b)
 static int
 refill(struct bench *b)
 {
-	struct kite_item_view v;
+	struct kite_store_view v;
 	uint32_t i;
 
 	for (i = 0; i < b->c.keys; i++) {

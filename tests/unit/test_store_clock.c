@@ -340,7 +340,7 @@ test_clock_vs_lru(void **state)
 	s = mk("lru_clock", mem);
 	for (i = 0; i < N_REQS; i++) {
 		char key[KEY_LEN];
-		struct kite_item_view v;
+		struct kite_store_view v;
 		uint64_t hk;
 
 		key_of(key, trace[i]);
@@ -401,7 +401,7 @@ main(void)
 	};
 	int ret;
 
-	if (kite_test_eal_init("clock_lru") < 0)
+	if (kite_test_eal_init("store_clock") < 0)
 		return 1;
 	ret = cmocka_run_group_tests(tests, NULL, NULL);
 	rte_eal_cleanup();
