@@ -23,7 +23,8 @@ struct entry {
 	uint32_t part;
 	uint16_t dgram;
 	uint8_t kind;
-	uint8_t status;
+	uint8_t status; /* ENTRY_ERR: the wire status to answer */
+	uint8_t result; /* GET: the store's result (enum kite_store_result) */
 	bool keyed;
 	bool looked_up;
 	bool only; /* the datagram's single request */
@@ -451,7 +452,7 @@ lookup_run(struct kite_engine *e, unsigned int first)
 	uint16_t keylens[64];
 	uint64_t hashes[64];
 	struct kite_store_view views[64];
-	uint8_t statuses[64];
+	uint8_t results[64];
 	uint16_t start[KITE_MAX_PARTS_PER_WORKER + 1];
 	uint16_t order[KITE_ENGINE_MAX_REQS];
 	unsigned int end = first, ngets = 0;
@@ -490,12 +491,12 @@ lookup_run(struct kite_engine *e, unsigned int first)
 				keylens[k] = o->r.keylen;
 				hashes[k] = o->hash;
 			}
-			kite_store_get_bulk(s, keys, keylens, hashes, n, views, statuses);
+			kite_store_get_bulk(s, keys, keylens, hashes, n, views, results);
 			for (unsigned int k = 0; k < n; k++) {
 				struct entry *o = &e->ent[order[g + k]];
 				o->looked_up = true;
-				o->status = statuses[k];
-				if (statuses[k] == KITE_STATUS_OK) {
+				o->result = results[k];
+				if (results[k] == KITE_STORE_OK) {
 					o->view = views[k];
 					if (!(e->conf.ablate & KITE_ABLATE_PREFETCH))
 						rte_prefetch0(views[k].value);
@@ -531,10 +532,10 @@ reply_miss(struct kite_engine *e, const struct entry *q)
 
 /* A mutation's reply: silent on success when quiet, errors always sent. */
 static void
-reply_status(struct kite_engine *e, const struct entry *q, int status, uint64_t cas)
+reply_status(struct kite_engine *e, const struct entry *q, uint8_t status, uint64_t cas)
 {
 	if (status != KITE_STATUS_OK)
-		respond_err(e, q, (uint8_t)status);
+		respond_err(e, q, status);
 	else if (!q->r.quiet)
 		respond(e, q, KITE_STATUS_OK, cas, NULL, 0, NULL, 0, NULL, 0);
 }
@@ -543,6 +544,8 @@ struct stat_ctx {
 	struct kite_engine *e;
 	const struct entry *q;
 };
+
+static void exec_stat(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i);
 
 static void
 emit_stat(void *arg, const char *name, const char *value)
@@ -554,47 +557,195 @@ emit_stat(void *arg, const char *name, const char *value)
 }
 
 static void
-exec_stat(struct kite_engine *e, const struct entry *q, uint32_t now)
+exec_stat(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
 {
 	struct stat_ctx c = { e, q };
 
+	(void)s;
+	(void)i;
 	if (q->r.keylen != 0) {
 		/* Only the general group exists; memcached answers others it lacks so. */
 		respond_err(e, q, KITE_STATUS_KEY_ENOENT);
 		return;
 	}
 	if (e->conf.stats_src != NULL)
-		kite_stats_emit(e->conf.stats_src, now, emit_stat, &c);
+		kite_stats_emit(e->conf.stats_src, e->now, emit_stat, &c);
 	respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
 }
 
-static enum kite_store_mode
-store_mode(uint8_t cmd)
+/* The wire status of each store result (memcached binary protocol). */
+static const uint8_t wire_status[KITE_STORE_RESULT_MAX] = {
+	[KITE_STORE_OK] = KITE_STATUS_OK,
+	[KITE_STORE_NOT_FOUND] = KITE_STATUS_KEY_ENOENT,
+	[KITE_STORE_EXISTS] = KITE_STATUS_KEY_EEXISTS,
+	[KITE_STORE_NOT_STORED] = KITE_STATUS_NOT_STORED,
+	[KITE_STORE_TOO_LARGE] = KITE_STATUS_E2BIG,
+	[KITE_STORE_NO_MEMORY] = KITE_STATUS_ENOMEM,
+	[KITE_STORE_NON_NUMERIC] = KITE_STATUS_DELTA_BADVAL,
+	[KITE_STORE_INVALID] = KITE_STATUS_EINVAL,
+};
+
+static uint8_t
+status_of(enum kite_store_result r)
 {
-	switch (cmd) {
-	case KITE_CMD_ADD:
-		return KITE_STORE_ADD;
-	case KITE_CMD_REPLACE:
-		return KITE_STORE_REPLACE;
-	case KITE_CMD_APPEND:
-		return KITE_STORE_APPEND;
-	case KITE_CMD_PREPEND:
-		return KITE_STORE_PREPEND;
-	default:
-		return KITE_STORE_SET;
-	}
+	return (unsigned int)r < KITE_STORE_RESULT_MAX ? wire_status[r] : KITE_STATUS_EINVAL;
+}
+
+/*
+ * One function per command, behind exec_table (as Pelikan's process.c).
+ * Each gets its entry, its partition (NULL for keyless commands) and the
+ * entry's index (a GET looks up the run that starts there).
+ */
+typedef void (*exec_fn)(struct kite_engine *e, struct entry *q, struct kite_store *s,
+			unsigned int i);
+
+static void
+exec_get(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	if (e->conf.ablate & KITE_ABLATE_BULK)
+		q->result = (uint8_t)kite_store_get(s, q->r.key, q->r.keylen, q->hash, &q->view);
+	else if (!q->looked_up)
+		lookup_run(e, i);
+	if (q->result == KITE_STORE_OK)
+		reply_value(e, q, &q->view, true);
+	else
+		reply_miss(e, q);
+}
+
+/* TOUCH and GAT: new expiry; GAT also returns the value. */
+static void
+exec_touch(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	struct kite_store_view v;
+
+	(void)i;
+	if (kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
+			     kite_proto_exptime(q->r.exptime, e->now), &v) == KITE_STORE_OK)
+		reply_value(e, q, &v, q->r.cmd == KITE_CMD_GAT);
+	else
+		reply_miss(e, q);
+}
+
+/* SET, ADD, REPLACE, APPEND, PREPEND. */
+static void
+exec_store(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	static const uint8_t mode[KITE_CMD_MAX] = {
+		[KITE_CMD_SET] = KITE_STORE_SET,	 [KITE_CMD_ADD] = KITE_STORE_ADD,
+		[KITE_CMD_REPLACE] = KITE_STORE_REPLACE, [KITE_CMD_APPEND] = KITE_STORE_APPEND,
+		[KITE_CMD_PREPEND] = KITE_STORE_PREPEND,
+	};
+	const struct kite_store_write w = {
+		.mode = (enum kite_store_mode)mode[q->r.cmd],
+		.flags = q->r.flags,
+		.exptime = kite_proto_exptime(q->r.exptime, e->now),
+		.value = q->r.value,
+		.vallen = q->r.vallen,
+		.cas = q->r.cas,
+	};
+	uint64_t cas = 0;
+	uint8_t status;
+
+	(void)i;
+	status = status_of(kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, &cas));
+	reply_status(e, q, status, cas);
 }
 
 static void
-exec_one(struct kite_engine *e, unsigned int i, uint32_t now)
+exec_delete(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	(void)i;
+	reply_status(e, q, status_of(kite_store_delete(s, q->r.key, q->r.keylen, q->hash, q->r.cas)),
+		     0);
+}
+
+/* INCREMENT and DECREMENT: the new value as 8 bytes. */
+static void
+exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	const struct kite_store_arith a = {
+		.incr = q->r.cmd == KITE_CMD_INCR,
+		.create = q->r.exptime != KITE_DELTA_NO_CREATE,
+		.delta = q->r.delta,
+		.initial = q->r.initial,
+		.exptime = kite_proto_exptime(q->r.exptime, e->now),
+		.cas = q->r.cas,
+	};
+	uint64_t value, cas;
+	enum kite_store_result rc;
+
+	(void)i;
+	rc = kite_store_delta(s, q->r.key, q->r.keylen, q->hash, &a, &value, &cas);
+	if (rc == KITE_STORE_OK && !q->r.quiet) {
+		uint8_t body[8];
+		kite_proto_put64(body, value);
+		respond(e, q, KITE_STATUS_OK, cas, NULL, 0, NULL, 0, body, sizeof(body));
+	} else if (rc != KITE_STORE_OK) {
+		respond_err(e, q, status_of(rc));
+	}
+}
+
+/* Every worker flushes the partitions it owns; the home worker answers. */
+static void
+exec_flush(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	const uint32_t when = kite_proto_exptime(q->r.exptime, e->now);
+
+	(void)s;
+	(void)i;
+	for (uint32_t p = e->conf.self; p < e->conf.map.partitions; p += e->conf.map.workers)
+		if (e->conf.parts[p] != NULL)
+			kite_store_flush(e->conf.parts[p], when);
+	if (e->burst[q->dgram].home && !q->r.quiet)
+		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+}
+
+/* NOOP, and QUIT unless quiet: an empty success. */
+static void
+exec_empty(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	(void)s;
+	(void)i;
+	if (!(q->r.cmd == KITE_CMD_QUIT && q->r.quiet))
+		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+}
+
+static void
+exec_version(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	(void)s;
+	(void)i;
+	respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, KITE_VERSION,
+		(uint32_t)strlen(KITE_VERSION));
+}
+
+static void
+exec_topology(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	(void)s;
+	(void)i;
+	respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, e->topo, (uint32_t)e->topo_len);
+}
+
+static const exec_fn exec_table[KITE_CMD_MAX] = {
+	[KITE_CMD_GET] = exec_get,	   [KITE_CMD_SET] = exec_store,
+	[KITE_CMD_ADD] = exec_store,	   [KITE_CMD_REPLACE] = exec_store,
+	[KITE_CMD_APPEND] = exec_store,	   [KITE_CMD_PREPEND] = exec_store,
+	[KITE_CMD_DELETE] = exec_delete,   [KITE_CMD_INCR] = exec_delta,
+	[KITE_CMD_DECR] = exec_delta,	   [KITE_CMD_TOUCH] = exec_touch,
+	[KITE_CMD_GAT] = exec_touch,	   [KITE_CMD_NOOP] = exec_empty,
+	[KITE_CMD_VERSION] = exec_version, [KITE_CMD_STAT] = exec_stat,
+	[KITE_CMD_FLUSH] = exec_flush,	   [KITE_CMD_QUIT] = exec_empty,
+	[KITE_CMD_TOPOLOGY] = exec_topology,
+};
+
+static void
+exec_one(struct kite_engine *e, unsigned int i)
 {
 	struct entry *q = &e->ent[i];
 	const struct kite_engine_dgram *d = &e->burst[q->dgram];
 	struct kite_worker_stats *st = e->conf.stats;
 	struct kite_store *s = NULL;
-	struct kite_store_view v;
-	uint64_t cas = 0, value;
-	int rc;
 
 	if (q->kind == ENTRY_ERR) {
 		if (d->home) {
@@ -618,95 +769,15 @@ exec_one(struct kite_engine *e, unsigned int i, uint32_t now)
 	}
 	st->cmd[q->r.cmd]++;
 	st->served++;
-
-	switch (q->r.cmd) {
-	case KITE_CMD_GET:
-		if (e->conf.ablate & KITE_ABLATE_BULK)
-			q->status = (uint8_t)kite_store_get(s, q->r.key, q->r.keylen, q->hash,
-							    &q->view);
-		else if (!q->looked_up)
-			lookup_run(e, i);
-		if (q->status == KITE_STATUS_OK)
-			reply_value(e, q, &q->view, true);
-		else
-			reply_miss(e, q);
-		break;
-	case KITE_CMD_TOUCH:
-	case KITE_CMD_GAT:
-		rc = kite_store_touch(s, q->r.key, q->r.keylen, q->hash, q->r.exptime, &v);
-		if (rc == KITE_STATUS_OK)
-			reply_value(e, q, &v, q->r.cmd == KITE_CMD_GAT);
-		else
-			reply_miss(e, q);
-		break;
-	case KITE_CMD_SET:
-	case KITE_CMD_ADD:
-	case KITE_CMD_REPLACE:
-	case KITE_CMD_APPEND:
-	case KITE_CMD_PREPEND:
-		rc = kite_store_store(s, store_mode(q->r.cmd), q->r.key, q->r.keylen, q->hash,
-				      q->r.value, q->r.vallen, q->r.flags, q->r.exptime, q->r.cas,
-				      &cas);
-		/* memcached's binary protocol reports these two as key errors. */
-		if (rc == KITE_STATUS_NOT_STORED && q->r.cmd == KITE_CMD_ADD)
-			rc = KITE_STATUS_KEY_EEXISTS;
-		else if (rc == KITE_STATUS_NOT_STORED && q->r.cmd == KITE_CMD_REPLACE)
-			rc = KITE_STATUS_KEY_ENOENT;
-		reply_status(e, q, rc, cas);
-		break;
-	case KITE_CMD_DELETE:
-		rc = kite_store_delete(s, q->r.key, q->r.keylen, q->hash, q->r.cas);
-		reply_status(e, q, rc, 0);
-		break;
-	case KITE_CMD_INCR:
-	case KITE_CMD_DECR:
-		rc = kite_store_delta(s, q->r.key, q->r.keylen, q->hash, q->r.cmd == KITE_CMD_INCR,
-				      q->r.delta, q->r.initial, q->r.exptime, q->r.cas, &value,
-				      &cas);
-		if (rc == KITE_STATUS_OK && !q->r.quiet) {
-			uint8_t body[8];
-			kite_proto_put64(body, value);
-			respond(e, q, KITE_STATUS_OK, cas, NULL, 0, NULL, 0, body, sizeof(body));
-		} else if (rc != KITE_STATUS_OK) {
-			respond_err(e, q, (uint8_t)rc);
-		}
-		break;
-	case KITE_CMD_FLUSH:
-		for (uint32_t p = e->conf.self; p < e->conf.map.partitions;
-		     p += e->conf.map.workers)
-			if (e->conf.parts[p] != NULL)
-				kite_store_flush(e->conf.parts[p], q->r.exptime);
-		if (d->home && !q->r.quiet)
-			respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
-		break;
-	case KITE_CMD_NOOP:
-		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
-		break;
-	case KITE_CMD_VERSION:
-		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, KITE_VERSION,
-			(uint32_t)strlen(KITE_VERSION));
-		break;
-	case KITE_CMD_STAT:
-		exec_stat(e, q, now);
-		break;
-	case KITE_CMD_TOPOLOGY:
-		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, e->topo, (uint32_t)e->topo_len);
-		break;
-	case KITE_CMD_QUIT:
-		if (!q->r.quiet)
-			respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
-		break;
-	default:
-		respond_err(e, q, KITE_STATUS_UNKNOWN_COMMAND);
-		break;
-	}
+	/* The parser admits only commands the table has. */
+	exec_table[q->r.cmd](e, q, s, i);
 }
 
 static void
 execute(struct kite_engine *e)
 {
 	for (unsigned int i = 0; i < e->nent; i++)
-		exec_one(e, i, e->now);
+		exec_one(e, i);
 	e->nent = 0;
 }
 

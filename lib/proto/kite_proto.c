@@ -113,6 +113,20 @@ kite_proto_frame_write(uint8_t *p, const struct kite_proto_frame *f)
 	kite_proto_put16(p + 6, f->reserved);
 }
 
+uint32_t
+kite_proto_exptime(uint32_t exptime, uint32_t now)
+{
+	uint64_t t;
+
+	if (exptime == 0)
+		return 0;
+	/* Past absolute times stay in the past: the item is born expired. */
+	if (exptime > KITE_REALTIME_MAXDELTA)
+		return exptime;
+	t = (uint64_t)now + exptime;
+	return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
 enum kite_cmd
 kite_proto_cmd(uint8_t opcode, bool *quiet, bool *want_key)
 {

@@ -185,6 +185,14 @@ enum kite_parse_result kite_proto_parse(const uint8_t *p, size_t len, uint32_t m
 					struct kite_req *req, size_t *consumed, uint8_t *status,
 					uint8_t *drop);
 
+/**
+ * memcached's expiry rule (its realtime()): 0 is never; up to 30 days
+ * (KITE_REALTIME_MAXDELTA) counts from `now`; anything larger is an
+ * absolute unix time, and a past one makes the item expire at once.
+ * @return absolute unix seconds (at most UINT32_MAX), 0 for never.
+ */
+uint32_t kite_proto_exptime(uint32_t exptime, uint32_t now);
+
 /** Map an opcode to its command class, quiet flag and key flag. */
 enum kite_cmd kite_proto_cmd(uint8_t opcode, bool *quiet, bool *want_key);
 

@@ -34,7 +34,6 @@
 #include <rte_malloc.h>
 #include <rte_prefetch.h>
 
-#include "kite_proto.h"
 #include "kite_store.h"
 #include "kite_store_priv.h"
 
@@ -113,7 +112,7 @@ is_expired(const struct kite_store *s, const struct item *it)
 static inline bool
 is_flushed(const struct kite_store *s, const struct item *it)
 {
-	return (it->cas >> 16) <= s->flush_seq;
+	return it->epoch != s->epoch;
 }
 
 static inline uint64_t
@@ -122,19 +121,18 @@ next_cas(struct kite_store *s)
 	return (++s->cas_seq << 16) | s->id;
 }
 
-/* Protocol expiry to absolute unix seconds, as memcached's realtime(). */
-static inline uint32_t
-abs_time(const struct kite_store *s, uint32_t exptime)
+/*
+ * The CAS of a new item: the one given (a replica keeps its owner's), and
+ * the partition's own later ones stay larger; else the partition's next.
+ */
+static inline uint64_t
+take_cas(struct kite_store *s, uint64_t given)
 {
-	uint64_t t;
-
-	if (exptime == 0)
-		return 0;
-	/* Past absolute times stay in the past: the item is born expired. */
-	if (exptime > KITE_REALTIME_MAXDELTA)
-		return exptime;
-	t = (uint64_t)s->now + exptime;
-	return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+	if (given == 0)
+		return next_cas(s);
+	if ((given >> 16) > s->cas_seq)
+		s->cas_seq = given >> 16;
+	return given;
 }
 
 static inline void
@@ -144,6 +142,9 @@ fill_view(struct item *it, struct kite_store_view *v)
 	v->vallen = it->vallen;
 	v->flags = it->flags;
 	v->cas = it->cas;
+	v->exptime = it->exptime;
+	v->stale = (it->iflags & ITEM_STALE) != 0;
+	v->win = (it->iflags & ITEM_WIN) != 0;
 }
 
 static inline void
@@ -374,7 +375,7 @@ alloc_item(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash
 	it->iflags = 0;
 	it->rsvd = 0;
 	it->vallen = vallen;
-	it->time = s->now;
+	it->epoch = s->epoch;
 	it->hash = hash;
 	if (keylen != 0)
 		memcpy(item_key(it), key, keylen);
@@ -414,21 +415,21 @@ evict_for_index(struct kite_store *s, const struct item *nit)
 
 /*
  * Link a freshly written item, replacing slot (the index's current item
- * for the hash, or NULL). Gives the item its CAS.
+ * for the hash, or NULL). Gives the item its CAS (take_cas()).
  */
-static int
-link_item(struct kite_store *s, struct item *it, struct item *slot)
+static enum kite_store_result
+link_item(struct kite_store *s, struct item *it, struct item *slot, uint64_t cas)
 {
 	int ret;
 
-	it->cas = next_cas(s);
+	it->cas = take_cas(s, cas);
 	ret = rte_hash_add_key_with_hash_data(s->index, &it->hash, fold(it->hash), it);
 	/* Cuckoo displacement failed: free index slots from the tail. */
 	while (ret == -ENOSPC && evict_for_index(s, it))
 		ret = rte_hash_add_key_with_hash_data(s->index, &it->hash, fold(it->hash), it);
 	if (ret < 0) {
 		s->st.store_no_memory++;
-		return KITE_STATUS_ENOMEM;
+		return KITE_STORE_NO_MEMORY;
 	}
 	it->iflags = ITEM_LIVE;
 	if (slot != NULL) {
@@ -440,7 +441,7 @@ link_item(struct kite_store *s, struct item *it, struct item *slot)
 	s->st.curr_items++;
 	s->st.bytes += it->total;
 	s->st.total_items++;
-	return KITE_STATUS_OK;
+	return KITE_STORE_OK;
 }
 
 /* Decimal of v into buf (DEC_MAX bytes, not terminated); returns its length. */
@@ -622,12 +623,12 @@ kite_store_set_time(struct kite_store *s, uint32_t now)
 	s->now = now;
 	/*
 	 * A delayed flush takes effect at the first tick at or after its
-	 * time: everything stored until now is flushed by CAS, which is exact
-	 * where comparing store times would also hide items stored during the
-	 * flush's own second.
+	 * time: everything stored until now is flushed by starting a new
+	 * epoch, which is exact where comparing store times would also hide
+	 * items stored during the flush's own second.
 	 */
 	if (s->flush_time != 0 && now >= s->flush_time) {
-		s->flush_seq = s->cas_seq;
+		s->epoch++;
 		s->flush_time = 0;
 	}
 }
@@ -708,7 +709,7 @@ kite_store_hash(const struct kite_store *s, const void *key, uint16_t keylen)
 	return siphash(s->seed, key, keylen, 1, 3);
 }
 
-int
+enum kite_store_result
 kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
 	       struct kite_store_view *v)
 {
@@ -717,20 +718,20 @@ kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint64_t 
 
 	if (it == NULL) {
 		s->st.get_misses++;
-		return KITE_STATUS_KEY_ENOENT;
+		return KITE_STORE_NOT_FOUND;
 	}
 	/* Do not dirty the line when the bits are already set. */
 	if ((it->iflags & (ITEM_REF | ITEM_FETCHED)) != (ITEM_REF | ITEM_FETCHED))
 		it->iflags |= ITEM_REF | ITEM_FETCHED;
 	s->st.get_hits++;
 	fill_view(it, v);
-	return KITE_STATUS_OK;
+	return KITE_STORE_OK;
 }
 
 void
 kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint16_t *keylens,
 		    const uint64_t *hashes, unsigned int n, struct kite_store_view *views,
-		    uint8_t *statuses)
+		    uint8_t *results)
 {
 	const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
 	hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
@@ -761,31 +762,31 @@ kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint
 			if (it == NULL || !(it->iflags & ITEM_LIVE) ||
 			    !key_eq(it, keys[i], keylens[i])) {
 				s->st.get_misses++;
-				statuses[i] = KITE_STATUS_KEY_ENOENT;
+				results[i] = KITE_STORE_NOT_FOUND;
 				continue;
 			}
 			if (is_flushed(s, it) || is_expired(s, it)) {
 				unlink_stale(s, it);
 				s->st.get_misses++;
-				statuses[i] = KITE_STATUS_KEY_ENOENT;
+				results[i] = KITE_STORE_NOT_FOUND;
 				continue;
 			}
 			if ((it->iflags & (ITEM_REF | ITEM_FETCHED)) != (ITEM_REF | ITEM_FETCHED))
 				it->iflags |= ITEM_REF | ITEM_FETCHED;
 			s->st.get_hits++;
 			fill_view(it, &views[i]);
-			statuses[i] = KITE_STATUS_OK;
+			results[i] = KITE_STORE_OK;
 		}
 		keys += m;
 		keylens += m;
 		hashes += m;
 		views += m;
-		statuses += m;
+		results += m;
 		n -= m;
 	}
 }
 
-int
+enum kite_store_result
 kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
 		 uint32_t exptime, struct kite_store_view *v)
 {
@@ -794,28 +795,28 @@ kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 
 	if (it == NULL) {
 		s->st.touch_misses++;
-		return KITE_STATUS_KEY_ENOENT;
+		return KITE_STORE_NOT_FOUND;
 	}
-	it->exptime = abs_time(s, exptime);
+	it->exptime = exptime;
 	it->iflags |= ITEM_REF | ITEM_FETCHED;
 	s->st.touch_hits++;
 	fill_view(it, v);
-	return KITE_STATUS_OK;
+	return KITE_STORE_OK;
 }
 
-int
-kite_store_store(struct kite_store *s, enum kite_store_mode mode, const void *key, uint16_t keylen,
-		 uint64_t hash, const void *value, uint32_t vallen, uint32_t flags,
-		 uint32_t exptime, uint64_t cas_in, uint64_t *cas_out)
+enum kite_store_result
+kite_store_store(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+		 const struct kite_store_write *w, uint64_t *cas_out)
 {
 	struct item *slot, *old, *it;
-	uint32_t oldlen = 0, newlen = vallen;
+	const enum kite_store_mode mode = w->mode;
+	uint32_t oldlen = 0, newlen = w->vallen, flags = w->flags, exptime = w->exptime;
 	bool pin = false;
-	int ret;
+	enum kite_store_result ret;
 
-	if (vallen > s->max_item_size) {
+	if (w->vallen > s->max_item_size) {
 		s->st.store_too_large++;
-		ret = KITE_STATUS_E2BIG;
+		ret = KITE_STORE_TOO_LARGE;
 		goto fail_set;
 	}
 	old = find(s, key, keylen, hash, &slot);
@@ -825,71 +826,70 @@ kite_store_store(struct kite_store *s, enum kite_store_mode mode, const void *ke
 	case KITE_STORE_ADD:
 	case KITE_STORE_REPLACE:
 		/* memcached's binary protocol turns all three into CAS with a cas. */
-		if (cas_in != 0) {
+		if (w->cas != 0) {
 			if (old == NULL) {
 				s->st.cas_misses++;
-				return KITE_STATUS_KEY_ENOENT;
+				return KITE_STORE_NOT_FOUND;
 			}
-			if (old->cas != cas_in) {
+			if (old->cas != w->cas) {
 				s->st.cas_badval++;
-				return KITE_STATUS_KEY_EEXISTS;
+				return KITE_STORE_EXISTS;
 			}
 			s->st.cas_hits++;
 		} else if (mode == KITE_STORE_ADD && old != NULL) {
 			/* A failed ADD still counts as a use, as in memcached. */
 			old->iflags |= ITEM_REF;
-			return KITE_STATUS_KEY_EEXISTS;
+			return KITE_STORE_EXISTS;
 		} else if (mode == KITE_STORE_REPLACE && old == NULL) {
-			return KITE_STATUS_KEY_ENOENT;
+			return KITE_STORE_NOT_FOUND;
 		}
-		exptime = abs_time(s, exptime);
 		break;
 	case KITE_STORE_APPEND:
 	case KITE_STORE_PREPEND:
 		if (old == NULL)
-			return KITE_STATUS_NOT_STORED;
-		if (cas_in != 0 && old->cas != cas_in)
-			return KITE_STATUS_KEY_EEXISTS;
+			return KITE_STORE_NOT_STORED;
+		if (w->cas != 0 && old->cas != w->cas)
+			return KITE_STORE_EXISTS;
 		/* memcached answers NOT_STORED (not E2BIG) when the sum is too large. */
-		if ((uint64_t)old->vallen + vallen > s->max_item_size) {
+		if ((uint64_t)old->vallen + w->vallen > s->max_item_size) {
 			s->st.store_too_large++;
-			return KITE_STATUS_NOT_STORED;
+			return KITE_STORE_NOT_STORED;
 		}
 		oldlen = old->vallen;
-		newlen = oldlen + vallen;
+		newlen = oldlen + w->vallen;
 		flags = old->flags;
 		exptime = old->exptime;
 		/* The old value is read after the allocation: keep it alive. */
 		pin = true;
 		break;
 	default:
-		return KITE_STATUS_EINVAL;
+		return KITE_STORE_INVALID;
 	}
 
 	it = alloc_item(s, key, keylen, hash, newlen, &slot, pin);
 	if (it == NULL) {
 		s->st.store_no_memory++;
-		ret = KITE_STATUS_ENOMEM;
+		ret = KITE_STORE_NO_MEMORY;
 		goto fail_set;
 	}
 	it->flags = flags;
 	it->exptime = exptime;
 	if (mode == KITE_STORE_APPEND) {
 		memcpy(item_value(it), item_value(slot), oldlen);
-		if (vallen != 0)
-			memcpy(item_value(it) + oldlen, value, vallen);
+		if (w->vallen != 0)
+			memcpy(item_value(it) + oldlen, w->value, w->vallen);
 	} else if (mode == KITE_STORE_PREPEND) {
-		if (vallen != 0)
-			memcpy(item_value(it), value, vallen);
-		memcpy(item_value(it) + vallen, item_value(slot), oldlen);
-	} else if (vallen != 0) {
-		memcpy(item_value(it), value, vallen);
+		if (w->vallen != 0)
+			memcpy(item_value(it), w->value, w->vallen);
+		memcpy(item_value(it) + w->vallen, item_value(slot), oldlen);
+	} else if (w->vallen != 0) {
+		memcpy(item_value(it), w->value, w->vallen);
 	}
-	ret = link_item(s, it, slot);
-	if (ret != KITE_STATUS_OK)
+	ret = link_item(s, it, slot, w->set_cas);
+	if (ret != KITE_STORE_OK)
 		goto fail_set;
 	*cas_out = it->cas;
-	return KITE_STATUS_OK;
+	return KITE_STORE_OK;
 
 fail_set:
 	/*
@@ -904,58 +904,57 @@ fail_set:
 	return ret;
 }
 
-int
+enum kite_store_result
 kite_store_delete(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		  uint64_t cas_in)
+		  uint64_t cas)
 {
 	struct item *slot;
 	struct item *it = find(s, key, keylen, hash, &slot);
 
 	if (it == NULL) {
 		s->st.delete_misses++;
-		return KITE_STATUS_KEY_ENOENT;
+		return KITE_STORE_NOT_FOUND;
 	}
-	if (cas_in != 0 && cas_in != it->cas)
-		return KITE_STATUS_KEY_EEXISTS;
+	if (cas != 0 && cas != it->cas)
+		return KITE_STORE_EXISTS;
 	unlink_item(s, it);
 	s->st.delete_hits++;
-	return KITE_STATUS_OK;
+	return KITE_STORE_OK;
 }
 
-int
-kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash, bool incr,
-		 uint64_t delta, uint64_t initial, uint32_t exptime, uint64_t cas_in,
-		 uint64_t *value_out, uint64_t *cas_out)
+enum kite_store_result
+kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+		 const struct kite_store_arith *a, uint64_t *value_out, uint64_t *cas_out)
 {
 	struct item *slot, *it;
 	struct item *old = find(s, key, keylen, hash, &slot);
 	char dec[DEC_MAX];
-	uint32_t flags, len;
+	uint32_t flags, len, exptime;
 	uint64_t v;
-	int ret;
+	enum kite_store_result ret;
 
 	if (old == NULL) {
 		/* memcached creates even when a cas was given. */
-		if (exptime == KITE_DELTA_NO_CREATE) {
-			if (incr)
+		if (!a->create) {
+			if (a->incr)
 				s->st.incr_misses++;
 			else
 				s->st.decr_misses++;
-			return KITE_STATUS_KEY_ENOENT;
+			return KITE_STORE_NOT_FOUND;
 		}
-		v = initial;
+		v = a->initial;
 		flags = 0;
-		exptime = abs_time(s, exptime);
+		exptime = a->exptime;
 	} else {
-		if (cas_in != 0 && cas_in != old->cas)
-			return KITE_STATUS_KEY_EEXISTS;
+		if (a->cas != 0 && a->cas != old->cas)
+			return KITE_STORE_EXISTS;
 		if (!parse_u64(item_value(old), old->vallen, &v))
-			return KITE_STATUS_DELTA_BADVAL;
-		if (incr) {
-			v += delta;
+			return KITE_STORE_NON_NUMERIC;
+		if (a->incr) {
+			v += a->delta;
 			s->st.incr_hits++;
 		} else {
-			v = delta > v ? 0 : v - delta;
+			v = a->delta > v ? 0 : v - a->delta;
 			s->st.decr_hits++;
 		}
 		len = u64_dec(dec, v);
@@ -964,11 +963,11 @@ kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 			memcpy(item_value(old), dec, len);
 			memset(item_value(old) + len, ' ', old->vallen - len);
 			old->cas = next_cas(s);
-			old->time = s->now;
-			old->iflags |= ITEM_REF;
+			/* A new value: no longer stale, its win token back. */
+			old->iflags = (uint8_t)((old->iflags | ITEM_REF) & ~(ITEM_STALE | ITEM_WIN));
 			*value_out = v;
 			*cas_out = old->cas;
-			return KITE_STATUS_OK;
+			return KITE_STORE_OK;
 		}
 		flags = old->flags;
 		exptime = old->exptime;
@@ -978,31 +977,108 @@ kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 	it = alloc_item(s, key, keylen, hash, len, &slot, false);
 	if (it == NULL) {
 		s->st.store_no_memory++;
-		return KITE_STATUS_ENOMEM;
+		return KITE_STORE_NO_MEMORY;
 	}
 	it->flags = flags;
 	it->exptime = exptime;
 	memcpy(item_value(it), dec, len);
-	ret = link_item(s, it, slot);
-	if (ret != KITE_STATUS_OK)
+	ret = link_item(s, it, slot, 0);
+	if (ret != KITE_STORE_OK)
 		return ret;
 	*value_out = v;
 	*cas_out = it->cas;
-	return KITE_STATUS_OK;
+	return KITE_STORE_OK;
+}
+
+enum kite_store_result
+kite_store_mark_stale(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+		      uint64_t cas)
+{
+	struct item *slot;
+	struct item *it = find(s, key, keylen, hash, &slot);
+
+	if (it == NULL)
+		return KITE_STORE_NOT_FOUND;
+	if (cas != 0 && cas != it->cas)
+		return KITE_STORE_EXISTS;
+	it->iflags |= ITEM_STALE;
+	return KITE_STORE_OK;
+}
+
+enum kite_store_result
+kite_store_claim_win(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+		     struct kite_store_view *v)
+{
+	struct item *slot;
+	struct item *it = find(s, key, keylen, hash, &slot);
+
+	if (it == NULL)
+		return KITE_STORE_NOT_FOUND;
+	fill_view(it, v);
+	if (it->iflags & ITEM_WIN)
+		return KITE_STORE_EXISTS;
+	it->iflags |= ITEM_WIN;
+	return KITE_STORE_OK;
 }
 
 void
-kite_store_flush(struct kite_store *s, uint32_t exptime)
+kite_store_flush(struct kite_store *s, uint32_t when)
 {
-	uint32_t t = abs_time(s, exptime);
-
 	/* A new flush replaces a pending delayed one, as in memcached. */
-	if (t == 0 || t <= s->now) {
-		s->flush_seq = s->cas_seq;
+	if (when == 0 || when <= s->now) {
+		s->epoch++;
 		s->flush_time = 0;
 	} else {
-		s->flush_time = t;
+		s->flush_time = when;
 	}
+}
+
+/* The log offset of position pos, for tail <= pos <= head (records are contiguous from the tail). */
+static inline uint64_t
+pos_off(const struct kite_store *s, uint64_t pos)
+{
+	uint64_t off = s->tail_off + (pos - s->tail);
+
+	return off >= s->size ? off - s->size : off;
+}
+
+void
+kite_store_iter_begin(const struct kite_store *s, struct kite_store_cursor *c)
+{
+	c->pos = s->tail;
+	c->end = s->head;
+}
+
+unsigned int
+kite_store_iter_next(struct kite_store *s, struct kite_store_cursor *c, unsigned int max_records,
+		     kite_store_iter_fn fn, void *arg)
+{
+	struct kite_store_item one;
+	unsigned int visited = 0;
+
+	/*
+	 * The hand went past the cursor: what it skipped was released or
+	 * moved to the head, so the walk resumes at the tail and runs on to
+	 * the head of now, which covers every moved item.
+	 */
+	if (c->pos < s->tail) {
+		c->pos = s->tail;
+		c->end = s->head;
+	}
+	while (max_records-- > 0 && c->pos < c->end) {
+		struct item *it = (struct item *)(s->log + pos_off(s, c->pos));
+
+		c->pos += it->total;
+		if (!(it->iflags & ITEM_LIVE) || is_flushed(s, it) || is_expired(s, it))
+			continue;
+		one.key = item_key(it);
+		one.keylen = it->keylen;
+		fill_view(it, &one.v);
+		visited++;
+		if (fn(arg, &one) != 0)
+			break;
+	}
+	return visited;
 }
 
 const void *
@@ -1016,6 +1092,25 @@ void
 kite_store_stats_get(const struct kite_store *s, struct kite_store_stats *st)
 {
 	*st = s->st;
+}
+
+static const char *const result_names[KITE_STORE_RESULT_MAX] = {
+	[KITE_STORE_OK] = "ok",
+	[KITE_STORE_NOT_FOUND] = "not_found",
+	[KITE_STORE_EXISTS] = "exists",
+	[KITE_STORE_NOT_STORED] = "not_stored",
+	[KITE_STORE_TOO_LARGE] = "too_large",
+	[KITE_STORE_NO_MEMORY] = "no_memory",
+	[KITE_STORE_NON_NUMERIC] = "non_numeric",
+	[KITE_STORE_INVALID] = "invalid",
+};
+
+const char *
+kite_store_result_name(enum kite_store_result r)
+{
+	if ((unsigned int)r >= KITE_STORE_RESULT_MAX)
+		return "unknown";
+	return result_names[r];
 }
 
 uint64_t
@@ -1049,7 +1144,7 @@ kite_store__check(const struct kite_store *s)
 		} else if (it->iflags & ITEM_LIVE) {
 			if (index_get(s, it->hash) != it)
 				return -__LINE__;
-			if ((it->cas & 0xffff) != s->id || it->cas == 0)
+			if (it->cas == 0 || (it->cas >> 16) > s->cas_seq)
 				return -__LINE__;
 			live++;
 			bytes += it->total;

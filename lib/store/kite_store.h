@@ -19,7 +19,12 @@
  * key is stored in the item and compared on every lookup, so a lookup never
  * returns another key's value even when two keys share a hash.
  *
- * Status returns are enum kite_status values from kite_proto.h.
+ * The store knows no protocol: it returns its own results (enum
+ * kite_store_result) and takes absolute expiry times (unix seconds, 0:
+ * never); the engine converts memcached's relative/absolute exptime and
+ * maps results to wire statuses. An item's CAS is a version number (the
+ * partition's next, or one given by the caller); FLUSH does not depend on
+ * it (items carry the flush epoch they were stored in).
  */
 
 #include <stdbool.h>
@@ -32,8 +37,8 @@ struct kite_store_params {
 	int socket_id;           /**< NUMA node for index and item memory */
 	uint64_t mem_bytes;      /**< item log size: the hard memory budget */
 	uint32_t index_entries;  /**< index capacity; 0: mem_bytes / 128 */
-	uint32_t max_item_size;  /**< longest value accepted (E2BIG beyond) */
-	uint16_t id;             /**< partition number; low 16 bits of every CAS */
+	uint32_t max_item_size;  /**< longest value accepted (TOO_LARGE beyond) */
+	uint16_t id;             /**< partition number; low 16 bits of the CAS values it makes */
 	const uint8_t *seed;     /**< 16-byte SipHash key; NULL: random */
 	bool no_prefetch;        /**< skip the item prefetch of bulk lookups (benchmarks only) */
 };
@@ -69,12 +74,34 @@ struct kite_store_stats {
 	uint64_t store_no_memory;
 };
 
+/**
+ * What an operation did. The store has its own statuses; the engine maps
+ * them to a protocol's (memcached binary, text, meta).
+ */
+enum kite_store_result {
+	KITE_STORE_OK = 0,      /**< done; a lookup found the key */
+	KITE_STORE_NOT_FOUND,   /**< no such key (missing, expired or flushed) */
+	KITE_STORE_EXISTS,      /**< ADD of a present key, CAS mismatch, win token already out */
+	KITE_STORE_NOT_STORED,  /**< APPEND/PREPEND of a missing key, or a sum too large */
+	KITE_STORE_TOO_LARGE,   /**< value longer than max_item_size */
+	KITE_STORE_NO_MEMORY,   /**< no room even after evicting */
+	KITE_STORE_NON_NUMERIC, /**< INCR/DECR of a value that is not a decimal number */
+	KITE_STORE_INVALID,     /**< bad argument (an unknown store mode) */
+	KITE_STORE_RESULT_MAX,
+};
+
+/** Name of a result ("ok", "not_found", ...), "unknown" out of range. */
+const char *kite_store_result_name(enum kite_store_result r);
+
 /** A found item. Valid until the next mutating call on the same store. */
 struct kite_store_view {
 	const uint8_t *value;
 	uint32_t vallen;
 	uint32_t flags;
 	uint64_t cas;
+	uint32_t exptime; /**< absolute unix seconds, 0: never */
+	bool stale;       /**< marked stale (kite_store_mark_stale): serve, but it needs recomputing */
+	bool win;         /**< its win token is out (kite_store_claim_win) */
 };
 
 /** Store modes of kite_store_store(). */
@@ -84,6 +111,32 @@ enum kite_store_mode {
 	KITE_STORE_REPLACE,
 	KITE_STORE_APPEND,
 	KITE_STORE_PREPEND,
+	KITE_STORE_MODE_MAX,
+};
+
+/** A write: what kite_store_store() stores and how. */
+struct kite_store_write {
+	enum kite_store_mode mode;
+	uint32_t flags;     /**< client flags (APPEND/PREPEND keep the item's) */
+	uint32_t exptime;   /**< absolute unix seconds, 0: never (APPEND/PREPEND keep the item's) */
+	const void *value;
+	uint32_t vallen;
+	uint64_t cas;       /**< non-zero: store only if the item's CAS is this one */
+	/**
+	 * Non-zero: the item's new CAS (a replica keeps its owner's); later
+	 * CAS values of this partition are larger. 0: the next of the partition.
+	 */
+	uint64_t set_cas;
+};
+
+/** An INCR/DECR: what kite_store_delta() does. */
+struct kite_store_arith {
+	bool incr;        /**< INCR (64-bit wrap) or DECR (floor 0) */
+	bool create;      /**< a missing key is created holding `initial` */
+	uint64_t delta;
+	uint64_t initial;
+	uint32_t exptime; /**< absolute expiry of a created item, 0: never */
+	uint64_t cas;     /**< non-zero: only if the item's CAS is this one */
 };
 
 struct kite_store;
@@ -96,7 +149,7 @@ void kite_store_free(struct kite_store *s);
 
 /**
  * Set the partition's clock (unix seconds). Called once per poll loop by
- * the owner; all TTL decisions use this value.
+ * the owner; all expiry decisions use this value.
  */
 void kite_store_set_time(struct kite_store *s, uint32_t now);
 
@@ -105,57 +158,122 @@ uint64_t kite_store_hash(const struct kite_store *s, const void *key, uint16_t k
 
 /**
  * Look up a key. On a hit sets the CLOCK bit and fills *v.
- * @return KITE_STATUS_OK or KITE_STATUS_KEY_ENOENT (missing, expired, flushed).
+ * @return OK or NOT_FOUND (missing, expired, flushed).
  */
-int kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		   struct kite_store_view *v);
+enum kite_store_result kite_store_get(struct kite_store *s, const void *key, uint16_t keylen,
+				      uint64_t hash, struct kite_store_view *v);
 
 /**
- * Bulk form of kite_store_get() for up to 64 keys, one rte_hash bulk lookup.
- * statuses[i] receives the status of keys[i]; views[i] is filled on a hit.
+ * Bulk form of kite_store_get() for any number of keys, one rte_hash bulk
+ * lookup per 64. results[i] receives the result (enum kite_store_result)
+ * for keys[i]; views[i] is filled on a hit.
  */
 void kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys,
 			 const uint16_t *keylens, const uint64_t *hashes, unsigned int n,
-			 struct kite_store_view *views, uint8_t *statuses);
+			 struct kite_store_view *views, uint8_t *results);
 
 /**
- * Get and update the expiry (TOUCH/GAT). exptime as in the protocol.
- * @return KITE_STATUS_OK or KITE_STATUS_KEY_ENOENT.
+ * Get and set the expiry (TOUCH/GAT): exptime absolute, 0 never.
+ * @return OK or NOT_FOUND.
  */
-int kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		     uint32_t exptime, struct kite_store_view *v);
+enum kite_store_result kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen,
+					uint64_t hash, uint32_t exptime,
+					struct kite_store_view *v);
 
 /**
- * SET/ADD/REPLACE/APPEND/PREPEND with memcached's semantics, including a
- * non-zero cas_in meaning compare-and-swap. APPEND/PREPEND keep the
- * item's flags and expiry.
- * @return OK (new CAS in *cas_out), KEY_EEXISTS, KEY_ENOENT, NOT_STORED,
- *         E2BIG or ENOMEM.
+ * SET/ADD/REPLACE/APPEND/PREPEND with memcached's semantics, a non-zero
+ * w->cas meaning compare-and-swap. APPEND/PREPEND keep the item's flags
+ * and expiry. A new item has its stale and win bits clear. A SET that
+ * cannot be stored removes the old value (a client never reads what it
+ * tried to overwrite).
+ * @return OK (the item's CAS in *cas_out), EXISTS, NOT_FOUND, NOT_STORED,
+ *         TOO_LARGE, NO_MEMORY or INVALID.
  */
-int kite_store_store(struct kite_store *s, enum kite_store_mode mode, const void *key,
-		     uint16_t keylen, uint64_t hash, const void *value, uint32_t vallen,
-		     uint32_t flags, uint32_t exptime, uint64_t cas_in, uint64_t *cas_out);
+enum kite_store_result kite_store_store(struct kite_store *s, const void *key, uint16_t keylen,
+					uint64_t hash, const struct kite_store_write *w,
+					uint64_t *cas_out);
 
-/** DELETE. @return OK, KEY_ENOENT or KEY_EEXISTS (cas mismatch). */
-int kite_store_delete(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		      uint64_t cas_in);
+/** DELETE (cas non-zero: only that version). @return OK, NOT_FOUND or EXISTS. */
+enum kite_store_result kite_store_delete(struct kite_store *s, const void *key, uint16_t keylen,
+					 uint64_t hash, uint64_t cas);
 
 /**
  * INCREMENT/DECREMENT as memcached: 64-bit wrap on incr, floor 0 on decr,
- * a missing key created with `initial` unless exptime is
- * KITE_DELTA_NO_CREATE, DELTA_BADVAL for a non-numeric value.
- * @return OK (*value_out, *cas_out), KEY_ENOENT, KEY_EEXISTS, DELTA_BADVAL,
- *         ENOMEM.
+ * a missing key created with `initial` when a->create.
+ * @return OK (*value_out, *cas_out), NOT_FOUND, EXISTS, NON_NUMERIC or
+ *         NO_MEMORY.
  */
-int kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		     bool incr, uint64_t delta, uint64_t initial, uint32_t exptime,
-		     uint64_t cas_in, uint64_t *value_out, uint64_t *cas_out);
+enum kite_store_result kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen,
+					uint64_t hash, const struct kite_store_arith *a,
+					uint64_t *value_out, uint64_t *cas_out);
 
 /**
- * FLUSH: with delay 0 every current item becomes invisible now; with a
- * delay (protocol exptime) items stored before that time vanish then.
+ * Mark an item stale (the meta protocol's invalidation): it stays and is
+ * still served, flagged stale, until it is stored again.
+ * @return OK, NOT_FOUND or EXISTS (cas given and different).
  */
-void kite_store_flush(struct kite_store *s, uint32_t exptime);
+enum kite_store_result kite_store_mark_stale(struct kite_store *s, const void *key,
+					     uint16_t keylen, uint64_t hash, uint64_t cas);
+
+/**
+ * Hand out an item's win token (the right to recompute it, the meta
+ * protocol's W flag): the first caller since the item was stored wins.
+ * *v is filled in both cases (v->win tells the state before this call).
+ * @return OK (this caller wins), EXISTS (already out) or NOT_FOUND.
+ */
+enum kite_store_result kite_store_claim_win(struct kite_store *s, const void *key, uint16_t keylen,
+					    uint64_t hash, struct kite_store_view *v);
+
+/**
+ * FLUSH: with `when` 0 or not after now, every current item becomes
+ * invisible now; with a later absolute time, items stored before then
+ * vanish at that time. A new flush replaces a pending one.
+ */
+void kite_store_flush(struct kite_store *s, uint32_t when);
+
+/** One item, as iteration shows it; pointers valid during the callback only. */
+struct kite_store_item {
+	const uint8_t *key;
+	uint16_t keylen;
+	struct kite_store_view v;
+};
+
+/** Called for each live item; a non-zero return stops the walk after this item. */
+typedef int (*kite_store_iter_fn)(void *arg, const struct kite_store_item *it);
+
+/**
+ * Where a walk over a partition's items stands (backfill of a replica).
+ * Positions count log bytes and never go back.
+ */
+struct kite_store_cursor {
+	uint64_t pos; /**< next record to visit */
+	uint64_t end; /**< the walk is done at this position */
+};
+
+/** Start a walk over every item present now. */
+void kite_store_iter_begin(const struct kite_store *s, struct kite_store_cursor *c);
+
+/**
+ * Visit up to max_records log records from the cursor, calling fn for each
+ * live item (neither expired nor flushed); the caller filters (by vbucket,
+ * say). Between calls the owner may serve requests: every item present at
+ * kite_store_iter_begin() and still present at the end is visited at least
+ * once; items stored after the start may or may not be, and an item the
+ * CLOCK hand moves may be visited twice. When the hand overtakes the
+ * cursor the walk resumes at the tail and runs on to the head of then, so
+ * a walk ends only if it advances through the log faster than writes do:
+ * the caller sizes max_records to its partition's write rate.
+ * @return the items visited.
+ */
+unsigned int kite_store_iter_next(struct kite_store *s, struct kite_store_cursor *c,
+				  unsigned int max_records, kite_store_iter_fn fn, void *arg);
+
+/** Whether the walk has reached its end. */
+static inline bool
+kite_store_iter_done(const struct kite_store_cursor *c)
+{
+	return c->pos >= c->end;
+}
 
 /** The item log's memory (mem_bytes long), for NUMA placement checks. */
 const void *kite_store_log_mem(const struct kite_store *s, size_t *len);

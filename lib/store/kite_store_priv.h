@@ -20,6 +20,8 @@
 #define ITEM_REF     0x02 /* CLOCK bit: read since the hand last passed */
 #define ITEM_FETCHED 0x04 /* read at least once (memcached's *_unfetched stats) */
 #define ITEM_FILLER  0x08 /* pads the log to the region's end; only total is valid */
+#define ITEM_STALE   0x10 /* marked stale: still served, flagged (kite_store_mark_stale) */
+#define ITEM_WIN     0x20 /* its win token is out (kite_store_claim_win) */
 
 /*
  * Log record. Records are 8-byte aligned and never straddle the region's
@@ -35,8 +37,8 @@ struct item {
 	uint32_t vallen;  /* 8: the value length cannot be recovered from total */
 	uint32_t flags;	  /* 12: client flags, opaque */
 	uint32_t exptime; /* 16: absolute unix seconds, 0: never */
-	uint32_t time;	  /* 20: unix seconds of the last store */
-	uint64_t cas;	  /* 24: (sequence << 16) | partition id */
+	uint32_t epoch;	  /* 20: the partition's flush epoch when stored; another: flushed */
+	uint64_t cas;	  /* 24: (sequence << 16) | partition id, or one given (set_cas) */
 	uint64_t hash;	  /* 32: index key; needed to unlink from the tail */
 	uint8_t data[];	  /* 40: key, then value */
 };
@@ -60,8 +62,8 @@ struct kite_store {
 	uint64_t tail;
 	uint64_t head_off;
 	uint64_t tail_off;
-	uint64_t cas_seq;   /* last CAS sequence handed out */
-	uint64_t flush_seq; /* items with a CAS sequence <= this are flushed */
+	uint64_t cas_seq;   /* last CAS sequence handed out or given */
+	uint32_t epoch;     /* flush epoch: a flush starts the next, items of older ones are flushed */
 	uint32_t now;
 	uint32_t flush_time; /* pending delayed flush (absolute), 0: none */
 	uint32_t max_item_size;

@@ -1101,6 +1101,27 @@ test_parse_res_memcached_bytes(void **state)
 	assert_memory_equal(mine, einval, sizeof(einval));
 }
 
+/* memcached's expiry rule, which the engine applies before the store sees a time. */
+static void
+test_exptime(void **state)
+{
+	const uint32_t now = 1700000000u;
+
+	(void)state;
+	assert_int_equal(kite_proto_exptime(0, now), 0);
+	assert_int_equal(kite_proto_exptime(1, now), now + 1);
+	assert_int_equal(kite_proto_exptime(KITE_REALTIME_MAXDELTA, now),
+			 now + KITE_REALTIME_MAXDELTA);
+	/* Beyond 30 days: an absolute time, future or past (then expired at once). */
+	assert_int_equal(kite_proto_exptime(KITE_REALTIME_MAXDELTA + 1, now),
+			 KITE_REALTIME_MAXDELTA + 1);
+	assert_int_equal(kite_proto_exptime(now + 5, now), now + 5);
+	assert_int_equal(kite_proto_exptime(now - 5, now), now - 5);
+	/* A relative time past 2106 saturates instead of wrapping into the past. */
+	assert_int_equal(kite_proto_exptime(100, UINT32_MAX - 10), UINT32_MAX);
+	assert_int_equal(kite_proto_exptime(10, UINT32_MAX - 10), UINT32_MAX);
+}
+
 int
 main(void)
 {
@@ -1143,6 +1164,7 @@ main(void)
 		cmocka_unit_test(test_build_req_layout),
 		cmocka_unit_test(test_parse_res_roundtrip),
 		cmocka_unit_test(test_parse_res_memcached_bytes),
+		cmocka_unit_test(test_exptime),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

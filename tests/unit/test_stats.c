@@ -93,11 +93,13 @@ test_sums(void **state)
 		parts[i] = kite_store_create(&p);
 		assert_non_null(parts[i]);
 	}
-	assert_int_equal(kite_store_store(parts[0], KITE_STORE_SET, "a", 1,
-					  kite_store_hash(parts[0], "a", 1), "1", 1, 0, 0, 0, &cas),
+	const struct kite_store_write w1 = { .mode = KITE_STORE_SET, .value = "1", .vallen = 1 };
+	const struct kite_store_write w2 = { .mode = KITE_STORE_SET, .value = "2", .vallen = 1 };
+	assert_int_equal(kite_store_store(parts[0], "a", 1, kite_store_hash(parts[0], "a", 1), &w1,
+					  &cas),
 			 0);
-	assert_int_equal(kite_store_store(parts[1], KITE_STORE_SET, "b", 1,
-					  kite_store_hash(parts[1], "b", 1), "2", 1, 0, 0, 0, &cas),
+	assert_int_equal(kite_store_store(parts[1], "b", 1, kite_store_hash(parts[1], "b", 1), &w2,
+					  &cas),
 			 0);
 
 	memset(&src, 0, sizeof(src));

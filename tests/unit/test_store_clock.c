@@ -22,7 +22,6 @@
 
 #include <rte_memory.h>
 
-#include "kite_proto.h"
 #include "kite_store.h"
 #include "kite_store_priv.h"
 #include "kite_test.h"
@@ -173,10 +172,11 @@ set_key(struct kite_store *s, uint32_t id)
 
 	key_of(key, id);
 	memset(val, (int)(id & 0xff), sizeof(val));
-	assert_int_equal(kite_store_store(s, KITE_STORE_SET, key, KEY_LEN,
-					  kite_store_hash(s, key, KEY_LEN), val, VAL_LEN, 0, 0, 0,
+	const struct kite_store_write w = { .mode = KITE_STORE_SET, .value = val, .vallen = VAL_LEN };
+
+	assert_int_equal(kite_store_store(s, key, KEY_LEN, kite_store_hash(s, key, KEY_LEN), &w,
 					  &cas),
-			 KITE_STATUS_OK);
+			 KITE_STORE_OK);
 }
 
 /* How many of these items the store holds once full. */
@@ -345,7 +345,7 @@ test_clock_vs_lru(void **state)
 
 		key_of(key, trace[i]);
 		hk = kite_store_hash(s, key, KEY_LEN);
-		if (kite_store_get(s, key, KEY_LEN, hk, &v) == KITE_STATUS_OK) {
+		if (kite_store_get(s, key, KEY_LEN, hk, &v) == KITE_STORE_OK) {
 			/* Never another key's value. */
 			assert_int_equal(v.value[0], trace[i] & 0xff);
 			clock_hits++;

@@ -29,7 +29,6 @@
 #include <rte_hash.h>
 #include <rte_lcore.h>
 
-#include "kite_proto.h"
 #include "kite_store.h"
 
 #define ROUNDS	5
@@ -175,9 +174,11 @@ set_key(struct bench *b, uint32_t k)
 	const char *key = key_at(b, k);
 	uint64_t cas;
 
-	return kite_store_store(b->s, KITE_STORE_SET, key, KEY_LEN,
-				kite_store_hash(b->s, key, KEY_LEN), b->value, b->c.value_size, 0,
-				0, 0, &cas);
+	const struct kite_store_write w = {
+		.mode = KITE_STORE_SET, .value = b->value, .vallen = b->c.value_size
+	};
+
+	return kite_store_store(b->s, key, KEY_LEN, kite_store_hash(b->s, key, KEY_LEN), &w, &cas);
 }
 
 static uint64_t
@@ -191,7 +192,7 @@ run_get(struct bench *b)
 		const char *key = key_at(b, b->seq[i]);
 
 		misses += kite_store_get(b->s, key, KEY_LEN, kite_store_hash(b->s, key, KEY_LEN),
-					 &v) != KITE_STATUS_OK;
+					 &v) != KITE_STORE_OK;
 	}
 	b->get_misses += misses;
 	return rte_rdtsc() - t0;
@@ -220,7 +221,7 @@ run_bulk(struct bench *b)
 		}
 		kite_store_get_bulk(b->s, keys, lens, hashes, n, views, st);
 		for (j = 0; j < n; j++)
-			misses += st[j] != KITE_STATUS_OK;
+			misses += st[j] != KITE_STORE_OK;
 	}
 	b->get_misses += misses;
 	return rte_rdtsc() - t0;
@@ -233,7 +234,7 @@ run_set(struct bench *b)
 	uint32_t i;
 
 	for (i = 0; i < b->c.ops; i++)
-		if (set_key(b, b->seq[i]) != KITE_STATUS_OK)
+		if (set_key(b, b->seq[i]) != KITE_STORE_OK)
 			b->mix_misses++;
 	return rte_rdtsc() - t0;
 }
@@ -251,9 +252,9 @@ run_mix(struct bench *b)
 		if (b->is_get[i])
 			misses += kite_store_get(b->s, key, KEY_LEN,
 						 kite_store_hash(b->s, key, KEY_LEN),
-						 &v) != KITE_STATUS_OK;
+						 &v) != KITE_STORE_OK;
 		else
-			misses += set_key(b, b->seq[i]) != KITE_STATUS_OK;
+			misses += set_key(b, b->seq[i]) != KITE_STORE_OK;
 	}
 	b->mix_misses += misses;
 	return rte_rdtsc() - t0;
@@ -270,9 +271,9 @@ refill(struct bench *b)
 		const char *key = key_at(b, i);
 
 		if (kite_store_get(b->s, key, KEY_LEN, kite_store_hash(b->s, key, KEY_LEN), &v) ==
-		    KITE_STATUS_OK)
+		    KITE_STORE_OK)
 			continue;
-		if (set_key(b, i) != KITE_STATUS_OK) {
+		if (set_key(b, i) != KITE_STORE_OK) {
 			fprintf(stderr,
 				"store-bench: cannot store key %" PRIu32
 				": --mem too small for --keys\n",
