@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +33,7 @@ tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 	if (tel_node == NULL)
 		return -EAGAIN;
 	rte_tel_data_start_dict(d);
-	kite_stats_emit(&tel_node->stats_src, node_now(tel_node), tel_emit, d);
+	kited_stats_emit(&tel_node->stats_src, node_now(tel_node), tel_emit, d);
 	return 0;
 }
 
@@ -63,26 +62,7 @@ node_now(const struct node *n)
 void
 control_log_stats(struct node *n, double secs)
 {
-	static struct kite_worker_stats prev;
-	struct kite_worker_stats w;
-	struct kite_store_stats s;
-	uint64_t drops = 0;
-
-	kite_stats_sum_workers(&n->stats_src, &w);
-	kite_stats_sum_stores(&n->stats_src, &s);
-	for (unsigned int r = 0; r < KITE_PROTO_DROP_MAX; r++)
-		drops += w.proto_drops[r];
-	KLOG(INFO,
-	     "stats: %.0f req/s, %.0f dgram/s in, %.0f dgram/s out | items %" PRIu64
-	     " bytes %" PRIu64 " hits %" PRIu64 " misses %" PRIu64 " evictions %" PRIu64
-	     " | proto drops %" PRIu64 " errors %" PRIu64 " handoffs %" PRIu64
-	     " | %" PRIu64 " cycles/req",
-	     (double)(w.rx_requests - prev.rx_requests) / secs,
-	     (double)(w.rx_dgrams - prev.rx_dgrams) / secs,
-	     (double)(w.tx_dgrams - prev.tx_dgrams) / secs, s.curr_items, s.bytes, s.get_hits,
-	     s.get_misses, s.evictions, drops, w.err_replies, w.handoff_out,
-	     w.served ? w.busy_cycles / w.served : 0);
-	prev = w;
+	kited_stats_log(&n->stats_src, &n->stats_prev, secs);
 }
 
 void

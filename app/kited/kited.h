@@ -16,11 +16,11 @@
 #include "config.h"
 #include "kite_engine.h"
 #include "kite_net.h"
-#include "kite_stats.h"
 #include "kite_steer.h"
 #include "kite_store.h"
 #include "kite_topo.h"
 #include "kited_log.h"
+#include "kited_stats.h"
 #include "kited_numa.h"
 
 /* Set by the signal handler only; everything polls it. */
@@ -48,7 +48,7 @@ struct worker {
 	struct node *node;
 	struct kite_engine *engine;
 	struct kite_net *net;
-	struct kite_worker_stats *stats;
+	struct kited_worker_stats *stats;
 	struct rte_mempool *pool; /* on the worker's socket: its RX queue and replies */
 	struct rte_ring *handoff; /* datagrams other workers route here */
 	uint8_t *scratch;         /* linear copies of multi-segment datagrams */
@@ -80,9 +80,10 @@ struct node {
 	struct kite_store **parts;
 	unsigned int n_workers;
 	struct worker *workers;
-	struct kite_worker_stats **wstats;
+	struct kited_worker_stats **wstats;
 	const struct kite_net **nets;
-	struct kite_stats_src stats_src;
+	struct kited_stats_src stats_src;
+	struct kited_worker_stats stats_prev; /* sums at the last stats line */
 	bool main_runs_worker; /* no worker lcores: worker 0 runs on the main lcore */
 	unsigned int ablate;   /* KITE_ABLATE_* from the ablate option; 0 in production */
 };

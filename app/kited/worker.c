@@ -48,7 +48,7 @@ tx_flush(struct worker *w)
 		sent += rte_eth_tx_burst(w->port, w->queue, w->tx + sent,
 					 (uint16_t)(w->ntx - sent));
 	if (sent < w->ntx) {
-		w->stats->tx_full += w->ntx - sent;
+		w->stats->loop.tx_full += w->ntx - sent;
 		rte_pktmbuf_free_bulk(w->tx + sent, w->ntx - sent);
 	}
 	w->ntx = 0;
@@ -126,8 +126,9 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	ec.parts = n->parts;
 	ec.max_item_size = (uint32_t)n->cfg.max_item_size;
 	ec.max_payload = n->max_payload;
-	ec.stats = w->stats;
-	ec.stats_src = &n->stats_src;
+	ec.stats = &w->stats->engine;
+	ec.stat = kited_stats_engine_stat;
+	ec.stat_arg = &n->stats_src;
 	ec.out.alloc = reply_alloc;
 	ec.out.done = reply_done;
 	ec.ablate = n->ablate;
@@ -195,10 +196,10 @@ route(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, uint64
 		rte_pktmbuf_refcnt_update(m, 1);
 		if (rte_ring_mp_enqueue(n->workers[o].handoff, m) != 0) {
 			rte_pktmbuf_refcnt_update(m, -1);
-			w->stats->handoff_full++;
+			w->stats->loop.handoff_full++;
 			continue;
 		}
-		w->stats->handoff_out++;
+		w->stats->loop.handoff_out++;
 	}
 	return (mask & self) != 0;
 }
@@ -218,9 +219,9 @@ worker_poll(struct worker *w)
 	/* Handed-off datagrams share the burst, so one burst never exceeds MAX_BURST. */
 	nh = rte_ring_sc_dequeue_burst(w->handoff, (void **)pkts + nrx,
 				       (unsigned int)n->cfg.burst - nrx, NULL);
-	w->stats->polls++;
+	w->stats->loop.polls++;
 	if (nrx + nh == 0) {
-		w->stats->idle_polls++;
+		w->stats->loop.idle_polls++;
 		return 0;
 	}
 
@@ -243,7 +244,7 @@ worker_poll(struct worker *w)
 				/* Route by the owners of the keys inside. */
 				uint64_t mask = kite_engine_route(w->engine, dg[nd].data, dg[nd].len);
 				if (mask & ~(UINT64_C(1) << w->id))
-					w->stats->steer_misses++;
+					w->stats->loop.steer_misses++;
 				if (!route(w, m, &u, mask)) {
 					keep[nroute++] = m;
 					continue;
@@ -272,7 +273,7 @@ worker_poll(struct worker *w)
 	}
 	for (unsigned int i = nrx; i < nrx + nh; i++) {
 		struct rte_mbuf *m = pkts[i];
-		w->stats->handoff_in++;
+		w->stats->loop.handoff_in++;
 		ctx[nd].w = w;
 		ctx[nd].m = m;
 		ctx[nd].u = meta(m)->u;
@@ -293,7 +294,7 @@ worker_poll(struct worker *w)
 		rte_pktmbuf_free_bulk(keep, nfree);
 	if (w->ntx > 0)
 		tx_flush(w);
-	w->stats->busy_cycles += rte_rdtsc() - tsc;
+	w->stats->loop.busy_cycles += rte_rdtsc() - tsc;
 	return nrx + nh;
 }
 

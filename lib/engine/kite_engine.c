@@ -10,6 +10,13 @@
 
 #include "kite_engine.h"
 
+#define STAT_NAME(field, name, help) name,
+#define STAT_HELP(field, name, help) help,
+const char *const kite_engine_stats_names[] = { KITE_ENGINE_STATS(STAT_NAME) };
+const char *const kite_engine_stats_help[] = { KITE_ENGINE_STATS(STAT_HELP) };
+#undef STAT_NAME
+#undef STAT_HELP
+
 /* What an entry of the request table asks the executor to do. */
 enum entry_kind {
 	ENTRY_REQ = 0, /* a well-formed request */
@@ -345,7 +352,7 @@ static void
 parse_dgram(struct kite_engine *e, unsigned int di)
 {
 	const struct kite_engine_dgram *d = &e->burst[di];
-	struct kite_worker_stats *st = e->conf.stats;
+	struct kite_engine_stats *st = e->conf.stats;
 	struct kite_proto_frame f;
 	size_t off = KITE_FRAME_HDR_LEN, used;
 	unsigned int first = e->nent, count = 0;
@@ -568,8 +575,8 @@ exec_stat(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned
 		respond_err(e, q, KITE_STATUS_KEY_ENOENT);
 		return;
 	}
-	if (e->conf.stats_src != NULL)
-		kite_stats_emit(e->conf.stats_src, e->now, emit_stat, &c);
+	if (e->conf.stat != NULL)
+		e->conf.stat(e->conf.stat_arg, e->now, emit_stat, &c);
 	respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
 }
 
@@ -744,7 +751,7 @@ exec_one(struct kite_engine *e, unsigned int i)
 {
 	struct entry *q = &e->ent[i];
 	const struct kite_engine_dgram *d = &e->burst[q->dgram];
-	struct kite_worker_stats *st = e->conf.stats;
+	struct kite_engine_stats *st = e->conf.stats;
 	struct kite_store *s = NULL;
 
 	if (q->kind == ENTRY_ERR) {

@@ -18,10 +18,10 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kite_proto.h"
-#include "kite_stats.h"
 #include "kite_store.h"
 #include "kite_topo.h"
 
@@ -76,6 +76,54 @@ enum kite_ablate {
  */
 int kite_ablate_parse(const char *list);
 
+/**
+ * The counters of one worker's engine: X(field, name, help), then
+ * requests by command class (kite_proto_cmd_name()) and datagram
+ * remainders dropped by reason (kite_proto_drop_name()).
+ * kite_engine_stats_names[] / _help[] name the scalar ones, in order.
+ */
+#define KITE_ENGINE_STATS(X)                                                                       \
+	X(rx_dgrams, "rx_datagrams", "UDP datagrams handed to the engine by their home worker")   \
+	X(rx_requests, "rx_requests", "requests parsed")                                          \
+	X(tx_dgrams, "tx_datagrams", "reply datagrams written")                                  \
+	X(tx_responses, "tx_responses", "responses written")                                      \
+	X(tx_bytes, "tx_bytes", "reply payload bytes")                                            \
+	X(err_replies, "error_replies", "error statuses sent for malformed requests")             \
+	X(unknown_cmd, "unknown_commands", "UNKNOWN_COMMAND replies")                             \
+	X(not_owned, "not_owned", "requests skipped: another worker owns their key")              \
+	X(nombuf, "nombuf", "reply datagrams lost: no buffer")                                    \
+	X(reply_truncated, "reply_truncated", "replies cut short: too many datagrams")            \
+	X(served, "served", "requests executed")
+
+/**
+ * Written only by the engine's worker (plain stores); other threads read
+ * them whole (aligned 64-bit loads).
+ */
+struct kite_engine_stats {
+#define KITE_ENGINE_STATS_FIELD(field, name, help) uint64_t field;
+	KITE_ENGINE_STATS(KITE_ENGINE_STATS_FIELD)
+#undef KITE_ENGINE_STATS_FIELD
+	uint64_t cmd[KITE_CMD_MAX];                  /**< requests by command class */
+	uint64_t proto_drops[KITE_PROTO_DROP_MAX];   /**< datagram remainders dropped, by reason */
+};
+
+/** Scalar counters, before cmd[]. */
+#define KITE_ENGINE_STATS_N (offsetof(struct kite_engine_stats, cmd) / sizeof(uint64_t))
+
+/** Name and help of each scalar counter, in struct order. */
+extern const char *const kite_engine_stats_names[];
+extern const char *const kite_engine_stats_help[];
+
+/** Receives one STAT "name value" pair. */
+typedef void (*kite_engine_emit_fn)(void *arg, const char *name, const char *value);
+
+/**
+ * Answers STAT: emit every statistic of the node (the program composes
+ * them; the engine only frames them). now is unix time.
+ */
+typedef void (*kite_engine_stat_fn)(void *arg, uint32_t now, kite_engine_emit_fn emit,
+				    void *emit_arg);
+
 /** Engine configuration; arrays are owned by the caller and outlive the engine. */
 struct kite_engine_conf {
 	struct kite_topo_map map;  /**< partitions, workers, base port */
@@ -83,8 +131,9 @@ struct kite_engine_conf {
 	struct kite_store *const *parts; /**< all partitions by number; only owned ones are touched */
 	uint32_t max_item_size;
 	uint16_t max_payload;       /**< UDP payload bytes per reply datagram (MTU - 28) */
-	struct kite_worker_stats *stats;
-	const struct kite_stats_src *stats_src; /**< for STAT; NULL: STAT answers only the terminator */
+	struct kite_engine_stats *stats; /**< this worker's counters (the caller's memory) */
+	kite_engine_stat_fn stat;   /**< STAT's statistics; NULL: STAT answers only the terminator */
+	void *stat_arg;
 	struct kite_engine_out out;
 	unsigned int ablate;        /**< KITE_ABLATE_* bits; 0 in production */
 };

@@ -13,6 +13,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <rte_ether.h>
@@ -65,17 +66,33 @@ enum kite_net_drop {
 	KITE_NET_DROP_MAX,
 };
 
-/** Per-worker counters. */
+/**
+ * Per-worker counters: X(field, name, help), then drops[] by reason
+ * (kite_net_drop_name()). kite_net_stats_names[] / _help[] name the
+ * scalar ones, in struct order.
+ */
+#define KITE_NET_STATS(X)                                                                          \
+	X(rx_packets, "rx_packets", "packets received")                                          \
+	X(udp_datagrams, "udp_datagrams", "UDP datagrams delivered to the engine")               \
+	X(arp_replies, "arp_replies", "ARP replies sent")                                        \
+	X(arp_learned, "arp_learned", "neighbour entries learned or refreshed")                  \
+	X(icmp_echo, "icmp_echo", "pings answered")                                              \
+	X(frag_packets, "fragments", "IPv4 fragments received")                                  \
+	X(reassembled, "reassembled", "datagrams completed from fragments")
+
 struct kite_net_stats {
-	uint64_t rx_packets;
-	uint64_t udp_datagrams; /**< delivered to the application */
-	uint64_t arp_replies;   /**< ARP replies we sent */
-	uint64_t arp_learned;   /**< neighbour entries learned or refreshed */
-	uint64_t icmp_echo;     /**< pings answered */
-	uint64_t frag_packets;  /**< fragments received */
-	uint64_t reassembled;   /**< datagrams completed from fragments */
-	uint64_t drops[KITE_NET_DROP_MAX];
+#define KITE_NET_STATS_FIELD(field, name, help) uint64_t field;
+	KITE_NET_STATS(KITE_NET_STATS_FIELD)
+#undef KITE_NET_STATS_FIELD
+	uint64_t drops[KITE_NET_DROP_MAX]; /**< by reason */
 };
+
+/** Scalar counters, before drops[]. */
+#define KITE_NET_STATS_N (offsetof(struct kite_net_stats, drops) / sizeof(uint64_t))
+
+/** Name and help of each scalar counter, in struct order. */
+extern const char *const kite_net_stats_names[];
+extern const char *const kite_net_stats_help[];
 
 /** The sender of a datagram and where its payload is, filled for KITE_NET_UDP. */
 struct kite_net_udp {

@@ -69,6 +69,24 @@ static const char *const drop_names[KITE_PROTO_DROP_MAX] = {
 	[KITE_PROTO_DROP_RES_MAGIC] = "response_magic",
 };
 
+static const char *const cmd_names[KITE_CMD_MAX] = {
+	[KITE_CMD_UNKNOWN] = "unknown", [KITE_CMD_GET] = "get",	    [KITE_CMD_SET] = "set",
+	[KITE_CMD_ADD] = "add",		[KITE_CMD_REPLACE] = "replace", [KITE_CMD_APPEND] = "append",
+	[KITE_CMD_PREPEND] = "prepend", [KITE_CMD_DELETE] = "delete", [KITE_CMD_INCR] = "incr",
+	[KITE_CMD_DECR] = "decr",	[KITE_CMD_TOUCH] = "touch",	    [KITE_CMD_GAT] = "gat",
+	[KITE_CMD_NOOP] = "noop",	[KITE_CMD_VERSION] = "version", [KITE_CMD_STAT] = "stat",
+	[KITE_CMD_FLUSH] = "flush",	[KITE_CMD_QUIT] = "quit",
+	[KITE_CMD_TOPOLOGY] = "topology",
+};
+
+const char *
+kite_proto_cmd_name(enum kite_cmd c)
+{
+	if ((unsigned int)c >= KITE_CMD_MAX)
+		return "unknown";
+	return cmd_names[c];
+}
+
 const char *
 kite_proto_drop_name(enum kite_proto_drop r)
 {

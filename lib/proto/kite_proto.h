@@ -161,6 +161,9 @@ enum kite_proto_drop {
 	KITE_PROTO_DROP_MAX,
 };
 
+/** Name of a command class ("get", "set", ... "topology"), "unknown" out of range. */
+const char *kite_proto_cmd_name(enum kite_cmd c);
+
 /** Human-readable name of a drop reason (for stats). */
 const char *kite_proto_drop_name(enum kite_proto_drop r);
 

@@ -43,36 +43,53 @@ struct kite_store_params {
 	bool no_prefetch;        /**< skip the item prefetch of bulk lookups (benchmarks only) */
 };
 
-/** Counters, in memcached's names where memcached has one. */
+/**
+ * The partition's counters, in memcached's names where memcached has one:
+ * X(field, name, help). The owner writes them; kite_store_stats_get()
+ * copies them; kite_store_stats_names[] / _help[] name each.
+ */
+#define KITE_STORE_STATS(X)                                                                        \
+	X(curr_items, "curr_items", "items stored now")                                          \
+	X(total_items, "total_items", "items stored since start")                                \
+	X(bytes, "bytes", "bytes of live items, headers included")                               \
+	X(limit_maxbytes, "limit_maxbytes", "item memory of the partition")                      \
+	X(get_hits, "get_hits", "lookups that found the key")                                    \
+	X(get_misses, "get_misses", "lookups that did not")                                      \
+	X(get_expired, "get_expired", "lookups that found the key expired")                      \
+	X(get_flushed, "get_flushed", "lookups that found the key flushed")                      \
+	X(touch_hits, "touch_hits", "expiry changes of a present key")                           \
+	X(touch_misses, "touch_misses", "expiry changes of a missing key")                       \
+	X(delete_hits, "delete_hits", "deletions of a present key")                              \
+	X(delete_misses, "delete_misses", "deletions of a missing key")                          \
+	X(incr_hits, "incr_hits", "increments of a present key")                                 \
+	X(incr_misses, "incr_misses", "increments of a missing key, not created")                \
+	X(decr_hits, "decr_hits", "decrements of a present key")                                 \
+	X(decr_misses, "decr_misses", "decrements of a missing key, not created")                \
+	X(cas_hits, "cas_hits", "compare-and-swap stores that matched")                          \
+	X(cas_misses, "cas_misses", "compare-and-swap stores of a missing key")                  \
+	X(cas_badval, "cas_badval", "compare-and-swap stores that did not match")                \
+	X(evictions, "evictions", "live items dropped for space")                                \
+	X(reclaimed, "reclaimed", "expired or flushed items freed by the CLOCK hand")            \
+	X(expired_unfetched, "expired_unfetched", "items that expired never read")               \
+	X(evicted_unfetched, "evicted_unfetched", "items evicted never read")                    \
+	X(reinserted, "reinserted", "referenced items given a second chance by the hand")        \
+	X(index_full, "index_full", "evictions forced by a full index")                          \
+	X(store_too_large, "store_too_large", "stores refused: value too large")                 \
+	X(store_no_memory, "store_no_memory", "stores refused: no room after evicting")
+
+/** The partition's counters (KITE_STORE_STATS). */
 struct kite_store_stats {
-	uint64_t curr_items;
-	uint64_t total_items;    /**< successful stores */
-	uint64_t bytes;          /**< bytes of live items, headers included */
-	uint64_t limit_maxbytes; /**< mem_bytes */
-	uint64_t get_hits;
-	uint64_t get_misses;
-	uint64_t get_expired;
-	uint64_t get_flushed;
-	uint64_t touch_hits;
-	uint64_t touch_misses;
-	uint64_t delete_hits;
-	uint64_t delete_misses;
-	uint64_t incr_hits;
-	uint64_t incr_misses;
-	uint64_t decr_hits;
-	uint64_t decr_misses;
-	uint64_t cas_hits;
-	uint64_t cas_misses;
-	uint64_t cas_badval;
-	uint64_t evictions;      /**< live items dropped for space */
-	uint64_t reclaimed;      /**< expired/flushed items freed by the hand */
-	uint64_t expired_unfetched;
-	uint64_t evicted_unfetched;
-	uint64_t reinserted;     /**< referenced items given a second chance */
-	uint64_t index_full;     /**< evictions forced by a full index */
-	uint64_t store_too_large;
-	uint64_t store_no_memory;
+#define KITE_STORE_STATS_FIELD(field, name, help) uint64_t field;
+	KITE_STORE_STATS(KITE_STORE_STATS_FIELD)
+#undef KITE_STORE_STATS_FIELD
 };
+
+/** Counters in struct kite_store_stats. */
+#define KITE_STORE_STATS_N (sizeof(struct kite_store_stats) / sizeof(uint64_t))
+
+/** Name and help of each counter, in struct order. */
+extern const char *const kite_store_stats_names[];
+extern const char *const kite_store_stats_help[];
 
 /**
  * What an operation did. The store has its own statuses; the engine maps

@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Node-wide statistics: sums over workers and partitions, and STAT names. */
+/*
+ * Statistics: lib/stats' generic counter tables, and kited's composition of
+ * them (app/kited/stats.c): sums over workers and partitions, and STAT names.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kite_stats.h"
+#include "kited_stats.h"
 #include "kite_test.h"
 
 struct seen {
@@ -42,19 +47,19 @@ lookup(const struct seen *s, const char *name)
 static void
 test_empty_source(void **state)
 {
-	struct kite_stats_src src;
-	struct kite_worker_stats w;
+	struct kited_stats_src src;
+	struct kited_worker_stats w;
 	struct kite_store_stats st;
 	static struct seen s;
 
 	(void)state;
 	memset(&src, 0, sizeof(src));
-	kite_stats_sum_workers(&src, &w);
-	kite_stats_sum_stores(&src, &st);
-	assert_int_equal(w.rx_dgrams, 0);
+	kited_stats_sum_workers(&src, &w);
+	kited_stats_sum_stores(&src, &st);
+	assert_int_equal(w.engine.rx_dgrams, 0);
 	assert_int_equal(st.curr_items, 0);
 	s.n = 0;
-	kite_stats_emit(&src, 100, collect, &s);
+	kited_stats_emit(&src, 100, collect, &s);
 	assert_string_equal(lookup(&s, "curr_items"), "0");
 	assert_string_equal(lookup(&s, "kite_cycles_per_request"), "0");
 	assert_null(lookup(&s, "kite_steer_mode"));
@@ -63,11 +68,11 @@ test_empty_source(void **state)
 static void
 test_sums(void **state)
 {
-	struct kite_worker_stats a, b, sum;
-	struct kite_worker_stats *ws[3] = { &a, NULL, &b };
+	struct kited_worker_stats a, b, sum;
+	struct kited_worker_stats *ws[3] = { &a, NULL, &b };
 	struct kite_store_params p;
 	struct kite_store *parts[2];
-	struct kite_stats_src src;
+	struct kited_stats_src src;
 	struct kite_store_stats st;
 	static struct seen s;
 	uint64_t cas;
@@ -75,15 +80,15 @@ test_sums(void **state)
 	(void)state;
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
-	a.rx_dgrams = 3;
-	b.rx_dgrams = 4;
-	a.cmd[KITE_CMD_GET] = 10;
-	b.cmd[KITE_CMD_GAT] = 1;
-	a.busy_cycles = 1000;
-	b.busy_cycles = 1000;
-	a.served = 10;
-	b.served = 10;
-	b.proto_drops[KITE_PROTO_DROP_BAD_MAGIC] = 2;
+	a.engine.rx_dgrams = 3;
+	b.engine.rx_dgrams = 4;
+	a.engine.cmd[KITE_CMD_GET] = 10;
+	b.engine.cmd[KITE_CMD_GAT] = 1;
+	a.loop.busy_cycles = 1000;
+	b.loop.busy_cycles = 1000;
+	a.engine.served = 10;
+	b.engine.served = 10;
+	b.engine.proto_drops[KITE_PROTO_DROP_BAD_MAGIC] = 2;
 	for (int i = 0; i < 2; i++) {
 		memset(&p, 0, sizeof(p));
 		p.name = i ? "tstat1" : "tstat0";
@@ -110,13 +115,13 @@ test_sums(void **state)
 	src.started = 50;
 	src.limit_maxbytes = 2 << 20;
 	src.steer_mode = "handoff";
-	kite_stats_sum_workers(&src, &sum);
-	assert_int_equal(sum.rx_dgrams, 7);
-	kite_stats_sum_stores(&src, &st);
+	kited_stats_sum_workers(&src, &sum);
+	assert_int_equal(sum.engine.rx_dgrams, 7);
+	kited_stats_sum_stores(&src, &st);
 	assert_int_equal(st.curr_items, 2);
 
 	s.n = 0;
-	kite_stats_emit(&src, 150, collect, &s);
+	kited_stats_emit(&src, 150, collect, &s);
 	assert_string_equal(lookup(&s, "uptime"), "100");
 	assert_string_equal(lookup(&s, "time"), "150");
 	assert_string_equal(lookup(&s, "curr_items"), "2");
@@ -131,12 +136,83 @@ test_sums(void **state)
 	kite_store_free(parts[1]);
 }
 
+/* lib/stats: sums and names of a counter table, whatever library declares it. */
+#define TEST_STATS(X)                                                                              \
+	X(alpha, "alpha", "first")                                                                \
+	X(beta, "beta_total", "second, named apart from its field")
+
+struct test_counters {
+	TEST_STATS(KITE_STATS_FIELD)
+};
+
+static const char *const t_names[] = { TEST_STATS(KITE_STATS_NAME) };
+static const char *const t_help[] = { TEST_STATS(KITE_STATS_HELP) };
+static const struct kite_stats_table t_table = { t_names, t_help, 0 TEST_STATS(KITE_STATS_ONE) };
+
+static void
+test_table(void **state)
+{
+	struct test_counters a = { 1, 2 }, b = { 10, 20 };
+	static struct seen s;
+
+	(void)state;
+	assert_int_equal(t_table.n, 2);
+	assert_int_equal(kite_stats_index(&t_table, "beta_total"), 1);
+	assert_int_equal(kite_stats_index(&t_table, "beta"), -1);
+	assert_string_equal(t_table.help[0], "first");
+	kite_stats_add((uint64_t *)&a, (const uint64_t *)&b, t_table.n);
+	assert_int_equal(a.alpha, 11);
+	assert_int_equal(a.beta, 22);
+	s.n = 0;
+	kite_stats_emit_table(&t_table, (const uint64_t *)&a, "x_", collect, &s);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(lookup(&s, "x_alpha"), "11");
+	assert_string_equal(lookup(&s, "x_beta_total"), "22");
+	kite_stats_emit_u64(collect, &s, "big", UINT64_MAX);
+	assert_string_equal(lookup(&s, "big"), "18446744073709551615");
+}
+
+/* Every library's counter is shown, once, under its table's name. */
+static void
+test_every_counter_shown(void **state)
+{
+	struct kited_stats_src src;
+	static struct seen s;
+	char name[64];
+
+	(void)state;
+	memset(&src, 0, sizeof(src));
+	s.n = 0;
+	kited_stats_emit(&src, 100, collect, &s);
+	for (unsigned int i = 0; i < KITE_ENGINE_STATS_N; i++) {
+		snprintf(name, sizeof(name), "kite_%s", kite_engine_stats_names[i]);
+		assert_non_null(lookup(&s, name));
+	}
+	for (unsigned int i = 0; i < KITE_NET_STATS_N; i++) {
+		snprintf(name, sizeof(name), "kite_net_%s", kite_net_stats_names[i]);
+		assert_non_null(lookup(&s, name));
+	}
+	/* The store's: memcached's names as they are, Kite's own prefixed. */
+	assert_non_null(lookup(&s, "get_hits"));
+	assert_non_null(lookup(&s, "store_no_memory"));
+	assert_non_null(lookup(&s, "kite_reinserted"));
+	assert_null(lookup(&s, "reinserted"));
+	assert_non_null(lookup(&s, "kite_handoff_out"));
+	assert_non_null(lookup(&s, "kite_cmd_topology"));
+	/* No name twice. */
+	for (unsigned int i = 0; i < s.n; i++)
+		for (unsigned int j = i + 1; j < s.n; j++)
+			assert_string_not_equal(s.names[i], s.names[j]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty_source),
 		cmocka_unit_test(test_sums),
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_every_counter_shown),
 	};
 	if (kite_test_eal_init("stats") != 0)
 		return 1;

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef KITED_STATS_H
+#define KITED_STATS_H
+
+/*
+ * kited's statistics, composed from the counter tables of the libraries
+ * (engine, store, net) and of the worker loop: what STAT answers, what
+ * DPDK telemetry's /kite/stats shows and what the log line says. Names are
+ * memcached's where memcached has the counter (memcached_exporter reads
+ * the same), Kite's own start with kite_.
+ */
+
+#include <stdint.h>
+
+#include <rte_common.h>
+
+#include "kite_engine.h"
+#include "kite_net.h"
+#include "kite_stats.h"
+#include "kite_store.h"
+
+/* The worker loop's own counters: X(field, name, help). */
+#define KITED_LOOP_STATS(X)                                                                        \
+	X(handoff_out, "handoff_out", "datagrams handed to another worker")                       \
+	X(handoff_in, "handoff_in", "datagrams received from another worker")                     \
+	X(handoff_full, "handoff_full", "handoffs dropped: the owner's ring was full")            \
+	X(steer_misses, "steer_misses", "datagrams from the NIC with keys another worker owns")   \
+	X(tx_full, "tx_full", "reply datagrams dropped: TX queue full")                           \
+	X(polls, "polls", "rx_burst calls")                                                       \
+	X(idle_polls, "idle_polls", "rx_burst calls that returned nothing")                       \
+	X(busy_cycles, "busy_cycles", "TSC cycles spent on non-empty bursts")
+
+struct kited_loop_stats {
+	KITED_LOOP_STATS(KITE_STATS_FIELD)
+};
+
+/* Everything one worker counts; only that worker writes it. */
+struct kited_worker_stats {
+	struct kite_engine_stats engine; /* the engine's (kite_engine_conf.stats) */
+	struct kited_loop_stats loop;    /* the worker loop's */
+} __rte_cache_aligned;
+
+/* What the node-wide view sums. Arrays are owned by the caller. */
+struct kited_stats_src {
+	unsigned int n_workers;
+	struct kited_worker_stats *const *workers; /* may hold NULLs */
+	const struct kite_net *const *nets;        /* one per worker, may hold NULLs */
+	unsigned int n_parts;
+	struct kite_store *const *parts;
+	uint32_t started;        /* unix time the node started */
+	uint64_t limit_maxbytes; /* node memory budget */
+	uint32_t max_item_size;
+	uint16_t udp_port;
+	const char *steer_mode; /* "flow", "rss" or "handoff"; NULL: not shown */
+};
+
+/* Sum every worker's counters into *sum. */
+void kited_stats_sum_workers(const struct kited_stats_src *src, struct kited_worker_stats *sum);
+
+/* Sum every partition's store counters into *sum. */
+void kited_stats_sum_stores(const struct kited_stats_src *src, struct kite_store_stats *sum);
+
+/* Sum every worker's network counters into *sum. */
+void kited_stats_sum_nets(const struct kited_stats_src *src, struct kite_net_stats *sum);
+
+/*
+ * Emit memcached's general statistics (pid, uptime, time, version,
+ * curr_items, get_hits, ...), then Kite's own (kite_*: engine, worker
+ * loops, per-worker cost, network). `now` is unix time.
+ */
+void kited_stats_emit(const struct kited_stats_src *src, uint32_t now, kite_stats_emit_fn emit,
+		      void *arg);
+
+/* The engine's STAT callback: arg is a struct kited_stats_src. */
+void kited_stats_engine_stat(void *arg, uint32_t now, kite_engine_emit_fn emit, void *emit_arg);
+
+/*
+ * Log one line of rates and totals over the last `secs` seconds; *prev
+ * holds the sums of the previous line and is updated.
+ */
+void kited_stats_log(const struct kited_stats_src *src, struct kited_worker_stats *prev,
+		     double secs);
+
+#endif /* KITED_STATS_H */
