@@ -10,8 +10,6 @@
 
 #include "config.h"
 #include "kite_conf.h"
-#include "kite_engine.h"
-#include "kite_steer.h"
 
 static const struct kite_conf_opt opts[] = {
 #define KITED_OPT(key, type, field, def, min, max, help)                                           \
@@ -155,14 +153,14 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "handoff-ring %u is not a power of two", c->handoff_ring);
 		return -EINVAL;
 	}
-	if (kite_steer_mode_parse(c->steer) < 0) {
+	if (kite_conf_choice(KITED_STEER_MODES, c->steer) < 0) {
 		snprintf(err, errlen, "steer: '%s' is not auto, flow, rss or handoff", c->steer);
 		return -EINVAL;
 	}
-	if (kite_ablate_parse(c->ablate) < 0) {
+	if (kited_ablate_parse(c->ablate) < 0) {
 		snprintf(err, errlen,
 			 "ablate: '%s' is not none or a comma-separated list (no spaces) from %s",
-			 c->ablate, KITE_ABLATE_NAMES);
+			 c->ablate, KITED_ABLATE_NAMES);
 		return -EINVAL;
 	}
 	if (c->port[0] == '\0') {
@@ -174,6 +172,12 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int
+kited_ablate_parse(const char *list)
+{
+	return (int)kite_conf_flags(KITED_ABLATE_NAMES, list);
 }
 
 void

@@ -16,10 +16,24 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "kite_engine.h" /* KITE_ABLATE_NAMES */
 #include "kite_limits.h"
 
 #define KITED_STR_MAX 256
+
+/* Steering modes, in enum kite_steer_mode's order (lib/steer). */
+#define KITED_STEER_MODES "auto,flow,rss,handoff"
+
+/*
+ * Data-path steps the ablate option can turn off (benchmarks only), one
+ * bit each in this order.
+ */
+#define KITED_ABLATE_NAMES "bulk,prefetch,inplace,txbatch"
+enum kited_ablate {
+	KITED_ABLATE_BULK = 1u << 0,     /* GETs looked up one by one, not in bulk */
+	KITED_ABLATE_PREFETCH = 1u << 1, /* no software prefetch (headers, items, values) */
+	KITED_ABLATE_INPLACE = 1u << 2,  /* every reply in a fresh buffer */
+	KITED_ABLATE_TXBATCH = 1u << 3,  /* one packet per tx_burst */
+};
 
 /*
  * X(key, type, field, default, min, max, help)
@@ -66,7 +80,7 @@
 	X("pid-file", STR, pid_file, "", 0, 0, "write the process id here (removed on exit)")     \
 	X("ablate", STR, ablate, "none", 0, 0,                                                   \
 	  "benchmarks only: data-path steps to turn off, none or a list from "                   \
-	  KITE_ABLATE_NAMES)
+	  KITED_ABLATE_NAMES)
 
 struct kited_config {
 #define KITED_FIELD_STR(f)  char f[KITED_STR_MAX];
@@ -114,6 +128,12 @@ enum kited_parse kited_config_parse_args(struct kited_config *c, int argc, char 
 
 /** Cross-option checks. @return 0 or -EINVAL (message in err). */
 int kited_config_validate(const struct kited_config *c, char *err, size_t errlen);
+
+/**
+ * Parse the ablate option: "none" or a comma-separated list from
+ * KITED_ABLATE_NAMES. @return KITED_ABLATE_* bits, or -1.
+ */
+int kited_ablate_parse(const char *list);
 
 /** Print --help. */
 void kited_config_usage(FILE *f, const char *prog);

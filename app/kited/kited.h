@@ -85,7 +85,7 @@ struct node {
 	struct kited_stats_src stats_src;
 	struct kited_worker_stats stats_prev; /* sums at the last stats line */
 	bool main_runs_worker; /* no worker lcores: worker 0 runs on the main lcore */
-	unsigned int ablate;   /* KITE_ABLATE_* from the ablate option; 0 in production */
+	unsigned int ablate;   /* KITED_ABLATE_* from the ablate option; 0 in production */
 };
 
 /* steering.c */

@@ -218,7 +218,7 @@ create_partitions(struct node *n)
 		p.mem_bytes = n->cfg.memory / n->n_parts;
 		p.max_item_size = (uint32_t)n->cfg.max_item_size;
 		p.id = (uint16_t)i;
-		p.no_prefetch = (n->ablate & KITE_ABLATE_PREFETCH) != 0;
+		p.no_prefetch = (n->ablate & KITED_ABLATE_PREFETCH) != 0;
 		n->parts[i] = kite_store_create(&p);
 		if (n->parts[i] == NULL) {
 			KLOG(ERR, "partition %u (%" PRIu64 " bytes, socket %d): %s", i, p.mem_bytes,
@@ -345,7 +345,7 @@ main(int argc, char **argv)
 	n->netconf.frag_max_flows = n->cfg.frag_flows;
 	n->netconf.frag_timeout_ms = n->cfg.frag_timeout_ms;
 	n->netconf.tx_udp_csum_off = !n->cfg.udp_checksum;
-	n->ablate = (unsigned int)kite_ablate_parse(n->cfg.ablate); /* validated with the config */
+	n->ablate = (unsigned int)kited_ablate_parse(n->cfg.ablate); /* validated with the config */
 	if (n->ablate != 0)
 		KLOG(WARNING, "data-path steps turned off for measurement (ablate): %s",
 		     n->cfg.ablate);

@@ -60,7 +60,7 @@ tx_add(struct worker *w, struct rte_mbuf *m)
 	if (w->ntx == RTE_DIM(w->tx))
 		tx_flush(w);
 	w->tx[w->ntx++] = m;
-	if (unlikely(w->node->ablate & KITE_ABLATE_TXBATCH))
+	if (unlikely(w->node->ablate & KITED_ABLATE_TXBATCH))
 		tx_flush(w);
 }
 
@@ -131,7 +131,9 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	ec.stat_arg = &n->stats_src;
 	ec.out.alloc = reply_alloc;
 	ec.out.done = reply_done;
-	ec.ablate = n->ablate;
+	ec.no_bulk = (n->ablate & KITED_ABLATE_BULK) != 0;
+	ec.no_prefetch = (n->ablate & KITED_ABLATE_PREFETCH) != 0;
+	ec.no_inplace = (n->ablate & KITED_ABLATE_INPLACE) != 0;
 	w->engine = kite_engine_create(&ec, w->socket);
 	if (w->engine == NULL)
 		goto fail;
@@ -229,7 +231,7 @@ worker_poll(struct worker *w)
 	 * Stage 1 of the prefetch pipeline: headers of the next packets. The
 	 * index lookup prefetches buckets and items, the engine values.
 	 */
-	const unsigned int ahead = (n->ablate & KITE_ABLATE_PREFETCH) ? 0 : PREFETCH_AHEAD;
+	const unsigned int ahead = (n->ablate & KITED_ABLATE_PREFETCH) ? 0 : PREFETCH_AHEAD;
 	for (unsigned int i = 0; i < nrx && i < ahead; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
 	for (unsigned int i = 0; i < nrx; i++) {

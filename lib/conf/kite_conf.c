@@ -33,6 +33,56 @@ kite_conf_parse_bool(const char *v, bool *out)
 	return 0;
 }
 
+/* Position of p[0..n) in choices, or -1. */
+static int
+choice_of(const char *choices, const char *p, size_t n)
+{
+	int i = 0;
+
+	for (const char *c = choices; *c != '\0'; i++) {
+		size_t m = strcspn(c, ",");
+
+		if (m == n && n > 0 && strncmp(c, p, n) == 0)
+			return i;
+		c += m;
+		if (*c == ',')
+			c++;
+	}
+	return -1;
+}
+
+int
+kite_conf_choice(const char *choices, const char *value)
+{
+	if (choices == NULL || value == NULL)
+		return -1;
+	return choice_of(choices, value, strlen(value));
+}
+
+long
+kite_conf_flags(const char *choices, const char *list)
+{
+	long bits = 0;
+	const char *p = list;
+
+	if (choices == NULL || list == NULL)
+		return -1;
+	if (strcmp(list, "none") == 0)
+		return 0;
+	while (*p != '\0') {
+		size_t n = strcspn(p, ",");
+		int i = choice_of(choices, p, n);
+
+		if (i < 0 || i >= 31)
+			return -1;
+		bits |= 1L << i;
+		p += n;
+		if (*p == ',' && *++p == '\0')
+			return -1; /* trailing comma */
+	}
+	return bits;
+}
+
 const char *
 kite_conf_type_name(enum kite_conf_type t)
 {

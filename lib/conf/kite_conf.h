@@ -60,6 +60,19 @@ void kite_conf_defaults(const struct kite_conf_opt *t, size_t n, void *obj, size
 /** Parse a boolean. @return 0 or -EINVAL. */
 int kite_conf_parse_bool(const char *v, bool *out);
 
+/**
+ * The position of value in a comma-separated list of choices
+ * ("auto,flow,rss,handoff"). @return 0.., or -1 when it is none of them.
+ */
+int kite_conf_choice(const char *choices, const char *value);
+
+/**
+ * A set of choices as bits: "a,c" from "a,b,c" is 0b101; "none" and "" are
+ * 0. No spaces, no empty or unknown element, no "none" among others.
+ * @return the bits, or -1.
+ */
+long kite_conf_flags(const char *choices, const char *list);
+
 /** "string", "integer", "bytes", "number", "IPv4" or "boolean". */
 const char *kite_conf_type_name(enum kite_conf_type t);
 

@@ -84,32 +84,6 @@ build_topology(struct kite_engine *e)
 	return 0;
 }
 
-int
-kite_ablate_parse(const char *list)
-{
-	static const char *const names[] = { "bulk", "prefetch", "inplace", "txbatch" };
-	int bits = 0;
-	const char *p = list;
-
-	if (strcmp(list, "none") == 0)
-		return 0;
-	while (*p != '\0') {
-		size_t n = strcspn(p, ",");
-		size_t i;
-
-		for (i = 0; i < RTE_DIM(names); i++)
-			if (n == strlen(names[i]) && strncmp(p, names[i], n) == 0)
-				break;
-		if (i == RTE_DIM(names))
-			return -1;
-		bits |= 1 << i;
-		p += n;
-		if (*p == ',' && *++p == '\0')
-			return -1; /* trailing comma */
-	}
-	return bits;
-}
-
 struct kite_engine *
 kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 {
@@ -237,7 +211,7 @@ next_buf(struct kite_engine *e, const struct entry *q)
 		return false;
 	}
 	if (e->nbufs == 0 && q != NULL && q->only && d->inplace &&
-	    !(e->conf.ablate & KITE_ABLATE_INPLACE) &&
+	    !e->conf.no_inplace &&
 	    !(q->kind == ENTRY_REQ && q->r.want_key))
 		b = (uint8_t *)(uintptr_t)d->data;
 	else
@@ -505,7 +479,7 @@ lookup_run(struct kite_engine *e, unsigned int first)
 				o->result = results[k];
 				if (results[k] == KITE_STORE_OK) {
 					o->view = views[k];
-					if (!(e->conf.ablate & KITE_ABLATE_PREFETCH))
+					if (!e->conf.no_prefetch)
 						rte_prefetch0(views[k].value);
 				}
 			}
@@ -609,7 +583,7 @@ typedef void (*exec_fn)(struct kite_engine *e, struct entry *q, struct kite_stor
 static void
 exec_get(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
 {
-	if (e->conf.ablate & KITE_ABLATE_BULK)
+	if (e->conf.no_bulk)
 		q->result = (uint8_t)kite_store_get(s, q->r.key, q->r.keylen, q->hash, &q->view);
 	else if (!q->looked_up)
 		lookup_run(e, i);

@@ -57,26 +57,6 @@ struct kite_engine_dgram {
 };
 
 /**
- * Data-path steps that can be turned off, one bit each, so that a benchmark
- * can measure what each one gains (kited --ablate). Production runs use 0.
- */
-enum kite_ablate {
-	KITE_ABLATE_BULK = 1u << 0,     /**< GETs looked up one by one, not in bulk */
-	KITE_ABLATE_PREFETCH = 1u << 1, /**< no software prefetch (headers, items, values) */
-	KITE_ABLATE_INPLACE = 1u << 2,  /**< every reply in a fresh buffer */
-	KITE_ABLATE_TXBATCH = 1u << 3,  /**< one packet per tx_burst (the worker's) */
-};
-
-/** The names kite_ablate_parse() accepts, comma-separated, in bit order. */
-#define KITE_ABLATE_NAMES "bulk,prefetch,inplace,txbatch"
-
-/**
- * Parse a comma-separated list of step names (or "" / "none") into
- * KITE_ABLATE_* bits. @return the bits, or -1 for an unknown name.
- */
-int kite_ablate_parse(const char *list);
-
-/**
  * The counters of one worker's engine: X(field, name, help), then
  * requests by command class (kite_proto_cmd_name()) and datagram
  * remainders dropped by reason (kite_proto_drop_name()).
@@ -135,7 +115,13 @@ struct kite_engine_conf {
 	kite_engine_stat_fn stat;   /**< STAT's statistics; NULL: STAT answers only the terminator */
 	void *stat_arg;
 	struct kite_engine_out out;
-	unsigned int ablate;        /**< KITE_ABLATE_* bits; 0 in production */
+	/*
+	 * Benchmarks only (kited --ablate): turn one data-path step off to
+	 * measure what it gains. All false in production.
+	 */
+	bool no_bulk;     /**< GETs looked up one by one, not in bulk */
+	bool no_prefetch; /**< no software prefetch of values */
+	bool no_inplace;  /**< every reply in a fresh buffer */
 };
 
 struct kite_engine;

@@ -16,7 +16,7 @@
 #define NPARTS 2
 
 static struct kite_store *parts[NPARTS];
-static struct kite_worker_stats wstats;
+static struct kite_engine_stats wstats;
 static struct kite_engine *engine;
 /* The same partitions behind an engine with every data-path step off (kited --ablate). */
 static struct kite_engine *engine_ablated;
@@ -80,7 +80,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	c.out.alloc = f_alloc;
 	c.out.done = f_done;
 	engine = kite_engine_create(&c, 0);
-	c.ablate = KITE_ABLATE_BULK | KITE_ABLATE_PREFETCH | KITE_ABLATE_INPLACE;
+	c.no_bulk = c.no_prefetch = c.no_inplace = true;
 	engine_ablated = kite_engine_create(&c, 0);
 	if (engine == NULL || engine_ablated == NULL)
 		abort();

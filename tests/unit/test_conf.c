@@ -104,12 +104,40 @@ test_values_and_round_trip(void **state)
 	assert_string_equal(kite_conf_type_name(KITE_CONF_SIZE), "bytes");
 }
 
+/* Choice lists and flag sets (kited's steer and ablate options). */
+static void
+test_choices(void **state)
+{
+	(void)state;
+	assert_int_equal(kite_conf_choice(NULL, "a"), -1);
+	assert_int_equal(kite_conf_choice("a,bb,c", NULL), -1);
+	assert_int_equal(kite_conf_choice("a,bb,c", "a"), 0);
+	assert_int_equal(kite_conf_choice("a,bb,c", "bb"), 1);
+	assert_int_equal(kite_conf_choice("a,bb,c", "c"), 2);
+	assert_int_equal(kite_conf_choice("a,bb,c", "b"), -1);
+	assert_int_equal(kite_conf_choice("a,bb,c", ""), -1);
+	assert_int_equal(kite_conf_choice("a,bb,c", "a,bb"), -1);
+
+	assert_int_equal(kite_conf_flags(NULL, "a"), -1);
+	assert_int_equal(kite_conf_flags("a,bb,c", NULL), -1);
+	assert_int_equal(kite_conf_flags("a,bb,c", ""), 0);
+	assert_int_equal(kite_conf_flags("a,bb,c", "none"), 0);
+	assert_int_equal(kite_conf_flags("a,bb,c", "c,a"), 5);
+	assert_int_equal(kite_conf_flags("a,bb,c", "bb,bb"), 2);
+	assert_int_equal(kite_conf_flags("a,bb,c", "a, c"), -1);
+	assert_int_equal(kite_conf_flags("a,bb,c", "a,"), -1);
+	assert_int_equal(kite_conf_flags("a,bb,c", ",a"), -1);
+	assert_int_equal(kite_conf_flags("a,bb,c", "a,,c"), -1);
+	assert_int_equal(kite_conf_flags("a,bb,c", "none,a"), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_invalid),
 		cmocka_unit_test(test_values_and_round_trip),
+		cmocka_unit_test(test_choices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

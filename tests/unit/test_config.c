@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "kite_conf.h"
+#include "kite_steer.h"
 
 static char err[512];
 
@@ -227,6 +229,39 @@ test_profiles(void **state)
 	}
 }
 
+static void
+test_ablate_parse(void **state)
+{
+	(void)state;
+	assert_int_equal(kited_ablate_parse(""), 0);
+	assert_int_equal(kited_ablate_parse("none"), 0);
+	assert_int_equal(kited_ablate_parse("bulk"), KITED_ABLATE_BULK);
+	assert_int_equal(kited_ablate_parse("txbatch,prefetch"),
+			 KITED_ABLATE_TXBATCH | KITED_ABLATE_PREFETCH);
+	assert_int_equal(kited_ablate_parse("bulk,prefetch,inplace,txbatch"), 15);
+	assert_int_equal(kited_ablate_parse("bulk,"), -1);
+	assert_int_equal(kited_ablate_parse(",bulk"), -1);
+	assert_int_equal(kited_ablate_parse("bulk,,inplace"), -1);
+	assert_int_equal(kited_ablate_parse("bulky"), -1);
+	assert_int_equal(kited_ablate_parse("bul"), -1);
+	assert_int_equal(kited_ablate_parse("none,bulk"), -1);
+}
+
+/* The steer option's names are lib/steer's, in its enum's order. */
+static void
+test_steer_names(void **state)
+{
+	char names[] = KITED_STEER_MODES;
+	int i = 0;
+
+	(void)state;
+	for (char *n = strtok(names, ","); n != NULL; n = strtok(NULL, ","), i++) {
+		assert_int_equal(kite_steer_mode_parse(n), i);
+		assert_int_equal(kite_conf_choice(KITED_STEER_MODES, n), i);
+	}
+	assert_int_equal(i, KITE_STEER_HANDOFF + 1);
+}
+
 int
 main(void)
 {
@@ -236,6 +271,8 @@ main(void)
 		cmocka_unit_test(test_args),	       cmocka_unit_test(test_cross_checks),
 		cmocka_unit_test(test_describe_lists_every_option),
 		cmocka_unit_test(test_profiles),
+		cmocka_unit_test(test_ablate_parse),
+		cmocka_unit_test(test_steer_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
