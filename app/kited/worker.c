@@ -65,15 +65,16 @@ tx_add(struct worker *w, struct rte_mbuf *m)
 }
 
 static void
-reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens)
+reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens, bool inplace)
 {
 	struct dgram_ctx *c = arg;
 	struct worker *w = c->w;
 
+	(void)bufs; /* the mbufs behind them are known: pend[], or the request's */
 	for (unsigned int i = 0; i < n; i++) {
 		struct rte_mbuf *m = w->pend[i];
 
-		if (i == 0 && bufs[0] == rte_pktmbuf_mtod_offset(c->m, uint8_t *, c->u.payload_off)) {
+		if (i == 0 && inplace) {
 			/* Answered in the request's own mbuf: make the payload its data. */
 			m = c->m;
 			c->reused = true;
@@ -215,6 +216,7 @@ worker_poll(struct worker *w)
 	struct dgram_ctx ctx[MAX_BURST];
 	unsigned int nrx, nh, nd = 0, nfree = 0, nroute = 0;
 	uint64_t tsc = rte_rdtsc();
+	const uint64_t self = UINT64_C(1) << w->id;
 	struct kite_net_udp u;
 
 	nrx = rte_eth_rx_burst(w->port, w->queue, pkts, (uint16_t)n->cfg.burst);
@@ -236,31 +238,33 @@ worker_poll(struct worker *w)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
 	for (unsigned int i = 0; i < nrx; i++) {
 		struct rte_mbuf *m = pkts[i];
+		uint64_t mask;
+
 		if (i + ahead < nrx && ahead > 0)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + ahead], void *));
 		switch (kite_net_rx(w->net, &m, tsc, &u)) {
 		case KITE_NET_UDP:
-			/* Located (and linearised) once, for routing and for the engine. */
+			/* Located (and linearised) once, parsed once: for routing and execution. */
 			payload_of(w, m, &u, nd, &dg[nd]);
-			if (n->n_workers > 1) {
-				/* Route by the owners of the keys inside. */
-				uint64_t mask = kite_engine_route(w->engine, dg[nd].data, dg[nd].len);
-				if (mask & ~(UINT64_C(1) << w->id))
-					w->stats->loop.steer_misses++;
-				if (!route(w, m, &u, mask)) {
-					keep[nroute++] = m;
-					continue;
-				}
-				/* Shared with another worker now: the reply needs its own mbuf. */
-				if (rte_mbuf_refcnt_read(m) != 1)
-					dg[nd].inplace = false;
-			}
 			ctx[nd].w = w;
 			ctx[nd].m = m;
 			ctx[nd].u = u;
 			ctx[nd].reused = false;
 			dg[nd].home = true;
 			dg[nd].out_arg = &ctx[nd];
+			mask = kite_engine_parse(w->engine, &dg[nd]);
+			if (mask != self) {
+				/* Keys of other workers inside: hand it to their owners. */
+				w->stats->loop.steer_misses++;
+				if (!route(w, m, &u, mask)) {
+					kite_engine_withdraw(w->engine);
+					keep[nroute++] = m;
+					break;
+				}
+				/* Shared with another worker now: the reply needs its own mbuf. */
+				if (rte_mbuf_refcnt_read(m) != 1)
+					dg[nd].inplace = false;
+			}
 			nd++;
 			break;
 		case KITE_NET_REPLY:
@@ -283,10 +287,11 @@ worker_poll(struct worker *w)
 		payload_of(w, m, &ctx[nd].u, nd, &dg[nd]);
 		dg[nd].home = false;
 		dg[nd].out_arg = &ctx[nd];
+		kite_engine_parse(w->engine, &dg[nd]);
 		nd++;
 	}
 	if (nd > 0)
-		kite_engine_process(w->engine, dg, nd);
+		kite_engine_execute(w->engine);
 	/* Requests go back to the pool, except those that became replies. */
 	nfree = nroute;
 	for (unsigned int i = 0; i < nd; i++)

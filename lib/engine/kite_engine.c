@@ -39,10 +39,16 @@ struct entry {
 
 struct kite_engine {
 	struct kite_engine_conf conf;
-	struct kite_engine_dgram *burst; /* datagrams of the current call */
+	uint64_t self_bit; /* this worker in a route mask */
+	uint64_t all_bits; /* every worker */
+	/* Datagrams parsed since the last execution; entries index them. */
+	unsigned int ndg;
+	struct kite_engine_dgram *dg[KITE_ENGINE_MAX_DGRAMS];
+	unsigned int last_first; /* first entry of the datagram parsed last */
 	/* The reply datagrams of the request datagram being answered. */
-	int open;            /* index into burst, -1 when none */
+	int open;            /* index into dg, -1 when none */
 	bool out_stopped;    /* allocation failed or too many datagrams */
+	bool inplace;        /* bufs[0] is the request's own buffer */
 	unsigned int nbufs;
 	uint16_t fill;       /* bytes used in bufs[nbufs - 1] */
 	uint8_t *bufs[KITE_MAX_REPLY_DGRAMS];
@@ -102,6 +108,8 @@ kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 	}
 	e->conf = *conf;
 	e->open = -1;
+	e->self_bit = UINT64_C(1) << conf->self;
+	e->all_bits = conf->map.workers >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << conf->map.workers) - 1;
 	if (build_topology(e) != 0) {
 		rte_free(e);
 		rte_errno = EINVAL;
@@ -125,43 +133,6 @@ kite_engine_set_time(struct kite_engine *e, uint32_t now)
 			kite_store_set_time(e->conf.parts[p], now);
 }
 
-uint64_t
-kite_engine_route(const struct kite_engine *e, const uint8_t *data, uint32_t len)
-{
-	const uint64_t self = UINT64_C(1) << e->conf.self;
-	const uint64_t all = e->conf.map.workers >= 64 ? ~UINT64_C(0)
-						       : (UINT64_C(1) << e->conf.map.workers) - 1;
-	struct kite_proto_frame f;
-	struct kite_req r;
-	uint64_t mask = 0;
-	size_t off = KITE_FRAME_HDR_LEN, used;
-	uint8_t status, drop;
-
-	if (kite_proto_frame_parse(data, len, &f) != 0)
-		return self;
-	while (off < len) {
-		enum kite_parse_result res = kite_proto_parse(data + off, len - off,
-							      e->conf.max_item_size, &r, &used,
-							      &status, &drop);
-		if (res != KITE_PARSE_OK) {
-			mask |= self;
-			if (res != KITE_PARSE_ERR_REPLY)
-				break;
-		} else if (is_keyed(r.cmd)) {
-			uint32_t p = kite_topo_key_partition(r.key, r.keylen, e->conf.map.partitions);
-			mask |= UINT64_C(1) << kite_topo_owner(&e->conf.map, p);
-		} else if (r.cmd == KITE_CMD_FLUSH) {
-			mask |= all;
-		} else {
-			mask |= self;
-			if (r.cmd == KITE_CMD_QUIT)
-				break;
-		}
-		off += used;
-	}
-	return mask ? mask : self;
-}
-
 /* ---- reply writer ------------------------------------------------------ */
 
 static void
@@ -172,7 +143,7 @@ close_dgram(struct kite_engine *e)
 
 	if (e->open < 0)
 		return;
-	d = &e->burst[e->open];
+	d = e->dg[e->open];
 	if (e->nbufs > 0) {
 		e->lens[e->nbufs - 1] = e->fill;
 		f.req_id = kite_proto_get16(d->data);
@@ -182,13 +153,14 @@ close_dgram(struct kite_engine *e)
 			f.seq = (uint16_t)i;
 			kite_proto_frame_write(e->bufs[i], &f);
 		}
-		e->conf.out.done(d->out_arg, e->nbufs, e->bufs, e->lens);
+		e->conf.out.done(d->out_arg, e->nbufs, e->bufs, e->lens, e->inplace);
 		e->conf.stats->tx_dgrams += e->nbufs;
 	}
 	e->open = -1;
 	e->nbufs = 0;
 	e->fill = 0;
 	e->out_stopped = false;
+	e->inplace = false;
 }
 
 /*
@@ -200,7 +172,7 @@ close_dgram(struct kite_engine *e)
 static bool
 next_buf(struct kite_engine *e, const struct entry *q)
 {
-	const struct kite_engine_dgram *d = &e->burst[e->open];
+	const struct kite_engine_dgram *d = e->dg[e->open];
 	uint8_t *b;
 
 	if (e->out_stopped)
@@ -210,12 +182,13 @@ next_buf(struct kite_engine *e, const struct entry *q)
 		e->out_stopped = true;
 		return false;
 	}
-	if (e->nbufs == 0 && q != NULL && q->only && d->inplace &&
-	    !e->conf.no_inplace &&
-	    !(q->kind == ENTRY_REQ && q->r.want_key))
+	if (e->nbufs == 0 && q != NULL && q->only && d->inplace && !e->conf.no_inplace &&
+	    !(q->kind == ENTRY_REQ && q->r.want_key)) {
 		b = (uint8_t *)(uintptr_t)d->data;
-	else
+		e->inplace = true;
+	} else {
 		b = e->conf.out.alloc(d->out_arg, e->nbufs);
+	}
 	if (b == NULL) {
 		e->conf.stats->nombuf++;
 		e->out_stopped = true;
@@ -310,7 +283,7 @@ respond_err(struct kite_engine *e, const struct entry *q, uint8_t status)
 	respond(e, q, status, 0, NULL, 0, NULL, 0, msg, (uint32_t)strlen(msg));
 }
 
-/* ---- parsing ----------------------------------------------------------- */
+/* ---- phase 1: parse and route ------------------------------------------ */
 
 static void execute(struct kite_engine *e);
 
@@ -322,14 +295,20 @@ new_entry(struct kite_engine *e)
 	return &e->ent[e->nent++];
 }
 
-static void
+/*
+ * Parse datagram number di into the request table and return the workers
+ * that must see it (kite_engine_parse()). Counts and drops are the home
+ * worker's to count.
+ */
+static uint64_t
 parse_dgram(struct kite_engine *e, unsigned int di)
 {
-	const struct kite_engine_dgram *d = &e->burst[di];
+	const struct kite_engine_dgram *d = e->dg[di];
 	struct kite_engine_stats *st = e->conf.stats;
 	struct kite_proto_frame f;
 	size_t off = KITE_FRAME_HDR_LEN, used;
 	unsigned int first = e->nent, count = 0;
+	uint64_t mask = 0;
 	uint8_t status, drop;
 	int rc;
 
@@ -337,12 +316,12 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 	if (rc != 0) {
 		if (d->home)
 			st->proto_drops[rc]++;
-		return;
+		return e->self_bit;
 	}
 	if (d->len == KITE_FRAME_HDR_LEN) {
 		if (d->home)
 			st->proto_drops[KITE_PROTO_DROP_EMPTY]++;
-		return;
+		return e->self_bit;
 	}
 	while (off < d->len) {
 		struct entry *q;
@@ -369,28 +348,63 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 				e->ent[first].only = false;
 			if (d->home)
 				st->proto_drops[drop]++;
-			return;
+			return mask | e->self_bit;
 		}
 		if (d->home)
 			st->rx_requests++;
 		if (res != KITE_PARSE_OK) {
+			/* Errors are answered where the datagram arrived. */
 			q->kind = ENTRY_ERR;
 			q->status = status;
 			q->keyed = false;
+			mask |= e->self_bit;
 			if (res == KITE_PARSE_ERR_STOP)
-				return;
+				return mask;
 			off += used;
 			continue;
 		}
 		q->kind = ENTRY_REQ;
 		q->keyed = is_keyed(q->r.cmd);
-		if (q->keyed)
+		off += used;
+		if (q->keyed) {
 			q->part = kite_topo_key_partition(q->r.key, q->r.keylen,
 							   e->conf.map.partitions);
-		off += used;
-		if (q->r.cmd == KITE_CMD_QUIT)
-			return; /* QUIT and QUITQ end the datagram */
+			mask |= UINT64_C(1) << kite_topo_owner(&e->conf.map, q->part);
+		} else if (q->r.cmd == KITE_CMD_FLUSH) {
+			mask |= e->all_bits; /* every worker flushes its own partitions */
+		} else {
+			mask |= e->self_bit;
+			if (q->r.cmd == KITE_CMD_QUIT)
+				return mask; /* QUIT and QUITQ end the datagram */
+		}
 	}
+	return mask;
+}
+
+uint64_t
+kite_engine_parse(struct kite_engine *e, struct kite_engine_dgram *d)
+{
+	if (e->ndg == KITE_ENGINE_MAX_DGRAMS)
+		kite_engine_execute(e);
+	e->conf.stats->rx_dgrams += d->home;
+	e->dg[e->ndg] = d;
+	e->last_first = e->nent;
+	return parse_dgram(e, e->ndg++);
+}
+
+void
+kite_engine_withdraw(struct kite_engine *e)
+{
+	if (e->ndg == 0)
+		return;
+	/*
+	 * Its entries are the table's last. Should the table have filled up
+	 * while it was parsed, those before were executed already: a datagram
+	 * this worker does not answer holds only other workers' keys, whose
+	 * execution reads nothing and only counts them as not owned.
+	 */
+	e->nent = e->last_first;
+	e->ndg--;
 }
 
 /* ---- execution --------------------------------------------------------- */
@@ -677,7 +691,7 @@ exec_flush(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigne
 	for (uint32_t p = e->conf.self; p < e->conf.map.partitions; p += e->conf.map.workers)
 		if (e->conf.parts[p] != NULL)
 			kite_store_flush(e->conf.parts[p], when);
-	if (e->burst[q->dgram].home && !q->r.quiet)
+	if (e->dg[q->dgram]->home && !q->r.quiet)
 		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
 }
 
@@ -724,7 +738,7 @@ static void
 exec_one(struct kite_engine *e, unsigned int i)
 {
 	struct entry *q = &e->ent[i];
-	const struct kite_engine_dgram *d = &e->burst[q->dgram];
+	const struct kite_engine_dgram *d = e->dg[q->dgram];
 	struct kite_engine_stats *st = e->conf.stats;
 	struct kite_store *s = NULL;
 
@@ -754,24 +768,28 @@ exec_one(struct kite_engine *e, unsigned int i)
 	exec_table[q->r.cmd](e, q, s, i);
 }
 
+/* Execute the table: strictly in order, each entry once. */
 static void
 execute(struct kite_engine *e)
 {
 	for (unsigned int i = 0; i < e->nent; i++)
 		exec_one(e, i);
 	e->nent = 0;
+	e->last_first = 0;
+}
+
+void
+kite_engine_execute(struct kite_engine *e)
+{
+	execute(e);
+	close_dgram(e);
+	e->ndg = 0;
 }
 
 void
 kite_engine_process(struct kite_engine *e, struct kite_engine_dgram *d, unsigned int n)
 {
-	e->burst = d;
-	e->nent = 0;
-	for (unsigned int i = 0; i < n; i++) {
-		e->conf.stats->rx_dgrams += d[i].home;
-		parse_dgram(e, i);
-	}
-	execute(e);
-	close_dgram(e);
-	e->burst = NULL;
+	for (unsigned int i = 0; i < n; i++)
+		kite_engine_parse(e, &d[i]);
+	kite_engine_execute(e);
 }

@@ -5,16 +5,19 @@
 /**
  * @file
  * Executes memcached-binary datagrams against the partitions one worker
- * owns and writes the reply datagrams.
+ * owns and writes the reply datagrams, in two phases.
  *
- * The engine is given a burst of request datagrams at a time. It parses
- * every request of the burst first, then executes them strictly in order;
- * a run of GET-family requests with no mutation between them is looked up
- * with one bulk index lookup per partition. Replies to one datagram are
- * packed into as few reply datagrams as max_payload allows; a response
- * that does not fit in one datagram continues in the next, and the frame
- * header of each reply datagram carries its sequence number and the total.
- * No state crosses datagrams: each one is parsed on its own.
+ * Phase 1, kite_engine_parse(): each datagram of a burst is parsed once
+ * into the engine's request table, and the caller learns which workers
+ * own its keys, so it can hand the datagram to them (a datagram it does
+ * not answer at all is withdrawn from the table). Phase 2,
+ * kite_engine_execute(): the table is executed strictly in order; a run of
+ * GET-family requests with no mutation between them is looked up with one
+ * bulk index lookup per partition. Replies to one datagram are packed into
+ * as few reply datagrams as max_payload allows; a response that does not
+ * fit in one datagram continues in the next, and the frame header of each
+ * reply datagram carries its sequence number and the total. No state
+ * crosses datagrams: each one is parsed on its own.
  */
 
 #include <stdbool.h>
@@ -27,6 +30,8 @@
 
 /** Most requests parsed ahead of execution (a burst of 32 x 16 fits). */
 #define KITE_ENGINE_MAX_REQS 512
+/** Most datagrams parsed ahead of execution (a burst of 64 and its handoffs fit). */
+#define KITE_ENGINE_MAX_DGRAMS 128
 
 /** Where reply datagrams go; implemented by the worker (mbufs) or tests. */
 struct kite_engine_out {
@@ -37,9 +42,11 @@ struct kite_engine_out {
 	uint8_t *(*alloc)(void *arg, unsigned int idx);
 	/**
 	 * Reply datagrams 0..n-1 are complete: bufs[i] holds lens[i] bytes.
-	 * bufs[0] may be the request's own buffer (see inplace).
+	 * With inplace, bufs[0] is the request's own buffer
+	 * (kite_engine_dgram.inplace) and the others come from alloc.
 	 */
-	void (*done)(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens);
+	void (*done)(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens,
+		     bool inplace);
 };
 
 /** One request datagram of a burst. */
@@ -136,18 +143,30 @@ void kite_engine_free(struct kite_engine *e);
 void kite_engine_set_time(struct kite_engine *e, uint32_t now);
 
 /**
- * Which workers must see this datagram: a bitmask (bit w = worker w) of the
- * owners of its keyed requests, with every worker for a FLUSH. Bit `self`
- * is set for keyless requests. A datagram that cannot be framed gives the
- * bit of `self` alone so that its drop is counted where it arrived.
+ * Phase 1: parse datagram d into the request table; d must stay valid
+ * until the next kite_engine_execute(). With more than
+ * KITE_ENGINE_MAX_DGRAMS datagrams pending the table is executed first.
+ * @return the workers that must see d: a bitmask (bit w = worker w) of the
+ * owners of its keyed requests, every worker for a FLUSH, and `self` for
+ * keyless or malformed requests and for a datagram that cannot be framed
+ * (its drop is counted where it arrived).
  */
-uint64_t kite_engine_route(const struct kite_engine *e, const uint8_t *data, uint32_t len);
+uint64_t kite_engine_parse(struct kite_engine *e, struct kite_engine_dgram *d);
 
 /**
- * Execute a burst of datagrams in order and write their replies. Requests
- * whose partition this worker does not own are skipped (and counted);
- * their owner answers them.
+ * Forget the datagram parsed last: its requests belong to other workers
+ * and it is handed to them whole (its mask lacked `self`).
  */
+void kite_engine_withdraw(struct kite_engine *e);
+
+/**
+ * Phase 2: execute every parsed request in order and write the replies.
+ * Requests whose partition this worker does not own are skipped (and
+ * counted); their owner answers them.
+ */
+void kite_engine_execute(struct kite_engine *e);
+
+/** Both phases for datagrams routed already (handoffs, tests). */
 void kite_engine_process(struct kite_engine *e, struct kite_engine_dgram *d, unsigned int n);
 
 #endif /* KITE_ENGINE_H */

@@ -47,11 +47,13 @@ t_alloc(void *arg, unsigned int idx)
 static unsigned int inplace_used;
 
 static void
-t_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens)
+t_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens, bool inplace)
 {
 	(void)arg;
 	for (unsigned int i = 0; i < n; i++) {
 		out_len[n_out + i] = lens[i];
+		/* The engine says when the first reply is the request's own buffer. */
+		assert_true((bufs[i] != out_buf[n_out + i]) == (i == 0 && inplace));
 		if (bufs[i] != out_buf[n_out + i]) {
 			/* Answered in the request's buffer: keep a copy like the others. */
 			assert_int_equal(i, 0);
@@ -598,6 +600,20 @@ test_incr_flush_version_stat(void **state)
 	kite_engine_free(e);
 }
 
+/*
+ * The workers that must see datagram d, as phase 1 tells the worker that
+ * received it; the datagram is then withdrawn, as one handed off whole is.
+ */
+static uint64_t
+route_of(struct kite_engine *e, struct dg *d)
+{
+	struct kite_engine_dgram g = { d->b, d->len, true, false, NULL };
+	uint64_t mask = kite_engine_parse(e, &g);
+
+	kite_engine_withdraw(e);
+	return mask;
+}
+
 static void
 test_route_and_ownership(void **state)
 {
@@ -616,15 +632,15 @@ test_route_and_ownership(void **state)
 	}
 	dg_start(&d, 1);
 	dg_req(&d, KITE_OP_GET, 1, 0, NULL, 0, k1, NULL, 0);
-	assert_int_equal(kite_engine_route(e0, d.b, d.len), 2);
+	assert_int_equal(route_of(e0, &d), 2);
 	dg_req(&d, KITE_OP_GET, 2, 0, NULL, 0, k0, NULL, 0);
-	assert_int_equal(kite_engine_route(e0, d.b, d.len), 3);
+	assert_int_equal(route_of(e0, &d), 3);
 	dg_start(&d, 1);
 	dg_req(&d, KITE_OP_FLUSH, 3, 0, NULL, 0, NULL, NULL, 0);
-	assert_int_equal(kite_engine_route(e1, d.b, d.len), 3);
+	assert_int_equal(route_of(e1, &d), 3);
 	dg_start(&d, 1);
 	d.b[5] = 0; /* unframable: counted where it arrived */
-	assert_int_equal(kite_engine_route(e1, d.b, d.len), 2);
+	assert_int_equal(route_of(e1, &d), 2);
 
 	/* Worker 0 answers its own key only; the other is left to worker 1. */
 	uint64_t skipped = wstats.not_owned;
@@ -713,7 +729,7 @@ test_topology(void **state)
 	dg_start(&d, 3);
 	dg_req(&d, KITE_OP_TOPOLOGY, 9, 0, NULL, 0, NULL, NULL, 0);
 	/* Keyless: the receiving worker answers it. */
-	assert_int_equal(kite_engine_route(e, d.b, d.len), 2);
+	assert_int_equal(route_of(e, &d), 2);
 	run(e, &d);
 	assert_int_equal(parse_all(3, r, 2), 1);
 	assert_int_equal(r[0].status, 0);
@@ -879,6 +895,106 @@ test_ablate_same_replies(void **state)
 	}
 }
 
+/*
+ * Parse once: a datagram parsed and withdrawn (handed off whole) leaves
+ * nothing behind; the ones kept are executed from their single parse.
+ */
+static void
+test_parse_withdraw_execute(void **state)
+{
+	struct kite_engine *e0 = make_engine(2, 0, PAYLOAD);
+	static struct dg d[3];
+	struct kite_engine_dgram g[3];
+	char k0[16] = "", k1[16] = "", key[16];
+	struct res r[4];
+
+	(void)state;
+	for (int i = 0; k0[0] == '\0' || k1[0] == '\0'; i++) {
+		snprintf(key, sizeof(key), "pw%d", i);
+		uint32_t p = kite_topo_key_partition(key, (uint16_t)strlen(key), NPARTS);
+		strcpy(p % 2 ? k1 : k0, key);
+	}
+	dg_start(&d[0], 1);
+	dg_set(&d[0], KITE_OP_SET, 1, k0, "mine", 0, 0);
+	dg_start(&d[1], 2);
+	dg_set(&d[1], KITE_OP_SET, 2, k1, "theirs", 0, 0); /* worker 1's */
+	dg_start(&d[2], 3);
+	dg_req(&d[2], KITE_OP_GET, 3, 0, NULL, 0, k0, NULL, 0);
+	for (int i = 0; i < 3; i++)
+		g[i] = (struct kite_engine_dgram){ d[i].b, d[i].len, true, false, NULL };
+
+	uint64_t rx = wstats.rx_requests, not_owned = wstats.not_owned;
+	n_out = 0;
+	done_calls = 0;
+	alloc_budget = MAX_OUT;
+	assert_int_equal(kite_engine_parse(e0, &g[0]), 1);
+	assert_int_equal(kite_engine_parse(e0, &g[1]), 2);
+	kite_engine_withdraw(e0);
+	assert_int_equal(kite_engine_parse(e0, &g[2]), 1);
+	kite_engine_execute(e0);
+	/* Counted where they arrived, each request once; the withdrawn one is not executed. */
+	assert_int_equal(wstats.rx_requests, rx + 3);
+	assert_int_equal(wstats.not_owned, not_owned);
+	assert_int_equal(done_calls, 2);
+	assert_int_equal(n_out, 2);
+	assert_int_equal(rd(out_buf[0], 2), 1);           /* SET answered... */
+	assert_int_equal(rd(out_buf[0] + 8 + 6, 2), 0);
+	assert_int_equal(rd(out_buf[0] + 8 + 12, 4), 1);
+	assert_int_equal(rd(out_buf[1], 2), 3);           /* ... then the GET, a hit */
+	assert_int_equal(rd(out_buf[1] + 8 + 6, 2), 0);
+	assert_memory_equal(out_buf[1] + 8 + 28, "mine", 4);
+	/* Nothing of d[1] reached the store. */
+	struct kite_engine *e1 = make_engine(2, 1, PAYLOAD);
+	dg_start(&d[0], 4);
+	dg_req(&d[0], KITE_OP_GET, 4, 0, NULL, 0, k1, NULL, 0);
+	run(e1, &d[0]);
+	assert_int_equal(parse_all(4, r, 4), 1);
+	assert_int_equal(r[0].status, KITE_STATUS_KEY_ENOENT);
+	/* Withdrawing with nothing parsed is harmless. */
+	kite_engine_withdraw(e1);
+	kite_engine_execute(e1);
+	kite_engine_free(e0);
+	kite_engine_free(e1);
+}
+
+/*
+ * More datagrams than the engine holds: the table is executed before it
+ * overflows, in order, and every datagram is answered once.
+ */
+static void
+test_many_datagrams(void **state)
+{
+	struct kite_engine *e = make_engine(1, 0, PAYLOAD);
+	static struct dg d[KITE_ENGINE_MAX_DGRAMS + 10];
+	static struct kite_engine_dgram g[KITE_ENGINE_MAX_DGRAMS + 10];
+	const unsigned int n = KITE_ENGINE_MAX_DGRAMS + 10;
+
+	(void)state;
+	for (unsigned int i = 0; i < n; i++) {
+		dg_start(&d[i], (uint16_t)i);
+		/* Each datagram reads the counter the one before it incremented. */
+		uint8_t ext[20];
+		be(ext, 1, 8);
+		be(ext + 8, 0, 8);
+		be(ext + 16, 0, 4);
+		dg_req(&d[i], KITE_OP_INCREMENT, i, 0, ext, 20, "manyctr", NULL, 0);
+		g[i] = (struct kite_engine_dgram){ d[i].b, d[i].len, true, false, NULL };
+	}
+	n_out = 0;
+	done_calls = 0;
+	alloc_budget = MAX_OUT;
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(kite_engine_parse(e, &g[i]), 1);
+	kite_engine_execute(e);
+	assert_int_equal(done_calls, n);
+	assert_int_equal(n_out, n);
+	for (unsigned int i = 0; i < n; i++) {
+		assert_int_equal(rd(out_buf[i], 2), i);
+		assert_int_equal(rd(out_buf[i] + 8 + 24, 8), i);
+	}
+	kite_engine_free(e);
+}
+
 int
 main(void)
 {
@@ -892,6 +1008,8 @@ main(void)
 		cmocka_unit_test(test_quit_and_quitq),
 		cmocka_unit_test(test_incr_flush_version_stat),
 		cmocka_unit_test(test_route_and_ownership),
+		cmocka_unit_test(test_parse_withdraw_execute),
+		cmocka_unit_test(test_many_datagrams),
 		cmocka_unit_test(test_out_of_buffers),
 		cmocka_unit_test(test_burst_of_datagrams),
 		cmocka_unit_test(test_topology),
