@@ -386,15 +386,18 @@ struct pcap_addrs {
 long pcap_write(const char *path, struct gen *const *gens, unsigned int n,
 		const struct pcap_addrs *a, char *err, size_t errlen);
 
-/* ---- transports ----------------------------------------------------------- */
-
-/* Calibrate the TSC against CLOCK_MONOTONIC_RAW (modes without EAL). */
-uint64_t bench_tsc_hz(void);
-extern volatile bool bench_quit;
+/* ---- transports (io_dpdk.c, io_sock.c, pcap.c): main() calls one ---------- */
 
 int run_dpdk(struct bench_options *o, int argc, char **argv);
 int run_socket(struct bench_options *o);
 int run_pcap(struct bench_options *o);
+
+/* ---- the run loop (run.c), which transports call -------------------------- */
+
+/* Calibrate the TSC against CLOCK_MONOTONIC_RAW (modes without EAL). */
+uint64_t bench_tsc_hz(void);
+/* Set on SIGINT/SIGTERM: every loop stops, the run reports what it has. */
+extern volatile bool bench_quit;
 
 /*
  * The parts of a run that do not depend on the transport: phases, progress,

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
 #include <stdbool.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_telemetry.h>
@@ -52,13 +50,6 @@ control_telemetry(const struct node *n)
 		KLOG(WARNING, "telemetry command /kite/stats not registered");
 }
 
-uint32_t
-node_now(const struct node *n)
-{
-	/* Derived from the TSC so workers never make a syscall for the time. */
-	return n->started + (uint32_t)((rte_rdtsc() - n->start_tsc) / n->tsc_hz);
-}
-
 void
 control_log_stats(struct node *n, double secs)
 {
@@ -66,24 +57,14 @@ control_log_stats(struct node *n, double secs)
 }
 
 void
-control_loop(struct node *n)
+control_tick(struct node *n)
 {
+	const uint64_t now = rte_rdtsc();
 	const uint64_t hz = n->tsc_hz;
-	uint64_t last_stats = rte_rdtsc();
-	struct worker_idle st = { last_stats, 0 };
 
-	while (!force_quit) {
-		uint64_t now = rte_rdtsc();
-
-		if (n->cfg.stats_interval != 0 && now - last_stats >= n->cfg.stats_interval * hz) {
-			control_log_stats(n, (double)(now - last_stats) / (double)hz);
-			last_stats = now;
-		}
-		if (n->main_runs_worker)
-			/* No worker lcore: worker 0 shares the main lcore with control. */
-			worker_iterate(&n->workers[0], &st);
-		else
-			/* Membership and replication will live here; now only stats. */
-			usleep(100 * 1000);
+	if (n->cfg.stats_interval != 0 && now - n->last_stats_tsc >= n->cfg.stats_interval * hz) {
+		control_log_stats(n, (double)(now - n->last_stats_tsc) / (double)hz);
+		n->last_stats_tsc = now;
 	}
+	/* Membership and replication will live here. */
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <rte_cycles.h>
 #include <rte_ether.h>
 #include <rte_log.h>
 #include <rte_mbuf.h>
@@ -22,9 +23,6 @@
 #include "kited_log.h"
 #include "kited_stats.h"
 #include "kited_numa.h"
-
-/* Set by the signal handler only; everything polls it. */
-extern volatile bool force_quit;
 
 /* What a handed-off mbuf carries in its private area. */
 struct handoff_meta {
@@ -85,6 +83,8 @@ struct node {
 	struct kited_stats_src stats_src;
 	struct kited_worker_stats stats_prev; /* sums at the last stats line */
 	bool main_runs_worker; /* no worker lcores: worker 0 runs on the main lcore */
+	volatile bool quit;    /* set by the signal handler (or a failed start); all loops poll it */
+	uint64_t last_stats_tsc; /* when the last stats line was logged */
 	unsigned int ablate;   /* KITED_ABLATE_* from the ablate option; 0 in production */
 };
 
@@ -107,9 +107,16 @@ struct worker_idle {
 void worker_iterate(struct worker *w, struct worker_idle *st);
 
 /* control.c */
-void control_loop(struct node *n);
+/* One turn of the control work (the periodic stats line); called by main's loop. */
+void control_tick(struct node *n);
 void control_log_stats(struct node *n, double secs);
 void control_telemetry(const struct node *n);
-uint32_t node_now(const struct node *n);
+
+/* Unix time, derived from the TSC so workers never make a syscall for it. */
+static inline uint32_t
+node_now(const struct node *n)
+{
+	return n->started + (uint32_t)((rte_rdtsc() - n->start_tsc) / n->tsc_hz);
+}
 
 #endif /* KITED_H */

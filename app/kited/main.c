@@ -21,13 +21,14 @@
 #include "kite_port.h"
 #include "kited.h"
 
-volatile bool force_quit;
+/* The node; main() owns it, the signal handler only sets its quit flag. */
+static struct node node;
 
 static void
 on_signal(int sig)
 {
 	(void)sig;
-	force_quit = true;
+	node.quit = true;
 }
 
 static void
@@ -276,10 +277,28 @@ assign_lcores(struct node *n, unsigned int *lcores)
 	return -EINVAL;
 }
 
+/*
+ * The main lcore's loop: the control work, and worker 0 when EAL gave no
+ * worker lcore (-l with one core); otherwise it naps between control turns.
+ */
+static void
+main_loop(struct node *n)
+{
+	struct worker_idle st = { rte_rdtsc(), 0 };
+
+	n->last_stats_tsc = st.last_tick;
+	while (!n->quit) {
+		control_tick(n);
+		if (n->main_runs_worker)
+			worker_iterate(&n->workers[0], &st);
+		else
+			usleep(100 * 1000);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
-	static struct node node;
 	struct node *n = &node;
 	struct kited_numa_report numa;
 	unsigned int lcores[KITE_MAX_WORKERS];
@@ -401,13 +420,13 @@ main(int argc, char **argv)
 	if (!n->main_runs_worker)
 		for (unsigned int i = 0; i < n->n_workers; i++)
 			rte_eal_remote_launch(worker_main, &n->workers[i], lcores[i]);
-	control_loop(n);
+	main_loop(n);
 	rte_eal_mp_wait_lcore();
 	control_log_stats(n, 1.0);
 	KLOG(INFO, "stopping");
 	rc = 0;
 out:
-	force_quit = true;
+	n->quit = true;
 	rte_eal_mp_wait_lcore();
 	control_telemetry(NULL);
 	node_free(n);

@@ -335,7 +335,7 @@ worker_main(void *arg)
 
 	KLOG(INFO, "worker %u on lcore %u (socket %d), queue %u", w->id, w->lcore, w->socket,
 	     w->queue);
-	while (!force_quit)
+	while (!w->node->quit)
 		worker_iterate(w, &st);
 	return 0;
 }
