@@ -904,19 +904,32 @@ fail_set:
 	return ret;
 }
 
+/* The live item of a key, if its CAS is `cas` (any with 0): OK (*itp), NOT_FOUND or EXISTS. */
+static enum kite_store_result
+find_version(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash, uint64_t cas,
+	     struct item **itp)
+{
+	struct item *slot;
+
+	*itp = find(s, key, keylen, hash, &slot);
+	if (*itp == NULL)
+		return KITE_STORE_NOT_FOUND;
+	if (cas != 0 && cas != (*itp)->cas)
+		return KITE_STORE_EXISTS;
+	return KITE_STORE_OK;
+}
+
 enum kite_store_result
 kite_store_delete(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
 		  uint64_t cas)
 {
-	struct item *slot;
-	struct item *it = find(s, key, keylen, hash, &slot);
+	struct item *it;
+	enum kite_store_result r = find_version(s, key, keylen, hash, cas, &it);
 
-	if (it == NULL) {
+	if (r == KITE_STORE_NOT_FOUND)
 		s->st.delete_misses++;
-		return KITE_STORE_NOT_FOUND;
-	}
-	if (cas != 0 && cas != it->cas)
-		return KITE_STORE_EXISTS;
+	if (r != KITE_STORE_OK)
+		return r;
 	unlink_item(s, it);
 	s->st.delete_hits++;
 	return KITE_STORE_OK;
@@ -994,15 +1007,12 @@ enum kite_store_result
 kite_store_mark_stale(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
 		      uint64_t cas)
 {
-	struct item *slot;
-	struct item *it = find(s, key, keylen, hash, &slot);
+	struct item *it;
+	enum kite_store_result r = find_version(s, key, keylen, hash, cas, &it);
 
-	if (it == NULL)
-		return KITE_STORE_NOT_FOUND;
-	if (cas != 0 && cas != it->cas)
-		return KITE_STORE_EXISTS;
-	it->iflags |= ITEM_STALE;
-	return KITE_STORE_OK;
+	if (r == KITE_STORE_OK)
+		it->iflags |= ITEM_STALE;
+	return r;
 }
 
 enum kite_store_result
