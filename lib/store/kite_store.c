@@ -143,8 +143,7 @@ fill_view(struct item *it, struct kite_store_view *v)
 	v->flags = it->flags;
 	v->cas = it->cas;
 	v->exptime = it->exptime;
-	v->stale = (it->iflags & ITEM_STALE) != 0;
-	v->win = (it->iflags & ITEM_WIN) != 0;
+	v->marks = it->iflags & (ITEM_STALE | ITEM_WIN); /* the same bits */
 }
 
 static inline void

@@ -110,6 +110,11 @@ enum kite_store_result {
 /** Name of a result ("ok", "not_found", ...), "unknown" out of range. */
 const char *kite_store_result_name(enum kite_store_result r);
 
+/** kite_store_view.marks: marked stale (kite_store_mark_stale), to serve but recompute. */
+#define KITE_STORE_MARK_STALE 0x10
+/** kite_store_view.marks: the item's win token is out (kite_store_claim_win). */
+#define KITE_STORE_MARK_WIN 0x20
+
 /** A found item. Valid until the next mutating call on the same store. */
 struct kite_store_view {
 	const uint8_t *value;
@@ -117,8 +122,7 @@ struct kite_store_view {
 	uint32_t flags;
 	uint64_t cas;
 	uint32_t exptime; /**< absolute unix seconds, 0: never */
-	bool stale;       /**< marked stale (kite_store_mark_stale): serve, but it needs recomputing */
-	bool win;         /**< its win token is out (kite_store_claim_win) */
+	uint8_t marks;    /**< KITE_STORE_MARK_* */
 };
 
 /** Store modes of kite_store_store(). */
@@ -235,7 +239,7 @@ enum kite_store_result kite_store_mark_stale(struct kite_store *s, const void *k
 /**
  * Hand out an item's win token (the right to recompute it, the meta
  * protocol's W flag): the first caller since the item was stored wins.
- * *v is filled in both cases (v->win tells the state before this call).
+ * *v is filled in both cases (its marks tell the state before this call).
  * @return OK (this caller wins), EXISTS (already out) or NOT_FOUND.
  */
 enum kite_store_result kite_store_claim_win(struct kite_store *s, const void *key, uint16_t keylen,

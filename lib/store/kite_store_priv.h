@@ -20,8 +20,8 @@
 #define ITEM_REF     0x02 /* CLOCK bit: read since the hand last passed */
 #define ITEM_FETCHED 0x04 /* read at least once (memcached's *_unfetched stats) */
 #define ITEM_FILLER  0x08 /* pads the log to the region's end; only total is valid */
-#define ITEM_STALE   0x10 /* marked stale: still served, flagged (kite_store_mark_stale) */
-#define ITEM_WIN     0x20 /* its win token is out (kite_store_claim_win) */
+#define ITEM_STALE   KITE_STORE_MARK_STALE /* marked stale: still served, flagged */
+#define ITEM_WIN     KITE_STORE_MARK_WIN   /* its win token is out */
 
 /*
  * Log record. Records are 8-byte aligned and never straddle the region's

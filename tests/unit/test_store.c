@@ -1651,39 +1651,39 @@ test_stale_and_win(void **state)
 	assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), &v), KITE_STORE_NOT_FOUND);
 	assert_int_equal(put(s, KITE_STORE_SET, "k", "v1", 0, 0, 0, &cas), KITE_STORE_OK);
 	assert_int_equal(get(s, "k", &v), KITE_STORE_OK);
-	assert_false(v.stale);
-	assert_false(v.win);
+	assert_false(v.marks & KITE_STORE_MARK_STALE);
+	assert_false(v.marks & KITE_STORE_MARK_WIN);
 
 	/* The first claim wins, later ones see the token out. */
 	assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), &v), KITE_STORE_OK);
-	assert_false(v.win);
+	assert_false(v.marks & KITE_STORE_MARK_WIN);
 	assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), &v), KITE_STORE_EXISTS);
-	assert_true(v.win);
+	assert_true(v.marks & KITE_STORE_MARK_WIN);
 	assert_memory_equal(v.value, "v1", 2);
 
 	/* Stale: only the right version when a CAS is given; the value is still served. */
 	assert_int_equal(kite_store_mark_stale(s, "k", 1, h(s, "k"), cas + 1), KITE_STORE_EXISTS);
 	assert_int_equal(get(s, "k", &v), KITE_STORE_OK);
-	assert_false(v.stale);
+	assert_false(v.marks & KITE_STORE_MARK_STALE);
 	assert_int_equal(kite_store_mark_stale(s, "k", 1, h(s, "k"), cas), KITE_STORE_OK);
 	assert_int_equal(mc_touch(s, "k", 1, h(s, "k"), 100, &v), KITE_STORE_OK);
-	assert_true(v.stale);
-	assert_true(v.win);
+	assert_true(v.marks & KITE_STORE_MARK_STALE);
+	assert_true(v.marks & KITE_STORE_MARK_WIN);
 	assert_int_equal(v.cas, cas);
 
 	/* A new value clears both: SET ... */
 	assert_int_equal(put(s, KITE_STORE_SET, "k", "v2", 0, 0, 0, &cas), KITE_STORE_OK);
 	assert_int_equal(get(s, "k", &v), KITE_STORE_OK);
-	assert_false(v.stale);
-	assert_false(v.win);
+	assert_false(v.marks & KITE_STORE_MARK_STALE);
+	assert_false(v.marks & KITE_STORE_MARK_WIN);
 	/* ... and INCR rewriting in place. */
 	assert_int_equal(put(s, KITE_STORE_SET, "n", "10", 0, 0, 0, &cas), KITE_STORE_OK);
 	assert_int_equal(kite_store_mark_stale(s, "n", 1, h(s, "n"), 0), KITE_STORE_OK);
 	assert_int_equal(kite_store_claim_win(s, "n", 1, h(s, "n"), &v), KITE_STORE_OK);
 	assert_int_equal(delta(s, "n", true, 1, 0, 0, 0, &val, &cas), KITE_STORE_OK);
 	assert_int_equal(get(s, "n", &v), KITE_STORE_OK);
-	assert_false(v.stale);
-	assert_false(v.win);
+	assert_false(v.marks & KITE_STORE_MARK_STALE);
+	assert_false(v.marks & KITE_STORE_MARK_WIN);
 	check(s);
 	kite_store_free(s);
 }

@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+
+/*
+ * engine-replay: recorded request datagrams through kited's engines on one
+ * lcore, to measure the engine's own cost per request without a NIC and
+ * without the workers fighting over two CPUs.
+ *
+ *   engine-replay [EAL args] -- --pcap FILE [--workers W] [--partitions P]
+ *                 [--arrive steered|worker0] [--burst B] [--passes N]
+ *                 [--runs R] [--value-size V] [--memory BYTES]
+ *
+ * The pcap holds request datagrams as kite-bench --mode pcap --write-pcap
+ * records them (with --partitions W*P each datagram carries keys of one
+ * partition and goes to that partition's UDP port). Every key in it is
+ * stored first (SET, V-byte values), so the replay measures hits. Then the
+ * datagrams arrive in bursts of B at a worker: the owner of their port
+ * (steered, as a NIC with flow rules or a client that routes would deliver
+ * them) or worker 0 for all (a single queue: the others' keys are handed
+ * off). Each burst goes through what kited's worker does: parse, route
+ * (datagrams with other workers' keys handed to them), execute, replies
+ * written; the handed-off datagrams are then run on their owners' engines,
+ * all on this one lcore. R runs of N passes over the recording each print
+ * TSC cycles per request; the last line is their median.
+ *
+ * It builds against the two-phase engine (kite_engine_parse / execute) and
+ * against the one before it (kite_engine_route, then kite_engine_process,
+ * which parsed a datagram twice on a node of several workers), so
+ * tools/bench/engine-replay-compare can measure both side by side.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pcap/pcap.h>
+
+#include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+
+#include "kite_engine.h"
+
+#ifdef KITE_ENGINE_MAX_DGRAMS
+/* The two-phase engine: parse once, route, execute. */
+#define TWO_PHASE 1
+typedef struct kite_engine_stats engine_stats;
+#define KEY_PARTITION kite_topo_key_partition
+#else
+/* The engine before it: route (one parse), then process (another). */
+#define TWO_PHASE 0
+typedef struct kite_worker_stats engine_stats;
+#define KEY_PARTITION kite_proto_key_partition
+#define KITE_MAX_REPLY_DGRAMS KITE_ENGINE_MAX_REPLY_DGRAMS
+#endif
+
+#define MAX_WORKERS  8
+#define MAX_DGRAMS   200000
+#define MAX_BURST    64
+#define PAYLOAD	     1472
+#define BASE_PORT    11211
+#define DGRAM_MAX    1500
+#define NOW	     1800000000u
+
+struct cfg {
+	const char *pcap;
+	unsigned int workers;
+	unsigned int partitions; /* per worker */
+	bool steered;
+	unsigned int burst;
+	unsigned int passes;
+	unsigned int runs;
+	uint32_t value_size;
+	uint64_t memory;
+};
+
+/* A recorded request datagram. */
+struct rec {
+	uint8_t *data;
+	uint16_t len;
+	uint16_t port;
+	uint16_t reqs;
+};
+
+static struct rec recs[MAX_DGRAMS];
+static unsigned int nrecs;
+static uint64_t replies;
+static uint8_t reply_buf[KITE_MAX_REPLY_DGRAMS][PAYLOAD];
+
+static uint8_t *
+r_alloc(void *arg, unsigned int idx)
+{
+	(void)arg;
+	return idx < KITE_MAX_REPLY_DGRAMS ? reply_buf[idx] : NULL;
+}
+
+#if TWO_PHASE
+static void
+r_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens, bool inplace)
+{
+	(void)arg;
+	(void)bufs;
+	(void)lens;
+	(void)inplace;
+	replies += n;
+}
+#else
+static void
+r_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens)
+{
+	(void)arg;
+	(void)bufs;
+	(void)lens;
+	replies += n;
+}
+#endif
+
+static void
+usage(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s [EAL args] -- --pcap FILE [--workers W (1-%d)] [--partitions P]\n"
+		"       [--arrive steered|worker0] [--burst B (1-%d)] [--passes N] [--runs R]\n"
+		"       [--value-size V] [--memory BYTES]\n"
+		"defaults: --workers 2 --partitions 4 --arrive steered --burst 32 --passes 20\n"
+		"          --runs 5 --value-size 32 --memory 256M\n",
+		prog, MAX_WORKERS, MAX_BURST);
+}
+
+static int
+number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (*end == 'M' && end[1] == '\0') {
+		v <<= 20;
+		end++;
+	} else if (*end == 'G' && end[1] == '\0') {
+		v <<= 30;
+		end++;
+	}
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_args(int argc, char **argv, struct cfg *c)
+{
+	static const struct option longopts[] = {
+		{ "pcap", required_argument, NULL, 'f' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "partitions", required_argument, NULL, 'p' },
+		{ "arrive", required_argument, NULL, 'a' },
+		{ "burst", required_argument, NULL, 'b' },
+		{ "passes", required_argument, NULL, 'n' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "value-size", required_argument, NULL, 'v' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int opt;
+
+	*c = (struct cfg){ NULL, 2, 4, true, 32, 20, 5, 32, 256u << 20 };
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int rc = 0;
+
+		switch (opt) {
+		case 'f':
+			c->pcap = optarg;
+			break;
+		case 'w':
+			rc = number(optarg, 1, MAX_WORKERS, &v);
+			c->workers = (unsigned int)v;
+			break;
+		case 'p':
+			rc = number(optarg, 1, 64, &v);
+			c->partitions = (unsigned int)v;
+			break;
+		case 'a':
+			if (strcmp(optarg, "steered") == 0)
+				c->steered = true;
+			else if (strcmp(optarg, "worker0") == 0)
+				c->steered = false;
+			else
+				rc = -EINVAL;
+			break;
+		case 'b':
+			rc = number(optarg, 1, MAX_BURST, &v);
+			c->burst = (unsigned int)v;
+			break;
+		case 'n':
+			rc = number(optarg, 1, 100000, &v);
+			c->passes = (unsigned int)v;
+			break;
+		case 'r':
+			rc = number(optarg, 1, 1000, &v);
+			c->runs = (unsigned int)v;
+			break;
+		case 'v':
+			rc = number(optarg, 0, 4096, &v);
+			c->value_size = (uint32_t)v;
+			break;
+		case 'm':
+			rc = number(optarg, 1u << 20, UINT64_C(1) << 36, &v);
+			c->memory = v;
+			break;
+		case 'h':
+			usage(argv[0]);
+			exit(0);
+		default:
+			rc = -EINVAL;
+		}
+		if (rc != 0) {
+			usage(argv[0]);
+			return -EINVAL;
+		}
+	}
+	if (c->pcap == NULL || optind != argc) {
+		usage(argv[0]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The UDP payload of an Ethernet/IPv4 frame, unfragmented; NULL otherwise. */
+static const uint8_t *
+udp_payload(const uint8_t *f, uint32_t caplen, uint16_t *len, uint16_t *port)
+{
+	uint32_t ihl;
+	uint16_t ulen;
+
+	if (caplen < 14 + 20 + 8 || f[12] != 0x08 || f[13] != 0x00)
+		return NULL;
+	ihl = (uint32_t)(f[14] & 0x0f) * 4;
+	if ((f[14] >> 4) != 4 || ihl < 20 || f[14 + 9] != 17 ||
+	    ((f[14 + 6] & 0x3f) | f[14 + 7]) != 0 || caplen < 14 + ihl + 8)
+		return NULL;
+	*port = (uint16_t)(f[14 + ihl + 2] << 8 | f[14 + ihl + 3]);
+	ulen = (uint16_t)(f[14 + ihl + 4] << 8 | f[14 + ihl + 5]);
+	if (ulen < 8 + 8 || ulen - 8u > DGRAM_MAX || 14 + ihl + ulen > caplen)
+		return NULL;
+	*len = (uint16_t)(ulen - 8);
+	return f + 14 + ihl + 8;
+}
+
+/* Requests of a datagram (after its 8-byte frame), or 0 when it does not parse cleanly. */
+static unsigned int
+count_reqs(const uint8_t *p, uint32_t len, const uint8_t **keys, uint16_t *keylens,
+	   unsigned int max)
+{
+	uint32_t off = KITE_FRAME_HDR_LEN;
+	unsigned int n = 0;
+
+	while (off < len && n < max) {
+		struct kite_req r;
+		size_t used;
+		uint8_t status, drop;
+
+		if (kite_proto_parse(p + off, len - off, 1u << 20, &r, &used, &status, &drop) !=
+		    KITE_PARSE_OK)
+			return 0;
+		keys[n] = r.key;
+		keylens[n] = r.keylen;
+		n++;
+		off += (uint32_t)used;
+	}
+	return off == len ? n : 0;
+}
+
+static int
+load_pcap(const char *path)
+{
+	char err[PCAP_ERRBUF_SIZE];
+	pcap_t *p = pcap_open_offline(path, err);
+	struct pcap_pkthdr *h;
+	const u_char *f;
+	const uint8_t *keys[256];
+	uint16_t keylens[256];
+	unsigned int skipped = 0;
+
+	if (p == NULL) {
+		fprintf(stderr, "engine-replay: %s: %s\n", path, err);
+		return -ENOENT;
+	}
+	while (nrecs < MAX_DGRAMS && pcap_next_ex(p, &h, &f) == 1) {
+		uint16_t len, port;
+		const uint8_t *u = udp_payload(f, h->caplen, &len, &port);
+		unsigned int n = u != NULL ? count_reqs(u, len, keys, keylens, 256) : 0;
+
+		if (n == 0) {
+			skipped++;
+			continue;
+		}
+		recs[nrecs].data = malloc(len);
+		if (recs[nrecs].data == NULL)
+			break;
+		memcpy(recs[nrecs].data, u, len);
+		recs[nrecs].len = len;
+		recs[nrecs].port = port;
+		recs[nrecs].reqs = (uint16_t)n;
+		nrecs++;
+	}
+	pcap_close(p);
+	if (skipped > 0)
+		fprintf(stderr, "engine-replay: %u frames skipped (not one whole request datagram)\n",
+			skipped);
+	return nrecs > 0 ? 0 : -ENOENT;
+}
+
+static struct kite_engine *engines[MAX_WORKERS];
+static engine_stats stats[MAX_WORKERS];
+
+static struct kite_engine_dgram *
+dgram_of(struct kite_engine_dgram *d, const struct rec *r, bool home)
+{
+	/* Never in place: the recording is replayed many times. */
+	*d = (struct kite_engine_dgram){ r->data, r->len, home, false, NULL };
+	return d;
+}
+
+/* SET every key of the recording once, on its owner, so the replay measures hits. */
+static void
+preload(const struct cfg *c, unsigned int nparts)
+{
+	static uint8_t dg[DGRAM_MAX + 600];
+	static uint8_t value[4096];
+	const uint8_t *keys[256];
+	uint16_t keylens[256];
+	uint8_t ext[8] = { 0 };
+
+	memset(value, 'v', sizeof(value));
+	for (unsigned int i = 0; i < nrecs; i++) {
+		unsigned int n = count_reqs(recs[i].data, recs[i].len, keys, keylens, 256);
+
+		for (unsigned int k = 0; k < n; k++) {
+			uint32_t p = KEY_PARTITION(keys[k], keylens[k], nparts);
+			struct kite_engine_dgram d = { dg, 0, true, false, NULL };
+			int len;
+
+			memset(dg, 0, KITE_FRAME_HDR_LEN);
+			dg[5] = 1; /* total = 1 */
+			len = kite_proto_build_req(dg + KITE_FRAME_HDR_LEN,
+						   sizeof(dg) - KITE_FRAME_HDR_LEN, KITE_OP_SETQ, 0,
+						   0, ext, 8, keys[k], keylens[k], value,
+						   c->value_size);
+			if (len < 0)
+				continue;
+			d.len = (uint32_t)(KITE_FRAME_HDR_LEN + len);
+			kite_engine_process(engines[p % c->workers], &d, 1);
+		}
+	}
+}
+
+/*
+ * One burst arriving at worker h: what kited's worker_poll() does with it,
+ * then the handed-off datagrams on their owners.
+ */
+static void
+burst(const struct cfg *c, unsigned int h, const struct rec *const *in, unsigned int n)
+{
+	static struct kite_engine_dgram home[MAX_BURST], away[MAX_WORKERS][MAX_BURST];
+	unsigned int naway[MAX_WORKERS] = { 0 };
+	const uint64_t self = UINT64_C(1) << h;
+#if !TWO_PHASE
+	unsigned int nhome = 0;
+#endif
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t mask;
+
+#if TWO_PHASE
+		mask = kite_engine_parse(engines[h], dgram_of(&home[i], in[i], true));
+#else
+		mask = c->workers > 1 ? kite_engine_route(engines[h], in[i]->data, in[i]->len)
+				      : self;
+		if (mask & self)
+			dgram_of(&home[nhome++], in[i], true);
+#endif
+		if (mask == self)
+			continue;
+		for (unsigned int o = 0; o < c->workers; o++)
+			if (o != h && (mask & (UINT64_C(1) << o)))
+				dgram_of(&away[o][naway[o]++], in[i], false);
+#if TWO_PHASE
+		if (!(mask & self))
+			kite_engine_withdraw(engines[h]);
+#endif
+	}
+#if TWO_PHASE
+	kite_engine_execute(engines[h]);
+#else
+	if (nhome > 0)
+		kite_engine_process(engines[h], home, nhome);
+#endif
+	for (unsigned int o = 0; o < c->workers; o++)
+		if (naway[o] > 0)
+			kite_engine_process(engines[o], away[o], naway[o]);
+}
+
+/* One pass over the recording: datagrams queue at their arrival worker, in bursts. */
+static void
+pass(const struct cfg *c)
+{
+	static const struct rec *q[MAX_WORKERS][MAX_BURST];
+	unsigned int nq[MAX_WORKERS] = { 0 };
+
+	for (unsigned int i = 0; i < nrecs; i++) {
+		unsigned int h = 0;
+
+		if (c->steered && recs[i].port >= BASE_PORT)
+			h = (unsigned int)(recs[i].port - BASE_PORT) % c->workers;
+		q[h][nq[h]++] = &recs[i];
+		if (nq[h] == c->burst) {
+			burst(c, h, q[h], nq[h]);
+			nq[h] = 0;
+		}
+	}
+	for (unsigned int h = 0; h < c->workers; h++)
+		if (nq[h] > 0)
+			burst(c, h, q[h], nq[h]);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct kite_store **parts;
+	struct kite_store_params sp;
+	struct kite_engine_conf ec;
+	struct cfg c;
+	uint64_t reqs = 0;
+	double *cpr;
+	int ret = rte_eal_init(argc, argv);
+
+	if (ret < 0) {
+		fprintf(stderr, "engine-replay: EAL: %s\n", rte_strerror(rte_errno));
+		return 1;
+	}
+	argc -= ret;
+	argv += ret;
+	argv[0] = (char *)"engine-replay";
+	if (parse_args(argc, argv, &c) != 0 || load_pcap(c.pcap) != 0)
+		return 2;
+	const unsigned int nparts = c.workers * c.partitions;
+	parts = calloc(nparts, sizeof(*parts));
+	cpr = calloc(c.runs, sizeof(*cpr));
+	if (parts == NULL || cpr == NULL)
+		return 1;
+	for (unsigned int p = 0; p < nparts; p++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "replay_p%u", p);
+		memset(&sp, 0, sizeof(sp));
+		sp.name = name;
+		sp.socket_id = (int)rte_socket_id();
+		sp.mem_bytes = c.memory / nparts;
+		sp.id = (uint16_t)p;
+		parts[p] = kite_store_create(&sp);
+		if (parts[p] == NULL) {
+			fprintf(stderr, "engine-replay: partition %u: %s\n", p,
+				rte_strerror(rte_errno));
+			return 1;
+		}
+	}
+	for (unsigned int w = 0; w < c.workers; w++) {
+		memset(&ec, 0, sizeof(ec));
+		ec.map.partitions = nparts;
+		ec.map.workers = (uint16_t)c.workers;
+		ec.map.base_port = BASE_PORT;
+		ec.self = (uint16_t)w;
+		ec.parts = parts;
+		ec.max_item_size = 1u << 20;
+		ec.max_payload = PAYLOAD;
+		ec.stats = &stats[w];
+		ec.out.alloc = r_alloc;
+		ec.out.done = r_done;
+		engines[w] = kite_engine_create(&ec, (int)rte_socket_id());
+		if (engines[w] == NULL) {
+			fprintf(stderr, "engine-replay: engine %u: %s\n", w, rte_strerror(rte_errno));
+			return 1;
+		}
+		kite_engine_set_time(engines[w], NOW);
+	}
+	for (unsigned int i = 0; i < nrecs; i++)
+		reqs += recs[i].reqs;
+	preload(&c, nparts);
+	printf("engine-replay: %s engine, %u datagrams (%" PRIu64 " requests) from %s, "
+	       "%u worker(s) x %u partitions, arrive %s, bursts of %u, %u passes x %u runs\n",
+	       TWO_PHASE ? "two-phase (parse once)" : "route + process (parse twice)", nrecs, reqs,
+	       c.pcap, c.workers, c.partitions, c.steered ? "steered" : "at worker 0", c.burst,
+	       c.passes, c.runs);
+	pass(&c); /* warm the caches and the branch predictors */
+	for (unsigned int r = 0; r < c.runs; r++) {
+		uint64_t replies0 = replies, t0 = rte_rdtsc();
+
+		for (unsigned int p = 0; p < c.passes; p++)
+			pass(&c);
+		cpr[r] = (double)(rte_rdtsc() - t0) / (double)(reqs * c.passes);
+		printf("run %u: %.1f cycles/request, %" PRIu64 " reply datagrams\n", r + 1, cpr[r],
+		       replies - replies0);
+		fflush(stdout);
+	}
+	uint64_t hits = 0, served = 0;
+	for (unsigned int p = 0; p < nparts; p++) {
+		struct kite_store_stats st;
+
+		kite_store_stats_get(parts[p], &st);
+		hits += st.get_hits;
+	}
+	for (unsigned int w = 0; w < c.workers; w++)
+		served += stats[w].served;
+	qsort(cpr, c.runs, sizeof(*cpr), cmp_double);
+	printf("median: %.1f cycles/request (%" PRIu64 " requests served, %" PRIu64
+	       " GET hits)\n",
+	       cpr[c.runs / 2], served, hits);
+	for (unsigned int w = 0; w < c.workers; w++)
+		kite_engine_free(engines[w]);
+	for (unsigned int p = 0; p < nparts; p++)
+		kite_store_free(parts[p]);
+	for (unsigned int i = 0; i < nrecs; i++)
+		free(recs[i].data);
+	free(parts);
+	free(cpr);
+	rte_eal_cleanup();
+	return 0;
+}
