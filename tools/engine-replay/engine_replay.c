@@ -45,16 +45,30 @@
 
 #include "kite_engine.h"
 
+/*
+ * Adapters, so that one source builds against every revision of the
+ * engine since lib/engine took bursts: the two-phase engine or the one
+ * before it, the counters of lib/engine or of lib/stats, lib/topo's key
+ * partition or lib/proto's, the limits' header or the engine's.
+ */
 #ifdef KITE_ENGINE_MAX_DGRAMS
 /* The two-phase engine: parse once, route, execute. */
 #define TWO_PHASE 1
-typedef struct kite_engine_stats engine_stats;
-#define KEY_PARTITION kite_topo_key_partition
 #else
 /* The engine before it: route (one parse), then process (another). */
 #define TWO_PHASE 0
+#endif
+#ifdef KITE_ENGINE_STATS
+typedef struct kite_engine_stats engine_stats;
+#else
 typedef struct kite_worker_stats engine_stats;
+#endif
+#ifdef KITE_TOPO_REPLY_MAX
+#define KEY_PARTITION kite_topo_key_partition
+#else
 #define KEY_PARTITION kite_proto_key_partition
+#endif
+#ifndef KITE_MAX_REPLY_DGRAMS
 #define KITE_MAX_REPLY_DGRAMS KITE_ENGINE_MAX_REPLY_DGRAMS
 #endif
 
