@@ -537,7 +537,7 @@ gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf)
 			kite_proto_write_req_hdr(p, KITE_OP_INCREMENT, (uint16_t)ks, 20, 0, 20 + ks,
 						 opaque, 0);
 			x = p + KITE_BIN_HDR_LEN;
-			kite_proto_put64(x, 1);      /* delta */
+			kite_proto_put64(x, 1);	     /* delta */
 			kite_proto_put64(x + 8, 0);  /* initial */
 			kite_proto_put32(x + 16, 0); /* expiry 0: create a missing counter */
 			key_write(x + 20, ks, r->key, KEY_PREFIX_COUNTER);
@@ -625,8 +625,8 @@ judge(struct gen *g, const struct req *r, const struct kite_res *res)
 	switch (r->op) {
 	case OP_GET:
 		if (res->status == KITE_STATUS_OK) {
-			if (res->extlen == 4 &&
-			    value_check(res->value, res->vallen, r->key, kite_proto_get32(res->extras)))
+			if (res->extlen == 4 && value_check(res->value, res->vallen, r->key,
+							    kite_proto_get32(res->extras)))
 				g->st.get_hit++;
 			else
 				g->st.wrong_value++;
@@ -923,8 +923,8 @@ ctl_collect_add(struct ctl_collect *c, const uint8_t *p, uint32_t len)
 	total = kite_proto_get16(p + 4);
 	if (total == 0)
 		total = 1;
-	if (seq >= total || total > KITE_MAX_REPLY_DGRAMS ||
-	    len - KITE_FRAME_HDR_LEN > c->stride || (c->total != 0 && c->total != total))
+	if (seq >= total || total > KITE_MAX_REPLY_DGRAMS || len - KITE_FRAME_HDR_LEN > c->stride ||
+	    (c->total != 0 && c->total != total))
 		return false;
 	c->total = total;
 	if (c->seen[seq / 8] & (1u << (seq % 8)))

@@ -7,7 +7,7 @@
 #include <rte_log.h>
 
 extern int kited_logtype;
-#define KLOG(level, fmt, ...) \
+#define KLOG(level, fmt, ...)                                                                      \
 	rte_log(RTE_LOG_##level, kited_logtype, "kited: " fmt "\n", ##__VA_ARGS__)
 
 #endif /* KITED_LOG_H */

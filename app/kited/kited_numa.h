@@ -21,10 +21,10 @@
 /* Where each piece of a node lives. */
 struct kited_placement {
 	int part_socket[KITE_MAX_PARTITIONS]; /* socket of each partition's memory */
-	int pools[KITED_MAX_POOLS];           /* sockets that need an mbuf pool, in first-use order */
+	int pools[KITED_MAX_POOLS]; /* sockets that need an mbuf pool, in first-use order */
 	unsigned int n_pools;
 	int worker_pool[KITE_MAX_WORKERS]; /* index into pools[] used by each worker's RX queue */
-	unsigned int remote;               /* workers on another socket than the port */
+	unsigned int remote;		   /* workers on another socket than the port */
 };
 
 /*
@@ -50,7 +50,7 @@ struct kited_numa_report {
 	unsigned int ok;      /* partitions on their worker's node */
 	unsigned int remote;  /* on another node, or spread over several */
 	unsigned int unknown; /* not placed yet, or no socket known */
-	bool no_numa;         /* the kernel has no NUMA support: nothing checked */
+	bool no_numa;	      /* the kernel has no NUMA support: nothing checked */
 };
 
 /*

@@ -55,7 +55,8 @@ kited_numa_mem_node(const void *addr, size_t len)
 		return -EINVAL;
 	if (numa_available() < 0)
 		return -ENOSYS;
-	/* First, last and evenly spaced pages in between (move_pages takes any address in a page). */
+	/* First, last and evenly spaced pages in between (move_pages takes any address in a page).
+	 */
 	for (unsigned int i = 0; i < SAMPLES; i++) {
 		uintptr_t a = base + (uintptr_t)((len - 1) / (SAMPLES - 1) * i);
 
@@ -104,7 +105,8 @@ kited_numa_check(struct kite_store *const *parts, unsigned int n_parts,
 			rep->remote++;
 			KLOG(WARNING,
 			     "NUMA: partition %u's memory is on node %d, its worker %u on node %d: "
-			     "every request it serves crosses the interconnect (hugepages on node %d?)",
+			     "every request it serves crosses the interconnect (hugepages on node "
+			     "%d?)",
 			     i, node, kite_topo_owner(m, i), want, want);
 		} else {
 			rep->ok++;

@@ -11,18 +11,14 @@
 static const char *const loop_names[] = { KITED_LOOP_STATS(KITE_STATS_NAME) };
 static const char *const loop_help[] = { KITED_LOOP_STATS(KITE_STATS_HELP) };
 
-static const struct kite_stats_table engine_table = {
-	kite_engine_stats_names, kite_engine_stats_help, KITE_ENGINE_STATS_N
-};
-static const struct kite_stats_table loop_table = {
-	loop_names, loop_help, 0 KITED_LOOP_STATS(KITE_STATS_ONE)
-};
-static const struct kite_stats_table store_table = {
-	kite_store_stats_names, kite_store_stats_help, KITE_STORE_STATS_N
-};
-static const struct kite_stats_table net_table = {
-	kite_net_stats_names, kite_net_stats_help, KITE_NET_STATS_N
-};
+static const struct kite_stats_table engine_table = { kite_engine_stats_names,
+						      kite_engine_stats_help, KITE_ENGINE_STATS_N };
+static const struct kite_stats_table loop_table = { loop_names, loop_help,
+						    0 KITED_LOOP_STATS(KITE_STATS_ONE) };
+static const struct kite_stats_table store_table = { kite_store_stats_names, kite_store_stats_help,
+						     KITE_STORE_STATS_N };
+static const struct kite_stats_table net_table = { kite_net_stats_names, kite_net_stats_help,
+						   KITE_NET_STATS_N };
 
 _Static_assert(sizeof(struct kited_loop_stats) == (0 KITED_LOOP_STATS(KITE_STATS_ONE)) * 8,
 	       "the loop's counters are the table's");
@@ -35,12 +31,14 @@ _Static_assert(sizeof(struct kited_worker_stats) % sizeof(uint64_t) == 0,
  * Kite's own and shown with the kite_ prefix.
  */
 static const char *const memcached_names[] = {
-	"curr_items",	     "total_items",	  "bytes",	       "limit_maxbytes",
-	"get_hits",	     "get_misses",	  "get_expired",       "get_flushed",
-	"touch_hits",	     "touch_misses",	  "delete_hits",       "delete_misses",
-	"incr_hits",	     "incr_misses",	  "decr_hits",	       "decr_misses",
-	"cas_hits",	     "cas_misses",	  "cas_badval",	       "evictions",
-	"reclaimed",	     "expired_unfetched", "evicted_unfetched", "store_too_large",
+	"curr_items",	     "total_items",	  "bytes",
+	"limit_maxbytes",    "get_hits",	  "get_misses",
+	"get_expired",	     "get_flushed",	  "touch_hits",
+	"touch_misses",	     "delete_hits",	  "delete_misses",
+	"incr_hits",	     "incr_misses",	  "decr_hits",
+	"decr_misses",	     "cas_hits",	  "cas_misses",
+	"cas_badval",	     "evictions",	  "reclaimed",
+	"expired_unfetched", "evicted_unfetched", "store_too_large",
 	"store_no_memory",
 };
 
@@ -83,7 +81,8 @@ kited_stats_sum_nets(const struct kited_stats_src *src, struct kite_net_stats *s
 	memset(sum, 0, sizeof(*sum));
 	for (unsigned int w = 0; w < src->n_workers; w++)
 		if (src->nets != NULL && src->nets[w] != NULL)
-			kite_stats_add((uint64_t *)sum, (const uint64_t *)kite_net_stats(src->nets[w]),
+			kite_stats_add((uint64_t *)sum,
+				       (const uint64_t *)kite_net_stats(src->nets[w]),
 				       sizeof(*sum) / sizeof(uint64_t));
 }
 
@@ -207,8 +206,8 @@ kited_stats_log(const struct kited_stats_src *src, struct kited_worker_stats *pr
 	KLOG(INFO,
 	     "stats: %.0f req/s, %.0f dgram/s in, %.0f dgram/s out | items %" PRIu64
 	     " bytes %" PRIu64 " hits %" PRIu64 " misses %" PRIu64 " evictions %" PRIu64
-	     " | proto drops %" PRIu64 " errors %" PRIu64 " handoffs %" PRIu64
-	     " | %" PRIu64 " cycles/req",
+	     " | proto drops %" PRIu64 " errors %" PRIu64 " handoffs %" PRIu64 " | %" PRIu64
+	     " cycles/req",
 	     (double)(e->rx_requests - prev->engine.rx_requests) / secs,
 	     (double)(e->rx_dgrams - prev->engine.rx_dgrams) / secs,
 	     (double)(e->tx_dgrams - prev->engine.tx_dgrams) / secs, s.curr_items, s.bytes,

@@ -29,9 +29,9 @@ steering_setup(struct node *n, const char *driver, uint16_t max_rx_queues, bool 
 	caps.flow_udp_dst = n->n_workers > 1 && kite_steer_flow_supported(n->port, &rules[0]);
 	mode = kite_steer_choose(&caps, (uint16_t)n->n_workers, want);
 	if (mode < 0) {
-		KLOG(ERR, "port %u (%s) cannot steer in mode '%s' (flow rules %s, RSS %s)",
-		     n->port, driver, n->cfg.steer,
-		     caps.flow_udp_dst ? "accepted" : "refused", rss ? "on" : "off");
+		KLOG(ERR, "port %u (%s) cannot steer in mode '%s' (flow rules %s, RSS %s)", n->port,
+		     driver, n->cfg.steer, caps.flow_udp_dst ? "accepted" : "refused",
+		     rss ? "on" : "off");
 		return mode;
 	}
 	n->steer = (enum kite_steer_mode)mode;

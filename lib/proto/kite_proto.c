@@ -70,13 +70,15 @@ static const char *const drop_names[KITE_PROTO_DROP_MAX] = {
 };
 
 static const char *const cmd_names[KITE_CMD_MAX] = {
-	[KITE_CMD_UNKNOWN] = "unknown", [KITE_CMD_GET] = "get",	    [KITE_CMD_SET] = "set",
-	[KITE_CMD_ADD] = "add",		[KITE_CMD_REPLACE] = "replace", [KITE_CMD_APPEND] = "append",
-	[KITE_CMD_PREPEND] = "prepend", [KITE_CMD_DELETE] = "delete", [KITE_CMD_INCR] = "incr",
-	[KITE_CMD_DECR] = "decr",	[KITE_CMD_TOUCH] = "touch",	    [KITE_CMD_GAT] = "gat",
-	[KITE_CMD_NOOP] = "noop",	[KITE_CMD_VERSION] = "version", [KITE_CMD_STAT] = "stat",
-	[KITE_CMD_FLUSH] = "flush",	[KITE_CMD_QUIT] = "quit",
-	[KITE_CMD_TOPOLOGY] = "topology",
+	[KITE_CMD_UNKNOWN] = "unknown", [KITE_CMD_GET] = "get",
+	[KITE_CMD_SET] = "set",		[KITE_CMD_ADD] = "add",
+	[KITE_CMD_REPLACE] = "replace", [KITE_CMD_APPEND] = "append",
+	[KITE_CMD_PREPEND] = "prepend", [KITE_CMD_DELETE] = "delete",
+	[KITE_CMD_INCR] = "incr",	[KITE_CMD_DECR] = "decr",
+	[KITE_CMD_TOUCH] = "touch",	[KITE_CMD_GAT] = "gat",
+	[KITE_CMD_NOOP] = "noop",	[KITE_CMD_VERSION] = "version",
+	[KITE_CMD_STAT] = "stat",	[KITE_CMD_FLUSH] = "flush",
+	[KITE_CMD_QUIT] = "quit",	[KITE_CMD_TOPOLOGY] = "topology",
 };
 
 const char *
@@ -266,7 +268,8 @@ kite_proto_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_r
 		return KITE_PARSE_DROP;
 	}
 	if (p[0] != KITE_MAGIC_REQ) {
-		*drop = p[0] == KITE_MAGIC_RES ? KITE_PROTO_DROP_RES_MAGIC : KITE_PROTO_DROP_BAD_MAGIC;
+		*drop = p[0] == KITE_MAGIC_RES ? KITE_PROTO_DROP_RES_MAGIC
+					       : KITE_PROTO_DROP_BAD_MAGIC;
 		return KITE_PARSE_DROP;
 	}
 

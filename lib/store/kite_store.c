@@ -976,7 +976,8 @@ kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 			memset(item_value(old) + len, ' ', old->vallen - len);
 			old->cas = next_cas(s);
 			/* A new value: no longer stale, its win token back. */
-			old->iflags = (uint8_t)((old->iflags | ITEM_REF) & ~(ITEM_STALE | ITEM_WIN));
+			old->iflags =
+				(uint8_t)((old->iflags | ITEM_REF) & ~(ITEM_STALE | ITEM_WIN));
 			*value_out = v;
 			*cas_out = old->cas;
 			return KITE_STORE_OK;
@@ -1042,7 +1043,8 @@ kite_store_flush(struct kite_store *s, uint32_t when)
 	}
 }
 
-/* The log offset of position pos, for tail <= pos <= head (records are contiguous from the tail). */
+/* The log offset of position pos, for tail <= pos <= head (records are contiguous from the tail).
+ */
 static inline uint64_t
 pos_off(const struct kite_store *s, uint64_t pos)
 {

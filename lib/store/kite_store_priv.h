@@ -62,8 +62,8 @@ struct kite_store {
 	uint64_t tail;
 	uint64_t head_off;
 	uint64_t tail_off;
-	uint64_t cas_seq;   /* last CAS sequence handed out or given */
-	uint32_t epoch;     /* flush epoch: a flush starts the next, items of older ones are flushed */
+	uint64_t cas_seq; /* last CAS sequence handed out or given */
+	uint32_t epoch; /* flush epoch: a flush starts the next, items of older ones are flushed */
 	uint32_t now;
 	uint32_t flush_time; /* pending delayed flush (absolute), 0: none */
 	uint32_t max_item_size;

@@ -86,7 +86,8 @@ struct kite_topology {
 	uint16_t worker[KITE_MAX_PARTITIONS]; /**< worker (queue) that owns partition p */
 };
 
-/** Describe map m as a topology (version, hash and seed of today's layout). @return 0 or -EINVAL. */
+/** Describe map m as a topology (version, hash and seed of today's layout). @return 0 or -EINVAL.
+ */
 int kite_topo_from_map(const struct kite_topo_map *m, struct kite_topology *t);
 
 /** Encode t into out[0..cap). @return bytes written or -ENOSPC / -EINVAL. */

@@ -80,7 +80,8 @@ test_mem_node(void **state)
 	munmap(m, len);
 
 	if (numa_max_node() >= 1) {
-		/* Two nodes: memory bound to each is reported as such, a range over both as -EXDEV. */
+		/* Two nodes: memory bound to each is reported as such, a range over both as -EXDEV.
+		 */
 		const long page = sysconf(_SC_PAGESIZE);
 		unsigned long mask0 = 1, mask1 = 2;
 

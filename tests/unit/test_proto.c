@@ -438,7 +438,7 @@ test_parse_header_fields(void **state)
 	(void)state;
 	size_t n = kite_proto_build_req(buf, BIG, KITE_OP_GETK, 0xdeadbeef,
 					UINT64_C(0x0102030405060708), NULL, 0, "foo", 3, NULL, 0);
-	buf[5] = 0x01;		     /* datatype */
+	buf[5] = 0x01;			   /* datatype */
 	kite_proto_put16(buf + 6, 0x0bcd); /* vbucket */
 	struct parsed r = parse(buf, n, 0);
 
@@ -649,8 +649,8 @@ test_parse_bad_magic(void **state)
 		struct parsed r = parse(buf, n, 0);
 
 		assert_int_equal(r.res, KITE_PARSE_DROP);
-		assert_int_equal(r.drop,
-				 m == KITE_MAGIC_RES ? KITE_PROTO_DROP_RES_MAGIC : KITE_PROTO_DROP_BAD_MAGIC);
+		assert_int_equal(r.drop, m == KITE_MAGIC_RES ? KITE_PROTO_DROP_RES_MAGIC
+							     : KITE_PROTO_DROP_BAD_MAGIC);
 		assert_int_equal(r.consumed, n);
 	}
 }

@@ -100,12 +100,12 @@ test_sums(void **state)
 	}
 	const struct kite_store_write w1 = { .mode = KITE_STORE_SET, .value = "1", .vallen = 1 };
 	const struct kite_store_write w2 = { .mode = KITE_STORE_SET, .value = "2", .vallen = 1 };
-	assert_int_equal(kite_store_store(parts[0], "a", 1, kite_store_hash(parts[0], "a", 1), &w1,
-					  &cas),
-			 0);
-	assert_int_equal(kite_store_store(parts[1], "b", 1, kite_store_hash(parts[1], "b", 1), &w2,
-					  &cas),
-			 0);
+	assert_int_equal(
+		kite_store_store(parts[0], "a", 1, kite_store_hash(parts[0], "a", 1), &w1, &cas),
+		0);
+	assert_int_equal(
+		kite_store_store(parts[1], "b", 1, kite_store_hash(parts[1], "b", 1), &w2, &cas),
+		0);
 
 	memset(&src, 0, sizeof(src));
 	src.n_workers = 3;
@@ -138,7 +138,7 @@ test_sums(void **state)
 
 /* lib/stats: sums and names of a counter table, whatever library declares it. */
 #define TEST_STATS(X)                                                                              \
-	X(alpha, "alpha", "first")                                                                \
+	X(alpha, "alpha", "first")                                                                 \
 	X(beta, "beta_total", "second, named apart from its field")
 
 struct test_counters {

@@ -172,11 +172,13 @@ set_key(struct kite_store *s, uint32_t id)
 
 	key_of(key, id);
 	memset(val, (int)(id & 0xff), sizeof(val));
-	const struct kite_store_write w = { .mode = KITE_STORE_SET, .value = val, .vallen = VAL_LEN };
+	const struct kite_store_write w = { .mode = KITE_STORE_SET,
+					    .value = val,
+					    .vallen = VAL_LEN };
 
-	assert_int_equal(kite_store_store(s, key, KEY_LEN, kite_store_hash(s, key, KEY_LEN), &w,
-					  &cas),
-			 KITE_STORE_OK);
+	assert_int_equal(
+		kite_store_store(s, key, KEY_LEN, kite_store_hash(s, key, KEY_LEN), &w, &cas),
+		KITE_STORE_OK);
 }
 
 /* How many of these items the store holds once full. */

@@ -67,8 +67,7 @@ test_partition(void **state)
 
 	(void)state;
 	/* XXH64 of the empty input with seed 0 is a published test vector. */
-	assert_int_equal(kite_topo_key_partition("", 0, 1000),
-			 UINT64_C(0xEF46DB3751D8E999) % 1000);
+	assert_int_equal(kite_topo_key_partition("", 0, 1000), UINT64_C(0xEF46DB3751D8E999) % 1000);
 	assert_int_equal(kite_topo_key_partition("foo", 3, UINT32_MAX),
 			 (uint32_t)(XXH64("foo", 3, 0) % UINT32_MAX));
 	assert_int_equal(kite_topo_key_partition("anything", 8, 1), 0);
@@ -201,12 +200,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_partition_invalid),
-		cmocka_unit_test(test_map),
-		cmocka_unit_test(test_key_partition),
-		cmocka_unit_test(test_partition),
-		cmocka_unit_test(test_topology_codec),
-		cmocka_unit_test(test_map_check),
+		cmocka_unit_test(test_partition_invalid), cmocka_unit_test(test_map),
+		cmocka_unit_test(test_key_partition),	  cmocka_unit_test(test_partition),
+		cmocka_unit_test(test_topology_codec),	  cmocka_unit_test(test_map_check),
 		cmocka_unit_test(test_from_map),
 	};
 

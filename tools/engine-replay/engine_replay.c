@@ -72,13 +72,13 @@ typedef struct kite_worker_stats engine_stats;
 #define KITE_MAX_REPLY_DGRAMS KITE_ENGINE_MAX_REPLY_DGRAMS
 #endif
 
-#define MAX_WORKERS  8
-#define MAX_DGRAMS   200000
-#define MAX_BURST    64
-#define PAYLOAD	     1472
-#define BASE_PORT    11211
-#define DGRAM_MAX    1500
-#define NOW	     1800000000u
+#define MAX_WORKERS 8
+#define MAX_DGRAMS  200000
+#define MAX_BURST   64
+#define PAYLOAD	    1472
+#define BASE_PORT   11211
+#define DGRAM_MAX   1500
+#define NOW	    1800000000u
 
 struct cfg {
 	const char *pcap;
@@ -327,7 +327,8 @@ load_pcap(const char *path)
 	}
 	pcap_close(p);
 	if (skipped > 0)
-		fprintf(stderr, "engine-replay: %u frames skipped (not one whole request datagram)\n",
+		fprintf(stderr,
+			"engine-replay: %u frames skipped (not one whole request datagram)\n",
 			skipped);
 	return nrecs > 0 ? 0 : -ENOENT;
 }
@@ -508,7 +509,8 @@ main(int argc, char **argv)
 		ec.out.done = r_done;
 		engines[w] = kite_engine_create(&ec, (int)rte_socket_id());
 		if (engines[w] == NULL) {
-			fprintf(stderr, "engine-replay: engine %u: %s\n", w, rte_strerror(rte_errno));
+			fprintf(stderr, "engine-replay: engine %u: %s\n", w,
+				rte_strerror(rte_errno));
 			return 1;
 		}
 		kite_engine_set_time(engines[w], NOW);
@@ -542,8 +544,7 @@ main(int argc, char **argv)
 	for (unsigned int w = 0; w < c.workers; w++)
 		served += stats[w].served;
 	qsort(cpr, c.runs, sizeof(*cpr), cmp_double);
-	printf("median: %.1f cycles/request (%" PRIu64 " requests served, %" PRIu64
-	       " GET hits)\n",
+	printf("median: %.1f cycles/request (%" PRIu64 " requests served, %" PRIu64 " GET hits)\n",
 	       cpr[c.runs / 2], served, hits);
 	for (unsigned int w = 0; w < c.workers; w++)
 		kite_engine_free(engines[w]);

@@ -174,9 +174,9 @@ set_key(struct bench *b, uint32_t k)
 	const char *key = key_at(b, k);
 	uint64_t cas;
 
-	const struct kite_store_write w = {
-		.mode = KITE_STORE_SET, .value = b->value, .vallen = b->c.value_size
-	};
+	const struct kite_store_write w = { .mode = KITE_STORE_SET,
+					    .value = b->value,
+					    .vallen = b->c.value_size };
 
 	return kite_store_store(b->s, key, KEY_LEN, kite_store_hash(b->s, key, KEY_LEN), &w, &cas);
 }
