@@ -496,7 +496,19 @@ lookup_run(struct kite_engine *e, unsigned int first)
 				o->looked_up = true;
 				o->result = results[k];
 				if (results[k] == KITE_STORE_OK) {
-					o->view = views[k];
+					/*
+					 * Field by field, as the store wrote them a moment
+					 * ago: a struct copy loads 16 bytes across several
+					 * stores still in the store buffer, which cannot
+					 * be forwarded (a stall per GET: 2-3% in
+					 * engine-replay).
+					 */
+					o->view.value = views[k].value;
+					o->view.vallen = views[k].vallen;
+					o->view.flags = views[k].flags;
+					o->view.cas = views[k].cas;
+					o->view.exptime = views[k].exptime;
+					o->view.marks = views[k].marks;
 					if (!e->conf.no_prefetch)
 						rte_prefetch0(views[k].value);
 				}
