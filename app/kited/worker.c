@@ -211,10 +211,10 @@ unsigned int
 worker_poll(struct worker *w)
 {
 	struct node *n = w->node;
-	struct rte_mbuf *pkts[MAX_BURST], *keep[MAX_BURST];
+	struct rte_mbuf *pkts[MAX_BURST], *done[MAX_BURST];
 	struct kite_engine_dgram dg[MAX_BURST];
 	struct dgram_ctx ctx[MAX_BURST];
-	unsigned int nrx, nh, nd = 0, nfree = 0, nroute = 0;
+	unsigned int nrx, nh, nd = 0, nhome, nfree = 0;
 	uint64_t tsc = rte_rdtsc();
 	const uint64_t self = UINT64_C(1) << w->id;
 	struct kite_net_udp u;
@@ -230,7 +230,8 @@ worker_poll(struct worker *w)
 	}
 
 	/*
-	 * Stage 1 of the prefetch pipeline: headers of the next packets. The
+	 * The network stack over the whole burst first (its code stays hot).
+	 * Stage 1 of the prefetch pipeline: headers of the next packets; the
 	 * index lookup prefetches buckets and items, the engine values.
 	 */
 	const unsigned int ahead = (n->ablate & KITED_ABLATE_PREFETCH) ? 0 : PREFETCH_AHEAD;
@@ -238,13 +239,12 @@ worker_poll(struct worker *w)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
 	for (unsigned int i = 0; i < nrx; i++) {
 		struct rte_mbuf *m = pkts[i];
-		uint64_t mask;
 
 		if (i + ahead < nrx && ahead > 0)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + ahead], void *));
 		switch (kite_net_rx(w->net, &m, tsc, &u)) {
 		case KITE_NET_UDP:
-			/* Located (and linearised) once, parsed once: for routing and execution. */
+			/* Located (and linearised) once, for routing and for the engine. */
 			payload_of(w, m, &u, nd, &dg[nd]);
 			ctx[nd].w = w;
 			ctx[nd].m = m;
@@ -252,19 +252,6 @@ worker_poll(struct worker *w)
 			ctx[nd].reused = false;
 			dg[nd].home = true;
 			dg[nd].out_arg = &ctx[nd];
-			mask = kite_engine_parse(w->engine, &dg[nd]);
-			if (mask != self) {
-				/* Keys of other workers inside: hand it to their owners. */
-				w->stats->loop.steer_misses++;
-				if (!route(w, m, &u, mask)) {
-					kite_engine_withdraw(w->engine);
-					keep[nroute++] = m;
-					break;
-				}
-				/* Shared with another worker now: the reply needs its own mbuf. */
-				if (rte_mbuf_refcnt_read(m) != 1)
-					dg[nd].inplace = false;
-			}
 			nd++;
 			break;
 		case KITE_NET_REPLY:
@@ -276,6 +263,24 @@ worker_poll(struct worker *w)
 			rte_pktmbuf_free(m);
 			break;
 		}
+	}
+	/*
+	 * Engine phase 1: each datagram parsed once, and handed to the other
+	 * workers that own keys in it; one this worker answers nothing of is
+	 * withdrawn again (its mbuf is only released below).
+	 */
+	nhome = nd;
+	for (unsigned int i = 0; i < nhome; i++) {
+		uint64_t mask = kite_engine_parse(w->engine, &dg[i]);
+
+		if (mask == self)
+			continue;
+		w->stats->loop.steer_misses++;
+		if (!route(w, ctx[i].m, &ctx[i].u, mask))
+			kite_engine_withdraw(w->engine);
+		else if (rte_mbuf_refcnt_read(ctx[i].m) != 1)
+			/* Shared with another worker now: the reply needs its own mbuf. */
+			dg[i].inplace = false;
 	}
 	for (unsigned int i = nrx; i < nrx + nh; i++) {
 		struct rte_mbuf *m = pkts[i];
@@ -290,15 +295,15 @@ worker_poll(struct worker *w)
 		kite_engine_parse(w->engine, &dg[nd]);
 		nd++;
 	}
+	/* Phase 2. */
 	if (nd > 0)
 		kite_engine_execute(w->engine);
 	/* Requests go back to the pool, except those that became replies. */
-	nfree = nroute;
 	for (unsigned int i = 0; i < nd; i++)
 		if (!ctx[i].reused)
-			keep[nfree++] = ctx[i].m;
+			done[nfree++] = ctx[i].m;
 	if (nfree > 0)
-		rte_pktmbuf_free_bulk(keep, nfree);
+		rte_pktmbuf_free_bulk(done, nfree);
 	if (w->ntx > 0)
 		tx_flush(w);
 	w->stats->loop.busy_cycles += rte_rdtsc() - tsc;

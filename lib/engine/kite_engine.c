@@ -25,10 +25,10 @@ enum entry_kind {
 
 struct entry {
 	struct kite_req r;
-	struct kite_store_view view; /* GET family: result of the bulk lookup */
 	uint64_t hash;
 	uint32_t part;
 	uint16_t dgram;
+	uint16_t vslot; /* GET: its view in kite_engine.views, once looked up */
 	uint8_t kind;
 	uint8_t status; /* ENTRY_ERR: the wire status to answer */
 	uint8_t result; /* GET: the store's result (enum kite_store_result) */
@@ -37,13 +37,22 @@ struct entry {
 	bool only; /* the datagram's single request */
 };
 
-/* Two cache lines, aligned in struct kite_engine: an entry never touches a third. */
-_Static_assert(sizeof(struct entry) == 128, "a request table entry is two cache lines");
+/* 96 bytes from a cache-line aligned table: an entry never touches a third line. */
+_Static_assert(sizeof(struct entry) == 96, "a request table entry spans two cache lines");
+_Static_assert(KITE_MAX_WORKERS <= 256 && KITE_MAX_PARTS_PER_WORKER <= 256,
+	       "owners and slots fit a byte");
 
 struct kite_engine {
 	struct kite_engine_conf conf;
 	uint64_t self_bit; /* this worker in a route mask */
 	uint64_t all_bits; /* every worker */
+	/*
+	 * Each partition's owner and its place among the owner's partitions,
+	 * computed once: the divisions they take (p % workers, p / workers)
+	 * would otherwise cost tens of cycles on every request.
+	 */
+	uint8_t owner_of[KITE_MAX_PARTITIONS];
+	uint8_t slot_of[KITE_MAX_PARTITIONS];
 	/* Datagrams parsed since the last execution; entries index them. */
 	unsigned int ndg;
 	struct kite_engine_dgram *dg[KITE_ENGINE_MAX_DGRAMS];
@@ -60,8 +69,14 @@ struct kite_engine {
 	size_t topo_len; /* the TOPOLOGY reply body, encoded once */
 	uint8_t topo[KITE_TOPO_REPLY_MAX];
 	unsigned int nent;
-	/* Cache-line aligned (the engine is): each entry is exactly two lines. */
+	/* Cache-line aligned (the engine is): no entry touches three lines. */
 	struct entry ent[KITE_ENGINE_MAX_REQS] __rte_cache_aligned;
+	/*
+	 * The views of the GET run being answered, written by the store's bulk
+	 * lookup where the engine reads them (no copy: a copy loads fields the
+	 * store has just written, which costs a store-forwarding stall).
+	 */
+	struct kite_store_view views[KITE_ENGINE_MAX_REQS];
 };
 
 static bool
@@ -73,7 +88,7 @@ is_keyed(uint8_t cmd)
 static bool
 owns(const struct kite_engine *e, uint32_t part)
 {
-	return kite_topo_owner(&e->conf.map, part) == e->conf.self;
+	return e->owner_of[part] == e->conf.self;
 }
 
 static int
@@ -100,7 +115,8 @@ kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 	struct kite_engine *e;
 
 	if (conf == NULL || conf->parts == NULL || conf->stats == NULL ||
-	    kite_topo_map_check(&conf->map) != 0 || conf->self >= conf->map.workers || conf->out.alloc == NULL || conf->out.done == NULL ||
+	    kite_topo_map_check(&conf->map) != 0 || conf->self >= conf->map.workers ||
+	    conf->out.alloc == NULL || conf->out.done == NULL ||
 	    conf->max_payload < KITE_FRAME_HDR_LEN + KITE_BIN_HDR_LEN + 8) {
 		rte_errno = EINVAL;
 		return NULL;
@@ -113,7 +129,11 @@ kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 	e->conf = *conf;
 	e->open = -1;
 	e->self_bit = UINT64_C(1) << conf->self;
-	e->all_bits = conf->map.workers >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << conf->map.workers) - 1;
+	e->all_bits = ~UINT64_C(0) >> (64 - conf->map.workers); /* 1..KITE_MAX_WORKERS */
+	for (uint32_t p = 0; p < conf->map.partitions; p++) {
+		e->owner_of[p] = (uint8_t)kite_topo_owner(&conf->map, p);
+		e->slot_of[p] = (uint8_t)(p / conf->map.workers);
+	}
 	if (build_topology(e) != 0) {
 		rte_free(e);
 		rte_errno = EINVAL;
@@ -373,7 +393,7 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 		if (q->keyed) {
 			q->part = kite_topo_key_partition(q->r.key, q->r.keylen,
 							   e->conf.map.partitions);
-			mask |= UINT64_C(1) << kite_topo_owner(&e->conf.map, q->part);
+			mask |= UINT64_C(1) << e->owner_of[q->part];
 		} else if (q->r.cmd == KITE_CMD_FLUSH) {
 			mask |= e->all_bits; /* every worker flushes its own partitions */
 		} else {
@@ -450,7 +470,6 @@ lookup_run(struct kite_engine *e, unsigned int first)
 	const uint8_t *keys[64];
 	uint16_t keylens[64];
 	uint64_t hashes[64];
-	struct kite_store_view views[64];
 	uint8_t results[64];
 	uint16_t start[KITE_MAX_PARTS_PER_WORKER + 1];
 	uint16_t order[KITE_ENGINE_MAX_REQS];
@@ -462,7 +481,7 @@ lookup_run(struct kite_engine *e, unsigned int first)
 	for (unsigned int i = first; i < end; i++) {
 		const struct entry *q = &e->ent[i];
 		if (is_get(q) && !q->looked_up && owns(e, q->part)) {
-			start[q->part / workers + 1]++;
+			start[e->slot_of[q->part] + 1]++;
 			ngets++;
 		}
 	}
@@ -473,7 +492,7 @@ lookup_run(struct kite_engine *e, unsigned int first)
 	for (unsigned int i = first; i < end; i++) {
 		const struct entry *q = &e->ent[i];
 		if (is_get(q) && !q->looked_up && owns(e, q->part))
-			order[start[q->part / workers]++] = (uint16_t)i;
+			order[start[e->slot_of[q->part]]++] = (uint16_t)i;
 	}
 	/* start[p] now marks the end of group p; groups are contiguous in order[]. */
 	for (unsigned int g = 0, lp = 0; g < ngets; lp++) {
@@ -490,28 +509,15 @@ lookup_run(struct kite_engine *e, unsigned int first)
 				keylens[k] = o->r.keylen;
 				hashes[k] = o->hash;
 			}
-			kite_store_get_bulk(s, keys, keylens, hashes, n, views, results);
+			/* A run's GETs are at most the table's: slots g.. are free. */
+			kite_store_get_bulk(s, keys, keylens, hashes, n, &e->views[g], results);
 			for (unsigned int k = 0; k < n; k++) {
 				struct entry *o = &e->ent[order[g + k]];
 				o->looked_up = true;
 				o->result = results[k];
-				if (results[k] == KITE_STORE_OK) {
-					/*
-					 * Field by field, as the store wrote them a moment
-					 * ago: a struct copy loads 16 bytes across several
-					 * stores still in the store buffer, which cannot
-					 * be forwarded (a stall per GET: 2-3% in
-					 * engine-replay).
-					 */
-					o->view.value = views[k].value;
-					o->view.vallen = views[k].vallen;
-					o->view.flags = views[k].flags;
-					o->view.cas = views[k].cas;
-					o->view.exptime = views[k].exptime;
-					o->view.marks = views[k].marks;
-					if (!e->conf.no_prefetch)
-						rte_prefetch0(views[k].value);
-				}
+				o->vslot = (uint16_t)(g + k);
+				if (results[k] == KITE_STORE_OK && !e->conf.no_prefetch)
+					rte_prefetch0(e->views[g + k].value);
 			}
 			g += n;
 		}
@@ -556,7 +562,6 @@ struct stat_ctx {
 	const struct entry *q;
 };
 
-static void exec_stat(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i);
 
 static void
 emit_stat(void *arg, const char *name, const char *value)
@@ -568,12 +573,10 @@ emit_stat(void *arg, const char *name, const char *value)
 }
 
 static void
-exec_stat(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+exec_stat(struct kite_engine *e, struct entry *q)
 {
 	struct stat_ctx c = { e, q };
 
-	(void)s;
-	(void)i;
 	if (q->r.keylen != 0) {
 		/* Only the general group exists; memcached answers others it lacks so. */
 		respond_err(e, q, KITE_STATUS_KEY_ENOENT);
@@ -603,33 +606,35 @@ status_of(enum kite_store_result r)
 }
 
 /*
- * One function per command, behind exec_table (as Pelikan's process.c).
- * Each gets its entry, its partition (NULL for keyless commands) and the
- * entry's index (a GET looks up the run that starts there).
+ * One function per command behind exec_one()'s switch (as Pelikan's
+ * twemcache process.c): each gets its entry and, for keyed commands, its
+ * partition; a GET also its index (it looks up the run that starts there).
  */
-typedef void (*exec_fn)(struct kite_engine *e, struct entry *q, struct kite_store *s,
-			unsigned int i);
-
 static void
 exec_get(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
 {
-	if (e->conf.no_bulk)
-		q->result = (uint8_t)kite_store_get(s, q->r.key, q->r.keylen, q->hash, &q->view);
-	else if (!q->looked_up)
-		lookup_run(e, i);
+	struct kite_store_view one;
+	const struct kite_store_view *v = &one;
+
+	if (e->conf.no_bulk) {
+		q->result = (uint8_t)kite_store_get(s, q->r.key, q->r.keylen, q->hash, &one);
+	} else {
+		if (!q->looked_up)
+			lookup_run(e, i);
+		v = &e->views[q->vslot];
+	}
 	if (q->result == KITE_STORE_OK)
-		reply_value(e, q, &q->view, true);
+		reply_value(e, q, v, true);
 	else
 		reply_miss(e, q);
 }
 
 /* TOUCH and GAT: new expiry; GAT also returns the value. */
 static void
-exec_touch(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+exec_touch(struct kite_engine *e, struct entry *q, struct kite_store *s)
 {
 	struct kite_store_view v;
 
-	(void)i;
 	if (kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
 			     kite_proto_exptime(q->r.exptime, e->now), &v) == KITE_STORE_OK)
 		reply_value(e, q, &v, q->r.cmd == KITE_CMD_GAT);
@@ -639,7 +644,7 @@ exec_touch(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigne
 
 /* SET, ADD, REPLACE, APPEND, PREPEND. */
 static void
-exec_store(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+exec_store(struct kite_engine *e, struct entry *q, struct kite_store *s)
 {
 	static const uint8_t mode[KITE_CMD_MAX] = {
 		[KITE_CMD_SET] = KITE_STORE_SET,	 [KITE_CMD_ADD] = KITE_STORE_ADD,
@@ -657,22 +662,20 @@ exec_store(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigne
 	uint64_t cas = 0;
 	uint8_t status;
 
-	(void)i;
 	status = status_of(kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, &cas));
 	reply_status(e, q, status, cas);
 }
 
 static void
-exec_delete(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+exec_delete(struct kite_engine *e, struct entry *q, struct kite_store *s)
 {
-	(void)i;
 	reply_status(e, q, status_of(kite_store_delete(s, q->r.key, q->r.keylen, q->hash, q->r.cas)),
 		     0);
 }
 
 /* INCREMENT and DECREMENT: the new value as 8 bytes. */
 static void
-exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s)
 {
 	const struct kite_store_arith a = {
 		.incr = q->r.cmd == KITE_CMD_INCR,
@@ -685,7 +688,6 @@ exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigne
 	uint64_t value, cas;
 	enum kite_store_result rc;
 
-	(void)i;
 	rc = kite_store_delta(s, q->r.key, q->r.keylen, q->hash, &a, &value, &cas);
 	if (rc == KITE_STORE_OK && !q->r.quiet) {
 		uint8_t body[8];
@@ -698,12 +700,10 @@ exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigne
 
 /* Every worker flushes the partitions it owns; the home worker answers. */
 static void
-exec_flush(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+exec_flush(struct kite_engine *e, struct entry *q)
 {
 	const uint32_t when = kite_proto_exptime(q->r.exptime, e->now);
 
-	(void)s;
-	(void)i;
 	for (uint32_t p = e->conf.self; p < e->conf.map.partitions; p += e->conf.map.workers)
 		if (e->conf.parts[p] != NULL)
 			kite_store_flush(e->conf.parts[p], when);
@@ -713,53 +713,34 @@ exec_flush(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigne
 
 /* NOOP, and QUIT unless quiet: an empty success. */
 static void
-exec_empty(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+exec_empty(struct kite_engine *e, struct entry *q)
 {
-	(void)s;
-	(void)i;
 	if (!(q->r.cmd == KITE_CMD_QUIT && q->r.quiet))
 		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
 }
 
 static void
-exec_version(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+exec_version(struct kite_engine *e, struct entry *q)
 {
-	(void)s;
-	(void)i;
 	respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, KITE_VERSION,
 		(uint32_t)strlen(KITE_VERSION));
 }
 
 static void
-exec_topology(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+exec_topology(struct kite_engine *e, struct entry *q)
 {
-	(void)s;
-	(void)i;
 	respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, e->topo, (uint32_t)e->topo_len);
 }
-
-static const exec_fn exec_table[KITE_CMD_MAX] = {
-	[KITE_CMD_GET] = exec_get,	   [KITE_CMD_SET] = exec_store,
-	[KITE_CMD_ADD] = exec_store,	   [KITE_CMD_REPLACE] = exec_store,
-	[KITE_CMD_APPEND] = exec_store,	   [KITE_CMD_PREPEND] = exec_store,
-	[KITE_CMD_DELETE] = exec_delete,   [KITE_CMD_INCR] = exec_delta,
-	[KITE_CMD_DECR] = exec_delta,	   [KITE_CMD_TOUCH] = exec_touch,
-	[KITE_CMD_GAT] = exec_touch,	   [KITE_CMD_NOOP] = exec_empty,
-	[KITE_CMD_VERSION] = exec_version, [KITE_CMD_STAT] = exec_stat,
-	[KITE_CMD_FLUSH] = exec_flush,	   [KITE_CMD_QUIT] = exec_empty,
-	[KITE_CMD_TOPOLOGY] = exec_topology,
-};
 
 static void
 exec_one(struct kite_engine *e, unsigned int i)
 {
 	struct entry *q = &e->ent[i];
-	const struct kite_engine_dgram *d = e->dg[q->dgram];
 	struct kite_engine_stats *st = e->conf.stats;
 	struct kite_store *s = NULL;
 
 	if (q->kind == ENTRY_ERR) {
-		if (d->home) {
+		if (e->dg[q->dgram]->home) {
 			st->err_replies++;
 			if (q->status == KITE_STATUS_UNKNOWN_COMMAND)
 				st->unknown_cmd++;
@@ -775,13 +756,54 @@ exec_one(struct kite_engine *e, unsigned int i)
 		s = e->conf.parts[q->part];
 		if (!q->looked_up)
 			q->hash = kite_store_hash(s, q->r.key, q->r.keylen);
-	} else if (!d->home && q->r.cmd != KITE_CMD_FLUSH) {
+	} else if (!e->dg[q->dgram]->home && q->r.cmd != KITE_CMD_FLUSH) {
 		return;
 	}
 	st->cmd[q->r.cmd]++;
 	st->served++;
-	/* The parser admits only commands the table has. */
-	exec_table[q->r.cmd](e, q, s, i);
+	/* The parser admits only the commands below. */
+	switch (q->r.cmd) {
+	case KITE_CMD_GET:
+		exec_get(e, q, s, i);
+		break;
+	case KITE_CMD_SET:
+	case KITE_CMD_ADD:
+	case KITE_CMD_REPLACE:
+	case KITE_CMD_APPEND:
+	case KITE_CMD_PREPEND:
+		exec_store(e, q, s);
+		break;
+	case KITE_CMD_DELETE:
+		exec_delete(e, q, s);
+		break;
+	case KITE_CMD_INCR:
+	case KITE_CMD_DECR:
+		exec_delta(e, q, s);
+		break;
+	case KITE_CMD_TOUCH:
+	case KITE_CMD_GAT:
+		exec_touch(e, q, s);
+		break;
+	case KITE_CMD_NOOP:
+	case KITE_CMD_QUIT:
+		exec_empty(e, q);
+		break;
+	case KITE_CMD_VERSION:
+		exec_version(e, q);
+		break;
+	case KITE_CMD_STAT:
+		exec_stat(e, q);
+		break;
+	case KITE_CMD_FLUSH:
+		exec_flush(e, q);
+		break;
+	case KITE_CMD_TOPOLOGY:
+		exec_topology(e, q);
+		break;
+	default:
+		respond_err(e, q, KITE_STATUS_UNKNOWN_COMMAND);
+		break;
+	}
 }
 
 /* Execute the table: strictly in order, each entry once. */
