@@ -29,7 +29,7 @@
  */
 
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +43,7 @@
 #include <rte_errno.h>
 #include <rte_lcore.h>
 
+#include "kite_conf.h"
 #include "kite_engine.h"
 
 /*
@@ -80,16 +81,41 @@ typedef struct kite_worker_stats engine_stats;
 #define DGRAM_MAX   1500
 #define NOW	    1800000000u
 
+/* X(key, type, field, default, min, max, help): the options, one table (lib/conf). */
+#define REPLAY_OPTIONS(X)                                                                          \
+	X("pcap", STR, pcap, "", 0, 0, "request datagrams as kite-bench --mode pcap writes them")  \
+	X("workers", U32, workers, "2", 1, MAX_WORKERS, "workers, one engine each")                \
+	X("partitions", U32, partitions, "4", 1, 64, "partitions per worker")                      \
+	X("arrive", STR, arrive, "steered", 0, 0,                                                  \
+	  "steered (each datagram at the owner of its port) or worker0 (all at worker 0)")         \
+	X("burst", U32, burst, "32", 1, MAX_BURST, "datagrams per burst")                          \
+	X("passes", U32, passes, "20", 1, 100000, "passes over the recording per run")             \
+	X("runs", U32, runs, "5", 1, 1000, "runs, each timed on its own")                          \
+	X("value-size", U32, value_size, "32", 0, 4096, "bytes of each value stored first")        \
+	X("memory", SIZE, memory, "256M", 1 << 20, UINT64_C(1) << 36, "item memory in all")
+
 struct cfg {
-	const char *pcap;
-	unsigned int workers;
-	unsigned int partitions; /* per worker */
-	bool steered;
-	unsigned int burst;
-	unsigned int passes;
-	unsigned int runs;
-	uint32_t value_size;
-	uint64_t memory;
+#define CFG_STR(f)					 char f[256];
+#define CFG_U32(f)					 uint32_t f;
+#define CFG_SIZE(f)					 uint64_t f;
+#define CFG_FIELD(key, type, field, def, min, max, help) CFG_##type(field)
+	REPLAY_OPTIONS(CFG_FIELD)
+#undef CFG_FIELD
+	bool steered; /* arrive steered */
+};
+
+static const struct kite_conf_opt opts[] = {
+#define CFG_OPT(key, type, field, def, min, max, help)                                             \
+	{ key,                                                                                     \
+	  KITE_CONF_##type,                                                                        \
+	  offsetof(struct cfg, field),                                                             \
+	  sizeof(((struct cfg *)0)->field),                                                        \
+	  def,                                                                                     \
+	  (double)(min),                                                                           \
+	  (double)(max),                                                                           \
+	  help },
+	REPLAY_OPTIONS(CFG_OPT)
+#undef CFG_OPT
 };
 
 /* A recorded request datagram. */
@@ -112,136 +138,75 @@ r_alloc(void *arg, unsigned int idx)
 	return idx < KITE_MAX_REPLY_DGRAMS ? reply_buf[idx] : NULL;
 }
 
+static void
+r_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens
 #if TWO_PHASE
-static void
-r_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens, bool inplace)
-{
-	(void)arg;
-	(void)bufs;
-	(void)lens;
-	(void)inplace;
-	replies += n;
-}
-#else
-static void
-r_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens)
-{
-	(void)arg;
-	(void)bufs;
-	(void)lens;
-	replies += n;
-}
+       ,
+       bool inplace
 #endif
+)
+{
+	(void)arg;
+	(void)bufs;
+	(void)lens;
+#if TWO_PHASE
+	(void)inplace;
+#endif
+	replies += n;
+}
 
 static void
-usage(const char *prog)
+usage(FILE *f)
 {
-	fprintf(stderr,
-		"usage: %s [EAL args] -- --pcap FILE [--workers W (1-%d)] [--partitions P]\n"
-		"       [--arrive steered|worker0] [--burst B (1-%d)] [--passes N] [--runs R]\n"
-		"       [--value-size V] [--memory BYTES]\n"
-		"defaults: --workers 2 --partitions 4 --arrive steered --burst 32 --passes 20\n"
-		"          --runs 5 --value-size 32 --memory 256M\n",
-		prog, MAX_WORKERS, MAX_BURST);
+	fprintf(f, "usage: engine-replay [EAL args] -- --pcap FILE [options]\n\n");
+	for (size_t i = 0; i < RTE_DIM(opts); i++)
+		fprintf(f, "  --%-12s %s (%s%s)\n", opts[i].key, opts[i].help,
+			opts[i].def[0] ? "default " : "required", opts[i].def);
 }
 
-static int
-number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (*end == 'M' && end[1] == '\0') {
-		v <<= 20;
-		end++;
-	} else if (*end == 'G' && end[1] == '\0') {
-		v <<= 30;
-		end++;
-	}
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
+/* --key value or --key=value for every option of the table. */
 static int
 parse_args(int argc, char **argv, struct cfg *c)
 {
-	static const struct option longopts[] = {
-		{ "pcap", required_argument, NULL, 'f' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ "partitions", required_argument, NULL, 'p' },
-		{ "arrive", required_argument, NULL, 'a' },
-		{ "burst", required_argument, NULL, 'b' },
-		{ "passes", required_argument, NULL, 'n' },
-		{ "runs", required_argument, NULL, 'r' },
-		{ "value-size", required_argument, NULL, 'v' },
-		{ "memory", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	uint64_t v;
-	int opt;
+	char err[256], key[32];
 
-	*c = (struct cfg){ NULL, 2, 4, true, 32, 20, 5, 32, 256u << 20 };
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int rc = 0;
+	kite_conf_defaults(opts, RTE_DIM(opts), c, sizeof(*c));
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *eq, *val;
+		const struct kite_conf_opt *o;
 
-		switch (opt) {
-		case 'f':
-			c->pcap = optarg;
-			break;
-		case 'w':
-			rc = number(optarg, 1, MAX_WORKERS, &v);
-			c->workers = (unsigned int)v;
-			break;
-		case 'p':
-			rc = number(optarg, 1, 64, &v);
-			c->partitions = (unsigned int)v;
-			break;
-		case 'a':
-			if (strcmp(optarg, "steered") == 0)
-				c->steered = true;
-			else if (strcmp(optarg, "worker0") == 0)
-				c->steered = false;
-			else
-				rc = -EINVAL;
-			break;
-		case 'b':
-			rc = number(optarg, 1, MAX_BURST, &v);
-			c->burst = (unsigned int)v;
-			break;
-		case 'n':
-			rc = number(optarg, 1, 100000, &v);
-			c->passes = (unsigned int)v;
-			break;
-		case 'r':
-			rc = number(optarg, 1, 1000, &v);
-			c->runs = (unsigned int)v;
-			break;
-		case 'v':
-			rc = number(optarg, 0, 4096, &v);
-			c->value_size = (uint32_t)v;
-			break;
-		case 'm':
-			rc = number(optarg, 1u << 20, UINT64_C(1) << 36, &v);
-			c->memory = v;
-			break;
-		case 'h':
-			usage(argv[0]);
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
 			exit(0);
-		default:
-			rc = -EINVAL;
 		}
-		if (rc != 0) {
-			usage(argv[0]);
+		if (strncmp(a, "--", 2) != 0 || strlen(a + 2) >= sizeof(key)) {
+			fprintf(stderr, "engine-replay: unexpected argument '%s'\n", a);
+			return -EINVAL;
+		}
+		snprintf(key, sizeof(key), "%s", a + 2);
+		eq = strchr(a, '=');
+		if (eq != NULL) {
+			key[eq - a - 2] = '\0';
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			fprintf(stderr, "engine-replay: --%s needs a value\n", key);
+			return -EINVAL;
+		}
+		o = kite_conf_find(opts, RTE_DIM(opts), key);
+		if (o == NULL) {
+			fprintf(stderr, "engine-replay: unknown option --%s (see --help)\n", key);
+			return -EINVAL;
+		}
+		if (kite_conf_set(o, c, val, "--", err, sizeof(err)) != 0) {
+			fprintf(stderr, "engine-replay: %s\n", err);
 			return -EINVAL;
 		}
 	}
-	if (c->pcap == NULL || optind != argc) {
-		usage(argv[0]);
+	c->steered = strcmp(c->arrive, "steered") == 0;
+	if (c->pcap[0] == '\0' || (!c->steered && strcmp(c->arrive, "worker0") != 0)) {
+		usage(stderr);
 		return -EINVAL;
 	}
 	return 0;
