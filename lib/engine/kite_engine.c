@@ -14,8 +14,6 @@
 #define STAT_HELP(field, name, help) help,
 const char *const kite_engine_stats_names[] = { KITE_ENGINE_STATS(STAT_NAME) };
 const char *const kite_engine_stats_help[] = { KITE_ENGINE_STATS(STAT_HELP) };
-#undef STAT_NAME
-#undef STAT_HELP
 
 /* What an entry of the request table asks the executor to do. */
 enum entry_kind {

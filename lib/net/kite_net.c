@@ -108,8 +108,6 @@ struct kite_net {
 #define STAT_HELP(field, name, help) help,
 const char *const kite_net_stats_names[] = { KITE_NET_STATS(STAT_NAME) };
 const char *const kite_net_stats_help[] = { KITE_NET_STATS(STAT_HELP) };
-#undef STAT_NAME
-#undef STAT_HELP
 
 static const char *const drop_names[KITE_NET_DROP_MAX] = {
 	[KITE_NET_DROP_RUNT] = "runt",

@@ -1109,8 +1109,6 @@ kite_store_stats_get(const struct kite_store *s, struct kite_store_stats *st)
 #define STAT_HELP(field, name, help) help,
 const char *const kite_store_stats_names[] = { KITE_STORE_STATS(STAT_NAME) };
 const char *const kite_store_stats_help[] = { KITE_STORE_STATS(STAT_HELP) };
-#undef STAT_NAME
-#undef STAT_HELP
 
 static const char *const result_names[KITE_STORE_RESULT_MAX] = {
 	[KITE_STORE_OK] = "ok",
