@@ -130,6 +130,11 @@ def main():
         cleanup_prefix('kst%d' % pid)
         if os.path.exists(sock):
             os.unlink(sock)
+        # The logs are worth keeping only when something failed.
+        if all(results) and results:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print('logs kept in %s' % tmp)
     print('%d passed, %d failed' % (results.count(True), results.count(False)))
     return 0 if all(results) and results else 1
 
