@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,9 @@ kited_config_load(struct kited_config *c, const char *path, char *err, size_t er
 			break;
 		}
 		*eq = '\0';
+		/* A profile named in a file was applied before the file (kited_config_file_profile). */
+		if (strcmp(trim(s), "profile") == 0)
+			continue;
 		if (kited_config_set(c, trim(s), trim(eq + 1), msg, sizeof(msg)) != 0) {
 			snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
 			rc = -EINVAL;
@@ -96,10 +100,55 @@ kited_config_load(struct kited_config *c, const char *path, char *err, size_t er
 }
 
 int
+kited_config_file_profile(const char *path, char *name, size_t len, char *err, size_t errlen)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+
+	name[0] = '\0';
+	if (f == NULL) {
+		int rc = -errno;
+
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *s = trim(line), *eq = strchr(s, '=');
+
+		if (*s == '#' || *s == ';' || *s == '[' || eq == NULL)
+			continue;
+		*eq = '\0';
+		if (strcmp(trim(s), "profile") == 0)
+			snprintf(name, len, "%s", trim(eq + 1));
+	}
+	fclose(f);
+	return 0;
+}
+
+/*
+ * Whether this kited runs from its build tree: then the source tree's
+ * profiles are the current ones, an installed copy may be older.
+ */
+static bool
+from_build_tree(void)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	size_t root = strlen(KITE_BUILD_DIR);
+
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	return strncmp(exe, KITE_BUILD_DIR, root) == 0 && exe[root] == '/';
+}
+
+int
 kited_config_load_profile(struct kited_config *c, const char *name, char *err, size_t errlen)
 {
 	const char *env = getenv("KITE_PROFILE_DIR");
-	const char *dirs[] = { env, KITE_PROFILE_SRC_DIR, KITE_PROFILE_INSTALL_DIR };
+	const bool dev = from_build_tree();
+	const char *dirs[] = { env, dev ? KITE_PROFILE_SRC_DIR : KITE_PROFILE_INSTALL_DIR,
+			       dev ? KITE_PROFILE_INSTALL_DIR : KITE_PROFILE_SRC_DIR };
 	char path[512];
 
 	/* A name, not a path: profiles live in drivers-config/. */
@@ -115,8 +164,9 @@ kited_config_load_profile(struct kited_config *c, const char *name, char *err, s
 		if (access(path, R_OK) == 0)
 			return kited_config_load(c, path, err, errlen);
 	}
-	snprintf(err, errlen, "profile '%s' not found in $KITE_PROFILE_DIR, %s or %s", name,
-		 KITE_PROFILE_SRC_DIR, KITE_PROFILE_INSTALL_DIR);
+	snprintf(err, errlen, "profile '%s' not found in %s%s%s, %s", name,
+		 env != NULL ? "$KITE_PROFILE_DIR (" : "", env != NULL ? env : "",
+		 env != NULL ? "), " : "", dev ? KITE_PROFILE_SRC_DIR : KITE_PROFILE_INSTALL_DIR);
 	return -ENOENT;
 }
 
@@ -192,10 +242,13 @@ kited_config_usage(FILE *f, const char *prog)
 		"  -h, --help             this text\n"
 		"      --describe-config  every option with its default and range\n"
 		"      --config FILE      read options from FILE (key = value; INI sections ok)\n"
-		"      --profile NAME     driver profile drivers-config/NAME.conf (af_packet, memif,\n"
-		"                         tap, null, mlx5, ice, i40e, ixgbe, virtio)\n"
-		"      --print-config     print the effective configuration and exit\n",
-		prog);
+		"      --profile NAME     driver profile NAME.conf (af_packet, memif, tap, null, mlx5,\n"
+		"                         ice, i40e, ixgbe, virtio), from $KITE_PROFILE_DIR, else\n"
+		"                         %s (a config file may name it too:\n"
+		"                         profile = NAME)\n"
+		"      --print-config     print the effective configuration and exit\n"
+		"      --version          print kited's and DPDK's versions and exit\n",
+		prog, from_build_tree() ? KITE_PROFILE_SRC_DIR : KITE_PROFILE_INSTALL_DIR);
 	for (size_t i = 0; i < N_OPTS; i++)
 		fprintf(f, "      --%-18s %s (default %s)\n", opts[i].key, opts[i].help,
 			opts[i].def[0] ? opts[i].def : "none");
@@ -237,18 +290,35 @@ kited_config_parse_args(struct kited_config *c, int argc, char **argv, FILE *out
 	bool print = false;
 
 	kited_config_defaults(c);
-	/* A driver profile first, then the file, whatever their places; flags override both. */
+	/*
+	 * A driver profile first, then the file, whatever their places; flags
+	 * override both. The profile is --profile's, else the one the file
+	 * names (profile = NAME).
+	 */
+	const char *profile = NULL, *file = NULL;
+	char file_profile[80];
+
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		const char *name = NULL;
 
 		if (strcmp(a, "--profile") == 0 && i + 1 < argc)
-			name = argv[++i];
+			profile = argv[++i];
 		else if (strncmp(a, "--profile=", 10) == 0)
-			name = a + 10;
-		if (name != NULL && kited_config_load_profile(c, name, err, errlen) != 0)
-			return KITED_PARSE_ERROR;
+			profile = a + 10;
+		else if (strcmp(a, "--config") == 0 && i + 1 < argc)
+			file = argv[++i];
+		else if (strncmp(a, "--config=", 9) == 0)
+			file = a + 9;
 	}
+	if (profile == NULL && file != NULL) {
+		if (kited_config_file_profile(file, file_profile, sizeof(file_profile), err, errlen) !=
+		    0)
+			return KITED_PARSE_ERROR;
+		if (file_profile[0] != '\0')
+			profile = file_profile;
+	}
+	if (profile != NULL && kited_config_load_profile(c, profile, err, errlen) != 0)
+		return KITED_PARSE_ERROR;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--config") == 0) {

@@ -114,13 +114,23 @@ int kited_config_set(struct kited_config *c, const char *key, const char *value,
 int kited_config_load(struct kited_config *c, const char *path, char *err, size_t errlen);
 
 /**
- * Load drivers-config/NAME.conf, looked up in $KITE_PROFILE_DIR, the
- * source tree, then the install prefix. @return 0 or -errno.
+ * Load drivers-config/NAME.conf, looked up in $KITE_PROFILE_DIR, then the
+ * installed copies (share/kite/drivers-config under the prefix), then the
+ * source tree; a kited run from its build tree looks in the source tree
+ * before the installed copies. @return 0 or -errno.
  */
 int kited_config_load_profile(struct kited_config *c, const char *name, char *err, size_t errlen);
 
 /**
- * Apply defaults, then --profile NAME, then --config FILE, then the other flags (the kite
+ * The profile a config file names (`profile = NAME`) into name, "" when
+ * none. @return 0 or -errno (message in err).
+ */
+int kited_config_file_profile(const char *path, char *name, size_t len, char *err,
+			      size_t errlen);
+
+/**
+ * Apply defaults, then the profile (--profile NAME, else the one the
+ * --config file names), then --config FILE, then the other flags (the kite
  * arguments after EAL's `--`), then validate.
  */
 enum kited_parse kited_config_parse_args(struct kited_config *c, int argc, char **argv,

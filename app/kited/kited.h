@@ -23,6 +23,12 @@
 #include "kited_log.h"
 #include "kited_stats.h"
 #include "kited_numa.h"
+#include "kited_sizing.h"
+
+/* Packets a worker takes per poll, handed-off datagrams included (the burst option's maximum). */
+#define WORKER_MAX_BURST 64
+/* A reassembled request can be as large as an IPv4 datagram allows: one scratch slot each. */
+#define WORKER_SCRATCH_SLOT 65536
 
 /* What a handed-off mbuf carries in its private area. */
 struct handoff_meta {
@@ -66,6 +72,7 @@ struct node {
 	enum kite_steer_mode steer;
 	struct kite_topo_map map;
 	struct kited_placement place;
+	struct kited_memory mem; /* what the configuration needs (kited_memory_plan) */
 	struct rte_mempool *pools[KITED_MAX_POOLS]; /* one per socket with workers (place.pools) */
 	struct rte_mempool *rx_pools[KITED_MAX_POOLS]; /* large RX mbufs (rx-mbuf-size), else NULL */
 	unsigned int n_flows;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 
 #include <rte_common.h>
 #include <rte_cycles.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -17,9 +20,11 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_random.h>
+#include <rte_version.h>
 
 #include "kite_port.h"
 #include "kited.h"
+#include "kited_sizing.h"
 
 /* The node; main() owns it, the signal handler only sets its quit flag. */
 static struct node node;
@@ -57,16 +62,96 @@ write_pid_file(const char *path)
 	return 0;
 }
 
+/*
+ * Say why EAL did not start, in words: its own lines above name the step,
+ * and rte_errno is often left at 0 ("Success"). The commonest cause, a
+ * second process with the same --file-prefix, is checked for directly.
+ */
+static void
+eal_failed(int argc, char **argv)
+{
+	const char *prefix = "rte", *xdg = getenv("XDG_RUNTIME_DIR");
+	char path[512];
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--file-prefix") == 0 && i + 1 < argc)
+			prefix = argv[i + 1];
+		else if (strncmp(argv[i], "--file-prefix=", 14) == 0)
+			prefix = argv[i] + 14;
+	}
+	snprintf(path, sizeof(path), "%s/dpdk/%s/config",
+		 getuid() == 0 ? "/var/run" : (xdg != NULL ? xdg : "/tmp"), prefix);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0 && fcntl(fd, F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK) {
+		fprintf(stderr,
+			"kited: EAL did not start: another DPDK process (pid %d) runs with "
+			"--file-prefix %s; give each kited its own --file-prefix\n",
+			(int)lk.l_pid, prefix);
+	} else if (rte_errno != 0) {
+		fprintf(stderr, "kited: EAL did not start: %s (EAL's lines above name the step)\n",
+			rte_strerror(rte_errno));
+	} else {
+		fprintf(stderr,
+			"kited: EAL did not start (EAL's lines above name the step). Usual causes: "
+			"too little memory (no hugepages: use --no-huge -m 512), an EAL option it "
+			"does not take (kited --help), or no permission (run as root)\n");
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 /* The port option (id, device name or vdev spec) to a port id, through lib/port. */
 static int
 port_resolve(struct node *n)
 {
-	char err[160];
+	char err[320];
 	int rc = kite_port_resolve(n->cfg.port, &n->port, err, sizeof(err));
 
 	if (rc != 0)
 		KLOG(ERR, "%s", err);
 	return rc;
+}
+
+/*
+ * af_packet hands over whole frames up to its framesz (2048 by default):
+ * a larger request, which the kernel reassembled, is cut and then dropped
+ * as a runt with no reply, and a framesz the RX mbufs cannot hold makes
+ * the queue set-up fail with a bare ENOMEM. Say which, before the start.
+ */
+static int
+check_frame_size(const struct node *n)
+{
+	struct rte_eth_dev_info di;
+	const struct rte_devargs *da;
+	const char *fs;
+	unsigned long framesz = 2048;
+	uint64_t room = kited_rx_pool_needed(&n->cfg)
+				? n->cfg.rx_mbuf_size
+				: (uint64_t)kited_mbuf_room(&n->cfg) - RTE_PKTMBUF_HEADROOM;
+
+	if (rte_eth_dev_info_get(n->port, &di) != 0 || strcmp(di.driver_name, "net_af_packet") != 0)
+		return 0;
+	da = rte_dev_devargs(di.device);
+	fs = da != NULL && da->args != NULL ? strstr(da->args, "framesz=") : NULL;
+	if (fs != NULL)
+		framesz = strtoul(fs + 8, NULL, 0);
+	/* af_packet's frame header takes 32 bytes of the frame. */
+	if (framesz > room + 32) {
+		KLOG(ERR,
+		     "port %u (af_packet) takes frames of %lu bytes but RX mbufs hold %" PRIu64
+		     ": set rx-mbuf-size %lu (--profile af_packet does)",
+		     n->port, framesz, room, framesz);
+		return -EINVAL;
+	}
+	if (framesz <= 2048)
+		KLOG(WARNING,
+		     "port %u (af_packet) takes frames of %lu bytes: requests above about %lu bytes "
+		     "are dropped without a reply (kite_net_drop_runt). Give the vdev "
+		     "framesz=32768,blocksz=32768 and use --profile af_packet",
+		     n->port, framesz, framesz - 64);
+	return 0;
 }
 
 /* Start the port with one queue pair per worker (lib/port), then steer it. */
@@ -105,6 +190,9 @@ port_open(struct node *n)
 	pc.fast_free = nq == 1 && n->rx_pools[n->place.worker_pool[0]] == NULL;
 	pc.rx_pools = rx_pools;
 	pc.sockets = sockets;
+	rc = check_frame_size(n);
+	if (rc != 0)
+		return rc;
 	rc = kite_port_start(n->port, &pc, &pi, err, sizeof(err));
 	if (pi.mtu_error != 0) {
 		KLOG(WARNING, "port %u: MTU %u refused (%s); using %u", n->port, c->mtu,
@@ -152,11 +240,10 @@ port_close(struct node *n)
 static int
 place_and_create_pools(struct node *n, const unsigned int *lcores)
 {
-	/* Room for the largest reply datagram plus headers; at least DPDK's default. */
-	uint32_t room = RTE_PKTMBUF_HEADROOM + n->cfg.mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+	uint16_t room = kited_mbuf_room(&n->cfg);
 	uint16_t priv = RTE_ALIGN_CEIL(sizeof(struct handoff_meta), RTE_MBUF_PRIV_ALIGN);
 	int sockets[KITE_MAX_WORKERS], port_socket = rte_eth_dev_socket_id(n->port);
-	char name[RTE_MEMPOOL_NAMESIZE];
+	char name[RTE_MEMPOOL_NAMESIZE], plan[160];
 
 	for (unsigned int i = 0; i < n->n_workers; i++)
 		sockets[i] = (int)rte_lcore_to_socket_id(lcores[i]);
@@ -167,33 +254,45 @@ place_and_create_pools(struct node *n, const unsigned int *lcores)
 		     "%u worker(s) run on another NUMA socket than port %u (socket %d): every "
 		     "packet crosses the interconnect; pick lcores on socket %d",
 		     n->place.remote, n->port, port_socket, port_socket);
-	if (room < RTE_MBUF_DEFAULT_BUF_SIZE)
-		room = RTE_MBUF_DEFAULT_BUF_SIZE;
+	kited_memory_plan(&n->cfg, n->place.n_pools,
+			  rte_eal_has_hugepages() ? 0 : (size_t)sysconf(_SC_PAGESIZE), &n->mem);
+	kited_memory_describe(&n->mem, plan, sizeof(plan));
+	if (n->mem.total > kited_memory_available())
+		KLOG(WARNING,
+		     "memory: this configuration needs %s of DPDK memory, more than the %.0f MiB "
+		     "free: it will probably not start (raise -m or hugepages, or lower memory)",
+		     plan, (double)kited_memory_available() / (1 << 20));
+	else
+		KLOG(INFO, "memory: this configuration needs %s of DPDK memory; %.0f MiB free",
+		     plan, (double)kited_memory_available() / (1 << 20));
 	for (unsigned int i = 0; i < n->place.n_pools; i++) {
 		snprintf(name, sizeof(name), "kite_pool_s%d", n->place.pools[i]);
-		n->pools[i] = rte_pktmbuf_pool_create(name, n->cfg.mbufs, 256, priv,
-						      (uint16_t)room, n->place.pools[i]);
+		n->pools[i] = rte_pktmbuf_pool_create(name, n->cfg.mbufs, 256, priv, room,
+						      n->place.pools[i]);
 		if (n->pools[i] == NULL) {
-			KLOG(ERR, "mbuf pool of %u on socket %d: %s (try --mbufs or more hugepages)",
-			     n->cfg.mbufs, n->place.pools[i], rte_strerror(rte_errno));
+			snprintf(plan, sizeof(plan), "the pool of %u packet mbufs on socket %d",
+				 n->cfg.mbufs, n->place.pools[i]);
+			kited_no_memory(&n->mem, plan);
 			return -ENOMEM;
 		}
-		if (n->cfg.rx_mbuf_size <= room - RTE_PKTMBUF_HEADROOM)
+		if (!kited_rx_pool_needed(&n->cfg))
 			continue;
 		/*
 		 * Ports that hand over whole frames larger than the MTU (af_packet
 		 * after the kernel reassembled a datagram) need big RX mbufs; only
 		 * the RX rings and the bursts in flight use them, so few suffice.
 		 */
-		unsigned int nrx = n->n_workers * (n->cfg.rx_desc + 4 * n->cfg.burst) + 1024;
+		unsigned int nrx = kited_rx_mbufs(&n->cfg);
 		snprintf(name, sizeof(name), "kite_rx_s%d", n->place.pools[i]);
 		n->rx_pools[i] = rte_pktmbuf_pool_create(
 			name, nrx, 64, priv,
 			(uint16_t)(RTE_PKTMBUF_HEADROOM + n->cfg.rx_mbuf_size),
 			n->place.pools[i]);
 		if (n->rx_pools[i] == NULL) {
-			KLOG(ERR, "RX pool of %u x %" PRIu64 " bytes on socket %d: %s", nrx,
-			     n->cfg.rx_mbuf_size, n->place.pools[i], rte_strerror(rte_errno));
+			snprintf(plan, sizeof(plan),
+				 "the pool of %u RX mbufs of %" PRIu64 " bytes on socket %d", nrx,
+				 n->cfg.rx_mbuf_size, n->place.pools[i]);
+			kited_no_memory(&n->mem, plan);
 			return -ENOMEM;
 		}
 	}
@@ -208,8 +307,10 @@ create_partitions(struct node *n)
 
 	n->n_parts = n->map.partitions;
 	n->parts = rte_zmalloc("kite_parts", sizeof(*n->parts) * n->n_parts, 0);
-	if (n->parts == NULL)
+	if (n->parts == NULL) {
+		kited_no_memory(&n->mem, "the partition table");
 		return -ENOMEM;
+	}
 	for (unsigned int i = 0; i < n->n_parts; i++) {
 		snprintf(name, sizeof(name), "kite_p%u", i);
 		memset(&p, 0, sizeof(p));
@@ -221,10 +322,15 @@ create_partitions(struct node *n)
 		p.id = (uint16_t)i;
 		p.no_prefetch = (n->ablate & KITED_ABLATE_PREFETCH) != 0;
 		n->parts[i] = kite_store_create(&p);
+		if (n->parts[i] == NULL && rte_errno == ENOMEM) {
+			snprintf(name, sizeof(name), "partition %u", i);
+			kited_no_memory(&n->mem, name);
+			return -ENOMEM;
+		}
 		if (n->parts[i] == NULL) {
 			KLOG(ERR, "partition %u (%" PRIu64 " bytes, socket %d): %s", i, p.mem_bytes,
 			     p.socket_id, rte_strerror(rte_errno));
-			return -ENOMEM;
+			return -rte_errno;
 		}
 	}
 	return 0;
@@ -305,6 +411,12 @@ main(int argc, char **argv)
 	char err[512];
 	int ret, rc = 1;
 
+	/* --version on either side of "--", before EAL would refuse it. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("kited %s (%s)\n", KITE_VERSION, rte_version());
+			return 0;
+		}
 	/*
 	 * Kite's options (after "--") are read before EAL starts, so --help,
 	 * --describe-config and configuration errors need no hugepages, ports
@@ -338,8 +450,7 @@ main(int argc, char **argv)
 
 	ret = rte_eal_init(sep, argv);
 	if (ret < 0) {
-		fprintf(stderr, "kited: EAL init failed: %s (see kited --help)\n",
-			rte_strerror(rte_errno));
+		eal_failed(sep, argv);
 		return 2;
 	}
 
@@ -374,7 +485,8 @@ main(int argc, char **argv)
 	n->wstats = rte_zmalloc("kite_wstats", sizeof(*n->wstats) * n->n_workers, 0);
 	n->nets = rte_zmalloc("kite_nets", sizeof(*n->nets) * n->n_workers, 0);
 	if (n->workers == NULL || n->wstats == NULL || n->nets == NULL) {
-		KLOG(ERR, "out of memory");
+		KLOG(ERR, "not enough DPDK memory for %u workers' state: raise -m or hugepages",
+		     n->n_workers);
 		goto out;
 	}
 	if (assign_lcores(n, lcores) != 0)
@@ -412,6 +524,8 @@ main(int argc, char **argv)
 	     " bytes of item memory, max item %" PRIu64 " bytes",
 	     n->n_parts, n->cfg.udp_port, n->cfg.udp_port + n->n_parts - 1, n->n_workers,
 	     n->cfg.memory, n->cfg.max_item_size);
+	KLOG(INFO, "memory: %.0f MiB of DPDK memory in use (planned %.0f MiB)",
+	     (double)kited_memory_in_use() / (1 << 20), (double)n->mem.total / (1 << 20));
 	control_telemetry(n);
 	/* Operators and tests wait for this line. */
 	printf("kited: ready\n");
@@ -422,7 +536,8 @@ main(int argc, char **argv)
 			rte_eal_remote_launch(worker_main, &n->workers[i], lcores[i]);
 	main_loop(n);
 	rte_eal_mp_wait_lcore();
-	control_log_stats(n, 1.0);
+	/* The last line's rates are over the time since the one before, however short. */
+	control_log_stats(n, (double)(rte_rdtsc() - n->last_stats_tsc) / (double)n->tsc_hz);
 	KLOG(INFO, "stopping");
 	rc = 0;
 out:

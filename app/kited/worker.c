@@ -14,10 +14,7 @@
 
 #include "kited.h"
 
-#define MAX_BURST 64
 #define PREFETCH_AHEAD 4
-/* A reassembled request can be as large as an IPv4 datagram allows. */
-#define SCRATCH_SLOT 65536
 
 static struct handoff_meta *
 meta(struct rte_mbuf *m)
@@ -97,6 +94,8 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 {
 	struct kite_engine_conf ec;
 	char name[RTE_RING_NAMESIZE];
+	const char *what;
+	int rc;
 
 	memset(w, 0, offsetof(struct worker, pend));
 	w->id = id;
@@ -108,18 +107,24 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	w->pool = n->pools[n->place.worker_pool[id]];
 	w->stats = rte_zmalloc_socket("kite_wstats", sizeof(*w->stats), RTE_CACHE_LINE_SIZE,
 				      w->socket);
-	w->scratch = rte_malloc_socket("kite_scratch", (size_t)MAX_BURST * SCRATCH_SLOT, 0,
-				       w->socket);
-	if (w->stats == NULL || w->scratch == NULL)
+	w->scratch = rte_malloc_socket("kite_scratch",
+				       (size_t)WORKER_MAX_BURST * WORKER_SCRATCH_SLOT, 0, w->socket);
+	if (w->stats == NULL || w->scratch == NULL) {
+		what = "its counters and its scratch for reassembled datagrams";
 		goto fail;
+	}
 	snprintf(name, sizeof(name), "kite_handoff_%u", id);
 	w->handoff = rte_ring_create(name, n->cfg.handoff_ring, w->socket, RING_F_SC_DEQ);
-	if (w->handoff == NULL)
+	if (w->handoff == NULL) {
+		what = "its handoff ring";
 		goto fail;
+	}
 	n->netconf.socket_id = w->socket;
 	w->net = kite_net_create(&n->netconf, id);
-	if (w->net == NULL)
+	if (w->net == NULL) {
+		what = "its network stack (reassembly table)";
 		goto fail;
+	}
 
 	memset(&ec, 0, sizeof(ec));
 	ec.map = n->map;
@@ -136,14 +141,25 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	ec.no_prefetch = (n->ablate & KITED_ABLATE_PREFETCH) != 0;
 	ec.no_inplace = (n->ablate & KITED_ABLATE_INPLACE) != 0;
 	w->engine = kite_engine_create(&ec, w->socket);
-	if (w->engine == NULL)
+	if (w->engine == NULL) {
+		what = "its engine";
 		goto fail;
+	}
 	kite_engine_set_time(w->engine, node_now(n));
 	return 0;
 fail:
-	KLOG(ERR, "worker %u: setup: %s", id, rte_strerror(rte_errno));
+	/* Only the DPDK libraries set rte_errno; an rte_malloc failure is out of memory. */
+	rc = w->stats == NULL || w->scratch == NULL ? ENOMEM : rte_errno;
+	if (rc == ENOMEM) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "worker %u: %s", id, what);
+		kited_no_memory(&n->mem, msg);
+	} else {
+		KLOG(ERR, "worker %u: %s: %s", id, what, rte_strerror(rc));
+	}
 	worker_teardown(w);
-	return -ENOMEM;
+	return -rc;
 }
 
 void
@@ -179,7 +195,7 @@ payload_of(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, u
 			     rte_mbuf_refcnt_read(m) == 1 &&
 			     m->buf_len - m->data_off - u->payload_off >= w->node->max_payload;
 	} else {
-		uint8_t *dst = w->scratch + (size_t)slot * SCRATCH_SLOT;
+		uint8_t *dst = w->scratch + (size_t)slot * WORKER_SCRATCH_SLOT;
 		d->data = rte_pktmbuf_read(m, u->payload_off, u->payload_len, dst);
 	}
 	d->len = u->payload_len;
@@ -211,16 +227,16 @@ unsigned int
 worker_poll(struct worker *w)
 {
 	struct node *n = w->node;
-	struct rte_mbuf *pkts[MAX_BURST], *done[MAX_BURST];
-	struct kite_engine_dgram dg[MAX_BURST];
-	struct dgram_ctx ctx[MAX_BURST];
+	struct rte_mbuf *pkts[WORKER_MAX_BURST], *done[WORKER_MAX_BURST];
+	struct kite_engine_dgram dg[WORKER_MAX_BURST];
+	struct dgram_ctx ctx[WORKER_MAX_BURST];
 	unsigned int nrx, nh, nd = 0, nhome, nfree = 0;
 	uint64_t tsc = rte_rdtsc();
 	const uint64_t self = UINT64_C(1) << w->id;
 	struct kite_net_udp u;
 
 	nrx = rte_eth_rx_burst(w->port, w->queue, pkts, (uint16_t)n->cfg.burst);
-	/* Handed-off datagrams share the burst, so one burst never exceeds MAX_BURST. */
+	/* Handed-off datagrams share the burst, so one burst never exceeds WORKER_MAX_BURST. */
 	nh = rte_ring_sc_dequeue_burst(w->handoff, (void **)pkts + nrx,
 				       (unsigned int)n->cfg.burst - nrx, NULL);
 	w->stats->loop.polls++;

@@ -140,6 +140,12 @@ kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 	return e;
 }
 
+size_t
+kite_engine_footprint(void)
+{
+	return sizeof(struct kite_engine) + RTE_CACHE_LINE_SIZE;
+}
+
 void
 kite_engine_free(struct kite_engine *e)
 {

@@ -136,6 +136,9 @@ struct kite_engine;
 /** Create an engine for one worker. @return NULL with rte_errno set. */
 struct kite_engine *kite_engine_create(const struct kite_engine_conf *conf, int socket_id);
 
+/** DPDK memory an engine takes (its request table and reply state). */
+size_t kite_engine_footprint(void);
+
 /** Free an engine. */
 void kite_engine_free(struct kite_engine *e);
 

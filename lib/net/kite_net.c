@@ -72,6 +72,8 @@ _Static_assert(KITE_NET_HDR_LEN == ETH_LEN + IP4_LEN + UDP_LEN, "reply header si
 #define FRAG_DEFAULT_TIMEOUT_MS 2000
 #define FRAG_MAX_FLOWS		(1u << 20)
 #define FRAG_BUCKET_ENTRIES	16
+/* DPDK memory one entry of the reassembly table takes (struct ip_frag_pkt, internal). */
+#define FRAG_ENTRY_BYTES	512
 #define DEFAULT_MTU		1500
 /* RFC 791: every host must take a 68-byte datagram unfragmented. */
 #define MIN_MTU 68
@@ -725,6 +727,17 @@ conf_ok(const struct kite_net_conf *c)
 	if (c->frag_max_flows > FRAG_MAX_FLOWS)
 		return false;
 	return true;
+}
+
+size_t
+kite_net_footprint(const struct kite_net_conf *conf)
+{
+	uint32_t flows = conf != NULL && conf->frag_max_flows != 0 ? conf->frag_max_flows
+								   : FRAG_DEFAULT_FLOWS;
+
+	/* rte_ip_frag keeps a 512-byte record per bucket entry (measured in test_net). */
+	return sizeof(struct kite_net) + (size_t)flows * FRAG_BUCKET_ENTRIES * FRAG_ENTRY_BYTES +
+	       2 * RTE_CACHE_LINE_SIZE;
 }
 
 struct kite_net *

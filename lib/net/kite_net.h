@@ -108,6 +108,13 @@ struct kite_net_udp {
 struct kite_net;
 
 /**
+ * DPDK memory a context created with *conf takes (its reassembly table
+ * dominates: frag_max_flows x 16 slots x 512 bytes). For sizing -m and
+ * hugepages before anything is allocated.
+ */
+size_t kite_net_footprint(const struct kite_net_conf *conf);
+
+/**
  * Create a worker's context.
  * @return NULL with rte_errno set: EINVAL for a bad conf (MAC not unicast,
  * IP 0 or multicast, netmask not contiguous, port range empty or past 65535,

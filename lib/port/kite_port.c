@@ -1,15 +1,81 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
+#include <net/if.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 
 #include "kite_port.h"
+
+/* The value of key in a "k=v,k=v" argument list, into out; false when absent. */
+static bool
+arg_value(const char *args, const char *key, char *out, size_t len)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = args; p != NULL && *p != '\0';
+	     p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		if (strncmp(p, key, klen) == 0 && p[klen] == '=') {
+			size_t n = strcspn(p + klen + 1, ",");
+
+			snprintf(out, len, "%.*s", (int)n, p + klen + 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Why a device would not come up, when it can be told: an af_packet port
+ * whose interface does not exist here (DPDK reports it as EPERM). args:
+ * the device's arguments, from the port spec or from EAL's --vdev.
+ */
+static void
+explain_probe(const char *spec, const char *name, const char *args, int rc, char *err,
+	      size_t errlen)
+{
+	char iface[IF_NAMESIZE + 1];
+
+	if (strncmp(name, "net_af_packet", 13) == 0 &&
+	    arg_value(args, "iface", iface, sizeof(iface)) && if_nametoindex(iface) == 0) {
+		snprintf(err, errlen,
+			 "cannot create device '%s': there is no interface '%s' in this network "
+			 "namespace (ip link show); af_packet binds an interface that exists",
+			 spec, iface);
+		return;
+	}
+	if (strncmp(name, "net_af_packet", 13) == 0 &&
+	    !arg_value(args, "iface", iface, sizeof(iface))) {
+		snprintf(err, errlen, "cannot create device '%s': af_packet needs iface=NAME",
+			 spec);
+		return;
+	}
+	snprintf(
+		err, errlen,
+		"cannot create device '%s': the driver refused it (%s; DPDK's lines above say why)",
+		spec, rc != 0 ? rte_strerror(-rc) : "no port came up");
+}
+
+/* The arguments EAL was given for device `name` (--vdev / -a), or NULL. */
+static const char *
+eal_devargs(const char *name)
+{
+	struct rte_devargs *da;
+
+	RTE_EAL_DEVARGS_FOREACH(NULL, da)
+	{
+		if (strcmp(da->name, name) == 0)
+			return da->args != NULL ? da->args : "";
+	}
+	return NULL;
+}
 
 int
 kite_port_resolve(const char *spec, uint16_t *port, char *err, size_t errlen)
@@ -41,12 +107,16 @@ kite_port_resolve(const char *spec, uint16_t *port, char *err, size_t errlen)
 	name[len] = '\0';
 	if (rte_eth_dev_get_port_by_name(name, port) == 0)
 		return 0;
+	/* A device EAL was given (--vdev, -a) and could not bring up: say why, do not retry. */
+	if (comma == NULL && eal_devargs(name) != NULL) {
+		explain_probe(spec, name, eal_devargs(name), 0, err, errlen);
+		return -ENODEV;
+	}
 	/* Hot-plug what looks like a device: "name,args", a vdev name, a PCI address. */
 	if (comma != NULL || strncmp(name, "net_", 4) == 0 || strchr(name, ':') != NULL) {
 		rc = rte_dev_probe(spec);
 		if (rc < 0) {
-			snprintf(err, errlen, "cannot create device '%s': %s", spec,
-				 rte_strerror(-rc));
+			explain_probe(spec, name, comma != NULL ? comma + 1 : "", rc, err, errlen);
 			return rc;
 		}
 		if (rte_eth_dev_get_port_by_name(name, port) == 0)

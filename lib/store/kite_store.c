@@ -50,6 +50,8 @@ RTE_LOG_REGISTER_DEFAULT(kite_store_logtype, NOTICE);
 /* Default index size: one entry per this many bytes of log. */
 #define STORE_BYTES_PER_ENTRY 128u
 #define STORE_MIN_ENTRIES     1024u
+/* rte_hash's own structures besides its tables, in DPDK memory. */
+#define STORE_INDEX_FIXED 2048u
 /* rte_hash refuses fewer entries than one bucket holds. */
 #define STORE_INDEX_MIN 8u
 /* max_item_size 0 means memcached's default item size limit (-I 1m). */
@@ -509,6 +511,34 @@ parse_u64(const uint8_t *p, uint32_t len, uint64_t *out)
 	return true;
 }
 
+/* The index capacity a partition gets: as asked, or one entry per 128 bytes of log. */
+static uint64_t
+index_entries(const struct kite_store_params *p)
+{
+	if (p->index_entries != 0)
+		return p->index_entries;
+	return RTE_MIN(RTE_MAX(p->mem_bytes / STORE_BYTES_PER_ENTRY, (uint64_t)STORE_MIN_ENTRIES),
+		       (uint64_t)RTE_HASH_ENTRIES_MAX);
+}
+
+uint64_t
+kite_store_footprint(const struct kite_store_params *p)
+{
+	if (p == NULL)
+		return 0;
+	const uint64_t n = index_entries(p);
+
+	/*
+	 * rte_hash (22.11) with 8-byte keys and no lcore cache: 64-byte
+	 * buckets of 8 slots for the capacity rounded up to a power of two, a
+	 * 16-byte key-store entry per slot and one more, a ring of 4-byte slot
+	 * numbers for a power of two above the capacity, and its own headers.
+	 * tests/unit/test_store.c holds this to what is really allocated.
+	 */
+	return p->mem_bytes + rte_align64pow2(n) * 8 + (n + 1) * 16 + rte_align64pow2(n + 1) * 4 +
+	       STORE_INDEX_FIXED + sizeof(struct kite_store) + RTE_CACHE_LINE_SIZE;
+}
+
 struct kite_store *
 kite_store_create(const struct kite_store_params *p)
 {
@@ -561,11 +591,7 @@ kite_store_create(const struct kite_store_params *p)
 		goto fail;
 	}
 
-	entries = p->index_entries;
-	if (entries == 0)
-		entries = RTE_MIN(
-			RTE_MAX(p->mem_bytes / STORE_BYTES_PER_ENTRY, (uint64_t)STORE_MIN_ENTRIES),
-			(uint64_t)RTE_HASH_ENTRIES_MAX);
+	entries = index_entries(p);
 	hp.name = p->name;
 	hp.entries = (uint32_t)entries;
 	hp.key_len = sizeof(uint64_t);

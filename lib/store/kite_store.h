@@ -165,6 +165,14 @@ struct kite_store;
 /** Create a partition. @return NULL with rte_errno set on failure. */
 struct kite_store *kite_store_create(const struct kite_store_params *p);
 
+/**
+ * DPDK memory a partition created with *p takes: its item log, its index
+ * (about 32 bytes an index slot: a quarter of the log by default) and its
+ * header. For sizing -m and
+ * hugepages before anything is allocated.
+ */
+uint64_t kite_store_footprint(const struct kite_store_params *p);
+
 /** Free a partition and all its memory. NULL is a no-op. */
 void kite_store_free(struct kite_store *s);
 

@@ -217,6 +217,29 @@ test_profiles(void **state)
 	assert_non_null(strstr(err, "not found"));
 	const char *a3[] = { "kited", "--profile=../etc/passwd" };
 	assert_int_equal(parse(&c, 2, a3), KITED_PARSE_ERROR);
+	/* A config file may name the profile; it applies before the file, flags after. */
+	char conf[80];
+	snprintf(conf, sizeof(conf), "%s/node.conf", dir);
+	write_file(conf, "[node]\nprofile = fast\nburst = 16\n");
+	const char *a4[] = { "kited", "--config", conf, "--udp-port", "14000" };
+	assert_int_equal(parse(&c, 5, a4), KITED_PARSE_RUN);
+	assert_int_equal(c.idle_sleep_us, 0);
+	assert_int_equal(c.burst, 16);
+	assert_int_equal(c.udp_port, 14000);
+	/* --profile wins over the file's profile. */
+	snprintf(path, sizeof(path), "%s/slow.conf", dir);
+	write_file(path, "idle-sleep-us = 500\n");
+	const char *a5[] = { "kited", "--config", conf, "--profile", "slow" };
+	assert_int_equal(parse(&c, 5, a5), KITED_PARSE_RUN);
+	assert_int_equal(c.idle_sleep_us, 500);
+	assert_int_equal(c.burst, 16);
+	unlink(path);
+	write_file(conf, "profile = nosuch\n");
+	const char *a6[] = { "kited", "--config", conf };
+	assert_int_equal(parse(&c, 3, a6), KITED_PARSE_ERROR);
+	assert_non_null(strstr(err, "profile 'nosuch' not found"));
+	unlink(conf);
+	snprintf(path, sizeof(path), "%s/fast.conf", dir);
 	unlink(path);
 	rmdir(dir);
 	unsetenv("KITE_PROFILE_DIR");

@@ -15,6 +15,7 @@
 
 #include <rte_common.h>
 #include <rte_errno.h>
+#include <rte_malloc.h>
 
 #include "kite_engine.h"
 #include "kite_test.h"
@@ -995,6 +996,27 @@ test_many_datagrams(void **state)
 	kite_engine_free(e);
 }
 
+/* What kite_engine_footprint() says an engine takes is what it takes (within 2%). */
+static void
+test_footprint(void **state)
+{
+	struct rte_malloc_socket_stats st;
+	size_t before = 0, after = 0;
+	struct kite_engine *e;
+
+	(void)state;
+	for (int sock = 0; sock < RTE_MAX_NUMA_NODES; sock++)
+		if (rte_malloc_get_socket_stats(sock, &st) == 0)
+			before += st.heap_allocsz_bytes;
+	e = make_engine(2, 1, PAYLOAD);
+	for (int sock = 0; sock < RTE_MAX_NUMA_NODES; sock++)
+		if (rte_malloc_get_socket_stats(sock, &st) == 0)
+			after += st.heap_allocsz_bytes;
+	double used = (double)(after - before), said = (double)kite_engine_footprint();
+	assert_true(said >= 0.98 * used && said <= 1.02 * used);
+	kite_engine_free(e);
+}
+
 int
 main(void)
 {
@@ -1010,6 +1032,7 @@ main(void)
 		cmocka_unit_test(test_route_and_ownership),
 		cmocka_unit_test(test_parse_withdraw_execute),
 		cmocka_unit_test(test_many_datagrams),
+		cmocka_unit_test(test_footprint),
 		cmocka_unit_test(test_out_of_buffers),
 		cmocka_unit_test(test_burst_of_datagrams),
 		cmocka_unit_test(test_topology),

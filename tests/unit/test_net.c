@@ -19,6 +19,7 @@
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_ether.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
@@ -1775,6 +1776,41 @@ test_udp_reply_errors(void **state)
 	rte_pktmbuf_free(m);
 }
 
+/* What kite_net_footprint() says a context takes is what it takes (within 2%). */
+static void
+tweak_flows(struct kite_net_conf *c)
+{
+	c->frag_max_flows = 4096;
+}
+
+static void
+test_footprint(void **state)
+{
+	struct rte_malloc_socket_stats st;
+	void (*tweaks[])(struct kite_net_conf *) = { NULL, tweak_flows };
+
+	(void)state;
+	for (unsigned int i = 0; i < 2; i++) {
+		struct kite_net_conf c = test_conf();
+		size_t before = 0, after = 0;
+		struct kite_net *n;
+
+		if (tweaks[i] != NULL)
+			tweaks[i](&c);
+		for (int sock = 0; sock < RTE_MAX_NUMA_NODES; sock++)
+			if (rte_malloc_get_socket_stats(sock, &st) == 0)
+				before += st.heap_allocsz_bytes;
+		n = kite_net_create(&c, 1);
+		assert_non_null(n);
+		for (int sock = 0; sock < RTE_MAX_NUMA_NODES; sock++)
+			if (rte_malloc_get_socket_stats(sock, &st) == 0)
+				after += st.heap_allocsz_bytes;
+		double used = (double)(after - before), said = (double)kite_net_footprint(&c);
+		assert_true(said >= 0.98 * used && said <= 1.02 * used);
+		kite_net_free(n);
+	}
+}
+
 int
 main(void)
 {
@@ -1816,6 +1852,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_udp_reply_zero_csum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_reply_offload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_reply_errors, setup, teardown),
+		cmocka_unit_test(test_footprint),
 	};
 	int rc;
 

@@ -40,6 +40,12 @@ test_resolve(void **state)
 	assert_non_null(strstr(err, "no DPDK port 'eth9'"));
 	assert_true(kite_port_resolve("net_nosuchpmd0,x=1", &q, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "cannot create device"));
+	assert_non_null(strstr(err, "the driver refused it"));
+	/* af_packet over an interface that is not here says so, not "Operation not permitted". */
+	assert_true(kite_port_resolve("net_af_packet9,iface=nosuchif9", &q, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "no interface 'nosuchif9'"));
+	assert_true(kite_port_resolve("net_af_packet8", &q, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "af_packet needs iface=NAME"));
 	assert_int_equal(kite_port_resolve("", &q, err, sizeof(err)), -EINVAL);
 	assert_int_equal(kite_port_resolve(",size=64", &q, err, sizeof(err)), -EINVAL);
 	memset(big, 'n', sizeof(big) - 1);

@@ -1863,6 +1863,52 @@ test_siphash_matches_libsodium(void **state)
 	assert_int_not_equal(kite_store__siphash(seed, key, 16, 1, 3), a);
 }
 
+/* DPDK heap bytes in use on every socket. */
+static size_t
+heap_used(void)
+{
+	struct rte_malloc_socket_stats st;
+	size_t sum = 0;
+
+	for (int sock = 0; sock < RTE_MAX_NUMA_NODES; sock++)
+		if (rte_malloc_get_socket_stats(sock, &st) == 0)
+			sum += st.heap_allocsz_bytes;
+	return sum;
+}
+
+/* What kite_store_footprint() says a partition takes is what it takes (within 2%). */
+static void
+test_footprint(void **state)
+{
+	const uint64_t sizes[] = { 64 << 10, 1 << 20, 3 << 20, 16 << 20 };
+
+	(void)state;
+	assert_int_equal(kite_store_footprint(NULL), 0);
+	for (unsigned int i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct kite_store_params p = {
+			.name = "footprint",
+			.socket_id = SOCKET_ID_ANY,
+			.mem_bytes = sizes[i],
+		};
+		size_t before = heap_used();
+		struct kite_store *s = kite_store_create(&p);
+		double used = (double)(heap_used() - before);
+		double said = (double)kite_store_footprint(&p);
+
+		assert_non_null(s);
+		assert_true(said >= 0.98 * used && said <= 1.02 * used);
+		kite_store_free(s);
+		p.index_entries = 100000;
+		before = heap_used();
+		s = kite_store_create(&p);
+		used = (double)(heap_used() - before);
+		said = (double)kite_store_footprint(&p);
+		assert_non_null(s);
+		assert_true(said >= 0.98 * used && said <= 1.02 * used);
+		kite_store_free(s);
+	}
+}
+
 int
 main(void)
 {
@@ -1895,6 +1941,7 @@ main(void)
 		cmocka_unit_test(test_explicit_cas),
 		cmocka_unit_test(test_stale_and_win),
 		cmocka_unit_test(test_iterate),
+		cmocka_unit_test(test_footprint),
 	};
 	int ret;
 
