@@ -1274,6 +1274,11 @@ main(int argc, char **argv)
 	uint64_t v;
 	int i, rc;
 
+	/*
+	 * Line-buffered stdout: with "2>&1 | ..." misses on stderr stay in
+	 * their place among the values on stdout, as on a terminal.
+	 */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (env != NULL && env[0] != '\0' && !parse_server_env(env, &c.host, &c.port))
 		return usage_error(&c, "KITE_SERVER='%s' is not HOST:PORT", env);
 

@@ -253,8 +253,11 @@ kited_config_usage(FILE *f, const char *prog)
 		fprintf(f, "      --%-18s %s (default %s)\n", opts[i].key, opts[i].help,
 			opts[i].def[0] ? opts[i].def : "none");
 	fprintf(f, "\nOptions are applied defaults -> profile -> file -> command line.\n"
-		   "Example: %s --vdev=net_af_packet0,iface=veth0 --no-huge -- "
-		   "--port net_af_packet0 --ip 198.18.0.2\n",
+		   "Example, one worker on af_packet over interface veth1 (up, no IP address;\n"
+		   "README.rst sets it up in namespace kite-demo), no hugepages:\n"
+		   "  %s -l 0 --no-huge -m 512 --no-pci "
+		   "--vdev=net_af_packet0,iface=veth1,framesz=32768,blocksz=32768 -- "
+		   "--profile af_packet --ip 198.18.0.6 --netmask 255.255.255.252\n",
 		prog);
 }
 

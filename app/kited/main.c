@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,35 @@ write_pid_file(const char *path)
 	fprintf(f, "%d\n", (int)getpid());
 	fclose(f);
 	return 0;
+}
+
+/*
+ * The pid file's folder must exist and be writable before anything is
+ * allocated: a missing /run/kite (at boot, /run is empty) would otherwise
+ * be found only after all memory is set up.
+ */
+static int
+check_pid_file(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash;
+
+	if (path[0] == '\0')
+		return 0;
+	slash = strrchr(path, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (access(dir, W_OK) == 0)
+		return 0;
+	fprintf(stderr,
+		"kited: pid-file %s: folder %s %s; create it first (under systemd, "
+		"RuntimeDirectory=kite makes /run/kite), or set another pid-file\n",
+		path, dir, errno == ENOENT ? "does not exist" : "is not writable");
+	return -1;
 }
 
 /*
@@ -447,6 +477,8 @@ main(int argc, char **argv)
 	case KITED_PARSE_RUN:
 		break;
 	}
+	if (check_pid_file(n->cfg.pid_file) != 0)
+		return 2;
 
 	ret = rte_eal_init(sep, argv);
 	if (ret < 0) {
