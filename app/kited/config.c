@@ -147,8 +147,12 @@ kited_config_load_profile(struct kited_config *c, const char *name, char *err, s
 {
 	const char *env = getenv("KITE_PROFILE_DIR");
 	const bool dev = from_build_tree();
-	const char *dirs[] = { env, dev ? KITE_PROFILE_SRC_DIR : KITE_PROFILE_INSTALL_DIR,
-			       dev ? KITE_PROFILE_INSTALL_DIR : KITE_PROFILE_SRC_DIR };
+	/*
+	 * $KITE_PROFILE_DIR first (profiles of one's own), then the copies
+	 * that belong to this binary: the source tree's for a kited run from
+	 * its build folder, the installed ones otherwise -- never the other's.
+	 */
+	const char *dirs[] = { env, dev ? KITE_PROFILE_SRC_DIR : KITE_PROFILE_INSTALL_DIR };
 	char path[512];
 
 	/* A name, not a path: profiles live in drivers-config/. */
