@@ -290,8 +290,9 @@ place_and_create_pools(struct node *n, const unsigned int *lcores)
 	if (n->mem.total > kited_memory_available())
 		KLOG(WARNING,
 		     "memory: this configuration needs %s of DPDK memory, more than the %.0f MiB "
-		     "free: it will probably not start (raise -m or hugepages, or lower memory)",
-		     plan, (double)kited_memory_available() / (1 << 20));
+		     "free: it will probably not start (%s, or lower memory)",
+		     plan, (double)kited_memory_available() / (1 << 20),
+		     rte_eal_has_hugepages() ? "reserve more hugepages" : "raise -m");
 	else
 		KLOG(INFO, "memory: this configuration needs %s of DPDK memory; %.0f MiB free",
 		     plan, (double)kited_memory_available() / (1 << 20));
@@ -517,8 +518,7 @@ main(int argc, char **argv)
 	n->wstats = rte_zmalloc("kite_wstats", sizeof(*n->wstats) * n->n_workers, 0);
 	n->nets = rte_zmalloc("kite_nets", sizeof(*n->nets) * n->n_workers, 0);
 	if (n->workers == NULL || n->wstats == NULL || n->nets == NULL) {
-		KLOG(ERR, "not enough DPDK memory for %u workers' state: raise -m or hugepages",
-		     n->n_workers);
+		kited_no_memory(&n->mem, "the workers' state");
 		goto out;
 	}
 	if (assign_lcores(n, lcores) != 0)

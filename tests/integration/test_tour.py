@@ -12,8 +12,10 @@ Run: python3 test_tour.py --kited PATH --cli PATH [--memcached PATH]
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kitetest as kt  # noqa: E402
@@ -62,7 +64,11 @@ def body(t):
     cli_path = t.need_file(t.args.cli, 'kite-cli')
     t.need_file(t.args.kited, 'kited')
     topo = kt.Topology(t).up()
-    kited = kt.Kited(t, topo, kite_args=['--max-item-size', '1024']).start()
+    # No periodic stats lines: the one at stop covers the whole run (checked last).
+    t_launch = time.monotonic()
+    kited = kt.Kited(t, topo, kite_args=['--max-item-size', '1024',
+                                         '--stats-interval', '0']).start()
+    t_ready = time.monotonic()
     cli = Cli(t, topo, cli_path)
     client = topo.client()
 
@@ -317,6 +323,26 @@ def body(t):
     t.case('topology', c_topology)
 
     t.case('kited still running', lambda: check(kited.alive(), 'kited exited:\n' + kited.tail()))
+
+    def c_final_stats():
+        # The stats line at stop divides by the time since the last one (here:
+        # since start), so rate x that time gives back the requests served.
+        out, _ = cli.ok('stats')
+        m = re.search(r'^STAT \S*rx_requests (\d+)$', out, re.M)
+        check(m is not None, 'no rx_requests in STAT:\n%s' % out[:1500])
+        served = int(m.group(1)) + 1          # and the STAT request itself
+        t_stop = time.monotonic()
+        check_eq(kited.stop(signal.SIGTERM), 0, 'kited exit status after SIGTERM')
+        t_done = time.monotonic()
+        lines = [ln for ln in kited.lines if 'kited: stats:' in ln]
+        check(lines, 'no stats line at stop:\n' + kited.tail())
+        rate = float(re.search(r'stats: (\d+) req/s', lines[-1]).group(1))
+        most = served / (t_stop - t_ready) * 1.05 + 1
+        least = served / (t_done - t_launch) * 0.95 - 1
+        check(least <= rate <= most, 'stats line at stop says %.0f req/s; %d requests in '
+              '%.1f..%.1f s give %.0f..%.0f' % (rate, served, t_stop - t_ready,
+                                               t_done - t_launch, least, most))
+    t.case('the stats line at stop tells the real rate', c_final_stats)
 
 
 if __name__ == '__main__':
