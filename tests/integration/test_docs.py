@@ -16,15 +16,17 @@ Marking an example in a page (an RST comment right before the block):
   .. docs-test: run [skip=PREFIX]
       The block is a bash script (set -e); it must exit 0. Lines that
       start with PREFIX are not run (tools/kite-test: the suite itself).
-  .. docs-test: serve until="TEXT" [during=N]
-      The block's last command is a server: it must print TEXT. It runs
-      while the page's next N marked blocks run (default 0); then it gets
-      SIGTERM and must exit 0.
-  .. docs-test: console
-      Lines starting with "# " are commands (a trailing backslash joins
-      lines); the lines after one are its expected output (stdout and
-      stderr together), compared exactly, where a line "..." stands for
-      any number of lines. A command shown with no output must exit 0.
+  .. docs-test: serve until="TEXT" | after=SECONDS [during=N]
+      The block's last command is a server: it must print TEXT (or still
+      run after SECONDS). It runs while the page's next N marked blocks run
+      (default 0); then it gets SIGTERM and must exit 0.
+  .. docs-test: console [fresh-node]
+      Lines starting with "# " or "$ " are commands (a trailing backslash
+      joins lines), run one after the other in one shell (an export stays);
+      the lines after one are its expected output (stdout and stderr
+      together), compared exactly, where a line "..." stands for any number
+      of lines. A command shown with no output must exit 0. fresh-node:
+      first restart the node of tools/kite-up, empty (--no-tour).
 
 The README's "Quick start" and "A quick tour" must have every block
 marked: their commands are what a new user types first.
@@ -213,20 +215,27 @@ class Runner:
         self.sh('\n'.join(script), what='%s (run block)' % b.where)
 
     def console_block(self, b):
-        for cmd, want in console_steps(b):
-            rc, got = self.sh(cmd, check_rc=False, what=cmd)
-            got_lines = got.rstrip('\n').split('\n') if got.strip() else []
-            if want:
-                check(lines_match(want, got_lines),
-                      '%s: `%s` printed\n%s\nwhere the page shows\n%s'
-                      % (b.where, cmd, '\n'.join(got_lines[-40:]), '\n'.join(want)))
-            else:
-                check(rc == 0, '%s: `%s` exited %d:\n%s' % (b.where, cmd, rc, got[-2000:]))
+        if 'fresh-node' in b.opts:
+            self.sh('tools/kite-up --no-tour', what='tools/kite-up --no-tour')
+        with Shell(self) as shell:
+            for cmd, want in console_steps(b):
+                self.console_step(b, shell, cmd, want)
+
+    def console_step(self, b, shell, cmd, want):
+        rc, got = shell.run(cmd)
+        got_lines = got.rstrip('\n').split('\n') if got.strip() else []
+        if want:
+            check(lines_match(want, got_lines), '%s: `%s` printed\n%s\nwhere the page shows\n%s'
+                  % (b.where, cmd, '\n'.join(got_lines[-40:]), '\n'.join(want)))
+        else:
+            check(rc == 0, '%s: `%s` exited %d:\n%s' % (b.where, cmd, rc, got[-2000:]))
 
     def serve_block(self, b):
         self.stop_server()
         until = b.opts.get('until')
-        check(until, '%s: serve block without until="TEXT"' % b.where)
+        after = float(b.opts.get('after', '0'))
+        check(until or after > 0, '%s: serve block without until="TEXT" or after=SECONDS'
+              % b.where)
         log = os.path.join(os.environ['KITE_DOCS_TMP'], 'serve-%d.log' % b.line)
         f = open(log, 'wb')
         p = subprocess.Popen(['bash', '-e', '-c', '\n'.join(b.lines)], cwd=self.root,
@@ -234,10 +243,11 @@ class Runner:
                              start_new_session=True)
         f.close()
         self.server = (p, log, b)
-        deadline = time.time() + READY_TIMEOUT
+        start = time.time()
+        deadline = start + READY_TIMEOUT
         while time.time() < deadline:
             text = open(log, errors='replace').read()
-            if until in text:
+            if (until and until in text) or (not until and time.time() - start >= after):
                 return
             if p.poll() is not None:
                 self.server = None
@@ -269,6 +279,54 @@ class Runner:
         text = open(log, errors='replace').read()
         check(p.returncode == 0, '%s: exit %d after SIGTERM (expected 0):\n%s'
               % (b.where, p.returncode, text[-2000:]))
+
+
+class Shell:
+    """One bash for a console block: commands run in turn, state (export,
+    cd) carries over, as when a person types them."""
+
+    def __init__(self, runner):
+        self.r = runner
+
+    def __enter__(self):
+        tmp = os.environ['KITE_DOCS_TMP']
+        self.out_path = os.path.join(tmp, 'console.out')
+        self.out = open(self.out_path, 'wb')
+        self.p = subprocess.Popen(['bash', '--norc', '--noprofile'], cwd=self.r.root,
+                                  env=self.r.env, stdin=subprocess.PIPE, stdout=self.out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        self.n = 0
+        return self
+
+    def run(self, cmd, timeout=120):
+        self.n += 1
+        mark = '__docs_test_rc_%d__' % self.n
+        start = os.path.getsize(self.out_path)
+        # stdin of the command is not the shell's script; the mark follows it.
+        self.p.stdin.write(('{\n%s\n} </dev/null\necho "%s$?"\n' % (cmd, mark)).encode())
+        self.p.stdin.flush()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.out_path, 'rb') as f:
+                f.seek(start)
+                text = f.read().decode(errors='replace')
+            m = re.search(re.escape(mark) + r'(\d+)\n', text)
+            if m:
+                self.r.t.debug('$ %s -> %s\n%s' % (cmd, m.group(1), text[:m.start()][-2000:]))
+                return int(m.group(1)), text[:m.start()]
+            if self.p.poll() is not None:
+                raise kt.CaseFailure('`%s` ended the shell (exit %d):\n%s'
+                                     % (cmd, self.p.returncode, text[-2000:]))
+            time.sleep(0.05)
+        raise kt.CaseFailure('`%s`: no end after %d s:\n%s' % (cmd, timeout, text[-2000:]))
+
+    def __exit__(self, *exc):
+        try:
+            os.killpg(self.p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.p.wait()
+        self.out.close()
 
 
 def children(pid):
@@ -388,6 +446,7 @@ def body(t):
     for page in pages(source)[1:]:
         if any(b.kind for b in all_blocks[page]):
             run_page(page)
+    r.sh('tools/kite-up --down', check_rc=False, timeout=60)
     unit_cases(t, r, tmp)
 
 
