@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * lib/cluster: the map as a function of the member list. Balance per unit
+ * of weight, movement on a join and on a leave, determinism, zones,
+ * weights, the hash chain and bad input. The balance and movement figures
+ * of every size are printed (docs/cluster.rst quotes them).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#include "kite_cluster.h"
+
+#define V KITE_CLUSTER_DEFAULT_VBUCKETS
+
+static uint64_t rng = 0x2545f4914f6cdd1dULL;
+
+static uint32_t
+rnd(uint32_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng % n);
+}
+
+static void
+member(struct kite_cluster_member *mb, const char *id, uint32_t weight, const char *zone)
+{
+	memset(mb, 0, sizeof(*mb));
+	snprintf(mb->id, sizeof(mb->id), "%s", id);
+	snprintf(mb->zone, sizeof(mb->zone), "%s", zone);
+	mb->weight = weight;
+	mb->partitions = 4;
+	mb->base_port = 11211;
+	mb->state = KITE_CLUSTER_ACTIVE;
+}
+
+/* n members node-<salt>-<i>, weights 100..400 (1x to 4x). */
+static void
+members(struct kite_cluster_member *mb, unsigned int n, unsigned int salt)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "node-%u-%u", salt, i);
+		member(&mb[i], id, 100 + rnd(301), "");
+	}
+}
+
+/* Largest vbuckets-per-weight of a member over the average. */
+static double
+imbalance(const struct kite_cluster_map *m)
+{
+	uint32_t cnt[KITE_CLUSTER_MAX_MEMBERS];
+	double wsum = 0, worst = 0;
+
+	kite_cluster_owned(m, cnt);
+	for (unsigned int i = 0; i < m->n_members; i++)
+		wsum += m->members[i].weight;
+	for (unsigned int i = 0; i < m->n_members; i++) {
+		double r = cnt[i] / (m->vbuckets * m->members[i].weight / wsum);
+
+		if (r > worst)
+			worst = r;
+	}
+	return worst;
+}
+
+/* Owner of each vbucket by member id, to compare maps with other members. */
+static const char *
+owner_id(const struct kite_cluster_map *m, uint32_t v)
+{
+	return m->members[kite_cluster_owner(m, v)].id;
+}
+
+static const unsigned int sizes[] = { 3, 4, 5, 8, 12, 16, 24, 32, 48, 64 };
+
+static void
+test_balance(void **state)
+{
+	(void)state;
+	printf("# balance: max/avg vbuckets per unit of weight, %u vbuckets, weights 1x-4x\n", V);
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		struct kite_cluster_member mb[64];
+		struct kite_cluster_map m;
+		struct timespec t0, t1;
+
+		members(mb, sizes[s], (unsigned int)s);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_int_equal(kite_cluster_map_build(&m, mb, sizes[s], V, 2, 1), 0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double bal = imbalance(&m);
+		printf("#   %2u members: %.3f (built in %.0f ms)\n", sizes[s], bal,
+		       (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+		assert_true(bal <= 1.05);
+		kite_cluster_map_free(&m);
+	}
+}
+
+/*
+ * Join: at most 1.1 x the newcomer's fair share moves (plus a few), and
+ * what moves goes to the newcomer but for a few. Leave: at most 1.1 x the
+ * leaver's share moves; moves between survivors are counted and bounded.
+ */
+static void
+test_movement(void **state)
+{
+	(void)state;
+	printf("# movement (vbuckets moved / fair share; moved elsewhere than to or from the node)\n");
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		unsigned int n = sizes[s];
+		struct kite_cluster_member mb[65];
+		struct kite_cluster_map before, joined, left;
+		double wsum = 0;
+		uint32_t moved = 0, elsewhere = 0, lmoved = 0, lbetween = 0;
+
+		members(mb, n + 1, 100 + (unsigned int)s);
+		for (unsigned int i = 0; i <= n; i++)
+			wsum += mb[i].weight;
+		assert_int_equal(kite_cluster_map_build(&before, mb, n, V, 1, 1), 0);
+		assert_int_equal(kite_cluster_map_build(&joined, mb, n + 1, V, 1, 2), 0);
+		/* A member in the middle of the list leaves. */
+		struct kite_cluster_member rest[64];
+		unsigned int gone = n / 2, k = 0;
+		for (unsigned int i = 0; i < n; i++)
+			if (i != gone)
+				rest[k++] = mb[i];
+		assert_int_equal(kite_cluster_map_build(&left, rest, n - 1, V, 1, 3), 0);
+
+		for (uint32_t v = 0; v < V; v++) {
+			const char *a = owner_id(&before, v), *b = owner_id(&joined, v);
+			const char *c = owner_id(&left, v);
+
+			if (strcmp(a, b) != 0) {
+				moved++;
+				if (strcmp(b, mb[n].id) != 0)
+					elsewhere++;
+			}
+			if (strcmp(a, c) != 0) {
+				lmoved++;
+				if (strcmp(a, mb[gone].id) != 0)
+					lbetween++;
+			}
+		}
+		double fair = V * mb[n].weight / wsum;
+		double share = V * mb[gone].weight / (wsum - mb[n].weight);
+		printf("#   %2u members: join %.3f (%u elsewhere), leave %.3f (%u between survivors)\n",
+		       n, moved / fair, elsewhere, lmoved / share, lbetween);
+		assert_true(moved <= 1.1 * fair + 16);
+		assert_true(elsewhere <= 0.05 * fair + 16);
+		assert_true(lmoved <= 1.1 * share + 16);
+		assert_true(lbetween <= 0.05 * share + 16);
+		kite_cluster_map_free(&before);
+		kite_cluster_map_free(&joined);
+		kite_cluster_map_free(&left);
+	}
+}
+
+/* Any input order gives the same map, byte for byte. */
+static void
+test_determinism(void **state)
+{
+	struct kite_cluster_member mb[16], shuffled[16];
+	struct kite_cluster_map a, b;
+
+	(void)state;
+	members(mb, 16, 7);
+	mb[3].state = KITE_CLUSTER_JOINING;
+	mb[5].state = KITE_CLUSTER_LEAVING;
+	snprintf(mb[2].zone, sizeof(mb[2].zone), "z1");
+	memcpy(shuffled, mb, sizeof(mb));
+	for (unsigned int i = 15; i > 0; i--) {
+		unsigned int j = rnd(i + 1);
+		struct kite_cluster_member t = shuffled[i];
+
+		shuffled[i] = shuffled[j];
+		shuffled[j] = t;
+	}
+	assert_int_equal(kite_cluster_map_build(&a, mb, 16, V, 3, 9), 0);
+	assert_int_equal(kite_cluster_map_build(&b, shuffled, 16, V, 3, 9), 0);
+	assert_int_equal(a.epoch, 9);
+	assert_int_equal(b.epoch, 9);
+	assert_memory_equal(a.nodes, b.nodes, (size_t)V * 3);
+	for (unsigned int i = 0; i < 16; i++)
+		assert_string_equal(a.members[i].id, b.members[i].id);
+	/* And a fixed fingerprint: placement is part of the protocol. */
+	uint64_t fp = XXH64(a.nodes, (size_t)V * 3, 0);
+	printf("# fingerprint of the 16-member map: %016llx\n", (unsigned long long)fp);
+	kite_cluster_map_free(&a);
+	kite_cluster_map_free(&b);
+}
+
+/* A fixed small map whose owners are pinned: a change of placement is a protocol change. */
+static void
+test_pinned(void **state)
+{
+	struct kite_cluster_member mb[3];
+	struct kite_cluster_map m;
+	uint32_t cnt[3];
+
+	(void)state;
+	member(&mb[0], "a", 100, "");
+	member(&mb[1], "b", 100, "");
+	member(&mb[2], "c", 200, "");
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, 1024, 1, 1), 0);
+	kite_cluster_owned(&m, cnt);
+	assert_int_equal(cnt[0] + cnt[1] + cnt[2], 1024);
+	/* c has twice the weight: about half the vbuckets. */
+	assert_true(cnt[2] >= 490 && cnt[2] <= 535);
+	assert_true(cnt[0] >= 245 && cnt[0] <= 268);
+	assert_int_equal(XXH64(m.nodes, 1024, 0) != 0, 1);
+	kite_cluster_map_free(&m);
+}
+
+static void
+test_zones(void **state)
+{
+	struct kite_cluster_member mb[9];
+	struct kite_cluster_map m;
+	static const char *const zones[] = { "a", "b", "c" };
+
+	(void)state;
+	for (unsigned int i = 0; i < 9; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "n%u", i);
+		member(&mb[i], id, 100, zones[i % 3]);
+	}
+	assert_int_equal(kite_cluster_map_build(&m, mb, 9, V, 3, 1), 0);
+	for (uint32_t v = 0; v < V; v++) {
+		const uint8_t *l = kite_cluster_nodes(&m, v);
+
+		/* Three zones, three copies: one in each. */
+		assert_string_not_equal(m.members[l[0]].zone, m.members[l[1]].zone);
+		assert_string_not_equal(m.members[l[0]].zone, m.members[l[2]].zone);
+		assert_string_not_equal(m.members[l[1]].zone, m.members[l[2]].zone);
+	}
+	kite_cluster_map_free(&m);
+
+	/* Two zones, three copies: the third copy is in a zone already used, never a repeat node. */
+	for (unsigned int i = 0; i < 9; i++)
+		snprintf(mb[i].zone, sizeof(mb[i].zone), "%s", zones[i % 2]);
+	assert_int_equal(kite_cluster_map_build(&m, mb, 9, V, 3, 1), 0);
+	for (uint32_t v = 0; v < V; v++) {
+		const uint8_t *l = kite_cluster_nodes(&m, v);
+
+		assert_string_not_equal(m.members[l[0]].zone, m.members[l[1]].zone);
+		assert_int_not_equal(l[2], l[0]);
+		assert_int_not_equal(l[2], l[1]);
+		assert_int_not_equal(l[2], KITE_CLUSTER_NONE);
+	}
+	kite_cluster_map_free(&m);
+
+	/* Fewer members than copies: the list is padded with NONE. */
+	assert_int_equal(kite_cluster_map_build(&m, mb, 2, 1024, 4, 1), 0);
+	for (uint32_t v = 0; v < 1024; v++) {
+		const uint8_t *l = kite_cluster_nodes(&m, v);
+
+		assert_int_not_equal(l[0], l[1]);
+		assert_int_equal(l[2], KITE_CLUSTER_NONE);
+		assert_int_equal(l[3], KITE_CLUSTER_NONE);
+	}
+	kite_cluster_map_free(&m);
+}
+
+static void
+test_states(void **state)
+{
+	struct kite_cluster_member mb[4];
+	struct kite_cluster_map m;
+	uint32_t cnt[4];
+
+	(void)state;
+	members(mb, 4, 11);
+	mb[1].state = KITE_CLUSTER_LEAVING;
+	mb[2].state = KITE_CLUSTER_JOINING;
+	assert_int_equal(kite_cluster_map_build(&m, mb, 4, 4096, 2, 1), 0);
+	kite_cluster_owned(&m, cnt);
+	int leaver = kite_cluster_find(&m, mb[1].id), joiner = kite_cluster_find(&m, mb[2].id);
+	assert_true(leaver >= 0 && joiner >= 0);
+	assert_int_equal(cnt[leaver], 0);
+	assert_true(cnt[joiner] > 0);
+	for (uint32_t v = 0; v < 4096; v++)
+		assert_int_not_equal(kite_cluster_nodes(&m, v)[1], leaver);
+	kite_cluster_map_free(&m);
+
+	assert_string_equal(kite_cluster_state_name(KITE_CLUSTER_JOINING), "joining");
+	assert_null(kite_cluster_state_name(KITE_CLUSTER_STATE_MAX));
+	assert_int_equal(kite_cluster_state_parse("leaving"), KITE_CLUSTER_LEAVING);
+	assert_int_equal(kite_cluster_state_parse("gone"), -1);
+	assert_int_equal(kite_cluster_find(&m, "x"), -1);
+}
+
+/* vbucket = XXH64 mod V, and vbucket mod P = XXH64 mod P: one hash, two levels. */
+static void
+test_hash_chain(void **state)
+{
+	(void)state;
+	for (unsigned int i = 0; i < 10000; i++) {
+		char key[32];
+		int len = snprintf(key, sizeof(key), "key:%u", i);
+		uint64_t h = XXH64(key, (size_t)len, 0);
+		uint32_t vb = kite_cluster_vbucket(key, (uint16_t)len, V);
+
+		assert_int_equal(vb, h % V);
+		assert_int_equal(vb % 16, h % 16);
+	}
+	assert_int_equal(kite_cluster_vbucket("k", 1, 0), 0);
+}
+
+static void
+test_invalid(void **state)
+{
+	struct kite_cluster_member mb[3];
+	struct kite_cluster_map m;
+
+	(void)state;
+	members(mb, 3, 13);
+	assert_int_equal(kite_cluster_map_build(&m, mb, 0, V, 1, 1), -EINVAL);
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, 3000, 1, 1), -EINVAL);
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, 512, 1, 1), -EINVAL);
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, 1u << 21, 1, 1), -EINVAL);
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, V, 0, 1), -EINVAL);
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, V, 5, 1), -EINVAL);
+	mb[1].weight = 0;
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, V, 1, 1), -EINVAL);
+	mb[1].weight = KITE_CLUSTER_MAX_WEIGHT + 1;
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, V, 1, 1), -EINVAL);
+	mb[1].weight = 100;
+	mb[1].partitions = 3;
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, V, 1, 1), -EINVAL);
+	mb[1].partitions = 2048; /* does not divide 1024 vbuckets */
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, 1024, 1, 1), -EINVAL);
+	mb[1].partitions = 4;
+	snprintf(mb[1].id, sizeof(mb[1].id), "a/b");
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, V, 1, 1), -EINVAL);
+	mb[1].id[0] = '\0';
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, V, 1, 1), -EINVAL);
+	snprintf(mb[1].id, sizeof(mb[1].id), "%s", mb[0].id); /* duplicate */
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, V, 1, 1), -EINVAL);
+	snprintf(mb[1].id, sizeof(mb[1].id), "ok");
+	mb[1].state = KITE_CLUSTER_STATE_MAX;
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, V, 1, 1), -EINVAL);
+	/* Nobody may own: every member leaving. */
+	for (unsigned int i = 0; i < 3; i++)
+		mb[i].state = KITE_CLUSTER_LEAVING;
+	assert_int_equal(kite_cluster_map_build(&m, mb, 3, V, 1, 1), -EINVAL);
+	assert_null(m.nodes);
+	assert_null(m.members);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hash_chain),
+		cmocka_unit_test(test_invalid),
+		cmocka_unit_test(test_pinned),
+		cmocka_unit_test(test_states),
+		cmocka_unit_test(test_zones),
+		cmocka_unit_test(test_determinism),
+		cmocka_unit_test(test_balance),
+		cmocka_unit_test(test_movement),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
