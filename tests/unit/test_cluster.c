@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include "kite_cluster.h"
+#include "kite_cluster_record.h"
 
 #define V KITE_CLUSTER_DEFAULT_VBUCKETS
 
@@ -360,12 +361,157 @@ test_invalid(void **state)
 	assert_null(m.members);
 }
 
+static void
+test_member_json(void **state)
+{
+	struct kite_cluster_member mb, back;
+	char buf[512], err[160];
+	int n;
+
+	(void)state;
+	member(&mb, "node-1", 250, "rack-a");
+	mb.ip = 0xc6120b0b; /* 198.18.11.11 */
+	mb.base_port = 11300;
+	mb.partitions = 8;
+	mb.state = KITE_CLUSTER_JOINING;
+	n = kite_cluster_member_to_json(&mb, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_string_equal(buf, "{\"id\":\"node-1\",\"ip\":\"198.18.11.11\",\"partitions\":8,"
+				 "\"port\":11300,\"state\":\"joining\",\"weight\":250,"
+				 "\"zone\":\"rack-a\"}");
+	assert_int_equal(kite_cluster_member_from_json(buf, (size_t)n, &back, err, sizeof(err)), 0);
+	assert_memory_equal(&mb, &back, sizeof(mb));
+	assert_int_equal(kite_cluster_member_to_json(&mb, buf, 20), -ENOSPC);
+
+	/* Defaults, unknown fields ignored. */
+	const char *min = "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":1,\"future\":[1,2]}";
+	assert_int_equal(kite_cluster_member_from_json(min, strlen(min), &back, err, sizeof(err)),
+			 0);
+	assert_int_equal(back.partitions, 4);
+	assert_int_equal(back.weight, 100);
+	assert_int_equal(back.state, KITE_CLUSTER_ACTIVE);
+	assert_string_equal(back.zone, "");
+
+	static const struct {
+		const char *json, *why;
+	} bad[] = {
+		{ "", "not JSON" },
+		{ "[1]", "not a JSON object" },
+		{ "{\"ip\":\"10.0.0.1\",\"port\":1}", "id: missing" },
+		{ "{\"id\":\"x\",\"ip\":\"10.0.0.256\",\"port\":1}", "not an IPv4" },
+		{ "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":0}", "port: 0 is outside" },
+		{ "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":\"1\"}", "port: not an integer" },
+		{ "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":1,\"partitions\":3}", "power of two" },
+		{ "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":65535,\"partitions\":2}", "passes 65535" },
+		{ "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":1,\"weight\":0}", "weight: 0" },
+		{ "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":1,\"state\":\"gone\"}", "state" },
+		{ "{\"id\":\"a b\",\"ip\":\"10.0.0.1\",\"port\":1}", "id: 'a b'" },
+		{ "{\"id\":\"x\",\"id\":\"y\",\"ip\":\"10.0.0.1\",\"port\":1}", "duplicate" },
+		{ "{\"id\":\"x\\u0000y\",\"ip\":\"10.0.0.1\",\"port\":1}", "NUL" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(kite_cluster_member_from_json(bad[i].json, strlen(bad[i].json), &back,
+							       err, sizeof(err)),
+				 -EINVAL);
+		if (strstr(err, bad[i].why) == NULL)
+			fail_msg("%s: error '%s' lacks '%s'", bad[i].json, err, bad[i].why);
+	}
+}
+
+static void
+test_config_json(void **state)
+{
+	struct kite_cluster_config c = { 65536, 2, 1796150000 }, back;
+	char buf[128], err[160];
+	int n;
+
+	(void)state;
+	n = kite_cluster_config_to_json(&c, buf, sizeof(buf));
+	assert_string_equal(buf, "{\"copies\":2,\"generation\":1796150000,\"vbuckets\":65536}");
+	assert_int_equal(kite_cluster_config_from_json(buf, (size_t)n, &back, err, sizeof(err)), 0);
+	assert_memory_equal(&c, &back, sizeof(c));
+	const char *bad1 = "{\"vbuckets\":1000,\"generation\":1}";
+	assert_int_equal(kite_cluster_config_from_json(bad1, strlen(bad1), &back, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "vbuckets: 1000 is not a power of two"));
+	const char *bad2 = "{\"vbuckets\":1024}";
+	assert_int_equal(kite_cluster_config_from_json(bad2, strlen(bad2), &back, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "generation: missing"));
+}
+
+static void
+test_static_file(void **state)
+{
+	static struct kite_cluster_static st;
+	char err[160];
+	const char *good = "# three nodes\n"
+			   "epoch = 7\n"
+			   "vbuckets = 4096   # small\n"
+			   "copies=2\n"
+			   "\n"
+			   "member n1 198.18.0.11:11211\n"
+			   "member n2 198.18.0.12:11211 partitions=8 weight=200 zone=b\r\n"
+			   "  member\tn3 198.18.0.13:12000 zone=c";
+
+	(void)state;
+	assert_int_equal(kite_cluster_static_parse(good, strlen(good), &st, err, sizeof(err)), 0);
+	assert_int_equal(st.epoch, 7);
+	assert_int_equal(st.config.vbuckets, 4096);
+	assert_int_equal(st.config.copies, 2);
+	assert_int_equal(st.n_members, 3);
+	assert_string_equal(st.members[1].id, "n2");
+	assert_int_equal(st.members[1].ip, 0xc612000c);
+	assert_int_equal(st.members[1].partitions, 8);
+	assert_int_equal(st.members[1].weight, 200);
+	assert_string_equal(st.members[1].zone, "b");
+	assert_int_equal(st.members[2].base_port, 12000);
+	assert_int_equal(st.members[0].partitions, 4);
+
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+		{ "member a 1.2.3.4:1\n", "no 'epoch = N'" },
+		{ "epoch = 1\n", "no 'member'" },
+		{ "epoch = 0\nmember a 1.2.3.4:1\n", "line 1: epoch" },
+		{ "epoch = 1\nvbuckets = 1000\nmember a 1.2.3.4:1\n", "vbuckets: 1000" },
+		{ "epoch = 1\nmember a 1.2.3.4\n", "line 2: '1.2.3.4' is not IP:PORT" },
+		{ "epoch = 1\nmember a 1.2.3:1\n", "not an IPv4" },
+		{ "epoch = 1\nmember a 1.2.3.4:70000\n", "port '70000'" },
+		{ "epoch = 1\nmember a 1.2.3.4:1 weight=0\n", "weight '0'" },
+		{ "epoch = 1\nmember a 1.2.3.4:1 partitions=6\n", "partitions '6'" },
+		{ "epoch = 1\nmember a 1.2.3.4:1 colour=red\n", "unknown field 'colour'" },
+		{ "epoch = 1\nmember a 1.2.3.4:1\nmember a 1.2.3.5:1\n", "member 'a' twice" },
+		{ "epoch = 1\nnodes = 3\n", "unknown key 'nodes'" },
+		{ "epoch = 1\nhello\n", "line 2: expected" },
+		{ "epoch = 1\nvbuckets = 1024\nmember a 1.2.3.4:1 partitions=2048\n",
+		  "do not divide" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(kite_cluster_static_parse(bad[i].text, strlen(bad[i].text), &st, err,
+							   sizeof(err)),
+				 -EINVAL);
+		if (strstr(err, bad[i].why) == NULL)
+			fail_msg("%s: error '%s' lacks '%s'", bad[i].text, err, bad[i].why);
+	}
+	/* A NUL inside a line is refused, not cut. */
+	const char nul[] = "epoch = 1\nmember a\0 1.2.3.4:1\n";
+	assert_int_equal(kite_cluster_static_parse(nul, sizeof(nul) - 1, &st, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "NUL"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_chain),
 		cmocka_unit_test(test_invalid),
+		cmocka_unit_test(test_member_json),
+		cmocka_unit_test(test_config_json),
+		cmocka_unit_test(test_static_file),
 		cmocka_unit_test(test_pinned),
 		cmocka_unit_test(test_states),
 		cmocka_unit_test(test_zones),
