@@ -125,4 +125,34 @@ const char *kite_cluster_state_name(unsigned int state);
 /** State from its name, or -1. */
 int kite_cluster_state_parse(const char *name);
 
+/** CLUSTER_MAP reply layout version. */
+#define KITE_CLUSTER_MSG_VERSION 1
+/** Largest CLUSTER_MAP reply body (without the optional table): 255 full members. */
+#define KITE_CLUSTER_MSG_MAX (20 + KITE_CLUSTER_MAX_MEMBERS * (2 + KITE_CLUSTER_ID_MAX + KITE_CLUSTER_ZONE_MAX + 13))
+
+/**
+ * Encode the CLUSTER_MAP reply body (docs/protocol.rst): version, epoch,
+ * vbuckets, copies and the members, all big-endian; a client rebuilds the
+ * table with kite_cluster_map_build() from the members (the placement is
+ * a deterministic function of them).
+ * @return bytes written, or -ENOSPC.
+ */
+int kite_cluster_msg_encode(const struct kite_cluster_map *m, uint8_t *buf, size_t len);
+
+/** A decoded CLUSTER_MAP reply: the inputs of kite_cluster_map_build(). */
+struct kite_cluster_msg {
+	uint64_t epoch;
+	uint32_t vbuckets;
+	uint8_t copies;
+	uint16_t n_members;
+	struct kite_cluster_member members[KITE_CLUSTER_MAX_MEMBERS];
+};
+
+/**
+ * Decode a CLUSTER_MAP reply body (untrusted bytes): every length and
+ * field is checked (kite_cluster_member_check, vbuckets and copies in
+ * range). @return 0 or -EINVAL.
+ */
+int kite_cluster_msg_decode(const uint8_t *buf, size_t len, struct kite_cluster_msg *out);
+
 #endif /* KITE_CLUSTER_H */

@@ -4,7 +4,8 @@
  * (both JSON from etcd) and a static members file. Each parser either
  * refuses with a message or gives a record that passes the checks and
  * survives a round trip through its encoder; an accepted static file
- * builds a map.
+ * builds a map; a decoded CLUSTER_MAP reply builds a map that encodes
+ * back to the same members.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,6 +46,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	} else if (err[0] == '\0') {
 		abort();
+	}
+	/* A CLUSTER_MAP reply, as libkite receives it. */
+	static struct kite_cluster_msg msg;
+	if (kite_cluster_msg_decode(data, size, &msg) == 0 && msg.vbuckets <= 4096) {
+		struct kite_cluster_map m;
+		static uint8_t wire[KITE_CLUSTER_MSG_MAX];
+		static struct kite_cluster_msg again;
+
+		if (kite_cluster_map_build(&m, msg.members, msg.n_members, msg.vbuckets, msg.copies,
+					   msg.epoch) == 0) {
+			n = kite_cluster_msg_encode(&m, wire, sizeof(wire));
+			if (n <= 0 || kite_cluster_msg_decode(wire, (size_t)n, &again) != 0 ||
+			    again.n_members != m.n_members || again.epoch != msg.epoch ||
+			    memcmp(again.members, m.members, sizeof(m.members[0]) * m.n_members) != 0)
+				abort();
+			kite_cluster_map_free(&m);
+		}
 	}
 	err[0] = '\0';
 	if (kite_cluster_static_parse((const char *)data, size, &st, err, sizeof(err)) == 0) {

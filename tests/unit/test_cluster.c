@@ -503,6 +503,50 @@ test_static_file(void **state)
 	assert_non_null(strstr(err, "NUL"));
 }
 
+static void
+test_msg(void **state)
+{
+	static struct kite_cluster_msg msg;
+	struct kite_cluster_member mb[5];
+	struct kite_cluster_map m, back;
+	uint8_t buf[KITE_CLUSTER_MSG_MAX];
+	int n;
+
+	(void)state;
+	members(mb, 5, 21);
+	snprintf(mb[1].zone, sizeof(mb[1].zone), "zone-b");
+	mb[2].state = KITE_CLUSTER_LEAVING;
+	mb[3].ip = 0xc612000d;
+	assert_int_equal(kite_cluster_map_build(&m, mb, 5, 4096, 2, 0x123456789aULL), 0);
+	n = kite_cluster_msg_encode(&m, buf, sizeof(buf));
+	assert_true(n > 20);
+	assert_int_equal(buf[0], KITE_CLUSTER_MSG_VERSION);
+	assert_int_equal(kite_cluster_msg_decode(buf, (size_t)n, &msg), 0);
+	assert_int_equal(msg.epoch, 0x123456789aULL);
+	assert_int_equal(msg.vbuckets, 4096);
+	assert_int_equal(msg.copies, 2);
+	assert_int_equal(msg.n_members, 5);
+	/* The client's map is the node's map. */
+	assert_int_equal(kite_cluster_map_build(&back, msg.members, msg.n_members, msg.vbuckets,
+						msg.copies, msg.epoch), 0);
+	assert_memory_equal(m.nodes, back.nodes, 4096 * 2);
+	assert_memory_equal(m.members, back.members, sizeof(mb));
+	kite_cluster_map_free(&back);
+
+	/* Every truncation, and trailing bytes, are refused. */
+	for (int cut = 0; cut < n; cut++)
+		assert_int_equal(kite_cluster_msg_decode(buf, (size_t)cut, &msg), -EINVAL);
+	buf[n] = 0;
+	assert_int_equal(kite_cluster_msg_decode(buf, (size_t)n + 1, &msg), -EINVAL);
+	buf[0] = 2;
+	assert_int_equal(kite_cluster_msg_decode(buf, (size_t)n, &msg), -EINVAL);
+	buf[0] = KITE_CLUSTER_MSG_VERSION;
+	buf[1] = 0; /* copies */
+	assert_int_equal(kite_cluster_msg_decode(buf, (size_t)n, &msg), -EINVAL);
+	assert_int_equal(kite_cluster_msg_encode(&m, buf, 30), -ENOSPC);
+	kite_cluster_map_free(&m);
+}
+
 int
 main(void)
 {
@@ -512,6 +556,7 @@ main(void)
 		cmocka_unit_test(test_member_json),
 		cmocka_unit_test(test_config_json),
 		cmocka_unit_test(test_static_file),
+		cmocka_unit_test(test_msg),
 		cmocka_unit_test(test_pinned),
 		cmocka_unit_test(test_states),
 		cmocka_unit_test(test_zones),
