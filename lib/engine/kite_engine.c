@@ -24,7 +24,8 @@ enum entry_kind {
 struct entry {
 	struct kite_req r;
 	uint64_t hash;
-	uint32_t part;
+	uint32_t vb;   /* the key's vbucket (cluster mode) */
+	uint16_t part; /* the key's partition */
 	uint16_t dgram;
 	uint16_t vslot; /* GET: its view in kite_engine.views, once looked up */
 	uint8_t kind;
@@ -39,6 +40,7 @@ struct entry {
 _Static_assert(sizeof(struct entry) == 96, "a request table entry spans two cache lines");
 _Static_assert(KITE_MAX_WORKERS <= 256 && KITE_MAX_PARTS_PER_WORKER <= 256,
 	       "owners and slots fit a byte");
+_Static_assert(KITE_MAX_PARTITIONS <= 65536, "a partition number fits 16 bits");
 
 struct kite_engine {
 	struct kite_engine_conf conf;
@@ -64,6 +66,8 @@ struct kite_engine {
 	uint8_t *bufs[KITE_MAX_REPLY_DGRAMS];
 	uint16_t lens[KITE_MAX_REPLY_DGRAMS];
 	uint32_t now; /* unix seconds, for STAT */
+	const struct kite_engine_cluster *cluster; /* NULL: no cluster */
+	bool fenced; /* this execution refuses writes (the fence deadline has passed) */
 	size_t topo_len; /* the TOPOLOGY reply body, encoded once */
 	uint8_t topo[KITE_TOPO_REPLY_MAX];
 	unsigned int nent;
@@ -150,6 +154,12 @@ void
 kite_engine_free(struct kite_engine *e)
 {
 	rte_free(e);
+}
+
+void
+kite_engine_set_cluster(struct kite_engine *e, const struct kite_engine_cluster *c)
+{
+	e->cluster = c;
 }
 
 void
@@ -395,8 +405,11 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 		q->keyed = is_keyed(q->r.cmd);
 		off += used;
 		if (q->keyed) {
-			q->part = kite_topo_key_partition(q->r.key, q->r.keylen,
-							   e->conf.map.partitions);
+			/* One hash for both levels: partition and vbucket. */
+			uint64_t h = kite_topo_key_hash(q->r.key, q->r.keylen);
+
+			q->part = (uint16_t)(h % e->conf.map.partitions);
+			q->vb = (uint32_t)h;
 			mask |= UINT64_C(1) << e->owner_of[q->part];
 		} else if (q->r.cmd == KITE_CMD_FLUSH) {
 			mask |= e->all_bits; /* every worker flushes its own partitions */
@@ -455,10 +468,52 @@ is_readonly(const struct entry *q)
 	case KITE_CMD_VERSION:
 	case KITE_CMD_STAT:
 	case KITE_CMD_TOPOLOGY:
+	case KITE_CMD_CLUSTER_MAP:
 		return true;
 	default:
 		return false;
 	}
+}
+
+/*
+ * Cluster mode: may this node serve the request for its key's vbucket?
+ * A read needs the owner or a replica, a write the owner and no fence.
+ * Otherwise the client is told: NOT_MY_VBUCKET with the map's epoch (it
+ * refreshes its map), or ETMPFAIL for a fenced write.
+ */
+static bool
+cluster_refuses(struct kite_engine *e, const struct entry *q)
+{
+	const struct kite_engine_cluster *c = e->cluster;
+	uint8_t role;
+
+	if (c == NULL || c->role == NULL)
+		return false;
+	role = c->role[q->vb & c->vbucket_mask];
+	if (q->r.cmd == KITE_CMD_GET ? role != KITE_ENGINE_ROLE_NONE
+				     : role == KITE_ENGINE_ROLE_OWNER) {
+		if (q->r.cmd == KITE_CMD_GET || !e->fenced)
+			return false;
+		e->conf.stats->fenced_writes++;
+		respond_err(e, q, KITE_STATUS_ETMPFAIL);
+		return true;
+	}
+	uint8_t epoch[8];
+	for (int i = 0; i < 8; i++)
+		epoch[i] = (uint8_t)(c->epoch >> (56 - 8 * i));
+	e->conf.stats->not_my_vbucket++;
+	respond(e, q, KITE_STATUS_NOT_MY_VBUCKET, 0, NULL, 0, NULL, 0, epoch, sizeof(epoch));
+	return true;
+}
+
+/* A GET whose vbucket this node neither owns nor replicates (no lookup for it). */
+static inline bool
+not_here(const struct kite_engine *e, const struct entry *q)
+{
+	const struct kite_engine_cluster *c = e->cluster;
+
+	return c != NULL && c->role != NULL &&
+	       c->role[q->vb & c->vbucket_mask] == KITE_ENGINE_ROLE_NONE;
 }
 
 /*
@@ -484,7 +539,7 @@ lookup_run(struct kite_engine *e, unsigned int first)
 	memset(start, 0, sizeof(start[0]) * (nlocal + 1));
 	for (unsigned int i = first; i < end; i++) {
 		const struct entry *q = &e->ent[i];
-		if (is_get(q) && !q->looked_up && owns(e, q->part)) {
+		if (is_get(q) && !q->looked_up && owns(e, q->part) && !not_here(e, q)) {
 			start[e->slot_of[q->part] + 1]++;
 			ngets++;
 		}
@@ -495,7 +550,7 @@ lookup_run(struct kite_engine *e, unsigned int first)
 		start[p] = (uint16_t)(start[p] + start[p - 1]);
 	for (unsigned int i = first; i < end; i++) {
 		const struct entry *q = &e->ent[i];
-		if (is_get(q) && !q->looked_up && owns(e, q->part))
+		if (is_get(q) && !q->looked_up && owns(e, q->part) && !not_here(e, q))
 			order[start[e->slot_of[q->part]]++] = (uint16_t)i;
 	}
 	/* start[p] now marks the end of group p; groups are contiguous in order[]. */
@@ -737,6 +792,16 @@ exec_topology(struct kite_engine *e, struct entry *q)
 }
 
 static void
+exec_cluster_map(struct kite_engine *e, struct entry *q)
+{
+	if (e->cluster == NULL || e->cluster->map_msg == NULL) {
+		respond_err(e, q, KITE_STATUS_UNKNOWN_COMMAND);
+		return;
+	}
+	respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, e->cluster->map_msg, e->cluster->map_len);
+}
+
+static void
 exec_one(struct kite_engine *e, unsigned int i)
 {
 	struct entry *q = &e->ent[i];
@@ -757,6 +822,8 @@ exec_one(struct kite_engine *e, unsigned int i)
 			st->not_owned++;
 			return;
 		}
+		if (cluster_refuses(e, q))
+			return;
 		s = e->conf.parts[q->part];
 		if (!q->looked_up)
 			q->hash = kite_store_hash(s, q->r.key, q->r.keylen);
@@ -804,6 +871,9 @@ exec_one(struct kite_engine *e, unsigned int i)
 	case KITE_CMD_TOPOLOGY:
 		exec_topology(e, q);
 		break;
+	case KITE_CMD_CLUSTER_MAP:
+		exec_cluster_map(e, q);
+		break;
 	default:
 		respond_err(e, q, KITE_STATUS_UNKNOWN_COMMAND);
 		break;
@@ -814,6 +884,13 @@ exec_one(struct kite_engine *e, unsigned int i)
 static void
 execute(struct kite_engine *e)
 {
+	const struct kite_engine_cluster *c = e->cluster;
+
+	/*
+	 * One look at the fence per table: writes that waited in the ring
+	 * while the process was stopped are judged by the time they run.
+	 */
+	e->fenced = c != NULL && c->fence_tsc != NULL && rte_rdtsc() > *c->fence_tsc;
 	for (unsigned int i = 0; i < e->nent; i++)
 		exec_one(e, i);
 	e->nent = 0;

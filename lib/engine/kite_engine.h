@@ -80,6 +80,8 @@ struct kite_engine_dgram {
 	X(not_owned, "not_owned", "requests skipped: another worker owns their key")              \
 	X(nombuf, "nombuf", "reply datagrams lost: no buffer")                                    \
 	X(reply_truncated, "reply_truncated", "replies cut short: too many datagrams")            \
+	X(not_my_vbucket, "not_my_vbucket", "NOT_MY_VBUCKET replies: the key's vbucket is elsewhere") \
+	X(fenced_writes, "fenced_writes", "writes refused with ETMPFAIL: the node had fenced itself") \
 	X(served, "served", "requests executed")
 
 /**
@@ -111,6 +113,32 @@ typedef void (*kite_engine_emit_fn)(void *arg, const char *name, const char *val
 typedef void (*kite_engine_stat_fn)(void *arg, uint32_t now, kite_engine_emit_fn emit,
 				    void *emit_arg);
 
+/** This node's part in a vbucket (kite_engine_cluster.role). */
+enum kite_engine_role {
+	KITE_ENGINE_ROLE_NONE = 0, /**< neither owner nor replica: NOT_MY_VBUCKET */
+	KITE_ENGINE_ROLE_OWNER,    /**< reads and writes */
+	KITE_ENGINE_ROLE_REPLICA,  /**< reads only */
+};
+
+/**
+ * The cluster as one worker sees it: an immutable view the control thread
+ * builds for each map and publishes by pointer (kited: RCU). With
+ * `role` NULL the node serves every key (cluster = none).
+ */
+struct kite_engine_cluster {
+	uint64_t epoch;        /**< the map's epoch, told in NOT_MY_VBUCKET */
+	uint32_t vbucket_mask; /**< vbuckets - 1 (vbuckets a power of two) */
+	const uint8_t *role;   /**< per vbucket: enum kite_engine_role; NULL: all owned */
+	/**
+	 * Writes are refused with ETMPFAIL once the TSC passes this deadline
+	 * (self-fencing: the node's lease may be gone); NULL never fences.
+	 * Read once per execution, before the table's first write.
+	 */
+	const volatile uint64_t *fence_tsc;
+	const uint8_t *map_msg; /**< CLUSTER_MAP reply body (lib/cluster's message) */
+	uint32_t map_len;
+};
+
 /** Engine configuration; arrays are owned by the caller and outlive the engine. */
 struct kite_engine_conf {
 	struct kite_topo_map map;  /**< partitions, workers, base port */
@@ -141,6 +169,13 @@ size_t kite_engine_footprint(void);
 
 /** Free an engine. */
 void kite_engine_free(struct kite_engine *e);
+
+/**
+ * Use this cluster view from the next request on (NULL: no cluster:
+ * every key served, CLUSTER_MAP unknown). The view must stay valid until
+ * the engine is given another one and has executed since.
+ */
+void kite_engine_set_cluster(struct kite_engine *e, const struct kite_engine_cluster *c);
 
 /** Set the clock of every owned partition (unix seconds). */
 void kite_engine_set_time(struct kite_engine *e, uint32_t now);

@@ -57,6 +57,7 @@ static const struct op_info op_table[256] = {
 	[KITE_OP_QUIT] = { KITE_CMD_QUIT, 0 },
 	[KITE_OP_QUITQ] = { KITE_CMD_QUIT, OP_QUIET },
 	[KITE_OP_TOPOLOGY] = { KITE_CMD_TOPOLOGY, 0 },
+	[KITE_OP_CLUSTER_MAP] = { KITE_CMD_CLUSTER_MAP, 0 },
 };
 
 static const char *const drop_names[KITE_PROTO_DROP_MAX] = {
@@ -79,6 +80,7 @@ static const char *const cmd_names[KITE_CMD_MAX] = {
 	[KITE_CMD_NOOP] = "noop",	[KITE_CMD_VERSION] = "version",
 	[KITE_CMD_STAT] = "stat",	[KITE_CMD_FLUSH] = "flush",
 	[KITE_CMD_QUIT] = "quit",	[KITE_CMD_TOPOLOGY] = "topology",
+	[KITE_CMD_CLUSTER_MAP] = "cluster_map",
 };
 
 const char *
@@ -193,6 +195,7 @@ lengths_valid(const struct kite_req *req)
 	case KITE_CMD_VERSION:
 	case KITE_CMD_QUIT:
 	case KITE_CMD_TOPOLOGY:
+	case KITE_CMD_CLUSTER_MAP:
 		return el == 0 && kl == 0 && bl == 0;
 	case KITE_CMD_FLUSH:
 		return (el == 0 || el == 4) && kl == 0 && bl == el;
@@ -351,6 +354,8 @@ kite_proto_status_str(uint8_t status)
 		return "Unknown command";
 	case KITE_STATUS_ENOMEM:
 		return "Out of memory";
+	case KITE_STATUS_ETMPFAIL:
+		return "Temporary failure";
 	default:
 		return "";
 	}

@@ -64,9 +64,10 @@ enum kite_opcode {
 	KITE_OP_GATQ = 0x1e,
 	KITE_OP_GATK = 0x23,
 	KITE_OP_GATKQ = 0x24,
-	/* 0xe0-0xef: reserved for Kite (topology, leases, replication). */
+	/* 0xe0-0xef: reserved for Kite; the registry is in docs/protocol.rst. */
 	KITE_OP_KITE_FIRST = 0xe0,
 	KITE_OP_TOPOLOGY = 0xe0, /**< partition count, key hash, partition -> port map */
+	KITE_OP_CLUSTER_MAP = 0xe1, /**< the versioned cluster map (lib/cluster's message) */
 	KITE_OP_KITE_LAST = 0xef,
 };
 
@@ -82,6 +83,7 @@ enum kite_status {
 	KITE_STATUS_NOT_MY_VBUCKET = 0x07,
 	KITE_STATUS_UNKNOWN_COMMAND = 0x81,
 	KITE_STATUS_ENOMEM = 0x82,
+	KITE_STATUS_ETMPFAIL = 0x86, /**< write refused: the node has fenced itself */
 };
 
 /** Command classes; one per opcode, quiet variants share their loud class. */
@@ -104,6 +106,7 @@ enum kite_cmd {
 	KITE_CMD_FLUSH, /**< FLUSH FLUSHQ */
 	KITE_CMD_QUIT,  /**< QUIT QUITQ */
 	KITE_CMD_TOPOLOGY, /**< Kite's TOPOLOGY */
+	KITE_CMD_CLUSTER_MAP, /**< Kite's CLUSTER_MAP */
 	KITE_CMD_MAX,
 };
 

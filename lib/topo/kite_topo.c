@@ -15,6 +15,12 @@ kite_topo_key_partition(const void *key, uint16_t keylen, uint32_t partitions)
 	return (uint32_t)(XXH64(key, keylen, 0) % partitions);
 }
 
+uint64_t
+kite_topo_key_hash(const void *key, uint16_t keylen)
+{
+	return key == NULL ? 0 : XXH64(key, keylen, 0);
+}
+
 int
 kite_topo_map_check(const struct kite_topo_map *m)
 {

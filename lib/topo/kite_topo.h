@@ -26,6 +26,14 @@
  */
 uint32_t kite_topo_key_partition(const void *key, uint16_t keylen, uint32_t partitions);
 
+/**
+ * The key hash both levels take their number from: XXH64(key, keylen, 0).
+ * partition = hash mod partitions; in cluster mode vbucket = hash mod
+ * vbuckets (lib/cluster), and as both are powers of two with partitions
+ * dividing vbuckets, partition = vbucket mod partitions.
+ */
+uint64_t kite_topo_key_hash(const void *key, uint16_t keylen);
+
 /** The partition layout of a node. */
 struct kite_topo_map {
 	uint32_t partitions; /**< total, all workers */

@@ -11,11 +11,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <rte_common.h>
 #include <rte_errno.h>
 #include <rte_malloc.h>
+
+#include <xxhash.h>
 
 #include "kite_engine.h"
 #include "kite_test.h"
@@ -753,6 +756,100 @@ test_topology(void **state)
 	kite_engine_free(e);
 }
 
+
+/*
+ * Cluster mode: a read needs the owner or a replica, a write the owner;
+ * otherwise NOT_MY_VBUCKET with the epoch. A fenced node refuses writes
+ * (ETMPFAIL) and keeps serving reads. CLUSTER_MAP returns the view's message.
+ */
+static void
+test_cluster_roles(void **state)
+{
+	struct kite_engine *e = make_engine(1, 0, PAYLOAD);
+	static uint8_t role[1024];
+	static const uint8_t msg[] = { 1, 2, 3, 4, 5 };
+	volatile uint64_t fence = UINT64_MAX;
+	struct kite_engine_cluster c = { 0x0102030405060708ULL, 1023, role, &fence, msg,
+					 sizeof(msg) };
+	const char *keys[3];
+	char kbuf[3][16];
+	struct dg d;
+	struct res r[8];
+
+	(void)state;
+	/* Three keys, one per role: owner, replica, none. */
+	for (int want = 0, i = 0; want < 3; i++) {
+		snprintf(kbuf[want], sizeof(kbuf[want]), "k%d", i);
+		uint32_t vb = (uint32_t)(XXH64(kbuf[want], strlen(kbuf[want]), 0) % 1024);
+		bool used = false;
+		for (int j = 0; j < want; j++)
+			used |= (uint32_t)(XXH64(kbuf[j], strlen(kbuf[j]), 0) % 1024) == vb;
+		if (used)
+			continue;
+		role[vb] = want == 0 ? KITE_ENGINE_ROLE_OWNER
+				     : want == 1 ? KITE_ENGINE_ROLE_REPLICA : KITE_ENGINE_ROLE_NONE;
+		keys[want] = kbuf[want];
+		want++;
+	}
+	kite_engine_set_cluster(e, &c);
+	memset(&wstats, 0, sizeof(wstats));
+
+	dg_start(&d, 1);
+	for (int k = 0; k < 3; k++)
+		dg_set(&d, KITE_OP_SET, (uint32_t)k, keys[k], "v", 0, 0);
+	for (int k = 0; k < 3; k++)
+		dg_req(&d, KITE_OP_GETK, 10u + (uint32_t)k, 0, NULL, 0, keys[k], NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(1, r, 8), 6);
+	assert_int_equal(r[0].status, KITE_STATUS_OK);               /* owner: write */
+	assert_int_equal(r[1].status, KITE_STATUS_NOT_MY_VBUCKET);   /* replica: no write */
+	assert_int_equal(r[2].status, KITE_STATUS_NOT_MY_VBUCKET);   /* none */
+	assert_int_equal(r[1].bodylen, 8);
+	assert_int_equal(rd(r[1].body, 8), 0x0102030405060708ULL);
+	assert_int_equal(r[3].status, KITE_STATUS_OK);               /* owner: read */
+	assert_int_equal(r[4].status, KITE_STATUS_KEY_ENOENT);       /* replica: read, a miss */
+	assert_int_equal(r[5].status, KITE_STATUS_NOT_MY_VBUCKET);   /* none: no read */
+	assert_int_equal(wstats.not_my_vbucket, 3);
+
+	/* Fenced: writes refused, reads served. */
+	fence = 0;
+	dg_start(&d, 2);
+	dg_set(&d, KITE_OP_SET, 1, keys[0], "w", 0, 0);
+	dg_req(&d, KITE_OP_DELETE, 2, 0, NULL, 0, keys[0], NULL, 0);
+	dg_req(&d, KITE_OP_GET, 3, 0, NULL, 0, keys[0], NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(2, r, 8), 3);
+	assert_int_equal(r[0].status, KITE_STATUS_ETMPFAIL);
+	assert_int_equal(r[1].status, KITE_STATUS_ETMPFAIL);
+	assert_int_equal(r[2].status, KITE_STATUS_OK);
+	assert_memory_equal(r[2].body + 4, "v", 1);
+	assert_int_equal(wstats.fenced_writes, 2);
+
+	/* CLUSTER_MAP answers the view's message. */
+	dg_start(&d, 3);
+	dg_req(&d, KITE_OP_CLUSTER_MAP, 7, 0, NULL, 0, NULL, NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(3, r, 8), 1);
+	assert_int_equal(r[0].status, KITE_STATUS_OK);
+	assert_int_equal(r[0].bodylen, sizeof(msg));
+	assert_memory_equal(r[0].body, msg, sizeof(msg));
+
+	/* A view without roles serves every key; without a view CLUSTER_MAP is unknown. */
+	c.role = NULL;
+	dg_start(&d, 4);
+	dg_set(&d, KITE_OP_SET, 1, keys[2], "x", 0, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(4, r, 8), 1);
+	assert_int_equal(r[0].status, KITE_STATUS_OK); /* no roles: no cluster checks at all */
+	kite_engine_set_cluster(e, NULL);
+	dg_start(&d, 5);
+	dg_req(&d, KITE_OP_CLUSTER_MAP, 7, 0, NULL, 0, NULL, NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(5, r, 8), 1);
+	assert_int_equal(r[0].status, KITE_STATUS_UNKNOWN_COMMAND);
+	kite_engine_free(e);
+}
+
 /* Run one datagram allowing the reply in its own buffer. */
 static void
 run_inplace(struct kite_engine *e, struct dg *d)
@@ -1036,6 +1133,7 @@ main(void)
 		cmocka_unit_test(test_out_of_buffers),
 		cmocka_unit_test(test_burst_of_datagrams),
 		cmocka_unit_test(test_topology),
+		cmocka_unit_test(test_cluster_roles),
 		cmocka_unit_test(test_reply_in_place),
 		cmocka_unit_test(test_ablate_same_replies),
 	};
