@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "kite_cluster.h"
 #include "kite_conf.h"
 
 static const struct kite_conf_opt opts[] = {
@@ -174,6 +175,70 @@ kited_config_load_profile(struct kited_config *c, const char *name, char *err, s
 	return -ENOENT;
 }
 
+static int
+validate_cluster(const struct kited_config *c, uint64_t parts, char *err, size_t errlen)
+{
+	struct kite_cluster_member me;
+	int mode = kite_conf_choice(KITED_CLUSTER_MODES, c->cluster);
+
+	if (mode < 0) {
+		snprintf(err, errlen, "cluster: '%s' is not none, static or etcd", c->cluster);
+		return -EINVAL;
+	}
+	if (kite_conf_choice(KITED_FENCING_MODES, c->fencing) < 0) {
+		snprintf(err, errlen, "fencing: '%s' is not strict or available", c->fencing);
+		return -EINVAL;
+	}
+	if ((c->vbuckets & (c->vbuckets - 1)) != 0) {
+		snprintf(err, errlen, "vbuckets: %u is not a power of two", c->vbuckets);
+		return -EINVAL;
+	}
+	if (c->cluster_name[0] == '\0' || strchr(c->cluster_name, '/') != NULL ||
+	    strlen(c->cluster_name) > 63) {
+		snprintf(err, errlen, "cluster-name: '%s' must be 1..63 characters without '/'",
+			 c->cluster_name);
+		return -EINVAL;
+	}
+	if (mode == KITED_CLUSTER_NONE)
+		return 0;
+	if (c->node_id[0] == '\0') {
+		snprintf(err, errlen, "node-id: required with cluster = %s", c->cluster);
+		return -EINVAL;
+	}
+	memset(&me, 0, sizeof(me));
+	me.weight = c->weight;
+	me.partitions = 1;
+	if (strlen(c->node_id) <= KITE_CLUSTER_ID_MAX && strlen(c->zone) <= KITE_CLUSTER_ZONE_MAX) {
+		memcpy(me.id, c->node_id, strlen(c->node_id));
+		memcpy(me.zone, c->zone, strlen(c->zone));
+	}
+	if (strlen(c->node_id) > KITE_CLUSTER_ID_MAX || strlen(c->zone) > KITE_CLUSTER_ZONE_MAX ||
+	    kite_cluster_member_check(&me) != 0) {
+		snprintf(err, errlen,
+			 "node-id/zone: '%s'/'%s': an id of 1..%d printable characters without "
+			 "space or '/', a zone of at most %d",
+			 c->node_id, c->zone, KITE_CLUSTER_ID_MAX, KITE_CLUSTER_ZONE_MAX);
+		return -EINVAL;
+	}
+	/* vbucket mod partitions must be the partition: a power of two that divides. */
+	if ((parts & (parts - 1)) != 0 || c->vbuckets % parts != 0) {
+		snprintf(err, errlen,
+			 "workers x partitions = %" PRIu64 " must be a power of two dividing "
+			 "vbuckets (%u) in cluster mode",
+			 parts, c->vbuckets);
+		return -EINVAL;
+	}
+	if (mode == KITED_CLUSTER_STATIC && c->members_file[0] == '\0') {
+		snprintf(err, errlen, "members-file: required with cluster = static");
+		return -EINVAL;
+	}
+	if (mode == KITED_CLUSTER_ETCD && c->etcd[0] == '\0') {
+		snprintf(err, errlen, "etcd: required with cluster = etcd");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int
 kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 {
@@ -225,7 +290,7 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "ip/netmask: not a usable address and contiguous mask");
 		return -EINVAL;
 	}
-	return 0;
+	return validate_cluster(c, parts, err, errlen);
 }
 
 int

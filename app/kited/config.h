@@ -20,6 +20,11 @@
 
 #define KITED_STR_MAX 256
 
+/* Membership sources and fencing modes. */
+#define KITED_CLUSTER_MODES "none,static,etcd"
+enum kited_cluster_mode { KITED_CLUSTER_NONE = 0, KITED_CLUSTER_STATIC, KITED_CLUSTER_ETCD };
+#define KITED_FENCING_MODES "strict,available"
+
 /* Steering modes, in enum kite_steer_mode's order (lib/steer). */
 #define KITED_STEER_MODES "auto,flow,rss,handoff"
 
@@ -78,6 +83,32 @@ enum kited_ablate {
 	  "checksum replies in software when the port has no offload "                           \
 	  "(off: UDP checksum 0, legal in IPv4; for memif and other in-host links)")             \
 	X("pid-file", STR, pid_file, "", 0, 0, "write the process id here (removed on exit)")     \
+	X("cluster", STR, cluster, "none", 0, 0,                                                 \
+	  "membership: none (one node, as ever), static (members-file) or etcd")                \
+	X("cluster-name", STR, cluster_name, "kite", 0, 0,                                      \
+	  "the cluster's name: etcd keys live under /kite/NAME/")                               \
+	X("node-id", STR, node_id, "", 0, 0,                                                    \
+	  "this node's id in the cluster (1..63 characters, no space or '/'); "                \
+	  "required with cluster static or etcd")                                                \
+	X("zone", STR, zone, "", 0, 0, "failure domain; replicas go to other zones first")      \
+	X("weight", U32, weight, "100", 1, 10000,                                               \
+	  "share of the vbuckets, relative to the other members' weights")                     \
+	X("vbuckets", U32, vbuckets, "65536", 1024, 1048576,                                    \
+	  "vbuckets of the cluster (a power of two; fixed when the cluster is created)")        \
+	X("copies", U32, copies, "2", 1, 4,                                                      \
+	  "nodes listed per vbucket: the owner and replica candidates (fixed at creation)")     \
+	X("members-file", STR, members_file, "", 0, 0,                                          \
+	  "cluster static: the members file (docs/cluster.rst); re-read on SIGHUP")             \
+	X("etcd", STR, etcd, "http://127.0.0.1:2379", 0, 0,                                     \
+	  "cluster etcd: etcd endpoints, comma-separated (its v3 JSON gateway)")                \
+	X("lease-ttl", U32, lease_ttl, "2", 1, 60,                                              \
+	  "cluster etcd: seconds of this node's etcd lease; writes stop (fencing) when "        \
+	  "no keepalive was acknowledged for about this long")                                   \
+	X("fencing", STR, fencing, "strict", 0, 0,                                              \
+	  "strict: refuse writes once the lease may have lapsed; available: keep taking "       \
+	  "them (risk: two owners for a while, docs/cluster.rst)")                               \
+	X("mgmt-ip", IPV4, mgmt_ip, "0.0.0.0", 0, 0,                                             \
+	  "management address: the kernel address etcd connections leave from (0.0.0.0: any)") \
 	X("ablate", STR, ablate, "none", 0, 0,                                                   \
 	  "benchmarks only: data-path steps to turn off, none or a list from "                   \
 	  KITED_ABLATE_NAMES)

@@ -176,6 +176,56 @@ test_cross_checks(void **state)
 	assert_non_null(strstr(err, "1024"));
 }
 
+
+static void
+test_cluster_options(void **state)
+{
+	struct kited_config c;
+	static const struct {
+		int argc;
+		const char *argv[12];
+		const char *why; /* NULL: valid */
+	} cases[] = {
+		{ 1, { "kited" }, NULL },
+		{ 3, { "kited", "--cluster", "gossip" }, "cluster: 'gossip'" },
+		{ 3, { "kited", "--cluster", "etcd" }, "node-id: required" },
+		{ 5, { "kited", "--cluster", "etcd", "--node-id", "n1" }, NULL },
+		{ 5, { "kited", "--cluster", "static", "--node-id", "n1" }, "members-file: required" },
+		{ 7, { "kited", "--cluster", "static", "--node-id", "n1", "--members-file", "/m" }, NULL },
+		{ 5, { "kited", "--cluster", "etcd", "--node-id", "a/b" }, "node-id/zone" },
+		{ 5, { "kited", "--cluster", "etcd", "--node-id", "a b" }, "node-id/zone" },
+		{ 7, { "kited", "--cluster", "etcd", "--node-id", "n1", "--partitions", "3" },
+		  "power of two dividing vbuckets" },
+		{ 7, { "kited", "--cluster", "etcd", "--node-id", "n1", "--vbuckets", "3000" },
+		  "vbuckets: 3000" },
+		{ 7, { "kited", "--cluster", "etcd", "--node-id", "n1", "--fencing", "loose" },
+		  "fencing: 'loose'" },
+		{ 7, { "kited", "--cluster", "etcd", "--node-id", "n1", "--etcd", "" }, "etcd: required" },
+		{ 3, { "kited", "--cluster-name", "a/b" }, "cluster-name" },
+		{ 3, { "kited", "--partitions", "3" }, NULL }, /* cluster none: any count */
+		{ 3, { "kited", "--lease-ttl", "0" }, "lease-ttl" },
+		{ 3, { "kited", "--copies", "5" }, "copies" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		enum kited_parse r = parse(&c, cases[i].argc, (const char **)cases[i].argv);
+		if (cases[i].why == NULL) {
+			if (r != KITED_PARSE_RUN)
+				fail_msg("case %zu: refused: %s", i, err);
+		} else if (r != KITED_PARSE_ERROR || strstr(err, cases[i].why) == NULL) {
+			fail_msg("case %zu: want an error with '%s', got %d '%s'", i, cases[i].why, r,
+				 err);
+		}
+	}
+	kited_config_defaults(&c);
+	assert_string_equal(c.cluster, "none");
+	assert_int_equal(c.vbuckets, 65536);
+	assert_int_equal(c.lease_ttl, 2);
+	assert_string_equal(c.fencing, "strict");
+}
+
 static void
 test_describe_lists_every_option(void **state)
 {
@@ -292,6 +342,7 @@ main(void)
 		cmocka_unit_test(test_invalid_values), cmocka_unit_test(test_defaults_valid),
 		cmocka_unit_test(test_sizes),	       cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_args),	       cmocka_unit_test(test_cross_checks),
+		cmocka_unit_test(test_cluster_options),
 		cmocka_unit_test(test_describe_lists_every_option),
 		cmocka_unit_test(test_profiles),
 		cmocka_unit_test(test_ablate_parse),
