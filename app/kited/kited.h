@@ -20,6 +20,7 @@
 #include "kite_steer.h"
 #include "kite_store.h"
 #include "kite_topo.h"
+#include "kited_cluster.h"
 #include "kited_log.h"
 #include "kited_stats.h"
 #include "kited_numa.h"
@@ -58,6 +59,7 @@ struct worker {
 	uint8_t *scratch;         /* linear copies of multi-segment datagrams */
 	/* Reply mbufs of the request datagram being answered. */
 	struct rte_mbuf *pend[KITE_MAX_REPLY_DGRAMS];
+	const struct kited_cview *cview; /* the map view the engine uses */
 	/* Packets waiting for tx_burst. */
 	unsigned int ntx;
 	struct rte_mbuf *tx[512];
@@ -93,6 +95,10 @@ struct node {
 	volatile bool quit;    /* set by the signal handler (or a failed start); all loops poll it */
 	uint64_t last_stats_tsc; /* when the last stats line was logged */
 	unsigned int ablate;   /* KITED_ABLATE_* from the ablate option; 0 in production */
+	struct kited_cluster *cluster;  /* cluster.c's state */
+	struct kited_cluster_pub cpub;  /* the published map view, read by workers */
+	volatile bool stop_req; /* SIGTERM/SIGINT: leave the cluster (if any), then quit */
+	volatile bool hup_req;  /* SIGHUP: re-read the members file */
 };
 
 /* steering.c */

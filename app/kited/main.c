@@ -33,8 +33,14 @@ static struct node node;
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	node.quit = true;
+	if (sig == SIGHUP) {
+		node.hup_req = true;
+		return;
+	}
+	/* A second signal while leaving the cluster: stop now. */
+	if (node.stop_req)
+		node.quit = true;
+	node.stop_req = true;
 }
 
 static void
@@ -423,14 +429,36 @@ main_loop(struct node *n)
 {
 	struct worker_idle st = { rte_rdtsc(), 0 };
 
+	uint64_t leave_by = 0;
+
 	n->last_stats_tsc = st.last_tick;
+	if (n->main_runs_worker)
+		rte_rcu_qsbr_thread_online(n->cpub.qs, 0);
 	while (!n->quit) {
+		if (n->hup_req) {
+			n->hup_req = false;
+			kited_cluster_reload(n);
+		}
+		if (n->stop_req && leave_by == 0) {
+			/* Leave the cluster gracefully (time-bounded), serving meanwhile. */
+			kited_cluster_leave(n);
+			leave_by = rte_rdtsc() + KITED_LEAVE_MAX_S * n->tsc_hz;
+		}
+		if (leave_by != 0 && (kited_cluster_left(n) || rte_rdtsc() > leave_by)) {
+			if (!kited_cluster_left(n))
+				KLOG(WARNING, "cluster: leave not finished in %u s; stopping anyway",
+				     KITED_LEAVE_MAX_S);
+			n->quit = true;
+			break;
+		}
 		control_tick(n);
 		if (n->main_runs_worker)
 			worker_iterate(&n->workers[0], &st);
 		else
-			usleep(100 * 1000);
+			usleep(leave_by != 0 ? 10 * 1000 : 100 * 1000);
 	}
+	if (n->main_runs_worker)
+		rte_rcu_qsbr_thread_offline(n->cpub.qs, 0);
 }
 
 int
@@ -489,6 +517,7 @@ main(int argc, char **argv)
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 
 	n->tsc_hz = rte_get_tsc_hz();
 	n->start_tsc = rte_rdtsc();
@@ -548,6 +577,11 @@ main(int argc, char **argv)
 		n->wstats[i] = n->workers[i].stats;
 		n->nets[i] = n->workers[i].net;
 	}
+	/* The first map (and, with etcd, the registration) before serving. */
+	if (kited_cluster_start(n) != 0) {
+		KLOG(ERR, "cluster: cannot start (see above)");
+		goto out;
+	}
 	if (write_pid_file(n->cfg.pid_file) != 0)
 		goto out;
 
@@ -575,6 +609,7 @@ main(int argc, char **argv)
 out:
 	n->quit = true;
 	rte_eal_mp_wait_lcore();
+	kited_cluster_stop(n);
 	control_telemetry(NULL);
 	node_free(n);
 	if (n->cfg.pid_file[0] != '\0' && rc == 0)

@@ -331,7 +331,13 @@ worker_iterate(struct worker *w, struct worker_idle *st)
 {
 	struct node *n = w->node;
 	uint64_t now = rte_rdtsc();
+	const struct kited_cview *v = kited_cluster_worker_turn(&n->cpub, w->id);
 
+	/* Between bursts: no request sees two maps. */
+	if (v != w->cview) {
+		w->cview = v;
+		kite_engine_set_cluster(w->engine, v != NULL ? &v->ec : NULL);
+	}
 	if (now - st->last_tick > n->tsc_hz / 100) {
 		st->last_tick = now;
 		kite_engine_set_time(w->engine, node_now(n));
@@ -344,8 +350,12 @@ worker_iterate(struct worker *w, struct worker_idle *st)
 	/* Back off when idle so several DPDK processes can share a small box. */
 	if (n->cfg.idle_sleep_us == 0 || ++st->idle < n->cfg.idle_polls)
 		rte_pause();
-	else
+	else {
+		/* Asleep, a worker holds no view: the control thread need not wait for it. */
+		rte_rcu_qsbr_thread_offline(n->cpub.qs, w->id);
 		rte_delay_us_sleep(n->cfg.idle_sleep_us);
+		rte_rcu_qsbr_thread_online(n->cpub.qs, w->id);
+	}
 }
 
 int
@@ -356,7 +366,9 @@ worker_main(void *arg)
 
 	KLOG(INFO, "worker %u on lcore %u (socket %d), queue %u", w->id, w->lcore, w->socket,
 	     w->queue);
+	rte_rcu_qsbr_thread_online(w->node->cpub.qs, w->id);
 	while (!w->node->quit)
 		worker_iterate(w, &st);
+	rte_rcu_qsbr_thread_offline(w->node->cpub.qs, w->id);
 	return 0;
 }

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef KITED_CLUSTER_H
+#define KITED_CLUSTER_H
+
+/*
+ * kited's side of the cluster (cluster.c): the membership source (none,
+ * a static members file, or etcd through its v3 JSON gateway) run on a
+ * control pthread, the map it builds for each member list, and the view
+ * of it that the workers read. Views are immutable and published by
+ * pointer; the workers report quiescent states to an rte_rcu_qsbr
+ * variable between bursts (and go offline while they sleep), and the
+ * control thread frees an old view once every worker has passed one --
+ * checked without blocking. The data path takes no lock.
+ */
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_rcu_qsbr.h>
+
+#include "kite_cluster.h"
+#include "kite_engine.h"
+
+/* One published map, as this node serves it. Immutable once published. */
+struct kited_cview {
+	struct kite_engine_cluster ec; /* what the engines read */
+	struct kite_cluster_map map;   /* empty with cluster = none */
+	int self;                      /* this node's member index, -1 if not listed */
+	uint32_t owned, replicated;    /* vbuckets this node owns / holds a copy of */
+	uint8_t *role;                 /* per vbucket, enum kite_engine_role */
+	uint8_t *msg;                  /* the CLUSTER_MAP reply body */
+};
+
+/* Counters the cluster code keeps (STAT and the log; written by the control thread). */
+struct kited_cluster_stats {
+	uint64_t epoch;
+	uint64_t maps;               /* maps built and published */
+	uint64_t members;            /* in the current map */
+	uint64_t keepalives;         /* acknowledged */
+	uint64_t keepalive_failures; /* sent, not acknowledged */
+	uint64_t etcd_errors;        /* failed etcd requests of any kind */
+	uint64_t registrations;      /* this node's member key written (1 + re-joins) */
+	uint64_t fenced;             /* 1 while writes are refused */
+};
+
+/* The longest a graceful leave may take before kited stops anyway (seconds). */
+#define KITED_LEAVE_MAX_S 5
+
+struct node;
+struct worker;
+
+/* Between configuration and serving: the first view, registered (etcd). */
+int kited_cluster_start(struct node *n);
+/* Begin a graceful leave (SIGTERM in cluster mode); kited_cluster_left() says when done. */
+void kited_cluster_leave(struct node *n);
+bool kited_cluster_left(const struct node *n);
+/* Stop the control thread and free every view (after the workers stopped). */
+void kited_cluster_stop(struct node *n);
+/* Re-read the members file (SIGHUP; cluster = static). */
+void kited_cluster_reload(struct node *n);
+const struct kited_cluster_stats *kited_cluster_stats(const struct node *n);
+
+/* The variable and the pointer the workers read. */
+struct kited_cluster_pub {
+	struct rte_rcu_qsbr *qs;
+	_Atomic(struct kited_cview *) cur;
+};
+
+/*
+ * A worker's turn: report a quiescent state, then take the current view
+ * (between bursts: no request sees two maps).
+ */
+static inline const struct kited_cview *
+kited_cluster_worker_turn(struct kited_cluster_pub *p, unsigned int id)
+{
+	rte_rcu_qsbr_quiescent(p->qs, id);
+	return atomic_load_explicit(&p->cur, memory_order_acquire);
+}
+
+#endif /* KITED_CLUSTER_H */
