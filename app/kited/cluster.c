@@ -83,6 +83,7 @@ struct kited_cluster {
 	pthread_t thread;
 	bool running;
 	volatile bool quit, leave_req, left, reload_req;
+	bool rejoined; /* registered anew after the lease lapsed: every vbucket starts over */
 	volatile uint64_t fence_tsc;
 	uint64_t leave_deadline;
 	struct kited_cluster_stats st;
@@ -99,6 +100,7 @@ view_free(struct kited_cview *v)
 		return;
 	kite_cluster_map_free(&v->map);
 	free(v->role);
+	free(v->since);
 	free(v->msg);
 	free(v);
 }
@@ -108,6 +110,8 @@ static struct kited_cview *
 view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 {
 	struct kited_cview *v = calloc(1, sizeof(*v));
+	const struct kited_cview *prev = atomic_load(&c->n->cpub.cur);
+	uint32_t pmask = c->n->n_parts - 1;
 	int len;
 
 	if (v == NULL)
@@ -116,8 +120,9 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 	memset(m, 0, sizeof(*m));
 	v->self = kite_cluster_find(&v->map, c->self.id);
 	v->role = calloc(v->map.vbuckets, 1);
+	v->since = calloc(v->map.vbuckets, sizeof(*v->since));
 	v->msg = malloc(KITE_CLUSTER_MSG_MAX);
-	if (v->role == NULL || v->msg == NULL)
+	if (v->role == NULL || v->since == NULL || v->msg == NULL)
 		goto nomem;
 	for (uint32_t vb = 0; vb < v->map.vbuckets && v->self >= 0; vb++) {
 		const uint8_t *l = kite_cluster_nodes(&v->map, vb);
@@ -133,6 +138,24 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 				v->replicated++;
 			}
 	}
+	/*
+	 * Stale data after a rejoin: where this node's role in a vbucket
+	 * changed (or it registered anew after its lease lapsed), what it
+	 * holds for the vbucket is from before, when another node may have
+	 * taken writes; mark the partition's history so the engines treat it
+	 * as absent. Until replication (issue 11) a replica holds nothing
+	 * newer than its mark either.
+	 */
+	if (prev != NULL && prev->map.vbuckets != v->map.vbuckets)
+		prev = NULL;
+	for (uint32_t vb = 0; vb < v->map.vbuckets; vb++) {
+		if (prev != NULL && prev->since != NULL && !c->rejoined &&
+		    prev->role[vb] == v->role[vb])
+			v->since[vb] = prev->since[vb];
+		else if (v->role[vb] != KITE_ENGINE_ROLE_NONE)
+			v->since[vb] = kite_store_cas_mark(c->n->parts[vb & pmask]);
+	}
+	c->rejoined = false;
 	len = kite_cluster_msg_encode(&v->map, v->msg, KITE_CLUSTER_MSG_MAX);
 	if (len < 0)
 		goto nomem;
@@ -143,6 +166,7 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 					  strcmp(c->n->cfg.fencing, "strict") == 0
 				  ? &c->fence_tsc
 				  : NULL;
+	v->ec.since = v->since;
 	v->ec.map_msg = v->msg;
 	v->ec.map_len = (uint32_t)len;
 	return v;
@@ -248,6 +272,7 @@ install_single(struct kited_cluster *c)
 	if (v == NULL)
 		return -ENOMEM;
 	v->ec.role = NULL; /* every key is served here */
+	v->ec.since = NULL;
 	v->ec.fence_tsc = NULL;
 	publish(c, v);
 	return 0;
@@ -768,8 +793,8 @@ watch_start(struct kited_cluster *c)
 	curl_multi_add_handle(e->multi, e->watch);
 }
 
-/* One keepalive; on success the fence moves on. Lease gone: register again. */
-static void
+/* One keepalive; on success the fence moves on (true). Lease gone: register again. */
+static bool
 etcd_keepalive(struct kited_cluster *c)
 {
 	struct etcd *e = &c->e;
@@ -782,7 +807,7 @@ etcd_keepalive(struct kited_cluster *c)
 	r = etcd_post(c, "/v3/lease/keepalive", json_pack("{s:s}", "ID", id));
 	if (r == NULL) {
 		c->st.keepalive_failures++;
-		return;
+		return false;
 	}
 	ttl = jint(json_object_get(r, "result"), "TTL");
 	json_decref(r);
@@ -797,7 +822,7 @@ etcd_keepalive(struct kited_cluster *c)
 
 		c->fence_tsc = sent + ttl_c - margin;
 		c->st.keepalives++;
-		return;
+		return true;
 	}
 	/*
 	 * The lease expired: this node left the map. It must serve no value
@@ -806,8 +831,12 @@ etcd_keepalive(struct kited_cluster *c)
 	c->st.keepalive_failures++;
 	KLOG(WARNING, "cluster: lease %" PRId64 " expired; registering again", e->lease);
 	char holder[512];
-	if (etcd_grant(c) == 0 && etcd_put_self(c, true, holder, sizeof(holder)) == 0)
+	if (etcd_grant(c) == 0 && etcd_put_self(c, true, holder, sizeof(holder)) == 0) {
 		e->dirty = true;
+		c->rejoined = true;
+		return true;
+	}
+	return false;
 }
 
 static void
@@ -818,9 +847,9 @@ etcd_turn(struct kited_cluster *c)
 	int running = 0;
 
 	if (now >= e->next_keepalive) {
-		etcd_keepalive(c);
-		/* Three keepalives per TTL. */
-		e->next_keepalive = now + c->n->cfg.lease_ttl * c->hz / 3;
+		/* Three keepalives per TTL; after a failure, again in 100 ms. */
+		e->next_keepalive = etcd_keepalive(c) ? now + c->n->cfg.lease_ttl * c->hz / 3
+						      : rte_rdtsc() + c->hz / 10;
 	}
 	c->st.fenced = rte_rdtsc() > c->fence_tsc;
 	curl_multi_perform(e->multi, &running);

@@ -506,6 +506,27 @@ cluster_refuses(struct kite_engine *e, const struct entry *q)
 	return true;
 }
 
+/* The vbucket's "since" mark: items at or below it are from before (0: none). */
+static inline uint64_t
+since_of(const struct kite_engine *e, const struct entry *q)
+{
+	const struct kite_engine_cluster *c = e->cluster;
+
+	return c != NULL && c->since != NULL ? c->since[q->vb & c->vbucket_mask] : 0;
+}
+
+/* Is an item with this CAS from before this node's role in its vbucket changed? */
+static inline bool
+stale(const struct kite_engine *e, const struct entry *q, uint64_t cas)
+{
+	uint64_t since = since_of(e, q);
+
+	if (likely(since == 0) || cas > since)
+		return false;
+	e->conf.stats->stale_hidden++;
+	return true;
+}
+
 /* A GET whose vbucket this node neither owns nor replicates (no lookup for it). */
 static inline bool
 not_here(const struct kite_engine *e, const struct entry *q)
@@ -682,7 +703,7 @@ exec_get(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned 
 			lookup_run(e, i);
 		v = &e->views[q->vslot];
 	}
-	if (q->result == KITE_STORE_OK)
+	if (q->result == KITE_STORE_OK && !stale(e, q, v->cas))
 		reply_value(e, q, v, true);
 	else
 		reply_miss(e, q);
@@ -827,6 +848,10 @@ exec_one(struct kite_engine *e, unsigned int i)
 		s = e->conf.parts[q->part];
 		if (!q->looked_up)
 			q->hash = kite_store_hash(s, q->r.key, q->r.keylen);
+		/* A write never builds on an item from before (GET checks its hit). */
+		if (q->r.cmd != KITE_CMD_GET && unlikely(since_of(e, q) != 0) &&
+		    kite_store_drop_older(s, q->r.key, q->r.keylen, q->hash, since_of(e, q)))
+			st->stale_hidden++;
 	} else if (!e->dg[q->dgram]->home && q->r.cmd != KITE_CMD_FLUSH) {
 		return;
 	}

@@ -82,6 +82,7 @@ struct kite_engine_dgram {
 	X(reply_truncated, "reply_truncated", "replies cut short: too many datagrams")            \
 	X(not_my_vbucket, "not_my_vbucket", "NOT_MY_VBUCKET replies: the key's vbucket is elsewhere") \
 	X(fenced_writes, "fenced_writes", "writes refused with ETMPFAIL: the node had fenced itself") \
+	X(stale_hidden, "stale_hidden", "items from before this node's role in their vbucket changed, treated as absent") \
 	X(served, "served", "requests executed")
 
 /**
@@ -137,6 +138,15 @@ struct kite_engine_cluster {
 	const volatile uint64_t *fence_tsc;
 	const uint8_t *map_msg; /**< CLUSTER_MAP reply body (lib/cluster's message) */
 	uint32_t map_len;
+	/**
+	 * Per vbucket (NULL: none): items with a CAS at most this value are
+	 * from before this node's role in the vbucket last changed (it was out
+	 * of the map, or another node owned the vbucket meanwhile), so they
+	 * do not exist: a GET misses, any other command removes them first.
+	 * 0: every item counts (kite_store_cas_mark() of the partition when
+	 * the role changed).
+	 */
+	const uint64_t *since;
 };
 
 /** Engine configuration; arrays are owned by the caller and outlive the engine. */

@@ -944,6 +944,26 @@ find_version(struct kite_store *s, const void *key, uint16_t keylen, uint64_t ha
 	return KITE_STORE_OK;
 }
 
+bool
+kite_store_drop_older(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+		      uint64_t cas_max)
+{
+	struct item *it;
+
+	if (find_version(s, key, keylen, hash, 0, &it) != KITE_STORE_OK || it->cas > cas_max)
+		return false;
+	unlink_item(s, it);
+	return true;
+}
+
+uint64_t
+kite_store_cas_mark(const struct kite_store *s)
+{
+	uint64_t seq = __atomic_load_n(&s->cas_seq, __ATOMIC_RELAXED);
+
+	return seq == 0 ? 0 : seq << 16 | 0xffff;
+}
+
 enum kite_store_result
 kite_store_delete(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
 		  uint64_t cas)

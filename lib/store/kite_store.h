@@ -222,6 +222,21 @@ enum kite_store_result kite_store_store(struct kite_store *s, const void *key, u
 					uint64_t hash, const struct kite_store_write *w,
 					uint64_t *cas_out);
 
+/**
+ * Remove the key's item if its CAS is at most cas_max (an item from before
+ * a point in the partition's history, kite_store_cas_mark()).
+ * @return true if an item was removed (not counted as a DELETE).
+ */
+bool kite_store_drop_older(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+			   uint64_t cas_max);
+
+/**
+ * A mark of the partition's history: every item stored so far has a CAS
+ * at most this, every later one a larger CAS (0: nothing stored yet). May
+ * be read from another thread than the owner's (one relaxed atomic load).
+ */
+uint64_t kite_store_cas_mark(const struct kite_store *s);
+
 /** DELETE (cas non-zero: only that version). @return OK, NOT_FOUND or EXISTS. */
 enum kite_store_result kite_store_delete(struct kite_store *s, const void *key, uint16_t keylen,
 					 uint64_t hash, uint64_t cas);

@@ -850,6 +850,57 @@ test_cluster_roles(void **state)
 	kite_engine_free(e);
 }
 
+/*
+ * Items from before a role change are absent: a GET misses, an ADD stores,
+ * an APPEND finds nothing to append to; what is written after is served.
+ */
+static void
+test_cluster_since(void **state)
+{
+	struct kite_engine *e = make_engine(1, 0, PAYLOAD);
+	static uint8_t role[1024];
+	static uint64_t since[1024];
+	struct kite_engine_cluster c = { 9, 1023, role, NULL, NULL, 0, since };
+	struct dg d;
+	struct res r[8];
+
+	(void)state;
+	memset(role, KITE_ENGINE_ROLE_OWNER, sizeof(role));
+	memset(since, 0, sizeof(since));
+	kite_engine_set_cluster(e, &c);
+	memset(&wstats, 0, sizeof(wstats));
+	dg_start(&d, 1);
+	dg_set(&d, KITE_OP_SET, 1, "old1", "a", 0, 0);
+	dg_set(&d, KITE_OP_SET, 2, "old2", "b", 0, 0);
+	dg_set(&d, KITE_OP_SET, 3, "old3", "c", 0, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(1, r, 8), 3);
+
+	/* The role changed: mark every vbucket's partition history. */
+	for (unsigned int vb = 0; vb < 1024; vb++)
+		since[vb] = kite_store_cas_mark(parts[vb % NPARTS]);
+	dg_start(&d, 2);
+	dg_req(&d, KITE_OP_GETK, 1, 0, NULL, 0, "old1", NULL, 0);
+	dg_set(&d, KITE_OP_ADD, 2, "old2", "B", 0, 0);
+	dg_req(&d, KITE_OP_APPEND, 3, 0, NULL, 0, "old3", "x", 1);
+	dg_set(&d, KITE_OP_SET, 4, "old1", "fresh", 0, 0);
+	dg_req(&d, KITE_OP_GETK, 5, 0, NULL, 0, "old1", NULL, 0);
+	dg_req(&d, KITE_OP_GETK, 6, 0, NULL, 0, "old2", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(2, r, 8), 6);
+	assert_int_equal(r[0].status, KITE_STATUS_KEY_ENOENT);  /* from before: a miss */
+	assert_int_equal(r[1].status, KITE_STATUS_OK);          /* ADD: no item any more */
+	assert_int_equal(r[2].status, KITE_STATUS_NOT_STORED); /* APPEND: nothing */
+	assert_int_equal(r[3].status, KITE_STATUS_OK);
+	assert_int_equal(r[4].status, KITE_STATUS_OK);
+	assert_memory_equal(r[4].body + 4 + 4, "fresh", 5);     /* flags, key, value */
+	assert_int_equal(r[5].status, KITE_STATUS_OK);
+	assert_memory_equal(r[5].body + 4 + 4, "B", 1);
+	assert_true(wstats.stale_hidden >= 3);
+	kite_engine_set_cluster(e, NULL);
+	kite_engine_free(e);
+}
+
 /* Run one datagram allowing the reply in its own buffer. */
 static void
 run_inplace(struct kite_engine *e, struct dg *d)
@@ -1134,6 +1185,7 @@ main(void)
 		cmocka_unit_test(test_burst_of_datagrams),
 		cmocka_unit_test(test_topology),
 		cmocka_unit_test(test_cluster_roles),
+		cmocka_unit_test(test_cluster_since),
 		cmocka_unit_test(test_reply_in_place),
 		cmocka_unit_test(test_ablate_same_replies),
 	};

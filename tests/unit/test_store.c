@@ -1638,6 +1638,29 @@ test_explicit_cas(void **state)
 	kite_store_free(s);
 }
 
+/* The history mark: items at or below it are dropped by drop_older, later ones stay. */
+static void
+test_cas_mark(void **state)
+{
+	struct kite_store *s = mk("casmark", 1 << 16, 1024, 0);
+	uint64_t cas, mark;
+
+	(void)state;
+	assert_int_equal(kite_store_cas_mark(s), 0); /* nothing stored yet */
+	assert_true(put(s, KITE_STORE_SET, "a", "1", 0, 0, 0, &cas) == KITE_STORE_OK);
+	mark = kite_store_cas_mark(s);
+	assert_true(mark >= cas);
+	assert_true(put(s, KITE_STORE_SET, "b", "2", 0, 0, 0, &cas) == KITE_STORE_OK);
+	assert_true(cas > mark);
+	assert_true(kite_store_drop_older(s, "a", 1, h(s, "a"), mark));
+	assert_false(kite_store_drop_older(s, "a", 1, h(s, "a"), mark)); /* gone already */
+	assert_false(kite_store_drop_older(s, "b", 1, h(s, "b"), mark)); /* newer: kept */
+	expect_miss(s, "a");
+	expect_val(s, "b", "2", 0);
+	check(s);
+	kite_store_free(s);
+}
+
 /* Stale and win-token bits: set on request, kept by reads and touches, cleared by a new value. */
 static void
 test_stale_and_win(void **state)
@@ -1941,6 +1964,7 @@ main(void)
 		cmocka_unit_test(test_explicit_cas),
 		cmocka_unit_test(test_stale_and_win),
 		cmocka_unit_test(test_iterate),
+		cmocka_unit_test(test_cas_mark),
 		cmocka_unit_test(test_footprint),
 	};
 	int ret;
