@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * kite-cli: a command-line client for Kite, or for any memcached started
- * with -U, over the memcached UDP binary protocol.
+ * with -U, over the memcached UDP binary protocol, on libkite.
  *
- * It uses kernel UDP sockets and links only the kite_proto codec (no DPDK),
- * so it runs anywhere a shell does. One command is one request datagram
- * (batch-get: as few datagrams as the keys need); the reply may span
- * several datagrams and, from a Kite node with several workers, several
- * messages that share the request's req_id. A lost datagram is a timeout;
- * each retry sends the request again under a fresh random req_id so a late
- * reply to an earlier attempt can never be mistaken for the current one.
+ * The node given with -s is the seed: key commands are routed by the
+ * cluster map libkite fetches from it (a one-node map for a single node,
+ * or for a memcached, which does not know CLUSTER_MAP); node commands
+ * (stats, version, flush, noop, topology) go to the -s node itself, or
+ * with --all to every member of the map. A lost datagram is a timeout;
+ * each retry is sent under a fresh random req_id so a late reply to an
+ * earlier attempt is never mistaken for the current one.
  *
  * Exit codes (also in --help and docs/kite-cli.rst):
  *   0 success, 1 a cache answer that is not success (not found, exists,
@@ -18,20 +18,18 @@
  *   (EINVAL, E2BIG, ENOMEM, unknown command, any other status).
  */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
+
+#include <kite/kite.h>
 
 #include "kite_proto.h"
 #include "kite_topo.h"
@@ -48,14 +46,6 @@ enum cli_exit {
 #define DEFAULT_PORT	   "11211"
 #define DEFAULT_TIMEOUT_MS 1000
 #define DEFAULT_RETRIES	   2
-/* batch-get packs its requests into datagrams of at most this many bytes. */
-#define BATCH_DGRAM_MAX 1400
-/* Largest UDP payload an IPv4 datagram carries. */
-#define UDP_PAYLOAD_MAX 65507
-/* Reply datagrams kept per attempt: a 1 MiB value is about 750 of 1400 bytes. */
-#define MAX_REPLY_DGRAMS 4096
-/* Opaque of batch-get's terminating NOOP; key requests use their index. */
-#define OPAQUE_NOOP 0xfffffffeu
 
 struct cli {
 	const char *prog;
@@ -65,7 +55,8 @@ struct cli {
 	unsigned int retries;
 	bool quiet;
 	bool verbose;
-	int fd;
+	bool all; /* node commands to every member */
+	struct kite_client *k;
 };
 
 /* Options a command may take after its name. */
@@ -83,35 +74,6 @@ struct cmd_opts {
 	uint64_t initial;
 	uint64_t cas;
 };
-
-/* One reply datagram, placed into a message by (total, seq). */
-struct rx_dgram {
-	uint16_t seq;
-	uint16_t total;
-	unsigned int msg;
-	size_t len;
-	uint8_t *data;
-};
-
-struct rx_msg {
-	uint16_t total;
-	uint16_t have;
-};
-
-/* Everything received for one attempt, and the responses parsed out of it. */
-struct reply {
-	struct rx_dgram *dg;
-	unsigned int ndg;
-	struct rx_msg *msgs;
-	unsigned int nmsgs;
-	uint8_t *stream;
-	size_t stream_len;
-	struct kite_res *res;
-	unsigned int nres;
-};
-
-/* Says whether the responses collected so far complete the exchange. */
-typedef bool (*done_fn)(const struct reply *r, void *arg);
 
 static const char *const status_names[] = {
 	[0x00] = "SUCCESS",	  [0x01] = "KEY_ENOENT",      [0x02] = "KEY_EEXISTS",
@@ -151,14 +113,17 @@ static void
 usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"Usage: %s [-s HOST] [-p PORT] [-t TIMEOUT_MS] [-r RETRIES] [-q] [-v]\n"
+		"Usage: %s [-s HOST] [-p PORT] [-t TIMEOUT_MS] [-r RETRIES] [-q] [-v] [-a]\n"
 		"       COMMAND [ARGS]\n"
 		"\n"
-		"Talks to a Kite node (or memcached -U) with the memcached binary\n"
-		"protocol over UDP.\n"
+		"Talks to a Kite node or cluster (or memcached -U) with the memcached\n"
+		"binary protocol over UDP, through libkite. The -s node is the seed:\n"
+		"key commands go to the key's owner by the cluster map fetched from it\n"
+		"(a single node, or a memcached, is a one-node map); node commands\n"
+		"(stats, version, flush, noop, topology) go to the -s node itself.\n"
 		"\n"
 		"Options:\n"
-		"  -s, --server HOST     server name or address (default %s)\n"
+		"  -s, --server HOST     seed node: IPv4 name or address (default %s)\n"
 		"  -p, --port PORT       UDP port (default %s)\n"
 		"                        KITE_SERVER=HOST:PORT (or [V6ADDR]:PORT) replaces\n"
 		"                        both defaults; -s and -p override it\n"
@@ -171,6 +136,8 @@ usage(FILE *f, const char *prog)
 		"                        code 1\n"
 		"  -v, --verbose         also print flags and CAS (get, touch, incr, decr,\n"
 		"                        batch-get)\n"
+		"  -a, --all             node commands to every member of the map, each\n"
+		"                        answer under a line \"== node ID (IP:PORT)\"\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         kite-cli's version\n"
 		"\n"
@@ -195,14 +162,20 @@ usage(FILE *f, const char *prog)
 		"  flush [DELAY]                 invalidate every item (after DELAY s);\n"
 		"                                print \"OK\"\n"
 		"  noop                          round trip; print \"OK\"\n"
-		"  batch-get KEY...              GETK per key and a NOOP, packed into\n"
-		"                                datagrams of at most %d bytes; print\n"
+		"  batch-get KEY...              GETK per key, routed by the map and\n"
+		"                                packed per node and partition into\n"
+		"                                datagrams of at most 1472 bytes; print\n"
 		"                                \"VALUE KEY FLAGS BYTES\", the value, then\n"
 		"                                \"END\"; missing keys are named on stderr\n"
 		"                                as \"NOT_FOUND KEY\"\n"
 		"  topology                      Kite's partition layout: \"partitions P\n"
 		"                                workers W base_port B hash xxh64 seed S\",\n"
 		"                                then \"partition N port U worker W\" lines\n"
+		"  cluster                       the map: \"epoch E vbuckets V copies C\n"
+		"                                members N\", then per member its id,\n"
+		"                                address, partitions, weight, zone,\n"
+		"                                state, vbuckets owned and its answer to\n"
+		"                                a ping (NOOP round trip)\n"
 		"\n"
 		"TTL: seconds up to 2592000 (30 days), larger values are a unix time, 0\n"
 		"never expires. Values are taken byte for byte from the argument; \"--\"\n"
@@ -221,8 +194,7 @@ usage(FILE *f, const char *prog)
 		"     UNKNOWN_COMMAND or any other status\n"
 		"Errors print the memcached status name and the server's message on\n"
 		"stderr, e.g. \"kite-cli: KEY_ENOENT: Not found\".\n",
-		prog, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_MS, DEFAULT_RETRIES,
-		BATCH_DGRAM_MAX);
+		prog, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_MS, DEFAULT_RETRIES);
 }
 
 static int
@@ -251,7 +223,7 @@ parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return true;
 }
 
-/* ---- socket and exchange ------------------------------------------------ */
+/* ---- the seed -------------------------------------------------------------- */
 
 /* Split KITE_SERVER's HOST:PORT ([V6]:PORT for IPv6) into static buffers. */
 static bool
@@ -285,386 +257,112 @@ parse_server_env(const char *env, const char **host, const char **port)
 	return true;
 }
 
-static int
-open_socket(struct cli *c)
-{
-	struct addrinfo hints, *ai = NULL, *a;
-	int rc, fd = -1;
+/* ---- libkite ---------------------------------------------------------------- */
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_DGRAM;
-	rc = getaddrinfo(c->host, c->port, &hints, &ai);
-	if (rc != 0) {
-		fprintf(stderr, "%s: %s:%s: %s\n", c->prog, c->host, c->port, gai_strerror(rc));
-		return rc == EAI_SERVICE ? EXIT_USAGE : EXIT_NET;
+static int
+open_client(struct cli *c)
+{
+	char seed[600];
+	struct kite_options o = { 0 };
+	int rc;
+
+	snprintf(seed, sizeof(seed), "%s:%s", c->host, c->port);
+	o.seeds = seed;
+	o.timeout_ms = c->timeout_ms;
+	o.retries = c->retries == 0 ? KITE_NO_RETRY : c->retries;
+	/* As before libkite: a retried incr/append may apply twice (--help says so). */
+	o.retry_nonidempotent = 1;
+	o.lazy_map = 1;
+	rc = kite_open(&c->k, &o);
+	if (rc == KITE_BAD_ARGUMENT) {
+		fprintf(stderr, "%s: %s:%s: not an IPv4 address or name of one\n", c->prog,
+			c->host, c->port);
+		return EXIT_USAGE;
 	}
-	for (a = ai; a != NULL; a = a->ai_next) {
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-		if (fd < 0)
-			continue;
-		/* Connected: only the server's datagrams arrive, and an ICMP error is seen. */
-		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	if (fd < 0) {
-		fprintf(stderr, "%s: %s:%s: %s\n", c->prog, c->host, c->port, strerror(errno));
+	if (rc != KITE_OK) {
+		fprintf(stderr, "%s: %s:%s: %s\n", c->prog, c->host, c->port, kite_strerror(rc));
 		return EXIT_NET;
 	}
-	/* Room for a 1 MiB value in 1400-byte datagrams before we read any. */
-	int sz = 8 << 20;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	c->fd = fd;
 	return EXIT_OK;
 }
 
-static uint16_t
-random_req_id(void)
+/* "IP:PORT" of member m, or of the seed. */
+static const char *
+where(const struct cli *c, int m)
 {
-	uint16_t id;
+	static char buf[64];
+	struct kite_member mb;
 
-	if (getrandom(&id, sizeof(id), 0) == (ssize_t)sizeof(id))
-		return id;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint16_t)(ts.tv_nsec ^ getpid());
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-reply_reset(struct reply *r)
-{
-	for (unsigned int i = 0; i < r->ndg; i++)
-		free(r->dg[i].data);
-	r->ndg = 0;
-	r->nmsgs = 0;
-	free(r->stream);
-	r->stream = NULL;
-	r->stream_len = 0;
-	free(r->res);
-	r->res = NULL;
-	r->nres = 0;
-}
-
-static void
-reply_free(struct reply *r)
-{
-	reply_reset(r);
-	free(r->dg);
-	free(r->msgs);
-	r->dg = NULL;
-	r->msgs = NULL;
+	if (m >= 0 && kite_map_member(c->k, (unsigned int)m, &mb) == 0) {
+		struct in_addr a = { htonl(mb.ip) };
+		snprintf(buf, sizeof(buf), "%s:%u", inet_ntoa(a), mb.port);
+	} else {
+		snprintf(buf, sizeof(buf), "%s:%s", c->host, c->port);
+	}
+	return buf;
 }
 
 /*
- * Place a datagram into the first message of its total that lacks its seq.
- * Several messages share one req_id when several workers of a node (or
- * memcached, once per response) answer one request datagram.
- */
-static bool
-reply_add(struct reply *r, uint16_t seq, uint16_t total, const uint8_t *data, size_t len)
-{
-	unsigned int m;
-
-	if (r->dg == NULL) {
-		r->dg = calloc(MAX_REPLY_DGRAMS, sizeof(*r->dg));
-		r->msgs = calloc(MAX_REPLY_DGRAMS, sizeof(*r->msgs));
-		if (r->dg == NULL || r->msgs == NULL)
-			return false;
-	}
-	if (r->ndg == MAX_REPLY_DGRAMS)
-		return false;
-	for (m = 0; m < r->nmsgs; m++) {
-		if (r->msgs[m].total != total || r->msgs[m].have == total)
-			continue;
-		bool dup = false;
-		for (unsigned int i = 0; i < r->ndg; i++)
-			if (r->dg[i].msg == m && r->dg[i].seq == seq)
-				dup = true;
-		if (!dup)
-			break;
-	}
-	if (m == r->nmsgs) {
-		r->msgs[m].total = total;
-		r->msgs[m].have = 0;
-		r->nmsgs++;
-	}
-	struct rx_dgram *d = &r->dg[r->ndg];
-	d->data = malloc(len ? len : 1);
-	if (d->data == NULL)
-		return false;
-	memcpy(d->data, data, len);
-	d->len = len;
-	d->seq = seq;
-	d->total = total;
-	d->msg = m;
-	r->ndg++;
-	r->msgs[m].have++;
-	return true;
-}
-
-static bool
-reply_complete(const struct reply *r)
-{
-	if (r->nmsgs == 0)
-		return false;
-	for (unsigned int m = 0; m < r->nmsgs; m++)
-		if (r->msgs[m].have != r->msgs[m].total)
-			return false;
-	return true;
-}
-
-/* Concatenate the messages (each in seq order) and parse the responses. @return 0 or -EINVAL. */
-static int
-reply_parse(struct reply *r)
-{
-	size_t total = 0, off = 0;
-	unsigned int cap = 0;
-
-	free(r->stream);
-	free(r->res);
-	r->stream = NULL;
-	r->res = NULL;
-	r->nres = 0;
-	for (unsigned int i = 0; i < r->ndg; i++)
-		total += r->dg[i].len;
-	r->stream = malloc(total ? total : 1);
-	if (r->stream == NULL)
-		return -ENOMEM;
-	for (unsigned int m = 0; m < r->nmsgs; m++)
-		for (uint16_t s = 0; s < r->msgs[m].total; s++)
-			for (unsigned int i = 0; i < r->ndg; i++)
-				if (r->dg[i].msg == m && r->dg[i].seq == s) {
-					memcpy(r->stream + off, r->dg[i].data, r->dg[i].len);
-					off += r->dg[i].len;
-				}
-	r->stream_len = off;
-
-	off = 0;
-	while (off < r->stream_len) {
-		struct kite_res res;
-		int n = kite_proto_parse_res(r->stream + off, r->stream_len - off, &res);
-		if (n < 0)
-			return -EINVAL;
-		if (r->nres == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct kite_res *nr = realloc(r->res, cap * sizeof(*nr));
-			if (nr == NULL)
-				return -ENOMEM;
-			r->res = nr;
-		}
-		r->res[r->nres++] = res;
-		off += (size_t)n;
-	}
-	return 0;
-}
-
-/*
- * Send body (requests without the frame) and collect the reply until done()
- * holds, then linger linger_ms for stragglers. Retries on timeout.
- * @return EXIT_OK with r filled, or EXIT_NET (message printed).
+ * What an op's rc means for the exit code; prints the message (status name
+ * and the server's text, or the client's error) on stderr.
  */
 static int
-exchange(struct cli *c, const uint8_t *body, size_t blen, done_fn done, void *arg,
-	 unsigned int linger_ms, struct reply *r)
+report(const struct cli *c, const struct kite_op *op)
 {
-	static uint8_t rx[UDP_PAYLOAD_MAX + 1];
-	uint8_t *tx;
-	bool malformed = false;
+	int code;
 
-	if (blen + KITE_FRAME_HDR_LEN > UDP_PAYLOAD_MAX) {
-		fprintf(stderr, "%s: request of %zu bytes does not fit one UDP datagram\n", c->prog,
-			blen);
-		return EXIT_USAGE;
-	}
-	tx = malloc(blen + KITE_FRAME_HDR_LEN);
-	if (tx == NULL) {
-		fprintf(stderr, "%s: out of memory\n", c->prog);
-		return EXIT_NET;
-	}
-	memcpy(tx + KITE_FRAME_HDR_LEN, body, blen);
-
-	for (unsigned int attempt = 0; attempt <= c->retries; attempt++) {
-		struct kite_proto_frame f = { random_req_id(), 0, 1, 0 };
-		int64_t deadline = now_ms() + c->timeout_ms;
-		int64_t linger_end = -1;
-
-		reply_reset(r);
-		malformed = false;
-		kite_proto_frame_write(tx, &f);
-		if (send(c->fd, tx, blen + KITE_FRAME_HDR_LEN, 0) < 0) {
-			fprintf(stderr, "%s: send to %s:%s: %s\n", c->prog, c->host, c->port,
-				strerror(errno));
-			free(tx);
-			return EXIT_NET;
-		}
-		for (;;) {
-			int64_t now = now_ms();
-			int64_t until =
-				linger_end >= 0 && linger_end < deadline ? linger_end : deadline;
-			if (now >= until)
-				break;
-			struct pollfd p = { c->fd, POLLIN, 0 };
-			int pr = poll(&p, 1, (int)(until - now));
-			if (pr < 0 && errno != EINTR) {
-				fprintf(stderr, "%s: poll: %s\n", c->prog, strerror(errno));
-				free(tx);
-				return EXIT_NET;
-			}
-			if (pr <= 0)
-				continue;
-			ssize_t n = recv(c->fd, rx, sizeof(rx), 0);
-			if (n < 0) {
-				if (errno == EINTR || errno == EAGAIN)
-					continue;
-				fprintf(stderr, "%s: %s:%s: %s\n", c->prog, c->host, c->port,
-					strerror(errno));
-				free(tx);
-				return EXIT_NET;
-			}
-			struct kite_proto_frame rf;
-			if (n < KITE_FRAME_HDR_LEN)
-				continue;
-			rf.req_id = kite_proto_get16(rx);
-			rf.seq = kite_proto_get16(rx + 2);
-			rf.total = kite_proto_get16(rx + 4);
-			/* A late reply to an earlier attempt, or nonsense: not ours. */
-			if (rf.req_id != f.req_id || rf.total == 0 || rf.seq >= rf.total)
-				continue;
-			if (!reply_add(r, rf.seq, rf.total, rx + KITE_FRAME_HDR_LEN,
-				       (size_t)n - KITE_FRAME_HDR_LEN)) {
-				fprintf(stderr, "%s: reply larger than %d datagrams\n", c->prog,
-					MAX_REPLY_DGRAMS);
-				free(tx);
-				return EXIT_NET;
-			}
-			if (!reply_complete(r)) {
-				/* A straggler's first datagram: wait for the rest of it. */
-				if (linger_end >= 0)
-					linger_end = deadline;
-				continue;
-			}
-			if (reply_parse(r) != 0) {
-				malformed = true;
-				continue;
-			}
-			malformed = false;
-			if (linger_end >= 0) {
-				linger_end = now_ms() + linger_ms;
-			} else if (done(r, arg)) {
-				if (linger_ms == 0) {
-					free(tx);
-					return EXIT_OK;
-				}
-				linger_end = now_ms() + linger_ms;
-			}
-		}
-		/* Lingered with every message complete: the reply is whole. */
-		if (linger_end >= 0 && !malformed && reply_complete(r)) {
-			free(tx);
-			return EXIT_OK;
-		}
-	}
-	free(tx);
-	if (malformed)
-		fprintf(stderr, "%s: malformed reply from %s:%s\n", c->prog, c->host, c->port);
-	else
-		fprintf(stderr, "%s: no reply from %s:%s after %u attempt(s) of %u ms\n", c->prog,
-			c->host, c->port, c->retries + 1, c->timeout_ms);
-	return EXIT_NET;
-}
-
-/* Done when a response carrying this opaque has arrived (STAT: its terminator). */
-struct want {
-	uint32_t opaque;
-	bool stat;
-};
-
-static bool
-done_opaque(const struct reply *r, void *arg)
-{
-	const struct want *w = arg;
-
-	for (unsigned int i = 0; i < r->nres; i++) {
-		const struct kite_res *x = &r->res[i];
-		if (x->opaque != w->opaque)
-			continue;
-		if (!w->stat || x->keylen == 0 || x->status != KITE_STATUS_OK)
-			return true;
-	}
-	return false;
-}
-
-static const struct kite_res *
-find_res(const struct reply *r, uint32_t opaque)
-{
-	for (unsigned int i = 0; i < r->nres; i++)
-		if (r->res[i].opaque == opaque)
-			return &r->res[i];
-	return NULL;
-}
-
-/* Report a non-success status: name and message on stderr. @return the exit code. */
-static int
-report_status(const struct cli *c, const struct kite_res *x)
-{
-	int code = status_exit(x->status);
-
-	if (code == EXIT_CACHE && c->quiet)
+	if (op->rc == KITE_OK)
+		return EXIT_OK;
+	if (op->status != 0 && op->rc != KITE_TIMEOUT && op->rc != KITE_REDIRECTS &&
+	    op->rc != KITE_NO_MAP) {
+		code = status_exit(op->status);
+		if (code == EXIT_CACHE && c->quiet)
+			return code;
+		if (op->result_len > 0)
+			fprintf(stderr, "%s: %s: %.*s\n", c->prog, status_name(op->status),
+				(int)op->result_len, (const char *)op->result);
+		else
+			fprintf(stderr, "%s: %s: %s\n", c->prog, status_name(op->status),
+				kite_proto_status_str((uint8_t)op->status));
 		return code;
-	if (x->vallen > 0)
-		fprintf(stderr, "%s: %s: %.*s\n", c->prog, status_name(x->status), (int)x->vallen,
-			(const char *)x->value);
-	else
-		fprintf(stderr, "%s: %s: %s\n", c->prog, status_name(x->status),
-			kite_proto_status_str((uint8_t)x->status));
-	return code;
+	}
+	switch (op->rc) {
+	case KITE_TIMEOUT:
+	case KITE_NO_MAP: {
+		int m = op->type <= KITE_GAT ? kite_key_owner(c->k, op->key, op->keylen)
+					     : op->node;
+		fprintf(stderr, "%s: no reply from %s after %u attempt(s) of %u ms%s\n", c->prog,
+			where(c, m), c->retries + 1, c->timeout_ms,
+			op->rc == KITE_NO_MAP ? " (asking for the cluster map)" : "");
+		return EXIT_NET;
+	}
+	case KITE_BAD_ARGUMENT:
+		fprintf(stderr, "%s: the request does not fit one UDP datagram\n", c->prog);
+		return EXIT_USAGE;
+	default:
+		fprintf(stderr, "%s: %s\n", c->prog, kite_strerror(op->rc));
+		return op->rc == KITE_TMPFAIL || op->rc == KITE_REDIRECTS ? EXIT_SERVER : EXIT_NET;
+	}
 }
 
-/* Build one request, exchange it, and find its response. */
+/* Run one op and report its failure. */
 static int
-simple_request(struct cli *c, uint8_t opcode, uint64_t cas, const void *ext, uint8_t extlen,
-	       const void *key, uint16_t keylen, const void *val, uint32_t vallen, struct reply *r,
-	       const struct kite_res **out)
+run1(struct cli *c, struct kite_op *op)
 {
-	const size_t cap = (size_t)KITE_BIN_HDR_LEN + extlen + keylen + vallen;
-	uint8_t *buf = malloc(cap);
-	struct want w = { 0x4b495445u /* "KITE" */, opcode == KITE_OP_STAT };
-	int n, rc;
+	kite_exec(c->k, op, 1);
+	return report(c, op);
+}
 
-	if (buf == NULL) {
-		fprintf(stderr, "%s: out of memory\n", c->prog);
-		return EXIT_NET;
-	}
-	n = kite_proto_build_req(buf, cap, opcode, w.opaque, cas, ext, extlen, key, keylen, val,
-				 vallen);
-	if (n < 0) {
-		free(buf);
-		fprintf(stderr, "%s: cannot encode the request\n", c->prog);
-		return EXIT_USAGE;
-	}
-	rc = exchange(c, buf, (size_t)n, done_opaque, &w, 0, r);
-	free(buf);
-	if (rc != EXIT_OK)
-		return rc;
-	*out = find_res(r, w.opaque);
-	if (*out == NULL) {
-		fprintf(stderr, "%s: reply without our opaque\n", c->prog);
-		return EXIT_NET;
-	}
-	return EXIT_OK;
+static void
+print_value(const struct cli *c, const char *key, const struct kite_op *op)
+{
+	if (c->quiet)
+		return;
+	if (c->verbose)
+		printf("VALUE %s flags=%" PRIu32 " cas=%" PRIu64 " bytes=%zu\n", key,
+		       op->result_flags, op->result_cas, op->result_len);
+	fwrite(op->result, 1, op->result_len, stdout);
+	putchar('\n');
 }
 
 /* ---- command arguments --------------------------------------------------- */
@@ -775,20 +473,6 @@ check_key(struct cli *c, const char *key)
 }
 
 static void
-print_value(const struct cli *c, const char *key, const struct kite_res *x)
-{
-	uint32_t flags = x->extlen >= 4 ? kite_proto_get32(x->extras) : 0;
-
-	if (c->quiet)
-		return;
-	if (c->verbose)
-		printf("VALUE %s flags=%" PRIu32 " cas=%" PRIu64 " bytes=%" PRIu32 "\n", key, flags,
-		       x->cas, x->vallen);
-	fwrite(x->value, 1, x->vallen, stdout);
-	putchar('\n');
-}
-
-static void
 say(const struct cli *c, const char *line)
 {
 	if (!c->quiet)
@@ -803,39 +487,32 @@ cmd_get(struct cli *c, int argc, char **argv)
 	struct cmd_opts o;
 	char *pos[1];
 	int np, rc;
-	struct reply r = { 0 };
-	const struct kite_res *x;
 
 	rc = parse_cmd_args(c, argc, argv, 0, &o, pos, 1, 1, &np);
 	if (rc == EXIT_OK)
 		rc = check_key(c, pos[0]);
 	if (rc != EXIT_OK)
 		return rc;
-	rc = simple_request(c, KITE_OP_GET, 0, NULL, 0, pos[0], (uint16_t)strlen(pos[0]), NULL, 0,
-			    &r, &x);
-	if (rc == EXIT_OK) {
-		if (x->status != KITE_STATUS_OK)
-			rc = report_status(c, x);
-		else
-			print_value(c, pos[0], x);
-	}
-	reply_free(&r);
+	struct kite_op op = { .type = KITE_GET, .key = pos[0], .keylen = strlen(pos[0]) };
+	rc = run1(c, &op);
+	if (rc == EXIT_OK)
+		print_value(c, pos[0], &op);
+	kite_op_clear(&op);
 	return rc;
 }
 
 struct store_cmd {
 	const char *name;
-	uint8_t opcode;
-	bool extras; /* flags and TTL: SET, ADD, REPLACE */
+	enum kite_op_type type;
 	unsigned int opts;
 };
 
 static const struct store_cmd store_cmds[] = {
-	{ "set", KITE_OP_SET, true, OPT_FLAGS | OPT_TTL | OPT_CAS },
-	{ "add", KITE_OP_ADD, true, OPT_FLAGS | OPT_TTL },
-	{ "replace", KITE_OP_REPLACE, true, OPT_FLAGS | OPT_TTL | OPT_CAS },
-	{ "append", KITE_OP_APPEND, false, OPT_CAS },
-	{ "prepend", KITE_OP_PREPEND, false, OPT_CAS },
+	{ "set", KITE_SET, OPT_FLAGS | OPT_TTL | OPT_CAS },
+	{ "add", KITE_ADD, OPT_FLAGS | OPT_TTL },
+	{ "replace", KITE_REPLACE, OPT_FLAGS | OPT_TTL | OPT_CAS },
+	{ "append", KITE_APPEND, OPT_CAS },
+	{ "prepend", KITE_PREPEND, OPT_CAS },
 };
 
 static int
@@ -843,31 +520,23 @@ cmd_store(struct cli *c, const struct store_cmd *sc, int argc, char **argv)
 {
 	struct cmd_opts o;
 	char *pos[2];
-	uint8_t ext[8];
 	char line[64];
 	int np, rc;
-	struct reply r = { 0 };
-	const struct kite_res *x;
 
 	rc = parse_cmd_args(c, argc, argv, sc->opts, &o, pos, 2, 2, &np);
 	if (rc == EXIT_OK)
 		rc = check_key(c, pos[0]);
 	if (rc != EXIT_OK)
 		return rc;
-	kite_proto_put32(ext, o.flags);
-	kite_proto_put32(ext + 4, o.ttl);
-	rc = simple_request(c, sc->opcode, o.cas, sc->extras ? ext : NULL, sc->extras ? 8 : 0,
-			    pos[0], (uint16_t)strlen(pos[0]), pos[1], (uint32_t)strlen(pos[1]), &r,
-			    &x);
+	struct kite_op op = { .type = sc->type, .key = pos[0], .keylen = strlen(pos[0]),
+			      .value = pos[1], .vallen = strlen(pos[1]), .flags = o.flags,
+			      .exptime = o.ttl, .cas = o.cas };
+	rc = run1(c, &op);
 	if (rc == EXIT_OK) {
-		if (x->status != KITE_STATUS_OK) {
-			rc = report_status(c, x);
-		} else {
-			snprintf(line, sizeof(line), "STORED cas=%" PRIu64, x->cas);
-			say(c, line);
-		}
+		snprintf(line, sizeof(line), "STORED cas=%" PRIu64, op.result_cas);
+		say(c, line);
 	}
-	reply_free(&r);
+	kite_op_clear(&op);
 	return rc;
 }
 
@@ -877,36 +546,28 @@ cmd_delete(struct cli *c, int argc, char **argv)
 	struct cmd_opts o;
 	char *pos[1];
 	int np, rc;
-	struct reply r = { 0 };
-	const struct kite_res *x;
 
 	rc = parse_cmd_args(c, argc, argv, OPT_CAS, &o, pos, 1, 1, &np);
 	if (rc == EXIT_OK)
 		rc = check_key(c, pos[0]);
 	if (rc != EXIT_OK)
 		return rc;
-	rc = simple_request(c, KITE_OP_DELETE, o.cas, NULL, 0, pos[0], (uint16_t)strlen(pos[0]),
-			    NULL, 0, &r, &x);
-	if (rc == EXIT_OK) {
-		if (x->status != KITE_STATUS_OK)
-			rc = report_status(c, x);
-		else
-			say(c, "DELETED");
-	}
-	reply_free(&r);
+	struct kite_op op = { .type = KITE_DELETE, .key = pos[0], .keylen = strlen(pos[0]),
+			      .cas = o.cas };
+	rc = run1(c, &op);
+	if (rc == EXIT_OK)
+		say(c, "DELETED");
+	kite_op_clear(&op);
 	return rc;
 }
 
 static int
-cmd_delta(struct cli *c, uint8_t opcode, int argc, char **argv)
+cmd_delta(struct cli *c, enum kite_op_type type, int argc, char **argv)
 {
 	struct cmd_opts o;
 	char *pos[2];
-	uint8_t ext[20];
 	uint64_t delta = 1;
 	int np, rc;
-	struct reply r = { 0 };
-	const struct kite_res *x;
 
 	rc = parse_cmd_args(c, argc, argv, OPT_INITIAL | OPT_TTL | OPT_CAS, &o, pos, 1, 2, &np);
 	if (rc == EXIT_OK)
@@ -917,27 +578,17 @@ cmd_delta(struct cli *c, uint8_t opcode, int argc, char **argv)
 		return usage_error(c, "DELTA '%s' is not a 64-bit unsigned number", pos[1]);
 	if ((o.seen & OPT_TTL) && !(o.seen & OPT_INITIAL))
 		return usage_error(c, "%s", "--ttl applies to a created key: give --initial too");
-	kite_proto_put64(ext, delta);
-	kite_proto_put64(ext + 8, o.initial);
-	kite_proto_put32(ext + 16, (o.seen & OPT_INITIAL) ? o.ttl : KITE_DELTA_NO_CREATE);
-	rc = simple_request(c, opcode, o.cas, ext, sizeof(ext), pos[0], (uint16_t)strlen(pos[0]),
-			    NULL, 0, &r, &x);
-	if (rc == EXIT_OK) {
-		if (x->status != KITE_STATUS_OK) {
-			rc = report_status(c, x);
-		} else if (x->vallen != 8) {
-			fprintf(stderr, "%s: malformed reply: counter of %" PRIu32 " bytes\n",
-				c->prog, x->vallen);
-			rc = EXIT_NET;
-		} else if (!c->quiet) {
-			if (c->verbose)
-				printf("%" PRIu64 " cas=%" PRIu64 "\n", kite_proto_get64(x->value),
-				       x->cas);
-			else
-				printf("%" PRIu64 "\n", kite_proto_get64(x->value));
-		}
+	struct kite_op op = { .type = type, .key = pos[0], .keylen = strlen(pos[0]),
+			      .delta = delta, .initial = o.initial, .exptime = o.ttl,
+			      .create = (o.seen & OPT_INITIAL) != 0, .cas = o.cas };
+	rc = run1(c, &op);
+	if (rc == EXIT_OK && !c->quiet) {
+		if (c->verbose)
+			printf("%" PRIu64 " cas=%" PRIu64 "\n", op.counter, op.result_cas);
+		else
+			printf("%" PRIu64 "\n", op.counter);
 	}
-	reply_free(&r);
+	kite_op_clear(&op);
 	return rc;
 }
 
@@ -946,11 +597,8 @@ cmd_touch(struct cli *c, int argc, char **argv)
 {
 	struct cmd_opts o;
 	char *pos[2];
-	uint8_t ext[4];
 	uint64_t ttl;
 	int np, rc;
-	struct reply r = { 0 };
-	const struct kite_res *x;
 
 	rc = parse_cmd_args(c, argc, argv, 0, &o, pos, 2, 2, &np);
 	if (rc == EXIT_OK)
@@ -959,22 +607,80 @@ cmd_touch(struct cli *c, int argc, char **argv)
 		return rc;
 	if (!parse_u64(pos[1], UINT32_MAX, &ttl))
 		return usage_error(c, "TTL '%s' is not 0..4294967295", pos[1]);
-	kite_proto_put32(ext, (uint32_t)ttl);
-	rc = simple_request(c, KITE_OP_TOUCH, 0, ext, sizeof(ext), pos[0], (uint16_t)strlen(pos[0]),
-			    NULL, 0, &r, &x);
-	if (rc == EXIT_OK) {
-		if (x->status != KITE_STATUS_OK) {
-			rc = report_status(c, x);
-		} else if (!c->quiet) {
-			if (c->verbose)
-				printf("TOUCHED flags=%" PRIu32 " cas=%" PRIu64 "\n",
-				       x->extlen >= 4 ? kite_proto_get32(x->extras) : 0, x->cas);
-			else
-				puts("TOUCHED");
-		}
+	struct kite_op op = { .type = KITE_TOUCH, .key = pos[0], .keylen = strlen(pos[0]),
+			      .exptime = (uint32_t)ttl };
+	rc = run1(c, &op);
+	if (rc == EXIT_OK && !c->quiet) {
+		if (c->verbose)
+			printf("TOUCHED flags=%" PRIu32 " cas=%" PRIu64 "\n", op.result_flags,
+			       op.result_cas);
+		else
+			puts("TOUCHED");
 	}
-	reply_free(&r);
+	kite_op_clear(&op);
 	return rc;
+}
+
+/*
+ * A node command: to the -s node, or with --all to every member of the
+ * map (each answer under a "== node ID (IP:PORT)" line). print() shows
+ * one answer. @return the worst exit code.
+ */
+static int
+node_cmd(struct cli *c, struct kite_op *tmpl, void (*print)(const struct cli *, struct kite_op *))
+{
+	struct kite_map_info mi;
+	struct kite_op *ops;
+	unsigned int n = 1;
+	int worst = EXIT_OK;
+
+	if (c->all) {
+		if (kite_map_refresh(c->k) != KITE_OK) {
+			fprintf(stderr, "%s: no reply from %s:%s after %u attempt(s) of %u ms "
+					"(asking for the cluster map)\n",
+				c->prog, c->host, c->port, c->retries + 1, c->timeout_ms);
+			return EXIT_NET;
+		}
+		kite_map_info(c->k, &mi);
+		n = mi.members;
+	}
+	ops = calloc(n, sizeof(*ops));
+	if (ops == NULL)
+		return EXIT_NET;
+	for (unsigned int i = 0; i < n; i++) {
+		ops[i] = *tmpl;
+		ops[i].node = c->all ? (int)i : KITE_NODE_SEED;
+	}
+	kite_exec(c->k, ops, n);
+	for (unsigned int i = 0; i < n; i++) {
+		struct kite_member mb;
+
+		if (c->all && !c->quiet && kite_map_member(c->k, i, &mb) == 0)
+			printf("== node %s (%s)\n", mb.id, where(c, (int)i));
+		int rc = report(c, &ops[i]);
+		if (rc == EXIT_OK)
+			print(c, &ops[i]);
+		if (rc > worst)
+			worst = rc;
+		kite_op_clear(&ops[i]);
+	}
+	free(ops);
+	return worst;
+}
+
+static void
+print_stats(const struct cli *c, struct kite_op *op)
+{
+	const char *p = op->result, *end = p + op->result_len;
+
+	if (c->quiet || p == NULL)
+		return;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+		printf("STAT %.*s\n", (int)len, p);
+		p += len + 1;
+	}
 }
 
 static int
@@ -983,63 +689,44 @@ cmd_stats(struct cli *c, int argc, char **argv)
 	struct cmd_opts o;
 	char *pos[1];
 	int np, rc;
-	struct reply r = { 0 };
-	const struct kite_res *x;
 
 	rc = parse_cmd_args(c, argc, argv, 0, &o, pos, 0, 1, &np);
 	if (rc != EXIT_OK)
 		return rc;
 	if (np == 1 && strlen(pos[0]) > KITE_KEY_MAX)
 		return usage_error(c, "group '%s' is longer than 250 bytes", pos[0]);
-	rc = simple_request(c, KITE_OP_STAT, 0, NULL, 0, np ? pos[0] : NULL,
-			    np ? (uint16_t)strlen(pos[0]) : 0, NULL, 0, &r, &x);
-	if (rc != EXIT_OK)
-		goto out;
-	if (x->status != KITE_STATUS_OK) {
-		rc = report_status(c, x);
-		goto out;
-	}
-	for (unsigned int i = 0; i < r.nres; i++) {
-		x = &r.res[i];
-		if (x->status != KITE_STATUS_OK) {
-			rc = report_status(c, x);
-			break;
-		}
-		if (x->keylen == 0)
-			break;
-		if (!c->quiet)
-			printf("STAT %.*s %.*s\n", (int)x->keylen, (const char *)x->key,
-			       (int)x->vallen, (const char *)x->value);
-	}
-out:
-	reply_free(&r);
-	return rc;
+	struct kite_op op = { .type = KITE_NODE_STATS, .key = np ? pos[0] : NULL,
+			      .keylen = np ? strlen(pos[0]) : 0 };
+	return node_cmd(c, &op, print_stats);
+}
+
+static void
+print_ok(const struct cli *c, struct kite_op *op)
+{
+	(void)op;
+	say(c, "OK");
+}
+
+static void
+print_text(const struct cli *c, struct kite_op *op)
+{
+	if (!c->quiet)
+		printf("%.*s\n", (int)op->result_len, op->result != NULL ? (char *)op->result : "");
 }
 
 /* VERSION and NOOP: no arguments; print the body (VERSION) or OK (NOOP). */
 static int
-cmd_noarg(struct cli *c, int argc, char **argv, uint8_t opcode)
+cmd_noarg(struct cli *c, int argc, char **argv, enum kite_op_type type)
 {
 	struct cmd_opts o;
 	char *pos[1];
 	int np, rc;
-	struct reply r = { 0 };
-	const struct kite_res *x;
 
 	rc = parse_cmd_args(c, argc, argv, 0, &o, pos, 0, 0, &np);
 	if (rc != EXIT_OK)
 		return rc;
-	rc = simple_request(c, opcode, 0, NULL, 0, NULL, 0, NULL, 0, &r, &x);
-	if (rc == EXIT_OK) {
-		if (x->status != KITE_STATUS_OK)
-			rc = report_status(c, x);
-		else if (opcode == KITE_OP_NOOP)
-			say(c, "OK");
-		else if (!c->quiet)
-			printf("%.*s\n", (int)x->vallen, (const char *)x->value);
-	}
-	reply_free(&r);
-	return rc;
+	struct kite_op op = { .type = type };
+	return node_cmd(c, &op, type == KITE_NODE_NOOP ? print_ok : print_text);
 }
 
 static int
@@ -1047,99 +734,65 @@ cmd_flush(struct cli *c, int argc, char **argv)
 {
 	struct cmd_opts o;
 	char *pos[1];
-	uint8_t ext[4];
 	uint64_t delay = 0;
 	int np, rc;
-	struct reply r = { 0 };
-	const struct kite_res *x;
 
 	rc = parse_cmd_args(c, argc, argv, 0, &o, pos, 0, 1, &np);
 	if (rc != EXIT_OK)
 		return rc;
 	if (np == 1 && !parse_u64(pos[0], UINT32_MAX, &delay))
 		return usage_error(c, "DELAY '%s' is not 0..4294967295", pos[0]);
-	kite_proto_put32(ext, (uint32_t)delay);
-	rc = simple_request(c, KITE_OP_FLUSH, 0, np ? ext : NULL, np ? 4 : 0, NULL, 0, NULL, 0, &r,
-			    &x);
-	if (rc == EXIT_OK) {
-		if (x->status != KITE_STATUS_OK)
-			rc = report_status(c, x);
-		else
-			say(c, "OK");
+	struct kite_op op = { .type = KITE_NODE_FLUSH, .exptime = (uint32_t)delay };
+	return node_cmd(c, &op, print_ok);
+}
+
+static void
+print_topology(const struct cli *c, struct kite_op *op)
+{
+	static struct kite_topology topo;
+
+	if (kite_topo_parse(op->result, op->result_len, &topo) != 0) {
+		fprintf(stderr, "%s: malformed topology reply (%zu bytes)\n", c->prog,
+			op->result_len);
+		op->rc = KITE_PROTOCOL;
+		return;
 	}
-	reply_free(&r);
-	return rc;
+	if (c->quiet)
+		return;
+	printf("partitions %u workers %u base_port %u hash %s seed %" PRIu64 "\n", topo.partitions,
+	       topo.workers, topo.base_port,
+	       topo.hash == KITE_TOPO_HASH_XXH64 ? "xxh64" : "unknown", topo.seed);
+	for (unsigned int p = 0; p < topo.partitions; p++)
+		printf("partition %u port %u worker %u\n", p, topo.port[p], topo.worker[p]);
 }
 
 /* topology: Kite's TOPOLOGY (0xe0), the partition layout of the node. */
 static int
 cmd_topology(struct cli *c, int argc, char **argv)
 {
-	static struct kite_topology topo;
 	struct cmd_opts o;
 	char *pos[1];
 	int np, rc;
-	struct reply r = { 0 };
-	const struct kite_res *x;
 
 	rc = parse_cmd_args(c, argc, argv, 0, &o, pos, 0, 0, &np);
 	if (rc != EXIT_OK)
 		return rc;
-	rc = simple_request(c, KITE_OP_TOPOLOGY, 0, NULL, 0, NULL, 0, NULL, 0, &r, &x);
-	if (rc == EXIT_OK) {
-		if (x->status != KITE_STATUS_OK) {
-			/* memcached and other servers answer UNKNOWN_COMMAND: exit 4. */
-			rc = report_status(c, x);
-		} else if (kite_topo_parse(x->value, x->vallen, &topo) != 0) {
-			fprintf(stderr, "%s: malformed topology reply (%" PRIu32 " bytes)\n",
-				c->prog, x->vallen);
-			rc = EXIT_NET;
-		} else if (!c->quiet) {
-			printf("partitions %u workers %u base_port %u hash %s seed %" PRIu64 "\n",
-			       topo.partitions, topo.workers, topo.base_port,
-			       topo.hash == KITE_TOPO_HASH_XXH64 ? "xxh64" : "unknown", topo.seed);
-			for (unsigned int p = 0; p < topo.partitions; p++)
-				printf("partition %u port %u worker %u\n", p, topo.port[p],
-				       topo.worker[p]);
-		}
-	}
-	reply_free(&r);
-	return rc;
-}
-
-/* batch-get is done when every key of the datagram and the NOOP have answered. */
-struct batch_want {
-	int first;
-	int last;
-};
-
-static bool
-done_batch(const struct reply *r, void *arg)
-{
-	const struct batch_want *w = arg;
-
-	if (find_res(r, OPAQUE_NOOP) == NULL)
-		return false;
-	for (int k = w->first; k < w->last; k++)
-		if (find_res(r, (uint32_t)k) == NULL)
-			return false;
-	return true;
+	struct kite_op op = { .type = KITE_NODE_TOPOLOGY };
+	return node_cmd(c, &op, print_topology);
 }
 
 /*
- * batch-get: GETK for each key (opaque = its index) and a NOOP, as many
- * keys per datagram as fit in BATCH_DGRAM_MAX. GETK rather than GETKQ: a
- * miss then answers too, so the reply is known to be complete even when
- * several workers answer parts of the datagram, with no waiting for
- * stragglers. Hits print in key order.
+ * batch-get: one GETK per key, routed by the map and packed per node and
+ * partition into as few datagrams as fit; hits print in key order, misses
+ * are named on stderr.
  */
 static int
 cmd_batch_get(struct cli *c, int argc, char **argv)
 {
 	struct cmd_opts o;
 	char **pos;
+	struct kite_op *ops;
 	int np, rc, worst = EXIT_OK;
-	uint8_t buf[BATCH_DGRAM_MAX];
 
 	pos = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*pos));
 	if (pos == NULL)
@@ -1151,63 +804,103 @@ cmd_batch_get(struct cli *c, int argc, char **argv)
 		free(pos);
 		return rc;
 	}
+	ops = calloc((size_t)np, sizeof(*ops));
+	if (ops == NULL) {
+		free(pos);
+		return EXIT_NET;
+	}
+	for (int k = 0; k < np; k++) {
+		ops[k].type = KITE_GET;
+		ops[k].key = pos[k];
+		ops[k].keylen = strlen(pos[k]);
+	}
+	kite_exec(c->k, ops, (size_t)np);
+	for (int k = 0; k < np; k++) {
+		struct kite_op *x = &ops[k];
 
-	int first = 0;
-	while (first < np && worst != EXIT_NET && worst != EXIT_SERVER) {
-		size_t off = 0;
-		int last = first;
-		struct reply r = { 0 };
-
-		/* Room for the NOOP is kept; one key always fits (274 + 24 < 1392). */
-		while (last < np) {
-			size_t need = KITE_BIN_HDR_LEN + strlen(pos[last]);
-			if (off + need + KITE_BIN_HDR_LEN > sizeof(buf) - KITE_FRAME_HDR_LEN)
-				break;
-			off += (size_t)kite_proto_build_req(
-				buf + off, sizeof(buf) - off, KITE_OP_GETK, (uint32_t)last, 0,
-				NULL, 0, pos[last], (uint16_t)strlen(pos[last]), NULL, 0);
-			last++;
-		}
-		off += (size_t)kite_proto_build_req(buf + off, sizeof(buf) - off, KITE_OP_NOOP,
-						    OPAQUE_NOOP, 0, NULL, 0, NULL, 0, NULL, 0);
-		struct batch_want bw = { first, last };
-		rc = exchange(c, buf, off, done_batch, &bw, 0, &r);
-		if (rc != EXIT_OK) {
-			reply_free(&r);
-			free(pos);
-			return rc;
-		}
-		for (int k = first; k < last; k++) {
-			const struct kite_res *x = find_res(&r, (uint32_t)k);
-			if (x == NULL || x->status == KITE_STATUS_KEY_ENOENT) {
-				if (!c->quiet)
-					fprintf(stderr, "NOT_FOUND %s\n", pos[k]);
-				if (worst == EXIT_OK)
-					worst = EXIT_CACHE;
-				continue;
-			}
-			if (x->status != KITE_STATUS_OK) {
-				rc = report_status(c, x);
-				if (rc > worst)
-					worst = rc;
-				continue;
-			}
-			if (c->quiet)
-				continue;
-			printf("VALUE %s %" PRIu32 " %" PRIu32, pos[k],
-			       x->extlen >= 4 ? kite_proto_get32(x->extras) : 0, x->vallen);
+		if (x->rc == KITE_NOT_FOUND) {
+			if (!c->quiet)
+				fprintf(stderr, "NOT_FOUND %s\n", pos[k]);
+			if (worst == EXIT_OK)
+				worst = EXIT_CACHE;
+		} else if (x->rc != KITE_OK) {
+			rc = report(c, x);
+			if (rc > worst)
+				worst = rc;
+		} else if (!c->quiet) {
+			printf("VALUE %s %" PRIu32 " %zu", pos[k], x->result_flags, x->result_len);
 			if (c->verbose)
-				printf(" cas=%" PRIu64, x->cas);
+				printf(" cas=%" PRIu64, x->result_cas);
 			putchar('\n');
-			fwrite(x->value, 1, x->vallen, stdout);
+			fwrite(x->result, 1, x->result_len, stdout);
 			putchar('\n');
 		}
-		reply_free(&r);
-		first = last;
+		kite_op_clear(x);
 	}
 	if (!c->quiet)
 		puts("END");
+	free(ops);
 	free(pos);
+	return worst;
+}
+
+/*
+ * cluster: the map (epoch, vbuckets, copies), then one line per member
+ * with its vbuckets and its answer to a NOOP (round trip, or "no reply").
+ */
+static int
+cmd_cluster(struct cli *c, int argc, char **argv)
+{
+	struct cmd_opts o;
+	char *pos[1];
+	struct kite_map_info mi;
+	int np, rc, worst = EXIT_OK;
+
+	rc = parse_cmd_args(c, argc, argv, 0, &o, pos, 0, 0, &np);
+	if (rc != EXIT_OK)
+		return rc;
+	if (kite_map_refresh(c->k) != KITE_OK) {
+		fprintf(stderr, "%s: no reply from %s:%s after %u attempt(s) of %u ms (asking for "
+				"the cluster map)\n",
+			c->prog, c->host, c->port, c->retries + 1, c->timeout_ms);
+		return EXIT_NET;
+	}
+	kite_map_info(c->k, &mi);
+	if (mi.seed_is_memcached) {
+		if (!c->quiet)
+			printf("%s:%s does not know CLUSTER_MAP (a memcached?): used as one node\n",
+			       c->host, c->port);
+		return EXIT_OK;
+	}
+	if (!c->quiet)
+		printf("epoch %" PRIu64 " vbuckets %u copies %u members %u\n", mi.epoch,
+		       mi.vbuckets, mi.copies, mi.members);
+	for (unsigned int i = 0; i < mi.members; i++) {
+		struct kite_member mb;
+		struct kite_op op = { .type = KITE_NODE_NOOP, .node = (int)i };
+		struct timespec t0, t1;
+
+		kite_map_member(c->k, i, &mb);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		kite_exec(c->k, &op, 1);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		if (op.rc != KITE_OK)
+			worst = EXIT_NET;
+		if (!c->quiet) {
+			printf("member %s %s partitions %u weight %u zone %s state %s vbuckets %u "
+			       "(%.1f%%) ",
+			       mb.id, where(c, (int)i), mb.partitions, mb.weight,
+			       mb.zone[0] ? mb.zone : "-", mb.state ? mb.state : "?",
+			       mb.vbuckets_owned, 100.0 * mb.vbuckets_owned / mi.vbuckets);
+			if (op.rc == KITE_OK)
+				printf("ping %.2f ms\n", ms);
+			else
+				printf("ping %s\n", kite_strerror(op.rc));
+		}
+		kite_op_clear(&op);
+	}
 	return worst;
 }
 
@@ -1224,23 +917,25 @@ run_command(struct cli *c, const char *name, int argc, char **argv)
 	if (strcmp(name, "delete") == 0)
 		return cmd_delete(c, argc, argv);
 	if (strcmp(name, "incr") == 0)
-		return cmd_delta(c, KITE_OP_INCREMENT, argc, argv);
+		return cmd_delta(c, KITE_INCR, argc, argv);
 	if (strcmp(name, "decr") == 0)
-		return cmd_delta(c, KITE_OP_DECREMENT, argc, argv);
+		return cmd_delta(c, KITE_DECR, argc, argv);
 	if (strcmp(name, "touch") == 0)
 		return cmd_touch(c, argc, argv);
 	if (strcmp(name, "stats") == 0)
 		return cmd_stats(c, argc, argv);
 	if (strcmp(name, "version") == 0)
-		return cmd_noarg(c, argc, argv, KITE_OP_VERSION);
+		return cmd_noarg(c, argc, argv, KITE_NODE_VERSION);
 	if (strcmp(name, "flush") == 0)
 		return cmd_flush(c, argc, argv);
 	if (strcmp(name, "noop") == 0)
-		return cmd_noarg(c, argc, argv, KITE_OP_NOOP);
+		return cmd_noarg(c, argc, argv, KITE_NODE_NOOP);
 	if (strcmp(name, "batch-get") == 0)
 		return cmd_batch_get(c, argc, argv);
 	if (strcmp(name, "topology") == 0)
 		return cmd_topology(c, argc, argv);
+	if (strcmp(name, "cluster") == 0)
+		return cmd_cluster(c, argc, argv);
 	return -1;
 }
 
@@ -1250,7 +945,8 @@ is_command(const char *name)
 	static const char *const names[] = { "get",    "set",	  "add",       "replace",
 					     "append", "prepend", "delete",    "incr",
 					     "decr",   "touch",	  "stats",     "version",
-					     "flush",  "noop",	  "batch-get", "topology" };
+					     "flush",  "noop",	  "batch-get", "topology",
+					     "cluster" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(name, names[i]) == 0)
@@ -1267,7 +963,6 @@ main(int argc, char **argv)
 		.port = DEFAULT_PORT,
 		.timeout_ms = DEFAULT_TIMEOUT_MS,
 		.retries = DEFAULT_RETRIES,
-		.fd = -1,
 	};
 	const char *env = getenv("KITE_SERVER");
 	const char *host = NULL, *port = NULL;
@@ -1303,6 +998,10 @@ main(int argc, char **argv)
 		}
 		if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
 			c.verbose = true;
+			continue;
+		}
+		if (strcmp(a, "-a") == 0 || strcmp(a, "--all") == 0) {
+			c.all = true;
 			continue;
 		}
 		char opt = 0;
@@ -1351,11 +1050,11 @@ main(int argc, char **argv)
 	if (!is_command(argv[i]))
 		return usage_error(&c, "unknown command '%s'", argv[i]);
 
-	rc = open_socket(&c);
+	rc = open_client(&c);
 	if (rc != EXIT_OK)
 		return rc;
 	rc = run_command(&c, argv[i], argc - i - 1, argv + i + 1);
-	close(c.fd);
+	kite_close(c.k);
 	if (fflush(stdout) != 0 && rc == EXIT_OK)
 		rc = EXIT_NET;
 	return rc;
