@@ -339,11 +339,38 @@ encode(const struct kite_op *op, uint32_t opaque, uint8_t *out, size_t cap)
 				    extlen ? ext : NULL, extlen, key, keylen, val, vallen);
 }
 
+/* The encoded size of an op, exactly (what encode() writes). */
 static size_t
 encoded_len(const struct kite_op *op)
 {
-	return KITE_BIN_HDR_LEN + 20 + (keyed(op->type) || op->type == KITE_NODE_STATS ? op->keylen : 0) +
-	       (op->value != NULL ? op->vallen : 0);
+	size_t ext = 0, val = 0;
+
+	switch (op->type) {
+	case KITE_SET:
+	case KITE_ADD:
+	case KITE_REPLACE:
+		ext = 8;
+		/* fall through */
+	case KITE_APPEND:
+	case KITE_PREPEND:
+		val = op->vallen;
+		break;
+	case KITE_INCR:
+	case KITE_DECR:
+		ext = 20;
+		break;
+	case KITE_TOUCH:
+	case KITE_GAT:
+		ext = 4;
+		break;
+	case KITE_NODE_FLUSH:
+		ext = op->exptime != 0 ? 4 : 0;
+		break;
+	default:
+		break;
+	}
+	return KITE_BIN_HDR_LEN + ext + val +
+	       (keyed(op->type) || op->type == KITE_NODE_STATS ? op->keylen : 0);
 }
 
 /* ---- finishing operations ---------------------------------------------------- */
@@ -460,6 +487,7 @@ on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
 		return true;
 	}
 	if (x->status == KITE_STATUS_OK) {
+		op->result_flags = x->extlen >= 4 ? kite_proto_get32(x->extras) : 0;
 		switch (op->type) {
 		case KITE_GET:
 		case KITE_GAT:
@@ -473,7 +501,6 @@ on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
 			memcpy(op->result, x->value, x->vallen);
 			((char *)op->result)[x->vallen] = '\0';
 			op->result_len = x->vallen;
-			op->result_flags = x->extlen >= 4 ? kite_proto_get32(x->extras) : 0;
 			break;
 		case KITE_INCR:
 		case KITE_DECR:
