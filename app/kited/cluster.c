@@ -45,7 +45,6 @@
 #define MAX_ENDPOINTS 8
 #define ETCD_TIMEOUT_MS 1000
 #define MAX_PENDING 64
-#define LEAVE_GRACE_MS 1500
 
 struct etcd {
 	char ep[MAX_ENDPOINTS][256];
@@ -112,6 +111,9 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 	struct kited_cview *v = calloc(1, sizeof(*v));
 	const struct kited_cview *prev = atomic_load(&c->n->cpub.cur);
 	uint32_t pmask = c->n->n_parts - 1;
+	/* Warm-up window: leave-grace for a node that is leaving. */
+	unsigned int window = c->self.state == KITE_CLUSTER_LEAVING ? c->n->cfg.leave_grace
+								   : c->n->cfg.warmup;
 	int len;
 
 	if (v == NULL)
@@ -124,20 +126,36 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 	v->msg = malloc(KITE_CLUSTER_MSG_MAX);
 	if (v->role == NULL || v->since == NULL || v->msg == NULL)
 		goto nomem;
-	for (uint32_t vb = 0; vb < v->map.vbuckets && v->self >= 0; vb++) {
+	if (prev != NULL && prev->map.vbuckets != v->map.vbuckets)
+		prev = NULL;
+	/*
+	 * Roles. A replica candidate serves no reads until replication feeds
+	 * it (issue 11): it is counted, not marked. A vbucket this node owned
+	 * in the previous view (or still held as PREVIOUS) is PREVIOUS for the
+	 * warm-up window (leave-grace when leaving): clients read keys through
+	 * from it to fill the new owner, and invalidate there. Not after a
+	 * lapsed lease: other nodes owned the vbuckets meanwhile.
+	 */
+	bool any_prev = false;
+	for (uint32_t vb = 0; vb < v->map.vbuckets; vb++) {
 		const uint8_t *l = kite_cluster_nodes(&v->map, vb);
+		uint8_t was = prev != NULL && prev->role != NULL ? prev->role[vb] : 0;
 
-		if (l[0] == v->self) {
+		if (v->self >= 0 && l[0] == v->self) {
 			v->role[vb] = KITE_ENGINE_ROLE_OWNER;
 			v->owned++;
 			continue;
 		}
-		for (unsigned int k = 1; k < v->map.copies; k++)
-			if (l[k] == v->self) {
-				v->role[vb] = KITE_ENGINE_ROLE_REPLICA;
-				v->replicated++;
-			}
+		for (unsigned int k = 1; v->self >= 0 && k < v->map.copies; k++)
+			v->replicated += l[k] == v->self;
+		if (!c->rejoined && window > 0 &&
+		    (was == KITE_ENGINE_ROLE_OWNER ||
+		     (was == KITE_ENGINE_ROLE_PREVIOUS && rte_rdtsc() < prev->ec.prev_until_tsc))) {
+			v->role[vb] = KITE_ENGINE_ROLE_PREVIOUS;
+			any_prev = true;
+		}
 	}
+	v->ec.prev_until_tsc = any_prev ? rte_rdtsc() + (uint64_t)window * c->hz : 0;
 	/*
 	 * Stale data after a rejoin: where this node's role in a vbucket
 	 * changed (or it registered anew after its lease lapsed), what it
@@ -146,11 +164,12 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 	 * as absent. Until replication (issue 11) a replica holds nothing
 	 * newer than its mark either.
 	 */
-	if (prev != NULL && prev->map.vbuckets != v->map.vbuckets)
-		prev = NULL;
 	for (uint32_t vb = 0; vb < v->map.vbuckets; vb++) {
-		if (prev != NULL && prev->since != NULL && !c->rejoined &&
-		    prev->role[vb] == v->role[vb])
+		uint8_t was = prev != NULL && prev->since != NULL ? prev->role[vb] : 0;
+
+		/* Kept: an owner stays owner, or hands over (its data is as of the switch). */
+		if (!c->rejoined && was != KITE_ENGINE_ROLE_NONE &&
+		    (was == v->role[vb] || v->role[vb] == KITE_ENGINE_ROLE_PREVIOUS))
 			v->since[vb] = prev->since[vb];
 		else if (v->role[vb] != KITE_ENGINE_ROLE_NONE)
 			v->since[vb] = kite_store_cas_mark(c->n->parts[vb & pmask]);
@@ -978,10 +997,11 @@ control_main(void *arg)
 					char h[8];
 					etcd_put_self(c, false, h, sizeof(h));
 					c->leave_deadline =
-						rte_rdtsc() + LEAVE_GRACE_MS * c->hz / 1000;
+						rte_rdtsc() + (uint64_t)c->n->cfg.leave_grace * c->hz;
+					c->e.dirty = true;
 					KLOG(INFO, "cluster: leaving: marked leaving, deregistering "
-						   "in %u ms",
-					     LEAVE_GRACE_MS);
+						   "in %u s (leave-grace)",
+					     c->n->cfg.leave_grace);
 				} else if (rte_rdtsc() >= c->leave_deadline) {
 					char id[32];
 					snprintf(id, sizeof(id), "%" PRId64, c->e.lease);

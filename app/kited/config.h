@@ -107,6 +107,12 @@ enum kited_ablate {
 	X("fencing", STR, fencing, "strict", 0, 0,                                              \
 	  "strict: refuse writes once the lease may have lapsed; available: keep taking "       \
 	  "them (risk: two owners for a while, docs/cluster.rst)")                               \
+	X("warmup", U32, warmup, "30", 0, 3600,                                                 \
+	  "seconds a node still answers warm-up reads (FILL_GET) and invalidations for the "    \
+	  "vbuckets it owned before a map change, so clients fill the new owner (0: off)")      \
+	X("leave-grace", U32, leave_grace, "5", 0, 600,                                         \
+	  "seconds a leaving node (SIGTERM) stays listed as leaving, owning nothing but "       \
+	  "answering warm-up reads, before it deregisters")                                     \
 	X("mgmt-ip", IPV4, mgmt_ip, "0.0.0.0", 0, 0,                                             \
 	  "management address: the kernel address etcd connections leave from (0.0.0.0: any)") \
 	X("ablate", STR, ablate, "none", 0, 0,                                                   \

@@ -45,8 +45,8 @@ struct kited_cluster_stats {
 	uint64_t fenced;             /* 1 while writes are refused */
 };
 
-/* The longest a graceful leave may take before kited stops anyway (seconds). */
-#define KITED_LEAVE_MAX_S 5
+/* A graceful leave may take leave-grace plus this long (etcd calls) before kited stops anyway. */
+#define KITED_LEAVE_SLACK_S 5
 
 struct node;
 struct worker;

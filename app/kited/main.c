@@ -442,12 +442,12 @@ main_loop(struct node *n)
 		if (n->stop_req && leave_by == 0) {
 			/* Leave the cluster gracefully (time-bounded), serving meanwhile. */
 			kited_cluster_leave(n);
-			leave_by = rte_rdtsc() + KITED_LEAVE_MAX_S * n->tsc_hz;
+			leave_by = rte_rdtsc() + (uint64_t)(n->cfg.leave_grace + KITED_LEAVE_SLACK_S) * n->tsc_hz;
 		}
 		if (leave_by != 0 && (kited_cluster_left(n) || rte_rdtsc() > leave_by)) {
 			if (!kited_cluster_left(n))
 				KLOG(WARNING, "cluster: leave not finished in %u s; stopping anyway",
-				     KITED_LEAVE_MAX_S);
+				     n->cfg.leave_grace + KITED_LEAVE_SLACK_S);
 			n->quit = true;
 			break;
 		}

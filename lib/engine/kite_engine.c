@@ -68,6 +68,7 @@ struct kite_engine {
 	uint32_t now; /* unix seconds, for STAT */
 	const struct kite_engine_cluster *cluster; /* NULL: no cluster */
 	bool fenced; /* this execution refuses writes (the fence deadline has passed) */
+	bool prev_ok; /* the PREVIOUS role still counts in this execution */
 	size_t topo_len; /* the TOPOLOGY reply body, encoded once */
 	uint8_t topo[KITE_TOPO_REPLY_MAX];
 	unsigned int nent;
@@ -84,7 +85,7 @@ struct kite_engine {
 static bool
 is_keyed(uint8_t cmd)
 {
-	return cmd >= KITE_CMD_GET && cmd <= KITE_CMD_GAT;
+	return (cmd >= KITE_CMD_GET && cmd <= KITE_CMD_GAT) || cmd == KITE_CMD_FILL_GET;
 }
 
 static bool
@@ -469,6 +470,7 @@ is_readonly(const struct entry *q)
 	case KITE_CMD_STAT:
 	case KITE_CMD_TOPOLOGY:
 	case KITE_CMD_CLUSTER_MAP:
+	case KITE_CMD_FILL_GET:
 		return true;
 	default:
 		return false;
@@ -490,9 +492,24 @@ cluster_refuses(struct kite_engine *e, const struct entry *q)
 	if (c == NULL || c->role == NULL)
 		return false;
 	role = c->role[q->vb & c->vbucket_mask];
-	if (q->r.cmd == KITE_CMD_GET ? role != KITE_ENGINE_ROLE_NONE
-				     : role == KITE_ENGINE_ROLE_OWNER) {
-		if (q->r.cmd == KITE_CMD_GET || !e->fenced)
+	if (role == KITE_ENGINE_ROLE_PREVIOUS && !e->prev_ok)
+		role = KITE_ENGINE_ROLE_NONE;
+	switch (q->r.cmd) {
+	case KITE_CMD_GET:
+		if (role == KITE_ENGINE_ROLE_OWNER || role == KITE_ENGINE_ROLE_REPLICA)
+			return false;
+		break;
+	case KITE_CMD_FILL_GET:
+		if (role != KITE_ENGINE_ROLE_NONE)
+			return false;
+		break;
+	default:
+		/* A previous owner takes invalidations during the warm-up window. */
+		if (q->r.cmd == KITE_CMD_DELETE && role == KITE_ENGINE_ROLE_PREVIOUS)
+			return false;
+		if (role != KITE_ENGINE_ROLE_OWNER)
+			break;
+		if (!e->fenced)
 			return false;
 		e->conf.stats->fenced_writes++;
 		respond_err(e, q, KITE_STATUS_ETMPFAIL);
@@ -534,7 +551,8 @@ not_here(const struct kite_engine *e, const struct entry *q)
 	const struct kite_engine_cluster *c = e->cluster;
 
 	return c != NULL && c->role != NULL &&
-	       c->role[q->vb & c->vbucket_mask] == KITE_ENGINE_ROLE_NONE;
+	       c->role[q->vb & c->vbucket_mask] != KITE_ENGINE_ROLE_OWNER &&
+	       c->role[q->vb & c->vbucket_mask] != KITE_ENGINE_ROLE_REPLICA;
 }
 
 /*
@@ -707,6 +725,27 @@ exec_get(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned 
 		reply_value(e, q, v, true);
 	else
 		reply_miss(e, q);
+}
+
+/*
+ * FILL_GET: a warm-up read-through of a key this node may have owned
+ * before the last map change. The reply's extras carry flags and the
+ * absolute expiry (0: none) so the new owner gets the same item.
+ */
+static void
+exec_fill_get(struct kite_engine *e, struct entry *q, struct kite_store *s)
+{
+	struct kite_store_view v;
+	uint8_t ext[8];
+
+	if (kite_store_get(s, q->r.key, q->r.keylen, q->hash, &v) != KITE_STORE_OK ||
+	    stale(e, q, v.cas)) {
+		reply_miss(e, q);
+		return;
+	}
+	kite_proto_put32(ext, v.flags);
+	kite_proto_put32(ext + 4, v.exptime);
+	respond(e, q, KITE_STATUS_OK, v.cas, ext, 8, NULL, 0, v.value, v.vallen);
 }
 
 /* TOUCH and GAT: new expiry; GAT also returns the value. */
@@ -899,6 +938,9 @@ exec_one(struct kite_engine *e, unsigned int i)
 	case KITE_CMD_CLUSTER_MAP:
 		exec_cluster_map(e, q);
 		break;
+	case KITE_CMD_FILL_GET:
+		exec_fill_get(e, q, s);
+		break;
 	default:
 		respond_err(e, q, KITE_STATUS_UNKNOWN_COMMAND);
 		break;
@@ -915,7 +957,11 @@ execute(struct kite_engine *e)
 	 * One look at the fence per table: writes that waited in the ring
 	 * while the process was stopped are judged by the time they run.
 	 */
-	e->fenced = c != NULL && c->fence_tsc != NULL && rte_rdtsc() > *c->fence_tsc;
+	/* No clock read where nothing depends on it (cluster = none). */
+	uint64_t now = c != NULL && (c->fence_tsc != NULL || c->prev_until_tsc != 0) ? rte_rdtsc() : 0;
+
+	e->fenced = c != NULL && c->fence_tsc != NULL && now > *c->fence_tsc;
+	e->prev_ok = c != NULL && now < c->prev_until_tsc;
 	for (unsigned int i = 0; i < e->nent; i++)
 		exec_one(e, i);
 	e->nent = 0;

@@ -119,6 +119,12 @@ enum kite_engine_role {
 	KITE_ENGINE_ROLE_NONE = 0, /**< neither owner nor replica: NOT_MY_VBUCKET */
 	KITE_ENGINE_ROLE_OWNER,    /**< reads and writes */
 	KITE_ENGINE_ROLE_REPLICA,  /**< reads only */
+	/**
+	 * Owned before the last map change: FILL_GET (a client's warm-up
+	 * read-through) and DELETE (its invalidation) only, until
+	 * kite_engine_cluster.prev_until_tsc.
+	 */
+	KITE_ENGINE_ROLE_PREVIOUS,
 };
 
 /**
@@ -147,6 +153,8 @@ struct kite_engine_cluster {
 	 * the role changed).
 	 */
 	const uint64_t *since;
+	/** The PREVIOUS role counts until the TSC passes this (warm-up, leave). */
+	uint64_t prev_until_tsc;
 };
 
 /** Engine configuration; arrays are owned by the caller and outlive the engine. */

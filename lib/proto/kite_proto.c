@@ -58,6 +58,7 @@ static const struct op_info op_table[256] = {
 	[KITE_OP_QUITQ] = { KITE_CMD_QUIT, OP_QUIET },
 	[KITE_OP_TOPOLOGY] = { KITE_CMD_TOPOLOGY, 0 },
 	[KITE_OP_CLUSTER_MAP] = { KITE_CMD_CLUSTER_MAP, 0 },
+	[KITE_OP_FILL_GET] = { KITE_CMD_FILL_GET, 0 },
 };
 
 static const char *const drop_names[KITE_PROTO_DROP_MAX] = {
@@ -80,7 +81,7 @@ static const char *const cmd_names[KITE_CMD_MAX] = {
 	[KITE_CMD_NOOP] = "noop",	[KITE_CMD_VERSION] = "version",
 	[KITE_CMD_STAT] = "stat",	[KITE_CMD_FLUSH] = "flush",
 	[KITE_CMD_QUIT] = "quit",	[KITE_CMD_TOPOLOGY] = "topology",
-	[KITE_CMD_CLUSTER_MAP] = "cluster_map",
+	[KITE_CMD_CLUSTER_MAP] = "cluster_map", [KITE_CMD_FILL_GET] = "fill_get",
 };
 
 const char *
@@ -177,6 +178,7 @@ lengths_valid(const struct kite_req *req)
 	switch (req->cmd) {
 	case KITE_CMD_GET:
 	case KITE_CMD_DELETE:
+	case KITE_CMD_FILL_GET:
 		return el == 0 && kl > 0 && bl == kl;
 	case KITE_CMD_SET:
 	case KITE_CMD_ADD:

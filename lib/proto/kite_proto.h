@@ -68,6 +68,7 @@ enum kite_opcode {
 	KITE_OP_KITE_FIRST = 0xe0,
 	KITE_OP_TOPOLOGY = 0xe0, /**< partition count, key hash, partition -> port map */
 	KITE_OP_CLUSTER_MAP = 0xe1, /**< the versioned cluster map (lib/cluster's message) */
+	KITE_OP_FILL_GET = 0xe7, /**< read a key for a warm-up fill: flags and expiry in extras */
 	KITE_OP_KITE_LAST = 0xef,
 };
 
@@ -107,6 +108,7 @@ enum kite_cmd {
 	KITE_CMD_QUIT,  /**< QUIT QUITQ */
 	KITE_CMD_TOPOLOGY, /**< Kite's TOPOLOGY */
 	KITE_CMD_CLUSTER_MAP, /**< Kite's CLUSTER_MAP */
+	KITE_CMD_FILL_GET, /**< Kite's FILL_GET (keyed, read-only) */
 	KITE_CMD_MAX,
 };
 

@@ -901,6 +901,61 @@ test_cluster_since(void **state)
 	kite_engine_free(e);
 }
 
+/*
+ * PREVIOUS (owned before the last map change): FILL_GET with flags and
+ * expiry, DELETE as an invalidation; GET and other writes are redirected;
+ * nothing once the window has passed.
+ */
+static void
+test_cluster_previous(void **state)
+{
+	struct kite_engine *e = make_engine(1, 0, PAYLOAD);
+	static uint8_t role[1024];
+	struct kite_engine_cluster c = { 5, 1023, role, NULL, NULL, 0, NULL, 0 };
+	struct dg d;
+	struct res r[8];
+
+	(void)state;
+	memset(role, KITE_ENGINE_ROLE_OWNER, sizeof(role));
+	kite_engine_set_cluster(e, &c);
+	dg_start(&d, 1);
+	dg_set(&d, KITE_OP_SET, 1, "moved", "val", 42, NOW + 100);
+	dg_set(&d, KITE_OP_SET, 2, "gone", "x", 0, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(1, r, 8), 2);
+
+	memset(role, KITE_ENGINE_ROLE_PREVIOUS, sizeof(role));
+	c.prev_until_tsc = UINT64_MAX;
+	dg_start(&d, 2);
+	dg_req(&d, KITE_OP_FILL_GET, 1, 0, NULL, 0, "moved", NULL, 0);
+	dg_req(&d, KITE_OP_GET, 2, 0, NULL, 0, "moved", NULL, 0);
+	dg_set(&d, KITE_OP_SET, 3, "moved", "new", 0, 0);
+	dg_req(&d, KITE_OP_DELETE, 4, 0, NULL, 0, "gone", NULL, 0);
+	dg_req(&d, KITE_OP_FILL_GET, 5, 0, NULL, 0, "gone", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(2, r, 8), 5);
+	assert_int_equal(r[0].status, KITE_STATUS_OK);
+	assert_int_equal(r[0].extlen, 8);
+	assert_int_equal(rd(r[0].body, 4), 42);          /* flags */
+	assert_int_equal(rd(r[0].body + 4, 4), NOW + 100); /* absolute expiry */
+	assert_memory_equal(r[0].body + 8, "val", 3);
+	assert_int_equal(r[1].status, KITE_STATUS_NOT_MY_VBUCKET);
+	assert_int_equal(r[2].status, KITE_STATUS_NOT_MY_VBUCKET);
+	assert_int_equal(r[3].status, KITE_STATUS_OK);   /* invalidated */
+	assert_int_equal(r[4].status, KITE_STATUS_KEY_ENOENT);
+
+	c.prev_until_tsc = 0; /* the window has passed */
+	dg_start(&d, 3);
+	dg_req(&d, KITE_OP_FILL_GET, 1, 0, NULL, 0, "moved", NULL, 0);
+	dg_req(&d, KITE_OP_DELETE, 2, 0, NULL, 0, "moved", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(3, r, 8), 2);
+	assert_int_equal(r[0].status, KITE_STATUS_NOT_MY_VBUCKET);
+	assert_int_equal(r[1].status, KITE_STATUS_NOT_MY_VBUCKET);
+	kite_engine_set_cluster(e, NULL);
+	kite_engine_free(e);
+}
+
 /* Run one datagram allowing the reply in its own buffer. */
 static void
 run_inplace(struct kite_engine *e, struct dg *d)
@@ -1186,6 +1241,7 @@ main(void)
 		cmocka_unit_test(test_topology),
 		cmocka_unit_test(test_cluster_roles),
 		cmocka_unit_test(test_cluster_since),
+		cmocka_unit_test(test_cluster_previous),
 		cmocka_unit_test(test_reply_in_place),
 		cmocka_unit_test(test_ablate_same_replies),
 	};

@@ -363,6 +363,7 @@ static const struct op_case ops[] = {
 	{ KITE_OP_QUITQ, KITE_CMD_QUIT, true, false, 0, 0, 0 },
 	{ KITE_OP_TOPOLOGY, KITE_CMD_TOPOLOGY, false, false, 0, 0, 0 },
 	{ KITE_OP_CLUSTER_MAP, KITE_CMD_CLUSTER_MAP, false, false, 0, 0, 0 },
+	{ KITE_OP_FILL_GET, KITE_CMD_FILL_GET, false, false, 0, 3, 0 },
 };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
