@@ -40,6 +40,12 @@
 #define MIN_U(a, b) ((a) < (b) ? (a) : (b))
 
 enum { OP_QUEUED = 0, OP_SENT, OP_DONE };
+/*
+ * Phases of an op (warm-up, docs/libkite.rst): the request itself at the
+ * owner; a read-through from the previous owner (FILL_GET) and the ADD
+ * that fills the owner with it; the invalidation of a DELETE there.
+ */
+enum { PH_MAIN = 0, PH_FILL_GET, PH_FILL_ADD, PH_INVALIDATE };
 enum { DG_BATCH = 0, DG_MAP };
 
 /* A reply message being reassembled: `total` datagrams, by seq. */
@@ -71,6 +77,10 @@ struct kite_client {
 	/* The map. */
 	struct kite_cluster_map map;
 	bool have_map, memcached_seed;
+	/* The map before the last change, for the warm-up window (read-through). */
+	struct kite_cluster_map prev;
+	bool have_prev;
+	uint64_t prev_until_ms;
 	uint64_t map_time_ms;
 	bool need_map;      /* fetch one (redirect, tmpfail, refresh due) */
 	int map_prefer;     /* member that told of a newer epoch (-1: none) */
@@ -249,8 +259,19 @@ map_install(struct kite_client *c, const uint8_t *body, size_t len)
 		rc = KITE_PROTOCOL;
 		goto out;
 	}
-	if (c->have_map)
+	if (c->have_prev) {
+		kite_cluster_map_free(&c->prev);
+		c->have_prev = false;
+	}
+	if (c->have_map && !c->memcached_seed && c->o.warmup_ms != KITE_NO_WARMUP &&
+	    c->map.vbuckets == nm.vbuckets) {
+		/* Keys of moved vbuckets are read through from their previous owner for a while. */
+		c->prev = c->map;
+		c->have_prev = true;
+		c->prev_until_ms = c->map_time_ms + c->o.warmup_ms;
+	} else if (c->have_map) {
 		kite_cluster_map_free(&c->map);
+	}
 	c->map = nm;
 	c->have_map = true;
 	c->memcached_seed = false;
@@ -285,92 +306,106 @@ idempotent(enum kite_op_type t)
 	return t != KITE_APPEND && t != KITE_PREPEND && t != KITE_INCR && t != KITE_DECR;
 }
 
-/* Encode op (opaque = its index) at out; bytes, or -ENOSPC. */
-static int
-encode(const struct kite_op *op, uint32_t opaque, uint8_t *out, size_t cap)
-{
+/* What goes on the wire for an op in its current phase. */
+struct wire {
+	uint8_t opcode, extlen;
 	uint8_t ext[20];
-	uint8_t extlen = 0;
-	const void *key = keyed(op->type) ? op->key : NULL;
-	uint16_t keylen = keyed(op->type) ? (uint16_t)op->keylen : 0;
-	const void *val = NULL;
-	uint32_t vallen = 0;
+	const void *key;
+	uint16_t keylen;
+	const void *val;
+	uint32_t vallen;
+	uint64_t cas;
+};
 
+static void
+wire_of(const struct kite_op *op, struct wire *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->key = keyed(op->type) ? op->key : NULL;
+	w->keylen = keyed(op->type) ? (uint16_t)op->keylen : 0;
+	switch (op->priv.phase) {
+	case PH_FILL_GET:
+		w->opcode = KITE_OP_FILL_GET;
+		return;
+	case PH_FILL_ADD:
+		/* The item as the previous owner had it: value, flags, absolute expiry. */
+		w->opcode = KITE_OP_ADD;
+		kite_proto_put32(w->ext, op->priv.fill_flags);
+		kite_proto_put32(w->ext + 4, op->priv.fill_exp);
+		w->extlen = 8;
+		w->val = op->result;
+		w->vallen = (uint32_t)op->result_len;
+		return;
+	case PH_INVALIDATE:
+		w->opcode = KITE_OP_DELETE;
+		return;
+	default:
+		break;
+	}
+	w->opcode = op_opcode[op->type];
 	switch (op->type) {
 	case KITE_SET:
 	case KITE_ADD:
 	case KITE_REPLACE:
-		kite_proto_put32(ext, op->flags);
-		kite_proto_put32(ext + 4, op->exptime);
-		extlen = 8;
+		kite_proto_put32(w->ext, op->flags);
+		kite_proto_put32(w->ext + 4, op->exptime);
+		w->extlen = 8;
 		/* fall through */
 	case KITE_APPEND:
 	case KITE_PREPEND:
-		val = op->value;
-		vallen = (uint32_t)op->vallen;
+		w->val = op->value;
+		w->vallen = (uint32_t)op->vallen;
+		w->cas = op->cas;
+		break;
+	case KITE_DELETE:
+		w->cas = op->cas;
 		break;
 	case KITE_INCR:
 	case KITE_DECR:
-		kite_proto_put64(ext, op->delta);
-		kite_proto_put64(ext + 8, op->initial);
-		kite_proto_put32(ext + 16, op->create ? op->exptime : KITE_DELTA_NO_CREATE);
-		extlen = 20;
+		kite_proto_put64(w->ext, op->delta);
+		kite_proto_put64(w->ext + 8, op->initial);
+		kite_proto_put32(w->ext + 16, op->create ? op->exptime : KITE_DELTA_NO_CREATE);
+		w->extlen = 20;
 		break;
 	case KITE_TOUCH:
 	case KITE_GAT:
-		kite_proto_put32(ext, op->exptime);
-		extlen = 4;
+		kite_proto_put32(w->ext, op->exptime);
+		w->extlen = 4;
 		break;
 	case KITE_NODE_FLUSH:
 		if (op->exptime != 0) {
-			kite_proto_put32(ext, op->exptime);
-			extlen = 4;
+			kite_proto_put32(w->ext, op->exptime);
+			w->extlen = 4;
 		}
 		break;
 	case KITE_NODE_STATS:
-		key = op->key;
-		keylen = (uint16_t)op->keylen;
+		w->key = op->key;
+		w->keylen = (uint16_t)op->keylen;
 		break;
 	default:
 		break;
 	}
-	return kite_proto_build_req(out, cap, op_opcode[op->type], opaque,
-				    op->type == KITE_DELETE || op->type <= KITE_PREPEND ? op->cas : 0,
-				    extlen ? ext : NULL, extlen, key, keylen, val, vallen);
+}
+
+/* Encode op (opaque = its index) at out; bytes, or -ENOSPC. */
+static int
+encode(const struct kite_op *op, uint32_t opaque, uint8_t *out, size_t cap)
+{
+	struct wire w;
+
+	wire_of(op, &w);
+	return kite_proto_build_req(out, cap, w.opcode, opaque, w.cas, w.extlen ? w.ext : NULL,
+				    w.extlen, w.key, w.keylen, w.val, w.vallen);
 }
 
 /* The encoded size of an op, exactly (what encode() writes). */
 static size_t
 encoded_len(const struct kite_op *op)
 {
-	size_t ext = 0, val = 0;
+	struct wire w;
 
-	switch (op->type) {
-	case KITE_SET:
-	case KITE_ADD:
-	case KITE_REPLACE:
-		ext = 8;
-		/* fall through */
-	case KITE_APPEND:
-	case KITE_PREPEND:
-		val = op->vallen;
-		break;
-	case KITE_INCR:
-	case KITE_DECR:
-		ext = 20;
-		break;
-	case KITE_TOUCH:
-	case KITE_GAT:
-		ext = 4;
-		break;
-	case KITE_NODE_FLUSH:
-		ext = op->exptime != 0 ? 4 : 0;
-		break;
-	default:
-		break;
-	}
-	return KITE_BIN_HDR_LEN + ext + val +
-	       (keyed(op->type) || op->type == KITE_NODE_STATS ? op->keylen : 0);
+	wire_of(op, &w);
+	return (size_t)KITE_BIN_HDR_LEN + w.extlen + w.keylen + w.vallen;
 }
 
 /* ---- finishing operations ---------------------------------------------------- */
@@ -436,6 +471,89 @@ requeue(struct kite_op *op, uint64_t when)
 	op->priv.not_before = when;
 }
 
+static bool prev_owner(struct kite_client *c, const struct kite_op *op, struct sockaddr_in *to);
+
+/* Into another phase (a new request: its own attempts). */
+static void
+to_phase(struct kite_op *op, uint8_t phase, uint64_t now)
+{
+	op->priv.phase = phase;
+	op->priv.attempts = 0;
+	requeue(op, now);
+}
+
+static void
+drop_result(struct kite_op *op)
+{
+	free(op->result);
+	op->result = NULL;
+	op->result_len = 0;
+}
+
+/* A fill step that failed, timed out or found nothing: the op goes on without it. */
+static void
+fill_over(struct kite_client *c, struct kite_op *op, uint64_t now)
+{
+	uint8_t phase = op->priv.phase;
+
+	drop_result(op);
+	if (phase == PH_INVALIDATE) {
+		op->status = op->priv.main_status;
+		finish(c, op, rc_of_status(op->priv.main_status));
+	} else if (op->type == KITE_GET && phase == PH_FILL_GET) {
+		/* The owner missed and so did the previous owner. */
+		op->status = KITE_STATUS_KEY_ENOENT;
+		finish(c, op, KITE_NOT_FOUND);
+	} else {
+		/* A prefill that found nothing, or a GET whose ADD lost: ask the owner. */
+		to_phase(op, PH_MAIN, now);
+	}
+}
+
+/* A response to a fill step. */
+static void
+on_fill_response(struct kite_client *c, struct kite_op *op, const struct kite_res *x,
+		 uint64_t now)
+{
+	switch (op->priv.phase) {
+	case PH_FILL_GET:
+		if (x->status != KITE_STATUS_OK || x->extlen < 8)
+			break;
+		drop_result(op);
+		op->result = malloc(x->vallen + 1);
+		if (op->result == NULL)
+			break;
+		memcpy(op->result, x->value, x->vallen);
+		((char *)op->result)[x->vallen] = '\0';
+		op->result_len = x->vallen;
+		op->priv.fill_flags = kite_proto_get32(x->extras);
+		op->priv.fill_exp = kite_proto_get32(x->extras + 4);
+		c->st.fill_hits++;
+		to_phase(op, PH_FILL_ADD, now);
+		return;
+	case PH_FILL_ADD:
+		if (op->type == KITE_GET && x->status == KITE_STATUS_OK) {
+			/* The owner holds it now, as the previous owner had it. */
+			op->status = KITE_STATUS_OK;
+			op->result_flags = op->priv.fill_flags;
+			op->result_cas = x->cas;
+			finish(c, op, KITE_OK);
+			return;
+		}
+		break; /* EXISTS: the owner has a newer item; others: go on without */
+	case PH_INVALIDATE:
+		if (x->status == KITE_STATUS_OK || op->priv.main_status == KITE_STATUS_OK) {
+			op->status = KITE_STATUS_OK;
+			finish(c, op, KITE_OK);
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	fill_over(c, op, now);
+}
+
 /* One response of a batch datagram; true when it completes its op. */
 static bool
 on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
@@ -456,6 +574,24 @@ on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
 	op->status = x->status;
 	op->answered_by = d->member;
 	now = now_ms();
+	if (op->priv.phase != PH_MAIN) {
+		on_fill_response(c, op, x, now);
+		return true;
+	}
+	/* Warm-up: a miss at the new owner is read through from the previous one. */
+	if (!op->priv.filled && ((op->type == KITE_GET && x->status == KITE_STATUS_KEY_ENOENT) ||
+				 (op->type == KITE_DELETE && (x->status == KITE_STATUS_OK ||
+							      x->status == KITE_STATUS_KEY_ENOENT)))) {
+		struct sockaddr_in to;
+
+		if (prev_owner(c, op, &to)) {
+			op->priv.filled = 1;
+			op->priv.main_status = x->status;
+			c->st.fills += op->type == KITE_GET;
+			to_phase(op, op->type == KITE_GET ? PH_FILL_GET : PH_INVALIDATE, now);
+			return true;
+		}
+	}
 	if (x->status == KITE_STATUS_NOT_MY_VBUCKET) {
 		uint64_t epoch = x->vallen >= 8 ? kite_proto_get64(x->value) : 0;
 
@@ -639,6 +775,53 @@ unlink_dg(struct kite_client *c, struct out_dg *d)
 		c->map_dg = NULL;
 }
 
+/*
+ * The previous owner of a keyed op's vbucket, while the warm-up window
+ * of the last map change is open and the vbucket moved; false otherwise.
+ */
+static bool
+prev_owner(struct kite_client *c, const struct kite_op *op, struct sockaddr_in *to)
+{
+	if (!c->have_prev || !keyed(op->type))
+		return false;
+	if (now_ms() >= c->prev_until_ms) {
+		kite_cluster_map_free(&c->prev);
+		c->have_prev = false;
+		return false;
+	}
+	uint32_t vb = (uint32_t)(kite_topo_key_hash(op->key, (uint16_t)op->keylen) &
+				 (c->map.vbuckets - 1));
+	uint8_t p = kite_cluster_owner(&c->prev, vb), m = kite_cluster_owner(&c->map, vb);
+	const struct kite_cluster_member *pm, *mm;
+
+	if (p == KITE_CLUSTER_NONE || m == KITE_CLUSTER_NONE)
+		return false;
+	pm = &c->prev.members[p];
+	mm = &c->map.members[m];
+	if (pm->ip == mm->ip && pm->base_port == mm->base_port)
+		return false; /* it did not move */
+	memset(to, 0, sizeof(*to));
+	to->sin_family = AF_INET;
+	to->sin_addr.s_addr = htonl(pm->ip);
+	to->sin_port = htons((uint16_t)(pm->base_port + (vb & (pm->partitions - 1u))));
+	return true;
+}
+
+/* Ops that build on the item: they fill the new owner first during warm-up. */
+static bool
+needs_prefill(const struct kite_op *op)
+{
+	switch (op->type) {
+	case KITE_GET:    /* read through after a miss instead */
+	case KITE_DELETE: /* invalidated at the previous owner after */
+		return false;
+	case KITE_SET:
+		return op->cas != 0;
+	default:
+		return keyed(op->type);
+	}
+}
+
 /* The op's destination for the current map; false if it has none. */
 static bool
 route(struct kite_client *c, struct kite_op *op, struct sockaddr_in *to, int *member)
@@ -658,6 +841,12 @@ route(struct kite_client *c, struct kite_op *op, struct sockaddr_in *to, int *me
 	}
 	if (!c->have_map)
 		return false;
+	if (op->priv.phase == PH_FILL_GET || op->priv.phase == PH_INVALIDATE) {
+		if (!prev_owner(c, op, to))
+			return false;
+		*member = -1;
+		return true;
+	}
 	uint32_t vb = (uint32_t)(kite_topo_key_hash(op->key, (uint16_t)op->keylen) &
 				 (c->map.vbuckets - 1));
 	uint8_t m = kite_cluster_owner(&c->map, vb);
@@ -689,7 +878,17 @@ send_due(struct kite_client *c, uint64_t now)
 			continue;
 		if (c->map_dg != NULL && (op->priv.redirects > 0 || !c->have_map))
 			continue;
+		if (op->priv.phase == PH_MAIN && !op->priv.filled && needs_prefill(op) &&
+		    prev_owner(c, op, &to)) {
+			op->priv.filled = 1;
+			op->priv.phase = PH_FILL_GET;
+			c->st.fills++;
+		}
 		if (!route(c, op, &to, &member)) {
+			if (op->priv.phase != PH_MAIN) {
+				fill_over(c, op, now);
+				continue;
+			}
 			finish(c, op, c->have_map ? KITE_BAD_ARGUMENT : KITE_NO_MAP);
 			continue;
 		}
@@ -903,6 +1102,10 @@ expire(struct kite_client *c, uint64_t now)
 
 			if (op->priv.state != OP_SENT)
 				continue;
+			if (op->priv.phase != PH_MAIN && op->priv.attempts > c->o.retries) {
+				fill_over(c, op, now);
+				continue;
+			}
 			if (op->priv.attempts > c->o.retries ||
 			    (!idempotent(op->type) && !c->o.retry_nonidempotent)) {
 				finish(c, op, KITE_TIMEOUT);
@@ -1128,6 +1331,8 @@ kite_open(struct kite_client **out, const struct kite_options *o)
 		c->o.tmpfail_retries = 3;
 	if (c->o.refresh_ms == 0)
 		c->o.refresh_ms = 5000;
+	if (c->o.warmup_ms == 0)
+		c->o.warmup_ms = 30000;
 	if (c->o.payload_max == 0)
 		c->o.payload_max = 1472;
 	if (c->o.payload_max < 64 || c->o.payload_max > UDP_MAX)
@@ -1177,6 +1382,8 @@ kite_close(struct kite_client *c)
 	}
 	if (c->have_map)
 		kite_cluster_map_free(&c->map);
+	if (c->have_prev)
+		kite_cluster_map_free(&c->prev);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->tx);

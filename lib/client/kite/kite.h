@@ -118,8 +118,9 @@ struct kite_op {
 	/* The client's own bookkeeping. */
 	struct {
 		uint16_t attempts, redirects, tmpfails;
-		uint8_t state;
-		int dest;
+		uint8_t state, phase, filled;
+		uint16_t main_status;
+		uint32_t fill_flags, fill_exp;
 		uint64_t not_before;
 	} priv;
 };
@@ -150,7 +151,18 @@ struct kite_options {
 	 * operation (a command-line tool that may only send node commands).
 	 */
 	int lazy_map;
+	/**
+	 * Warm-up (docs/libkite.rst): for this long after a map change, a GET
+	 * that misses at a key's new owner is read through from its previous
+	 * owner (FILL_GET) and the new owner filled with it (ADD); writes that
+	 * build on the item fill first; a DELETE also invalidates the previous
+	 * owner. Default 30000 (kited's warmup); KITE_NO_WARMUP: off.
+	 */
+	unsigned int warmup_ms;
 };
+
+/** kite_options.warmup_ms: no read-through after a map change. */
+#define KITE_NO_WARMUP 0xffffffffu
 
 struct kite_client;
 
@@ -231,6 +243,8 @@ struct kite_client_stats {
 	uint64_t map_changes;   /**< maps with a newer epoch installed */
 	uint64_t late_replies;  /**< datagrams of no batch in flight (late or duplicate) */
 	uint64_t timeouts;      /**< operations that ended with KITE_TIMEOUT */
+	uint64_t fills;         /**< warm-up read-throughs tried at a previous owner */
+	uint64_t fill_hits;     /**< ... that found the item (and filled the new owner) */
 };
 void kite_client_stats(const struct kite_client *c, struct kite_client_stats *out);
 
