@@ -223,6 +223,11 @@ publish(struct kited_cluster *c, struct kited_cview *v)
 	c->st.maps++;
 	c->st.epoch = v->ec.epoch;
 	c->st.members = v->map.n_members;
+	c->st.owned = v->owned;
+	c->st.replica_candidates = v->replicated;
+	c->st.previous = 0;
+	for (uint32_t vb = 0; v->role != NULL && vb < v->map.vbuckets; vb++)
+		c->st.previous += v->role[vb] == KITE_ENGINE_ROLE_PREVIOUS;
 	if (old == NULL)
 		return;
 	if (c->npend == MAX_PENDING) {
@@ -247,7 +252,7 @@ install(struct kited_cluster *c, const struct kite_cluster_member *mb, unsigned 
 		KLOG(ERR, "cluster: cannot build a map of %u member(s): %s", nmb, strerror(-rc));
 		return rc;
 	}
-	if (cur != NULL && cur->map.nodes != NULL && cur->map.epoch == epoch &&
+	if (!c->rejoined && cur != NULL && cur->map.nodes != NULL && cur->map.epoch == epoch &&
 	    cur->map.n_members == m.n_members &&
 	    memcmp(cur->map.members, m.members, sizeof(*m.members) * m.n_members) == 0) {
 		kite_cluster_map_free(&m);
@@ -849,8 +854,22 @@ etcd_keepalive(struct kited_cluster *c)
 	 */
 	c->st.keepalive_failures++;
 	KLOG(WARNING, "cluster: lease %" PRId64 " expired; registering again", e->lease);
+	/*
+	 * First hide what this node holds (its vbuckets were others' while it
+	 * was out), before any client that learns of the new registration can
+	 * ask: the same map again, every vbucket marked.
+	 */
+	struct kited_cview *cur = atomic_load(&c->n->cpub.cur);
+	if (cur != NULL && cur->map.n_members > 0) {
+		c->rejoined = true;
+		install(c, cur->map.members, cur->map.n_members, cur->map.epoch);
+		c->rejoined = true; /* the view after the registration starts over too */
+	}
 	char holder[512];
+	uint64_t granted = rte_rdtsc();
 	if (etcd_grant(c) == 0 && etcd_put_self(c, true, holder, sizeof(holder)) == 0) {
+		/* A fresh lease: writes may go on (as after the first registration). */
+		c->fence_tsc = granted + (c->n->cfg.lease_ttl * c->hz * 3) / 4;
 		e->dirty = true;
 		c->rejoined = true;
 		return true;
@@ -1099,6 +1118,32 @@ kited_cluster_reload(struct node *n)
 {
 	if (n->cluster != NULL)
 		n->cluster->reload_req = true;
+}
+
+void
+kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
+{
+	const struct node *n = node;
+	const struct kited_cluster *c = n->cluster;
+	static const char *const modes[] = { "none", "static", "etcd" };
+
+	if (c == NULL)
+		return;
+	emit(arg, "kite_cluster_mode", modes[c->mode]);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_epoch", c->st.epoch);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_members", c->st.members);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_vbuckets_owned", c->st.owned);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_vbuckets_previous", c->st.previous);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_vbuckets_replica_candidate",
+			    c->st.replica_candidates);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_maps", c->st.maps);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_registrations", c->st.registrations);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_keepalives", c->st.keepalives);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_keepalive_failures",
+			    c->st.keepalive_failures);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_etcd_errors", c->st.etcd_errors);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_fenced",
+			    c->mode == KITED_CLUSTER_ETCD && rte_rdtsc() > c->fence_tsc);
 }
 
 const struct kited_cluster_stats *

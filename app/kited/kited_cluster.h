@@ -21,6 +21,7 @@
 
 #include "kite_cluster.h"
 #include "kite_engine.h"
+#include "kite_stats.h"
 
 /* One published map, as this node serves it. Immutable once published. */
 struct kited_cview {
@@ -43,7 +44,12 @@ struct kited_cluster_stats {
 	uint64_t etcd_errors;        /* failed etcd requests of any kind */
 	uint64_t registrations;      /* this node's member key written (1 + re-joins) */
 	uint64_t fenced;             /* 1 while writes are refused */
+	uint64_t owned, previous;    /* vbuckets this node owns / still answers fills for */
+	uint64_t replica_candidates; /* vbuckets listing this node as a replica */
 };
+
+/* STAT's cluster lines (kited_stats_src.more): kite_cluster_*. */
+void kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg);
 
 /* A graceful leave may take leave-grace plus this long (etcd calls) before kited stops anyway. */
 #define KITED_LEAVE_SLACK_S 5

@@ -52,6 +52,9 @@ struct kited_stats_src {
 	uint32_t max_item_size;
 	uint16_t udp_port;
 	const char *steer_mode; /* "flow", "rss" or "handoff"; NULL: not shown */
+	/* More of Kite's own statistics (the cluster's), emitted last; may be NULL. */
+	void (*more)(const void *more_arg, kite_stats_emit_fn emit, void *arg);
+	const void *more_arg;
 };
 
 /* Sum every worker's counters into *sum. */

@@ -571,6 +571,8 @@ main(int argc, char **argv)
 	n->stats_src.max_item_size = (uint32_t)n->cfg.max_item_size;
 	n->stats_src.udp_port = (uint16_t)n->cfg.udp_port;
 	n->stats_src.steer_mode = kite_steer_mode_name(n->steer);
+	n->stats_src.more = kited_cluster_emit_stats;
+	n->stats_src.more_arg = n;
 	for (unsigned int i = 0; i < n->n_workers; i++) {
 		if (worker_setup(n, &n->workers[i], (uint16_t)i, lcores[i]) != 0)
 			goto out;

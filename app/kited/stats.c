@@ -183,6 +183,8 @@ kited_stats_emit(const struct kited_stats_src *src, uint32_t now, kite_stats_emi
 		snprintf(name, sizeof(name), "kite_net_drop_%s", kite_net_drop_name(r));
 		kite_stats_emit_u64(emit, arg, name, ns.drops[r]);
 	}
+	if (src->more != NULL)
+		src->more(src->more_arg, emit, arg);
 }
 
 void

@@ -1,0 +1,164 @@
+"""libkite through ctypes, for the integration tests: the client the
+cluster tests measure with is the real library (build/lib/libkite.so),
+not a re-implementation of its routing.
+
+    lib = kitelib.load(build_dir)
+    with kitelib.Client(lib, '198.18.5.11', timeout_ms=300) as c:
+        c.set_many({b'k': b'v'})
+        c.get_many([b'k'])      # {b'k': b'v'} (misses absent)
+"""
+
+import ctypes
+import os
+
+KITE_OK = 0
+KITE_NOT_FOUND = 1
+KITE_GET, KITE_SET, KITE_ADD, KITE_REPLACE, KITE_APPEND, KITE_PREPEND, KITE_DELETE = range(7)
+KITE_NODE_SEED = -1
+KITE_NO_RETRY = 0xffffffff
+KITE_NO_WARMUP = 0xffffffff
+
+
+class _Priv(ctypes.Structure):
+    _fields_ = [('attempts', ctypes.c_uint16), ('redirects', ctypes.c_uint16),
+                ('tmpfails', ctypes.c_uint16), ('state', ctypes.c_uint8),
+                ('phase', ctypes.c_uint8), ('filled', ctypes.c_uint8),
+                ('main_status', ctypes.c_uint16), ('fill_flags', ctypes.c_uint32),
+                ('fill_exp', ctypes.c_uint32), ('not_before', ctypes.c_uint64)]
+
+
+class Op(ctypes.Structure):
+    _fields_ = [('type', ctypes.c_int), ('key', ctypes.c_void_p), ('keylen', ctypes.c_size_t),
+                ('value', ctypes.c_void_p), ('vallen', ctypes.c_size_t),
+                ('flags', ctypes.c_uint32), ('exptime', ctypes.c_uint32),
+                ('cas', ctypes.c_uint64), ('delta', ctypes.c_uint64),
+                ('initial', ctypes.c_uint64), ('create', ctypes.c_int), ('node', ctypes.c_int),
+                ('rc', ctypes.c_int), ('status', ctypes.c_uint16),
+                ('result', ctypes.c_void_p), ('result_len', ctypes.c_size_t),
+                ('result_flags', ctypes.c_uint32), ('result_cas', ctypes.c_uint64),
+                ('counter', ctypes.c_uint64), ('answered_by', ctypes.c_int), ('priv', _Priv)]
+
+
+class Options(ctypes.Structure):
+    _fields_ = [('seeds', ctypes.c_char_p), ('timeout_ms', ctypes.c_uint),
+                ('retries', ctypes.c_uint), ('max_redirects', ctypes.c_uint),
+                ('tmpfail_retries', ctypes.c_uint), ('refresh_ms', ctypes.c_uint),
+                ('payload_max', ctypes.c_uint), ('retry_nonidempotent', ctypes.c_int),
+                ('lazy_map', ctypes.c_int), ('warmup_ms', ctypes.c_uint)]
+
+
+class MapInfo(ctypes.Structure):
+    _fields_ = [('epoch', ctypes.c_uint64), ('vbuckets', ctypes.c_uint32),
+                ('copies', ctypes.c_uint), ('members', ctypes.c_uint),
+                ('seed_is_memcached', ctypes.c_int)]
+
+
+class Stats(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in (
+        'ops', 'datagrams_sent', 'datagrams_received', 'retries', 'redirects', 'tmpfails',
+        'map_fetches', 'map_changes', 'late_replies', 'timeouts', 'fills', 'fill_hits')]
+
+
+def load(build_dir):
+    path = os.path.join(build_dir, 'lib', 'libkite.so')
+    lib = ctypes.CDLL(path)
+    lib.kite_open.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(Options)]
+    lib.kite_close.argtypes = [ctypes.c_void_p]
+    lib.kite_exec.argtypes = [ctypes.c_void_p, ctypes.POINTER(Op), ctypes.c_size_t]
+    lib.kite_op_clear.argtypes = [ctypes.POINTER(Op)]
+    lib.kite_map_refresh.argtypes = [ctypes.c_void_p]
+    lib.kite_map_info.argtypes = [ctypes.c_void_p, ctypes.POINTER(MapInfo)]
+    lib.kite_client_stats.argtypes = [ctypes.c_void_p, ctypes.POINTER(Stats)]
+    lib.kite_strerror.restype = ctypes.c_char_p
+    return lib
+
+
+class KiteError(Exception):
+    pass
+
+
+class Client:
+    def __init__(self, lib, seeds, timeout_ms=300, retries=2, warmup=True, refresh_ms=0):
+        self.lib = lib
+        self.h = ctypes.c_void_p()
+        o = Options()
+        o.seeds = seeds.encode()
+        o.timeout_ms = timeout_ms
+        o.retries = retries if retries else KITE_NO_RETRY
+        o.warmup_ms = 0 if warmup else KITE_NO_WARMUP
+        o.refresh_ms = refresh_ms
+        rc = lib.kite_open(ctypes.byref(self.h), ctypes.byref(o))
+        if rc != KITE_OK:
+            raise KiteError('kite_open(%s): %s' % (seeds, lib.kite_strerror(rc).decode()))
+
+    def close(self):
+        if self.h:
+            self.lib.kite_close(self.h)
+            self.h = ctypes.c_void_p()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def _run(self, ops, keep):
+        arr = (Op * len(ops))(*ops)
+        self.lib.kite_exec(self.h, arr, len(ops))
+        out = []
+        for op in arr:
+            val = ctypes.string_at(op.result, op.result_len) if op.result else b''
+            out.append((op.rc, op.status, val, op.result_flags))
+            self.lib.kite_op_clear(ctypes.byref(op))
+        del keep
+        return out
+
+    def exec(self, kind, items, batch=200, **kw):
+        """Run `kind` over [(key, value)] in batches: [(rc, status, value, flags)]."""
+        res = []
+        for i in range(0, len(items), batch):
+            ops, keep = [], []
+            for key, value in items[i:i + batch]:
+                kb = ctypes.create_string_buffer(key, len(key))
+                keep.append(kb)
+                op = Op(type=kind, key=ctypes.cast(kb, ctypes.c_void_p), keylen=len(key), **kw)
+                if value is not None:
+                    vb = ctypes.create_string_buffer(value, len(value))
+                    keep.append(vb)
+                    op.value = ctypes.cast(vb, ctypes.c_void_p)
+                    op.vallen = len(value)
+                ops.append(op)
+            res += self._run(ops, keep)
+        return res
+
+    def set_many(self, kv):
+        """{key: value} -> {key: rc}."""
+        items = list(kv.items())
+        return {k: r[0] for (k, _), r in zip(items, self.exec(KITE_SET, items))}
+
+    def get_many(self, keys):
+        """[key] -> ({key: value} of the hits, {key: rc} of what was neither hit nor miss)."""
+        res = self.exec(KITE_GET, [(k, None) for k in keys])
+        hits, errors = {}, {}
+        for k, (rc, _st, val, _f) in zip(keys, res):
+            if rc == KITE_OK:
+                hits[k] = val
+            elif rc != KITE_NOT_FOUND:
+                errors[k] = rc
+        return hits, errors
+
+    def refresh(self):
+        return self.lib.kite_map_refresh(self.h)
+
+    def map_info(self):
+        mi = MapInfo()
+        self.lib.kite_map_info(self.h, ctypes.byref(mi))
+        return mi
+
+    def stats(self):
+        st = Stats()
+        self.lib.kite_client_stats(self.h, ctypes.byref(st))
+        return {n: getattr(st, n) for n, _ in Stats._fields_}
+
+    def strerror(self, rc):
+        return self.lib.kite_strerror(rc).decode()
