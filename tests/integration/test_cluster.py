@@ -70,8 +70,12 @@ class Net:
         for br in (self.dbr, self.mbr):
             self.ip('link', 'del', br, check_rc=False)
         self.t.on_cleanup(self.down)
-        for br, addr in ((self.dbr, self.host_ip), (self.mbr, self.mgmt_ip)):
-            self.ip('link', 'add', br, 'type', 'bridge')
+        for k, (br, addr) in enumerate(((self.dbr, self.host_ip), (self.mbr, self.mgmt_ip))):
+            # A fixed address: a bridge otherwise takes its lowest port's, and
+            # changes it as nodes join, which strands the ARP caches of the
+            # nodes already there (their etcd connections time out).
+            mac = '02:6b:63:%02x:%02x:%02x' % ((self.t.pid >> 8) & 0xff, self.t.pid & 0xff, k)
+            self.ip('link', 'add', br, 'address', mac, 'type', 'bridge')
             kt.write_sysctl('/proc/sys/net/ipv6/conf/%s/disable_ipv6' % br, 1)
             self.ip('addr', 'add', addr + '/24', 'dev', br)
             self.ip('link', 'set', br, 'up')
@@ -209,8 +213,9 @@ def converge(nodes, client, want_members, limit=30.0):
         if all(s is not None and s == seen[0] for s in seen) and seen[0][1] == want_members:
             return time.monotonic() - t0, seen[0][0]
         time.sleep(0.1)
-    raise kt.CaseFailure('no convergence on %d members in %.0f s: %r' % (
-        want_members, limit, last))
+    raise kt.CaseFailure('no convergence on %d members in %.0f s: %r\n%s' % (
+        want_members, limit, last,
+        '\n'.join('%s:\n%s' % (n.name, n.tail(12)) for n in nodes)))
 
 
 def hit_ratio(client, keys):
