@@ -1036,7 +1036,18 @@ on_datagram(struct kite_client *c, const uint8_t *p, size_t n, const struct sock
 		return;
 	}
 	c->st.datagrams_received++;
-	/* The message this datagram belongs to: same total, seq not yet seen. */
+	/*
+	 * The message this datagram belongs to: the oldest with this total and
+	 * this seq still missing. A byte-identical copy of a datagram we hold
+	 * is a duplicate (the network's, or a replayed one), not a new message.
+	 */
+	for (m = d->msgs; m != NULL; m = m->next)
+		if (m->total == f.total && m->data[f.seq] != NULL &&
+		    m->len[f.seq] == n - KITE_FRAME_HDR_LEN &&
+		    memcmp(m->data[f.seq], p + KITE_FRAME_HDR_LEN, n - KITE_FRAME_HDR_LEN) == 0) {
+			c->st.late_replies++;
+			return;
+		}
 	for (m = d->msgs; m != NULL; m = m->next)
 		if (m->total == f.total && m->data[f.seq] == NULL)
 			break;
@@ -1053,8 +1064,11 @@ on_datagram(struct kite_client *c, const uint8_t *p, size_t n, const struct sock
 			free(m);
 			return;
 		}
-		m->next = d->msgs;
-		d->msgs = m;
+		/* At the tail: older messages fill first. */
+		struct rx_msg **tail = &d->msgs;
+		while (*tail != NULL)
+			tail = &(*tail)->next;
+		*tail = m;
 	}
 	m->data[f.seq] = malloc(n - KITE_FRAME_HDR_LEN + 1);
 	if (m->data[f.seq] == NULL)

@@ -1,0 +1,611 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * libkite against scripted fake nodes on loopback: routing by the map,
+ * packing, retries under new request ids, timeouts, non-idempotent
+ * writes, NOT_MY_VBUCKET -> newer map, ETMPFAIL, late and duplicate
+ * replies, multi-datagram reassembly out of order, a memcached seed.
+ *
+ * A fake node is a thread with one UDP socket per partition port; each
+ * request datagram goes to a handler the test chooses.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include <kite/kite.h>
+
+#include "kite_cluster.h"
+#include "kite_proto.h"
+#include "kite_topo.h"
+
+#define MAXN 2
+#define PARTS 2
+
+struct fake;
+typedef void (*handler_fn)(struct fake *f, int sock, const struct sockaddr_in *from,
+			   const uint8_t *dg, size_t len);
+
+struct fake {
+	int id;
+	uint16_t base;
+	int socks[PARTS];
+	pthread_t th;
+	atomic_bool stop;
+	handler_fn handle;
+	/* What it saw. */
+	atomic_uint datagrams, requests;
+	atomic_uint keys_wrong; /* keyed requests whose owner (by the test's map) is not this node */
+	uint16_t req_ids[64];
+	atomic_uint n_req_ids;
+	/* Behaviour. */
+	atomic_uint drop_first;     /* datagrams to ignore before answering */
+	uint64_t epoch;             /* told in NOT_MY_VBUCKET */
+};
+
+static struct fake fakes[MAXN];
+static struct kite_cluster_member members[MAXN];
+static struct kite_cluster_map map; /* what the fakes serve */
+static uint64_t map_epoch = 100;
+static unsigned int map_n = MAXN;
+
+/* ---- the fake nodes ------------------------------------------------------ */
+
+static void
+send_reply(int sock, const struct sockaddr_in *to, uint16_t req_id, uint16_t seq, uint16_t total,
+	   const uint8_t *body, size_t blen)
+{
+	uint8_t out[2048];
+	struct kite_proto_frame f = { req_id, seq, total, 0 };
+
+	kite_proto_frame_write(out, &f);
+	memcpy(out + 8, body, blen);
+	sendto(sock, out, blen + 8, 0, (const struct sockaddr *)to, sizeof(*to));
+}
+
+static size_t
+res(uint8_t *p, uint8_t opcode, uint16_t status, uint32_t opaque, uint64_t cas, const void *ext,
+    uint8_t extlen, const void *key, uint16_t keylen, const void *val, uint32_t vallen)
+{
+	kite_proto_write_res_hdr(p, opcode, keylen, extlen, status, extlen + keylen + vallen,
+				 opaque, cas);
+	memcpy(p + 24, ext, extlen);
+	memcpy(p + 24 + extlen, key, keylen);
+	memcpy(p + 24 + extlen + keylen, val, vallen);
+	return 24u + extlen + keylen + vallen;
+}
+
+static int
+owner_of(const void *key, size_t keylen)
+{
+	uint32_t vb = (uint32_t)(kite_topo_key_hash(key, (uint16_t)keylen) & (map.vbuckets - 1));
+	return kite_cluster_owner(&map, vb);
+}
+
+/* The fakes' store: a few keys, shared (the tests look at one node at a time). */
+static struct {
+	char key[64];
+	char val[64];
+} kv[256];
+static unsigned int nkv;
+static pthread_mutex_t kv_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A memcached-like node that also serves CLUSTER_MAP from `map`. */
+static void
+h_normal(struct fake *f, int sock, const struct sockaddr_in *from, const uint8_t *dg, size_t len)
+{
+	uint8_t out[65536];
+	size_t o = 0, off = 8;
+	uint16_t req_id = kite_proto_get16(dg);
+
+	while (off + 24 <= len) {
+		const uint8_t *h = dg + off;
+		uint8_t op = h[1], extlen = h[4];
+		uint16_t keylen = kite_proto_get16(h + 2);
+		uint32_t bodylen = kite_proto_get32(h + 8), opaque = kite_proto_get32(h + 12);
+		const uint8_t *key = h + 24 + extlen, *val = key + keylen;
+		uint32_t vallen = bodylen - extlen - keylen;
+
+		off += 24 + bodylen;
+		atomic_fetch_add(&f->requests, 1);
+		if (op == KITE_OP_CLUSTER_MAP) {
+			uint8_t body[8192];
+			int n = kite_cluster_msg_encode(&map, body, sizeof(body));
+			o += res(out + o, op, 0, opaque, 0, NULL, 0, NULL, 0, body, (uint32_t)n);
+			continue;
+		}
+		if (op == KITE_OP_NOOP || op == KITE_OP_VERSION) {
+			o += res(out + o, op, 0, opaque, 0, NULL, 0, NULL, 0, "1.0", op == KITE_OP_VERSION ? 3 : 0);
+			continue;
+		}
+		if (keylen > 0 && owner_of(key, keylen) != f->id) {
+			uint8_t e[8];
+			atomic_fetch_add(&f->keys_wrong, 1);
+			kite_proto_put64(e, f->epoch ? f->epoch : map.epoch);
+			o += res(out + o, op, KITE_STATUS_NOT_MY_VBUCKET, opaque, 0, NULL, 0, NULL, 0, e, 8);
+			continue;
+		}
+		pthread_mutex_lock(&kv_lock);
+		unsigned int i;
+		for (i = 0; i < nkv; i++)
+			if (strlen(kv[i].key) == keylen && memcmp(kv[i].key, key, keylen) == 0)
+				break;
+		if (op == KITE_OP_SET || op == KITE_OP_APPEND) {
+			if (i == nkv && nkv < 256)
+				nkv++;
+			snprintf(kv[i].key, sizeof(kv[i].key), "%.*s", (int)keylen, key);
+			snprintf(kv[i].val, sizeof(kv[i].val), "%.*s", (int)vallen, val);
+			o += res(out + o, op, 0, opaque, 77, NULL, 0, NULL, 0, NULL, 0);
+		} else if (op == KITE_OP_GETK && i < nkv) {
+			uint8_t fl[4] = { 0, 0, 0, 9 };
+			o += res(out + o, op, 0, opaque, 77, fl, 4, key, keylen, kv[i].val,
+				 (uint32_t)strlen(kv[i].val));
+		} else {
+			o += res(out + o, op, KITE_STATUS_KEY_ENOENT, opaque, 0, NULL, 0, key, keylen,
+				 "Not found", 9);
+		}
+		pthread_mutex_unlock(&kv_lock);
+	}
+	send_reply(sock, from, req_id, 0, 1, out, o);
+}
+
+/* Answers every request with ETMPFAIL (a fenced owner). */
+static void
+h_tmpfail(struct fake *f, int sock, const struct sockaddr_in *from, const uint8_t *dg, size_t len)
+{
+	uint8_t out[4096];
+	size_t o = 0, off = 8;
+
+	(void)f;
+	while (off + 24 <= len) {
+		const uint8_t *h = dg + off;
+		uint32_t bodylen = kite_proto_get32(h + 8);
+		if (h[1] == KITE_OP_CLUSTER_MAP) {
+			h_normal(f, sock, from, dg, len);
+			return;
+		}
+		o += res(out + o, h[1], KITE_STATUS_ETMPFAIL, kite_proto_get32(h + 12), 0, NULL, 0,
+			 NULL, 0, NULL, 0);
+		off += 24 + bodylen;
+	}
+	send_reply(sock, from, kite_proto_get16(dg), 0, 1, out, o);
+}
+
+/* A GET's value in three datagrams, sent last first, then a duplicate and a stranger. */
+static void
+h_split(struct fake *f, int sock, const struct sockaddr_in *from, const uint8_t *dg, size_t len)
+{
+	uint8_t out[4096], val[3000];
+	const uint8_t *h = dg + 8;
+	size_t o;
+
+	if (h[1] != KITE_OP_GETK) {
+		h_normal(f, sock, from, dg, len);
+		return;
+	}
+	for (unsigned int i = 0; i < sizeof(val); i++)
+		val[i] = (uint8_t)('a' + i % 26);
+	o = res(out, h[1], 0, kite_proto_get32(h + 12), 5, "\0\0\0\1", 4, h + 24,
+		kite_proto_get16(h + 2), val, sizeof(val));
+	uint16_t id = kite_proto_get16(dg);
+	size_t part = (o + 2) / 3;
+	send_reply(sock, from, (uint16_t)(id + 1), 0, 1, out, 24); /* another request's: ignored */
+	for (int s = 2; s >= 0; s--) {
+		size_t from_b = (size_t)s * part, n = from_b + part > o ? o - from_b : part;
+		send_reply(sock, from, id, (uint16_t)s, 3, out + from_b, n);
+		if (s == 1)
+			send_reply(sock, from, id, 1, 3, out + from_b, n); /* a duplicate */
+	}
+}
+
+/* memcached: CLUSTER_MAP is an unknown command; everything else as usual. */
+static void
+h_memcached(struct fake *f, int sock, const struct sockaddr_in *from, const uint8_t *dg,
+	    size_t len)
+{
+	const uint8_t *h = dg + 8;
+	uint8_t out[256];
+
+	if (h[1] == KITE_OP_CLUSTER_MAP) {
+		size_t o = res(out, h[1], KITE_STATUS_UNKNOWN_COMMAND, kite_proto_get32(h + 12), 0,
+			       NULL, 0, NULL, 0, "Unknown command", 15);
+		send_reply(sock, from, kite_proto_get16(dg), 0, 1, out, o);
+		return;
+	}
+	/* Every key is ours: answer as the one node. */
+	struct kite_cluster_map saved = map;
+	(void)saved;
+	h_normal(f, sock, from, dg, len);
+}
+
+static void *
+fake_main(void *arg)
+{
+	struct fake *f = arg;
+	struct pollfd p[PARTS];
+	uint8_t buf[65536];
+
+	for (int i = 0; i < PARTS; i++)
+		p[i] = (struct pollfd){ f->socks[i], POLLIN, 0 };
+	while (!atomic_load(&f->stop)) {
+		if (poll(p, PARTS, 20) <= 0)
+			continue;
+		for (int i = 0; i < PARTS; i++) {
+			struct sockaddr_in from;
+			socklen_t fl = sizeof(from);
+			ssize_t n;
+
+			if (!(p[i].revents & POLLIN))
+				continue;
+			n = recvfrom(f->socks[i], buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+			if (n < 8)
+				continue;
+			atomic_fetch_add(&f->datagrams, 1);
+			unsigned int k = atomic_fetch_add(&f->n_req_ids, 1);
+			if (k < 64)
+				f->req_ids[k] = kite_proto_get16(buf);
+			if (atomic_load(&f->drop_first) > 0) {
+				atomic_fetch_sub(&f->drop_first, 1);
+				continue;
+			}
+			f->handle(f, f->socks[i], &from, buf, (size_t)n);
+		}
+	}
+	return NULL;
+}
+
+/* Bind PARTS consecutive ports on 127.0.0.1. */
+static int
+fake_bind(struct fake *f)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		uint16_t base = (uint16_t)(20000 + (rand() % 20000));
+		int ok = 1;
+
+		for (int i = 0; i < PARTS && ok; i++) {
+			struct sockaddr_in a = { .sin_family = AF_INET,
+						 .sin_port = htons((uint16_t)(base + i)),
+						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+			f->socks[i] = socket(AF_INET, SOCK_DGRAM, 0);
+			if (bind(f->socks[i], (struct sockaddr *)&a, sizeof(a)) != 0) {
+				for (int j = 0; j <= i; j++)
+					close(f->socks[j]);
+				ok = 0;
+			}
+		}
+		if (ok) {
+			f->base = base;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void
+build_map(unsigned int n, uint64_t epoch)
+{
+	if (map.nodes != NULL)
+		kite_cluster_map_free(&map);
+	assert_int_equal(kite_cluster_map_build(&map, members, n, 1024, 1, epoch), 0);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	memset(fakes, 0, sizeof(fakes));
+	nkv = 0;
+	for (int i = 0; i < MAXN; i++) {
+		struct fake *f = &fakes[i];
+		f->id = i;
+		f->handle = h_normal;
+		if (fake_bind(f) != 0)
+			return -1;
+		memset(&members[i], 0, sizeof(members[i]));
+		snprintf(members[i].id, sizeof(members[i].id), "f%d", i);
+		members[i].weight = 1;
+		members[i].ip = INADDR_LOOPBACK;
+		members[i].base_port = f->base;
+		members[i].partitions = PARTS;
+		members[i].state = KITE_CLUSTER_ACTIVE;
+	}
+	map_n = MAXN;
+	build_map(map_n, map_epoch);
+	/* Member index i of the sorted map is fake i: ids f0 < f1. */
+	for (int i = 0; i < MAXN; i++)
+		pthread_create(&fakes[i].th, NULL, fake_main, &fakes[i]);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	for (int i = 0; i < MAXN; i++) {
+		atomic_store(&fakes[i].stop, true);
+		pthread_join(fakes[i].th, NULL);
+		for (int p = 0; p < PARTS; p++)
+			close(fakes[i].socks[p]);
+	}
+	kite_cluster_map_free(&map);
+	return 0;
+}
+
+static struct kite_client *
+open_client(unsigned int timeout_ms, unsigned int retries)
+{
+	struct kite_client *c;
+	char seed[64];
+	struct kite_options o = { 0 };
+
+	snprintf(seed, sizeof(seed), "127.0.0.1:%u", fakes[0].base);
+	o.seeds = seed;
+	o.timeout_ms = timeout_ms;
+	o.retries = retries;
+	assert_int_equal(kite_open(&c, &o), KITE_OK);
+	return c;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+/* Keys go to their owner's partition port, packed: no node sees another's key. */
+static void
+test_routing_and_packing(void **state)
+{
+	struct kite_client *c = open_client(500, 0);
+	struct kite_map_info mi;
+	struct kite_op ops[40];
+	char keys[40][16];
+	unsigned int before[MAXN];
+
+	(void)state;
+	kite_map_info(c, &mi);
+	assert_int_equal(mi.epoch, map_epoch);
+	assert_int_equal(mi.members, MAXN);
+	memset(ops, 0, sizeof(ops));
+	for (int i = 0; i < 40; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "key%d", i);
+		ops[i].type = KITE_SET;
+		ops[i].key = keys[i];
+		ops[i].keylen = strlen(keys[i]);
+		ops[i].value = "v";
+		ops[i].vallen = 1;
+		/* The client computes the same owner as the map the fakes serve. */
+		assert_int_equal(kite_key_owner(c, keys[i], strlen(keys[i])),
+				 owner_of(keys[i], strlen(keys[i])));
+	}
+	for (int i = 0; i < MAXN; i++)
+		before[i] = atomic_load(&fakes[i].datagrams);
+	assert_int_equal(kite_exec(c, ops, 40), KITE_OK);
+	for (int i = 0; i < MAXN; i++) {
+		/* One datagram per partition port at most: 40 small SETs fit. */
+		assert_true(atomic_load(&fakes[i].datagrams) - before[i] <= PARTS);
+		assert_int_equal(atomic_load(&fakes[i].keys_wrong), 0);
+	}
+	for (int i = 0; i < 40; i++) {
+		assert_int_equal(ops[i].rc, KITE_OK);
+		assert_int_equal(ops[i].answered_by, owner_of(keys[i], strlen(keys[i])));
+	}
+	/* Read back in one batch, with a miss. */
+	struct kite_op g[3] = { { .type = KITE_GET, .key = "key1", .keylen = 4 },
+				{ .type = KITE_GET, .key = "nope", .keylen = 4 },
+				{ .type = KITE_GET, .key = "key2", .keylen = 4 } };
+	assert_int_equal(kite_exec(c, g, 3), KITE_NOT_FOUND);
+	assert_int_equal(g[0].rc, KITE_OK);
+	assert_int_equal(g[0].result_len, 1);
+	assert_int_equal(g[0].result_flags, 9);
+	assert_int_equal(g[1].rc, KITE_NOT_FOUND);
+	assert_string_equal((char *)g[1].result, "Not found");
+	assert_int_equal(g[2].rc, KITE_OK);
+	for (int i = 0; i < 3; i++)
+		kite_op_clear(&g[i]);
+	for (int i = 0; i < 40; i++)
+		kite_op_clear(&ops[i]);
+	/* Caller errors never reach the wire. */
+	struct kite_op bad = { .type = KITE_GET, .key = "", .keylen = 0 };
+	assert_int_equal(kite_exec(c, &bad, 1), KITE_BAD_ARGUMENT);
+	kite_close(c);
+}
+
+/* A lost datagram is sent again under a new request id; all lost: a timeout in bounded time. */
+static void
+test_retry_and_timeout(void **state)
+{
+	struct kite_client *c = open_client(100, 2);
+	struct kite_client_stats st;
+	struct fake *f;
+	struct timespec t0, t1;
+	int o = owner_of("rk", 2);
+
+	(void)state;
+	f = &fakes[o];
+	atomic_store(&f->n_req_ids, 0);
+	atomic_store(&f->drop_first, 1);
+	assert_int_equal(kite_set(c, "rk", 2, "v", 1, 0, 0, 0, NULL), KITE_OK);
+	/* The SET twice (and maybe a map fetch after the timeout): every id new. */
+	unsigned int n = atomic_load(&f->n_req_ids);
+	assert_true(n >= 2 && n <= 3);
+	for (unsigned int i = 0; i < n; i++)
+		for (unsigned int j = i + 1; j < n; j++)
+			assert_int_not_equal(f->req_ids[i], f->req_ids[j]);
+	kite_client_stats(c, &st);
+	assert_int_equal(st.retries, 1);
+
+	/* Never answered: 3 attempts of 100 ms, then KITE_TIMEOUT. */
+	atomic_store(&f->drop_first, 1000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	void *v;
+	size_t len;
+	assert_int_equal(kite_get(c, "rk", 2, &v, &len, NULL, NULL), KITE_TIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	assert_true(ms >= 290 && ms < 1500);
+
+	/* An APPEND is not sent twice by default: the first may have been applied. */
+	unsigned int before = atomic_load(&f->datagrams);
+	struct kite_op ap = { .type = KITE_APPEND, .key = "rk", .keylen = 2, .value = "x", .vallen = 1 };
+	assert_int_equal(kite_exec(c, &ap, 1), KITE_TIMEOUT);
+	assert_int_equal(atomic_load(&f->datagrams) - before, 1);
+	kite_op_clear(&ap);
+	atomic_store(&f->drop_first, 0);
+	kite_close(c);
+}
+
+/* NOT_MY_VBUCKET with a newer epoch: the client fetches the map and goes to the new owner. */
+static void
+test_redirect(void **state)
+{
+	struct kite_client *c = open_client(300, 1);
+	struct kite_client_stats st;
+	struct kite_map_info mi;
+	char key[16];
+	int k;
+
+	(void)state;
+	/* A key fake 1 owns now; then only fake 0 is in the map (a leave). */
+	for (k = 0;; k++) {
+		snprintf(key, sizeof(key), "mv%d", k);
+		if (owner_of(key, strlen(key)) == 1)
+			break;
+	}
+	build_map(1, map_epoch + 1);
+	assert_int_equal(owner_of(key, strlen(key)), 0);
+	assert_int_equal(kite_set(c, key, strlen(key), "moved", 5, 0, 0, 0, NULL), KITE_OK);
+	kite_client_stats(c, &st);
+	assert_int_equal(st.redirects, 1);
+	assert_true(st.map_changes >= 2);
+	kite_map_info(c, &mi);
+	assert_int_equal(mi.epoch, map_epoch + 1);
+	assert_int_equal(mi.members, 1);
+	build_map(MAXN, map_epoch + 2);
+	kite_close(c);
+}
+
+/* A fenced owner: retried with backoff, then KITE_TMPFAIL; reads are not refused by it here. */
+static void
+test_tmpfail(void **state)
+{
+	struct kite_client *c = open_client(300, 1);
+	struct kite_client_stats st;
+	int o = owner_of("tf", 2);
+
+	(void)state;
+	fakes[o].handle = h_tmpfail;
+	assert_int_equal(kite_set(c, "tf", 2, "v", 1, 0, 0, 0, NULL), KITE_TMPFAIL);
+	kite_client_stats(c, &st);
+	assert_int_equal(st.tmpfails, 4); /* the first answer and three retries */
+	fakes[o].handle = h_normal;
+	kite_close(c);
+}
+
+/* Three datagrams out of order, one duplicated, one of another request: one value. */
+static void
+test_reassembly(void **state)
+{
+	struct kite_client *c = open_client(500, 0);
+	struct kite_client_stats st;
+	void *v;
+	size_t len;
+	uint32_t flags;
+	int o = owner_of("big", 3);
+
+	(void)state;
+	fakes[o].handle = h_split;
+	assert_int_equal(kite_get(c, "big", 3, &v, &len, &flags, NULL), KITE_OK);
+	assert_int_equal(len, 3000);
+	assert_int_equal(flags, 1);
+	for (size_t i = 0; i < len; i++)
+		assert_int_equal(((uint8_t *)v)[i], 'a' + i % 26);
+	free(v);
+	kite_client_stats(c, &st);
+	assert_true(st.late_replies >= 1); /* the stranger (and the duplicate after completion) */
+	fakes[o].handle = h_normal;
+	kite_close(c);
+}
+
+/* A seed that does not know CLUSTER_MAP (memcached) is a one-node map of itself. */
+static void
+test_memcached_seed(void **state)
+{
+	struct kite_client *c;
+	struct kite_map_info mi;
+	char seed[64];
+	struct kite_options o = { 0 };
+
+	(void)state;
+	fakes[0].handle = h_memcached;
+	build_map(1, map_epoch + 3); /* so fake 0 owns every key it is asked */
+	snprintf(seed, sizeof(seed), "127.0.0.1:%u", fakes[0].base);
+	o.seeds = seed;
+	assert_int_equal(kite_open(&c, &o), KITE_OK);
+	kite_map_info(c, &mi);
+	assert_true(mi.seed_is_memcached);
+	assert_int_equal(mi.members, 1);
+	assert_int_equal(kite_set(c, "mc", 2, "v", 1, 0, 0, 0, NULL), KITE_OK);
+	kite_close(c);
+	fakes[0].handle = h_normal;
+	build_map(MAXN, map_epoch + 4);
+
+	/* No seed answers: kite_open says so, in bounded time. */
+	o.seeds = "127.0.0.1:1";
+	o.timeout_ms = 50;
+	assert_int_equal(kite_open(&c, &o), KITE_NO_MAP);
+	o.seeds = "no-such-host.invalid:11211";
+	assert_int_equal(kite_open(&c, &o), KITE_BAD_ARGUMENT);
+}
+
+/* The asynchronous API: submit, wait on the fd, progress. */
+static void
+test_async(void **state)
+{
+	struct kite_client *c = open_client(500, 0);
+	struct kite_op ops[2] = { { .type = KITE_SET, .key = "a1", .keylen = 2, .value = "x", .vallen = 1 },
+				  { .type = KITE_NODE_VERSION, .node = 0 } };
+	int rc, turns = 0;
+
+	(void)state;
+	assert_int_equal(kite_submit(c, ops, 2), KITE_PENDING);
+	assert_int_equal(kite_submit(c, ops, 2), KITE_BAD_ARGUMENT); /* one batch at a time */
+	while ((rc = kite_progress(c, 0)) == KITE_PENDING) {
+		struct pollfd p = { kite_fd(c), POLLIN, 0 };
+		poll(&p, 1, 50);
+		assert_true(++turns < 100);
+	}
+	assert_int_equal(rc, KITE_OK);
+	assert_string_equal((char *)ops[1].result, "1.0");
+	kite_op_clear(&ops[0]);
+	kite_op_clear(&ops[1]);
+	kite_close(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_routing_and_packing),
+		cmocka_unit_test(test_retry_and_timeout),
+		cmocka_unit_test(test_redirect),
+		cmocka_unit_test(test_tmpfail),
+		cmocka_unit_test(test_reassembly),
+		cmocka_unit_test(test_memcached_seed),
+		cmocka_unit_test(test_async),
+	};
+
+	srand((unsigned int)getpid());
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
