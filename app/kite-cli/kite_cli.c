@@ -336,9 +336,15 @@ report(const struct cli *c, const struct kite_op *op)
 			op->rc == KITE_NO_MAP ? " (asking for the cluster map)" : "");
 		return EXIT_NET;
 	}
-	case KITE_BAD_ARGUMENT:
-		fprintf(stderr, "%s: the request does not fit one UDP datagram\n", c->prog);
+	case KITE_BAD_ARGUMENT: {
+		/* The one caller error left after kite-cli's own checks: the size. */
+		size_t ext = op->type == KITE_SET || op->type == KITE_ADD || op->type == KITE_REPLACE
+				     ? 8
+				     : 0;
+		fprintf(stderr, "%s: request of %zu bytes does not fit one UDP datagram\n", c->prog,
+			(size_t)KITE_BIN_HDR_LEN + ext + op->keylen + op->vallen);
 		return EXIT_USAGE;
+	}
 	default:
 		fprintf(stderr, "%s: %s\n", c->prog, kite_strerror(op->rc));
 		return op->rc == KITE_TMPFAIL || op->rc == KITE_REDIRECTS ? EXIT_SERVER : EXIT_NET;

@@ -498,6 +498,26 @@ def kite_up_cases(t, r):
                 check_eq(out.strip(), 'hello from kite', 'pasted `get greeting`')
     t.case('kite-up: the tour prints commands that paste', c_paste)
 
+    def c_nodes():
+        _, out = r.sh('tools/kite-up --nodes 2', what='tools/kite-up --nodes 2')
+        check('epoch ' in out and 'member node1 198.18.0.11:11211' in out and
+              'member node2 198.18.0.12:11211' in out,
+              'the cluster tour does not show both members:\n%s' % out[-2000:])
+        check('hello from the cluster' in out, 'the cluster tour did not read its value back')
+        _, out = r.sh('tools/kite-up --status')
+        check('node 1 runs' in out and 'node 2 runs' in out and 'etcd runs' in out,
+              '--status with a cluster: %r' % out)
+        r.sh('tools/kite-up --down', what='kite-up --down of the cluster')
+        _, out = r.sh('ip netns list; ip -br link; pgrep -a etcd || true; '
+                      'ls /var/lib/kite 2>/dev/null || true')
+        for left in ('kite1', 'kite2', 'kite-data', 'kite-mgmt', 'etcd --name', ' etcd\n'):
+            check(left not in out, 'kite-up --down left %r behind:\n%s' % (left.strip(), out))
+        rc, _ = r.sh('tools/kite-up --status', check_rc=False)
+        check_eq(rc, 1, '--status after --down')
+        rc, out = r.sh('tools/kite-up --nodes 1', check_rc=False)
+        check(rc != 0 and '--nodes takes 2..9' in out, '--nodes 1: rc %d %r' % (rc, out))
+    t.case('kite-up --nodes 2: etcd, bridges, two nodes, a tour; --down removes all', c_nodes)
+
 
 def install_cases(t, r):
     def c_layout():
@@ -505,9 +525,14 @@ def install_cases(t, r):
                   'share/kite/drivers-config/af_packet.conf', 'share/kite/drivers-config/null.conf',
                   'share/kite/kited.conf', 'share/kite/kited.env',
                   'lib/systemd/system/kited.service', 'share/doc/kite/README.rst',
-                  'share/doc/kite/docs/operations.rst'):
+                  'share/doc/kite/docs/operations.rst', 'share/doc/kite/docs/cluster.rst',
+                  'include/kite/kite.h'):
             check(os.path.exists('/usr/local/' + f), 'ninja install did not put /usr/local/%s'
                   % f)
+        # libkite: the shared library and kite.pc under lib/<arch>, found by pkg-config.
+        _, out = r.sh('pkg-config --modversion kite && pkg-config --libs kite')
+        check(re.match(r'^\d+\.\d+\.\d+\n-L/usr/local/lib/\S+ -lkite', out),
+              'pkg-config does not find the installed kite.pc: %r' % out)
         _, out = r.sh('kited -- --help')
         check('/usr/local/share/kite/drivers-config' in out,
               'the installed kited does not read the installed profiles:\n%s' % out[:1200])
