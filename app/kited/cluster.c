@@ -1034,7 +1034,10 @@ control_main(void *arg)
 		} else {
 			if (c->reload_req) {
 				c->reload_req = false;
-				load_static(c);
+				if (c->mode == KITED_CLUSTER_STATIC)
+					load_static(c);
+				else
+					KLOG(INFO, "SIGHUP: nothing to re-read (cluster = none)");
 			}
 			if (c->leave_req)
 				c->left = true;

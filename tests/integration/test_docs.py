@@ -508,9 +508,9 @@ def kite_up_cases(t, r):
         check('node 1 runs' in out and 'node 2 runs' in out and 'etcd runs' in out,
               '--status with a cluster: %r' % out)
         r.sh('tools/kite-up --down', what='kite-up --down of the cluster')
-        _, out = r.sh('ip netns list; ip -br link; pgrep -a etcd || true; '
-                      'ls /var/lib/kite 2>/dev/null || true')
-        for left in ('kite1', 'kite2', 'kite-data', 'kite-mgmt', 'etcd --name', ' etcd\n'):
+        _, out = r.sh('ip netns list; ip -br link; pgrep -a etcd || true')
+        r.sh('test ! -e /var/lib/kite/etcd', what='etcd\'s data directory removed by --down')
+        for left in ('kite1', 'kite2', 'kite-data', 'kite-mgmt', 'etcd --name'):
             check(left not in out, 'kite-up --down left %r behind:\n%s' % (left.strip(), out))
         rc, _ = r.sh('tools/kite-up --status', check_rc=False)
         check_eq(rc, 1, '--status after --down')
