@@ -14,10 +14,12 @@
  * client-side cost and reports it in the same format.
  */
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kite_cluster.h"
 #include "kite_limits.h"
 #include "options.h"
 
@@ -127,7 +129,28 @@ struct bench_stats {
 	uint64_t st_einval;
 	uint64_t st_enomem;
 	uint64_t st_not_stored;
+	uint64_t st_not_my_vbucket; /* --cluster: redirects (the request is not sent again) */
+	uint64_t st_tmpfail;        /* a fenced owner refused a write */
 	uint64_t st_other;
+};
+
+/*
+ * --cluster: where requests go. Destinations (a member's partition port)
+ * are appended, never changed, so a request queued under an older route
+ * still has its address; a route (the map, and each member's first
+ * destination) is immutable once published and read by the generators
+ * through one atomic pointer.
+ */
+#define BENCH_MAX_DESTS 256
+
+struct bench_dest {
+	uint32_t ip; /* host order */
+	uint16_t port;
+};
+
+struct bench_route {
+	struct kite_cluster_map map;
+	uint16_t first[KITE_CLUSTER_MAX_MEMBERS]; /* destination of member m's partition 0 */
 };
 
 /* ---- workload (workload.c) ----------------------------------------------- */
@@ -171,6 +194,11 @@ struct workload {
 	uint32_t batch;
 	uint32_t partitions; /* 1: a single port */
 	uint16_t base_port;
+	/* Destinations: partitions of --server, or (--cluster) of the members. */
+	bool cluster;
+	uint32_t ndest;
+	struct bench_dest dest[BENCH_MAX_DESTS];
+	struct bench_route *_Atomic route; /* --cluster: the current route */
 	uint32_t req_budget; /* UDP payload bytes a request datagram may fill before fragmenting */
 	uint32_t max_req;    /* largest request the mix can draw */
 	uint32_t max_dgram;  /* largest request datagram: the MTU, or one oversized request */
@@ -203,6 +231,8 @@ struct gen_dgram {
 	uint32_t len;	   /* UDP payload bytes */
 	uint16_t dst_port; /* server UDP port (base + partition) */
 	uint16_t flow;	   /* which client flow (source port / socket) sends it */
+	uint16_t dst;      /* destination index (struct workload.dest) */
+	uint32_t dst_ip;   /* its IPv4 address, host order */
 };
 
 struct gen_conf {
@@ -347,6 +377,7 @@ struct run_report {
 		double ops;
 		double hit_ratio;
 		double p99_us;
+		double redirects; /* NOT_MY_VBUCKET answers in the interval */
 	} * samples;
 	unsigned int samples_cap;
 };
@@ -417,6 +448,8 @@ struct bench_driver {
 	int (*server_stats)(void *arg, struct server_stats *s);
 	/* Run one slice of the load on the calling thread (single-lcore DPDK); NULL otherwise. */
 	bool (*poll_main)(void *arg);
+	/* Once a second while the load runs (--cluster: fetch the map); may be NULL. */
+	void (*tick)(void *arg, double t);
 };
 
 int bench_run(struct bench_options *o, const struct workload *w, struct bench_driver *d,

@@ -159,7 +159,7 @@ gen_create(const struct gen_conf *c)
 	g->nslots = c->window;
 	while ((1u << g->slot_bits) < g->nslots)
 		g->slot_bits++;
-	g->nparts = w->partitions;
+	g->nparts = w->cluster ? BENCH_MAX_DESTS : w->partitions;
 	g->slots = bench_zalloc(sizeof(*g->slots) * g->nslots, c->socket_id, eal);
 	g->free_stack = bench_zalloc(sizeof(uint32_t) * g->nslots, c->socket_id, eal);
 	g->pq = bench_zalloc(sizeof(*g->pq) * g->nparts, c->socket_id, eal);
@@ -297,6 +297,12 @@ gen_start(struct gen *g, enum gen_phase p, uint64_t now)
 	}
 }
 
+/*
+ * The destination of a key: its partition port on --server, or with
+ * --cluster the owner's partition port by the current map (the function
+ * libkite and the nodes use: vbucket = XXH64 mod V, partition = vbucket
+ * mod the owner's partitions).
+ */
 static inline uint32_t
 partition_of(const struct gen *g, uint32_t key, enum bench_op op)
 {
@@ -305,6 +311,15 @@ partition_of(const struct gen *g, uint32_t key, enum bench_op op)
 	if (g->nparts == 1)
 		return 0;
 	key_write(kb, g->w->key_size, key, op == OP_INCR ? KEY_PREFIX_COUNTER : KEY_PREFIX_VALUE);
+	if (g->w->cluster) {
+		const struct bench_route *r =
+			atomic_load_explicit(&((struct workload *)g->w)->route, memory_order_acquire);
+		uint32_t vb = (uint32_t)(kite_topo_key_hash(kb, (uint16_t)g->w->key_size) &
+					 (r->map.vbuckets - 1));
+		uint8_t m = kite_cluster_owner(&r->map, vb);
+
+		return r->first[m] + (vb & (r->map.members[m].partitions - 1u));
+	}
 	return kite_topo_key_partition(kb, (uint16_t)g->w->key_size, g->nparts);
 }
 
@@ -473,7 +488,9 @@ gen_prepare(struct gen *g, uint64_t now, struct gen_dgram *d)
 
 	d->slot = si;
 	d->len = q->bytes;
-	d->dst_port = (uint16_t)(g->w->base_port + p);
+	d->dst = (uint16_t)p;
+	d->dst_port = g->w->dest[p].port;
+	d->dst_ip = g->w->dest[p].ip;
 	d->flow = (uint16_t)(g->flow_rr++ % g->c.flows);
 	if (q->carry) {
 		const struct req *c = &q->r[q->n];
@@ -611,6 +628,12 @@ count_status(struct gen *g, uint16_t status)
 		break;
 	case KITE_STATUS_NOT_STORED:
 		g->st.st_not_stored++;
+		break;
+	case KITE_STATUS_NOT_MY_VBUCKET:
+		g->st.st_not_my_vbucket++;
+		break;
+	case KITE_STATUS_ETMPFAIL:
+		g->st.st_tmpfail++;
 		break;
 	default:
 		g->st.st_other++;

@@ -37,6 +37,7 @@
 #include "kite_steer.h"
 
 #include "bench.h"
+#include "route.h"
 #include "workload.h"
 
 #define MAX_BURST   256
@@ -94,6 +95,9 @@ struct dpdk_ctx {
 	struct rte_ether_addr peer;
 	rte_be32_t our_ip;
 	rte_be32_t srv_ip;
+	/* --cluster: each destination's MAC (its member's, by ARP) and address. */
+	struct rte_ether_addr dmac[BENCH_MAX_DESTS];
+	rte_be32_t dip[BENCH_MAX_DESTS];
 	bool csum_offload;
 	bool main_runs;
 	unsigned int n;
@@ -310,6 +314,10 @@ build(struct dlc *lc, const struct gen_dgram *d)
 		h->udp.src_port = rte_cpu_to_be_16((uint16_t)(lc->sport_base + d->flow));
 		h->udp.dst_port = rte_cpu_to_be_16(d->dst_port);
 		h->udp.dgram_len = rte_cpu_to_be_16(ulen);
+		if (x->w.cluster) {
+			rte_ether_addr_copy(&x->dmac[d->dst], &h->eth.dst_addr);
+			h->ip.dst_addr = x->dip[d->dst];
+		}
 		gen_write(lc->g, d, p + HDRS_LEN);
 		flen = HDRS_LEN + d->len;
 		if (flen < ETH_MIN) {
@@ -345,6 +353,10 @@ build(struct dlc *lc, const struct gen_dgram *d)
 			p = rte_pktmbuf_mtod(m, uint8_t *);
 			h = (struct hdr_tmpl *)p;
 			memcpy(h, &lc->tmpl, ETH_LEN + IP4_LEN);
+			if (x->w.cluster) {
+				rte_ether_addr_copy(&x->dmac[d->dst], &h->eth.dst_addr);
+				h->ip.dst_addr = x->dip[d->dst];
+			}
 			h->ip.total_length = rte_cpu_to_be_16((uint16_t)(IP4_LEN + chunk));
 			h->ip.packet_id = id;
 			h->ip.fragment_offset = rte_cpu_to_be_16(
@@ -413,8 +425,9 @@ rx_one(struct dlc *lc, struct rte_mbuf *m, uint64_t now)
 	    (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)))
 		goto other;
 	/* A reply comes from the server; an echo is our own request turned around. */
-	if (x->w.echo ? (ip->src_addr != x->our_ip || ip->dst_addr != x->srv_ip)
-		      : (ip->src_addr != x->srv_ip || ip->dst_addr != x->our_ip))
+	if (x->w.echo	 ? (ip->src_addr != x->our_ip || ip->dst_addr != x->srv_ip)
+	    : x->w.cluster ? ip->dst_addr != x->our_ip /* any member; the request id matches */
+			   : (ip->src_addr != x->srv_ip || ip->dst_addr != x->our_ip))
 		goto other;
 	udp = (const struct rte_udp_hdr *)(ip + 1);
 	ulen = rte_be_to_cpu_16(udp->dgram_len);
@@ -683,13 +696,12 @@ drv_server_stats(void *arg, struct server_stats *s)
 	return -ETIMEDOUT;
 }
 
-/* Resolve the server's MAC through lib/net's ARP (kited answers for its IP). */
+/* Resolve a node's MAC (ip: host order) through lib/net's ARP (kited answers for its IP). */
 static int
-arp_resolve(struct dpdk_ctx *x)
+arp_resolve(struct dpdk_ctx *x, uint32_t ip, struct rte_ether_addr *mac)
 {
 	struct dlc *lc = &x->lc[0];
 	const uint64_t hz = rte_get_tsc_hz();
-	uint32_t ip = rte_be_to_cpu_32(x->srv_ip);
 
 	for (int t = 0; t < ARP_WAIT_S * 5 && !bench_quit; t++) {
 		struct rte_mbuf *m = rte_pktmbuf_alloc(lc->pool);
@@ -719,7 +731,7 @@ arp_resolve(struct dpdk_ctx *x)
 					break;
 				}
 			}
-			if (kite_net_arp_lookup(lc->net, ip, &x->peer) == 0)
+			if (kite_net_arp_lookup(lc->net, ip, mac) == 0)
 				return 0;
 		}
 	}
@@ -804,6 +816,19 @@ run_dpdk(struct bench_options *o, int argc, char **argv)
 	}
 	x->our_ip = rte_cpu_to_be_32(o->src_ip);
 	x->srv_ip = rte_cpu_to_be_32(o->server);
+	if (o->cluster[0] != '\0') {
+		if (o->echo || o->server_workers > 1) {
+			fprintf(stderr, "kite-bench: --cluster takes neither --echo nor "
+					"--server-workers\n");
+			goto out;
+		}
+		if (bench_route_init(&x->w, o, err, sizeof(err)) != 0) {
+			fprintf(stderr, "kite-bench: %s\n", err);
+			goto out;
+		}
+		/* STAT and the other control requests go to the first member. */
+		x->srv_ip = rte_cpu_to_be_32(x->w.dest[0].ip);
+	}
 	x->frag_payload = (o->mtu - IP4_LEN) & ~7u;
 	x->max_frames = frames_for(x, x->w.max_dgram);
 	if (x->max_frames > STASH) {
@@ -897,8 +922,27 @@ run_dpdk(struct bench_options *o, int argc, char **argv)
 	} else if (o->echo) {
 		/* Any unicast address: testpmd's macswap sends it back whatever it is. */
 		parse_mac("02:00:00:00:00:02", &x->peer);
+	} else if (x->w.cluster) {
+		/* Every member's MAC, before the load (the route is fixed in dpdk mode). */
+		for (uint32_t dd = 0; dd < x->w.ndest; dd++) {
+			x->dip[dd] = rte_cpu_to_be_32(x->w.dest[dd].ip);
+			if (dd > 0 && x->w.dest[dd].ip == x->w.dest[dd - 1].ip) {
+				x->dmac[dd] = x->dmac[dd - 1];
+				continue;
+			}
+			rc = arp_resolve(x, x->w.dest[dd].ip, &x->dmac[dd]);
+			if (rc != 0) {
+				fprintf(stderr, "kite-bench: no ARP answer from member %u.%u.%u.%u in "
+						"%d s\n",
+					x->w.dest[dd].ip >> 24, (x->w.dest[dd].ip >> 16) & 255,
+					(x->w.dest[dd].ip >> 8) & 255, x->w.dest[dd].ip & 255,
+					ARP_WAIT_S);
+				goto out;
+			}
+		}
+		x->peer = x->dmac[0];
 	} else {
-		rc = arp_resolve(x);
+		rc = arp_resolve(x, rte_be_to_cpu_32(x->srv_ip), &x->peer);
 		if (rc != 0) {
 			fprintf(stderr, "kite-bench: no ARP answer for the server in %d s\n",
 				ARP_WAIT_S);
@@ -914,8 +958,12 @@ run_dpdk(struct bench_options *o, int argc, char **argv)
 		rc = -ENOMEM;
 		goto out;
 	}
-	snprintf(x->target, sizeof(x->target), "%s %u.%u.%u.%u:%u", o->port, o->server >> 24,
-		 (o->server >> 16) & 255, (o->server >> 8) & 255, o->server & 255, o->udp_port);
+	if (x->w.cluster)
+		snprintf(x->target, sizeof(x->target), "%s cluster %.40s", o->port, o->cluster);
+	else
+		snprintf(x->target, sizeof(x->target), "%s %u.%u.%u.%u:%u", o->port,
+			 o->server >> 24, (o->server >> 16) & 255, (o->server >> 8) & 255,
+			 o->server & 255, o->udp_port);
 
 	memset(&d, 0, sizeof(d));
 	d.arg = x;
@@ -949,6 +997,7 @@ run_dpdk(struct bench_options *o, int argc, char **argv)
 	}
 out:
 	ctx_free(x);
+	bench_route_fini();
 	rte_eal_cleanup();
 	return rc;
 }

@@ -24,6 +24,7 @@
 #include "kite_proto.h"
 
 #include "bench.h"
+#include "route.h"
 #include "workload.h"
 
 #define MAX_BURST 256
@@ -55,6 +56,7 @@ struct sthr {
 	uint8_t *txbuf;
 	size_t txstride;
 	struct iovec *txiov;
+	struct sockaddr_in *txname; /* message k's destination */
 	bool *txbusy;
 	unsigned int txfree_hint;
 	/* RX. */
@@ -222,7 +224,10 @@ sthr_iterate(struct sthr *t)
 			t->txiov[k].iov_base = buf;
 			t->txiov[k].iov_len = d.len;
 			memset(mh, 0, sizeof(*mh));
-			mh->msg_hdr.msg_name = &x->dst[d.dst_port - x->w.base_port];
+			t->txname[k].sin_family = AF_INET;
+			t->txname[k].sin_port = htons(d.dst_port);
+			t->txname[k].sin_addr.s_addr = htonl(d.dst_ip);
+			mh->msg_hdr.msg_name = &t->txname[k];
 			mh->msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
 			mh->msg_hdr.msg_iov = &t->txiov[k];
 			mh->msg_hdr.msg_iovlen = 1;
@@ -360,6 +365,15 @@ drv_server_stats(void *arg, struct server_stats *s)
 	return rc;
 }
 
+/* Once a second: the map again; a newer epoch is the route from now on. */
+static void
+drv_tick(void *arg, double t)
+{
+	struct sock_ctx *x = arg;
+
+	bench_route_refresh(&x->w, t, stdout);
+}
+
 static void
 ctx_free(struct sock_ctx *x)
 {
@@ -380,6 +394,7 @@ ctx_free(struct sock_ctx *x)
 			free(t->flows);
 			free(t->txbuf);
 			free(t->txiov);
+			free(t->txname);
 			free(t->txbusy);
 			free(t->rxbuf);
 			free(t->rxm);
@@ -390,6 +405,7 @@ ctx_free(struct sock_ctx *x)
 	}
 	free(x->dst);
 	free(x->ctl_buf);
+	bench_route_fini();
 }
 
 int
@@ -417,6 +433,11 @@ run_socket(struct bench_options *o)
 		fprintf(stderr, "kite-bench: --echo needs --mode dpdk\n");
 		return -EINVAL;
 	}
+	if (o->cluster[0] != '\0' && bench_route_init(&x->w, o, err, sizeof(err)) != 0) {
+		fprintf(stderr, "kite-bench: %s\n", err);
+		bench_route_fini();
+		return -EINVAL;
+	}
 	if (o->cpus[0] != '\0') {
 		ncpus = parse_cpus(o->cpus, cpus, BENCH_MAX_LCORES);
 		if (ncpus <= 0) {
@@ -428,15 +449,16 @@ run_socket(struct bench_options *o)
 		fprintf(stderr, "kite-bench: --src-port + threads x --flows runs past 65535\n");
 		return -EINVAL;
 	}
-	x->dst = calloc(x->w.partitions, sizeof(*x->dst));
+	x->dst = calloc(BENCH_MAX_DESTS, sizeof(*x->dst));
 	x->t = calloc(x->n, sizeof(*x->t));
 	x->ctl_buf = malloc((size_t)KITE_MAX_REPLY_DGRAMS * x->w.reply_stride);
 	if (x->dst == NULL || x->t == NULL || x->ctl_buf == NULL)
 		goto nomem;
-	for (uint32_t p = 0; p < x->w.partitions; p++) {
+	/* STAT and other control requests go to the first destination (--cluster: a member). */
+	for (uint32_t p = 0; p < x->w.ndest; p++) {
 		x->dst[p].sin_family = AF_INET;
-		x->dst[p].sin_port = htons((uint16_t)(o->udp_port + p));
-		x->dst[p].sin_addr.s_addr = htonl(o->server);
+		x->dst[p].sin_port = htons(x->w.dest[p].port);
+		x->dst[p].sin_addr.s_addr = htonl(x->w.dest[p].ip);
 	}
 	for (unsigned int i = 0; i < x->n; i++) {
 		struct sthr *t = &x->t[i];
@@ -467,13 +489,15 @@ run_socket(struct bench_options *o)
 		t->txstride = x->w.max_dgram;
 		t->txbuf = malloc(t->txstride * burst);
 		t->txiov = calloc(burst, sizeof(struct iovec));
+		t->txname = calloc(burst, sizeof(struct sockaddr_in));
 		t->txbusy = calloc(burst, sizeof(bool));
 		/* Replies never exceed the MTU we were told (memcached: 1400-byte payloads). */
 		t->rxstride = o->mtu > 2048 ? o->mtu : 2048;
 		t->rxbuf = malloc(t->rxstride * burst);
 		t->rxm = calloc(burst, sizeof(struct mmsghdr));
 		t->rxiov = calloc(burst, sizeof(struct iovec));
-		if (t->txbuf == NULL || t->txiov == NULL || t->txbusy == NULL || t->rxbuf == NULL ||
+		if (t->txbuf == NULL || t->txiov == NULL || t->txname == NULL || t->txbusy == NULL ||
+		    t->rxbuf == NULL ||
 		    t->rxm == NULL || t->rxiov == NULL)
 			goto nomem;
 		for (unsigned int k = 0; k < burst; k++) {
@@ -507,10 +531,15 @@ run_socket(struct bench_options *o)
 		}
 		x->t[i].started = true;
 	}
-	snprintf(x->target, sizeof(x->target), "%u.%u.%u.%u:%u", o->server >> 24,
-		 (o->server >> 16) & 255, (o->server >> 8) & 255, o->server & 255, o->udp_port);
+	if (x->w.cluster)
+		snprintf(x->target, sizeof(x->target), "cluster %.50s", o->cluster);
+	else
+		snprintf(x->target, sizeof(x->target), "%u.%u.%u.%u:%u", o->server >> 24,
+			 (o->server >> 16) & 255, (o->server >> 8) & 255, o->server & 255,
+			 o->udp_port);
 
 	memset(&d, 0, sizeof(d));
+	d.tick = x->w.cluster ? drv_tick : NULL;
 	d.arg = x;
 	d.nthreads = x->n;
 	d.gens = x->gens;

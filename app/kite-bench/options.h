@@ -33,6 +33,9 @@
 	X("src-ip", IPV4, src_ip, "198.18.0.1", 0, 0, "dpdk/pcap: our IPv4 address")               \
 	X("netmask", IPV4, netmask, "255.255.255.252", 0, 0, "dpdk: netmask of --src-ip")          \
 	X("server", IPV4, server, "198.18.0.2", 0, 0, "server IPv4 address")                       \
+	X("cluster", STR, cluster, "", 0, 0,                                                      \
+	  "route by the cluster map of this seed (HOST[:PORT],...; fetched with libkite, "       \
+	  "again every second in socket mode) instead of --server/--partitions")                 \
 	X("udp-port", U32, udp_port, "11211", 1, 65535, "server base UDP port")                    \
 	X("partitions", U32, partitions, "1", 1, KITE_MAX_PARTITIONS,                              \
 	  "server partitions: partition p on port base+p, p = XXH64(key) % partitions "            \

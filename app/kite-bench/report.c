@@ -61,9 +61,12 @@ report_progress(struct run_report *r, double t, double secs, const struct bench_
 		else
 			snprintf(hit, sizeof(hit), "%.1f%%", hr * 100);
 		printf("[%5.1fs] %10.0f req/s  %9.0f dgram/s  hit %6s  p99 %8.1f us  "
-		       "timeouts %" PRIu64 " errors %" PRIu64 " wrong %" PRIu64 "\n",
+		       "timeouts %" PRIu64 " errors %" PRIu64 " wrong %" PRIu64,
 		       t, (double)d.done / secs, (double)d.rx_dgrams / secs, hit, p99,
 		       d.timeouts + d.losses, d.err_status, d.wrong_value);
+		if (r->w->cluster)
+			printf(" redirects %" PRIu64, d.st_not_my_vbucket);
+		putchar('\n');
 		fflush(stdout);
 	}
 	if (r->nsamples < r->samples_cap) {
@@ -72,6 +75,7 @@ report_progress(struct run_report *r, double t, double secs, const struct bench_
 		s->ops = (double)d.done / secs;
 		s->hit_ratio = hit_ratio(&d);
 		s->p99_us = p99;
+		s->redirects = (double)d.st_not_my_vbucket;
 	}
 }
 
@@ -134,6 +138,11 @@ report_summary(const struct run_report *r, FILE *f)
 		", bad replies %" PRIu64 ", reassembly %" PRIu64 "\n",
 		s->timeouts, s->losses, s->wrong_value, s->err_status, s->stale, s->dup,
 		s->bad_reply, s->reasm_conflict);
+	if (r->w->cluster)
+		fprintf(f,
+			"cluster: %" PRIu64 " NOT_MY_VBUCKET answers (redirects; the map is "
+			"fetched again every second), %" PRIu64 " ETMPFAIL (fenced owner)\n",
+			s->st_not_my_vbucket, s->st_tmpfail);
 	fprintf(f, "client: %.0f%% busy (%u %s; near 100%% means the client set the pace)\n",
 		100.0 * (double)s->busy_cycles / (secs * (double)r->tsc_hz * r->nthreads),
 		r->nthreads, strncmp(r->mode, "socket", 6) == 0 ? "threads" : "lcores");
@@ -180,9 +189,10 @@ json_counters(FILE *f, const struct bench_stats *s, const char *ind)
 	fprintf(f,
 		"%s  \"status_e2big\": %" PRIu64 ",\n%s  \"status_einval\": %" PRIu64 ",\n"
 		"%s  \"status_enomem\": %" PRIu64 ",\n%s  \"status_not_stored\": %" PRIu64 ",\n"
+		"%s  \"status_not_my_vbucket\": %" PRIu64 ",\n%s  \"status_tmpfail\": %" PRIu64 ",\n"
 		"%s  \"status_other\": %" PRIu64 "\n%s}",
 		ind, s->st_e2big, ind, s->st_einval, ind, s->st_enomem, ind, s->st_not_stored, ind,
-		s->st_other, ind);
+		s->st_not_my_vbucket, ind, s->st_tmpfail, ind, s->st_other, ind);
 }
 
 static void
@@ -282,7 +292,7 @@ report_json(const struct run_report *r, const char *path)
 			fprintf(f, "%.6f", p->hit_ratio);
 		else
 			fprintf(f, "null");
-		fprintf(f, ", \"p99_us\": %.3f}", p->p99_us);
+		fprintf(f, ", \"p99_us\": %.3f, \"redirects\": %.0f}", p->p99_us, p->redirects);
 	}
 	fprintf(f, "\n  ]\n}\n");
 	if (fclose(f) != 0)

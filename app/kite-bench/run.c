@@ -109,6 +109,8 @@ watch(struct bench_driver *d, struct run_report *r, uint64_t hz, uint64_t start,
 		now = rte_rdtsc();
 		if (now < next)
 			continue;
+		if (d->tick != NULL)
+			d->tick(d->arg, (double)(now - start) / (double)hz);
 		if (progress) {
 			collect(d, true, &s_now, &cur, NULL);
 			hist_diff(&iv, &cur, &prev);

@@ -231,6 +231,16 @@ workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz
 		snprintf(err, errlen, "--udp-port + --partitions runs past port 65535");
 		return -EINVAL;
 	}
+	if (o->partitions > BENCH_MAX_DESTS) {
+		snprintf(err, errlen, "--partitions above %u", BENCH_MAX_DESTS);
+		return -EINVAL;
+	}
+	/* One destination per partition port of --server; --cluster replaces them (route.c). */
+	w->ndest = o->partitions;
+	for (uint32_t p = 0; p < o->partitions; p++) {
+		w->dest[p].ip = o->server;
+		w->dest[p].port = (uint16_t)(o->udp_port + p);
+	}
 	/* The key index is written in hex after a one-letter prefix. */
 	if (w->keys > (UINT64_C(1) << (4 * (w->key_size - 1 > 15 ? 15 : w->key_size - 1)))) {
 		snprintf(err, errlen, "--key-size %u cannot number %" PRIu64 " keys", w->key_size,
@@ -304,6 +314,8 @@ workload_describe(const struct workload *w, const struct bench_options *o, FILE 
 		"workload: %" PRIu64 " keys of %u B, values %s B, mix %s, %s, %u req/datagram, "
 		"%s, %s\n",
 		w->keys, w->key_size, o->value_size, o->mix, o->dist, w->batch,
-		w->partitions > 1 ? "port per partition" : "single port",
+		w->cluster	       ? "routed by the cluster map"
+		: w->partitions > 1 ? "port per partition"
+				    : "single port",
 		o->rate > 0 ? "open loop" : "closed loop");
 }

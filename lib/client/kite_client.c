@@ -456,7 +456,8 @@ append_result(struct kite_op *op, const void *a, size_t alen, const void *b, siz
 		memcpy(nr + op->result_len, b, blen);
 		op->result_len += blen;
 	}
-	memcpy(nr + op->result_len, tail, tl);
+	if (tl > 0)
+		memcpy(nr + op->result_len, tail, tl);
 	op->result_len += tl;
 	nr[op->result_len] = '\0';
 	op->result = nr;

@@ -84,9 +84,12 @@ res(uint8_t *p, uint8_t opcode, uint16_t status, uint32_t opaque, uint64_t cas, 
 {
 	kite_proto_write_res_hdr(p, opcode, keylen, extlen, status, extlen + keylen + vallen,
 				 opaque, cas);
-	memcpy(p + 24, ext, extlen);
-	memcpy(p + 24 + extlen, key, keylen);
-	memcpy(p + 24 + extlen + keylen, val, vallen);
+	if (extlen > 0)
+		memcpy(p + 24, ext, extlen);
+	if (keylen > 0)
+		memcpy(p + 24 + extlen, key, keylen);
+	if (vallen > 0)
+		memcpy(p + 24 + extlen + keylen, val, vallen);
 	return 24u + extlen + keylen + vallen;
 }
 
