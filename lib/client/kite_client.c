@@ -1509,3 +1509,26 @@ kite_client_stats(const struct kite_client *c, struct kite_client_stats *out)
 {
 	*out = c->st;
 }
+
+/* ---- tests and fuzzing (kite_client_test.h; not exported by libkite.so) ---- */
+
+int
+kite__inject(struct kite_client *c, unsigned int which, const uint8_t *p, size_t n)
+{
+	uint8_t buf[UDP_MAX + 1];
+	unsigned int count = 0;
+	struct out_dg *d;
+
+	for (d = c->dgs; d != NULL; d = d->next)
+		count++;
+	if (count == 0 || n > UDP_MAX || n < KITE_FRAME_HDR_LEN)
+		return -1;
+	which %= count;
+	for (d = c->dgs; which > 0; d = d->next)
+		which--;
+	memcpy(buf, p, n);
+	kite_proto_put16(buf, d->req_id);
+	struct sockaddr_in from = d->to;
+	on_datagram(c, buf, n, &from);
+	return 0;
+}
