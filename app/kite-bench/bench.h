@@ -303,6 +303,22 @@ struct gen_capture {
 	const uint8_t *data;
 };
 uint32_t gen_captured(const struct gen *g);
+
+/*
+ * --mode libkite: the transport is libkite, which packs, routes and
+ * retries itself; the generator draws the requests (preload: the next
+ * key of its share) and judges the answers like its own.
+ */
+struct gen_outcome {
+	bool timeout;       /* no answer after libkite's retries */
+	uint16_t status;    /* the server's status */
+	uint32_t flags;     /* GET */
+	const uint8_t *value;
+	uint32_t vallen;    /* GET: the value; INCR: 8 (the counter) */
+};
+bool gen_draw(struct gen *g, enum bench_op *op, uint64_t *key, uint32_t *vlen);
+void gen_record(struct gen *g, enum bench_op op, uint64_t key, const struct gen_outcome *o,
+		uint64_t lat);
 void gen_capture_get(const struct gen *g, uint32_t i, struct gen_capture *c);
 
 /* ---- control exchanges (gen.c): STAT before and after a run -------------- */

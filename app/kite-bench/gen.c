@@ -1021,3 +1021,54 @@ ctl_stat_parse(struct ctl_collect *c, struct server_stats *s)
 	}
 	return -EINVAL;
 }
+
+/* ---- requests that travel through libkite (--mode libkite) ----------------- */
+
+bool
+gen_draw(struct gen *g, enum bench_op *op, uint64_t *key, uint32_t *vlen)
+{
+	const struct workload *w = g->w;
+
+	if (g->phase == PHASE_PRELOAD) {
+		if (g->pre_next >= g->pre_hi)
+			return false;
+		*op = OP_SET;
+		*key = g->pre_next++;
+		*vlen = draw_vlen(w, &g->rng);
+		return true;
+	}
+	if (gen_exhausted(g))
+		return false;
+	*op = draw_op(w, &g->rng);
+	*key = draw_key(w, &g->rng);
+	*vlen = *op == OP_SET ? draw_vlen(w, &g->rng) : 0;
+	g->reqs_drawn++;
+	return true;
+}
+
+void
+gen_record(struct gen *g, enum bench_op op, uint64_t key, const struct gen_outcome *o,
+	   uint64_t lat)
+{
+	struct req r = { .t0 = 0, .key = (uint32_t)key, .op = (uint8_t)op };
+	struct kite_res res;
+	uint8_t fl[4];
+
+	g->st.tx_reqs++;
+	if (o->timeout) {
+		g->st.timeouts++;
+		return;
+	}
+	g->st.done++;
+	hist_add(&g->hist, lat, 1);
+	hist_add(&g->hist_op[op], lat, 1);
+	hist_add(&g->hist_all, lat, 1);
+	memset(&res, 0, sizeof(res));
+	res.status = o->status;
+	kite_proto_put32(fl, o->flags);
+	res.extras = fl;
+	res.extlen = op == OP_GET ? 4 : 0;
+	res.value = o->value;
+	res.vallen = o->vallen;
+	judge(g, &r, &res);
+}

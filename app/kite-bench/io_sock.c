@@ -21,6 +21,8 @@
 
 #include <rte_cycles.h>
 
+#include <kite/kite.h>
+
 #include "kite_proto.h"
 
 #include "bench.h"
@@ -38,8 +40,26 @@ struct sflow {
 	struct mmsghdr *pend;
 };
 
+/* --mode libkite: one client per slot, each with one batch in flight. */
+#define LK_MAX_SLOTS 64
+
+struct lk_slot {
+	struct kite_client *c;
+	struct kite_op ops[BENCH_MAX_BATCH];
+	uint8_t key[BENCH_MAX_BATCH][KITE_KEY_MAX];
+	uint64_t kidx[BENCH_MAX_BATCH];
+	uint8_t op[BENCH_MAX_BATCH];
+	uint8_t *val; /* batch x largest value */
+	unsigned int n;
+	uint64_t t0;
+	bool busy;
+	struct kite_client_stats st0; /* the client's counters at the last look */
+};
+
 struct sthr {
 	struct sock_ctx *x;
+	struct lk_slot *lk;
+	unsigned int nlk;
 	unsigned int idx;
 	int cpu;
 	pthread_t tid;
@@ -75,6 +95,7 @@ struct sock_ctx {
 	struct sockaddr_in *dst; /* one per partition port */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	bool libkite; /* --mode libkite */
 	uint64_t phase_serial;
 	bool exiting;
 	uint8_t *ctl_buf;
@@ -254,6 +275,133 @@ sthr_iterate(struct sthr *t)
 	return true;
 }
 
+/* libkite's answers to a slot's batch, judged by the generator. */
+static void
+lk_account(struct sthr *t, struct lk_slot *s, uint64_t now)
+{
+	struct bench_stats *st = gen_counters(t->g);
+	struct kite_client_stats cs;
+
+	for (unsigned int i = 0; i < s->n; i++) {
+		struct kite_op *op = &s->ops[i];
+		struct gen_outcome o = { 0 };
+
+		o.timeout = op->rc == KITE_TIMEOUT;
+		o.status = op->status != 0 || op->rc == KITE_OK ? op->status : 0xff;
+		o.flags = op->result_flags;
+		o.value = op->result;
+		o.vallen = (uint32_t)op->result_len;
+		if (op->type == KITE_INCR && op->rc == KITE_OK)
+			o.vallen = 8;
+		gen_record(t->g, (enum bench_op)s->op[i], s->kidx[i], &o, now - s->t0);
+		kite_op_clear(op);
+	}
+	kite_client_stats(s->c, &cs);
+	st->tx_dgrams += cs.datagrams_sent - s->st0.datagrams_sent;
+	st->tx_packets += cs.datagrams_sent - s->st0.datagrams_sent;
+	st->rx_dgrams += cs.datagrams_received - s->st0.datagrams_received;
+	st->st_not_my_vbucket += cs.redirects - s->st0.redirects;
+	s->st0 = cs;
+	s->busy = false;
+}
+
+/* Draw a batch into a slot and start it; false when the phase has no more. */
+static bool
+lk_fill(struct sthr *t, struct lk_slot *s)
+{
+	const struct workload *w = &t->x->w;
+	enum bench_op op;
+	uint64_t key;
+	uint32_t vlen;
+
+	s->n = 0;
+	while (s->n < w->batch && gen_draw(t->g, &op, &key, &vlen)) {
+		struct kite_op *k = &s->ops[s->n];
+		uint8_t *v = s->val + (size_t)s->n * w->vmax;
+
+		memset(k, 0, sizeof(*k));
+		key_write(s->key[s->n], w->key_size, key,
+			  op == OP_INCR ? KEY_PREFIX_COUNTER : KEY_PREFIX_VALUE);
+		k->key = s->key[s->n];
+		k->keylen = w->key_size;
+		switch (op) {
+		case OP_SET:
+			k->type = KITE_SET;
+			value_write(v, vlen, key, 1, &k->flags);
+			k->value = v;
+			k->vallen = vlen;
+			break;
+		case OP_DELETE:
+			k->type = KITE_DELETE;
+			break;
+		case OP_INCR:
+			k->type = KITE_INCR;
+			k->delta = 1;
+			k->create = 1;
+			break;
+		default:
+			k->type = KITE_GET;
+			break;
+		}
+		s->kidx[s->n] = key;
+		s->op[s->n] = (uint8_t)op;
+		s->n++;
+	}
+	if (s->n == 0)
+		return false;
+	s->t0 = rte_rdtsc();
+	kite_submit(s->c, s->ops, s->n);
+	s->busy = kite_progress(s->c, 0) == KITE_PENDING;
+	if (!s->busy)
+		lk_account(t, s, rte_rdtsc());
+	return true;
+}
+
+static bool
+lk_iterate(struct sthr *t)
+{
+	struct sock_ctx *x = t->x;
+	const uint64_t t0 = rte_rdtsc();
+	uint64_t now = t0;
+	bool sending, more = true;
+	unsigned int busy = 0, work = 0;
+
+	for (unsigned int i = 0; i < t->nlk; i++) {
+		struct lk_slot *s = &t->lk[i];
+		if (s->busy && kite_progress(s->c, 0) != KITE_PENDING) {
+			now = rte_rdtsc();
+			lk_account(t, s, now);
+			work++;
+		}
+	}
+	if (t->pc.phase == PHASE_LOAD && !t->pc.warm_done && now >= t->pc.warmup_end) {
+		gen_mark_warm(t->g);
+		t->pc.warm_done = true;
+	}
+	sending = now < t->pc.end && !bench_quit;
+	for (unsigned int i = 0; i < t->nlk; i++) {
+		struct lk_slot *s = &t->lk[i];
+		if (sending && more && !s->busy) {
+			more = lk_fill(t, s);
+			work += more;
+		}
+		busy += s->busy;
+	}
+	if (work > 0)
+		gen_counters(t->g)->busy_cycles += rte_rdtsc() - t0;
+	if (t->pc.phase == PHASE_PRELOAD && !more && busy == 0)
+		return false;
+	if (!sending || gen_exhausted(t->g)) {
+		if (!t->draining) {
+			t->draining = true;
+			t->drain_end = now + 10 * x->w.timeout_tsc + x->w.tsc_hz / 10;
+		}
+		if (busy == 0 || now >= t->drain_end || bench_quit)
+			return false;
+	}
+	return true;
+}
+
 static void *
 sthr_main(void *arg)
 {
@@ -282,7 +430,7 @@ sthr_main(void *arg)
 
 		t->draining = false;
 		gen_start(t->g, t->pc.phase, rte_rdtsc());
-		while (sthr_iterate(t))
+		while (x->libkite ? lk_iterate(t) : sthr_iterate(t))
 			;
 		gen_expire(t->g, rte_rdtsc(), true);
 		for (unsigned int fi = 0; fi < t->nflows; fi++) {
@@ -395,6 +543,11 @@ ctx_free(struct sock_ctx *x)
 			free(t->txbuf);
 			free(t->txiov);
 			free(t->txname);
+			for (unsigned int s = 0; t->lk != NULL && s < t->nlk; s++) {
+				kite_close(t->lk[s].c);
+				free(t->lk[s].val);
+			}
+			free(t->lk);
 			free(t->txbusy);
 			free(t->rxbuf);
 			free(t->rxm);
@@ -433,7 +586,10 @@ run_socket(struct bench_options *o)
 		fprintf(stderr, "kite-bench: --echo needs --mode dpdk\n");
 		return -EINVAL;
 	}
-	if (o->cluster[0] != '\0' && bench_route_init(&x->w, o, err, sizeof(err)) != 0) {
+	x->libkite = strcmp(o->mode, "libkite") == 0;
+	/* libkite routes by the map itself; socket mode computes the same routing. */
+	if (!x->libkite && o->cluster[0] != '\0' &&
+	    bench_route_init(&x->w, o, err, sizeof(err)) != 0) {
 		fprintf(stderr, "kite-bench: %s\n", err);
 		bench_route_fini();
 		return -EINVAL;
@@ -467,10 +623,39 @@ run_socket(struct bench_options *o)
 		t->x = x;
 		t->idx = i;
 		t->cpu = ncpus > 0 ? cpus[i % (unsigned int)ncpus] : -1;
-		t->nflows = o->flows;
-		t->flows = calloc(t->nflows, sizeof(*t->flows));
+		t->nflows = x->libkite ? 0 : o->flows;
+		t->flows = calloc(o->flows, sizeof(*t->flows));
 		if (t->flows == NULL)
 			goto nomem;
+		if (x->libkite) {
+			char seeds[300];
+			struct kite_options ko = { 0 };
+
+			if (o->cluster[0] != '\0')
+				snprintf(seeds, sizeof(seeds), "%s", o->cluster);
+			else
+				snprintf(seeds, sizeof(seeds), "%u.%u.%u.%u:%u", o->server >> 24,
+					 (o->server >> 16) & 255, (o->server >> 8) & 255,
+					 o->server & 255, o->udp_port);
+			ko.seeds = seeds;
+			ko.timeout_ms = o->timeout_ms;
+			t->nlk = o->window < LK_MAX_SLOTS ? o->window : LK_MAX_SLOTS;
+			t->lk = calloc(t->nlk, sizeof(*t->lk));
+			if (t->lk == NULL)
+				goto nomem;
+			for (unsigned int s = 0; s < t->nlk; s++) {
+				int krc = kite_open(&t->lk[s].c, &ko);
+				if (krc != KITE_OK) {
+					fprintf(stderr, "kite-bench: libkite: %s: %s\n", seeds,
+						kite_strerror(krc));
+					rc = -EIO;
+					goto fail;
+				}
+				t->lk[s].val = malloc((size_t)x->w.batch * (x->w.vmax ? x->w.vmax : 1));
+				if (t->lk[s].val == NULL)
+					goto nomem;
+			}
+		}
 		for (unsigned int f = 0; f < t->nflows; f++)
 			t->flows[f].fd = -1;
 		for (unsigned int f = 0; f < t->nflows; f++) {
@@ -531,7 +716,10 @@ run_socket(struct bench_options *o)
 		}
 		x->t[i].started = true;
 	}
-	if (x->w.cluster)
+	if (x->libkite)
+		snprintf(x->target, sizeof(x->target), "libkite %.50s",
+			 o->cluster[0] ? o->cluster : "(--server)");
+	else if (x->w.cluster)
 		snprintf(x->target, sizeof(x->target), "cluster %.50s", o->cluster);
 	else
 		snprintf(x->target, sizeof(x->target), "%u.%u.%u.%u:%u", o->server >> 24,
@@ -547,7 +735,7 @@ run_socket(struct bench_options *o)
 	d.finished = drv_finished;
 	d.wait = drv_wait;
 	d.server_stats = drv_server_stats;
-	rc = bench_run(o, &x->w, &d, "socket", x->target);
+	rc = bench_run(o, &x->w, &d, x->libkite ? "socket-libkite" : "socket", x->target);
 
 	if (o->write_pcap[0] != '\0') {
 		struct pcap_addrs a;

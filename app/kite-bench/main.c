@@ -64,14 +64,14 @@ main(int argc, char **argv)
 
 	if (strcmp(o.mode, "dpdk") == 0) {
 		rc = run_dpdk(&o, dd >= 0 ? dd : 1, argv);
-	} else if (strcmp(o.mode, "socket") == 0) {
+	} else if (strcmp(o.mode, "socket") == 0 || strcmp(o.mode, "libkite") == 0) {
 		if (dd >= 0)
-			fprintf(stderr, "kite-bench: socket mode ignores the EAL options\n");
+			fprintf(stderr, "kite-bench: %s mode ignores the EAL options\n", o.mode);
 		rc = run_socket(&o);
 	} else if (strcmp(o.mode, "pcap") == 0) {
 		rc = run_pcap(&o);
 	} else {
-		fprintf(stderr, "kite-bench: --mode must be dpdk, socket or pcap\n");
+		fprintf(stderr, "kite-bench: --mode must be dpdk, socket, libkite or pcap\n");
 		return 2;
 	}
 	if (rc == -EINVAL)

@@ -23,7 +23,8 @@
  */
 #define BENCH_OPTIONS(X)                                                                           \
 	X("mode", STR, mode, "dpdk", 0, 0,                                                         \
-	  "dpdk (a DPDK port), socket (kernel UDP sockets) or pcap (write --write-pcap only)")     \
+	  "dpdk (a DPDK port), socket (kernel UDP sockets), libkite (the client library: "      \
+	  "what an application sees) or pcap (write --write-pcap only)")                          \
 	X("port", STR, port, "0", 0, 0,                                                            \
 	  "dpdk: port id, device name or vdev spec to create (net_memif0,role=client,...)")        \
 	X("echo", BOOL, echo, "false", 0, 0,                                                       \

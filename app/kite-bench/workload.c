@@ -314,7 +314,8 @@ workload_describe(const struct workload *w, const struct bench_options *o, FILE 
 		"workload: %" PRIu64 " keys of %u B, values %s B, mix %s, %s, %u req/datagram, "
 		"%s, %s\n",
 		w->keys, w->key_size, o->value_size, o->mix, o->dist, w->batch,
-		w->cluster	       ? "routed by the cluster map"
+		strcmp(o->mode, "libkite") == 0 ? "routed by libkite"
+		: w->cluster	       ? "routed by the cluster map"
 		: w->partitions > 1 ? "port per partition"
 				    : "single port",
 		o->rate > 0 ? "open loop" : "closed loop");
