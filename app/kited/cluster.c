@@ -146,8 +146,14 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 			v->owned++;
 			continue;
 		}
-		for (unsigned int k = 1; v->self >= 0 && k < v->map.copies; k++)
+		for (unsigned int k = 1; v->self >= 0 && k < v->map.copies; k++) {
 			v->replicated += l[k] == v->self;
+			/* With replication the first replicas hold the owner's stream. */
+			if (l[k] == v->self && k <= c->n->cfg.replicas)
+				v->role[vb] = KITE_ENGINE_ROLE_REPLICA;
+		}
+		if (v->role[vb] == KITE_ENGINE_ROLE_REPLICA)
+			continue;
 		if (!c->rejoined && window > 0 &&
 		    (was == KITE_ENGINE_ROLE_OWNER ||
 		     (was == KITE_ENGINE_ROLE_PREVIOUS && rte_rdtsc() < prev->ec.prev_until_tsc))) {
@@ -167,9 +173,26 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 	for (uint32_t vb = 0; vb < v->map.vbuckets; vb++) {
 		uint8_t was = prev != NULL && prev->since != NULL ? prev->role[vb] : 0;
 
-		/* Kept: an owner stays owner, or hands over (its data is as of the switch). */
+		/*
+		 * Replication: a replica's items carry their owner's CAS, which
+		 * says nothing of this node's history, so no mark hides them; what
+		 * it held from before is purged when it starts to replicate
+		 * (repl.c), and a replica that takes over keeps the stream's data.
+		 */
+		if (v->role[vb] == KITE_ENGINE_ROLE_REPLICA ||
+		    (v->role[vb] == KITE_ENGINE_ROLE_OWNER && was == KITE_ENGINE_ROLE_REPLICA &&
+		     !c->rejoined)) {
+			v->since[vb] = 0;
+			continue;
+		}
+
+		/*
+		 * Kept: an owner stays owner, or hands over (its data is as of the
+		 * switch); a replica that takes over (failover) holds the stream.
+		 */
 		if (!c->rejoined && was != KITE_ENGINE_ROLE_NONE &&
-		    (was == v->role[vb] || v->role[vb] == KITE_ENGINE_ROLE_PREVIOUS))
+		    (was == v->role[vb] || v->role[vb] == KITE_ENGINE_ROLE_PREVIOUS ||
+		     (was == KITE_ENGINE_ROLE_REPLICA && v->role[vb] == KITE_ENGINE_ROLE_OWNER)))
 			v->since[vb] = prev->since[vb];
 		else if (v->role[vb] != KITE_ENGINE_ROLE_NONE)
 			v->since[vb] = kite_store_cas_mark(c->n->parts[vb & pmask]);
@@ -186,6 +209,7 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 				  ? &c->fence_tsc
 				  : NULL;
 	v->ec.since = v->since;
+	v->ec.replicas = (uint8_t)c->n->cfg.replicas;
 	v->ec.map_msg = v->msg;
 	v->ec.map_len = (uint32_t)len;
 	return v;
@@ -1147,6 +1171,26 @@ kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
 	kite_stats_emit_u64(emit, arg, "kite_cluster_etcd_errors", c->st.etcd_errors);
 	kite_stats_emit_u64(emit, arg, "kite_cluster_fenced",
 			    c->mode == KITED_CLUSTER_ETCD && rte_rdtsc() > c->fence_tsc);
+	if (n->repl_on) {
+		struct kited_repl_stats rs;
+		static const char *const names[] = {
+			"tx_records", "tx_datagrams", "retransmits", "rx_acks", "rx_nacks",
+			"rx_applied", "rx_dups", "rx_gaps", "rx_bad_mac", "rx_malformed",
+			"rx_stale_epoch", "rx_not_replica", "rx_stray", "resync_needed",
+			"arp_misses", "nombuf", "no_dest", "too_large", "apply_failed", "purged",
+			"rx_resets", "given_up", "lag_max",
+		};
+		char name[64];
+
+		_Static_assert(sizeof(names) / sizeof(names[0]) ==
+				       sizeof(struct kited_repl_stats) / sizeof(uint64_t),
+			       "a name per replication counter");
+		kited_repl_stats_sum(n, &rs);
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			snprintf(name, sizeof(name), "kite_repl_%s", names[i]);
+			kite_stats_emit_u64(emit, arg, name, ((const uint64_t *)&rs)[i]);
+		}
+	}
 }
 
 const struct kited_cluster_stats *

@@ -199,8 +199,30 @@ validate_cluster(const struct kited_config *c, uint64_t parts, char *err, size_t
 			 c->cluster_name);
 		return -EINVAL;
 	}
-	if (mode == KITED_CLUSTER_NONE)
+	if (strcmp(c->replication, "async") != 0) {
+		snprintf(err, errlen, "replication: '%s': only async is served so far",
+			 c->replication);
+		return -EINVAL;
+	}
+	if (mode == KITED_CLUSTER_NONE) {
+		if (c->replicas > 0) {
+			snprintf(err, errlen, "replicas: %u needs a cluster (cluster = static or etcd)",
+				 c->replicas);
+			return -EINVAL;
+		}
 		return 0;
+	}
+	if (c->replicas >= c->copies) {
+		snprintf(err, errlen, "replicas: %u must be below copies (%u): the map lists "
+				      "the owner and copies - 1 candidates",
+			 c->replicas, c->copies);
+		return -EINVAL;
+	}
+	if (c->replicas > 0 && c->cluster_secret_file[0] == '\0') {
+		snprintf(err, errlen, "cluster-secret-file: required with replicas (node-to-node "
+				      "datagrams are authenticated)");
+		return -EINVAL;
+	}
 	if (c->node_id[0] == '\0') {
 		snprintf(err, errlen, "node-id: required with cluster = %s", c->cluster);
 		return -EINVAL;

@@ -107,6 +107,14 @@ enum kited_ablate {
 	X("fencing", STR, fencing, "strict", 0, 0,                                              \
 	  "strict: refuse writes once the lease may have lapsed; available: keep taking "       \
 	  "them (risk: two owners for a while, docs/cluster.rst)")                               \
+	X("replicas", U32, replicas, "0", 0, 2,                                                 \
+	  "replicas per vbucket (owner + R; R < copies): mutations stream to them, and a "     \
+	  "failed owner's vbuckets go to a replica that holds the data")                        \
+	X("replication", STR, replication, "async", 0, 0,                                       \
+	  "async: reply before the replicas acknowledge (the loss window is the lag)")          \
+	X("cluster-secret-file", STR, cluster_secret_file, "", 0, 0,                            \
+	  "64 hex digits (32 bytes), the same on every node: node-to-node datagrams carry "    \
+	  "a MAC under it; required with replicas")                                             \
 	X("warmup", U32, warmup, "30", 0, 3600,                                                 \
 	  "seconds a node still answers warm-up reads (FILL_GET) and invalidations for the "    \
 	  "vbuckets it owned before a map change, so clients fill the new owner (0: off)")      \

@@ -21,6 +21,7 @@
 #include "kite_store.h"
 #include "kite_topo.h"
 #include "kited_cluster.h"
+#include "kited_repl.h"
 #include "kited_log.h"
 #include "kited_stats.h"
 #include "kited_numa.h"
@@ -60,6 +61,7 @@ struct worker {
 	/* Reply mbufs of the request datagram being answered. */
 	struct rte_mbuf *pend[KITE_MAX_REPLY_DGRAMS];
 	const struct kited_cview *cview; /* the map view the engine uses */
+	struct worker_repl *repl;        /* replication state (repl.c); NULL: none */
 	/* Packets waiting for tx_burst. */
 	unsigned int ntx;
 	struct rte_mbuf *tx[512];
@@ -99,6 +101,12 @@ struct node {
 	struct kited_cluster_pub cpub;  /* the published map view, read by workers */
 	volatile bool stop_req; /* SIGTERM/SIGINT: leave the cluster (if any), then quit */
 	volatile bool hup_req;  /* SIGHUP: re-read the members file */
+	/* Replication (repl.c): the secret, per-vbucket owner sequences and replica expectations. */
+	bool repl_on;
+	uint8_t repl_secret[32];
+	uint64_t *repl_seq;
+	uint64_t *repl_expected;
+	void (*repl_tx)(struct worker *w, struct rte_mbuf *m); /* worker_tx, given by main */
 };
 
 /* steering.c */
@@ -109,6 +117,8 @@ void steering_teardown(struct node *n);
 int worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore);
 void worker_teardown(struct worker *w);
 int worker_main(void *arg);
+/* Queue a packet for this worker's next tx_burst. */
+void worker_tx(struct worker *w, struct rte_mbuf *m);
 /* One poll iteration; returns the packets handled. */
 unsigned int worker_poll(struct worker *w);
 /* Idle-backoff state of a polling loop. */

@@ -579,6 +579,12 @@ main(int argc, char **argv)
 		n->wstats[i] = n->workers[i].stats;
 		n->nets[i] = n->workers[i].net;
 	}
+	/* Replication state before the first map: views refer to it. */
+	n->repl_tx = worker_tx;
+	if (kited_repl_setup(n) != 0) {
+		KLOG(ERR, "replication: cannot start (see above)");
+		goto out;
+	}
 	/* The first map (and, with etcd, the registration) before serving. */
 	if (kited_cluster_start(n) != 0) {
 		KLOG(ERR, "cluster: cannot start (see above)");
@@ -612,6 +618,7 @@ out:
 	n->quit = true;
 	rte_eal_mp_wait_lcore();
 	kited_cluster_stop(n);
+	kited_repl_free(n);
 	control_telemetry(NULL);
 	node_free(n);
 	if (n->cfg.pid_file[0] != '\0' && rc == 0)

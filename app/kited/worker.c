@@ -61,6 +61,12 @@ tx_add(struct worker *w, struct rte_mbuf *m)
 		tx_flush(w);
 }
 
+void
+worker_tx(struct worker *w, struct rte_mbuf *m)
+{
+	tx_add(w, m);
+}
+
 static void
 reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens, bool inplace)
 {
@@ -135,6 +141,10 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	ec.stats = &w->stats->engine;
 	ec.stat = kited_stats_engine_stat;
 	ec.stat_arg = &n->stats_src;
+	if (n->cfg.replicas > 0) {
+		ec.repl = kited_repl_emit;
+		ec.repl_arg = w;
+	}
 	ec.out.alloc = reply_alloc;
 	ec.out.done = reply_done;
 	ec.no_bulk = (n->ablate & KITED_ABLATE_BULK) != 0;
@@ -201,6 +211,33 @@ payload_of(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, u
 	d->len = u->payload_len;
 }
 
+static bool route(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u,
+		  uint64_t mask);
+
+/*
+ * A REPL datagram? Applied or answered here when this worker owns the
+ * partition of its port, else handed to the worker that does. true: it
+ * was one (the caller releases its reference).
+ */
+static bool
+repl_datagram(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u,
+	      const struct kite_engine_dgram *d)
+{
+	struct node *n = w->node;
+	uint32_t part;
+	uint16_t owner;
+
+	if (d->len < 8 + 24 || d->data[8 + 1] != 0xe8)
+		return false;
+	part = (uint32_t)(u->dst_port - n->map.base_port) % n->map.partitions;
+	owner = kite_topo_owner(&n->map, part);
+	if (owner != w->id) {
+		route(w, m, u, UINT64_C(1) << owner);
+		return true;
+	}
+	return kited_repl_rx(w, d->data, d->len, u);
+}
+
 /* Hand m to every worker in mask except ourselves; returns true if we keep a share. */
 static bool
 route(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, uint64_t mask)
@@ -262,6 +299,11 @@ worker_poll(struct worker *w)
 		case KITE_NET_UDP:
 			/* Located (and linearised) once, for routing and for the engine. */
 			payload_of(w, m, &u, nd, &dg[nd]);
+			/* Node-to-node replication goes to the worker of its port's partition. */
+			if (unlikely(n->repl_on) && repl_datagram(w, m, &u, &dg[nd])) {
+				done[nfree++] = m;
+				break;
+			}
 			ctx[nd].w = w;
 			ctx[nd].m = m;
 			ctx[nd].u = u;
@@ -306,6 +348,10 @@ worker_poll(struct worker *w)
 		ctx[nd].u = meta(m)->u;
 		ctx[nd].reused = false;
 		payload_of(w, m, &ctx[nd].u, nd, &dg[nd]);
+		if (unlikely(n->repl_on) && repl_datagram(w, m, &ctx[nd].u, &dg[nd])) {
+			done[nfree++] = m;
+			continue;
+		}
 		dg[nd].home = false;
 		dg[nd].out_arg = &ctx[nd];
 		kite_engine_parse(w->engine, &dg[nd]);
@@ -320,6 +366,8 @@ worker_poll(struct worker *w)
 			done[nfree++] = ctx[i].m;
 	if (nfree > 0)
 		rte_pktmbuf_free_bulk(done, nfree);
+	if (w->repl != NULL)
+		kited_repl_flush(w);
 	if (w->ntx > 0)
 		tx_flush(w);
 	w->stats->loop.busy_cycles += rte_rdtsc() - tsc;
@@ -331,13 +379,16 @@ worker_iterate(struct worker *w, struct worker_idle *st)
 {
 	struct node *n = w->node;
 	uint64_t now = rte_rdtsc();
-	const struct kited_cview *v = kited_cluster_worker_turn(&n->cpub, w->id);
+	const struct kited_cview *v = atomic_load_explicit(&n->cpub.cur, memory_order_acquire);
 
-	/* Between bursts: no request sees two maps. */
+	/* Between bursts: no request sees two maps. The old view is ours until the quiescent state. */
 	if (v != w->cview) {
+		if (w->repl != NULL)
+			kited_repl_view_change(w, w->cview, v);
 		w->cview = v;
 		kite_engine_set_cluster(w->engine, v != NULL ? &v->ec : NULL);
 	}
+	rte_rcu_qsbr_quiescent(n->cpub.qs, w->id);
 	if (now - st->last_tick > n->tsc_hz / 100) {
 		st->last_tick = now;
 		kite_engine_set_time(w->engine, node_now(n));

@@ -748,6 +748,28 @@ exec_fill_get(struct kite_engine *e, struct entry *q, struct kite_store *s)
 	respond(e, q, KITE_STATUS_OK, v.cas, ext, 8, NULL, 0, v.value, v.vallen);
 }
 
+/*
+ * Replication: a mutation of an owned vbucket that has replicas is handed
+ * to the program as the item's state now (or its deletion).
+ */
+static void
+replicate(struct kite_engine *e, const struct entry *q, struct kite_store *s, bool deleted)
+{
+	const struct kite_engine_cluster *c = e->cluster;
+	struct kite_store_view v;
+
+	if (e->conf.repl == NULL || c == NULL || c->replicas == 0 || c->role == NULL)
+		return;
+	if (deleted) {
+		e->conf.repl(e->conf.repl_arg, q->vb & c->vbucket_mask, 2, q->r.key, q->r.keylen,
+			     NULL);
+		return;
+	}
+	if (kite_store_get(s, q->r.key, q->r.keylen, q->hash, &v) == KITE_STORE_OK)
+		e->conf.repl(e->conf.repl_arg, q->vb & c->vbucket_mask, 1, q->r.key, q->r.keylen,
+			     &v);
+}
+
 /* TOUCH and GAT: new expiry; GAT also returns the value. */
 static void
 exec_touch(struct kite_engine *e, struct entry *q, struct kite_store *s)
@@ -755,10 +777,12 @@ exec_touch(struct kite_engine *e, struct entry *q, struct kite_store *s)
 	struct kite_store_view v;
 
 	if (kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-			     kite_proto_exptime(q->r.exptime, e->now), &v) == KITE_STORE_OK)
+			     kite_proto_exptime(q->r.exptime, e->now), &v) == KITE_STORE_OK) {
 		reply_value(e, q, &v, q->r.cmd == KITE_CMD_GAT);
-	else
+		replicate(e, q, s, false);
+	} else {
 		reply_miss(e, q);
+	}
 }
 
 /* SET, ADD, REPLACE, APPEND, PREPEND. */
@@ -783,13 +807,19 @@ exec_store(struct kite_engine *e, struct entry *q, struct kite_store *s)
 
 	status = status_of(kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, &cas));
 	reply_status(e, q, status, cas);
+	if (status == KITE_STATUS_OK)
+		replicate(e, q, s, false);
 }
 
 static void
 exec_delete(struct kite_engine *e, struct entry *q, struct kite_store *s)
 {
-	reply_status(e, q, status_of(kite_store_delete(s, q->r.key, q->r.keylen, q->hash, q->r.cas)),
-		     0);
+	uint8_t status =
+		status_of(kite_store_delete(s, q->r.key, q->r.keylen, q->hash, q->r.cas));
+
+	reply_status(e, q, status, 0);
+	if (status == KITE_STATUS_OK)
+		replicate(e, q, s, true);
 }
 
 /* INCREMENT and DECREMENT: the new value as 8 bytes. */
@@ -808,6 +838,8 @@ exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s)
 	enum kite_store_result rc;
 
 	rc = kite_store_delta(s, q->r.key, q->r.keylen, q->hash, &a, &value, &cas);
+	if (rc == KITE_STORE_OK)
+		replicate(e, q, s, false);
 	if (rc == KITE_STORE_OK && !q->r.quiet) {
 		uint8_t body[8];
 		kite_proto_put64(body, value);

@@ -155,7 +155,18 @@ struct kite_engine_cluster {
 	const uint64_t *since;
 	/** The PREVIOUS role counts until the TSC passes this (warm-up, leave). */
 	uint64_t prev_until_tsc;
+	/** Replicas per vbucket (0: none): mutations of owned vbuckets are emitted. */
+	uint8_t replicas;
 };
+
+/**
+ * Replication (kited, issue 11): called after each successful mutation of
+ * an owned vbucket when the view has replicas, with the item as it is now
+ * (v; NULL for a deletion, kind 2). The store never learns of it.
+ */
+typedef void (*kite_engine_repl_fn)(void *arg, uint32_t vbucket, uint8_t kind,
+				    const uint8_t *key, uint16_t keylen,
+				    const struct kite_store_view *v);
 
 /** Engine configuration; arrays are owned by the caller and outlive the engine. */
 struct kite_engine_conf {
@@ -167,6 +178,8 @@ struct kite_engine_conf {
 	struct kite_engine_stats *stats; /**< this worker's counters (the caller's memory) */
 	kite_engine_stat_fn stat;   /**< STAT's statistics; NULL: STAT answers only the terminator */
 	void *stat_arg;
+	kite_engine_repl_fn repl;   /**< NULL: no replication */
+	void *repl_arg;
 	struct kite_engine_out out;
 	/*
 	 * Benchmarks only (kited --ablate): turn one data-path step off to

@@ -55,7 +55,7 @@ kite_repl_add_rec(struct kite_repl_builder *b, const struct kite_repl_rec *r)
 	uint8_t *p;
 
 	if (b->sub != KITE_REPL_DATA || r->keylen > KITE_KEY_MAX || b->n == UINT16_MAX ||
-	    r->kind < KITE_REPL_PUT || r->kind > KITE_REPL_FLUSH)
+	    r->kind < KITE_REPL_PUT || r->kind > KITE_REPL_RESET)
 		return -EINVAL;
 	if (!kite_repl_fits(b, r->keylen, r->vallen))
 		return -ENOSPC;
@@ -166,8 +166,8 @@ kite_repl_next_rec(const uint8_t **pp, const uint8_t *end, struct kite_repl_rec 
 	r->flags = kite_proto_get32(p + 22);
 	r->exptime = kite_proto_get32(p + 26);
 	r->vallen = kite_proto_get32(p + 30);
-	if (r->kind < KITE_REPL_PUT || r->kind > KITE_REPL_FLUSH || r->seq == 0 ||
-	    r->keylen > KITE_KEY_MAX || (r->kind != KITE_REPL_FLUSH && r->keylen == 0) ||
+	if (r->kind < KITE_REPL_PUT || r->kind > KITE_REPL_RESET || r->seq == 0 ||
+	    r->keylen > KITE_KEY_MAX || (r->kind != KITE_REPL_FLUSH && r->kind != KITE_REPL_RESET && r->keylen == 0) ||
 	    (r->kind != KITE_REPL_PUT && r->vallen != 0))
 		return -1;
 	if (left - KITE_REPL_REC_FIXED < r->keylen ||
@@ -214,7 +214,7 @@ ent_at(const struct kite_repl_log *l, uint64_t i)
 }
 
 void
-kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len)
+kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len, uint64_t now)
 {
 	struct kite_repl_log_ent *e;
 	const uint8_t *p, *end;
@@ -242,6 +242,10 @@ kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len)
 	e->off = (uint32_t)l->head;
 	e->len = (uint32_t)len;
 	e->nvb = 0;
+	e->req_id = kite_proto_get16(dgram);
+	e->acked = 0;
+	e->sends = 1;
+	e->tsc = now;
 	memcpy(l->mem + l->head, dgram, len);
 	l->head += len;
 	l->next++;
@@ -272,6 +276,45 @@ kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len)
 		if (r.seq > e->r[k].hi)
 			e->r[k].hi = r.seq;
 	}
+}
+
+bool
+kite_repl_log_ack(struct kite_repl_log *l, uint16_t req_id)
+{
+	for (uint64_t i = l->next; i-- > l->first;) {
+		struct kite_repl_log_ent *e = &l->ent[i % l->nent_cap];
+		if (e->req_id == req_id) {
+			e->acked = 1;
+			return true;
+		}
+	}
+	return false;
+}
+
+unsigned int
+kite_repl_log_retry(struct kite_repl_log *l, uint64_t before, uint64_t now, unsigned int max,
+		    unsigned int max_sends, void (*fn)(void *arg, const uint8_t *dgram, size_t len),
+		    void *arg, uint64_t *given_up)
+{
+	unsigned int n = 0;
+
+	for (uint64_t i = l->first; i < l->next && n < max; i++) {
+		struct kite_repl_log_ent *e = &l->ent[i % l->nent_cap];
+
+		if (e->acked || e->tsc >= before)
+			continue;
+		if (e->sends >= max_sends) {
+			e->acked = 1; /* given up: the replica is gone or cut off; a NACK can still ask */
+			if (given_up != NULL)
+				(*given_up)++;
+			continue;
+		}
+		fn(arg, l->mem + e->off, e->len);
+		e->sends++;
+		e->tsc = now;
+		n++;
+	}
+	return n;
 }
 
 int

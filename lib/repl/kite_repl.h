@@ -46,6 +46,12 @@ enum kite_repl_kind {
 	KITE_REPL_PUT = 1,   /**< the item as it is now: value, flags, absolute expiry, CAS */
 	KITE_REPL_DEL = 2,   /**< the key is gone */
 	KITE_REPL_FLUSH = 3, /**< everything stored before `exptime` (unix time) is gone */
+	/**
+	 * The vbucket's stream restarts after `seq`: drop what you hold of it
+	 * and take seq + 1 next (the owner's log no longer reaches back to
+	 * what the replica lacks).
+	 */
+	KITE_REPL_RESET = 4,
 };
 
 /** One mutation, as the state it left. Pointers refer to the caller's or the datagram's bytes. */
@@ -137,6 +143,10 @@ kite_repl_order(uint64_t expected, uint64_t seq)
 /** What one logged datagram holds. */
 struct kite_repl_log_ent {
 	uint32_t off, len; /**< bytes in the log's memory */
+	uint16_t req_id;   /**< the datagram's frame request id (its ACK names it) */
+	uint8_t acked;     /**< the replica acknowledged it */
+	uint8_t sends;     /**< times sent */
+	uint64_t tsc;      /**< last sent (caller's clock) */
 	uint8_t nvb;       /**< ranges below; KITE_REPL_LOG_VBS + 1: many (resend on any NACK) */
 	struct {
 		uint32_t vb;
@@ -161,7 +171,7 @@ struct kite_repl_log {
 void kite_repl_log_init(struct kite_repl_log *l, uint8_t *mem, size_t memcap,
 			struct kite_repl_log_ent *ent, uint32_t nent);
 /** Remember a sent DATA datagram (its records are read to index it). */
-void kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len);
+void kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len, uint64_t now);
 /**
  * Datagrams holding (vb, seq >= from), oldest first: calls fn for each.
  * @return the number resent, or -1 when the log no longer reaches back to
@@ -169,5 +179,16 @@ void kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len
  */
 int kite_repl_log_resend(const struct kite_repl_log *l, uint32_t vb, uint64_t from,
 			 void (*fn)(void *arg, const uint8_t *dgram, size_t len), void *arg);
+/** The newest entry with this request id is acknowledged. @return true if found. */
+bool kite_repl_log_ack(struct kite_repl_log *l, uint16_t req_id);
+/**
+ * Send again (fn) the unacknowledged entries last sent before `before`, at
+ * most `max`, oldest first, stamping them with `now`; an entry sent
+ * `max_sends` times is given up. @return entries sent; *given_up counts.
+ */
+unsigned int kite_repl_log_retry(struct kite_repl_log *l, uint64_t before, uint64_t now,
+				 unsigned int max, unsigned int max_sends,
+				 void (*fn)(void *arg, const uint8_t *dgram, size_t len), void *arg,
+				 uint64_t *given_up);
 
 #endif /* KITE_REPL_H */

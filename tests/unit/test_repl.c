@@ -257,10 +257,10 @@ test_log(void **state)
 	/* vbucket 5: seqs 1-3, 4-6, 7-9; vbucket 6: 1-3. */
 	for (int i = 0; i < 3; i++) {
 		len = build_data(dg, sizeof(dg), 5, 1 + 3 * (uint64_t)i, 3);
-		kite_repl_log_add(&l, dg, len);
+		kite_repl_log_add(&l, dg, len, 0);
 	}
 	len = build_data(dg, sizeof(dg), 6, 1, 3);
-	kite_repl_log_add(&l, dg, len);
+	kite_repl_log_add(&l, dg, len, 0);
 	memset(&rs, 0, sizeof(rs));
 	assert_int_equal(kite_repl_log_resend(&l, 5, 5, on_resend, &rs), 2);
 	assert_int_equal(rs.lo[0], 4);
@@ -270,7 +270,7 @@ test_log(void **state)
 	/* Many more datagrams: the log wraps and forgets the oldest. */
 	for (uint64_t s = 10; s < 10 + 3 * 200; s += 3) {
 		len = build_data(dg, sizeof(dg), 5, s, 3);
-		kite_repl_log_add(&l, dg, len);
+		kite_repl_log_add(&l, dg, len, 0);
 	}
 	memset(&rs, 0, sizeof(rs));
 	assert_int_equal(kite_repl_log_resend(&l, 5, 1, on_resend, &rs), -1); /* resync */
@@ -283,6 +283,39 @@ test_log(void **state)
 	kite_repl_log_resend(&l, 5, 10, on_resend, &rs);
 }
 
+/* Unacknowledged datagrams are sent again until acknowledged or given up. */
+static void
+test_log_retry(void **state)
+{
+	static uint8_t mem[8192];
+	static struct kite_repl_log_ent ent[16];
+	struct kite_repl_log l;
+	uint8_t dg[512];
+	struct resent rs;
+	uint64_t given_up = 0;
+	size_t len;
+
+	(void)state;
+	kite_repl_log_init(&l, mem, sizeof(mem), ent, 16);
+	for (int i = 0; i < 3; i++) {
+		len = build_data(dg, sizeof(dg), 5, 1 + 3 * (uint64_t)i, 3);
+		kite_proto_put16(dg, (uint16_t)(100 + i)); /* request ids 100..102 */
+		kite_repl_log_add(&l, dg, len, 10);
+	}
+	assert_true(kite_repl_log_ack(&l, 101));
+	assert_false(kite_repl_log_ack(&l, 999));
+	memset(&rs, 0, sizeof(rs));
+	/* Not old enough yet. */
+	assert_int_equal(kite_repl_log_retry(&l, 10, 20, 8, 3, on_resend, &rs, &given_up), 0);
+	assert_int_equal(kite_repl_log_retry(&l, 11, 20, 8, 3, on_resend, &rs, &given_up), 2);
+	assert_int_equal(rs.lo[0], 1); /* 100 and 102, not the acknowledged 101 */
+	assert_int_equal(rs.lo[1], 7);
+	/* Sent twice now; the third attempt is the last, then given up. */
+	assert_int_equal(kite_repl_log_retry(&l, 21, 30, 8, 3, on_resend, &rs, &given_up), 2);
+	assert_int_equal(kite_repl_log_retry(&l, 31, 40, 8, 3, on_resend, &rs, &given_up), 0);
+	assert_int_equal(given_up, 2);
+}
+
 int
 main(void)
 {
@@ -290,6 +323,7 @@ main(void)
 		cmocka_unit_test(test_data_roundtrip), cmocka_unit_test(test_pairs_and_fullness),
 		cmocka_unit_test(test_mac),	       cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_order),	       cmocka_unit_test(test_log),
+		cmocka_unit_test(test_log_retry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef KITED_REPL_H
+#define KITED_REPL_H
+
+/* kited's replication (repl.c): asynchronous, on the workers. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kite_net.h"
+#include "kite_store.h"
+
+/* Counters (STAT kite_repl_*), summed over the workers; lag_max is a maximum. */
+struct kited_repl_stats {
+	uint64_t tx_records;     /* records emitted to replicas */
+	uint64_t tx_datagrams;   /* REPL datagrams sent (DATA, ACK, NACK, retransmissions) */
+	uint64_t retransmits;    /* DATA sent again (NACK, or a silent replica) */
+	uint64_t rx_acks, rx_nacks;
+	uint64_t rx_applied;     /* records applied as a replica */
+	uint64_t rx_dups;        /* records seen before (retransmissions) */
+	uint64_t rx_gaps;        /* records after a missing one (NACKed) */
+	uint64_t rx_bad_mac;     /* datagrams without a valid MAC: dropped */
+	uint64_t rx_malformed;
+	uint64_t rx_stale_epoch; /* DATA under another map epoch: dropped */
+	uint64_t rx_not_replica; /* records for a vbucket this node does not replicate */
+	uint64_t rx_stray;       /* answers from no destination of ours */
+	uint64_t resync_needed;  /* NACKs older than the log (backfill is the next step) */
+	uint64_t arp_misses, nombuf, no_dest, too_large, apply_failed;
+	uint64_t purged;         /* items removed from vbuckets this node began to replicate */
+	uint64_t rx_resets;      /* vbuckets restarted by their owner (its log did not reach back) */
+	uint64_t given_up;       /* datagrams never acknowledged after every retry */
+	uint64_t lag_max;        /* records: the largest owner sequence - acknowledged seen */
+};
+
+struct node;
+struct worker;
+struct kited_cview;
+
+/* Read the secret, size the per-vbucket sequences, give each worker its state. */
+int kited_repl_setup(struct node *n);
+void kited_repl_free(struct node *n);
+/* The engine's kite_engine_repl_fn (arg: the worker). */
+void kited_repl_emit(void *arg, uint32_t vb, uint8_t kind, const uint8_t *key, uint16_t keylen,
+		     const struct kite_store_view *v);
+/* End of a burst: send what was batched; now and then the tail to silent replicas. */
+void kited_repl_flush(struct worker *w);
+/* A REPL datagram (payload: the frame and after)? Handled (true) or not ours (false). */
+bool kited_repl_rx(struct worker *w, const uint8_t *payload, size_t len,
+		   const struct kite_net_udp *u);
+/* A worker takes a new view (before its quiescent state: old is still valid). */
+void kited_repl_view_change(struct worker *w, const struct kited_cview *old,
+			    const struct kited_cview *v);
+void kited_repl_stats_sum(const struct node *n, struct kited_repl_stats *sum);
+
+#endif /* KITED_REPL_H */

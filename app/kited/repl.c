@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Replication, asynchronous (issue 11, first part): the owner's worker
+ * turns every mutation of a replicated vbucket into a REPL record
+ * (lib/repl: the item's state after it, with the owner's CAS and a
+ * sequence number per vbucket), batches records per replica partition
+ * port into datagrams sent at the end of the burst, and keeps what it sent
+ * in a log per destination. The replica's worker checks the MAC and the
+ * map epoch, applies records in sequence order with the owner's CAS, and
+ * answers with ACK pairs (applied up to) and NACK pairs (missing from);
+ * the owner answers a NACK from its log, and sends the newest datagram
+ * again to a replica that has not acknowledged for a while, so a lost
+ * tail is noticed too. Everything runs on the workers, lock-free: a
+ * vbucket's sequence and expectation are touched only by the worker that
+ * owns its partition.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+
+#include "kite_repl.h"
+#include "kited.h"
+#include "kited_repl.h"
+
+#define REPL_MAX_DEST 64
+#define REPL_LOG_BYTES (256u << 10)
+#define REPL_LOG_ENTRIES 512
+#define REPL_RESEND_MS 100 /* a datagram unacknowledged this long is sent again */
+#define REPL_MAX_SENDS 50  /* ... at most this often (5 s), then given up */
+
+struct repl_dest {
+	uint32_t ip; /* host order */
+	uint16_t port;
+	bool open, unacked;
+	uint64_t epoch;         /* of the datagram being built */
+	uint64_t last_send;     /* TSC */
+	uint64_t last_arp;
+	struct kite_repl_builder b;
+	uint8_t *buf;           /* max_payload bytes */
+	struct kite_repl_log log;
+};
+
+static void purge(struct worker *w, const uint8_t *flags, uint32_t vmask);
+
+struct worker_repl {
+	struct repl_dest dest[REPL_MAX_DEST];
+	unsigned int ndest;
+	uint16_t src_port; /* a partition port of this worker: ACKs come back to it */
+	uint16_t req_id;
+	uint64_t next_timer;
+	struct kited_repl_stats st;
+};
+
+int
+kited_repl_setup(struct node *n)
+{
+	char hex[256];
+	size_t len = 0;
+	FILE *f;
+
+	if (n->cfg.replicas == 0)
+		return 0;
+	f = fopen(n->cfg.cluster_secret_file, "r");
+	if (f == NULL) {
+		KLOG(ERR, "replication: cluster-secret-file %s: %s", n->cfg.cluster_secret_file,
+		     strerror(errno));
+		return -errno;
+	}
+	len = fread(hex, 1, sizeof(hex) - 1, f);
+	fclose(f);
+	hex[len] = '\0';
+	while (len > 0 && (hex[len - 1] == '\n' || hex[len - 1] == ' ' || hex[len - 1] == '\r'))
+		hex[--len] = '\0';
+	if (len != 2 * KITE_REPL_SECRET_LEN) {
+		KLOG(ERR, "replication: cluster-secret-file %s must hold 64 hex digits (32 bytes)",
+		     n->cfg.cluster_secret_file);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < KITE_REPL_SECRET_LEN; i++) {
+		unsigned int b;
+		if (sscanf(hex + 2 * i, "%2x", &b) != 1) {
+			KLOG(ERR, "replication: cluster-secret-file %s: not hex",
+			     n->cfg.cluster_secret_file);
+			return -EINVAL;
+		}
+		n->repl_secret[i] = (uint8_t)b;
+	}
+	n->repl_seq = rte_zmalloc("kite_repl_seq", sizeof(uint64_t) * n->cfg.vbuckets, 0);
+	n->repl_expected = rte_zmalloc("kite_repl_exp", sizeof(uint64_t) * n->cfg.vbuckets, 0);
+	if (n->repl_seq == NULL || n->repl_expected == NULL)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < n->n_workers; i++) {
+		struct worker *w = &n->workers[i];
+		struct worker_repl *r = rte_zmalloc_socket("kite_repl", sizeof(*r), 64, w->socket);
+
+		if (r == NULL)
+			return -ENOMEM;
+		/* Partition p belongs to worker p mod workers: worker i's first is i. */
+		r->src_port = kite_topo_port(&n->map, i);
+		w->repl = r;
+	}
+	n->repl_on = true;
+	KLOG(INFO, "replication: %u replica(s) per vbucket, %s", n->cfg.replicas,
+	     n->cfg.replication);
+	return 0;
+}
+
+void
+kited_repl_free(struct node *n)
+{
+	for (unsigned int i = 0; n->workers != NULL && i < n->n_workers; i++) {
+		struct worker_repl *r = n->workers[i].repl;
+
+		if (r == NULL)
+			continue;
+		for (unsigned int d = 0; d < r->ndest; d++) {
+			rte_free(r->dest[d].buf);
+			rte_free(r->dest[d].log.mem);
+			rte_free(r->dest[d].log.ent);
+		}
+		rte_free(r);
+		n->workers[i].repl = NULL;
+	}
+	rte_free(n->repl_seq);
+	rte_free(n->repl_expected);
+	n->repl_seq = n->repl_expected = NULL;
+}
+
+static struct repl_dest *
+dest_get(struct worker *w, uint32_t ip, uint16_t port)
+{
+	struct worker_repl *r = w->repl;
+	struct repl_dest *d;
+
+	for (unsigned int i = 0; i < r->ndest; i++)
+		if (r->dest[i].ip == ip && r->dest[i].port == port)
+			return &r->dest[i];
+	if (r->ndest == REPL_MAX_DEST)
+		return NULL;
+	d = &r->dest[r->ndest];
+	memset(d, 0, sizeof(*d));
+	d->buf = rte_malloc_socket("kite_repl_buf", w->node->max_payload, 64, w->socket);
+	uint8_t *mem = rte_malloc_socket("kite_repl_log", REPL_LOG_BYTES, 64, w->socket);
+	struct kite_repl_log_ent *ent = rte_malloc_socket(
+		"kite_repl_ent", sizeof(*ent) * REPL_LOG_ENTRIES, 64, w->socket);
+	if (d->buf == NULL || mem == NULL || ent == NULL) {
+		rte_free(d->buf);
+		rte_free(mem);
+		rte_free(ent);
+		return NULL;
+	}
+	kite_repl_log_init(&d->log, mem, REPL_LOG_BYTES, ent, REPL_LOG_ENTRIES);
+	d->ip = ip;
+	d->port = port;
+	r->ndest++;
+	return d;
+}
+
+/* Send bytes to a peer's port from this worker's port (ARP first if needed). */
+static void
+send_to(struct worker *w, uint32_t ip, uint16_t port, uint16_t from, const uint8_t *p, size_t len,
+	uint64_t *last_arp)
+{
+	struct worker_repl *r = w->repl;
+	struct kite_net_udp u;
+	struct rte_mbuf *m;
+	uint64_t now = rte_rdtsc();
+
+	memset(&u, 0, sizeof(u));
+	if (kite_net_arp_lookup(w->net, ip, &u.src_mac) != 0) {
+		r->st.arp_misses++;
+		if (last_arp != NULL && now - *last_arp < w->node->tsc_hz / 10)
+			return;
+		m = rte_pktmbuf_alloc(w->pool);
+		if (m != NULL && kite_net_arp_request(w->net, m, ip) == 0)
+			w->node->repl_tx(w, m);
+		else if (m != NULL)
+			rte_pktmbuf_free(m);
+		if (last_arp != NULL)
+			*last_arp = now;
+		return;
+	}
+	m = rte_pktmbuf_alloc(w->pool);
+	if (m == NULL) {
+		r->st.nombuf++;
+		return;
+	}
+	char *dst = rte_pktmbuf_append(m, (uint16_t)len);
+	if (dst == NULL) {
+		rte_pktmbuf_free(m);
+		r->st.nombuf++;
+		return;
+	}
+	memcpy(dst, p, len);
+	u.src_ip = ip;
+	u.src_port = port;
+	u.dst_ip = w->node->cfg.ip;
+	u.dst_port = from;
+	if (kite_net_udp_reply(w->net, m, &u) != 0) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	w->node->repl_tx(w, m);
+	r->st.tx_datagrams++;
+}
+
+static void
+dest_flush(struct worker *w, struct repl_dest *d)
+{
+	size_t len;
+
+	if (!d->open)
+		return;
+	len = kite_repl_close(&d->b, w->node->repl_secret);
+	kite_repl_log_add(&d->log, d->buf, len, rte_rdtsc());
+	send_to(w, d->ip, d->port, w->repl->src_port, d->buf, len, &d->last_arp);
+	d->open = false;
+	d->unacked = true;
+	d->last_send = rte_rdtsc();
+}
+
+struct resend_ctx {
+	struct worker *w;
+	struct repl_dest *d;
+};
+
+static void
+on_resend_quiet(void *arg, const uint8_t *dg, size_t len)
+{
+	struct resend_ctx *x = arg;
+
+	send_to(x->w, x->d->ip, x->d->port, x->w->repl->src_port, dg, len, &x->d->last_arp);
+}
+
+static void
+on_resend(void *arg, const uint8_t *dg, size_t len)
+{
+	struct resend_ctx *x = arg;
+
+	on_resend_quiet(arg, dg, len);
+	x->w->repl->st.retransmits++;
+}
+
+void
+kited_repl_emit(void *arg, uint32_t vb, uint8_t kind, const uint8_t *key, uint16_t keylen,
+		const struct kite_store_view *v)
+{
+	struct worker *w = arg;
+	struct node *n = w->node;
+	const struct kited_cview *view = w->cview;
+	struct kite_repl_rec rec;
+
+	if (w->repl == NULL || view == NULL || view->self < 0 ||
+	    view->role[vb] != KITE_ENGINE_ROLE_OWNER)
+		return;
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = kind;
+	rec.vbucket = vb;
+	rec.seq = ++n->repl_seq[vb];
+	rec.key = key;
+	rec.keylen = keylen;
+	if (v != NULL) {
+		rec.cas = v->cas;
+		rec.flags = v->flags;
+		rec.exptime = v->exptime;
+		rec.value = v->value;
+		rec.vallen = v->vallen;
+	}
+	const uint8_t *l = kite_cluster_nodes(&view->map, vb);
+	for (unsigned int k = 1; k <= n->cfg.replicas && k < view->map.copies; k++) {
+		const struct kite_cluster_member *mb;
+		struct repl_dest *d;
+
+		if (l[k] == KITE_CLUSTER_NONE || l[k] == view->self)
+			continue;
+		mb = &view->map.members[l[k]];
+		d = dest_get(w, mb->ip, (uint16_t)(mb->base_port + (vb & (mb->partitions - 1u))));
+		if (d == NULL) {
+			w->repl->st.no_dest++;
+			continue;
+		}
+		if (d->open && (d->epoch != view->ec.epoch || !kite_repl_fits(&d->b, keylen,
+									      rec.vallen)))
+			dest_flush(w, d);
+		if (!d->open) {
+			kite_repl_begin(&d->b, d->buf, n->max_payload, KITE_REPL_DATA,
+					w->repl->req_id++, 0, (uint32_t)view->self, view->ec.epoch);
+			d->epoch = view->ec.epoch;
+			d->open = true;
+		}
+		if (kite_repl_add_rec(&d->b, &rec) != 0) {
+			/* Larger than one datagram alone: not replicated (counted). */
+			w->repl->st.too_large++;
+			continue;
+		}
+		w->repl->st.tx_records++;
+	}
+}
+
+void
+kited_repl_flush(struct worker *w)
+{
+	struct worker_repl *r = w->repl;
+	uint64_t now;
+
+	if (r == NULL)
+		return;
+	for (unsigned int i = 0; i < r->ndest; i++)
+		dest_flush(w, &r->dest[i]);
+	now = rte_rdtsc();
+	if (now < r->next_timer)
+		return;
+	r->next_timer = now + w->node->tsc_hz / 50;
+	/* Datagrams not acknowledged in time (lost, or the peer's MAC unknown yet): again. */
+	for (unsigned int i = 0; i < r->ndest; i++) {
+		struct repl_dest *d = &r->dest[i];
+		struct resend_ctx x = { w, d };
+
+		if (!d->unacked)
+			continue;
+		r->st.retransmits += kite_repl_log_retry(
+			&d->log, now - w->node->tsc_hz * REPL_RESEND_MS / 1000, now, 32,
+			REPL_MAX_SENDS, on_resend_quiet, &x, &r->st.given_up);
+	}
+}
+
+/* A RESET record for vb to one destination, on its own datagram. */
+static void
+send_reset(struct worker *w, struct repl_dest *d, uint32_t vb)
+{
+	const struct kited_cview *view = w->cview;
+	struct kite_repl_rec rec = { .kind = KITE_REPL_RESET, .vbucket = vb,
+				     .seq = w->node->repl_seq[vb] ? w->node->repl_seq[vb] : 1 };
+
+	if (view == NULL)
+		return;
+	dest_flush(w, d);
+	kite_repl_begin(&d->b, d->buf, w->node->max_payload, KITE_REPL_DATA, w->repl->req_id++, 0,
+			(uint32_t)view->self, view->ec.epoch);
+	d->epoch = view->ec.epoch;
+	d->open = true;
+	kite_repl_add_rec(&d->b, &rec);
+	dest_flush(w, d);
+}
+
+
+
+/* An ACK or NACK from a replica: the owner's side. */
+static void
+on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_udp *u)
+{
+	struct worker_repl *r = w->repl;
+	struct repl_dest *d = NULL;
+	const uint8_t *p = m->body, *end = m->body + m->bodylen;
+	uint32_t vb;
+	uint64_t seq;
+
+	for (unsigned int i = 0; i < r->ndest; i++)
+		if (r->dest[i].ip == u->src_ip && r->dest[i].port == u->src_port)
+			d = &r->dest[i];
+	if (d == NULL) {
+		r->st.rx_stray++;
+		return;
+	}
+	if (m->sub == KITE_REPL_ACK) {
+		r->st.rx_acks++;
+		/* The ACK's opaque names the DATA datagram it answers. */
+		kite_repl_log_ack(&d->log, (uint16_t)m->opaque);
+		while (kite_repl_next_pair(&p, end, &vb, &seq) == 1) {
+			if (vb >= w->node->cfg.vbuckets)
+				continue;
+			uint64_t lag = w->node->repl_seq[vb] > seq ? w->node->repl_seq[vb] - seq : 0;
+			if (lag > r->st.lag_max)
+				r->st.lag_max = lag;
+		}
+		return;
+	}
+	r->st.rx_nacks++;
+	while (kite_repl_next_pair(&p, end, &vb, &seq) == 1) {
+		struct resend_ctx x = { w, d };
+
+		if (vb >= w->node->cfg.vbuckets)
+			continue;
+		if (kite_repl_log_resend(&d->log, vb, seq, on_resend, &x) >= 0 ||
+		    seq > w->node->repl_seq[vb])
+			continue;
+		/*
+		 * Older than the log: the replica drops the vbucket and follows from
+		 * now (it misses the older items until backfill exists: misses, never
+		 * stale values).
+		 */
+		r->st.resync_needed++;
+		send_reset(w, d, vb);
+	}
+}
+
+/* DATA from an owner: apply in order, answer ACK (and NACK for gaps). */
+static void
+on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_udp *u,
+	uint16_t req_id)
+{
+	struct worker_repl *r = w->repl;
+	struct node *n = w->node;
+	const struct kited_cview *view = w->cview;
+	const uint8_t *p = m->body, *end = m->body + m->bodylen;
+	struct kite_repl_rec rec;
+	uint32_t acked[64], gaps[64];
+	unsigned int nack = 0, ngap = 0;
+	uint8_t out[256];
+	struct kite_repl_builder b;
+	int rc;
+
+	if (view == NULL || m->epoch != view->ec.epoch) {
+		/* Another map: the owner sends again once both have the same one. */
+		r->st.rx_stale_epoch++;
+		return;
+	}
+	while ((rc = kite_repl_next_rec(&p, end, &rec)) == 1) {
+		uint32_t vb = rec.vbucket;
+		uint32_t part;
+		struct kite_store *s;
+		unsigned int k;
+
+		if (vb >= n->cfg.vbuckets || view->role[vb] != KITE_ENGINE_ROLE_REPLICA) {
+			r->st.rx_not_replica++;
+			continue;
+		}
+		part = vb & (n->n_parts - 1);
+		if (kite_topo_owner(&n->map, part) != w->id) {
+			r->st.rx_not_replica++;
+			continue;
+		}
+		s = n->parts[part];
+		if (rec.kind == KITE_REPL_RESET) {
+			uint8_t *one = calloc(n->cfg.vbuckets, 1);
+
+			if (one != NULL) {
+				one[vb] = 1;
+				purge(w, one, n->cfg.vbuckets - 1);
+				free(one);
+			}
+			n->repl_expected[vb] = rec.seq + 1;
+			r->st.rx_resets++;
+			continue;
+		}
+		/* 0: following no stream yet (a new replica): the first record starts it. */
+		if (n->repl_expected[vb] == 0)
+			n->repl_expected[vb] = rec.seq;
+		switch (kite_repl_order(n->repl_expected[vb], rec.seq)) {
+		case KITE_REPL_DUP:
+			r->st.rx_dups++;
+			break;
+		case KITE_REPL_GAP:
+			r->st.rx_gaps++;
+			for (k = 0; k < ngap && gaps[k] != vb; k++)
+				;
+			if (k == ngap && ngap < RTE_DIM(gaps))
+				gaps[ngap++] = vb;
+			continue;
+		case KITE_REPL_APPLY: {
+			uint64_t h = kite_store_hash(s, rec.key, rec.keylen);
+
+			if (rec.kind == KITE_REPL_PUT) {
+				const struct kite_store_write wr = {
+					.mode = KITE_STORE_SET,
+					.flags = rec.flags,
+					.exptime = rec.exptime,
+					.value = rec.value,
+					.vallen = rec.vallen,
+					.set_cas = rec.cas,
+				};
+				uint64_t cas;
+				if (kite_store_store(s, rec.key, rec.keylen, h, &wr, &cas) !=
+				    KITE_STORE_OK)
+					r->st.apply_failed++;
+			} else if (rec.kind == KITE_REPL_DEL) {
+				kite_store_delete(s, rec.key, rec.keylen, h, 0);
+			}
+			n->repl_expected[vb] = rec.seq + 1;
+			r->st.rx_applied++;
+			break;
+		}
+		}
+		for (k = 0; k < nack && acked[k] != vb; k++)
+			;
+		if (k == nack && nack < RTE_DIM(acked))
+			acked[nack++] = vb;
+	}
+	if (rc < 0)
+		r->st.rx_malformed++;
+	/*
+	 * Answers: an ACK naming the datagram (even with nothing applied: it
+	 * arrived), with what we hold up to; a NACK from where we lack.
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		const uint32_t *list = pass == 0 ? acked : gaps;
+		unsigned int cnt = pass == 0 ? nack : ngap;
+		unsigned int i = 0;
+
+		if (pass == 1 && cnt == 0)
+			break;
+		do {
+			kite_repl_begin(&b, out, sizeof(out), pass == 0 ? KITE_REPL_ACK : KITE_REPL_NACK,
+					req_id, req_id, (uint32_t)view->self, view->ec.epoch);
+			for (; i < cnt; i++) {
+				uint64_t e = n->repl_expected[list[i]];
+				if (kite_repl_add_pair(&b, list[i], pass == 0 ? e - 1 : e) != 0)
+					break;
+			}
+			size_t len = kite_repl_close(&b, n->repl_secret);
+			/* From the port the DATA came to: the owner knows us by it. */
+			send_to(w, u->src_ip, u->src_port, u->dst_port, out, len, NULL);
+		} while (i < cnt);
+	}
+}
+
+bool
+kited_repl_rx(struct worker *w, const uint8_t *payload, size_t len, const struct kite_net_udp *u)
+{
+	struct worker_repl *r = w->repl;
+	struct kite_repl_msg m;
+	int rc;
+
+	if (len < 8 + 24 || payload[8 + 1] != KITE_REPL_OPCODE ||
+	    (payload[8] != KITE_MAGIC_REQ && payload[8] != KITE_MAGIC_RES))
+		return false;
+	if (r == NULL) {
+		/* Not replicating: a REPL request is the engine's (UNKNOWN_COMMAND); a response is dropped. */
+		return payload[8] == KITE_MAGIC_RES;
+	}
+	rc = kite_repl_parse(payload + 8, len - 8, w->node->repl_secret, &m);
+	if (rc != KITE_REPL_OK) {
+		if (rc == KITE_REPL_BAD_MAC)
+			r->st.rx_bad_mac++;
+		else
+			r->st.rx_malformed++;
+		return true;
+	}
+	if (m.sub == KITE_REPL_DATA)
+		on_data(w, &m, u, kite_proto_get16(payload));
+	else
+		on_answer(w, &m, u);
+	return true;
+}
+
+/* Keys of the vbuckets being purged, collected by a walk and removed after it. */
+struct purge_ctx {
+	const uint8_t *purge; /* per vbucket: 1 to purge */
+	uint32_t vmask;
+	uint8_t *keys;        /* KITE_KEY_MAX + 1 bytes per key: length, bytes */
+	size_t n, cap;
+};
+
+static int
+purge_collect(void *arg, const struct kite_store_item *it)
+{
+	struct purge_ctx *x = arg;
+	uint32_t vb = (uint32_t)(kite_topo_key_hash(it->key, it->keylen) & x->vmask);
+
+	if (!x->purge[vb])
+		return 0;
+	if (x->n == x->cap) {
+		size_t ncap = x->cap ? x->cap * 2 : 1024;
+		uint8_t *nk = realloc(x->keys, ncap * (KITE_KEY_MAX + 1));
+		if (nk == NULL)
+			return 1;
+		x->keys = nk;
+		x->cap = ncap;
+	}
+	x->keys[x->n * (KITE_KEY_MAX + 1)] = (uint8_t)it->keylen;
+	memcpy(x->keys + x->n * (KITE_KEY_MAX + 1) + 1, it->key, it->keylen);
+	x->n++;
+	return 0;
+}
+
+/*
+ * A replica gets only what is written after it starts following the
+ * stream, so whatever it held of a vbucket from before (it owned or
+ * replicated it once, and lost it) would be stale: removed now, before the
+ * worker takes the first record. A full walk of the partition, once per
+ * map change that gives this node new replica vbuckets (bounded steps
+ * between bursts are the next step).
+ */
+static void
+purge(struct worker *w, const uint8_t *flags, uint32_t vmask)
+{
+	struct node *n = w->node;
+	struct purge_ctx x = { flags, vmask, NULL, 0, 0 };
+
+	for (uint32_t p = 0; p < n->n_parts; p++) {
+		struct kite_store *s = n->parts[p];
+		struct kite_store_cursor cur;
+
+		if (kite_topo_owner(&n->map, p) != w->id)
+			continue;
+		x.n = 0;
+		kite_store_iter_begin(s, &cur);
+		while (!kite_store_iter_done(&cur))
+			kite_store_iter_next(s, &cur, 1u << 20, purge_collect, &x);
+		for (size_t i = 0; i < x.n; i++) {
+			const uint8_t *k = x.keys + i * (KITE_KEY_MAX + 1);
+			kite_store_delete(s, k + 1, k[0], kite_store_hash(s, k + 1, k[0]), 0);
+		}
+		w->repl->st.purged += x.n;
+	}
+	free(x.keys);
+}
+
+/*
+ * A worker's new view: where this node became a replica of a vbucket whose
+ * owner changed, it follows the new owner's stream from its next record;
+ * where it became the owner of a vbucket it replicated, its sequence goes
+ * on from what it applied, so the other replicas see no gap.
+ */
+void
+kited_repl_view_change(struct worker *w, const struct kited_cview *old,
+		       const struct kited_cview *v)
+{
+	struct node *n = w->node;
+
+	uint8_t *gained;
+	bool any = false;
+
+	if (w->repl == NULL || v == NULL || v->role == NULL)
+		return;
+	gained = calloc(v->map.vbuckets, 1);
+	for (uint32_t vb = 0; vb < v->map.vbuckets && vb < n->cfg.vbuckets; vb++) {
+		uint32_t part = vb & (n->n_parts - 1);
+		uint8_t was = old != NULL && old->role != NULL && old->map.vbuckets == v->map.vbuckets
+				      ? old->role[vb]
+				      : KITE_ENGINE_ROLE_NONE;
+		int old_owner = old != NULL && old->map.nodes != NULL &&
+						old->map.vbuckets == v->map.vbuckets
+					? kite_cluster_owner(&old->map, vb)
+					: -1;
+		int new_owner = kite_cluster_owner(&v->map, vb);
+		bool same_owner = old_owner >= 0 && new_owner != KITE_CLUSTER_NONE &&
+				  old_owner != KITE_CLUSTER_NONE &&
+				  strcmp(old->map.members[old_owner].id, v->map.members[new_owner].id) == 0;
+
+		if (kite_topo_owner(&n->map, part) != w->id)
+			continue;
+		if (v->role[vb] == KITE_ENGINE_ROLE_REPLICA && (!same_owner || was != v->role[vb]))
+			n->repl_expected[vb] = 0;
+		if (v->role[vb] == KITE_ENGINE_ROLE_REPLICA && was != KITE_ENGINE_ROLE_REPLICA &&
+		    gained != NULL) {
+			gained[vb] = 1;
+			any = true;
+		}
+		if (v->role[vb] == KITE_ENGINE_ROLE_OWNER && was == KITE_ENGINE_ROLE_REPLICA &&
+		    n->repl_expected[vb] > 0 && n->repl_seq[vb] < n->repl_expected[vb] - 1)
+			n->repl_seq[vb] = n->repl_expected[vb] - 1;
+	}
+	if (any)
+		purge(w, gained, v->map.vbuckets - 1);
+	free(gained);
+}
+
+void
+kited_repl_stats_sum(const struct node *n, struct kited_repl_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned int i = 0; n->workers != NULL && i < n->n_workers; i++) {
+		const struct worker_repl *r = n->workers[i].repl;
+		const uint64_t *a;
+		uint64_t *o = (uint64_t *)sum;
+
+		if (r == NULL)
+			continue;
+		a = (const uint64_t *)&r->st;
+		for (size_t k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
+			o[k] = (k == offsetof(struct kited_repl_stats, lag_max) / sizeof(uint64_t))
+				       ? RTE_MAX(o[k], a[k])
+				       : o[k] + a[k];
+	}
+}
