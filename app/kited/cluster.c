@@ -1178,7 +1178,7 @@ kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
 			"rx_applied", "rx_dups", "rx_gaps", "rx_bad_mac", "rx_malformed",
 			"rx_stale_epoch", "rx_not_replica", "rx_stray", "resync_needed",
 			"arp_misses", "nombuf", "no_dest", "too_large", "apply_failed", "purged",
-			"rx_resets", "given_up", "lag_max",
+			"rx_resets", "given_up", "nack_retries", "lag_max",
 		};
 		char name[64];
 

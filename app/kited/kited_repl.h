@@ -29,7 +29,8 @@ struct kited_repl_stats {
 	uint64_t arp_misses, nombuf, no_dest, too_large, apply_failed;
 	uint64_t purged;         /* items removed from vbuckets this node began to replicate */
 	uint64_t rx_resets;      /* vbuckets restarted by their owner (its log did not reach back) */
-	uint64_t given_up;       /* datagrams never acknowledged after every retry */
+	uint64_t given_up;       /* datagrams never acknowledged, gaps never filled, after every retry */
+	uint64_t nack_retries;   /* NACKs sent again for a gap still open */
 	uint64_t lag_max;        /* records: the largest owner sequence - acknowledged seen */
 };
 
@@ -48,9 +49,8 @@ void kited_repl_flush(struct worker *w);
 /* A REPL datagram (payload: the frame and after)? Handled (true) or not ours (false). */
 bool kited_repl_rx(struct worker *w, const uint8_t *payload, size_t len,
 		   const struct kite_net_udp *u);
-/* A worker takes a new view (before its quiescent state: old is still valid). */
-void kited_repl_view_change(struct worker *w, const struct kited_cview *old,
-			    const struct kited_cview *v);
+/* A worker took a new view (compared with what it saw last, kept per vbucket). */
+void kited_repl_view_change(struct worker *w, const struct kited_cview *v);
 void kited_repl_stats_sum(const struct node *n, struct kited_repl_stats *sum);
 
 #endif /* KITED_REPL_H */

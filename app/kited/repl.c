@@ -47,8 +47,21 @@ struct repl_dest {
 };
 
 static void purge(struct worker *w, const uint8_t *flags, uint32_t vmask);
+static void gaps_retry(struct worker *w, uint64_t now);
+
+/* A replica's open gap: asked for again until the missing record arrives. */
+#define REPL_MAX_GAPS 256
+struct repl_gap {
+	uint32_t vb;
+	uint32_t ip; /* the owner */
+	uint16_t port, local;
+	uint8_t tries;
+	uint64_t tsc;
+};
 
 struct worker_repl {
+	struct repl_gap gap[REPL_MAX_GAPS];
+	unsigned int ngap;
 	struct repl_dest dest[REPL_MAX_DEST];
 	unsigned int ndest;
 	uint16_t src_port; /* a partition port of this worker: ACKs come back to it */
@@ -93,7 +106,11 @@ kited_repl_setup(struct node *n)
 	}
 	n->repl_seq = rte_zmalloc("kite_repl_seq", sizeof(uint64_t) * n->cfg.vbuckets, 0);
 	n->repl_expected = rte_zmalloc("kite_repl_exp", sizeof(uint64_t) * n->cfg.vbuckets, 0);
-	if (n->repl_seq == NULL || n->repl_expected == NULL)
+	n->repl_clean = rte_zmalloc("kite_repl_clean", n->cfg.vbuckets, 0);
+	n->repl_prev_role = rte_zmalloc("kite_repl_role", n->cfg.vbuckets, 0);
+	n->repl_prev_owner = rte_zmalloc("kite_repl_owner", sizeof(uint32_t) * n->cfg.vbuckets, 0);
+	if (n->repl_seq == NULL || n->repl_expected == NULL || n->repl_clean == NULL ||
+	    n->repl_prev_role == NULL || n->repl_prev_owner == NULL)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < n->n_workers; i++) {
 		struct worker *w = &n->workers[i];
@@ -129,7 +146,12 @@ kited_repl_free(struct node *n)
 	}
 	rte_free(n->repl_seq);
 	rte_free(n->repl_expected);
+	rte_free(n->repl_clean);
+	rte_free(n->repl_prev_role);
+	rte_free(n->repl_prev_owner);
 	n->repl_seq = n->repl_expected = NULL;
+	n->repl_clean = n->repl_prev_role = NULL;
+	n->repl_prev_owner = NULL;
 }
 
 static struct repl_dest *
@@ -317,6 +339,8 @@ kited_repl_flush(struct worker *w)
 	if (now < r->next_timer)
 		return;
 	r->next_timer = now + w->node->tsc_hz / 50;
+	if (r->ngap > 0)
+		gaps_retry(w, now);
 	/* Datagrams not acknowledged in time (lost, or the peer's MAC unknown yet): again. */
 	for (unsigned int i = 0; i < r->ndest; i++) {
 		struct repl_dest *d = &r->dest[i];
@@ -400,6 +424,69 @@ on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net
 	}
 }
 
+static void
+gap_open(struct worker_repl *r, uint32_t vb, const struct kite_net_udp *u)
+{
+	for (unsigned int i = 0; i < r->ngap; i++)
+		if (r->gap[i].vb == vb)
+			return;
+	if (r->ngap == REPL_MAX_GAPS)
+		return;
+	r->gap[r->ngap++] = (struct repl_gap){ vb, u->src_ip, u->src_port, u->dst_port, 0,
+					       rte_rdtsc() };
+}
+
+static void
+gap_close(struct worker_repl *r, uint32_t vb)
+{
+	for (unsigned int i = 0; i < r->ngap; i++)
+		if (r->gap[i].vb == vb) {
+			r->gap[i] = r->gap[--r->ngap];
+			return;
+		}
+}
+
+/* A NACK for one vbucket. */
+static void
+send_nack(struct worker *w, const struct repl_gap *g)
+{
+	const struct kited_cview *view = w->cview;
+	struct kite_repl_builder b;
+	uint8_t out[128];
+
+	if (view == NULL)
+		return;
+	kite_repl_begin(&b, out, sizeof(out), KITE_REPL_NACK, 0, 0, (uint32_t)view->self,
+			view->ec.epoch);
+	kite_repl_add_pair(&b, g->vb, w->node->repl_expected[g->vb]);
+	send_to(w, g->ip, g->port, g->local, out, kite_repl_close(&b, w->node->repl_secret), NULL);
+}
+
+/* Gaps still open after a while: NACK again (the first NACK may have been lost). */
+static void
+gaps_retry(struct worker *w, uint64_t now)
+{
+	struct worker_repl *r = w->repl;
+
+	for (unsigned int i = 0; i < r->ngap;) {
+		struct repl_gap *g = &r->gap[i];
+
+		if (now - g->tsc < w->node->tsc_hz * REPL_RESEND_MS / 1000) {
+			i++;
+			continue;
+		}
+		if (++g->tries > REPL_MAX_SENDS) {
+			r->gap[i] = r->gap[--r->ngap];
+			r->st.given_up++;
+			continue;
+		}
+		send_nack(w, g);
+		g->tsc = now;
+		r->st.nack_retries++;
+		i++;
+	}
+}
+
 /* DATA from an owner: apply in order, answer ACK (and NACK for gaps). */
 static void
 on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_udp *u,
@@ -438,20 +525,20 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 		}
 		s = n->parts[part];
 		if (rec.kind == KITE_REPL_RESET) {
-			uint8_t *one = calloc(n->cfg.vbuckets, 1);
+			/* Drop what this replica applied of the vbucket (nothing, if clean). */
+			uint8_t *one = n->repl_clean[vb] ? NULL : calloc(n->cfg.vbuckets, 1);
 
 			if (one != NULL) {
 				one[vb] = 1;
 				purge(w, one, n->cfg.vbuckets - 1);
 				free(one);
 			}
-			n->repl_expected[vb] = rec.seq + 1;
+			n->repl_clean[vb] = 1;
+			if (rec.seq + 1 > n->repl_expected[vb])
+				n->repl_expected[vb] = rec.seq + 1;
 			r->st.rx_resets++;
 			continue;
 		}
-		/* 0: following no stream yet (a new replica): the first record starts it. */
-		if (n->repl_expected[vb] == 0)
-			n->repl_expected[vb] = rec.seq;
 		switch (kite_repl_order(n->repl_expected[vb], rec.seq)) {
 		case KITE_REPL_DUP:
 			r->st.rx_dups++;
@@ -462,6 +549,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 				;
 			if (k == ngap && ngap < RTE_DIM(gaps))
 				gaps[ngap++] = vb;
+			gap_open(r, vb, u);
 			continue;
 		case KITE_REPL_APPLY: {
 			uint64_t h = kite_store_hash(s, rec.key, rec.keylen);
@@ -483,7 +571,10 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 				kite_store_delete(s, rec.key, rec.keylen, h, 0);
 			}
 			n->repl_expected[vb] = rec.seq + 1;
+			n->repl_clean[vb] = 0;
 			r->st.rx_applied++;
+			if (r->ngap > 0)
+				gap_close(r, vb);
 			break;
 		}
 		}
@@ -619,46 +710,56 @@ purge(struct worker *w, const uint8_t *flags, uint32_t vmask)
  * on from what it applied, so the other replicas see no gap.
  */
 void
-kited_repl_view_change(struct worker *w, const struct kited_cview *old,
-		       const struct kited_cview *v)
+kited_repl_view_change(struct worker *w, const struct kited_cview *v)
 {
 	struct node *n = w->node;
-
 	uint8_t *gained;
 	bool any = false;
 
-	if (w->repl == NULL || v == NULL || v->role == NULL)
+	if (w->repl == NULL || v == NULL || v->role == NULL || v->map.vbuckets != n->cfg.vbuckets)
 		return;
 	gained = calloc(v->map.vbuckets, 1);
-	for (uint32_t vb = 0; vb < v->map.vbuckets && vb < n->cfg.vbuckets; vb++) {
+	for (uint32_t vb = 0; vb < v->map.vbuckets; vb++) {
 		uint32_t part = vb & (n->n_parts - 1);
-		uint8_t was = old != NULL && old->role != NULL && old->map.vbuckets == v->map.vbuckets
-				      ? old->role[vb]
-				      : KITE_ENGINE_ROLE_NONE;
-		int old_owner = old != NULL && old->map.nodes != NULL &&
-						old->map.vbuckets == v->map.vbuckets
-					? kite_cluster_owner(&old->map, vb)
-					: -1;
-		int new_owner = kite_cluster_owner(&v->map, vb);
-		bool same_owner = old_owner >= 0 && new_owner != KITE_CLUSTER_NONE &&
-				  old_owner != KITE_CLUSTER_NONE &&
-				  strcmp(old->map.members[old_owner].id, v->map.members[new_owner].id) == 0;
+		uint8_t was = n->repl_prev_role[vb], now = v->role[vb];
+		uint8_t o = kite_cluster_owner(&v->map, vb);
+		uint32_t owner = 0;
 
 		if (kite_topo_owner(&n->map, part) != w->id)
 			continue;
-		if (v->role[vb] == KITE_ENGINE_ROLE_REPLICA && (!same_owner || was != v->role[vb]))
-			n->repl_expected[vb] = 0;
-		if (v->role[vb] == KITE_ENGINE_ROLE_REPLICA && was != KITE_ENGINE_ROLE_REPLICA &&
+		if (o != KITE_CLUSTER_NONE) {
+			const struct kite_cluster_member *m = &v->map.members[o];
+			owner = (m->ip * 2654435761u) ^ m->base_port ^ 1u;
+		}
+		/*
+		 * A stream to follow from its start: records that arrive after a
+		 * later one was lost or delayed (an ARP miss) are asked for (NACK
+		 * from 1), and an owner whose log no longer reaches back answers
+		 * with a RESET.
+		 */
+		if (now == KITE_ENGINE_ROLE_REPLICA &&
+		    (was != KITE_ENGINE_ROLE_REPLICA || n->repl_prev_owner[vb] != owner)) {
+			n->repl_expected[vb] = 1;
+			n->repl_clean[vb] = 0;
+		}
+		if (now == KITE_ENGINE_ROLE_REPLICA && was != KITE_ENGINE_ROLE_REPLICA &&
 		    gained != NULL) {
 			gained[vb] = 1;
 			any = true;
 		}
-		if (v->role[vb] == KITE_ENGINE_ROLE_OWNER && was == KITE_ENGINE_ROLE_REPLICA &&
+		/* A replica that takes over goes on with the sequence it applied. */
+		if (now == KITE_ENGINE_ROLE_OWNER && was == KITE_ENGINE_ROLE_REPLICA &&
 		    n->repl_expected[vb] > 0 && n->repl_seq[vb] < n->repl_expected[vb] - 1)
 			n->repl_seq[vb] = n->repl_expected[vb] - 1;
+		n->repl_prev_role[vb] = now;
+		n->repl_prev_owner[vb] = owner;
 	}
-	if (any)
+	if (any) {
 		purge(w, gained, v->map.vbuckets - 1);
+		for (uint32_t vb = 0; vb < v->map.vbuckets; vb++)
+			if (gained[vb])
+				n->repl_clean[vb] = 1;
+	}
 	free(gained);
 }
 

@@ -379,16 +379,19 @@ worker_iterate(struct worker *w, struct worker_idle *st)
 {
 	struct node *n = w->node;
 	uint64_t now = rte_rdtsc();
-	const struct kited_cview *v = atomic_load_explicit(&n->cpub.cur, memory_order_acquire);
+	/*
+	 * Between bursts: no request sees two maps. The quiescent state comes
+	 * first: from then on the old view may be freed, so nothing of it is
+	 * read again (replication keeps what it compares in its own arrays).
+	 */
+	const struct kited_cview *v = kited_cluster_worker_turn(&n->cpub, w->id);
 
-	/* Between bursts: no request sees two maps. The old view is ours until the quiescent state. */
 	if (v != w->cview) {
-		if (w->repl != NULL)
-			kited_repl_view_change(w, w->cview, v);
 		w->cview = v;
 		kite_engine_set_cluster(w->engine, v != NULL ? &v->ec : NULL);
+		if (w->repl != NULL)
+			kited_repl_view_change(w, v);
 	}
-	rte_rcu_qsbr_quiescent(n->cpub.qs, w->id);
 	if (now - st->last_tick > n->tsc_hz / 100) {
 		st->last_tick = now;
 		kite_engine_set_time(w->engine, node_now(n));

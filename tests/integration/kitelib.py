@@ -13,6 +13,8 @@ import os
 
 KITE_OK = 0
 KITE_NOT_FOUND = 1
+KITE_EXISTS = 2
+KITE_TMPFAIL = 9
 KITE_GET, KITE_SET, KITE_ADD, KITE_REPLACE, KITE_APPEND, KITE_PREPEND, KITE_DELETE = range(7)
 KITE_NODE_SEED = -1
 KITE_NO_RETRY = 0xffffffff
@@ -70,6 +72,7 @@ def load(build_dir):
     lib.kite_map_info.argtypes = [ctypes.c_void_p, ctypes.POINTER(MapInfo)]
     lib.kite_client_stats.argtypes = [ctypes.c_void_p, ctypes.POINTER(Stats)]
     lib.kite_strerror.restype = ctypes.c_char_p
+    lib.kite_key_owner.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
     return lib
 
 
@@ -108,7 +111,7 @@ class Client:
         out = []
         for op in arr:
             val = ctypes.string_at(op.result, op.result_len) if op.result else b''
-            out.append((op.rc, op.status, val, op.result_flags))
+            out.append((op.rc, op.status, val, op.result_flags, op.result_cas))
             self.lib.kite_op_clear(ctypes.byref(op))
         del keep
         return out
@@ -136,11 +139,20 @@ class Client:
         items = list(kv.items())
         return {k: r[0] for (k, _), r in zip(items, self.exec(KITE_SET, items))}
 
+    def set_many_cas(self, kv):
+        """{key: value} -> {key: (rc, cas)}."""
+        items = list(kv.items())
+        return {k: (r[0], r[4]) for (k, _), r in zip(items, self.exec(KITE_SET, items))}
+
+    def owner(self, key):
+        kb = ctypes.create_string_buffer(key, len(key))
+        return self.lib.kite_key_owner(self.h, kb, len(key))
+
     def get_many(self, keys):
         """[key] -> ({key: value} of the hits, {key: rc} of what was neither hit nor miss)."""
         res = self.exec(KITE_GET, [(k, None) for k in keys])
         hits, errors = {}, {}
-        for k, (rc, _st, val, _f) in zip(keys, res):
+        for k, (rc, _st, val, _f, _cas) in zip(keys, res):
             if rc == KITE_OK:
                 hits[k] = val
             elif rc != KITE_NOT_FOUND:
