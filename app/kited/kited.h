@@ -109,6 +109,7 @@ struct node {
 	uint8_t *repl_clean; /* per vbucket: nothing applied since the replica dropped it */
 	/* Per vbucket, what its worker saw in the last view it took: role and owner. */
 	uint8_t *repl_prev_role;
+	uint8_t *repl_fresh; /* per vbucket: a replica that owned it until the last map change */
 	uint32_t *repl_prev_owner; /* the owner's address and port, hashed; 0: none */
 	void (*repl_tx)(struct worker *w, struct rte_mbuf *m); /* worker_tx, given by main */
 };

@@ -108,9 +108,10 @@ kited_repl_setup(struct node *n)
 	n->repl_expected = rte_zmalloc("kite_repl_exp", sizeof(uint64_t) * n->cfg.vbuckets, 0);
 	n->repl_clean = rte_zmalloc("kite_repl_clean", n->cfg.vbuckets, 0);
 	n->repl_prev_role = rte_zmalloc("kite_repl_role", n->cfg.vbuckets, 0);
+	n->repl_fresh = rte_zmalloc("kite_repl_fresh", n->cfg.vbuckets, 0);
 	n->repl_prev_owner = rte_zmalloc("kite_repl_owner", sizeof(uint32_t) * n->cfg.vbuckets, 0);
 	if (n->repl_seq == NULL || n->repl_expected == NULL || n->repl_clean == NULL ||
-	    n->repl_prev_role == NULL || n->repl_prev_owner == NULL)
+	    n->repl_prev_role == NULL || n->repl_prev_owner == NULL || n->repl_fresh == NULL)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < n->n_workers; i++) {
 		struct worker *w = &n->workers[i];
@@ -148,6 +149,8 @@ kited_repl_free(struct node *n)
 	rte_free(n->repl_expected);
 	rte_free(n->repl_clean);
 	rte_free(n->repl_prev_role);
+	rte_free(n->repl_fresh);
+	n->repl_fresh = NULL;
 	rte_free(n->repl_prev_owner);
 	n->repl_seq = n->repl_expected = NULL;
 	n->repl_clean = n->repl_prev_role = NULL;
@@ -411,7 +414,9 @@ on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net
 
 		if (vb >= w->node->cfg.vbuckets)
 			continue;
-		if (kite_repl_log_resend(&d->log, vb, seq, on_resend, &x) >= 0 ||
+		if (w->cview == NULL)
+			return;
+		if (kite_repl_log_resend(&d->log, vb, seq, w->cview->ec.epoch, on_resend, &x) >= 0 ||
 		    seq > w->node->repl_seq[vb])
 			continue;
 		/*
@@ -525,8 +530,14 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 		}
 		s = n->parts[part];
 		if (rec.kind == KITE_REPL_RESET) {
-			/* Drop what this replica applied of the vbucket (nothing, if clean). */
-			uint8_t *one = n->repl_clean[vb] ? NULL : calloc(n->cfg.vbuckets, 1);
+			/*
+			 * Drop what this replica applied of the vbucket: nothing if
+			 * clean, nor if it was the vbucket's owner until the map
+			 * changed (its items are the newest there were).
+			 */
+			uint8_t *one = n->repl_clean[vb] || n->repl_fresh[vb]
+					       ? NULL
+					       : calloc(n->cfg.vbuckets, 1);
 
 			if (one != NULL) {
 				one[vb] = 1;
@@ -742,11 +753,21 @@ kited_repl_view_change(struct worker *w, const struct kited_cview *v)
 			n->repl_expected[vb] = 1;
 			n->repl_clean[vb] = 0;
 		}
+		/*
+		 * Held from before (it replicated or owned the vbucket once, then
+		 * lost it): purged. An owner that becomes a replica keeps its
+		 * items, the newest there were (and warm-up reads them through).
+		 */
 		if (now == KITE_ENGINE_ROLE_REPLICA && was != KITE_ENGINE_ROLE_REPLICA &&
-		    gained != NULL) {
+		    was != KITE_ENGINE_ROLE_OWNER && gained != NULL) {
 			gained[vb] = 1;
 			any = true;
 		}
+		/* Sticky while it stays a replica (later maps may change other vbuckets). */
+		if (now == KITE_ENGINE_ROLE_REPLICA && was == KITE_ENGINE_ROLE_OWNER)
+			n->repl_fresh[vb] = 1;
+		else if (now != KITE_ENGINE_ROLE_REPLICA)
+			n->repl_fresh[vb] = 0;
 		/* A replica that takes over goes on with the sequence it applied. */
 		if (now == KITE_ENGINE_ROLE_OWNER && was == KITE_ENGINE_ROLE_REPLICA &&
 		    n->repl_expected[vb] > 0 && n->repl_seq[vb] < n->repl_expected[vb] - 1)

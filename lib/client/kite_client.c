@@ -259,6 +259,17 @@ map_install(struct kite_client *c, const uint8_t *body, size_t len)
 		rc = KITE_PROTOCOL;
 		goto out;
 	}
+	/*
+	 * A newer epoch with the same members moves nothing: the map before the
+	 * last real change stays the one to read through from.
+	 */
+	if (c->have_map && c->map.n_members == nm.n_members &&
+	    memcmp(c->map.members, nm.members, sizeof(*nm.members) * nm.n_members) == 0) {
+		kite_cluster_map_free(&c->map);
+		c->map = nm;
+		c->st.map_changes++;
+		goto out;
+	}
 	if (c->have_prev) {
 		kite_cluster_map_free(&c->prev);
 		c->have_prev = false;

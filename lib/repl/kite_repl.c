@@ -318,7 +318,7 @@ kite_repl_log_retry(struct kite_repl_log *l, uint64_t before, uint64_t now, unsi
 }
 
 int
-kite_repl_log_resend(const struct kite_repl_log *l, uint32_t vb, uint64_t from,
+kite_repl_log_resend(const struct kite_repl_log *l, uint32_t vb, uint64_t from, uint64_t epoch,
 		     void (*fn)(void *arg, const uint8_t *dgram, size_t len), void *arg)
 {
 	int n = 0;
@@ -327,6 +327,10 @@ kite_repl_log_resend(const struct kite_repl_log *l, uint32_t vb, uint64_t from,
 	for (uint64_t i = l->first; i < l->next; i++) {
 		const struct kite_repl_log_ent *e = ent_at(l, i);
 		bool has = e->nvb > KITE_REPL_LOG_VBS;
+
+		/* The extras' epoch (after frame and header). */
+		if (kite_proto_get64(l->mem + e->off + 8 + 24 + 8) != epoch)
+			continue;
 
 		for (unsigned int k = 0; !has && k < e->nvb; k++)
 			if (e->r[k].vb == vb && e->r[k].hi >= from) {
