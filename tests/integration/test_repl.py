@@ -207,12 +207,15 @@ def body(t):
             os.kill(n3.proc.pid, signal.SIGCONT)
         converge(list(nodes.values()), client, 3)
         ratio, hits, errors = hit_ratio(client, theirs)
-        if errors:
-            # The resumed node works off what queued while it was stopped: once more.
-            time.sleep(1)
+        for _ in range(3):
+            if not errors:
+                break
+            # The resumed node can be slow to answer at first (open problem,
+            # docs/cluster.rst): the keys that timed out are read again.
+            time.sleep(2)
             again, errors = client.get_many(list(errors))
             hits.update(again)
-            ratio = len(hits) / len(theirs)
+        ratio = len(hits) / len(theirs)
         stale = [k for k in hits if hits[k] != acked[k][0]]
         figures.append('SIGSTOP of an owner for 3 s (async, R=1): hit ratio of its %d keys '
                        'after it came back %.1f%%, %d stale values, %d acknowledged writes '
@@ -220,11 +223,16 @@ def body(t):
                                       len(theirs) - len(hits)))
         missing = [k for k in theirs if k not in hits][:5]
         if missing:
-            st = n3.stats()
+            # Diagnostics only: the returned node may still be slow to answer.
+            try:
+                st = n3.stats()
+                where = copies_of(missing)
+            except kt.CaseFailure as e:
+                st, where = {}, 'unknown (%s)' % e
             t.log('pause: where the first missing keys are: %r; the returned node: fenced '
                   'writes %s, hidden %s; the client: %r' % (
-                      copies_of(missing), st.get('kite_fenced_writes'),
-                      st.get('kite_stale_hidden'), client.stats()))
+                      where, st.get('kite_fenced_writes'), st.get('kite_stale_hidden'),
+                      client.stats()))
         check(not errors, 'errors after the pause: %r' % list(errors.items())[:3])
         check(not stale, 'stale values after the pause: %r' % stale[:3])
     t.case('SIGSTOP of an owner past its lease: no stale value after it returns', c_pause)
