@@ -416,7 +416,9 @@ on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net
 			continue;
 		if (w->cview == NULL)
 			return;
-		if (kite_repl_log_resend(&d->log, vb, seq, w->cview->ec.epoch, on_resend, &x) >= 0 ||
+		/* A datagram resent within the last 50 ms is on its way: not again. */
+		if (kite_repl_log_resend(&d->log, vb, seq, w->cview->ec.epoch, rte_rdtsc(),
+					 w->node->tsc_hz / 20, on_resend, &x) >= 0 ||
 		    seq > w->node->repl_seq[vb])
 			continue;
 		/*
@@ -548,6 +550,8 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 			if (rec.seq + 1 > n->repl_expected[vb])
 				n->repl_expected[vb] = rec.seq + 1;
 			r->st.rx_resets++;
+			if (r->ngap > 0)
+				gap_close(r, vb);
 			continue;
 		}
 		switch (kite_repl_order(n->repl_expected[vb], rec.seq)) {

@@ -317,32 +317,54 @@ kite_repl_log_retry(struct kite_repl_log *l, uint64_t before, uint64_t now, unsi
 	return n;
 }
 
+/* For an entry indexing more vbuckets than it remembers: read its records. */
+static void
+scan_entry(const struct kite_repl_log *l, const struct kite_repl_log_ent *e, uint32_t vb,
+	   uint64_t from, bool *has, bool *reaches)
+{
+	const uint8_t *p = l->mem + e->off + KITE_REPL_HDR_LEN;
+	const uint8_t *end = l->mem + e->off + e->len - KITE_REPL_MAC_LEN;
+	struct kite_repl_rec r;
+
+	while (kite_repl_next_rec(&p, end, &r) == 1) {
+		if (r.vbucket != vb || r.seq < from)
+			continue;
+		*has = true;
+		*reaches |= r.seq == from;
+	}
+}
+
 int
-kite_repl_log_resend(const struct kite_repl_log *l, uint32_t vb, uint64_t from, uint64_t epoch,
+kite_repl_log_resend(struct kite_repl_log *l, uint32_t vb, uint64_t from, uint64_t epoch,
+		     uint64_t now, uint64_t quiet,
 		     void (*fn)(void *arg, const uint8_t *dgram, size_t len), void *arg)
 {
 	int n = 0;
 	bool reaches = false;
 
 	for (uint64_t i = l->first; i < l->next; i++) {
-		const struct kite_repl_log_ent *e = ent_at(l, i);
-		bool has = e->nvb > KITE_REPL_LOG_VBS;
+		struct kite_repl_log_ent *e = &l->ent[i % l->nent_cap];
+		bool has = false;
 
 		/* The extras' epoch (after frame and header). */
 		if (kite_proto_get64(l->mem + e->off + 8 + 24 + 8) != epoch)
 			continue;
-
-		for (unsigned int k = 0; !has && k < e->nvb; k++)
-			if (e->r[k].vb == vb && e->r[k].hi >= from) {
-				has = true;
-				reaches |= e->r[k].lo <= from;
-			}
-		if (e->nvb > KITE_REPL_LOG_VBS)
-			reaches = true; /* cannot tell: resend, the replica skips what it has */
-		if (has) {
-			fn(arg, l->mem + e->off, e->len);
-			n++;
+		if (e->nvb > KITE_REPL_LOG_VBS) {
+			scan_entry(l, e, vb, from, &has, &reaches);
+		} else {
+			for (unsigned int k = 0; !has && k < e->nvb; k++)
+				if (e->r[k].vb == vb && e->r[k].hi >= from) {
+					has = true;
+					reaches |= e->r[k].lo <= from;
+				}
 		}
+		if (!has)
+			continue;
+		if (e->tsc + quiet > now && e->tsc <= now)
+			continue; /* just sent: it is on its way */
+		fn(arg, l->mem + e->off, e->len);
+		e->tsc = now;
+		n++;
 	}
 	return reaches ? n : -1;
 }

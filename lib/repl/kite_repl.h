@@ -174,13 +174,16 @@ void kite_repl_log_init(struct kite_repl_log *l, uint8_t *mem, size_t memcap,
 void kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len, uint64_t now);
 /**
  * Datagrams of map epoch `epoch` holding (vb, seq >= from), oldest first:
- * calls fn for each (those of another epoch would be refused anyway).
+ * calls fn for each (those of another epoch would be refused anyway),
+ * except those sent within `quiet` before `now` (one NACK that names many
+ * vbuckets, or NACKs sent again, must not resend a datagram many times);
+ * sent ones are stamped with now.
  * @return the number resent, or -1 when the log no longer reaches back to
  * `from` for this vbucket (the replica must be resynced from the store).
  */
-int kite_repl_log_resend(const struct kite_repl_log *l, uint32_t vb, uint64_t from,
-			 uint64_t epoch, void (*fn)(void *arg, const uint8_t *dgram, size_t len),
-			 void *arg);
+int kite_repl_log_resend(struct kite_repl_log *l, uint32_t vb, uint64_t from, uint64_t epoch,
+			 uint64_t now, uint64_t quiet,
+			 void (*fn)(void *arg, const uint8_t *dgram, size_t len), void *arg);
 /** The newest entry with this request id is acknowledged. @return true if found. */
 bool kite_repl_log_ack(struct kite_repl_log *l, uint16_t req_id);
 /**

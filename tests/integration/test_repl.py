@@ -235,6 +235,7 @@ def body(t):
                       client.stats()))
         check(not errors, 'errors after the pause: %r' % list(errors.items())[:3])
         check(not stale, 'stale values after the pause: %r' % stale[:3])
+        check(ratio >= 0.95, 'hit ratio of its keys after the pause %.3f (target >= 0.95)' % ratio)
     t.case('SIGSTOP of an owner past its lease: no stale value after it returns', c_pause)
 
     def c_failover():

@@ -262,28 +262,34 @@ test_log(void **state)
 	len = build_data(dg, sizeof(dg), 6, 1, 3);
 	kite_repl_log_add(&l, dg, len, 0);
 	memset(&rs, 0, sizeof(rs));
-	assert_int_equal(kite_repl_log_resend(&l, 5, 5, 99, on_resend, &rs), 2);
+	assert_int_equal(kite_repl_log_resend(&l, 5, 5, 99, 1000, 0, on_resend, &rs), 2);
 	assert_int_equal(rs.lo[0], 4);
 	assert_int_equal(rs.lo[1], 7);
 	memset(&rs, 0, sizeof(rs));
-	assert_int_equal(kite_repl_log_resend(&l, 6, 1, 99, on_resend, &rs), 1);
+	assert_int_equal(kite_repl_log_resend(&l, 6, 1, 99, 1000, 0, on_resend, &rs), 1);
 	/* Many more datagrams: the log wraps and forgets the oldest. */
 	for (uint64_t s = 10; s < 10 + 3 * 200; s += 3) {
 		len = build_data(dg, sizeof(dg), 5, s, 3);
 		kite_repl_log_add(&l, dg, len, 0);
 	}
 	memset(&rs, 0, sizeof(rs));
-	assert_int_equal(kite_repl_log_resend(&l, 5, 1, 99, on_resend, &rs), -1); /* resync */
+	assert_int_equal(kite_repl_log_resend(&l, 5, 1, 99, 1000, 0, on_resend, &rs), -1); /* resync */
 	memset(&rs, 0, sizeof(rs));
-	int n = kite_repl_log_resend(&l, 5, 10 + 3 * 195, 99, on_resend, &rs);
+	int n = kite_repl_log_resend(&l, 5, 10 + 3 * 195, 99, 1000, 0, on_resend, &rs);
 	assert_true(n >= 4 && n <= 6);
 	assert_int_equal(rs.lo[0], 10 + 3 * 195);
 	/* Entries never overlap in memory: every one still parses (on_resend checks). */
 	memset(&rs, 0, sizeof(rs));
-	kite_repl_log_resend(&l, 5, 10, 99, on_resend, &rs);
+	kite_repl_log_resend(&l, 5, 10, 99, 1000, 0, on_resend, &rs);
+	/* Just sent: not again within the quiet time; later, yes. */
+	memset(&rs, 0, sizeof(rs));
+	assert_int_equal(kite_repl_log_resend(&l, 5, 10 + 3 * 195, 99, 2000, 0, on_resend, &rs), n);
+	memset(&rs, 0, sizeof(rs));
+	assert_int_equal(kite_repl_log_resend(&l, 5, 10 + 3 * 195, 99, 2010, 50, on_resend, &rs), 0);
+	assert_int_equal(kite_repl_log_resend(&l, 5, 10 + 3 * 195, 99, 2100, 50, on_resend, &rs), n);
 	/* Another epoch: nothing of it is sent again. */
 	memset(&rs, 0, sizeof(rs));
-	assert_int_equal(kite_repl_log_resend(&l, 5, 10 + 3 * 195, 98, on_resend, &rs), -1);
+	assert_int_equal(kite_repl_log_resend(&l, 5, 10 + 3 * 195, 98, 1000, 0, on_resend, &rs), -1);
 	assert_int_equal(rs.n, 0);
 }
 
