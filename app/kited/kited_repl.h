@@ -22,7 +22,7 @@ struct kited_repl_stats {
 	uint64_t rx_gaps;        /* records after a missing one (NACKed) */
 	uint64_t rx_bad_mac;     /* datagrams without a valid MAC: dropped */
 	uint64_t rx_malformed;
-	uint64_t rx_stale_epoch; /* DATA under another map epoch: dropped */
+	uint64_t rx_stale_epoch; /* records from a node that is not the vbucket's owner here: dropped */
 	uint64_t rx_not_replica; /* records for a vbucket this node does not replicate */
 	uint64_t rx_stray;       /* answers from no destination of ours */
 	uint64_t resync_needed;  /* NACKs older than the log (backfill is the next step) */

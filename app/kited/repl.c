@@ -53,6 +53,7 @@ static void gaps_retry(struct worker *w, uint64_t now);
 #define REPL_MAX_GAPS 256
 struct repl_gap {
 	uint32_t vb;
+	uint64_t top; /* the highest sequence seen beyond the gap: closed once applied */
 	uint32_t ip; /* the owner */
 	uint16_t port, local;
 	uint8_t tries;
@@ -432,23 +433,33 @@ on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net
 }
 
 static void
-gap_open(struct worker_repl *r, uint32_t vb, const struct kite_net_udp *u)
-{
-	for (unsigned int i = 0; i < r->ngap; i++)
-		if (r->gap[i].vb == vb)
-			return;
-	if (r->ngap == REPL_MAX_GAPS)
-		return;
-	r->gap[r->ngap++] = (struct repl_gap){ vb, u->src_ip, u->src_port, u->dst_port, 0,
-					       rte_rdtsc() };
-}
-
-static void
-gap_close(struct worker_repl *r, uint32_t vb)
+gap_open(struct worker_repl *r, uint32_t vb, uint64_t seq, const struct kite_net_udp *u)
 {
 	for (unsigned int i = 0; i < r->ngap; i++)
 		if (r->gap[i].vb == vb) {
-			r->gap[i] = r->gap[--r->ngap];
+			if (seq > r->gap[i].top)
+				r->gap[i].top = seq;
+			return;
+		}
+	if (r->ngap == REPL_MAX_GAPS)
+		return;
+	r->gap[r->ngap++] = (struct repl_gap){ .vb = vb, .top = seq, .ip = u->src_ip,
+					       .port = u->src_port, .local = u->dst_port,
+					       .tries = 0, .tsc = rte_rdtsc() };
+}
+
+/*
+ * Applied up to seq: a gap closes only once everything seen beyond it is
+ * applied too (what arrived after the hole was dropped, and its datagram
+ * may have been acknowledged: it comes again only by NACK).
+ */
+static void
+gap_close(struct worker_repl *r, uint32_t vb, uint64_t seq)
+{
+	for (unsigned int i = 0; i < r->ngap; i++)
+		if (r->gap[i].vb == vb) {
+			if (seq >= r->gap[i].top)
+				r->gap[i] = r->gap[--r->ngap];
 			return;
 		}
 }
@@ -510,11 +521,8 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 	struct kite_repl_builder b;
 	int rc;
 
-	if (view == NULL || m->epoch != view->ec.epoch) {
-		/* Another map: the owner sends again once both have the same one. */
-		r->st.rx_stale_epoch++;
+	if (view == NULL || view->self < 0)
 		return;
-	}
 	while ((rc = kite_repl_next_rec(&p, end, &rec)) == 1) {
 		uint32_t vb = rec.vbucket;
 		uint32_t part;
@@ -523,6 +531,16 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 
 		if (vb >= n->cfg.vbuckets || view->role[vb] != KITE_ENGINE_ROLE_REPLICA) {
 			r->st.rx_not_replica++;
+			continue;
+		}
+		/*
+		 * Only from the vbucket's owner in this node's map: a deposed owner's
+		 * stream is refused, whatever epoch it names (a datagram sent again
+		 * under the previous epoch of the same members is still good).
+		 */
+		uint8_t own = kite_cluster_owner(&view->map, vb);
+		if (own == KITE_CLUSTER_NONE || view->map.members[own].ip != u->src_ip) {
+			r->st.rx_stale_epoch++;
 			continue;
 		}
 		part = vb & (n->n_parts - 1);
@@ -551,7 +569,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 				n->repl_expected[vb] = rec.seq + 1;
 			r->st.rx_resets++;
 			if (r->ngap > 0)
-				gap_close(r, vb);
+				gap_close(r, vb, UINT64_MAX);
 			continue;
 		}
 		switch (kite_repl_order(n->repl_expected[vb], rec.seq)) {
@@ -564,7 +582,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 				;
 			if (k == ngap && ngap < RTE_DIM(gaps))
 				gaps[ngap++] = vb;
-			gap_open(r, vb, u);
+			gap_open(r, vb, rec.seq, u);
 			continue;
 		case KITE_REPL_APPLY: {
 			uint64_t h = kite_store_hash(s, rec.key, rec.keylen);
@@ -589,7 +607,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 			n->repl_clean[vb] = 0;
 			r->st.rx_applied++;
 			if (r->ngap > 0)
-				gap_close(r, vb);
+				gap_close(r, vb, rec.seq);
 			break;
 		}
 		}

@@ -85,6 +85,12 @@ def body(t):
             if items == 2 * KEYS:
                 break
             time.sleep(0.1)
+        if items != 2 * KEYS:
+            names = ('tx_records', 'rx_applied', 'rx_dups', 'rx_gaps', 'retransmits', 'rx_acks',
+                     'rx_nacks', 'nack_retries', 'resync_needed', 'rx_resets', 'given_up',
+                     'rx_stale_epoch', 'rx_not_replica', 'arp_misses', 'apply_failed', 'purged')
+            t.log('replication counters: %r' % {n: [int(x.stats().get('kite_repl_' + n, 0))
+                                                    for x in nodes.values()] for n in names})
         check_eq(items, 2 * KEYS, 'items on the nodes (each key on its owner and one replica)')
         sent = stats_sum(nodes.values(), 'kite_repl_tx_records')
         applied = stats_sum(nodes.values(), 'kite_repl_rx_applied')
