@@ -218,6 +218,20 @@ def converge(nodes, client, want_members, limit=30.0):
         '\n'.join('%s:\n%s' % (n.name, n.tail(12)) for n in nodes)))
 
 
+def load_libkite(t):
+    """libkite of the build (--build, or the one kited comes from), or Skip."""
+    build = t.args.build or os.path.join(os.path.dirname(t.args.kited), '..', '..')
+    try:
+        return kitelib.load(build)
+    except OSError as e:
+        raise kt.Skip('libkite not built: %s' % e)
+
+
+def log_figures(t, figures):
+    for f in figures:
+        t.log('FIGURE: ' + f)
+
+
 def hit_ratio(client, keys):
     hits, errors = client.get_many(keys)
     return len(hits) / len(keys), hits, errors
@@ -228,11 +242,7 @@ def body(t):
     t.pid = os.getpid()
     t.ip_tool = t.need_tool('ip')
     t.need_tool('etcd')
-    build = t.args.build or os.path.join(os.path.dirname(t.args.kited), '..', '..')
-    try:
-        lib = kitelib.load(build)
-    except OSError as e:
-        raise kt.Skip('libkite not built: %s' % e)
+    lib = load_libkite(t)
     net = Net(t)
     net.up()
     net.start_etcd()
@@ -451,9 +461,7 @@ def body(t):
         check(any('not above' in line for line in nodes[5].lines), 'no refusal logged')
         c.close()
     t.case('a static members file, reloaded on SIGHUP', c_static)
-
-    for f in figures:
-        t.log('FIGURE: ' + f)
+    log_figures(t, figures)
 
 
 def extra_args(ap):

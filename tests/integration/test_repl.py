@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kitetest as kt  # noqa: E402
 import kitelib  # noqa: E402
 from kitetest import check, check_eq  # noqa: E402
-from test_cluster import LEASE_TTL, Net, Node, converge, hit_ratio  # noqa: E402
+from test_cluster import (LEASE_TTL, Net, Node, converge, extra_args, hit_ratio,  # noqa: E402
+                          load_libkite, log_figures)
 
 KEYS = 1200
 SECRET = '00112233445566778899aabbccddeeff' * 2
@@ -49,11 +50,7 @@ def body(t):
     t.need_root()
     t.ip_tool = t.need_tool('ip')
     t.need_tool('etcd')
-    build = t.args.build or os.path.join(os.path.dirname(t.args.kited), '..', '..')
-    try:
-        lib = kitelib.load(build)
-    except OSError as e:
-        raise kt.Skip('libkite not built: %s' % e)
+    lib = load_libkite(t)
     tmp = tempfile.mkdtemp(prefix='kite-repl-')
     t.on_cleanup(lambda: __import__('shutil').rmtree(tmp, ignore_errors=True))
     secret = os.path.join(tmp, 'secret')
@@ -286,13 +283,7 @@ def body(t):
         check_eq(res[0][0], kitelib.KITE_EXISTS,
                  'the same CAS again (the item changed)')
     t.case('kill -9 of an owner: its replica serves its keys', c_failover)
-
-    for f in figures:
-        t.log('FIGURE: ' + f)
-
-
-def extra_args(ap):
-    ap.add_argument('--build', default='', help='build directory (for lib/libkite.so)')
+    log_figures(t, figures)
 
 
 if __name__ == '__main__':
