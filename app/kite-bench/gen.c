@@ -314,8 +314,7 @@ partition_of(const struct gen *g, uint32_t key, enum bench_op op)
 	if (g->w->cluster) {
 		const struct bench_route *r =
 			atomic_load_explicit(&((struct workload *)g->w)->route, memory_order_acquire);
-		uint32_t vb = (uint32_t)(kite_topo_key_hash(kb, (uint16_t)g->w->key_size) &
-					 (r->map.vbuckets - 1));
+		uint32_t vb = kite_cluster_vbucket(kb, (uint16_t)g->w->key_size, r->map.vbuckets);
 		uint8_t m = kite_cluster_owner(&r->map, vb);
 
 		return r->first[m] + (vb & (r->map.members[m].partitions - 1u));

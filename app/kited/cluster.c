@@ -136,7 +136,6 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 	 * from it to fill the new owner, and invalidate there. Not after a
 	 * lapsed lease: other nodes owned the vbuckets meanwhile.
 	 */
-	bool any_prev = false;
 	for (uint32_t vb = 0; vb < v->map.vbuckets; vb++) {
 		const uint8_t *l = kite_cluster_nodes(&v->map, vb);
 		uint8_t was = prev != NULL && prev->role != NULL ? prev->role[vb] : 0;
@@ -158,10 +157,10 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 		    (was == KITE_ENGINE_ROLE_OWNER ||
 		     (was == KITE_ENGINE_ROLE_PREVIOUS && rte_rdtsc() < prev->ec.prev_until_tsc))) {
 			v->role[vb] = KITE_ENGINE_ROLE_PREVIOUS;
-			any_prev = true;
+			v->previous++;
 		}
 	}
-	v->ec.prev_until_tsc = any_prev ? rte_rdtsc() + (uint64_t)window * c->hz : 0;
+	v->ec.prev_until_tsc = v->previous > 0 ? rte_rdtsc() + (uint64_t)window * c->hz : 0;
 	/*
 	 * Stale data after a rejoin: where this node's role in a vbucket
 	 * changed (or it registered anew after its lease lapsed), what it
@@ -249,9 +248,7 @@ publish(struct kited_cluster *c, struct kited_cview *v)
 	c->st.members = v->map.n_members;
 	c->st.owned = v->owned;
 	c->st.replica_candidates = v->replicated;
-	c->st.previous = 0;
-	for (uint32_t vb = 0; v->role != NULL && vb < v->map.vbuckets; vb++)
-		c->st.previous += v->role[vb] == KITE_ENGINE_ROLE_PREVIOUS;
+	c->st.previous = v->previous;
 	if (old == NULL)
 		return;
 	if (c->npend == MAX_PENDING) {

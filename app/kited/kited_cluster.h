@@ -29,6 +29,7 @@ struct kited_cview {
 	struct kite_cluster_map map;   /* empty with cluster = none */
 	int self;                      /* this node's member index, -1 if not listed */
 	uint32_t owned, replicated;    /* vbuckets this node owns / holds a copy of */
+	uint32_t previous;             /* vbuckets it still answers warm-up reads for */
 	uint8_t *role;                 /* per vbucket, enum kite_engine_role */
 	uint64_t *since;               /* per vbucket: items at or below are from before */
 	uint8_t *msg;                  /* the CLUSTER_MAP reply body */

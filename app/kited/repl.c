@@ -46,7 +46,8 @@ struct repl_dest {
 	struct kite_repl_log log;
 };
 
-static void purge(struct worker *w, const uint8_t *flags, uint32_t vmask);
+/* only: the one partition to walk, UINT32_MAX for all of this worker's. */
+static void purge(struct worker *w, const uint8_t *flags, uint32_t vbuckets, uint32_t only);
 static void gaps_retry(struct worker *w, uint64_t now);
 
 /* A replica's open gap: asked for again until the missing record arrives. */
@@ -561,7 +562,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 
 			if (one != NULL) {
 				one[vb] = 1;
-				purge(w, one, n->cfg.vbuckets - 1);
+				purge(w, one, n->cfg.vbuckets, part);
 				free(one);
 			}
 			n->repl_clean[vb] = 1;
@@ -676,7 +677,7 @@ kited_repl_rx(struct worker *w, const uint8_t *payload, size_t len, const struct
 /* Keys of the vbuckets being purged, collected by a walk and removed after it. */
 struct purge_ctx {
 	const uint8_t *purge; /* per vbucket: 1 to purge */
-	uint32_t vmask;
+	uint32_t vbuckets;
 	uint8_t *keys;        /* KITE_KEY_MAX + 1 bytes per key: length, bytes */
 	size_t n, cap;
 };
@@ -685,7 +686,7 @@ static int
 purge_collect(void *arg, const struct kite_store_item *it)
 {
 	struct purge_ctx *x = arg;
-	uint32_t vb = (uint32_t)(kite_topo_key_hash(it->key, it->keylen) & x->vmask);
+	uint32_t vb = kite_cluster_vbucket(it->key, it->keylen, x->vbuckets);
 
 	if (!x->purge[vb])
 		return 0;
@@ -712,16 +713,16 @@ purge_collect(void *arg, const struct kite_store_item *it)
  * between bursts are the next step).
  */
 static void
-purge(struct worker *w, const uint8_t *flags, uint32_t vmask)
+purge(struct worker *w, const uint8_t *flags, uint32_t vbuckets, uint32_t only)
 {
 	struct node *n = w->node;
-	struct purge_ctx x = { flags, vmask, NULL, 0, 0 };
+	struct purge_ctx x = { flags, vbuckets, NULL, 0, 0 };
 
 	for (uint32_t p = 0; p < n->n_parts; p++) {
 		struct kite_store *s = n->parts[p];
 		struct kite_store_cursor cur;
 
-		if (kite_topo_owner(&n->map, p) != w->id)
+		if (kite_topo_owner(&n->map, p) != w->id || (only != UINT32_MAX && p != only))
 			continue;
 		x.n = 0;
 		kite_store_iter_begin(s, &cur);
@@ -798,7 +799,7 @@ kited_repl_view_change(struct worker *w, const struct kited_cview *v)
 		n->repl_prev_owner[vb] = owner;
 	}
 	if (any) {
-		purge(w, gained, v->map.vbuckets - 1);
+		purge(w, gained, v->map.vbuckets, UINT32_MAX);
 		for (uint32_t vb = 0; vb < v->map.vbuckets; vb++)
 			if (gained[vb])
 				n->repl_clean[vb] = 1;

@@ -31,7 +31,6 @@
 #include "kite/kite.h"
 #include "kite_cluster.h"
 #include "kite_proto.h"
-#include "kite_topo.h"
 
 #define MAX_SEEDS 16
 #define UDP_MAX 65507
@@ -801,8 +800,7 @@ prev_owner(struct kite_client *c, const struct kite_op *op, struct sockaddr_in *
 		c->have_prev = false;
 		return false;
 	}
-	uint32_t vb = (uint32_t)(kite_topo_key_hash(op->key, (uint16_t)op->keylen) &
-				 (c->map.vbuckets - 1));
+	uint32_t vb = kite_cluster_vbucket(op->key, (uint16_t)op->keylen, c->map.vbuckets);
 	uint8_t p = kite_cluster_owner(&c->prev, vb), m = kite_cluster_owner(&c->map, vb);
 	const struct kite_cluster_member *pm, *mm;
 
@@ -859,8 +857,7 @@ route(struct kite_client *c, struct kite_op *op, struct sockaddr_in *to, int *me
 		*member = -1;
 		return true;
 	}
-	uint32_t vb = (uint32_t)(kite_topo_key_hash(op->key, (uint16_t)op->keylen) &
-				 (c->map.vbuckets - 1));
+	uint32_t vb = kite_cluster_vbucket(op->key, (uint16_t)op->keylen, c->map.vbuckets);
 	uint8_t m = kite_cluster_owner(&c->map, vb);
 
 	if (m == KITE_CLUSTER_NONE)
@@ -1510,7 +1507,7 @@ kite_key_owner(const struct kite_client *c, const void *key, size_t keylen)
 {
 	if (!c->have_map || keylen == 0 || keylen > KITE_KEY_MAX)
 		return -1;
-	uint32_t vb = (uint32_t)(kite_topo_key_hash(key, (uint16_t)keylen) & (c->map.vbuckets - 1));
+	uint32_t vb = kite_cluster_vbucket(key, (uint16_t)keylen, c->map.vbuckets);
 	uint8_t m = kite_cluster_owner(&c->map, vb);
 	return m == KITE_CLUSTER_NONE ? -1 : m;
 }

@@ -920,9 +920,13 @@ exec_one(struct kite_engine *e, unsigned int i)
 		if (!q->looked_up)
 			q->hash = kite_store_hash(s, q->r.key, q->r.keylen);
 		/* A write never builds on an item from before (GET checks its hit). */
-		if (q->r.cmd != KITE_CMD_GET && unlikely(since_of(e, q) != 0) &&
-		    kite_store_drop_older(s, q->r.key, q->r.keylen, q->hash, since_of(e, q)))
-			st->stale_hidden++;
+		if (q->r.cmd != KITE_CMD_GET) {
+			uint64_t since = since_of(e, q);
+
+			if (unlikely(since != 0) &&
+			    kite_store_drop_older(s, q->r.key, q->r.keylen, q->hash, since))
+				st->stale_hidden++;
+		}
 	} else if (!e->dg[q->dgram]->home && q->r.cmd != KITE_CMD_FLUSH) {
 		return;
 	}
