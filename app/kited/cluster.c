@@ -1144,6 +1144,63 @@ kited_cluster_reload(struct node *n)
 		n->cluster->reload_req = true;
 }
 
+
+/*
+ * Replication beyond the counters: the mode, the replicas' lag (in
+ * records and microseconds), retransmissions and resyncs per peer, the
+ * acknowledgment latency's percentiles and histogram, and the replica
+ * vbuckets whose backfill has not arrived whole.
+ */
+static void
+repl_stats_more(const struct node *n, kite_engine_emit_fn emit, void *arg)
+{
+	struct kited_repl_peer peers[64];
+	uint64_t hist[KITED_REPL_LAG_BUCKETS], total = 0;
+	unsigned int np;
+	char name[96], ip[INET_ADDRSTRLEN];
+
+	kite_stats_emit_u64(emit, arg, "kite_repl_sync", n->repl_sync);
+	kite_stats_emit_u64(emit, arg, "kite_repl_sync_timeout_ms", n->cfg.sync_timeout_ms);
+	kited_repl_lag_hist(n, hist);
+	for (unsigned int b = 0; b < KITED_REPL_LAG_BUCKETS; b++)
+		total += hist[b];
+	for (unsigned int q = 0; q < 3; q++) {
+		static const char *const qn[] = { "p50", "p99", "p999" };
+		static const uint64_t qk[] = { 500, 990, 999 };
+		uint64_t want = (total * qk[q] + 999) / 1000, seen = 0, at = 0;
+
+		for (unsigned int b = 0; total > 0 && b < KITED_REPL_LAG_BUCKETS; b++) {
+			seen += hist[b];
+			if (seen >= want) {
+				at = UINT64_C(1) << b; /* the bucket's upper bound */
+				break;
+			}
+		}
+		snprintf(name, sizeof(name), "kite_repl_lag_us_%s", qn[q]);
+		kite_stats_emit_u64(emit, arg, name, at);
+	}
+	for (unsigned int b = 0; b < KITED_REPL_LAG_BUCKETS; b++) {
+		if (hist[b] == 0)
+			continue;
+		snprintf(name, sizeof(name), "kite_repl_lag_us_lt_%" PRIu64, UINT64_C(1) << b);
+		kite_stats_emit_u64(emit, arg, name, hist[b]);
+	}
+	np = kited_repl_peers(n, peers, 64);
+	for (unsigned int i = 0; i < np; i++) {
+		struct in_addr a = { .s_addr = htonl(peers[i].ip) };
+		static const char *const f[] = { "lag_ops", "lag_us", "retransmits", "resyncs", "acks" };
+		const uint64_t val[] = { peers[i].lag_ops, peers[i].lag_us, peers[i].retransmits,
+					 peers[i].resyncs, peers[i].acks };
+
+		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		for (unsigned int k = 0; k < 5; k++) {
+			snprintf(name, sizeof(name), "kite_repl_peer_%s_%s", ip, f[k]);
+			kite_stats_emit_u64(emit, arg, name, val[k]);
+		}
+	}
+	kite_stats_emit_u64(emit, arg, "kite_repl_unsynced_vbuckets", kited_repl_unsynced(n));
+}
+
 void
 kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
 {
@@ -1175,7 +1232,9 @@ kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
 			"rx_applied", "rx_dups", "rx_gaps", "rx_bad_mac", "rx_malformed",
 			"rx_stale_epoch", "rx_not_replica", "rx_stray", "resync_needed",
 			"arp_misses", "nombuf", "no_dest", "too_large", "apply_failed", "purged",
-			"rx_resets", "given_up", "nack_retries", "lag_max",
+			"rx_resets", "given_up", "nack_retries", "lag_max", "lag_us_max",
+			"sync_held", "sync_acked", "sync_timeouts", "sync_withheld", "sync_full",
+			"backfills", "backfill_items", "rx_marks",
 		};
 		char name[64];
 
@@ -1187,6 +1246,7 @@ kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
 			snprintf(name, sizeof(name), "kite_repl_%s", names[i]);
 			kite_stats_emit_u64(emit, arg, name, ((const uint64_t *)&rs)[i]);
 		}
+		repl_stats_more(n, emit, arg);
 	}
 }
 

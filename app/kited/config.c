@@ -199,9 +199,8 @@ validate_cluster(const struct kited_config *c, uint64_t parts, char *err, size_t
 			 c->cluster_name);
 		return -EINVAL;
 	}
-	if (strcmp(c->replication, "async") != 0) {
-		snprintf(err, errlen, "replication: '%s': only async is served so far",
-			 c->replication);
+	if (strcmp(c->replication, "async") != 0 && strcmp(c->replication, "sync") != 0) {
+		snprintf(err, errlen, "replication: '%s': async or sync", c->replication);
 		return -EINVAL;
 	}
 	if (mode == KITED_CLUSTER_NONE) {

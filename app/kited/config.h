@@ -111,7 +111,11 @@ enum kited_ablate {
 	  "replicas per vbucket (owner + R; R < copies): mutations stream to them, and a "     \
 	  "failed owner's vbuckets go to a replica that holds the data")                        \
 	X("replication", STR, replication, "async", 0, 0,                                       \
-	  "async: reply before the replicas acknowledge (the loss window is the lag)")          \
+	  "async: reply before the replicas acknowledge (the loss window is the lag); sync: "  \
+	  "reply after every replica in the map acknowledged (docs/cluster.rst)")               \
+	X("sync-timeout-ms", U32, sync_timeout_ms, "500", 10, 60000,                             \
+	  "replication sync: milliseconds a write waits for its replicas before it is "         \
+	  "answered ETMPFAIL (outcome unknown; a quiet write gets no answer)")                  \
 	X("cluster-secret-file", STR, cluster_secret_file, "", 0, 0,                            \
 	  "64 hex digits (32 bytes), the same on every node: node-to-node datagrams carry "    \
 	  "a MAC under it; required with replicas")                                             \

@@ -43,6 +43,14 @@ struct dgram_ctx {
 	struct rte_mbuf *m;     /* the request */
 	struct kite_net_udp u;  /* its sender */
 	bool reused;            /* m now carries the reply: do not free it */
+	/*
+	 * Synchronous replication (repl.c): this datagram's mutations, as
+	 * (vbucket, sequence) pairs sync_lo.. of the worker's burst list; its
+	 * replies wait until every replica acknowledged them.
+	 */
+	uint32_t sync_lo, sync_n;
+	bool sync_silent; /* one of them was quiet: a timeout withholds every reply */
+	bool sync_over;   /* more than the burst list holds: answered ETMPFAIL */
 };
 
 struct worker {
@@ -111,6 +119,19 @@ struct node {
 	uint8_t *repl_prev_role;
 	uint8_t *repl_fresh; /* per vbucket: a replica that owned it until the last map change */
 	uint32_t *repl_prev_owner; /* the owner's address and port, hashed; 0: none */
+	/*
+	 * As an owner, per vbucket and replica slot (vb * 2 + k - 1): the
+	 * slot's member (address; 0: none), the sequence it acknowledged
+	 * (raised to the vbucket's sequence when the slot's member changes:
+	 * an epoch takes it out of, or puts it in, the ack set), and the
+	 * backfill state (bits 0-1 to start, 2-3 running, per slot).
+	 */
+	uint32_t *repl_slot;
+	uint64_t *repl_acked;
+	uint8_t *repl_bf;
+	uint8_t *repl_synced; /* as a replica, per vbucket: the owner's backfill arrived whole */
+	bool repl_sync;       /* replication = sync */
+	uint64_t repl_sync_tsc; /* sync-timeout-ms in TSC cycles */
 	void (*repl_tx)(struct worker *w, struct rte_mbuf *m); /* worker_tx, given by main */
 };
 

@@ -32,6 +32,28 @@ struct kited_repl_stats {
 	uint64_t given_up;       /* datagrams never acknowledged, gaps never filled, after every retry */
 	uint64_t nack_retries;   /* NACKs sent again for a gap still open */
 	uint64_t lag_max;        /* records: the largest owner sequence - acknowledged seen */
+	uint64_t lag_us_max;     /* microseconds from a DATA datagram's first send to its ACK */
+	uint64_t sync_held;      /* reply sets held for replicas (replication = sync) */
+	uint64_t sync_acked;     /* ... sent once every replica acknowledged */
+	uint64_t sync_timeouts;  /* ... answered ETMPFAIL after sync-timeout-ms */
+	uint64_t sync_withheld;  /* ... not answered at all (a quiet write among them) */
+	uint64_t sync_full;      /* ... answered ETMPFAIL at once: the hold queue was full */
+	uint64_t backfills;      /* vbucket backfills completed (RESET, items, MARK) */
+	uint64_t backfill_items; /* items sent by backfills */
+	uint64_t rx_marks;       /* backfills received whole, as a replica */
+};
+
+/* Ack-latency histogram: bucket b counts lags below 2^b microseconds (the last: the rest). */
+#define KITED_REPL_LAG_BUCKETS 24
+
+/* One replica this node streams to (STAT kite_repl_peer_<ip>_*). */
+struct kited_repl_peer {
+	uint32_t ip;
+	uint64_t lag_ops;     /* the owner's sequence - the replica's, at its last ACK (largest pair) */
+	uint64_t lag_us;      /* first send to ACK of its last acknowledged datagram */
+	uint64_t retransmits; /* DATA sent to it again */
+	uint64_t resyncs;     /* backfills it needed */
+	uint64_t acks;
 };
 
 struct node;
@@ -41,9 +63,21 @@ struct kited_cview;
 /* Read the secret, size the per-vbucket sequences, give each worker its state. */
 int kited_repl_setup(struct node *n);
 void kited_repl_free(struct node *n);
-/* The engine's kite_engine_repl_fn (arg: the worker). */
-void kited_repl_emit(void *arg, uint32_t vb, uint8_t kind, const uint8_t *key, uint16_t keylen,
-		     const struct kite_store_view *v);
+/* The engine's kite_engine_repl_fn (arg: the worker, dgram_arg: the datagram's dgram_ctx). */
+void kited_repl_emit(void *arg, void *dgram_arg, uint32_t vb, uint8_t kind, const uint8_t *key,
+		     uint16_t keylen, const struct kite_store_view *v, bool silent);
+struct dgram_ctx;
+struct rte_mbuf;
+/*
+ * replication = sync: the reply datagrams (payload only, no headers yet)
+ * of a datagram whose mutations emitted records: held until every
+ * replica acknowledged them, then sent; after sync-timeout-ms their
+ * mutations' statuses become ETMPFAIL (or, with a quiet write among
+ * them, nothing is sent).
+ */
+void kited_repl_hold(struct worker *w, struct dgram_ctx *c, struct rte_mbuf **m, unsigned int n);
+/* An idle poll: timers (retransmission, held replies) and a backfill step. */
+void kited_repl_idle(struct worker *w);
 /* End of a burst: send what was batched; now and then the tail to silent replicas. */
 void kited_repl_flush(struct worker *w);
 /* A REPL datagram (payload: the frame and after)? Handled (true) or not ours (false). */
@@ -52,5 +86,10 @@ bool kited_repl_rx(struct worker *w, const uint8_t *payload, size_t len,
 /* A worker took a new view (compared with what it saw last, kept per vbucket). */
 void kited_repl_view_change(struct worker *w, const struct kited_cview *v);
 void kited_repl_stats_sum(const struct node *n, struct kited_repl_stats *sum);
+void kited_repl_lag_hist(const struct node *n, uint64_t hist[KITED_REPL_LAG_BUCKETS]);
+/* The replicas this node streams to, summed over workers. @return how many (at most max). */
+unsigned int kited_repl_peers(const struct node *n, struct kited_repl_peer *out, unsigned int max);
+/* Replica vbuckets whose owner's backfill has not arrived whole yet. */
+uint32_t kited_repl_unsynced(const struct node *n);
 
 #endif /* KITED_REPL_H */

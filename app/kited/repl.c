@@ -44,10 +44,13 @@ struct repl_dest {
 	struct kite_repl_builder b;
 	uint8_t *buf;           /* max_payload bytes */
 	struct kite_repl_log log;
+	/* For STAT (read by the control thread as they are). */
+	uint64_t lag_ops, lag_us, retransmits, resyncs, acks;
 };
 
 /* only: the one partition to walk, UINT32_MAX for all of this worker's. */
 static void purge(struct worker *w, const uint8_t *flags, uint32_t vbuckets, uint32_t only);
+static void backfill_want(struct worker *w, uint32_t vb, unsigned int k);
 static void gaps_retry(struct worker *w, uint64_t now);
 
 /* A replica's open gap: asked for again until the missing record arrives. */
@@ -61,7 +64,44 @@ struct repl_gap {
 	uint64_t tsc;
 };
 
+/* replication = sync: reply sets held until the replicas acknowledged. */
+#define SYNC_HELD 1024          /* reply sets */
+#define SYNC_MBUFS 4096         /* their datagrams */
+#define SYNC_PAIRS 16384        /* their (vbucket, sequence) pairs */
+#define SYNC_BURST_PAIRS 4096   /* pairs one burst may emit */
+#define SYNC_CHECK_US 500       /* timeouts are looked at this often */
+struct sync_pair {
+	uint32_t vb;
+	uint64_t seq;
+};
+struct sync_held {
+	uint64_t deadline; /* TSC */
+	struct kite_net_udp u;
+	uint64_t mb, pr;   /* first datagram and pair (ring positions) */
+	uint32_t nmb, npr;
+	bool silent, done;
+};
+
+/* Items per backfill step (between bursts, or when idle). */
+#define BACKFILL_STEP 256
+
 struct worker_repl {
+	/* replication = sync */
+	struct sync_pair bp[SYNC_BURST_PAIRS]; /* this burst's, per datagram (dgram_ctx) */
+	uint32_t nbp;
+	struct sync_held held[SYNC_HELD];
+	uint64_t h_head, h_tail;
+	struct rte_mbuf *mb[SYNC_MBUFS];
+	uint64_t mb_head, mb_tail;
+	struct sync_pair pr[SYNC_PAIRS];
+	uint64_t pr_head, pr_tail;
+	bool sync_dirty;     /* an ACK arrived: look at the held sets */
+	uint64_t sync_next;  /* TSC of the next look for timeouts */
+	/* Backfill: one partition walked at a time, a step per burst. */
+	bool bf_on, bf_maybe; /* walking; vbuckets may wait for one */
+	uint32_t bf_part;
+	struct kite_store_cursor bf_cur;
+	uint64_t lag_hist[KITED_REPL_LAG_BUCKETS];
 	struct repl_gap gap[REPL_MAX_GAPS];
 	unsigned int ngap;
 	struct repl_dest dest[REPL_MAX_DEST];
@@ -112,9 +152,17 @@ kited_repl_setup(struct node *n)
 	n->repl_prev_role = rte_zmalloc("kite_repl_role", n->cfg.vbuckets, 0);
 	n->repl_fresh = rte_zmalloc("kite_repl_fresh", n->cfg.vbuckets, 0);
 	n->repl_prev_owner = rte_zmalloc("kite_repl_owner", sizeof(uint32_t) * n->cfg.vbuckets, 0);
+	n->repl_slot = rte_zmalloc("kite_repl_slot", sizeof(uint32_t) * 2 * n->cfg.vbuckets, 0);
+	n->repl_acked = rte_zmalloc("kite_repl_acked", sizeof(uint64_t) * 2 * n->cfg.vbuckets, 0);
+	n->repl_bf = rte_zmalloc("kite_repl_bf", n->cfg.vbuckets, 0);
+	n->repl_synced = rte_zmalloc("kite_repl_synced", n->cfg.vbuckets, 0);
 	if (n->repl_seq == NULL || n->repl_expected == NULL || n->repl_clean == NULL ||
-	    n->repl_prev_role == NULL || n->repl_prev_owner == NULL || n->repl_fresh == NULL)
+	    n->repl_prev_role == NULL || n->repl_prev_owner == NULL || n->repl_fresh == NULL ||
+	    n->repl_slot == NULL || n->repl_acked == NULL || n->repl_bf == NULL ||
+	    n->repl_synced == NULL)
 		return -ENOMEM;
+	n->repl_sync = strcmp(n->cfg.replication, "sync") == 0;
+	n->repl_sync_tsc = n->tsc_hz * n->cfg.sync_timeout_ms / 1000;
 	for (unsigned int i = 0; i < n->n_workers; i++) {
 		struct worker *w = &n->workers[i];
 		struct worker_repl *r = rte_zmalloc_socket("kite_repl", sizeof(*r), 64, w->socket);
@@ -139,6 +187,12 @@ kited_repl_free(struct node *n)
 
 		if (r == NULL)
 			continue;
+		for (uint64_t h = r->h_head; h < r->h_tail; h++) {
+			const struct sync_held *e = &r->held[h % SYNC_HELD];
+
+			for (uint32_t k = 0; !e->done && k < e->nmb; k++)
+				rte_pktmbuf_free(r->mb[(e->mb + k) % SYNC_MBUFS]);
+		}
 		for (unsigned int d = 0; d < r->ndest; d++) {
 			rte_free(r->dest[d].buf);
 			rte_free(r->dest[d].log.mem);
@@ -154,6 +208,13 @@ kited_repl_free(struct node *n)
 	rte_free(n->repl_fresh);
 	n->repl_fresh = NULL;
 	rte_free(n->repl_prev_owner);
+	rte_free(n->repl_slot);
+	rte_free(n->repl_acked);
+	rte_free(n->repl_bf);
+	rte_free(n->repl_synced);
+	n->repl_slot = NULL;
+	n->repl_acked = NULL;
+	n->repl_bf = n->repl_synced = NULL;
 	n->repl_seq = n->repl_expected = NULL;
 	n->repl_clean = n->repl_prev_role = NULL;
 	n->repl_prev_owner = NULL;
@@ -274,22 +335,86 @@ on_resend(void *arg, const uint8_t *dg, size_t len)
 	x->w->repl->st.retransmits++;
 }
 
+/* Add a record to the datagram being built for d (a new one when it does not fit). */
+static int
+dest_add(struct worker *w, struct repl_dest *d, const struct kited_cview *view,
+	 const struct kite_repl_rec *rec)
+{
+	if (d->open && (d->epoch != view->ec.epoch || !kite_repl_fits(&d->b, rec->keylen,
+								       rec->vallen)))
+		dest_flush(w, d);
+	if (!d->open) {
+		kite_repl_begin(&d->b, d->buf, w->node->max_payload, KITE_REPL_DATA,
+				w->repl->req_id++, 0, (uint32_t)view->self, view->ec.epoch);
+		d->epoch = view->ec.epoch;
+		d->open = true;
+	}
+	if (kite_repl_add_rec(&d->b, rec) != 0) {
+		/* Larger than one datagram alone: not replicated (counted). */
+		w->repl->st.too_large++;
+		return -1;
+	}
+	return 0;
+}
+
+/* The destination of a vbucket's replica slot k (1, 2) in view; NULL: none. */
+static struct repl_dest *
+slot_dest(struct worker *w, const struct kited_cview *view, uint32_t vb, unsigned int k)
+{
+	const uint8_t *l = kite_cluster_nodes(&view->map, vb);
+	const struct kite_cluster_member *mb;
+	struct repl_dest *d;
+
+	if (k > w->node->cfg.replicas || k >= view->map.copies || l[k] == KITE_CLUSTER_NONE ||
+	    l[k] == view->self)
+		return NULL;
+	mb = &view->map.members[l[k]];
+	d = dest_get(w, mb->ip, (uint16_t)(mb->base_port + (vb & (mb->partitions - 1u))));
+	if (d == NULL)
+		w->repl->st.no_dest++;
+	return d;
+}
+
+/*
+ * One record of an owned vbucket to each of its replicas, with the next
+ * sequence number. @return the sequence, 0 when the vbucket has no replica
+ * to send it to (nothing to wait for).
+ */
+static uint64_t
+emit_rec(struct worker *w, struct kite_repl_rec *rec)
+{
+	const struct kited_cview *view = w->cview;
+	unsigned int sent = 0;
+
+	rec->seq = ++w->node->repl_seq[rec->vbucket];
+	for (unsigned int k = 1; k <= 2; k++) {
+		struct repl_dest *d = slot_dest(w, view, rec->vbucket, k);
+
+		if (d == NULL || dest_add(w, d, view, rec) != 0)
+			continue;
+		w->repl->st.tx_records++;
+		sent++;
+	}
+	return sent > 0 ? rec->seq : 0;
+}
+
 void
-kited_repl_emit(void *arg, uint32_t vb, uint8_t kind, const uint8_t *key, uint16_t keylen,
-		const struct kite_store_view *v)
+kited_repl_emit(void *arg, void *dgram_arg, uint32_t vb, uint8_t kind, const uint8_t *key,
+		uint16_t keylen, const struct kite_store_view *v, bool silent)
 {
 	struct worker *w = arg;
-	struct node *n = w->node;
 	const struct kited_cview *view = w->cview;
+	struct dgram_ctx *c = dgram_arg;
+	struct worker_repl *r = w->repl;
 	struct kite_repl_rec rec;
+	uint64_t seq;
 
-	if (w->repl == NULL || view == NULL || view->self < 0 ||
+	if (r == NULL || view == NULL || view->self < 0 ||
 	    view->role[vb] != KITE_ENGINE_ROLE_OWNER)
 		return;
 	memset(&rec, 0, sizeof(rec));
 	rec.kind = kind;
 	rec.vbucket = vb;
-	rec.seq = ++n->repl_seq[vb];
 	rec.key = key;
 	rec.keylen = keylen;
 	if (v != NULL) {
@@ -299,49 +424,197 @@ kited_repl_emit(void *arg, uint32_t vb, uint8_t kind, const uint8_t *key, uint16
 		rec.value = v->value;
 		rec.vallen = v->vallen;
 	}
-	const uint8_t *l = kite_cluster_nodes(&view->map, vb);
-	for (unsigned int k = 1; k <= n->cfg.replicas && k < view->map.copies; k++) {
-		const struct kite_cluster_member *mb;
-		struct repl_dest *d;
+	seq = emit_rec(w, &rec);
+	if (!w->node->repl_sync || c == NULL || seq == 0)
+		return;
+	/* The datagram's pairs are consecutive: the engine executes datagram by datagram. */
+	if (r->nbp == SYNC_BURST_PAIRS || (c->sync_n > 0 && c->sync_lo + c->sync_n != r->nbp)) {
+		c->sync_over = true;
+		return;
+	}
+	if (c->sync_n == 0)
+		c->sync_lo = r->nbp;
+	r->bp[r->nbp++] = (struct sync_pair){ vb, seq };
+	c->sync_n++;
+	c->sync_silent |= silent;
+}
 
-		if (l[k] == KITE_CLUSTER_NONE || l[k] == view->self)
-			continue;
-		mb = &view->map.members[l[k]];
-		d = dest_get(w, mb->ip, (uint16_t)(mb->base_port + (vb & (mb->partitions - 1u))));
-		if (d == NULL) {
-			w->repl->st.no_dest++;
+/* ---- replication = sync: held replies ---------------------------------- */
+
+static bool
+is_mutation(uint8_t op)
+{
+	switch (op) {
+	case KITE_OP_SET: case KITE_OP_ADD: case KITE_OP_REPLACE: case KITE_OP_DELETE:
+	case KITE_OP_INCREMENT: case KITE_OP_DECREMENT: case KITE_OP_APPEND:
+	case KITE_OP_PREPEND: case KITE_OP_TOUCH: case KITE_OP_GAT: case KITE_OP_GATQ:
+	case KITE_OP_GATK: case KITE_OP_GATKQ:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * A timed-out set: every successful mutation response becomes ETMPFAIL
+ * (its body stays, so lengths and the datagrams' split are unchanged).
+ * Responses continue across datagrams: the payloads after their frames
+ * are read as one stream.
+ */
+static void
+patch_statuses(struct rte_mbuf *const *m, unsigned int n)
+{
+	uint64_t pos = 0, next = 0; /* stream offset; the next response header's */
+	uint8_t hdr[24], *where[24];
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint8_t *p = rte_pktmbuf_mtod(m[i], uint8_t *) + KITE_FRAME_HDR_LEN;
+		uint32_t len = rte_pktmbuf_data_len(m[i]) > KITE_FRAME_HDR_LEN
+				       ? rte_pktmbuf_data_len(m[i]) - KITE_FRAME_HDR_LEN
+				       : 0;
+
+		for (uint32_t off = 0; off < len; off++, pos++) {
+			if (pos < next)
+				continue;
+			/* Inside a header: keep its bytes and where they are (status at 6-7). */
+			uint64_t h = pos - next;
+
+			hdr[h] = p[off];
+			where[h] = p + off;
+			if (h < 23)
+				continue;
+			if (hdr[0] == KITE_MAGIC_RES && is_mutation(hdr[1]) && hdr[6] == 0 &&
+			    hdr[7] == 0) {
+				*where[6] = (uint8_t)(KITE_STATUS_ETMPFAIL >> 8);
+				*where[7] = (uint8_t)(KITE_STATUS_ETMPFAIL & 0xff);
+			}
+			next = pos + 1 + kite_proto_get32(hdr + 8);
+		}
+	}
+}
+
+/* Send a held (or never held) set: headers now; after a timeout, patched or withheld. */
+static void
+sync_finish(struct worker *w, struct rte_mbuf **m, unsigned int n, const struct kite_net_udp *u,
+	    bool silent, bool timed_out)
+{
+	if (timed_out && silent) {
+		rte_pktmbuf_free_bulk(m, n);
+		w->repl->st.sync_withheld++;
+		return;
+	}
+	if (timed_out)
+		patch_statuses(m, n);
+	for (unsigned int i = 0; i < n; i++) {
+		if (kite_net_udp_reply(w->net, m[i], u) != 0) {
+			rte_pktmbuf_free(m[i]);
 			continue;
 		}
-		if (d->open && (d->epoch != view->ec.epoch || !kite_repl_fits(&d->b, keylen,
-									      rec.vallen)))
-			dest_flush(w, d);
-		if (!d->open) {
-			kite_repl_begin(&d->b, d->buf, n->max_payload, KITE_REPL_DATA,
-					w->repl->req_id++, 0, (uint32_t)view->self, view->ec.epoch);
-			d->epoch = view->ec.epoch;
-			d->open = true;
-		}
-		if (kite_repl_add_rec(&d->b, &rec) != 0) {
-			/* Larger than one datagram alone: not replicated (counted). */
-			w->repl->st.too_large++;
-			continue;
-		}
-		w->repl->st.tx_records++;
+		w->node->repl_tx(w, m[i]);
 	}
 }
 
 void
-kited_repl_flush(struct worker *w)
+kited_repl_hold(struct worker *w, struct dgram_ctx *c, struct rte_mbuf **m, unsigned int n)
+{
+	struct worker_repl *r = w->repl;
+	struct sync_held *h;
+
+	if (c->sync_over || r->h_tail - r->h_head == SYNC_HELD ||
+	    r->mb_tail - r->mb_head + n > SYNC_MBUFS || r->pr_tail - r->pr_head + c->sync_n > SYNC_PAIRS) {
+		r->st.sync_full++;
+		sync_finish(w, m, n, &c->u, c->sync_silent, true);
+		return;
+	}
+	h = &r->held[r->h_tail++ % SYNC_HELD];
+	h->deadline = rte_rdtsc() + w->node->repl_sync_tsc;
+	h->u = c->u;
+	h->mb = r->mb_tail;
+	h->nmb = n;
+	h->pr = r->pr_tail;
+	h->npr = c->sync_n;
+	h->silent = c->sync_silent;
+	h->done = false;
+	for (unsigned int i = 0; i < n; i++)
+		r->mb[r->mb_tail++ % SYNC_MBUFS] = m[i];
+	for (uint32_t i = 0; i < c->sync_n; i++)
+		r->pr[r->pr_tail++ % SYNC_PAIRS] = r->bp[c->sync_lo + i];
+	r->st.sync_held++;
+}
+
+/* Every replica of the view's ack set acknowledged the pair? */
+static bool
+pair_acked(struct worker *w, const struct sync_pair *p)
+{
+	const struct kited_cview *view = w->cview;
+	struct node *n = w->node;
+
+	if (view == NULL || view->role == NULL || p->vb >= view->map.vbuckets ||
+	    view->role[p->vb] != KITE_ENGINE_ROLE_OWNER)
+		return false; /* no longer the owner: only a timeout answers */
+	for (unsigned int k = 1; k <= 2; k++)
+		if (n->repl_slot[p->vb * 2 + k - 1] != 0 &&
+		    n->repl_acked[p->vb * 2 + k - 1] < p->seq)
+			return false;
+	return true;
+}
+
+static void
+sync_check(struct worker *w, uint64_t now)
+{
+	struct worker_repl *r = w->repl;
+	struct rte_mbuf *m[KITE_MAX_REPLY_DGRAMS];
+
+	for (uint64_t i = r->h_head; i < r->h_tail; i++) {
+		struct sync_held *h = &r->held[i % SYNC_HELD];
+		bool ok = true;
+
+		if (h->done)
+			continue;
+		for (uint32_t k = 0; ok && k < h->npr; k++)
+			ok = pair_acked(w, &r->pr[(h->pr + k) % SYNC_PAIRS]);
+		if (!ok && now < h->deadline)
+			continue;
+		for (uint32_t k = 0; k < h->nmb; k++)
+			m[k] = r->mb[(h->mb + k) % SYNC_MBUFS];
+		sync_finish(w, m, h->nmb, &h->u, h->silent, !ok);
+		if (ok)
+			r->st.sync_acked++;
+		else
+			r->st.sync_timeouts++;
+		h->done = true;
+	}
+	while (r->h_head < r->h_tail && r->held[r->h_head % SYNC_HELD].done) {
+		const struct sync_held *h = &r->held[r->h_head % SYNC_HELD];
+
+		r->mb_head = h->mb + h->nmb;
+		r->pr_head = h->pr + h->npr;
+		r->h_head++;
+	}
+	r->sync_dirty = false;
+	r->sync_next = now + w->node->tsc_hz * SYNC_CHECK_US / 1000000;
+}
+
+static void backfill_step(struct worker *w);
+
+/* Between bursts (and when idle): backfill, send what was batched, timers, held replies. */
+static void
+repl_tick(struct worker *w, bool burst)
 {
 	struct worker_repl *r = w->repl;
 	uint64_t now;
 
-	if (r == NULL)
-		return;
+	if (r->bf_on || r->bf_maybe)
+		backfill_step(w);
 	for (unsigned int i = 0; i < r->ndest; i++)
 		dest_flush(w, &r->dest[i]);
+	r->nbp = 0;
 	now = rte_rdtsc();
+	if (r->h_tail != r->h_head && (r->sync_dirty || now >= r->sync_next))
+		sync_check(w, now);
 	if (now < r->next_timer)
+		return;
+	if (!burst && r->ngap == 0 && r->ndest == 0)
 		return;
 	r->next_timer = now + w->node->tsc_hz / 50;
 	if (r->ngap > 0)
@@ -350,41 +623,176 @@ kited_repl_flush(struct worker *w)
 	for (unsigned int i = 0; i < r->ndest; i++) {
 		struct repl_dest *d = &r->dest[i];
 		struct resend_ctx x = { w, d };
+		unsigned int sent;
 
 		if (!d->unacked)
 			continue;
-		r->st.retransmits += kite_repl_log_retry(
-			&d->log, now - w->node->tsc_hz * REPL_RESEND_MS / 1000, now, 32,
-			REPL_MAX_SENDS, on_resend_quiet, &x, &r->st.given_up);
+		sent = kite_repl_log_retry(&d->log, now - w->node->tsc_hz * REPL_RESEND_MS / 1000,
+					   now, 32, REPL_MAX_SENDS, on_resend_quiet, &x,
+					   &r->st.given_up);
+		r->st.retransmits += sent;
+		d->retransmits += sent;
 	}
 }
 
-/* A RESET record for vb to one destination, on its own datagram. */
-static void
-send_reset(struct worker *w, struct repl_dest *d, uint32_t vb)
+void
+kited_repl_flush(struct worker *w)
 {
-	const struct kited_cview *view = w->cview;
-	struct kite_repl_rec rec = { .kind = KITE_REPL_RESET, .vbucket = vb,
-				     .seq = w->node->repl_seq[vb] ? w->node->repl_seq[vb] : 1 };
-
-	if (view == NULL)
-		return;
-	dest_flush(w, d);
-	kite_repl_begin(&d->b, d->buf, w->node->max_payload, KITE_REPL_DATA, w->repl->req_id++, 0,
-			(uint32_t)view->self, view->ec.epoch);
-	d->epoch = view->ec.epoch;
-	d->open = true;
-	kite_repl_add_rec(&d->b, &rec);
-	dest_flush(w, d);
+	if (w->repl != NULL)
+		repl_tick(w, true);
 }
 
+void
+kited_repl_idle(struct worker *w)
+{
+	if (w->repl != NULL)
+		repl_tick(w, false);
+}
 
+/* ---- backfill: a replica new to a vbucket gets all of it ----------------- */
+
+/* Ask for a backfill of vb to the replica in slot k (1, 2). */
+static void
+backfill_want(struct worker *w, uint32_t vb, unsigned int k)
+{
+	w->node->repl_bf[vb] |= (uint8_t)(1u << (k - 1));
+	w->repl->bf_maybe = true;
+}
+
+struct bf_ctx {
+	struct worker *w;
+	uint32_t vbuckets;
+	const uint64_t *since;
+};
+
+/* One item of the walked partition: sent again if its vbucket is being backfilled. */
+static int
+backfill_item(void *arg, const struct kite_store_item *it)
+{
+	struct bf_ctx *x = arg;
+	struct worker *w = x->w;
+	uint32_t vb = kite_cluster_vbucket(it->key, it->keylen, x->vbuckets);
+	struct kite_repl_rec rec;
+
+	if (!(w->node->repl_bf[vb] & 0xc) || (x->since != NULL && it->v.cas <= x->since[vb]))
+		return 0; /* not being backfilled, or from before this node's ownership: absent */
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = KITE_REPL_PUT;
+	rec.vbucket = vb;
+	rec.key = it->key;
+	rec.keylen = it->keylen;
+	rec.cas = it->v.cas;
+	rec.flags = it->v.flags;
+	rec.exptime = it->v.exptime;
+	rec.value = it->v.value;
+	rec.vallen = it->v.vallen;
+	if (emit_rec(w, &rec) != 0)
+		w->repl->st.backfill_items++;
+	return 0;
+}
+
+/*
+ * A backfill walks one partition of this worker for every vbucket of it
+ * that waits: a RESET to each new replica (drop what you hold, the stream
+ * restarts here), then, a step per burst, every item of those vbuckets as
+ * a PUT record in the ordinary stream (to every replica of the vbucket:
+ * sequences stay one per vbucket, and a PUT of the item as it is is
+ * harmless where it is held already), and a MARK at the end. Writes
+ * during the walk go into the same stream, in order: an item the walk
+ * sends late is sent as it is then. The store's cursor visits every item
+ * present when the walk began and still present at its end.
+ */
+static void
+backfill_step(struct worker *w)
+{
+	struct worker_repl *r = w->repl;
+	struct node *n = w->node;
+	const struct kited_cview *view = w->cview;
+	const uint32_t P = n->n_parts, V = n->cfg.vbuckets;
+
+	if (view == NULL || view->role == NULL || view->self < 0)
+		return;
+	if (!r->bf_on) {
+		r->bf_maybe = false;
+		for (uint32_t p = 0; p < P && !r->bf_on; p++) {
+			if (kite_topo_owner(&n->map, p) != w->id)
+				continue;
+			for (uint32_t vb = p; vb < V; vb += P) {
+				uint8_t want = n->repl_bf[vb] & 3;
+
+				if (want == 0)
+					continue;
+				if (view->role[vb] != KITE_ENGINE_ROLE_OWNER) {
+					n->repl_bf[vb] = 0;
+					continue;
+				}
+				for (unsigned int k = 1; k <= 2; k++) {
+					struct repl_dest *d;
+					struct kite_repl_rec rec = { .kind = KITE_REPL_RESET,
+								     .vbucket = vb };
+
+					if (!(want & (1u << (k - 1))) ||
+					    (d = slot_dest(w, view, vb, k)) == NULL)
+						continue;
+					/* RESET names the last sequence before the restart (0: none yet). */
+					rec.seq = n->repl_seq[vb];
+					if (rec.seq == 0)
+						rec.seq = n->repl_seq[vb] = 1;
+					dest_add(w, d, view, &rec);
+					d->resyncs++;
+				}
+				n->repl_bf[vb] = (uint8_t)((n->repl_bf[vb] | (uint8_t)(want << 2)) & ~3u);
+				r->bf_on = true;
+			}
+			if (r->bf_on) {
+				r->bf_part = p;
+				kite_store_iter_begin(n->parts[p], &r->bf_cur);
+			}
+		}
+		if (!r->bf_on)
+			return;
+	}
+	struct bf_ctx x = { w, V, view->ec.since };
+	kite_store_iter_next(n->parts[r->bf_part], &r->bf_cur, BACKFILL_STEP, backfill_item, &x);
+	if (!kite_store_iter_done(&r->bf_cur))
+		return;
+	for (uint32_t vb = r->bf_part; vb < V; vb += P) {
+		struct kite_repl_rec rec = { .kind = KITE_REPL_MARK, .vbucket = vb };
+
+		if (!(n->repl_bf[vb] & 0xc))
+			continue;
+		n->repl_bf[vb] &= 3;
+		if (view->role[vb] == KITE_ENGINE_ROLE_OWNER) {
+			emit_rec(w, &rec);
+			r->st.backfills++;
+		}
+	}
+	r->bf_on = false;
+	r->bf_maybe = true; /* others may wait */
+}
+
+/* The replica slot (1, 2) of vb whose member has this address in view; 0: none. */
+static unsigned int
+slot_of(const struct kited_cview *view, uint32_t vb, uint32_t ip)
+{
+	const uint8_t *l = kite_cluster_nodes(&view->map, vb);
+
+	for (unsigned int k = 1; k <= 2 && k < view->map.copies; k++)
+		if (l[k] != KITE_CLUSTER_NONE && view->map.members[l[k]].ip == ip)
+			return k;
+	return 0;
+}
+
+/* An ACK's opaque: the DATA datagram's request id; this bit: not all of it was taken. */
+#define REPL_ACK_PARTIAL (1u << 16)
 
 /* An ACK or NACK from a replica: the owner's side. */
 static void
 on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_udp *u)
 {
 	struct worker_repl *r = w->repl;
+	struct node *n = w->node;
+	const struct kited_cview *view = w->cview;
 	struct repl_dest *d = NULL;
 	const uint8_t *p = m->body, *end = m->body + m->bodylen;
 	uint32_t vb;
@@ -397,39 +805,69 @@ on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net
 		r->st.rx_stray++;
 		return;
 	}
+	if (view == NULL || view->role == NULL || view->map.vbuckets != n->cfg.vbuckets)
+		return;
 	if (m->sub == KITE_REPL_ACK) {
+		uint64_t born, lag = 0;
+
 		r->st.rx_acks++;
-		/* The ACK's opaque names the DATA datagram it answers. */
-		kite_repl_log_ack(&d->log, (uint16_t)m->opaque);
-		while (kite_repl_next_pair(&p, end, &vb, &seq) == 1) {
-			if (vb >= w->node->cfg.vbuckets)
-				continue;
-			uint64_t lag = w->node->repl_seq[vb] > seq ? w->node->repl_seq[vb] - seq : 0;
-			if (lag > r->st.lag_max)
-				r->st.lag_max = lag;
+		d->acks++;
+		/*
+		 * The ACK's opaque names the DATA datagram it answers; one the
+		 * replica took only in part (its map did not make it a replica
+		 * of every vbucket yet) is sent again.
+		 */
+		if (!(m->opaque & REPL_ACK_PARTIAL) &&
+		    kite_repl_log_ack(&d->log, (uint16_t)m->opaque, &born)) {
+			uint64_t us = (rte_rdtsc() - born) * 1000000 / n->tsc_hz;
+			unsigned int bkt = 0;
+
+			while (bkt + 1 < KITED_REPL_LAG_BUCKETS && us >= (UINT64_C(1) << bkt))
+				bkt++;
+			r->lag_hist[bkt]++;
+			d->lag_us = us;
+			if (us > r->st.lag_us_max)
+				r->st.lag_us_max = us;
 		}
+		while (kite_repl_next_pair(&p, end, &vb, &seq) == 1) {
+			unsigned int k;
+
+			if (vb >= n->cfg.vbuckets || view->role[vb] != KITE_ENGINE_ROLE_OWNER)
+				continue;
+			uint64_t l = n->repl_seq[vb] > seq ? n->repl_seq[vb] - seq : 0;
+			if (l > lag)
+				lag = l;
+			/* Acknowledged up to seq by the member in slot k: sync replies may go. */
+			k = slot_of(view, vb, u->src_ip);
+			if (k != 0 && n->repl_slot[vb * 2 + k - 1] == u->src_ip &&
+			    seq > n->repl_acked[vb * 2 + k - 1]) {
+				n->repl_acked[vb * 2 + k - 1] = seq;
+				r->sync_dirty = true;
+			}
+		}
+		d->lag_ops = lag;
+		if (lag > r->st.lag_max)
+			r->st.lag_max = lag;
 		return;
 	}
 	r->st.rx_nacks++;
 	while (kite_repl_next_pair(&p, end, &vb, &seq) == 1) {
 		struct resend_ctx x = { w, d };
+		unsigned int k;
 
-		if (vb >= w->node->cfg.vbuckets)
+		if (vb >= n->cfg.vbuckets || view->role[vb] != KITE_ENGINE_ROLE_OWNER)
 			continue;
-		if (w->cview == NULL)
-			return;
 		/* A datagram resent within the last 50 ms is on its way: not again. */
-		if (kite_repl_log_resend(&d->log, vb, seq, w->cview->ec.epoch, rte_rdtsc(),
-					 w->node->tsc_hz / 20, on_resend, &x) >= 0 ||
-		    seq > w->node->repl_seq[vb])
+		if (kite_repl_log_resend(&d->log, vb, seq, view->ec.epoch, rte_rdtsc(),
+					 n->tsc_hz / 20, on_resend, &x) >= 0 ||
+		    seq > n->repl_seq[vb])
 			continue;
-		/*
-		 * Older than the log: the replica drops the vbucket and follows from
-		 * now (it misses the older items until backfill exists: misses, never
-		 * stale values).
-		 */
+		/* Older than the log: the replica gets the whole vbucket again (backfill). */
+		k = slot_of(view, vb, u->src_ip);
+		if (k == 0 || (n->repl_bf[vb] & (0x5u << (k - 1))))
+			continue; /* not its replica, or a backfill is already on its way */
 		r->st.resync_needed++;
-		send_reset(w, d, vb);
+		backfill_want(w, vb, k);
 	}
 }
 
@@ -518,6 +956,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 	struct kite_repl_rec rec;
 	uint32_t acked[64], gaps[64];
 	unsigned int nack = 0, ngap = 0;
+	bool partial = false;
 	uint8_t out[256];
 	struct kite_repl_builder b;
 	int rc;
@@ -532,6 +971,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 
 		if (vb >= n->cfg.vbuckets || view->role[vb] != KITE_ENGINE_ROLE_REPLICA) {
 			r->st.rx_not_replica++;
+			partial = true;
 			continue;
 		}
 		/*
@@ -542,6 +982,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 		uint8_t own = kite_cluster_owner(&view->map, vb);
 		if (own == KITE_CLUSTER_NONE || view->map.members[own].ip != u->src_ip) {
 			r->st.rx_stale_epoch++;
+			partial = true;
 			continue;
 		}
 		part = vb & (n->n_parts - 1);
@@ -552,10 +993,16 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 		s = n->parts[part];
 		if (rec.kind == KITE_REPL_RESET) {
 			/*
-			 * Drop what this replica applied of the vbucket: nothing if
-			 * clean, nor if it was the vbucket's owner until the map
-			 * changed (its items are the newest there were).
+			 * The stream restarts after rec.seq, a backfill follows. A
+			 * RESET older than what was applied since is a retransmission.
+			 * Dropped: what this replica held of the vbucket, unless clean,
+			 * or it owned the vbucket until the map changed (its items are
+			 * the newest there were).
 			 */
+			if (rec.seq + 1 < n->repl_expected[vb]) {
+				r->st.rx_dups++;
+				continue;
+			}
 			uint8_t *one = n->repl_clean[vb] || n->repl_fresh[vb]
 					       ? NULL
 					       : calloc(n->cfg.vbuckets, 1);
@@ -566,12 +1013,12 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 				free(one);
 			}
 			n->repl_clean[vb] = 1;
-			if (rec.seq + 1 > n->repl_expected[vb])
-				n->repl_expected[vb] = rec.seq + 1;
+			n->repl_synced[vb] = 0;
+			n->repl_expected[vb] = rec.seq + 1;
 			r->st.rx_resets++;
 			if (r->ngap > 0)
 				gap_close(r, vb, UINT64_MAX);
-			continue;
+			goto ack;
 		}
 		switch (kite_repl_order(n->repl_expected[vb], rec.seq)) {
 		case KITE_REPL_DUP:
@@ -603,6 +1050,9 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 					r->st.apply_failed++;
 			} else if (rec.kind == KITE_REPL_DEL) {
 				kite_store_delete(s, rec.key, rec.keylen, h, 0);
+			} else if (rec.kind == KITE_REPL_MARK) {
+				n->repl_synced[vb] = 1;
+				r->st.rx_marks++;
 			}
 			n->repl_expected[vb] = rec.seq + 1;
 			n->repl_clean[vb] = 0;
@@ -612,6 +1062,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 			break;
 		}
 		}
+	ack:
 		for (k = 0; k < nack && acked[k] != vb; k++)
 			;
 		if (k == nack && nack < RTE_DIM(acked))
@@ -632,7 +1083,8 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 			break;
 		do {
 			kite_repl_begin(&b, out, sizeof(out), pass == 0 ? KITE_REPL_ACK : KITE_REPL_NACK,
-					req_id, req_id, (uint32_t)view->self, view->ec.epoch);
+					req_id, req_id | (partial ? REPL_ACK_PARTIAL : 0),
+					(uint32_t)view->self, view->ec.epoch);
 			for (; i < cnt; i++) {
 				uint64_t e = n->repl_expected[list[i]];
 				if (kite_repl_add_pair(&b, list[i], pass == 0 ? e - 1 : e) != 0)
@@ -795,6 +1247,28 @@ kited_repl_view_change(struct worker *w, const struct kited_cview *v)
 		if (now == KITE_ENGINE_ROLE_OWNER && was == KITE_ENGINE_ROLE_REPLICA &&
 		    n->repl_expected[vb] > 0 && n->repl_seq[vb] < n->repl_expected[vb] - 1)
 			n->repl_seq[vb] = n->repl_expected[vb] - 1;
+		if (now == KITE_ENGINE_ROLE_REPLICA && n->repl_prev_owner[vb] != owner)
+			n->repl_synced[vb] = 0; /* a new owner's backfill is to come */
+		/*
+		 * As the owner: a replica slot whose member changed leaves the
+		 * ack set with this epoch, and its new member joins it for what
+		 * is written from now on, after a backfill of the vbucket.
+		 */
+		for (unsigned int k = 1; k <= 2; k++) {
+			const uint8_t *l = kite_cluster_nodes(&v->map, vb);
+			uint32_t ip = 0;
+
+			if (now == KITE_ENGINE_ROLE_OWNER && k <= n->cfg.replicas &&
+			    k < v->map.copies && l[k] != KITE_CLUSTER_NONE && l[k] != v->self)
+				ip = v->map.members[l[k]].ip;
+			if (ip == n->repl_slot[vb * 2 + k - 1] && was == now)
+				continue;
+			n->repl_slot[vb * 2 + k - 1] = ip;
+			n->repl_acked[vb * 2 + k - 1] = n->repl_seq[vb];
+			n->repl_bf[vb] &= (uint8_t)~(0x5u << (k - 1));
+			if (ip != 0)
+				backfill_want(w, vb, k);
+		}
 		n->repl_prev_role[vb] = now;
 		n->repl_prev_owner[vb] = owner;
 	}
@@ -824,4 +1298,59 @@ kited_repl_stats_sum(const struct node *n, struct kited_repl_stats *sum)
 				       ? RTE_MAX(o[k], a[k])
 				       : o[k] + a[k];
 	}
+}
+
+void
+kited_repl_lag_hist(const struct node *n, uint64_t hist[KITED_REPL_LAG_BUCKETS])
+{
+	memset(hist, 0, sizeof(uint64_t) * KITED_REPL_LAG_BUCKETS);
+	for (unsigned int i = 0; n->workers != NULL && i < n->n_workers; i++) {
+		const struct worker_repl *r = n->workers[i].repl;
+
+		for (unsigned int b = 0; r != NULL && b < KITED_REPL_LAG_BUCKETS; b++)
+			hist[b] += r->lag_hist[b];
+	}
+}
+
+unsigned int
+kited_repl_peers(const struct node *n, struct kited_repl_peer *out, unsigned int max)
+{
+	unsigned int np = 0;
+
+	for (unsigned int i = 0; n->workers != NULL && i < n->n_workers; i++) {
+		const struct worker_repl *r = n->workers[i].repl;
+
+		for (unsigned int j = 0; r != NULL && j < r->ndest; j++) {
+			const struct repl_dest *d = &r->dest[j];
+			unsigned int k;
+
+			for (k = 0; k < np && out[k].ip != d->ip; k++)
+				;
+			if (k == np) {
+				if (np == max)
+					continue;
+				memset(&out[np], 0, sizeof(out[np]));
+				out[np++].ip = d->ip;
+			}
+			out[k].lag_ops = RTE_MAX(out[k].lag_ops, d->lag_ops);
+			out[k].lag_us = RTE_MAX(out[k].lag_us, d->lag_us);
+			out[k].retransmits += d->retransmits;
+			out[k].resyncs += d->resyncs;
+			out[k].acks += d->acks;
+		}
+	}
+	return np;
+}
+
+uint32_t
+kited_repl_unsynced(const struct node *n)
+{
+	uint32_t c = 0;
+
+	/* The roles the workers last took (STAT may run beside them: no view is read). */
+	if (n->repl_synced == NULL)
+		return 0;
+	for (uint32_t vb = 0; vb < n->cfg.vbuckets; vb++)
+		c += n->repl_prev_role[vb] == KITE_ENGINE_ROLE_REPLICA && !n->repl_synced[vb];
+	return c;
 }

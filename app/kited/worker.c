@@ -72,6 +72,8 @@ reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens
 {
 	struct dgram_ctx *c = arg;
 	struct worker *w = c->w;
+	/* replication = sync: replies to mutations wait for the replicas (repl.c). */
+	const bool hold = unlikely(c->sync_n > 0 || c->sync_over);
 
 	(void)bufs; /* the mbufs behind them are known: pend[], or the request's */
 	for (unsigned int i = 0; i < n; i++) {
@@ -87,12 +89,18 @@ reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens
 		}
 		m->data_len = lens[i];
 		m->pkt_len = lens[i];
+		if (hold) {
+			w->pend[i] = m;
+			continue;
+		}
 		if (kite_net_udp_reply(w->net, m, &c->u) != 0) {
 			rte_pktmbuf_free(m);
 			continue;
 		}
 		tx_add(w, m);
 	}
+	if (hold)
+		kited_repl_hold(w, c, w->pend, n);
 }
 
 int
@@ -308,6 +316,8 @@ worker_poll(struct worker *w)
 			ctx[nd].m = m;
 			ctx[nd].u = u;
 			ctx[nd].reused = false;
+			ctx[nd].sync_n = 0;
+			ctx[nd].sync_silent = ctx[nd].sync_over = false;
 			dg[nd].home = true;
 			dg[nd].out_arg = &ctx[nd];
 			nd++;
@@ -347,6 +357,8 @@ worker_poll(struct worker *w)
 		ctx[nd].m = m;
 		ctx[nd].u = meta(m)->u;
 		ctx[nd].reused = false;
+		ctx[nd].sync_n = 0;
+		ctx[nd].sync_silent = ctx[nd].sync_over = false;
 		payload_of(w, m, &ctx[nd].u, nd, &dg[nd]);
 		if (unlikely(n->repl_on) && repl_datagram(w, m, &ctx[nd].u, &dg[nd])) {
 			done[nfree++] = m;
@@ -400,6 +412,12 @@ worker_iterate(struct worker *w, struct worker_idle *st)
 	if (worker_poll(w) > 0) {
 		st->idle = 0;
 		return;
+	}
+	if (w->repl != NULL) {
+		/* Timers and backfill go on without traffic; what they send leaves now. */
+		kited_repl_idle(w);
+		if (w->ntx > 0)
+			tx_flush(w);
 	}
 	/* Back off when idle so several DPDK processes can share a small box. */
 	if (n->cfg.idle_sleep_us == 0 || ++st->idle < n->cfg.idle_polls)

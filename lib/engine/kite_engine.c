@@ -758,16 +758,22 @@ replicate(struct kite_engine *e, const struct entry *q, struct kite_store *s, bo
 	const struct kite_engine_cluster *c = e->cluster;
 	struct kite_store_view v;
 
+	void *dg;
+	bool silent;
+
 	if (e->conf.repl == NULL || c == NULL || c->replicas == 0 || c->role == NULL)
 		return;
+	dg = e->dg[q->dgram]->out_arg;
+	/* A GAT's hit is answered even when quiet; TOUCH has no quiet form. */
+	silent = q->r.quiet && q->r.cmd != KITE_CMD_GAT;
 	if (deleted) {
-		e->conf.repl(e->conf.repl_arg, q->vb & c->vbucket_mask, 2, q->r.key, q->r.keylen,
-			     NULL);
+		e->conf.repl(e->conf.repl_arg, dg, q->vb & c->vbucket_mask, 2, q->r.key,
+			     q->r.keylen, NULL, silent);
 		return;
 	}
 	if (kite_store_get(s, q->r.key, q->r.keylen, q->hash, &v) == KITE_STORE_OK)
-		e->conf.repl(e->conf.repl_arg, q->vb & c->vbucket_mask, 1, q->r.key, q->r.keylen,
-			     &v);
+		e->conf.repl(e->conf.repl_arg, dg, q->vb & c->vbucket_mask, 1, q->r.key,
+			     q->r.keylen, &v, silent);
 }
 
 /* TOUCH and GAT: new expiry; GAT also returns the value. */

@@ -163,10 +163,13 @@ struct kite_engine_cluster {
  * Replication (kited, issue 11): called after each successful mutation of
  * an owned vbucket when the view has replicas, with the item as it is now
  * (v; NULL for a deletion, kind 2). The store never learns of it.
+ * dgram_arg is the out_arg of the request's datagram (synchronous
+ * replication holds that datagram's replies until the replicas acked);
+ * silent: the mutation's success has no response (a quiet command).
  */
-typedef void (*kite_engine_repl_fn)(void *arg, uint32_t vbucket, uint8_t kind,
+typedef void (*kite_engine_repl_fn)(void *arg, void *dgram_arg, uint32_t vbucket, uint8_t kind,
 				    const uint8_t *key, uint16_t keylen,
-				    const struct kite_store_view *v);
+				    const struct kite_store_view *v, bool silent);
 
 /** Engine configuration; arrays are owned by the caller and outlive the engine. */
 struct kite_engine_conf {

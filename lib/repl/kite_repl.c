@@ -55,7 +55,7 @@ kite_repl_add_rec(struct kite_repl_builder *b, const struct kite_repl_rec *r)
 	uint8_t *p;
 
 	if (b->sub != KITE_REPL_DATA || r->keylen > KITE_KEY_MAX || b->n == UINT16_MAX ||
-	    r->kind < KITE_REPL_PUT || r->kind > KITE_REPL_RESET)
+	    r->kind < KITE_REPL_PUT || r->kind > KITE_REPL_MARK)
 		return -EINVAL;
 	if (!kite_repl_fits(b, r->keylen, r->vallen))
 		return -ENOSPC;
@@ -166,8 +166,10 @@ kite_repl_next_rec(const uint8_t **pp, const uint8_t *end, struct kite_repl_rec 
 	r->flags = kite_proto_get32(p + 22);
 	r->exptime = kite_proto_get32(p + 26);
 	r->vallen = kite_proto_get32(p + 30);
-	if (r->kind < KITE_REPL_PUT || r->kind > KITE_REPL_RESET || r->seq == 0 ||
-	    r->keylen > KITE_KEY_MAX || (r->kind != KITE_REPL_FLUSH && r->kind != KITE_REPL_RESET && r->keylen == 0) ||
+	if (r->kind < KITE_REPL_PUT || r->kind > KITE_REPL_MARK || r->seq == 0 ||
+	    r->keylen > KITE_KEY_MAX ||
+	    (r->kind != KITE_REPL_FLUSH && r->kind != KITE_REPL_RESET && r->kind != KITE_REPL_MARK &&
+	     r->keylen == 0) ||
 	    (r->kind != KITE_REPL_PUT && r->vallen != 0))
 		return -1;
 	if (left - KITE_REPL_REC_FIXED < r->keylen ||
@@ -246,6 +248,7 @@ kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len, uin
 	e->acked = 0;
 	e->sends = 1;
 	e->tsc = now;
+	e->born = now;
 	memcpy(l->mem + l->head, dgram, len);
 	l->head += len;
 	l->next++;
@@ -260,32 +263,39 @@ kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len, uin
 		for (k = 0; k < e->nvb; k++)
 			if (e->r[k].vb == r.vbucket)
 				break;
+		/* A RESET answers a NACK from anywhere up to it: the stream restarts there. */
+		uint64_t lo = r.kind == KITE_REPL_RESET ? 0 : r.seq;
+
 		if (k == e->nvb) {
 			if (e->nvb == KITE_REPL_LOG_VBS) {
 				e->nvb = KITE_REPL_LOG_VBS + 1; /* many: resend on any NACK */
 				break;
 			}
 			e->r[k].vb = r.vbucket;
-			e->r[k].lo = r.seq;
+			e->r[k].lo = lo;
 			e->r[k].hi = r.seq;
 			e->nvb++;
 			continue;
 		}
-		if (r.seq < e->r[k].lo)
-			e->r[k].lo = r.seq;
+		if (lo < e->r[k].lo)
+			e->r[k].lo = lo;
 		if (r.seq > e->r[k].hi)
 			e->r[k].hi = r.seq;
 	}
 }
 
 bool
-kite_repl_log_ack(struct kite_repl_log *l, uint16_t req_id)
+kite_repl_log_ack(struct kite_repl_log *l, uint16_t req_id, uint64_t *born)
 {
 	for (uint64_t i = l->next; i-- > l->first;) {
 		struct kite_repl_log_ent *e = &l->ent[i % l->nent_cap];
 		if (e->req_id == req_id) {
+			bool first = !e->acked;
+
 			e->acked = 1;
-			return true;
+			if (born != NULL)
+				*born = e->born;
+			return first;
 		}
 	}
 	return false;
@@ -330,7 +340,7 @@ scan_entry(const struct kite_repl_log *l, const struct kite_repl_log_ent *e, uin
 		if (r.vbucket != vb || r.seq < from)
 			continue;
 		*has = true;
-		*reaches |= r.seq == from;
+		*reaches |= r.seq == from || r.kind == KITE_REPL_RESET;
 	}
 }
 

@@ -52,6 +52,12 @@ enum kite_repl_kind {
 	 * what the replica lacks).
 	 */
 	KITE_REPL_RESET = 4,
+	/**
+	 * The owner's backfill of the vbucket (every item it held when the
+	 * walk began, sent as PUT records after a RESET) is complete up to
+	 * this record: a replica that applied it holds the whole vbucket.
+	 */
+	KITE_REPL_MARK = 5,
 };
 
 /** One mutation, as the state it left. Pointers refer to the caller's or the datagram's bytes. */
@@ -147,6 +153,7 @@ struct kite_repl_log_ent {
 	uint8_t acked;     /**< the replica acknowledged it */
 	uint8_t sends;     /**< times sent */
 	uint64_t tsc;      /**< last sent (caller's clock) */
+	uint64_t born;     /**< first sent (caller's clock): the lag of its acknowledgment */
 	uint8_t nvb;       /**< ranges below; KITE_REPL_LOG_VBS + 1: many (resend on any NACK) */
 	struct {
 		uint32_t vb;
@@ -184,8 +191,12 @@ void kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len
 int kite_repl_log_resend(struct kite_repl_log *l, uint32_t vb, uint64_t from, uint64_t epoch,
 			 uint64_t now, uint64_t quiet,
 			 void (*fn)(void *arg, const uint8_t *dgram, size_t len), void *arg);
-/** The newest entry with this request id is acknowledged. @return true if found. */
-bool kite_repl_log_ack(struct kite_repl_log *l, uint16_t req_id);
+/**
+ * The newest entry with this request id is acknowledged. @return true if
+ * found (and not acknowledged before); *born (may be NULL) is when it was
+ * first sent.
+ */
+bool kite_repl_log_ack(struct kite_repl_log *l, uint16_t req_id, uint64_t *born);
 /**
  * Send again (fn) the unacknowledged entries last sent before `before`, at
  * most `max`, oldest first, stamping them with `now`; an entry sent

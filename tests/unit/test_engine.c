@@ -757,6 +757,117 @@ test_topology(void **state)
 }
 
 
+/* The replication hook: what it was told, call by call. */
+struct repl_call {
+	void *dgram;
+	uint32_t vb;
+	uint8_t kind;
+	char key[16];
+	bool has_view, silent;
+	uint64_t cas;
+};
+static struct repl_call repl_calls[16];
+static unsigned int n_repl;
+
+static void
+t_repl(void *arg, void *dgram_arg, uint32_t vb, uint8_t kind, const uint8_t *key, uint16_t keylen,
+       const struct kite_store_view *v, bool silent)
+{
+	struct repl_call *c = &repl_calls[n_repl++ % 16];
+
+	assert_ptr_equal(arg, &n_repl);
+	c->dgram = dgram_arg;
+	c->vb = vb;
+	c->kind = kind;
+	memset(c->key, 0, sizeof(c->key));
+	memcpy(c->key, key, keylen < 15 ? keylen : 15);
+	c->has_view = v != NULL;
+	c->cas = v != NULL ? v->cas : 0;
+	c->silent = silent;
+}
+
+/*
+ * Replication hook: each successful mutation of an owned vbucket, with its
+ * datagram's out_arg (sync replication holds that datagram's replies) and
+ * whether its success is silent (quiet); reads, failures, and vbuckets
+ * this node does not own emit nothing.
+ */
+static void
+test_repl_hook(void **state)
+{
+	struct kite_engine_conf conf;
+	struct kite_engine *e;
+	static uint8_t role[1024];
+	struct kite_engine_cluster c = { 7, 1023, role, NULL, NULL, 0 };
+	struct kite_engine_dgram g;
+	struct dg d;
+	uint8_t delta[20] = { 0 };
+	int tag;
+
+	(void)state;
+	memset(&conf, 0, sizeof(conf));
+	conf.map.partitions = NPARTS;
+	conf.map.workers = 1;
+	conf.map.base_port = 11211;
+	conf.parts = parts;
+	conf.max_item_size = 8192;
+	conf.max_payload = PAYLOAD;
+	conf.stats = &wstats;
+	conf.out.alloc = t_alloc;
+	conf.out.done = t_done;
+	conf.repl = t_repl;
+	conf.repl_arg = &n_repl;
+	e = kite_engine_create(&conf, 0);
+	assert_non_null(e);
+	kite_engine_set_time(e, NOW);
+	memset(role, KITE_ENGINE_ROLE_OWNER, sizeof(role));
+	c.replicas = 1;
+	/* "rh-other" is a replica's key here: never emitted. */
+	role[XXH64("rh-other", 8, 0) % 1024] = KITE_ENGINE_ROLE_REPLICA;
+	kite_engine_set_cluster(e, &c);
+
+	n_repl = 0;
+	dg_start(&d, 1);
+	dg_set(&d, KITE_OP_SET, 1, "rh-a", "v1", 0, 0);
+	dg_set(&d, KITE_OP_SETQ, 2, "rh-b", "v2", 0, 0);
+	dg_set(&d, KITE_OP_ADD, 3, "rh-a", "v3", 0, 0); /* exists: fails, nothing emitted */
+	dg_req(&d, KITE_OP_GET, 4, 0, NULL, 0, "rh-a", NULL, 0);
+	dg_req(&d, KITE_OP_INCREMENT, 5, 0, delta, sizeof(delta), "rh-n", NULL, 0);
+	dg_req(&d, KITE_OP_DELETEQ, 6, 0, NULL, 0, "rh-b", NULL, 0);
+	dg_set(&d, KITE_OP_SET, 7, "rh-other", "x", 0, 0); /* not owned: NOT_MY_VBUCKET */
+	g = (struct kite_engine_dgram){ d.b, d.len, true, false, &tag };
+	n_out = 0;
+	alloc_budget = MAX_OUT;
+	kite_engine_process(e, &g, 1);
+	assert_int_equal(n_repl, 4);
+	for (unsigned int i = 0; i < 4; i++)
+		assert_ptr_equal(repl_calls[i].dgram, &tag);
+	assert_string_equal(repl_calls[0].key, "rh-a");
+	assert_int_equal(repl_calls[0].kind, 1);
+	assert_true(repl_calls[0].has_view && repl_calls[0].cas != 0);
+	assert_false(repl_calls[0].silent);
+	assert_string_equal(repl_calls[1].key, "rh-b");
+	assert_true(repl_calls[1].silent); /* SETQ: its success has no response */
+	assert_string_equal(repl_calls[2].key, "rh-n");
+	assert_int_equal(repl_calls[2].kind, 1);
+	assert_false(repl_calls[2].silent);
+	assert_string_equal(repl_calls[3].key, "rh-b");
+	assert_int_equal(repl_calls[3].kind, 2); /* a deletion: no item */
+	assert_false(repl_calls[3].has_view);
+	assert_true(repl_calls[3].silent);
+	assert_int_equal(repl_calls[0].vb, (uint32_t)(XXH64("rh-a", 4, 0) % 1024));
+
+	/* Without replicas in the view nothing is emitted. */
+	c.replicas = 0;
+	kite_engine_set_cluster(e, &c);
+	n_repl = 0;
+	dg_start(&d, 2);
+	dg_set(&d, KITE_OP_SET, 1, "rh-a", "v9", 0, 0);
+	run(e, &d);
+	assert_int_equal(n_repl, 0);
+	kite_engine_free(e);
+}
+
 /*
  * Cluster mode: a read needs the owner or a replica, a write the owner;
  * otherwise NOT_MY_VBUCKET with the epoch. A fenced node refuses writes
@@ -1228,6 +1339,7 @@ main(void)
 		cmocka_unit_test(test_get_miss_and_hit),
 		cmocka_unit_test(test_quiet_batch_one_datagram),
 		cmocka_unit_test(test_large_reply_split),
+		cmocka_unit_test(test_repl_hook),
 		cmocka_unit_test(test_small_responses_never_straddle),
 		cmocka_unit_test(test_errors_and_next_request),
 		cmocka_unit_test(test_quit_and_quitq),

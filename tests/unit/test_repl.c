@@ -312,8 +312,11 @@ test_log_retry(void **state)
 		kite_proto_put16(dg, (uint16_t)(100 + i)); /* request ids 100..102 */
 		kite_repl_log_add(&l, dg, len, 10);
 	}
-	assert_true(kite_repl_log_ack(&l, 101));
-	assert_false(kite_repl_log_ack(&l, 999));
+	uint64_t born = 0;
+	assert_true(kite_repl_log_ack(&l, 101, &born));
+	assert_int_equal(born, 10);
+	assert_false(kite_repl_log_ack(&l, 101, NULL)); /* acknowledged before: not again */
+	assert_false(kite_repl_log_ack(&l, 999, NULL));
 	memset(&rs, 0, sizeof(rs));
 	/* Not old enough yet. */
 	assert_int_equal(kite_repl_log_retry(&l, 10, 20, 8, 3, on_resend, &rs, &given_up), 0);
@@ -326,6 +329,58 @@ test_log_retry(void **state)
 	assert_int_equal(given_up, 2);
 }
 
+/*
+ * A backfill: RESET, the items as PUT records, MARK. A NACK from any
+ * sequence up to the RESET's is answered from the log (the stream
+ * restarts there), not with another resync; MARK parses like RESET.
+ */
+static void
+test_log_reset_mark(void **state)
+{
+	static uint8_t mem[4096];
+	static struct kite_repl_log_ent ent[16];
+	struct kite_repl_log l;
+	struct kite_repl_builder b;
+	struct kite_repl_msg m;
+	struct kite_repl_rec r;
+	uint8_t dg[512];
+	struct resent rs;
+	const uint8_t *p;
+	size_t len;
+
+	(void)state;
+	kite_repl_log_init(&l, mem, sizeof(mem), ent, 16);
+	kite_repl_begin(&b, dg, sizeof(dg), KITE_REPL_DATA, 9, 0, 3, 99);
+	assert_int_equal(kite_repl_add_rec(&b, &(struct kite_repl_rec){ .kind = KITE_REPL_RESET,
+									 .vbucket = 5, .seq = 40 }),
+			 0);
+	assert_int_equal(kite_repl_add_rec(&b, &(struct kite_repl_rec){ .kind = KITE_REPL_MARK,
+									 .vbucket = 5, .seq = 41 }),
+			 0);
+	len = kite_repl_close(&b, secret);
+	kite_repl_log_add(&l, dg, len, 0);
+	memset(&rs, 0, sizeof(rs));
+	assert_int_equal(kite_repl_log_resend(&l, 5, 1, 99, 1000, 0, on_resend, &rs), 1);
+	assert_int_equal(rs.lo[0], 40);
+	assert_int_equal(kite_repl_log_resend(&l, 5, 41, 99, 2000, 0, on_resend, &rs), 1);
+	/* Another vbucket is not answered by it. */
+	assert_int_equal(kite_repl_log_resend(&l, 6, 1, 99, 3000, 0, on_resend, &rs), -1);
+	assert_int_equal(kite_repl_parse(dg + 8, len - 8, secret, &m), KITE_REPL_OK);
+	p = m.body;
+	assert_int_equal(kite_repl_next_rec(&p, m.body + m.bodylen, &r), 1);
+	assert_int_equal(r.kind, KITE_REPL_RESET);
+	assert_int_equal(kite_repl_next_rec(&p, m.body + m.bodylen, &r), 1);
+	assert_int_equal(r.kind, KITE_REPL_MARK);
+	assert_int_equal(r.seq, 41);
+	assert_int_equal(r.keylen, 0);
+	assert_int_equal(kite_repl_next_rec(&p, m.body + m.bodylen, &r), 0);
+	/* A kind beyond MARK is refused when built. */
+	kite_repl_begin(&b, dg, sizeof(dg), KITE_REPL_DATA, 9, 0, 3, 99);
+	assert_int_equal(kite_repl_add_rec(&b, &(struct kite_repl_rec){ .kind = 6, .vbucket = 5,
+									 .seq = 1 }),
+			 -EINVAL);
+}
+
 int
 main(void)
 {
@@ -333,7 +388,7 @@ main(void)
 		cmocka_unit_test(test_data_roundtrip), cmocka_unit_test(test_pairs_and_fullness),
 		cmocka_unit_test(test_mac),	       cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_order),	       cmocka_unit_test(test_log),
-		cmocka_unit_test(test_log_retry),
+		cmocka_unit_test(test_log_retry), cmocka_unit_test(test_log_reset_mark),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
