@@ -1188,17 +1188,19 @@ repl_stats_more(const struct node *n, kite_engine_emit_fn emit, void *arg)
 	np = kited_repl_peers(n, peers, 64);
 	for (unsigned int i = 0; i < np; i++) {
 		struct in_addr a = { .s_addr = htonl(peers[i].ip) };
-		static const char *const f[] = { "lag_ops", "lag_us", "retransmits", "resyncs", "acks" };
+		static const char *const f[] = { "lag_ops", "lag_us",  "retransmits",
+						 "resyncs", "acks",    "unacked" };
 		const uint64_t val[] = { peers[i].lag_ops, peers[i].lag_us, peers[i].retransmits,
-					 peers[i].resyncs, peers[i].acks };
+					 peers[i].resyncs, peers[i].acks,   peers[i].unacked };
 
 		inet_ntop(AF_INET, &a, ip, sizeof(ip));
-		for (unsigned int k = 0; k < 5; k++) {
+		for (unsigned int k = 0; k < 6; k++) {
 			snprintf(name, sizeof(name), "kite_repl_peer_%s_%s", ip, f[k]);
 			kite_stats_emit_u64(emit, arg, name, val[k]);
 		}
 	}
 	kite_stats_emit_u64(emit, arg, "kite_repl_unsynced_vbuckets", kited_repl_unsynced(n));
+	kite_stats_emit_u64(emit, arg, "kite_repl_backfilling_vbuckets", kited_repl_backfilling(n));
 }
 
 void
@@ -1234,7 +1236,7 @@ kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
 			"arp_misses", "nombuf", "no_dest", "too_large", "apply_failed", "purged",
 			"rx_resets", "given_up", "nack_retries", "lag_max", "lag_us_max",
 			"sync_held", "sync_acked", "sync_timeouts", "sync_withheld", "sync_full",
-			"backfills", "backfill_items", "rx_marks",
+			"backfills", "backfill_items", "rx_marks", "backfill_waits", "resync_asks",
 		};
 		char name[64];
 

@@ -13,7 +13,7 @@
 
 /* Counters (STAT kite_repl_*), summed over the workers; lag_max is a maximum. */
 struct kited_repl_stats {
-	uint64_t tx_records;     /* records emitted to replicas */
+	uint64_t tx_records;     /* mutation records sent (one per replica; backfills not counted) */
 	uint64_t tx_datagrams;   /* REPL datagrams sent (DATA, ACK, NACK, retransmissions) */
 	uint64_t retransmits;    /* DATA sent again (NACK, or a silent replica) */
 	uint64_t rx_acks, rx_nacks;
@@ -39,8 +39,10 @@ struct kited_repl_stats {
 	uint64_t sync_withheld;  /* ... not answered at all (a quiet write among them) */
 	uint64_t sync_full;      /* ... answered ETMPFAIL at once: the hold queue was full */
 	uint64_t backfills;      /* vbucket backfills completed (RESET, items, MARK) */
-	uint64_t backfill_items; /* items sent by backfills */
+	uint64_t backfill_items; /* records sent by backfills (an item to each replica) */
 	uint64_t rx_marks;       /* backfills received whole, as a replica */
+	uint64_t backfill_waits; /* backfill steps put off: a replica had too much unacknowledged */
+	uint64_t resync_asks;    /* backfills asked for, as a replica (vbuckets) */
 };
 
 /* Ack-latency histogram: bucket b counts lags below 2^b microseconds (the last: the rest). */
@@ -54,6 +56,7 @@ struct kited_repl_peer {
 	uint64_t retransmits; /* DATA sent to it again */
 	uint64_t resyncs;     /* backfills it needed */
 	uint64_t acks;
+	uint64_t unacked;     /* datagrams sent to it and not acknowledged yet (its queue) */
 };
 
 struct node;
@@ -89,6 +92,8 @@ void kited_repl_stats_sum(const struct node *n, struct kited_repl_stats *sum);
 void kited_repl_lag_hist(const struct node *n, uint64_t hist[KITED_REPL_LAG_BUCKETS]);
 /* The replicas this node streams to, summed over workers. @return how many (at most max). */
 unsigned int kited_repl_peers(const struct node *n, struct kited_repl_peer *out, unsigned int max);
+/* Owned vbuckets with a replica waiting for its backfill (or being backfilled). */
+uint32_t kited_repl_backfilling(const struct node *n);
 /* Replica vbuckets whose owner's backfill has not arrived whole yet. */
 uint32_t kited_repl_unsynced(const struct node *n);
 

@@ -84,6 +84,10 @@ struct sync_held {
 
 /* Items per backfill step (between bursts, or when idle). */
 #define BACKFILL_STEP 256
+/* Vbuckets one walk backfills at most (their RESETs and MARKs). */
+#define BACKFILL_MAX_VBS 256
+/* A backfill waits while a replica has more datagrams than this unacknowledged. */
+#define BACKFILL_MAX_UNACKED (REPL_LOG_ENTRIES / 4)
 
 struct worker_repl {
 	/* replication = sync */
@@ -109,6 +113,7 @@ struct worker_repl {
 	uint16_t src_port; /* a partition port of this worker: ACKs come back to it */
 	uint16_t req_id;
 	uint64_t next_timer;
+	uint64_t ticks;
 	struct kited_repl_stats st;
 };
 
@@ -156,10 +161,11 @@ kited_repl_setup(struct node *n)
 	n->repl_acked = rte_zmalloc("kite_repl_acked", sizeof(uint64_t) * 2 * n->cfg.vbuckets, 0);
 	n->repl_bf = rte_zmalloc("kite_repl_bf", n->cfg.vbuckets, 0);
 	n->repl_synced = rte_zmalloc("kite_repl_synced", n->cfg.vbuckets, 0);
+	n->repl_ask = rte_zmalloc("kite_repl_ask", n->cfg.vbuckets, 0);
 	if (n->repl_seq == NULL || n->repl_expected == NULL || n->repl_clean == NULL ||
 	    n->repl_prev_role == NULL || n->repl_prev_owner == NULL || n->repl_fresh == NULL ||
 	    n->repl_slot == NULL || n->repl_acked == NULL || n->repl_bf == NULL ||
-	    n->repl_synced == NULL)
+	    n->repl_synced == NULL || n->repl_ask == NULL)
 		return -ENOMEM;
 	n->repl_sync = strcmp(n->cfg.replication, "sync") == 0;
 	n->repl_sync_tsc = n->tsc_hz * n->cfg.sync_timeout_ms / 1000;
@@ -212,6 +218,8 @@ kited_repl_free(struct node *n)
 	rte_free(n->repl_acked);
 	rte_free(n->repl_bf);
 	rte_free(n->repl_synced);
+	rte_free(n->repl_ask);
+	n->repl_ask = NULL;
 	n->repl_slot = NULL;
 	n->repl_acked = NULL;
 	n->repl_bf = n->repl_synced = NULL;
@@ -377,14 +385,15 @@ slot_dest(struct worker *w, const struct kited_cview *view, uint32_t vb, unsigne
 
 /*
  * One record of an owned vbucket to each of its replicas, with the next
- * sequence number. @return the sequence, 0 when the vbucket has no replica
- * to send it to (nothing to wait for).
+ * sequence number; *sent (may be NULL) counts the replicas. @return the
+ * sequence, 0 when the vbucket has no replica to send it to (nothing to
+ * wait for).
  */
 static uint64_t
-emit_rec(struct worker *w, struct kite_repl_rec *rec)
+emit_rec(struct worker *w, struct kite_repl_rec *rec, uint64_t *sent)
 {
 	const struct kited_cview *view = w->cview;
-	unsigned int sent = 0;
+	unsigned int to = 0;
 
 	rec->seq = ++w->node->repl_seq[rec->vbucket];
 	for (unsigned int k = 1; k <= 2; k++) {
@@ -392,10 +401,11 @@ emit_rec(struct worker *w, struct kite_repl_rec *rec)
 
 		if (d == NULL || dest_add(w, d, view, rec) != 0)
 			continue;
-		w->repl->st.tx_records++;
-		sent++;
+		to++;
 	}
-	return sent > 0 ? rec->seq : 0;
+	if (sent != NULL)
+		*sent += to;
+	return to > 0 ? rec->seq : 0;
 }
 
 void
@@ -424,7 +434,7 @@ kited_repl_emit(void *arg, void *dgram_arg, uint32_t vb, uint8_t kind, const uin
 		rec.value = v->value;
 		rec.vallen = v->vallen;
 	}
-	seq = emit_rec(w, &rec);
+	seq = emit_rec(w, &rec, &r->st.tx_records);
 	if (!w->node->repl_sync || c == NULL || seq == 0)
 		return;
 	/* The datagram's pairs are consecutive: the engine executes datagram by datagram. */
@@ -596,10 +606,11 @@ sync_check(struct worker *w, uint64_t now)
 }
 
 static void backfill_step(struct worker *w);
+static void asks_scan(struct worker *w);
 
 /* Between bursts (and when idle): backfill, send what was batched, timers, held replies. */
 static void
-repl_tick(struct worker *w, bool burst)
+repl_tick(struct worker *w)
 {
 	struct worker_repl *r = w->repl;
 	uint64_t now;
@@ -614,11 +625,12 @@ repl_tick(struct worker *w, bool burst)
 		sync_check(w, now);
 	if (now < r->next_timer)
 		return;
-	if (!burst && r->ngap == 0 && r->ndest == 0)
-		return;
+
 	r->next_timer = now + w->node->tsc_hz / 50;
 	if (r->ngap > 0)
 		gaps_retry(w, now);
+	if (++r->ticks % 10 == 0)
+		asks_scan(w); /* every 200 ms */
 	/* Datagrams not acknowledged in time (lost, or the peer's MAC unknown yet): again. */
 	for (unsigned int i = 0; i < r->ndest; i++) {
 		struct repl_dest *d = &r->dest[i];
@@ -639,14 +651,14 @@ void
 kited_repl_flush(struct worker *w)
 {
 	if (w->repl != NULL)
-		repl_tick(w, true);
+		repl_tick(w);
 }
 
 void
 kited_repl_idle(struct worker *w)
 {
 	if (w->repl != NULL)
-		repl_tick(w, false);
+		repl_tick(w);
 }
 
 /* ---- backfill: a replica new to a vbucket gets all of it ----------------- */
@@ -686,8 +698,7 @@ backfill_item(void *arg, const struct kite_store_item *it)
 	rec.exptime = it->v.exptime;
 	rec.value = it->v.value;
 	rec.vallen = it->v.vallen;
-	if (emit_rec(w, &rec) != 0)
-		w->repl->st.backfill_items++;
+	emit_rec(w, &rec, &w->repl->st.backfill_items);
 	return 0;
 }
 
@@ -712,7 +723,19 @@ backfill_step(struct worker *w)
 
 	if (view == NULL || view->role == NULL || view->self < 0)
 		return;
+	/*
+	 * Backpressure: a backfill goes on only while every replica keeps up
+	 * (what it has not acknowledged must stay in the log, or a lost
+	 * datagram could be neither sent again nor asked for).
+	 */
+	for (unsigned int i = 0; i < r->ndest; i++)
+		if (kite_repl_log_unacked(&r->dest[i].log) > BACKFILL_MAX_UNACKED) {
+			r->st.backfill_waits++;
+			return;
+		}
 	if (!r->bf_on) {
+		unsigned int taken = 0;
+
 		r->bf_maybe = false;
 		for (uint32_t p = 0; p < P && !r->bf_on; p++) {
 			if (kite_topo_owner(&n->map, p) != w->id)
@@ -722,6 +745,11 @@ backfill_step(struct worker *w)
 
 				if (want == 0)
 					continue;
+				if (taken == BACKFILL_MAX_VBS) {
+					r->bf_maybe = true; /* the rest in the next walk */
+					break;
+				}
+				taken++;
 				if (view->role[vb] != KITE_ENGINE_ROLE_OWNER) {
 					n->repl_bf[vb] = 0;
 					continue;
@@ -763,7 +791,7 @@ backfill_step(struct worker *w)
 			continue;
 		n->repl_bf[vb] &= 3;
 		if (view->role[vb] == KITE_ENGINE_ROLE_OWNER) {
-			emit_rec(w, &rec);
+			emit_rec(w, &rec, NULL);
 			r->st.backfills++;
 		}
 	}
@@ -801,12 +829,16 @@ on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net
 	for (unsigned int i = 0; i < r->ndest; i++)
 		if (r->dest[i].ip == u->src_ip && r->dest[i].port == u->src_port)
 			d = &r->dest[i];
+	if (view == NULL || view->role == NULL || view->map.vbuckets != n->cfg.vbuckets)
+		return;
+	/* A replica that asks for its backfill may not have heard from us yet. */
+	if (d == NULL && m->sub == KITE_REPL_NACK && m->sender < view->map.n_members &&
+	    view->map.members[m->sender].ip == u->src_ip)
+		d = dest_get(w, u->src_ip, u->src_port);
 	if (d == NULL) {
 		r->st.rx_stray++;
 		return;
 	}
-	if (view == NULL || view->role == NULL || view->map.vbuckets != n->cfg.vbuckets)
-		return;
 	if (m->sub == KITE_REPL_ACK) {
 		uint64_t born, lag = 0;
 
@@ -858,11 +890,14 @@ on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net
 		if (vb >= n->cfg.vbuckets || view->role[vb] != KITE_ENGINE_ROLE_OWNER)
 			continue;
 		/* A datagram resent within the last 50 ms is on its way: not again. */
-		if (kite_repl_log_resend(&d->log, vb, seq, view->ec.epoch, rte_rdtsc(),
-					 n->tsc_hz / 20, on_resend, &x) >= 0 ||
+		if ((seq != 0 && kite_repl_log_resend(&d->log, vb, seq, view->ec.epoch, rte_rdtsc(),
+						      n->tsc_hz / 20, on_resend, &x) >= 0) ||
 		    seq > n->repl_seq[vb])
 			continue;
-		/* Older than the log: the replica gets the whole vbucket again (backfill). */
+		/*
+		 * Older than the log, or a replica that asks (0: it holds nothing
+		 * whole of the vbucket): it gets the whole vbucket again (backfill).
+		 */
 		k = slot_of(view, vb, u->src_ip);
 		if (k == 0 || (n->repl_bf[vb] & (0x5u << (k - 1))))
 			continue; /* not its replica, or a backfill is already on its way */
@@ -917,6 +952,92 @@ send_nack(struct worker *w, const struct repl_gap *g)
 			view->ec.epoch);
 	kite_repl_add_pair(&b, g->vb, w->node->repl_expected[g->vb]);
 	send_to(w, g->ip, g->port, g->local, out, kite_repl_close(&b, w->node->repl_secret), NULL);
+}
+
+/*
+ * A replica vbucket without a whole backfill (a new owner, or this node new
+ * to it) asks its owner for one, NACK (vb, 0), when a scan finds it so
+ * twice with no RESET between (the owner's own backfill usually comes
+ * first; maps seen in another order, or a lost MARK, would leave it so).
+ * Pairs are batched per owner port.
+ */
+#define ASK_BATCHES 16
+struct ask_batch {
+	uint32_t ip;
+	uint16_t port, local;
+	struct kite_repl_builder b;
+	uint8_t buf[512];
+};
+
+static void
+ask_flush(struct worker *w, struct ask_batch *a)
+{
+	if (a->b.n == 0)
+		return;
+	send_to(w, a->ip, a->port, a->local, a->buf, kite_repl_close(&a->b, w->node->repl_secret),
+		NULL);
+	w->repl->st.resync_asks += a->b.n;
+	a->b.n = 0;
+}
+
+static void
+asks_scan(struct worker *w)
+{
+	struct node *n = w->node;
+	const struct kited_cview *view = w->cview;
+	struct ask_batch *a = calloc(ASK_BATCHES, sizeof(*a));
+	unsigned int na = 0;
+
+	if (a == NULL || view == NULL || view->role == NULL || view->self < 0 ||
+	    view->map.vbuckets != n->cfg.vbuckets) {
+		free(a);
+		return;
+	}
+	for (uint32_t p = 0; p < n->n_parts; p++) {
+		if (kite_topo_owner(&n->map, p) != w->id)
+			continue;
+		for (uint32_t vb = p; vb < n->cfg.vbuckets; vb += n->n_parts) {
+			uint8_t o;
+			const struct kite_cluster_member *mb;
+			uint16_t port;
+			unsigned int i;
+
+			if (view->role[vb] != KITE_ENGINE_ROLE_REPLICA || n->repl_synced[vb]) {
+				n->repl_ask[vb] = 0;
+				continue;
+			}
+			if (n->repl_ask[vb] == 0) {
+				n->repl_ask[vb] = 1; /* the owner's backfill may be on its way */
+				continue;
+			}
+			o = kite_cluster_owner(&view->map, vb);
+			if (o == KITE_CLUSTER_NONE)
+				continue;
+			mb = &view->map.members[o];
+			port = (uint16_t)(mb->base_port + (vb & (mb->partitions - 1u)));
+			for (i = 0; i < na && (a[i].ip != mb->ip || a[i].port != port); i++)
+				;
+			if (i == na) {
+				if (na == ASK_BATCHES)
+					continue; /* the next scan */
+				a[i].ip = mb->ip;
+				a[i].port = port;
+				a[i].local = kite_topo_port(&n->map, p);
+				kite_repl_begin(&a[i].b, a[i].buf, sizeof(a[i].buf), KITE_REPL_NACK, 0, 0,
+						(uint32_t)view->self, view->ec.epoch);
+				na++;
+			}
+			if (kite_repl_add_pair(&a[i].b, vb, 0) != 0) {
+				ask_flush(w, &a[i]);
+				kite_repl_begin(&a[i].b, a[i].buf, sizeof(a[i].buf), KITE_REPL_NACK, 0,
+						0, (uint32_t)view->self, view->ec.epoch);
+				kite_repl_add_pair(&a[i].b, vb, 0);
+			}
+		}
+	}
+	for (unsigned int i = 0; i < na; i++)
+		ask_flush(w, &a[i]);
+	free(a);
 }
 
 /* Gaps still open after a while: NACK again (the first NACK may have been lost). */
@@ -1014,6 +1135,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 			}
 			n->repl_clean[vb] = 1;
 			n->repl_synced[vb] = 0;
+			n->repl_ask[vb] = 0; /* the backfill follows: give it a scan's time */
 			n->repl_expected[vb] = rec.seq + 1;
 			r->st.rx_resets++;
 			if (r->ngap > 0)
@@ -1056,7 +1178,7 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 			}
 			n->repl_expected[vb] = rec.seq + 1;
 			n->repl_clean[vb] = 0;
-			r->st.rx_applied++;
+			r->st.rx_applied += rec.kind != KITE_REPL_MARK;
 			if (r->ngap > 0)
 				gap_close(r, vb, rec.seq);
 			break;
@@ -1247,7 +1369,8 @@ kited_repl_view_change(struct worker *w, const struct kited_cview *v)
 		if (now == KITE_ENGINE_ROLE_OWNER && was == KITE_ENGINE_ROLE_REPLICA &&
 		    n->repl_expected[vb] > 0 && n->repl_seq[vb] < n->repl_expected[vb] - 1)
 			n->repl_seq[vb] = n->repl_expected[vb] - 1;
-		if (now == KITE_ENGINE_ROLE_REPLICA && n->repl_prev_owner[vb] != owner)
+		if (now == KITE_ENGINE_ROLE_REPLICA &&
+		    (was != KITE_ENGINE_ROLE_REPLICA || n->repl_prev_owner[vb] != owner))
 			n->repl_synced[vb] = 0; /* a new owner's backfill is to come */
 		/*
 		 * As the owner: a replica slot whose member changed leaves the
@@ -1337,9 +1460,22 @@ kited_repl_peers(const struct node *n, struct kited_repl_peer *out, unsigned int
 			out[k].retransmits += d->retransmits;
 			out[k].resyncs += d->resyncs;
 			out[k].acks += d->acks;
+			out[k].unacked += kite_repl_log_unacked(&d->log);
 		}
 	}
 	return np;
+}
+
+uint32_t
+kited_repl_backfilling(const struct node *n)
+{
+	uint32_t c = 0;
+
+	if (n->repl_bf == NULL)
+		return 0;
+	for (uint32_t vb = 0; vb < n->cfg.vbuckets; vb++)
+		c += n->repl_bf[vb] != 0;
+	return c;
 }
 
 uint32_t

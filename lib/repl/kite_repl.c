@@ -302,6 +302,16 @@ kite_repl_log_ack(struct kite_repl_log *l, uint16_t req_id, uint64_t *born)
 }
 
 unsigned int
+kite_repl_log_unacked(const struct kite_repl_log *l)
+{
+	unsigned int n = 0;
+
+	for (uint64_t i = l->first; i < l->next; i++)
+		n += !l->ent[i % l->nent_cap].acked;
+	return n;
+}
+
+unsigned int
 kite_repl_log_retry(struct kite_repl_log *l, uint64_t before, uint64_t now, unsigned int max,
 		    unsigned int max_sends, void (*fn)(void *arg, const uint8_t *dgram, size_t len),
 		    void *arg, uint64_t *given_up)

@@ -197,6 +197,9 @@ int kite_repl_log_resend(struct kite_repl_log *l, uint32_t vb, uint64_t from, ui
  * first sent.
  */
 bool kite_repl_log_ack(struct kite_repl_log *l, uint16_t req_id, uint64_t *born);
+/** Entries sent and not acknowledged yet (nor given up): a sender's backpressure. */
+unsigned int kite_repl_log_unacked(const struct kite_repl_log *l);
+
 /**
  * Send again (fn) the unacknowledged entries last sent before `before`, at
  * most `max`, oldest first, stamping them with `now`; an entry sent

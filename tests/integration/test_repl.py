@@ -37,6 +37,31 @@ def stats_sum(nodes, name):
     return sum(int(n.stats().get(name, 0)) for n in nodes)
 
 
+def log_counters(t, nodes):
+    """The replication counters of each node, for a failure's log."""
+    names = ('tx_records', 'rx_applied', 'rx_dups', 'rx_gaps', 'retransmits', 'rx_acks',
+             'rx_nacks', 'nack_retries', 'resync_needed', 'rx_resets', 'given_up',
+             'rx_stale_epoch', 'rx_not_replica', 'arp_misses', 'apply_failed', 'purged',
+             'backfills', 'backfill_items', 'rx_marks', 'unsynced_vbuckets', 'backfill_waits',
+             'backfilling_vbuckets', 'resync_asks')
+    t.log('replication counters: %r' % {n: [int(x.stats().get('kite_repl_' + n, 0))
+                                            for x in nodes.values()] for n in names})
+    t.log('peers: %r' % [{k: v for k, v in x.stats().items() if k.startswith('kite_repl_peer')
+                          or k.startswith('kite_repl_backfill_waits')} for x in nodes.values()])
+
+
+def wait_synced(nodes, timeout=20):
+    """Until every replica vbucket is whole and no owner has a backfill to send
+    (a node that restarts or returns is whole again only then). Seconds taken."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if all(int(x.stats().get('kite_repl_unsynced_vbuckets', 1)) == 0 and
+               int(x.stats().get('kite_repl_backfilling_vbuckets', 1)) == 0 for x in nodes):
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    return None
+
+
 def forged_data(key, value, vb, req_id=77):
     """A REPL DATA datagram under a wrong secret (its MAC cannot verify)."""
     rec = bytes([1, len(key)]) + struct.pack('>IQQIII', vb, 1, 5, 0, 0, len(value)) + key + value
@@ -68,6 +93,12 @@ def body(t):
     client = kitelib.Client(lib, seeds, timeout_ms=300)
     t.on_cleanup(client.close)
     converge(list(nodes.values()), client, 3)
+    if os.environ.get('KITE_DEBUG'):
+        for _ in range(6):
+            t.log('after converge: unsynced %r' % [
+                int(x.stats().get('kite_repl_unsynced_vbuckets', 0)) for x in nodes.values()])
+            time.sleep(0.5)
+        log_counters(t, nodes)
     keys = [b'rkey-%05d' % k for k in range(KEYS)]
     acked = {}
 
@@ -83,11 +114,7 @@ def body(t):
                 break
             time.sleep(0.1)
         if items != 2 * KEYS:
-            names = ('tx_records', 'rx_applied', 'rx_dups', 'rx_gaps', 'retransmits', 'rx_acks',
-                     'rx_nacks', 'nack_retries', 'resync_needed', 'rx_resets', 'given_up',
-                     'rx_stale_epoch', 'rx_not_replica', 'arp_misses', 'apply_failed', 'purged')
-            t.log('replication counters: %r' % {n: [int(x.stats().get('kite_repl_' + n, 0))
-                                                    for x in nodes.values()] for n in names})
+            log_counters(t, nodes)
         check_eq(items, 2 * KEYS, 'items on the nodes (each key on its owner and one replica)')
         sent = stats_sum(nodes.values(), 'kite_repl_tx_records')
         applied = stats_sum(nodes.values(), 'kite_repl_rx_applied')
@@ -242,6 +269,11 @@ def body(t):
     t.case('SIGSTOP of an owner past its lease: no stale value after it returns', c_pause)
 
     def c_failover():
+        # One failure at a time: the node that returned in the last case is
+        # whole again only once its backfill arrived (R = 1).
+        took = wait_synced(list(nodes.values()))
+        check(took is not None, 'replicas not whole 20 s after the last case')
+        figures.append('replicas whole again %.1f s after the SIGSTOP case ended' % took)
         victim = nodes[2]
         mine = [k for k in acked if client.owner(k) == 1]  # member index 1 is n2 (ids sorted)
         check(len(mine) > KEYS / 5, 'keys owned by n2: %d' % len(mine))
@@ -282,6 +314,29 @@ def body(t):
         res = client.exec(kitelib.KITE_SET, [(k, b'v4-cas')], batch=1, cas=acked[k][1])
         check_eq(res[0][0], kitelib.KITE_EXISTS,
                  'the same CAS again (the item changed)')
+        # Backfill: the new owners give their vbuckets' new replicas everything they
+        # hold, so every key is on two nodes again and every replica vbucket is whole.
+        want = 2 * len(acked)
+        end = time.monotonic() + 20
+        t1 = time.monotonic()
+        while time.monotonic() < end:
+            items = stats_sum(nodes.values(), 'curr_items')
+            unsynced = stats_sum(nodes.values(), 'kite_repl_unsynced_vbuckets')
+            if items == want and unsynced == 0:
+                break
+            if os.environ.get('KITE_DEBUG'):
+                t.log('backfill: items %d unsynced %r' % (items, [
+                    int(x.stats().get('kite_repl_unsynced_vbuckets', 0)) for x in nodes.values()]))
+            time.sleep(0.5 if os.environ.get('KITE_DEBUG') else 0.2)
+        figures.append('backfill after the failover: %d items on the 2 nodes (want %d), '
+                       '%d replica vbuckets not yet whole, after %.1f s; %d backfills, '
+                       '%d records' % (items, want, unsynced, time.monotonic() - t1,
+                                       stats_sum(nodes.values(), 'kite_repl_backfills'),
+                                       stats_sum(nodes.values(), 'kite_repl_backfill_items')))
+        if items != want or unsynced:
+            log_counters(t, nodes)
+        check_eq(items, want, 'items after the backfill (every key on its owner and a replica)')
+        check_eq(unsynced, 0, 'replica vbuckets whose backfill did not arrive whole')
     t.case('kill -9 of an owner: its replica serves its keys', c_failover)
     log_figures(t, figures)
 

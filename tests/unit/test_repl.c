@@ -313,7 +313,9 @@ test_log_retry(void **state)
 		kite_repl_log_add(&l, dg, len, 10);
 	}
 	uint64_t born = 0;
+	assert_int_equal(kite_repl_log_unacked(&l), 3);
 	assert_true(kite_repl_log_ack(&l, 101, &born));
+	assert_int_equal(kite_repl_log_unacked(&l), 2);
 	assert_int_equal(born, 10);
 	assert_false(kite_repl_log_ack(&l, 101, NULL)); /* acknowledged before: not again */
 	assert_false(kite_repl_log_ack(&l, 999, NULL));
