@@ -910,7 +910,17 @@ etcd_turn(struct kited_cluster *c)
 		e->next_keepalive = etcd_keepalive(c) ? now + c->n->cfg.lease_ttl * c->hz / 3
 						      : rte_rdtsc() + c->hz / 10;
 	}
-	c->st.fenced = rte_rdtsc() > c->fence_tsc;
+	now = rte_rdtsc();
+	if ((now > c->fence_tsc) != (c->st.fenced != 0)) {
+		/* The workers read fence_tsc themselves: this only tells the log. */
+		if (now > c->fence_tsc)
+			KLOG(WARNING, "cluster: fenced: no keepalive acknowledged in time (%" PRIu64
+				      " ms past the fence); writes refused until the lease is renewed",
+			     (now - c->fence_tsc) * 1000 / c->hz);
+		else
+			KLOG(INFO, "cluster: unfenced: the lease is renewed, writes taken again");
+	}
+	c->st.fenced = now > c->fence_tsc;
 	curl_multi_perform(e->multi, &running);
 	if (running == 0 && !e->watch_dead) {
 		/* The watch stream ended (etcd restarted, a timeout): range, then watch again. */
