@@ -56,7 +56,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		kite_repl_log_add(&l, data + off, size - off, off);
 	(void)kite_repl_log_resend(&l, vb, 1, 0, 0, 0, sink, NULL);
 	(void)kite_repl_log_ack(&l, (uint16_t)vb, NULL);
-		(void)kite_repl_log_unacked(&l);
+	(void)kite_repl_log_unacked(&l);
 	(void)kite_repl_log_retry(&l, UINT64_MAX, 0, 4, 3, sink, NULL, NULL);
 	return 0;
 }
