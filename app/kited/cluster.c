@@ -273,6 +273,7 @@ install(struct kited_cluster *c, const struct kite_cluster_member *mb, unsigned 
 		KLOG(ERR, "cluster: cannot build a map of %u member(s): %s", nmb, strerror(-rc));
 		return rc;
 	}
+	m.replicas = (uint8_t)c->n->cfg.replicas;
 	if (!c->rejoined && cur != NULL && cur->map.nodes != NULL && cur->map.epoch == epoch &&
 	    cur->map.n_members == m.n_members &&
 	    memcmp(cur->map.members, m.members, sizeof(*m.members) * m.n_members) == 0) {

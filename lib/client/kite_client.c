@@ -258,6 +258,7 @@ map_install(struct kite_client *c, const uint8_t *body, size_t len)
 		rc = KITE_PROTOCOL;
 		goto out;
 	}
+	nm.replicas = m->replicas;
 	/*
 	 * A newer epoch with the same members moves nothing: the map before the
 	 * last real change stays the one to read through from.
@@ -589,6 +590,13 @@ on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
 		on_fill_response(c, op, x, now);
 		return true;
 	}
+	/* A replica that misses or refuses: the owner is asked (it may be filling). */
+	if (op->priv.via == 1 && x->status != KITE_STATUS_OK) {
+		op->priv.via = 2;
+		c->st.replica_fallbacks++;
+		requeue(op, now);
+		return true;
+	}
 	/* Warm-up: a miss at the new owner is read through from the previous one. */
 	if (!op->priv.filled && ((op->type == KITE_GET && x->status == KITE_STATUS_KEY_ENOENT) ||
 				 (op->type == KITE_DELETE && (x->status == KITE_STATUS_OK ||
@@ -862,6 +870,19 @@ route(struct kite_client *c, struct kite_op *op, struct sockaddr_in *to, int *me
 
 	if (m == KITE_CLUSTER_NONE)
 		return false;
+	/* read_from = any: one of the owner and its replicas, at random. */
+	op->priv.via = op->priv.via == 2 ? 2 : 0;
+	if (op->type == KITE_GET && c->o.read_from == KITE_READ_ANY && op->priv.via == 0 &&
+	    c->map.replicas > 0 && !c->memcached_seed) {
+		unsigned int k = (unsigned int)(rnd(c) % (c->map.replicas + 1u));
+		uint8_t r = kite_cluster_nodes(&c->map, vb)[k];
+
+		if (k > 0 && r != KITE_CLUSTER_NONE) {
+			m = r;
+			op->priv.via = 1;
+			c->st.replica_reads++;
+		}
+	}
 	*member = m;
 	member_addr(c, m, (uint16_t)(vb & (c->map.members[m].partitions - 1u)), to);
 	return true;

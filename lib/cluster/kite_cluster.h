@@ -70,6 +70,12 @@ struct kite_cluster_map {
 	uint32_t vbuckets; /**< power of two */
 	uint16_t n_members;
 	uint8_t copies; /**< nodes listed per vbucket (1..KITE_CLUSTER_MAX_COPIES) */
+	/**
+	 * Replicas per vbucket (0..copies - 1): the first this many nodes after
+	 * the owner hold its stream and serve reads. Set by the membership
+	 * source after kite_cluster_map_build(); carried in CLUSTER_MAP.
+	 */
+	uint8_t replicas;
 	struct kite_cluster_member *members;
 	/** vbuckets x copies member indexes, owner first; KITE_CLUSTER_NONE pads. */
 	uint8_t *nodes;
@@ -144,6 +150,7 @@ struct kite_cluster_msg {
 	uint64_t epoch;
 	uint32_t vbuckets;
 	uint8_t copies;
+	uint8_t replicas;
 	uint16_t n_members;
 	struct kite_cluster_member members[KITE_CLUSTER_MAX_MEMBERS];
 };

@@ -7,7 +7,7 @@
 /*
  * CLUSTER_MAP reply body, big-endian:
  *   u8 version, u8 copies, u16 member count, u32 vbuckets, u64 epoch,
- *   u32 reserved (0), then per member:
+ *   u8 replicas, u8 and u16 reserved (0), then per member:
  *   u8 id length, id, u8 zone length, zone, u32 ip, u16 base port,
  *   u16 partitions, u32 weight, u8 state.
  */
@@ -50,7 +50,9 @@ kite_cluster_msg_encode(const struct kite_cluster_map *m, uint8_t *buf, size_t l
 	p = put16(p, m->n_members);
 	p = put32(p, m->vbuckets);
 	p = put32(put32(p, (uint32_t)(m->epoch >> 32)), (uint32_t)m->epoch);
-	p = put32(p, 0);
+	*p++ = m->replicas;
+	*p++ = 0;
+	p = put16(p, 0);
 	for (unsigned int i = 0; i < m->n_members; i++) {
 		const struct kite_cluster_member *mb = &m->members[i];
 		size_t il = strlen(mb->id), zl = strlen(mb->zone);
@@ -84,8 +86,10 @@ kite_cluster_msg_decode(const uint8_t *buf, size_t len, struct kite_cluster_msg 
 	out->n_members = get16(p + 2);
 	out->vbuckets = get32(p + 4);
 	out->epoch = (uint64_t)get32(p + 8) << 32 | get32(p + 12);
+	out->replicas = p[16];
 	p += 20;
-	if (out->copies == 0 || out->copies > KITE_CLUSTER_MAX_COPIES || out->n_members == 0 ||
+	if (out->copies == 0 || out->copies > KITE_CLUSTER_MAX_COPIES ||
+	    out->replicas >= out->copies || out->n_members == 0 ||
 	    out->n_members > KITE_CLUSTER_MAX_MEMBERS || out->vbuckets < KITE_CLUSTER_MIN_VBUCKETS ||
 	    out->vbuckets > KITE_CLUSTER_MAX_VBUCKETS || (out->vbuckets & (out->vbuckets - 1)) != 0)
 		return -EINVAL;

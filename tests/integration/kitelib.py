@@ -25,7 +25,7 @@ class _Priv(ctypes.Structure):
     _fields_ = [('attempts', ctypes.c_uint16), ('redirects', ctypes.c_uint16),
                 ('tmpfails', ctypes.c_uint16), ('state', ctypes.c_uint8),
                 ('phase', ctypes.c_uint8), ('filled', ctypes.c_uint8),
-                ('main_status', ctypes.c_uint16), ('fill_flags', ctypes.c_uint32),
+                ('via', ctypes.c_uint8), ('main_status', ctypes.c_uint16), ('fill_flags', ctypes.c_uint32),
                 ('fill_exp', ctypes.c_uint32), ('not_before', ctypes.c_uint64)]
 
 
@@ -46,7 +46,8 @@ class Options(ctypes.Structure):
                 ('retries', ctypes.c_uint), ('max_redirects', ctypes.c_uint),
                 ('tmpfail_retries', ctypes.c_uint), ('refresh_ms', ctypes.c_uint),
                 ('payload_max', ctypes.c_uint), ('retry_nonidempotent', ctypes.c_int),
-                ('lazy_map', ctypes.c_int), ('warmup_ms', ctypes.c_uint)]
+                ('lazy_map', ctypes.c_int), ('warmup_ms', ctypes.c_uint),
+                ('read_from', ctypes.c_int)]
 
 
 class MapInfo(ctypes.Structure):
@@ -58,7 +59,8 @@ class MapInfo(ctypes.Structure):
 class Stats(ctypes.Structure):
     _fields_ = [(n, ctypes.c_uint64) for n in (
         'ops', 'datagrams_sent', 'datagrams_received', 'retries', 'redirects', 'tmpfails',
-        'map_fetches', 'map_changes', 'late_replies', 'timeouts', 'fills', 'fill_hits')]
+        'map_fetches', 'map_changes', 'late_replies', 'timeouts', 'fills', 'fill_hits',
+        'replica_reads', 'replica_fallbacks')]
 
 
 def load(build_dir):
@@ -81,7 +83,8 @@ class KiteError(Exception):
 
 
 class Client:
-    def __init__(self, lib, seeds, timeout_ms=300, retries=2, warmup=True, refresh_ms=0):
+    def __init__(self, lib, seeds, timeout_ms=300, retries=2, warmup=True, refresh_ms=0,
+                 read_any=False):
         self.lib = lib
         self.h = ctypes.c_void_p()
         o = Options()
@@ -90,6 +93,7 @@ class Client:
         o.retries = retries if retries else KITE_NO_RETRY
         o.warmup_ms = 0 if warmup else KITE_NO_WARMUP
         o.refresh_ms = refresh_ms
+        o.read_from = 1 if read_any else 0
         rc = lib.kite_open(ctypes.byref(self.h), ctypes.byref(o))
         if rc != KITE_OK:
             raise KiteError('kite_open(%s): %s' % (seeds, lib.kite_strerror(rc).decode()))

@@ -125,6 +125,23 @@ def body(t):
             KEYS, applied, stats_sum(nodes.values(), 'kite_repl_retransmits')))
     t.case('every write reaches one replica', c_replicated)
 
+    def c_read_any():
+        # read_from = any: reads spread over owners and replicas, every value right.
+        anyc = kitelib.Client(lib, seeds, timeout_ms=300, read_any=True)
+        t.on_cleanup(anyc.close)
+        hits, errors = anyc.get_many(keys)
+        st = anyc.stats()
+        wrong = [k for k in keys if hits.get(k) != acked[k][0]]
+        figures.append('read_from = any: %d reads, %d sent to a replica, %d asked again at the '
+                       'owner, %d wrong or missing' % (len(keys), st['replica_reads'],
+                                                       st['replica_fallbacks'], len(wrong)))
+        check(not errors, 'errors: %r' % list(errors.items())[:3])
+        check(not wrong, 'values not the acknowledged ones: %r' % wrong[:3])
+        check(0.3 * len(keys) < st['replica_reads'] < 0.7 * len(keys),
+              'reads sent to replicas: %d of %d (R = 1: about half)' % (
+                  st['replica_reads'], len(keys)))
+    t.case('reads from replicas (read_from = any)', c_read_any)
+
     def c_forged():
         n1 = nodes[1]
         before = int(n1.stats()['kite_repl_rx_bad_mac'])

@@ -100,6 +100,17 @@ owner_of(const void *key, size_t keylen)
 	return kite_cluster_owner(&map, vb);
 }
 
+/* A replica of the key's vbucket (read_from = any): the second node of its list. */
+static atomic_bool serve_replica;  /* fakes answer reads of keys they replicate */
+static char replica_lags[16];      /* ... except this key: a miss, as a replica still filling */
+
+static bool
+replica_of(const void *key, size_t keylen, int id)
+{
+	uint32_t vb = (uint32_t)(kite_topo_key_hash(key, (uint16_t)keylen) & (map.vbuckets - 1));
+	return map.copies > 1 && map.replicas > 0 && kite_cluster_nodes(&map, vb)[1] == id;
+}
+
 /* The fakes' store: a few keys, shared (the tests look at one node at a time). */
 static struct {
 	char key[64];
@@ -136,7 +147,15 @@ h_normal(struct fake *f, int sock, const struct sockaddr_in *from, const uint8_t
 			o += res(out + o, op, 0, opaque, 0, NULL, 0, NULL, 0, "1.0", op == KITE_OP_VERSION ? 3 : 0);
 			continue;
 		}
-		if (keylen > 0 && owner_of(key, keylen) != f->id) {
+		bool as_replica = keylen > 0 && op == KITE_OP_GETK && atomic_load(&serve_replica) &&
+				  replica_of(key, keylen, f->id);
+		if (as_replica && strlen(replica_lags) == keylen &&
+		    memcmp(replica_lags, key, keylen) == 0) {
+			o += res(out + o, op, KITE_STATUS_KEY_ENOENT, opaque, 0, NULL, 0, key, keylen,
+				 "Not found", 9);
+			continue;
+		}
+		if (keylen > 0 && owner_of(key, keylen) != f->id && !as_replica) {
 			uint8_t e[8];
 			atomic_fetch_add(&f->keys_wrong, 1);
 			kite_proto_put64(e, f->epoch ? f->epoch : map.epoch);
@@ -596,11 +615,72 @@ test_async(void **state)
 	kite_close(c);
 }
 
+/*
+ * read_from = any: GETs spread over the owner and its replica (the map
+ * carries replicas = 1); a replica's miss is asked again at the owner.
+ */
+static void
+test_read_any(void **state)
+{
+	struct kite_client *c;
+	struct kite_options o = { 0 };
+	struct kite_client_stats st;
+	struct kite_op ops[40];
+	char keys[40][16], seed[64];
+	unsigned int by_replica = 0;
+
+	(void)state;
+	kite_cluster_map_free(&map);
+	assert_int_equal(kite_cluster_map_build(&map, members, MAXN, 1024, 2, map_epoch), 0);
+	map.replicas = 1;
+	snprintf(seed, sizeof(seed), "127.0.0.1:%u", fakes[0].base);
+	o.seeds = seed;
+	o.timeout_ms = 500;
+	o.read_from = KITE_READ_ANY;
+	assert_int_equal(kite_open(&c, &o), KITE_OK);
+	memset(ops, 0, sizeof(ops));
+	for (int i = 0; i < 40; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "rkey%d", i);
+		ops[i] = (struct kite_op){ .type = KITE_SET, .key = keys[i], .keylen = strlen(keys[i]),
+					   .value = keys[i], .vallen = strlen(keys[i]) };
+	}
+	assert_int_equal(kite_exec(c, ops, 40), KITE_OK);
+	for (int i = 0; i < 40; i++)
+		kite_op_clear(&ops[i]);
+	snprintf(replica_lags, sizeof(replica_lags), "rkey7");
+	atomic_store(&serve_replica, true);
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 40; i++)
+			ops[i] = (struct kite_op){ .type = KITE_GET, .key = keys[i],
+						   .keylen = strlen(keys[i]) };
+		assert_int_equal(kite_exec(c, ops, 40), KITE_OK);
+		for (int i = 0; i < 40; i++) {
+			assert_int_equal(ops[i].rc, KITE_OK);
+			assert_int_equal(ops[i].result_len, strlen(keys[i]));
+			assert_memory_equal(ops[i].result, keys[i], strlen(keys[i]));
+			by_replica += ops[i].answered_by != owner_of(keys[i], strlen(keys[i]));
+			if (i == 7) /* the lagging replica's key: always the owner's answer */
+				assert_int_equal(ops[i].answered_by, owner_of(keys[i], 5));
+			kite_op_clear(&ops[i]);
+		}
+	}
+	kite_client_stats(c, &st);
+	/* About half of 160 reads go to the replica: far from none and from all. */
+	assert_true(by_replica > 30 && by_replica < 130);
+	assert_true(st.replica_reads >= by_replica);
+	assert_int_equal(st.replica_reads - by_replica, st.replica_fallbacks);
+	atomic_store(&serve_replica, false);
+	replica_lags[0] = '\0';
+	kite_close(c);
+	build_map(map_n, map_epoch);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_routing_and_packing),
+		cmocka_unit_test(test_read_any),
 		cmocka_unit_test(test_retry_and_timeout),
 		cmocka_unit_test(test_redirect),
 		cmocka_unit_test(test_tmpfail),

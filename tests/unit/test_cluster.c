@@ -518,6 +518,7 @@ test_msg(void **state)
 	mb[2].state = KITE_CLUSTER_LEAVING;
 	mb[3].ip = 0xc612000d;
 	assert_int_equal(kite_cluster_map_build(&m, mb, 5, 4096, 2, 0x123456789aULL), 0);
+	m.replicas = 1;
 	n = kite_cluster_msg_encode(&m, buf, sizeof(buf));
 	assert_true(n > 20);
 	assert_int_equal(buf[0], KITE_CLUSTER_MSG_VERSION);
@@ -525,6 +526,7 @@ test_msg(void **state)
 	assert_int_equal(msg.epoch, 0x123456789aULL);
 	assert_int_equal(msg.vbuckets, 4096);
 	assert_int_equal(msg.copies, 2);
+	assert_int_equal(msg.replicas, 1);
 	assert_int_equal(msg.n_members, 5);
 	/* The client's map is the node's map. */
 	assert_int_equal(kite_cluster_map_build(&back, msg.members, msg.n_members, msg.vbuckets,
@@ -543,6 +545,11 @@ test_msg(void **state)
 	buf[0] = KITE_CLUSTER_MSG_VERSION;
 	buf[1] = 0; /* copies */
 	assert_int_equal(kite_cluster_msg_decode(buf, (size_t)n, &msg), -EINVAL);
+	buf[1] = 2;
+	buf[16] = 2; /* replicas: not below copies */
+	assert_int_equal(kite_cluster_msg_decode(buf, (size_t)n, &msg), -EINVAL);
+	buf[16] = 1;
+	assert_int_equal(kite_cluster_msg_decode(buf, (size_t)n, &msg), 0);
 	assert_int_equal(kite_cluster_msg_encode(&m, buf, 30), -ENOSPC);
 	kite_cluster_map_free(&m);
 }

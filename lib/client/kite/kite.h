@@ -119,6 +119,7 @@ struct kite_op {
 	struct {
 		uint16_t attempts, redirects, tmpfails;
 		uint8_t state, phase, filled;
+		uint8_t via; /* read_from any: 1 sent to a replica, 2 owner only */
 		uint16_t main_status;
 		uint32_t fill_flags, fill_exp;
 		uint64_t not_before;
@@ -159,7 +160,20 @@ struct kite_options {
 	 * owner. Default 30000 (kited's warmup); KITE_NO_WARMUP: off.
 	 */
 	unsigned int warmup_ms;
+	/**
+	 * Where GETs go (docs/libkite.rst): KITE_READ_OWNER (default) or
+	 * KITE_READ_ANY, spread over the owner and the vbucket's replicas (the
+	 * map's `replicas`). A replica may lag its owner (async: by the
+	 * replication lag; sync: not for writes already acknowledged), so a
+	 * GET can return an older value; a miss or a refusal at a replica is
+	 * asked again at the owner, so a replica still being filled never
+	 * makes a key look absent.
+	 */
+	int read_from;
 };
+
+/** kite_options.read_from */
+enum { KITE_READ_OWNER = 0, KITE_READ_ANY = 1 };
 
 /** kite_options.warmup_ms: no read-through after a map change. */
 #define KITE_NO_WARMUP 0xffffffffu
@@ -245,6 +259,8 @@ struct kite_client_stats {
 	uint64_t timeouts;      /**< operations that ended with KITE_TIMEOUT */
 	uint64_t fills;         /**< warm-up read-throughs tried at a previous owner */
 	uint64_t fill_hits;     /**< ... that found the item (and filled the new owner) */
+	uint64_t replica_reads; /**< GETs sent to a replica (read_from = any) */
+	uint64_t replica_fallbacks; /**< ... asked again at the owner (a miss or a refusal) */
 };
 void kite_client_stats(const struct kite_client *c, struct kite_client_stats *out);
 
