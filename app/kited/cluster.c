@@ -75,6 +75,7 @@ struct kited_cluster {
 	struct kite_cluster_member self;
 	struct kite_cluster_config config;
 	uint64_t static_epoch;
+	uint64_t join_since, join_ready; /* TSC: registered joining; found whole */
 	/* Views waiting for every worker to pass a quiescent state. */
 	unsigned int npend;
 	struct kited_cview *pend[MAX_PENDING];
@@ -89,6 +90,8 @@ struct kited_cluster {
 	struct etcd e;
 	uint64_t hz;
 };
+
+static void join_begin(struct kited_cluster *c);
 
 /* ---- views ---------------------------------------------------------------- */
 
@@ -196,6 +199,7 @@ view_make(struct kited_cluster *c, struct kite_cluster_map *m)
 		else if (v->role[vb] != KITE_ENGINE_ROLE_NONE)
 			v->since[vb] = kite_store_cas_mark(c->n->parts[vb & pmask]);
 	}
+	v->rejoined = c->rejoined;
 	c->rejoined = false;
 	len = kite_cluster_msg_encode(&v->map, v->msg, KITE_CLUSTER_MSG_MAX);
 	if (len < 0)
@@ -889,6 +893,7 @@ etcd_keepalive(struct kited_cluster *c)
 	}
 	char holder[512];
 	uint64_t granted = rte_rdtsc();
+	join_begin(c);
 	if (etcd_grant(c) == 0 && etcd_put_self(c, true, holder, sizeof(holder)) == 0) {
 		/* A fresh lease: writes may go on (as after the first registration). */
 		c->fence_tsc = granted + (c->n->cfg.lease_ttl * c->hz * 3) / 4;
@@ -1032,6 +1037,69 @@ etcd_end(struct kited_cluster *c)
 	curl_global_cleanup();
 }
 
+/* ---- joining: filled as a replica before owning ------------------------------- */
+
+/*
+ * With replicas and etcd a node registers as joining: the map lists it
+ * second where it would own (lib/cluster), so the owners backfill it as a
+ * replica; once every replica vbucket it holds is whole it turns active
+ * and the vbuckets move to it with their data (a node that restarts or
+ * rejoins is filled before it serves). Without replicas there is nothing
+ * to fill it from: it is active at once (warm-up reads through instead).
+ */
+static void
+join_begin(struct kited_cluster *c)
+{
+	if (c->mode != KITED_CLUSTER_ETCD || c->n->cfg.replicas == 0 ||
+	    c->self.state == KITE_CLUSTER_LEAVING)
+		return;
+	c->self.state = KITE_CLUSTER_JOINING;
+	c->join_since = rte_rdtsc();
+	c->join_ready = 0;
+	c->st.joining = 1;
+}
+
+/* Joining and filled (the workers took a map that lists it, and no replica vbucket waits)? */
+static void
+join_turn(struct kited_cluster *c)
+{
+	const struct kited_cview *v = atomic_load(&c->n->cpub.cur);
+	uint32_t want = 0, have = 0;
+	uint64_t now = rte_rdtsc();
+
+	if (c->self.state != KITE_CLUSTER_JOINING || c->leave_req || v == NULL || v->self < 0 ||
+	    v->map.members[v->self].state != KITE_CLUSTER_JOINING || v->role == NULL ||
+	    c->n->repl_prev_role == NULL)
+		return;
+	for (uint32_t vb = 0; vb < v->map.vbuckets; vb++) {
+		want += v->role[vb] == KITE_ENGINE_ROLE_REPLICA;
+		have += c->n->repl_prev_role[vb] == KITE_ENGINE_ROLE_REPLICA;
+	}
+	if (want != have || kited_repl_unsynced(c->n) != 0) {
+		c->join_ready = 0;
+		return;
+	}
+	/* Whole for a moment (a backfill that is about to begin is not missed). */
+	if (c->join_ready == 0) {
+		c->join_ready = now;
+		return;
+	}
+	if (now - c->join_ready < c->hz / 5)
+		return;
+	char h[8];
+	c->self.state = KITE_CLUSTER_ACTIVE;
+	if (etcd_put_self(c, false, h, sizeof(h)) != 0) {
+		c->self.state = KITE_CLUSTER_JOINING;
+		return;
+	}
+	c->st.joining = 0;
+	c->st.join_ms = (now - c->join_since) * 1000 / c->hz;
+	c->e.dirty = true;
+	KLOG(INFO, "cluster: active: its %u replica vbuckets are whole (joined in %" PRIu64
+		   " ms); the vbuckets it owns move to it",
+	     want, c->st.join_ms);
+}
+
 /* ---- the control thread ----------------------------------------------------- */
 
 static void *
@@ -1040,6 +1108,8 @@ control_main(void *arg)
 	struct kited_cluster *c = arg;
 
 	while (!c->quit) {
+		if (c->mode == KITED_CLUSTER_ETCD && c->self.state == KITE_CLUSTER_JOINING)
+			join_turn(c);
 		if (c->mode == KITED_CLUSTER_ETCD) {
 			if (c->leave_req && !c->left) {
 				if (c->leave_deadline == 0) {
@@ -1102,6 +1172,7 @@ kited_cluster_start(struct node *n)
 	c->self.base_port = (uint16_t)n->cfg.udp_port;
 	c->self.partitions = (uint16_t)(n->cfg.workers * n->cfg.partitions);
 	c->self.state = KITE_CLUSTER_ACTIVE;
+	join_begin(c);
 
 	sz = rte_rcu_qsbr_get_memsize(n->n_workers);
 	n->cpub.qs = rte_zmalloc("kite_rcu", sz, RTE_CACHE_LINE_SIZE);
@@ -1231,6 +1302,8 @@ kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
 	kite_stats_emit_u64(emit, arg, "kite_cluster_vbuckets_replica_candidate",
 			    c->st.replica_candidates);
 	kite_stats_emit_u64(emit, arg, "kite_cluster_maps", c->st.maps);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_joining", c->st.joining);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_join_ms", c->st.join_ms);
 	kite_stats_emit_u64(emit, arg, "kite_cluster_registrations", c->st.registrations);
 	kite_stats_emit_u64(emit, arg, "kite_cluster_keepalives", c->st.keepalives);
 	kite_stats_emit_u64(emit, arg, "kite_cluster_keepalive_failures",

@@ -33,6 +33,7 @@ struct kited_cview {
 	uint8_t *role;                 /* per vbucket, enum kite_engine_role */
 	uint64_t *since;               /* per vbucket: items at or below are from before */
 	uint8_t *msg;                  /* the CLUSTER_MAP reply body */
+	bool rejoined;                 /* built after a lapsed lease: nothing held counts */
 };
 
 /* Counters the cluster code keeps (STAT and the log; written by the control thread). */
@@ -47,6 +48,8 @@ struct kited_cluster_stats {
 	uint64_t fenced;             /* 1 while writes are refused */
 	uint64_t owned, previous;    /* vbuckets this node owns / still answers fills for */
 	uint64_t replica_candidates; /* vbuckets listing this node as a replica */
+	uint64_t joining;            /* 1 while this node is listed joining (being filled) */
+	uint64_t join_ms;            /* how long its last join took until it turned active */
 };
 
 /* STAT's cluster lines (kited_stats_src.more): kite_cluster_*. */

@@ -1329,7 +1329,9 @@ kited_repl_view_change(struct worker *w, const struct kited_cview *v)
 	gained = calloc(v->map.vbuckets, 1);
 	for (uint32_t vb = 0; vb < v->map.vbuckets; vb++) {
 		uint32_t part = vb & (n->n_parts - 1);
-		uint8_t was = n->repl_prev_role[vb], now = v->role[vb];
+		/* After a lapsed lease nothing held counts: as if new to every vbucket. */
+		uint8_t was = v->rejoined ? KITE_ENGINE_ROLE_NONE : n->repl_prev_role[vb];
+		uint8_t now = v->role[vb];
 		uint8_t o = kite_cluster_owner(&v->map, vb);
 		uint32_t owner = 0;
 

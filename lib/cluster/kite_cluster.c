@@ -277,6 +277,32 @@ replicas(const struct build *b, const struct kite_cluster_map *m, uint32_t vb)
 		list[have] = KITE_CLUSTER_NONE;
 }
 
+/*
+ * A joining member does not own yet: where it heads a vbucket's list, the
+ * first member after it that is not joining moves to the front (in HRW
+ * order that is the vbucket's owner before the join), so the joiner is
+ * its replica and gets the data first (kited's backfill); when it turns
+ * active, the vbucket moves to it, data and all. Where every listed member
+ * is joining (a new cluster), the list stays.
+ */
+static void
+joining_second(const struct kite_cluster_map *m, uint32_t vb)
+{
+	uint8_t *l = m->nodes + (size_t)vb * m->copies;
+	unsigned int k;
+
+	if (m->members[l[0]].state != KITE_CLUSTER_JOINING)
+		return;
+	for (k = 1; k < m->copies && l[k] != KITE_CLUSTER_NONE; k++)
+		if (m->members[l[k]].state != KITE_CLUSTER_JOINING)
+			break;
+	if (k == m->copies || l[k] == KITE_CLUSTER_NONE)
+		return;
+	uint8_t first = l[k];
+	memmove(l + 1, l, k);
+	l[0] = first;
+}
+
 int
 kite_cluster_map_build(struct kite_cluster_map *m, const struct kite_cluster_member *members,
 		       unsigned int n, uint32_t vbuckets, unsigned int copies, uint64_t epoch)
@@ -355,8 +381,10 @@ kite_cluster_map_build(struct kite_cluster_map *m, const struct kite_cluster_mem
 		heap_down(&h, 0);
 	}
 	if (copies > 1)
-		for (uint32_t v = 0; v < vbuckets; v++)
+		for (uint32_t v = 0; v < vbuckets; v++) {
 			replicas(&b, m, v);
+			joining_second(m, v);
+		}
 	free(h.v);
 	free(h.cur);
 	return 0;

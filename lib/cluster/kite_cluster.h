@@ -48,7 +48,11 @@
 /** A member's state in the membership record. */
 enum kite_cluster_state {
 	KITE_CLUSTER_ACTIVE = 0, /**< owns vbuckets */
-	KITE_CLUSTER_JOINING,    /**< owns vbuckets, still warming them */
+	/**
+	 * Being filled: where it would own a vbucket it is listed second (its
+	 * replica) behind the member that owns it now, until it turns active.
+	 */
+	KITE_CLUSTER_JOINING,
 	KITE_CLUSTER_LEAVING,    /**< listed, owns nothing: handing over */
 	KITE_CLUSTER_STATE_MAX,
 };

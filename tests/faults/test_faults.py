@@ -32,8 +32,19 @@ Cases:
   F6 10 % loss and 5 ms delay on the replication path: skipped where the
      kernel has no netem (the replication suite has the same case).
   F7 SIGSTOP a node for 3 s under load, sync: no acknowledged write lost.
+  F8 rolling restart of every node under load, sync: each restarted node
+     joins, is filled as a replica first, turns active; the next restart
+     waits for it; 0 acknowledged writes lost.
+  F9 a fourth node joins and leaves ten times: bounded map churn, no crash,
+     the final state consistent.
+
+Behind a flag (not in the default run): --kills 20 kills a node 20 times in
+turn and reports the failover time (kill -9 to a successful write and read
+of its keys through the others: median, p99, max) and the hit ratio of its
+keys right after each failover.
 
 Run: python3 test_faults.py --kited PATH --cli PATH --build BUILD_DIR [--only F1,F3]
+     python3 test_faults.py --kited PATH --build BUILD_DIR --only none --kills 20
 """
 
 import os
@@ -53,14 +64,17 @@ from test_cluster import (LEASE_TTL, Net, Node, converge, load_libkite,  # noqa:
 from test_repl import SECRET, wait_synced  # noqa: E402
 
 KEYS = 3000
+STATE_WRITERS = []
 BATCH = 50
 
 
 class Writer(threading.Thread):
     """SETs over KEYS keys in batches until stopped; logs what was acknowledged."""
 
-    def __init__(self, client, tag):
+    def __init__(self, client, tag, t=None):
         super().__init__(daemon=True)
+        if t is not None:
+            t.on_cleanup(self.halt)
         self.client = client
         self.tag = tag
         self.stop = threading.Event()
@@ -70,6 +84,8 @@ class Writer(threading.Thread):
         self.fail_rcs = {}
         self.ok_times = []  # (time, key) of every acknowledgment
         self.lock = threading.Lock()
+        if t is not None:
+            STATE_WRITERS.append(self)
 
     def run(self):
         i = 0
@@ -95,6 +111,8 @@ class Writer(threading.Thread):
             i += 1
 
     def halt(self):
+        if self.stop.is_set():
+            return
         self.stop.set()
         self.join(30)
 
@@ -161,6 +179,8 @@ def body(t):
 
     def start_cluster(mode):
         """Three fresh nodes in `mode` (sync/async) on a fresh etcd prefix."""
+        for w in STATE_WRITERS:
+            w.halt()  # a failed case's writer must not write into the next cluster
         for n in state['nodes'].values():
             n.stop()
         for i in list(net.nodes):
@@ -215,7 +235,7 @@ def body(t):
 
     def kill_owner(mode, name):
         client = start_cluster(mode)
-        w = Writer(client, name.encode())
+        w = Writer(client, name.encode(), t)
         w.start()
         time.sleep(3)
         victim = state['nodes'][2]
@@ -278,7 +298,7 @@ def body(t):
 
     def c_f3():
         client = start_cluster('sync')
-        w = Writer(client, b'F3')
+        w = Writer(client, b'F3', t)
         w.start()
         time.sleep(2)
         cut = state['nodes'][2]
@@ -310,7 +330,7 @@ def body(t):
 
     def c_f4():
         client = start_cluster('sync')
-        w = Writer(client, b'F4')
+        w = Writer(client, b'F4', t)
         w.start()
         time.sleep(2)
         link(3, False)
@@ -334,7 +354,7 @@ def body(t):
 
     def c_f5():
         client = start_cluster('sync')
-        w = Writer(client, b'F5')
+        w = Writer(client, b'F5', t)
         w.start()
         time.sleep(2)
         epochs0 = [n.epoch() for n in state['nodes'].values()]
@@ -392,7 +412,7 @@ def body(t):
 
     def c_f7():
         client = start_cluster('sync')
-        w = Writer(client, b'F7')
+        w = Writer(client, b'F7', t)
         w.start()
         time.sleep(2)
         n2 = state['nodes'][2]
@@ -408,12 +428,124 @@ def body(t):
     if wanted('F7'):
         t.case('F7 SIGSTOP of a node for 3 s, sync: nothing acknowledged lost', c_f7)
 
+    def c_f8():
+        # Rolling restart under load: each node leaves (SIGTERM), starts again,
+        # joins (filled as a replica first) and turns active; the next one
+        # goes only when every node says it is whole.
+        client = start_cluster('sync')
+        w = Writer(client, b'F8', t)
+        w.start()
+        waits = []
+        for i in (1, 2, 3):
+            time.sleep(1)
+            state['nodes'][i].stop(signal.SIGTERM, grace=15)
+            restart(i)
+            took = wait_synced(list(state['nodes'].values()), timeout=40)
+            check(took is not None, 'F8: n%d not whole 40 s after its restart' % i)
+            waits.append(took)
+        time.sleep(1)
+        w.halt()
+        healed(client)
+        final_checks(client, w, 'F8 rolling restart (sync)')
+        figures.append('F8: each restarted node whole (joined, filled, active) %s s after it '
+                       'started' % ', '.join('%.1f' % x for x in waits))
+    if wanted('F8'):
+        t.case('F8 rolling restart of every node under load, sync: nothing lost', c_f8)
+
+    def c_f9():
+        # A fourth node joins and leaves ten times in about a minute.
+        client = start_cluster('sync')
+        w = Writer(client, b'F9', t)
+        w.start()
+        maps0 = int(state['nodes'][1].stats()['kite_cluster_maps'])
+        t0 = time.monotonic()
+        cycles = 0
+        for _ in range(10):
+            n4 = Node(t, net, 4, extra=state['extra']).start()
+            time.sleep(2)
+            n4.stop(signal.SIGTERM, grace=15)
+            net.del_ns(4)
+            cycles += 1
+        took = time.monotonic() - t0
+        maps = int(state['nodes'][1].stats()['kite_cluster_maps']) - maps0
+        alive = [i for i, n in state['nodes'].items() if n.proc.poll() is None]
+        w.halt()
+        healed(client)
+        final_checks(client, w, 'F9 join and leave x10 (sync)')
+        figures.append('F9: %d joins and leaves in %.0f s: %d maps on n1 (%.1f per cycle), '
+                       'nodes alive %r' % (cycles, took, maps, maps / cycles, alive))
+        check_eq(alive, [1, 2, 3], 'nodes alive')
+        check(maps <= 8 * cycles, 'map churn: %d maps for %d cycles' % (maps, cycles))
+    if wanted('F9'):
+        t.case('F9 a node joins and leaves ten times: bounded churn, consistent', c_f9)
+
+    def c_kills():
+        # Failover time over many kills (--kills N; not in the default run).
+        client = start_cluster(t.args.kills_mode)
+        keys = [b'fk-%05d' % k for k in range(KEYS)]
+        res = client.set_many_cas({k: b'v-' + k for k in keys})
+        bad = {rc for rc, _ in res.values() if rc != kitelib.KITE_OK}
+        check(not bad, 'initial writes: %r' % bad)
+        took, ratios = [], []
+        for n in range(t.args.kills):
+            i = 1 + n % 3
+            victim = state['nodes'][i]
+            client.refresh()
+            members = sorted(state['nodes'])  # member index = position of n<i> in id order
+            mine = [k for k in keys if client.owner(k) == members.index(i)]
+            others = ','.join(net.data_ip(j) for j in (1, 2, 3) if j != i)
+            probe = kitelib.Client(lib, others, timeout_ms=200, retries=1)
+            os.kill(victim.proc.pid, signal.SIGKILL)
+            t_kill = time.monotonic()
+            victim.proc.wait(10)
+            ok_at = None
+            while time.monotonic() - t_kill < 20:
+                r = probe.exec(kitelib.KITE_SET, [(mine[0], b'v-' + mine[0])], batch=1)
+                if r[0][0] == kitelib.KITE_OK:
+                    hits, _ = probe.get_many([mine[0]])
+                    if hits.get(mine[0]) == b'v-' + mine[0]:
+                        ok_at = time.monotonic() - t_kill
+                        break
+                time.sleep(0.02)
+            hits, _errors = probe.get_many(mine)
+            probe.close()
+            ratio = len([k for k in mine if hits.get(k) == b'v-' + k]) / len(mine)
+            t.log('kill %d of %d: n%d, its keys written and read again after %s s, hit ratio '
+                  'of its %d keys %.1f%%' % (n + 1, t.args.kills, i,
+                                              '%.2f' % ok_at if ok_at else 'never', len(mine),
+                                              100 * ratio))
+            took.append(ok_at if ok_at is not None else float('inf'))
+            ratios.append(ratio)
+            restart(i)
+            healed(client)
+            held = holders(list(state['nodes'].values()), keys)
+            odd = [k for k, v in held.items() if len(v) != 2]
+            check(not odd, 'after restarting n%d: keys not on exactly 2 nodes: %d' % (
+                i, len(odd)))
+        took.sort()
+        p99 = took[min(len(took) - 1, int(round(0.99 * (len(took) - 1))))]
+        figures.append('failover over %d kills (%s, R = 1, lease TTL %d s): kill -9 to a write and '
+                       'read of its keys median %.2f s, p99 %.2f s, max %.2f s; hit ratio of its '
+                       'keys right after: median %.1f%%, lowest %.1f%%; per kill: %s' % (
+                           len(took), t.args.kills_mode, LEASE_TTL,
+                           took[len(took) // 2], p99, took[-1],
+                           100 * sorted(ratios)[len(ratios) // 2], 100 * min(ratios),
+                           ' '.join('%.2f' % x for x in took)))
+        check(p99 <= LEASE_TTL + 1, 'p99 failover time %.2f s above lease TTL + 1 s' % p99)
+        check(min(ratios) >= 0.95, 'hit ratio after a failover %.3f below 0.95' % min(ratios))
+    if t.args.kills:
+        t.case('failover time over %d kills' % t.args.kills, c_kills)
+
     log_figures(t, figures)
 
 
 def extra_args(p):
     p.add_argument('--build', default='', help='build directory (for lib/libkite.so)')
     p.add_argument('--only', default=None, help='comma-separated cases, e.g. F1,F3')
+    p.add_argument('--kills', type=int, default=0,
+                   help='also measure failover over this many kill -9s (e.g. 20; --only none '
+                        'runs just that)')
+    p.add_argument('--kills-mode', default='sync', choices=('sync', 'async'))
 
 
 if __name__ == '__main__':

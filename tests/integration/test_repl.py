@@ -51,12 +51,20 @@ def log_counters(t, nodes):
 
 
 def wait_synced(nodes, timeout=20):
-    """Until every replica vbucket is whole and no owner has a backfill to send
-    (a node that restarts or returns is whole again only then). Seconds taken."""
+    """Until no node is joining (being filled before it owns), every replica
+    vbucket is whole and no owner has a backfill to send (a node that restarts
+    or returns is whole again only then), the same map everywhere. Seconds."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if all(int(x.stats().get('kite_repl_unsynced_vbuckets', 1)) == 0 and
-               int(x.stats().get('kite_repl_backfilling_vbuckets', 1)) == 0 for x in nodes):
+        try:
+            st = [x.stats() for x in nodes]
+        except kt.CaseFailure:
+            time.sleep(0.5)  # a node busy starting: ask again
+            continue
+        if all(int(s.get('kite_cluster_joining', 1)) == 0 and
+               int(s.get('kite_repl_unsynced_vbuckets', 1)) == 0 and
+               int(s.get('kite_repl_backfilling_vbuckets', 1)) == 0 for s in st) and \
+                len({s.get('kite_cluster_epoch') for s in st}) == 1:
             return time.monotonic() - t0
         time.sleep(0.2)
     return None

@@ -168,6 +168,54 @@ test_movement(void **state)
 	}
 }
 
+/*
+ * A joining member owns nothing: where it would, the owner of the map
+ * without it stays owner and the joiner is listed second (its replica, to
+ * be filled); once active it owns those vbuckets.
+ */
+static void
+test_joining(void **state)
+{
+	struct kite_cluster_member mb[4];
+	struct kite_cluster_map without, joining, active;
+	unsigned int would = 0, second = 0, same_owner = 0;
+
+	(void)state;
+	members(mb, 4, 11);
+	assert_int_equal(kite_cluster_map_build(&without, mb, 3, V, 2, 1), 0);
+	assert_int_equal(kite_cluster_map_build(&active, mb, 4, V, 2, 3), 0);
+	mb[3].state = KITE_CLUSTER_JOINING;
+	assert_int_equal(kite_cluster_map_build(&joining, mb, 4, V, 2, 2), 0);
+	int j = kite_cluster_find(&joining, mb[3].id);
+	assert_true(j >= 0);
+	for (uint32_t v = 0; v < V; v++) {
+		const uint8_t *lj = kite_cluster_nodes(&joining, v), *la = kite_cluster_nodes(&active, v);
+
+		assert_int_not_equal(lj[0], j);
+		if (la[0] == j) {
+			would++;
+			second += lj[1] == j;
+		}
+		same_owner += strcmp(joining.members[lj[0]].id, without.members[kite_cluster_owner(
+									 &without, v)].id) == 0;
+	}
+	/* It would own about a quarter; it is second in each of those lists. */
+	assert_true(would > V / 5 && would < V / 3);
+	assert_int_equal(second, would);
+	/* The owners stay those of the map without it (bounded loads move a few). */
+	assert_true(same_owner >= V * 99 / 100);
+	/* Every member joining (a new cluster): the lists stay. */
+	for (int i = 0; i < 4; i++)
+		mb[i].state = KITE_CLUSTER_JOINING;
+	struct kite_cluster_map all;
+	assert_int_equal(kite_cluster_map_build(&all, mb, 4, V, 2, 4), 0);
+	assert_memory_equal(all.nodes, active.nodes, (size_t)V * 2);
+	kite_cluster_map_free(&all);
+	kite_cluster_map_free(&without);
+	kite_cluster_map_free(&joining);
+	kite_cluster_map_free(&active);
+}
+
 /* Any input order gives the same map, byte for byte. */
 static void
 test_determinism(void **state)
@@ -291,9 +339,13 @@ test_states(void **state)
 	int leaver = kite_cluster_find(&m, mb[1].id), joiner = kite_cluster_find(&m, mb[2].id);
 	assert_true(leaver >= 0 && joiner >= 0);
 	assert_int_equal(cnt[leaver], 0);
-	assert_true(cnt[joiner] > 0);
-	for (uint32_t v = 0; v < 4096; v++)
+	assert_int_equal(cnt[joiner], 0); /* listed second until it turns active */
+	unsigned int second = 0;
+	for (uint32_t v = 0; v < 4096; v++) {
 		assert_int_not_equal(kite_cluster_nodes(&m, v)[1], leaver);
+		second += kite_cluster_nodes(&m, v)[1] == joiner;
+	}
+	assert_true(second > 4096 / 4);
 	kite_cluster_map_free(&m);
 
 	assert_string_equal(kite_cluster_state_name(KITE_CLUSTER_JOINING), "joining");
@@ -564,6 +616,7 @@ main(void)
 		cmocka_unit_test(test_config_json),
 		cmocka_unit_test(test_static_file),
 		cmocka_unit_test(test_msg),
+		cmocka_unit_test(test_joining),
 		cmocka_unit_test(test_pinned),
 		cmocka_unit_test(test_states),
 		cmocka_unit_test(test_zones),
