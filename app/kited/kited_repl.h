@@ -43,6 +43,8 @@ struct kited_repl_stats {
 	uint64_t rx_marks;       /* backfills received whole, as a replica */
 	uint64_t backfill_waits; /* backfill steps put off: a replica had too much unacknowledged */
 	uint64_t resync_asks;    /* backfills asked for, as a replica (vbuckets) */
+	uint64_t handover_late;  /* records of the owner taken over from, applied after the switch */
+	uint64_t handover_dropped; /* ... dropped: this node had written the vbucket since */
 };
 
 /* Ack-latency histogram: bucket b counts lags below 2^b microseconds (the last: the rest). */

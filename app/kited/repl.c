@@ -162,10 +162,13 @@ kited_repl_setup(struct node *n)
 	n->repl_bf = rte_zmalloc("kite_repl_bf", n->cfg.vbuckets, 0);
 	n->repl_synced = rte_zmalloc("kite_repl_synced", n->cfg.vbuckets, 0);
 	n->repl_ask = rte_zmalloc("kite_repl_ask", n->cfg.vbuckets, 0);
+	n->repl_owner_ip = rte_zmalloc("kite_repl_oip", sizeof(uint32_t) * n->cfg.vbuckets, 0);
+	n->repl_handover = rte_zmalloc("kite_repl_ho", sizeof(uint32_t) * n->cfg.vbuckets, 0);
 	if (n->repl_seq == NULL || n->repl_expected == NULL || n->repl_clean == NULL ||
 	    n->repl_prev_role == NULL || n->repl_prev_owner == NULL || n->repl_fresh == NULL ||
 	    n->repl_slot == NULL || n->repl_acked == NULL || n->repl_bf == NULL ||
-	    n->repl_synced == NULL || n->repl_ask == NULL)
+	    n->repl_synced == NULL || n->repl_ask == NULL || n->repl_owner_ip == NULL ||
+	    n->repl_handover == NULL)
 		return -ENOMEM;
 	n->repl_sync = strcmp(n->cfg.replication, "sync") == 0;
 	n->repl_sync_tsc = n->tsc_hz * n->cfg.sync_timeout_ms / 1000;
@@ -219,6 +222,9 @@ kited_repl_free(struct node *n)
 	rte_free(n->repl_bf);
 	rte_free(n->repl_synced);
 	rte_free(n->repl_ask);
+	rte_free(n->repl_owner_ip);
+	rte_free(n->repl_handover);
+	n->repl_owner_ip = n->repl_handover = NULL;
 	n->repl_ask = NULL;
 	n->repl_slot = NULL;
 	n->repl_acked = NULL;
@@ -1065,6 +1071,47 @@ gaps_retry(struct worker *w, uint64_t now)
 	}
 }
 
+/*
+ * A record from the owner this node took the vbucket over from (a joiner
+ * that turned active): applied if it is the next of the stream and this
+ * node has written nothing of the vbucket since (its own sequence is
+ * still where the stream left it), then this node's sequence goes on from
+ * it. Later, or after a write here, it is dropped (counted): the write
+ * here is newer.
+ */
+static void
+handover_late(struct worker *w, const struct kite_repl_rec *rec)
+{
+	struct node *n = w->node;
+	uint32_t vb = rec->vbucket;
+	struct kite_store *s = n->parts[vb & (n->n_parts - 1)];
+
+	if (rec->seq < n->repl_expected[vb]) {
+		w->repl->st.rx_dups++;
+		return;
+	}
+	if (rec->seq != n->repl_expected[vb] || n->repl_seq[vb] + 1 != rec->seq ||
+	    rec->kind == KITE_REPL_RESET) {
+		w->repl->st.handover_dropped++;
+		return;
+	}
+	uint64_t h = kite_store_hash(s, rec->key, rec->keylen);
+	if (rec->kind == KITE_REPL_PUT) {
+		const struct kite_store_write wr = {
+			.mode = KITE_STORE_SET, .flags = rec->flags, .exptime = rec->exptime,
+			.value = rec->value, .vallen = rec->vallen, .set_cas = rec->cas,
+		};
+		uint64_t cas;
+		if (kite_store_store(s, rec->key, rec->keylen, h, &wr, &cas) != KITE_STORE_OK)
+			w->repl->st.apply_failed++;
+	} else if (rec->kind == KITE_REPL_DEL) {
+		kite_store_delete(s, rec->key, rec->keylen, h, 0);
+	}
+	n->repl_expected[vb] = rec->seq + 1;
+	n->repl_seq[vb] = rec->seq;
+	w->repl->st.handover_late++;
+}
+
 /* DATA from an owner: apply in order, answer ACK (and NACK for gaps). */
 static void
 on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_udp *u,
@@ -1090,6 +1137,13 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 		struct kite_store *s;
 		unsigned int k;
 
+		if (vb < n->cfg.vbuckets && view->role[vb] == KITE_ENGINE_ROLE_OWNER &&
+		    n->repl_handover[vb] == u->src_ip && u->src_ip != 0 &&
+		    kite_topo_owner(&n->map, vb & (n->n_parts - 1)) == w->id) {
+			/* From the owner this node took over from: late records, if nothing since. */
+			handover_late(w, &rec);
+			continue;
+		}
 		if (vb >= n->cfg.vbuckets || view->role[vb] != KITE_ENGINE_ROLE_REPLICA) {
 			r->st.rx_not_replica++;
 			partial = true;
@@ -1367,10 +1421,19 @@ kited_repl_view_change(struct worker *w, const struct kited_cview *v)
 			n->repl_fresh[vb] = 1;
 		else if (now != KITE_ENGINE_ROLE_REPLICA)
 			n->repl_fresh[vb] = 0;
-		/* A replica that takes over goes on with the sequence it applied. */
+		/*
+		 * A replica that takes over goes on with the sequence it applied;
+		 * records its previous owner sent before it saw the new map are
+		 * still taken while this node has written nothing of its own
+		 * (a handover: the old owner may have acknowledged them).
+		 */
 		if (now == KITE_ENGINE_ROLE_OWNER && was == KITE_ENGINE_ROLE_REPLICA &&
 		    n->repl_expected[vb] > 0 && n->repl_seq[vb] < n->repl_expected[vb] - 1)
 			n->repl_seq[vb] = n->repl_expected[vb] - 1;
+		n->repl_handover[vb] = now == KITE_ENGINE_ROLE_OWNER && was == KITE_ENGINE_ROLE_REPLICA
+					       ? n->repl_owner_ip[vb]
+					       : now == KITE_ENGINE_ROLE_OWNER ? n->repl_handover[vb] : 0;
+		n->repl_owner_ip[vb] = o != KITE_CLUSTER_NONE ? v->map.members[o].ip : 0;
 		if (now == KITE_ENGINE_ROLE_REPLICA &&
 		    (was != KITE_ENGINE_ROLE_REPLICA || n->repl_prev_owner[vb] != owner))
 			n->repl_synced[vb] = 0; /* a new owner's backfill is to come */

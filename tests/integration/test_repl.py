@@ -55,17 +55,24 @@ def wait_synced(nodes, timeout=20):
     vbucket is whole and no owner has a backfill to send (a node that restarts
     or returns is whole again only then), the same map everywhere. Seconds."""
     t0 = time.monotonic()
+    seen = None  # the epoch of the last whole observation: whole twice, 0.5 s apart
     while time.monotonic() - t0 < timeout:
         try:
             st = [x.stats() for x in nodes]
         except kt.CaseFailure:
             time.sleep(0.5)  # a node busy starting: ask again
             continue
+        epochs = {s.get('kite_cluster_epoch') for s in st}
         if all(int(s.get('kite_cluster_joining', 1)) == 0 and
                int(s.get('kite_repl_unsynced_vbuckets', 1)) == 0 and
                int(s.get('kite_repl_backfilling_vbuckets', 1)) == 0 for s in st) and \
-                len({s.get('kite_cluster_epoch') for s in st}) == 1:
-            return time.monotonic() - t0
+                len(epochs) == 1:
+            if seen == epochs:
+                return time.monotonic() - t0
+            seen = epochs
+            time.sleep(0.5)
+            continue
+        seen = None
         time.sleep(0.2)
     return None
 
@@ -101,6 +108,10 @@ def body(t):
     client = kitelib.Client(lib, seeds, timeout_ms=300)
     t.on_cleanup(client.close)
     converge(list(nodes.values()), client, 3)
+    # Nodes join as replicas first and turn active once filled: wait for that
+    # (backfill records would count among the records applied below).
+    check(wait_synced(list(nodes.values())) is not None, 'the cluster is not whole')
+    client.refresh()
     if os.environ.get('KITE_DEBUG'):
         for _ in range(6):
             t.log('after converge: unsynced %r' % [
