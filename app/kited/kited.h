@@ -111,7 +111,9 @@ struct node {
 	volatile bool hup_req;  /* SIGHUP: re-read the members file */
 	/* Replication (repl.c): the secret, per-vbucket owner sequences and replica expectations. */
 	bool repl_on;
-	uint8_t repl_secret[32];
+	uint8_t repl_secret[32];     /* datagrams are sent under it, and accepted */
+	uint8_t repl_secret_old[32]; /* accepted too while repl_secret_two (a rotation) */
+	bool repl_secret_two;
 	uint64_t *repl_seq;
 	uint64_t *repl_expected;
 	uint8_t *repl_clean; /* per vbucket: nothing applied since the replica dropped it */

@@ -45,6 +45,7 @@ struct kited_repl_stats {
 	uint64_t resync_asks;    /* backfills asked for, as a replica (vbuckets) */
 	uint64_t handover_late;  /* records of the owner taken over from, applied after the switch */
 	uint64_t handover_dropped; /* ... dropped: this node had written the vbucket since */
+	uint64_t rx_old_secret;  /* datagrams accepted under the previous secret (rotation) */
 };
 
 /* Ack-latency histogram: bucket b counts lags below 2^b microseconds (the last: the rest). */

@@ -14,6 +14,7 @@
  * vbucket's sequence and expectation are touched only by the worker that
  * owns its partition.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -117,40 +118,77 @@ struct worker_repl {
 	struct kited_repl_stats st;
 };
 
-int
-kited_repl_setup(struct node *n)
+/* 64 hex digits into 32 bytes; 0, or -EINVAL. */
+static int
+secret_parse(const char *hex, size_t len, uint8_t out[KITE_REPL_SECRET_LEN])
 {
-	char hex[256];
-	size_t len = 0;
-	FILE *f;
+	if (len != 2 * KITE_REPL_SECRET_LEN)
+		return -EINVAL;
+	for (unsigned int i = 0; i < KITE_REPL_SECRET_LEN; i++) {
+		unsigned int b;
 
-	if (n->cfg.replicas == 0)
-		return 0;
-	f = fopen(n->cfg.cluster_secret_file, "r");
+		if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
+		    sscanf(hex + 2 * i, "%2x", &b) != 1)
+			return -EINVAL;
+		out[i] = (uint8_t)b;
+	}
+	return 0;
+}
+
+/*
+ * The cluster secret file: the secret (64 hex digits) on the first line,
+ * optionally the previous one on the second. Datagrams are sent under the
+ * first and accepted under either, so a secret is rotated by a rolling
+ * restart with both lines, then one more with the new line alone.
+ */
+static int
+secret_read(struct node *n)
+{
+	char buf[512], *line, *save = NULL;
+	unsigned int k = 0;
+	size_t len;
+	FILE *f = fopen(n->cfg.cluster_secret_file, "r");
+
 	if (f == NULL) {
 		KLOG(ERR, "replication: cluster-secret-file %s: %s", n->cfg.cluster_secret_file,
 		     strerror(errno));
 		return -errno;
 	}
-	len = fread(hex, 1, sizeof(hex) - 1, f);
+	len = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
-	hex[len] = '\0';
-	while (len > 0 && (hex[len - 1] == '\n' || hex[len - 1] == ' ' || hex[len - 1] == '\r'))
-		hex[--len] = '\0';
-	if (len != 2 * KITE_REPL_SECRET_LEN) {
-		KLOG(ERR, "replication: cluster-secret-file %s must hold 64 hex digits (32 bytes)",
-		     n->cfg.cluster_secret_file);
-		return -EINVAL;
-	}
-	for (unsigned int i = 0; i < KITE_REPL_SECRET_LEN; i++) {
-		unsigned int b;
-		if (sscanf(hex + 2 * i, "%2x", &b) != 1) {
-			KLOG(ERR, "replication: cluster-secret-file %s: not hex",
+	buf[len] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		size_t l = strlen(line);
+
+		while (l > 0 && (line[l - 1] == ' ' || line[l - 1] == '\r'))
+			line[--l] = '\0';
+		if (l == 0)
+			continue;
+		if (k == 2 || secret_parse(line, l, k == 0 ? n->repl_secret : n->repl_secret_old) != 0) {
+			KLOG(ERR, "replication: cluster-secret-file %s: one or two lines of 64 hex "
+				  "digits (32 bytes): the secret, then optionally the previous one",
 			     n->cfg.cluster_secret_file);
 			return -EINVAL;
 		}
-		n->repl_secret[i] = (uint8_t)b;
+		k++;
 	}
+	if (k == 0) {
+		KLOG(ERR, "replication: cluster-secret-file %s is empty", n->cfg.cluster_secret_file);
+		return -EINVAL;
+	}
+	n->repl_secret_two = k == 2;
+	return 0;
+}
+
+int
+kited_repl_setup(struct node *n)
+{
+	int rc;
+
+	if (n->cfg.replicas == 0)
+		return 0;
+	if ((rc = secret_read(n)) != 0)
+		return rc;
 	n->repl_seq = rte_zmalloc("kite_repl_seq", sizeof(uint64_t) * n->cfg.vbuckets, 0);
 	n->repl_expected = rte_zmalloc("kite_repl_exp", sizeof(uint64_t) * n->cfg.vbuckets, 0);
 	n->repl_clean = rte_zmalloc("kite_repl_clean", n->cfg.vbuckets, 0);
@@ -1288,6 +1326,11 @@ kited_repl_rx(struct worker *w, const uint8_t *payload, size_t len, const struct
 		return payload[8] == KITE_MAGIC_RES;
 	}
 	rc = kite_repl_parse(payload + 8, len - 8, w->node->repl_secret, &m);
+	if (rc == KITE_REPL_BAD_MAC && w->node->repl_secret_two &&
+	    kite_repl_parse(payload + 8, len - 8, w->node->repl_secret_old, &m) == KITE_REPL_OK) {
+		rc = KITE_REPL_OK; /* under the previous secret: a rotation in progress */
+		r->st.rx_old_secret++;
+	}
 	if (rc != KITE_REPL_OK) {
 		if (rc == KITE_REPL_BAD_MAC)
 			r->st.rx_bad_mac++;

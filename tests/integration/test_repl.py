@@ -14,6 +14,7 @@ printed), and a client's CAS from before the failover still works.
 Run: python3 test_repl.py --kited PATH --cli PATH --build BUILD_DIR
 """
 
+import hashlib
 import os
 import signal
 import socket
@@ -31,6 +32,8 @@ from test_cluster import (LEASE_TTL, Net, Node, converge, extra_args, hit_ratio,
 
 KEYS = 1200
 SECRET = '00112233445566778899aabbccddeeff' * 2
+# Node 3's file has a second line: the secret being rotated out (accepted too).
+OLD_SECRET = 'fedcba98765432100123456789abcdef' * 2
 
 
 def stats_sum(nodes, name):
@@ -77,13 +80,19 @@ def wait_synced(nodes, timeout=20):
     return None
 
 
-def forged_data(key, value, vb, req_id=77):
-    """A REPL DATA datagram under a wrong secret (its MAC cannot verify)."""
+def forged_data(key, value, vb, req_id=77, secret=None):
+    """A REPL DATA datagram: under a wrong secret (a MAC that cannot verify),
+    or with a valid MAC under `secret` (hex): keyed BLAKE2b-128 over the
+    header, extras and records."""
     rec = bytes([1, len(key)]) + struct.pack('>IQQIII', vb, 1, 5, 0, 0, len(value)) + key + value
     ext = bytes([1, 1]) + struct.pack('>HIQ', 1, 0, 0)
-    body = ext + rec + b'\x00' * 16
-    hdr = struct.pack('>BBHBBHIIQ', 0x80, 0xe8, 0, 16, 0, 0, len(body), 0, 0)
-    return struct.pack('>HHHH', req_id, 0, 1, 0) + hdr + body
+    body_len = len(ext) + len(rec) + 16
+    hdr = struct.pack('>BBHBBHIIQ', 0x80, 0xe8, 0, 16, 0, 0, body_len, 0, 0)
+    mac = b'\x00' * 16
+    if secret is not None:
+        mac = hashlib.blake2b(hdr + ext + rec, digest_size=16,
+                              key=bytes.fromhex(secret)).digest()
+    return struct.pack('>HHHH', req_id, 0, 1, 0) + hdr + ext + rec + mac
 
 
 def body(t):
@@ -96,6 +105,9 @@ def body(t):
     secret = os.path.join(tmp, 'secret')
     with open(secret, 'w') as f:
         f.write(SECRET + '\n')
+    secret2 = os.path.join(tmp, 'secret2')
+    with open(secret2, 'w') as f:
+        f.write(SECRET + '\n' + OLD_SECRET + '\n')
     net = Net(t)
     net.up()
     net.start_etcd()
@@ -103,7 +115,8 @@ def body(t):
     figures = []
     extra = ('--replicas', '1', '--cluster-secret-file', secret)
     for i in (1, 2, 3):
-        nodes[i] = Node(t, net, i, extra=extra).start()
+        nodes[i] = Node(t, net, i, extra=extra if i < 3 else (
+            '--replicas', '1', '--cluster-secret-file', secret2)).start()
     seeds = ','.join(net.data_ip(i) for i in sorted(nodes))
     client = kitelib.Client(lib, seeds, timeout_ms=300)
     t.on_cleanup(client.close)
@@ -175,6 +188,27 @@ def body(t):
         check_eq(int(n1.stats()['curr_items']), items, 'items after the forged datagrams')
         hits, _ = client.get_many([b'forged'])
         check(not hits, 'a forged record was applied')
+        # Node 3 also accepts the secret being rotated out (its file's second
+        # line); a valid MAC from a non-member is still not applied.
+        n3 = nodes[3]
+        before = n3.stats()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((net.host_ip, 0))
+        for p in range(4):
+            s.sendto(forged_data(b'forged2', b'evil', p, secret=OLD_SECRET),
+                     (net.data_ip(3), 11211 + p))
+            s.sendto(forged_data(b'forged3', b'evil', p, secret=SECRET),
+                     (net.data_ip(3), 11211 + p))
+        s.close()
+        time.sleep(0.3)
+        after = n3.stats()
+
+        def d(name):
+            return int(after['kite_repl_' + name]) - int(before['kite_repl_' + name])
+        check_eq(d('rx_old_secret'), 4, 'datagrams accepted under the previous secret')
+        check_eq(d('rx_bad_mac'), 0, 'valid MACs counted as bad')
+        hits, _ = client.get_many([b'forged2', b'forged3'])
+        check(not hits, 'a record from a non-member was applied: %r' % hits)
     t.case('a datagram under another secret is refused', c_forged)
 
     def c_deletes():
