@@ -135,6 +135,7 @@ struct node {
 	uint8_t *repl_ask;    /* as a replica, per vbucket: found not whole by the last scan */
 	uint32_t *repl_owner_ip; /* per vbucket: the owner's address in the last view */
 	uint32_t *repl_handover; /* per vbucket: the owner this node took over from (0: none) */
+	uint32_t *repl_flush_at; /* as a replica, per vbucket: a replicated FLUSH due then (0: none) */
 	bool repl_sync;       /* replication = sync */
 	uint64_t repl_sync_tsc; /* sync-timeout-ms in TSC cycles */
 	void (*repl_tx)(struct worker *w, struct rte_mbuf *m); /* worker_tx, given by main */

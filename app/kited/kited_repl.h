@@ -46,6 +46,7 @@ struct kited_repl_stats {
 	uint64_t handover_late;  /* records of the owner taken over from, applied after the switch */
 	uint64_t handover_dropped; /* ... dropped: this node had written the vbucket since */
 	uint64_t rx_old_secret;  /* datagrams accepted under the previous secret (rotation) */
+	uint64_t rx_flushes;     /* vbucket FLUSH records applied as a replica */
 };
 
 /* Ack-latency histogram: bucket b counts lags below 2^b microseconds (the last: the rest). */

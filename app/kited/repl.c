@@ -115,6 +115,7 @@ struct worker_repl {
 	uint16_t req_id;
 	uint64_t next_timer;
 	uint64_t ticks;
+	bool flush_due;      /* replicated FLUSHes wait (repl_flush_at) */
 	struct kited_repl_stats st;
 };
 
@@ -202,11 +203,12 @@ kited_repl_setup(struct node *n)
 	n->repl_ask = rte_zmalloc("kite_repl_ask", n->cfg.vbuckets, 0);
 	n->repl_owner_ip = rte_zmalloc("kite_repl_oip", sizeof(uint32_t) * n->cfg.vbuckets, 0);
 	n->repl_handover = rte_zmalloc("kite_repl_ho", sizeof(uint32_t) * n->cfg.vbuckets, 0);
+	n->repl_flush_at = rte_zmalloc("kite_repl_fl", sizeof(uint32_t) * n->cfg.vbuckets, 0);
 	if (n->repl_seq == NULL || n->repl_expected == NULL || n->repl_clean == NULL ||
 	    n->repl_prev_role == NULL || n->repl_prev_owner == NULL || n->repl_fresh == NULL ||
 	    n->repl_slot == NULL || n->repl_acked == NULL || n->repl_bf == NULL ||
 	    n->repl_synced == NULL || n->repl_ask == NULL || n->repl_owner_ip == NULL ||
-	    n->repl_handover == NULL)
+	    n->repl_handover == NULL || n->repl_flush_at == NULL)
 		return -ENOMEM;
 	n->repl_sync = strcmp(n->cfg.replication, "sync") == 0;
 	n->repl_sync_tsc = n->tsc_hz * n->cfg.sync_timeout_ms / 1000;
@@ -262,7 +264,8 @@ kited_repl_free(struct node *n)
 	rte_free(n->repl_ask);
 	rte_free(n->repl_owner_ip);
 	rte_free(n->repl_handover);
-	n->repl_owner_ip = n->repl_handover = NULL;
+	rte_free(n->repl_flush_at);
+	n->repl_owner_ip = n->repl_handover = n->repl_flush_at = NULL;
 	n->repl_ask = NULL;
 	n->repl_slot = NULL;
 	n->repl_acked = NULL;
@@ -463,8 +466,26 @@ kited_repl_emit(void *arg, void *dgram_arg, uint32_t vb, uint8_t kind, const uin
 	struct kite_repl_rec rec;
 	uint64_t seq;
 
-	if (r == NULL || view == NULL || view->self < 0 ||
-	    view->role[vb] != KITE_ENGINE_ROLE_OWNER)
+	if (r == NULL || view == NULL || view->self < 0 || view->role == NULL)
+		return;
+	if (kind == KITE_REPL_FLUSH && vb == KITE_ENGINE_REPL_ALL) {
+		/* A FLUSH: one record per vbucket this worker owns, in each one's stream. */
+		struct node *n = w->node;
+
+		for (uint32_t p = 0; p < n->n_parts; p++) {
+			if (kite_topo_owner(&n->map, p) != w->id)
+				continue;
+			for (uint32_t b = p; b < view->map.vbuckets; b += n->n_parts) {
+				struct kite_repl_rec f = { .kind = KITE_REPL_FLUSH, .vbucket = b,
+							   .exptime = v != NULL ? v->exptime : 0 };
+
+				if (view->role[b] == KITE_ENGINE_ROLE_OWNER)
+					emit_rec(w, &f, &r->st.tx_records);
+			}
+		}
+		return;
+	}
+	if (vb >= view->map.vbuckets || view->role[vb] != KITE_ENGINE_ROLE_OWNER)
 		return;
 	memset(&rec, 0, sizeof(rec));
 	rec.kind = kind;
@@ -651,6 +672,7 @@ sync_check(struct worker *w, uint64_t now)
 
 static void backfill_step(struct worker *w);
 static void asks_scan(struct worker *w);
+static void flushes_run(struct worker *w);
 
 /* Between bursts (and when idle): backfill, send what was batched, timers, held replies. */
 static void
@@ -675,6 +697,8 @@ repl_tick(struct worker *w)
 		gaps_retry(w, now);
 	if (++r->ticks % 10 == 0)
 		asks_scan(w); /* every 200 ms */
+	if (r->flush_due)
+		flushes_run(w);
 	/* Datagrams not acknowledged in time (lost, or the peer's MAC unknown yet): again. */
 	for (unsigned int i = 0; i < r->ndest; i++) {
 		struct repl_dest *d = &r->dest[i];
@@ -1150,6 +1174,55 @@ handover_late(struct worker *w, const struct kite_repl_rec *rec)
 	w->repl->st.handover_late++;
 }
 
+/*
+ * A replicated FLUSH of vb: its items go now (a walk of the partition at
+ * the next tick, for every vbucket flushed meanwhile), or when the delay
+ * ends (then whatever the replica holds of vb is from before the flush's
+ * time, give or take the replication lag).
+ */
+static void
+flush_vb(struct worker *w, uint32_t vb, uint32_t when)
+{
+	struct node *n = w->node;
+	uint32_t now = node_now(n);
+
+	n->repl_flush_at[vb] = when == 0 || when <= now ? now : when;
+	w->repl->flush_due = true;
+	w->repl->st.rx_flushes++;
+}
+
+/* Vbuckets whose replicated FLUSH is due: their items removed, one walk for all. */
+static void
+flushes_run(struct worker *w)
+{
+	struct node *n = w->node;
+	uint32_t now = node_now(n);
+	uint8_t *due = NULL;
+	bool any = false, later = false;
+
+	for (uint32_t p = 0; p < n->n_parts; p++) {
+		if (kite_topo_owner(&n->map, p) != w->id)
+			continue;
+		for (uint32_t vb = p; vb < n->cfg.vbuckets; vb += n->n_parts) {
+			if (n->repl_flush_at[vb] == 0)
+				continue;
+			if (n->repl_flush_at[vb] > now) {
+				later = true;
+				continue;
+			}
+			if (due == NULL && (due = calloc(n->cfg.vbuckets, 1)) == NULL)
+				return;
+			due[vb] = 1;
+			n->repl_flush_at[vb] = 0;
+			any = true;
+		}
+	}
+	if (any)
+		purge(w, due, n->cfg.vbuckets, UINT32_MAX);
+	free(due);
+	w->repl->flush_due = later;
+}
+
 /* DATA from an owner: apply in order, answer ACK (and NACK for gaps). */
 static void
 on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_udp *u,
@@ -1267,6 +1340,8 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 			} else if (rec.kind == KITE_REPL_MARK) {
 				n->repl_synced[vb] = 1;
 				r->st.rx_marks++;
+			} else if (rec.kind == KITE_REPL_FLUSH) {
+				flush_vb(w, vb, rec.exptime);
 			}
 			n->repl_expected[vb] = rec.seq + 1;
 			n->repl_clean[vb] = 0;

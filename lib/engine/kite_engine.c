@@ -861,9 +861,17 @@ exec_flush(struct kite_engine *e, struct entry *q)
 {
 	const uint32_t when = kite_proto_exptime(q->r.exptime, e->now);
 
+	const struct kite_engine_cluster *c = e->cluster;
+
 	for (uint32_t p = e->conf.self; p < e->conf.map.partitions; p += e->conf.map.workers)
 		if (e->conf.parts[p] != NULL)
 			kite_store_flush(e->conf.parts[p], when);
+	/* Replication: this worker's owned vbuckets are flushed on their replicas too. */
+	if (e->conf.repl != NULL && c != NULL && c->replicas > 0 && c->role != NULL &&
+	    !e->fenced) {
+		const struct kite_store_view v = { .exptime = when };
+		e->conf.repl(e->conf.repl_arg, NULL, KITE_ENGINE_REPL_ALL, 3, NULL, 0, &v, false);
+	}
 	if (e->dg[q->dgram]->home && !q->r.quiet)
 		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
 }

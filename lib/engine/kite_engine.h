@@ -165,8 +165,12 @@ struct kite_engine_cluster {
  * (v; NULL for a deletion, kind 2). The store never learns of it.
  * dgram_arg is the out_arg of the request's datagram (synchronous
  * replication holds that datagram's replies until the replicas acked);
- * silent: the mutation's success has no response (a quiet command).
+ * silent: the mutation's success has no response (a quiet command). A
+ * FLUSH is kind 3 with vbucket KITE_ENGINE_REPL_ALL, no key, v->exptime
+ * its time (0: now), dgram_arg NULL, once per worker that flushed.
  */
+/* kite_engine_repl_fn's vbucket for a FLUSH (kind 3): every vbucket this worker owns. */
+#define KITE_ENGINE_REPL_ALL UINT32_MAX
 typedef void (*kite_engine_repl_fn)(void *arg, void *dgram_arg, uint32_t vbucket, uint8_t kind,
 				    const uint8_t *key, uint16_t keylen,
 				    const struct kite_store_view *v, bool silent);

@@ -408,6 +408,39 @@ def body(t):
         check_eq(items, want, 'items after the backfill (every key on its owner and a replica)')
         check_eq(unsynced, 0, 'replica vbuckets whose backfill did not arrive whole')
     t.case('kill -9 of an owner: its replica serves its keys', c_failover)
+
+    def c_flush():
+        # A FLUSH sent to one node empties what it owns there and on the
+        # replicas (a failover must not bring flushed keys back).
+        live = sorted(nodes)
+        client.refresh()
+        n1 = nodes[live[0]]
+        mine = [k for k in acked if client.owner(k) == 0]  # n1 sorts first
+        theirs = [k for k in acked if client.owner(k) != 0]
+        before = stats_sum(nodes.values(), 'kite_repl_rx_flushes')
+        c = n1.client()
+        try:
+            rep = c.request(kt.flush(opaque=5))
+            check(any(r.status == kt.OK for r in rep.responses), 'FLUSH answered')
+        finally:
+            c.close()
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            held = copies_of(mine)
+            if not any(held.values()):
+                break
+            time.sleep(0.2)
+        left = [k for k, v in held.items() if v]
+        others = copies_of(theirs)
+        figures.append('FLUSH of one node: %d of its %d keys still held anywhere; %d vbucket '
+                       'FLUSH records applied by its replicas; the other node\'s %d keys '
+                       'still served: %d' % (len(left), len(mine),
+                                             stats_sum(nodes.values(), 'kite_repl_rx_flushes')
+                                             - before, len(theirs),
+                                             sum(1 for v in others.values() if v)))
+        check(not left, 'keys still held after the FLUSH (replicas not flushed): %r' % left[:3])
+        check(all(others.values()), 'keys of the node not flushed were lost')
+    t.case('FLUSH of a node reaches its replicas', c_flush)
     log_figures(t, figures)
 
 

@@ -765,6 +765,7 @@ struct repl_call {
 	char key[16];
 	bool has_view, silent;
 	uint64_t cas;
+	uint32_t exptime;
 };
 static struct repl_call repl_calls[16];
 static unsigned int n_repl;
@@ -780,7 +781,9 @@ t_repl(void *arg, void *dgram_arg, uint32_t vb, uint8_t kind, const uint8_t *key
 	c->vb = vb;
 	c->kind = kind;
 	memset(c->key, 0, sizeof(c->key));
-	memcpy(c->key, key, keylen < 15 ? keylen : 15);
+	if (keylen > 0)
+		memcpy(c->key, key, keylen < 15 ? keylen : 15);
+	c->exptime = v != NULL ? v->exptime : 0;
 	c->has_view = v != NULL;
 	c->cas = v != NULL ? v->cas : 0;
 	c->silent = silent;
@@ -856,6 +859,17 @@ test_repl_hook(void **state)
 	assert_false(repl_calls[3].has_view);
 	assert_true(repl_calls[3].silent);
 	assert_int_equal(repl_calls[0].vb, (uint32_t)(XXH64("rh-a", 4, 0) % 1024));
+
+	/* FLUSH: one call for every vbucket this worker owns, with its time, no datagram. */
+	n_repl = 0;
+	dg_start(&d, 3);
+	dg_req(&d, KITE_OP_FLUSH, 1, 0, NULL, 0, NULL, NULL, 0);
+	run(e, &d);
+	assert_int_equal(n_repl, 1);
+	assert_int_equal(repl_calls[0].kind, 3);
+	assert_int_equal(repl_calls[0].vb, KITE_ENGINE_REPL_ALL);
+	assert_null(repl_calls[0].dgram);
+	assert_int_equal(repl_calls[0].exptime, 0);
 
 	/* Without replicas in the view nothing is emitted. */
 	c.replicas = 0;
