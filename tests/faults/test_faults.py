@@ -464,10 +464,17 @@ def body(t):
 
     def c_f7():
         client = start_cluster('sync')
-        w = Writer(client, b'F7', t)
+        # A client that waits longer than sync-timeout-ms (500 ms): the held
+        # replies of writes whose replica is stopped come back as ETMPFAIL.
+        slow = kitelib.Client(lib, ','.join(net.data_ip(i) for i in (1, 2, 3)),
+                              timeout_ms=1500, retries=1)
+        t.on_cleanup(slow.close)
+        w = Writer(slow, b'F7', t)
         w.start()
         time.sleep(2)
         n2 = state['nodes'][2]
+        before = sum(int(state['nodes'][i].stats().get('kite_repl_sync_timeouts', 0))
+                     for i in (1, 3))
         os.kill(n2.proc.pid, signal.SIGSTOP)
         try:
             time.sleep(3)
@@ -476,7 +483,16 @@ def body(t):
         time.sleep(3)
         w.halt()
         healed(client)
+        timeouts = sum(int(state['nodes'][i].stats().get('kite_repl_sync_timeouts', 0))
+                       for i in (1, 3)) - before
         final_checks(client, w, 'F7 SIGSTOP 3 s (sync)')
+        tmpfails = slow.stats()['tmpfails']
+        figures.append('F7: %d reply sets of the other nodes timed out waiting for the stopped '
+                       'replica and were answered ETMPFAIL (outcome unknown: the checker allows '
+                       'either value); the client read %d ETMPFAIL answers and retried them' % (
+                           timeouts, tmpfails))
+        check(timeouts > 0, 'no sync timeout while a replica was stopped')
+        check(tmpfails > 0, 'the client saw no ETMPFAIL: the timed-out replies did not parse')
     if wanted('F7'):
         t.case('F7 SIGSTOP of a node for 3 s, sync: nothing acknowledged lost', c_f7)
 
