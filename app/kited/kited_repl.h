@@ -2,7 +2,7 @@
 #ifndef KITED_REPL_H
 #define KITED_REPL_H
 
-/* kited's replication (repl.c): asynchronous, on the workers. */
+/* kited's replication (repl.c): async or sync, backfill, on the workers. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,7 +25,7 @@ struct kited_repl_stats {
 	uint64_t rx_stale_epoch; /* records from a node that is not the vbucket's owner here: dropped */
 	uint64_t rx_not_replica; /* records for a vbucket this node does not replicate */
 	uint64_t rx_stray;       /* answers from no destination of ours */
-	uint64_t resync_needed;  /* NACKs older than the log (backfill is the next step) */
+	uint64_t resync_needed;  /* NACKs the log could not answer: backfills asked for */
 	uint64_t arp_misses, nombuf, no_dest, too_large, apply_failed;
 	uint64_t purged;         /* items removed from vbuckets this node began to replicate */
 	uint64_t rx_resets;      /* vbuckets restarted by their owner (its log did not reach back) */

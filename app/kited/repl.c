@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Replication, asynchronous (issue 11, first part): the owner's worker
+ * Replication (issue 11): the owner's worker
  * turns every mutation of a replicated vbucket into a REPL record
  * (lib/repl: the item's state after it, with the owner's CAS and a
  * sequence number per vbucket), batches records per replica partition
@@ -10,7 +10,9 @@
  * answers with ACK pairs (applied up to) and NACK pairs (missing from);
  * the owner answers a NACK from its log, and sends the newest datagram
  * again to a replica that has not acknowledged for a while, so a lost
- * tail is noticed too. Everything runs on the workers, lock-free: a
+ * tail is noticed too. A new replica is backfilled (RESET, the items,
+ * MARK in the stream); replication = sync holds replies until the
+ * replicas acknowledged. Everything runs on the workers, lock-free: a
  * vbucket's sequence and expectation are touched only by the worker that
  * owns its partition.
  */
@@ -412,18 +414,31 @@ dest_add(struct worker *w, struct repl_dest *d, const struct kited_cview *view,
 	return 0;
 }
 
+/*
+ * The member in replica slot k (1, 2) of vb in view: one of the first
+ * `replicas` nodes after the owner, which hold its stream; NONE if none.
+ */
+static uint8_t
+slot_member(const struct node *n, const struct kited_cview *view, uint32_t vb, unsigned int k)
+{
+	const uint8_t *l = kite_cluster_nodes(&view->map, vb);
+
+	if (k > n->cfg.replicas || k >= view->map.copies || (int)l[k] == view->self)
+		return KITE_CLUSTER_NONE;
+	return l[k];
+}
+
 /* The destination of a vbucket's replica slot k (1, 2) in view; NULL: none. */
 static struct repl_dest *
 slot_dest(struct worker *w, const struct kited_cview *view, uint32_t vb, unsigned int k)
 {
-	const uint8_t *l = kite_cluster_nodes(&view->map, vb);
+	uint8_t m = slot_member(w->node, view, vb, k);
 	const struct kite_cluster_member *mb;
 	struct repl_dest *d;
 
-	if (k > w->node->cfg.replicas || k >= view->map.copies || l[k] == KITE_CLUSTER_NONE ||
-	    l[k] == view->self)
+	if (m == KITE_CLUSTER_NONE)
 		return NULL;
-	mb = &view->map.members[l[k]];
+	mb = &view->map.members[m];
 	d = dest_get(w, mb->ip, (uint16_t)(mb->base_port + (vb & (mb->partitions - 1u))));
 	if (d == NULL)
 		w->repl->st.no_dest++;
@@ -516,14 +531,16 @@ kited_repl_emit(void *arg, void *dgram_arg, uint32_t vb, uint8_t kind, const uin
 
 /* ---- replication = sync: held replies ---------------------------------- */
 
+/* A response to a command that changes an item (the protocol's own opcode table). */
 static bool
 is_mutation(uint8_t op)
 {
-	switch (op) {
-	case KITE_OP_SET: case KITE_OP_ADD: case KITE_OP_REPLACE: case KITE_OP_DELETE:
-	case KITE_OP_INCREMENT: case KITE_OP_DECREMENT: case KITE_OP_APPEND:
-	case KITE_OP_PREPEND: case KITE_OP_TOUCH: case KITE_OP_GAT: case KITE_OP_GATQ:
-	case KITE_OP_GATK: case KITE_OP_GATKQ:
+	bool quiet, want_key;
+
+	switch (kite_proto_cmd(op, &quiet, &want_key)) {
+	case KITE_CMD_SET: case KITE_CMD_ADD: case KITE_CMD_REPLACE: case KITE_CMD_APPEND:
+	case KITE_CMD_PREPEND: case KITE_CMD_DELETE: case KITE_CMD_INCR: case KITE_CMD_DECR:
+	case KITE_CMD_TOUCH: case KITE_CMD_GAT:
 		return true;
 	default:
 		return false;
@@ -869,13 +886,14 @@ backfill_step(struct worker *w)
 
 /* The replica slot (1, 2) of vb whose member has this address in view; 0: none. */
 static unsigned int
-slot_of(const struct kited_cview *view, uint32_t vb, uint32_t ip)
+slot_of(const struct node *n, const struct kited_cview *view, uint32_t vb, uint32_t ip)
 {
-	const uint8_t *l = kite_cluster_nodes(&view->map, vb);
+	for (unsigned int k = 1; k <= 2; k++) {
+		uint8_t m = slot_member(n, view, vb, k);
 
-	for (unsigned int k = 1; k <= 2 && k < view->map.copies; k++)
-		if (l[k] != KITE_CLUSTER_NONE && view->map.members[l[k]].ip == ip)
+		if (m != KITE_CLUSTER_NONE && view->map.members[m].ip == ip)
 			return k;
+	}
 	return 0;
 }
 
@@ -938,7 +956,7 @@ on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net
 			if (l > lag)
 				lag = l;
 			/* Acknowledged up to seq by the member in slot k: sync replies may go. */
-			k = slot_of(view, vb, u->src_ip);
+			k = slot_of(n, view, vb, u->src_ip);
 			if (k != 0 && n->repl_slot[vb * 2 + k - 1] == u->src_ip &&
 			    seq > n->repl_acked[vb * 2 + k - 1]) {
 				n->repl_acked[vb * 2 + k - 1] = seq;
@@ -966,7 +984,7 @@ on_answer(struct worker *w, const struct kite_repl_msg *m, const struct kite_net
 		 * Older than the log, or a replica that asks (0: it holds nothing
 		 * whole of the vbucket): it gets the whole vbucket again (backfill).
 		 */
-		k = slot_of(view, vb, u->src_ip);
+		k = slot_of(n, view, vb, u->src_ip);
 		if (k == 0 || (n->repl_bf[vb] & (0x5u << (k - 1))))
 			continue; /* not its replica, or a backfill is already on its way */
 		r->st.resync_needed++;
@@ -1134,47 +1152,6 @@ gaps_retry(struct worker *w, uint64_t now)
 }
 
 /*
- * A record from the owner this node took the vbucket over from (a joiner
- * that turned active): applied if it is the next of the stream and this
- * node has written nothing of the vbucket since (its own sequence is
- * still where the stream left it), then this node's sequence goes on from
- * it. Later, or after a write here, it is dropped (counted): the write
- * here is newer.
- */
-static void
-handover_late(struct worker *w, const struct kite_repl_rec *rec)
-{
-	struct node *n = w->node;
-	uint32_t vb = rec->vbucket;
-	struct kite_store *s = n->parts[vb & (n->n_parts - 1)];
-
-	if (rec->seq < n->repl_expected[vb]) {
-		w->repl->st.rx_dups++;
-		return;
-	}
-	if (rec->seq != n->repl_expected[vb] || n->repl_seq[vb] + 1 != rec->seq ||
-	    rec->kind == KITE_REPL_RESET) {
-		w->repl->st.handover_dropped++;
-		return;
-	}
-	uint64_t h = kite_store_hash(s, rec->key, rec->keylen);
-	if (rec->kind == KITE_REPL_PUT) {
-		const struct kite_store_write wr = {
-			.mode = KITE_STORE_SET, .flags = rec->flags, .exptime = rec->exptime,
-			.value = rec->value, .vallen = rec->vallen, .set_cas = rec->cas,
-		};
-		uint64_t cas;
-		if (kite_store_store(s, rec->key, rec->keylen, h, &wr, &cas) != KITE_STORE_OK)
-			w->repl->st.apply_failed++;
-	} else if (rec->kind == KITE_REPL_DEL) {
-		kite_store_delete(s, rec->key, rec->keylen, h, 0);
-	}
-	n->repl_expected[vb] = rec->seq + 1;
-	n->repl_seq[vb] = rec->seq;
-	w->repl->st.handover_late++;
-}
-
-/*
  * A replicated FLUSH of vb: its items go now (a walk of the partition at
  * the next tick, for every vbucket flushed meanwhile), or when the delay
  * ends (then whatever the replica holds of vb is from before the flush's
@@ -1189,6 +1166,63 @@ flush_vb(struct worker *w, uint32_t vb, uint32_t when)
 	n->repl_flush_at[vb] = when == 0 || when <= now ? now : when;
 	w->repl->flush_due = true;
 	w->repl->st.rx_flushes++;
+}
+
+/*
+ * A record's effect on the store: PUT (with the owner's CAS), DEL, FLUSH.
+ * RESET and MARK act on the stream, not on items.
+ */
+static void
+apply_rec(struct worker *w, const struct kite_repl_rec *rec)
+{
+	struct node *n = w->node;
+	struct kite_store *s = n->parts[rec->vbucket & (n->n_parts - 1)];
+
+	if (rec->kind == KITE_REPL_PUT) {
+		const struct kite_store_write wr = {
+			.mode = KITE_STORE_SET, .flags = rec->flags, .exptime = rec->exptime,
+			.value = rec->value, .vallen = rec->vallen, .set_cas = rec->cas,
+		};
+		uint64_t cas;
+
+		if (kite_store_store(s, rec->key, rec->keylen, kite_store_hash(s, rec->key, rec->keylen),
+				     &wr, &cas) != KITE_STORE_OK)
+			w->repl->st.apply_failed++;
+	} else if (rec->kind == KITE_REPL_DEL) {
+		kite_store_delete(s, rec->key, rec->keylen, kite_store_hash(s, rec->key, rec->keylen),
+				  0);
+	} else if (rec->kind == KITE_REPL_FLUSH) {
+		flush_vb(w, rec->vbucket, rec->exptime);
+	}
+}
+
+/*
+ * A record from the owner this node took the vbucket over from (a joiner
+ * that turned active): applied if it is the next of the stream and this
+ * node has written nothing of the vbucket since (its own sequence is
+ * still where the stream left it), then this node's sequence goes on from
+ * it. Later, or after a write here, it is dropped (counted): the write
+ * here is newer.
+ */
+static void
+handover_late(struct worker *w, const struct kite_repl_rec *rec)
+{
+	struct node *n = w->node;
+	uint32_t vb = rec->vbucket;
+
+	if (rec->seq < n->repl_expected[vb]) {
+		w->repl->st.rx_dups++;
+		return;
+	}
+	if (rec->seq != n->repl_expected[vb] || n->repl_seq[vb] + 1 != rec->seq ||
+	    rec->kind == KITE_REPL_RESET) {
+		w->repl->st.handover_dropped++;
+		return;
+	}
+	apply_rec(w, rec);
+	n->repl_expected[vb] = rec->seq + 1;
+	n->repl_seq[vb] = rec->seq;
+	w->repl->st.handover_late++;
 }
 
 /* Vbuckets whose replicated FLUSH is due: their items removed, one walk for all. */
@@ -1245,7 +1279,6 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 	while ((rc = kite_repl_next_rec(&p, end, &rec)) == 1) {
 		uint32_t vb = rec.vbucket;
 		uint32_t part;
-		struct kite_store *s;
 		unsigned int k;
 
 		if (vb < n->cfg.vbuckets && view->role[vb] == KITE_ENGINE_ROLE_OWNER &&
@@ -1276,7 +1309,6 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 			r->st.rx_not_replica++;
 			continue;
 		}
-		s = n->parts[part];
 		if (rec.kind == KITE_REPL_RESET) {
 			/*
 			 * The stream restarts after rec.seq, a backfill follows. A
@@ -1319,29 +1351,12 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 				gaps[ngap++] = vb;
 			gap_open(r, vb, rec.seq, u);
 			continue;
-		case KITE_REPL_APPLY: {
-			uint64_t h = kite_store_hash(s, rec.key, rec.keylen);
-
-			if (rec.kind == KITE_REPL_PUT) {
-				const struct kite_store_write wr = {
-					.mode = KITE_STORE_SET,
-					.flags = rec.flags,
-					.exptime = rec.exptime,
-					.value = rec.value,
-					.vallen = rec.vallen,
-					.set_cas = rec.cas,
-				};
-				uint64_t cas;
-				if (kite_store_store(s, rec.key, rec.keylen, h, &wr, &cas) !=
-				    KITE_STORE_OK)
-					r->st.apply_failed++;
-			} else if (rec.kind == KITE_REPL_DEL) {
-				kite_store_delete(s, rec.key, rec.keylen, h, 0);
-			} else if (rec.kind == KITE_REPL_MARK) {
+		case KITE_REPL_APPLY:
+			if (rec.kind == KITE_REPL_MARK) {
 				n->repl_synced[vb] = 1;
 				r->st.rx_marks++;
-			} else if (rec.kind == KITE_REPL_FLUSH) {
-				flush_vb(w, vb, rec.exptime);
+			} else {
+				apply_rec(w, &rec);
 			}
 			n->repl_expected[vb] = rec.seq + 1;
 			n->repl_clean[vb] = 0;
@@ -1349,7 +1364,6 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 			if (r->ngap > 0)
 				gap_close(r, vb, rec.seq);
 			break;
-		}
 		}
 	ack:
 		for (k = 0; k < nack && acked[k] != vb; k++)
@@ -1454,9 +1468,10 @@ purge_collect(void *arg, const struct kite_store_item *it)
  * A replica gets only what is written after it starts following the
  * stream, so whatever it held of a vbucket from before (it owned or
  * replicated it once, and lost it) would be stale: removed now, before the
- * worker takes the first record. A full walk of the partition, once per
- * map change that gives this node new replica vbuckets (bounded steps
- * between bursts are the next step).
+ * worker takes the first record (and a replicated FLUSH removes a
+ * vbucket's items). A full walk of the partition in one go, once per map
+ * change that gives this node new replica vbuckets, per RESET, and per
+ * tick with FLUSHes due (not in bounded steps yet, unlike the backfill).
  */
 static void
 purge(struct worker *w, const uint8_t *flags, uint32_t vbuckets, uint32_t only)
@@ -1561,12 +1576,10 @@ kited_repl_view_change(struct worker *w, const struct kited_cview *v)
 		 * is written from now on, after a backfill of the vbucket.
 		 */
 		for (unsigned int k = 1; k <= 2; k++) {
-			const uint8_t *l = kite_cluster_nodes(&v->map, vb);
-			uint32_t ip = 0;
+			uint8_t m = now == KITE_ENGINE_ROLE_OWNER ? slot_member(n, v, vb, k)
+								  : KITE_CLUSTER_NONE;
+			uint32_t ip = m != KITE_CLUSTER_NONE ? v->map.members[m].ip : 0;
 
-			if (now == KITE_ENGINE_ROLE_OWNER && k <= n->cfg.replicas &&
-			    k < v->map.copies && l[k] != KITE_CLUSTER_NONE && l[k] != v->self)
-				ip = v->map.members[l[k]].ip;
 			if (ip == n->repl_slot[vb * 2 + k - 1] && was == now)
 				continue;
 			n->repl_slot[vb * 2 + k - 1] = ip;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Replication (asynchronous, R = 1) end to end: a real etcd, three kited
-nodes in namespaces with --replicas 1 and a cluster secret, libkite (ctypes)
-as the client.
+nodes in namespaces with --replicas 1 and a cluster secret (node 3's file
+also holds a previous secret), libkite (ctypes) as the client. Sync mode
+and the faults are tests/faults/test_faults.py.
 
 Cases: every write reaches one replica (items on the nodes = 2 x keys, the
 replication counters agree); a datagram under another secret is refused and
@@ -9,7 +10,11 @@ changes nothing; deletes replicate; kill -9 of a node: the time until its
 keys are written and read again through the new owner (a figure; target
 lease TTL + 1 s), the hit ratio of its keys right after (target >= 95 %),
 every value the last acknowledged one (or, async, counted as lost and
-printed), and a client's CAS from before the failover still works.
+printed), a client's CAS from before the failover still works, and the
+new replicas are backfilled (every key on two nodes again); reads from
+replicas (read_from = any); a valid MAC under the previous secret is
+accepted but a non-member's record is not applied; a FLUSH of one node
+leaves none of its keys on any node.
 
 Run: python3 test_repl.py --kited PATH --cli PATH --build BUILD_DIR
 """

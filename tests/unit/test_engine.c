@@ -72,26 +72,34 @@ t_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens, bo
 /* Data-path steps kited --ablate turns off, as bits (kited's order). */
 enum { NO_BULK = 1u << 0, NO_PREFETCH = 1u << 1, NO_INPLACE = 1u << 2, NO_TXBATCH = 1u << 3 };
 
+/* The tests' engine configuration: NPARTS partitions, replies to t_alloc/t_done. */
+static void
+engine_conf(struct kite_engine_conf *c, uint16_t workers, uint16_t self, uint16_t payload,
+	    unsigned int ablate)
+{
+	memset(c, 0, sizeof(*c));
+	c->map.partitions = NPARTS;
+	c->map.workers = workers;
+	c->map.base_port = 11211;
+	c->self = self;
+	c->parts = parts;
+	c->max_item_size = 8192;
+	c->max_payload = payload;
+	c->stats = &wstats;
+	c->out.alloc = t_alloc;
+	c->out.done = t_done;
+	c->no_bulk = (ablate & NO_BULK) != 0;
+	c->no_prefetch = (ablate & NO_PREFETCH) != 0;
+	c->no_inplace = (ablate & NO_INPLACE) != 0;
+}
+
 static struct kite_engine *
 make_engine_ablated(uint16_t workers, uint16_t self, uint16_t payload, unsigned int ablate)
 {
 	struct kite_engine_conf c;
 	struct kite_engine *e;
 
-	memset(&c, 0, sizeof(c));
-	c.map.partitions = NPARTS;
-	c.map.workers = workers;
-	c.map.base_port = 11211;
-	c.self = self;
-	c.parts = parts;
-	c.max_item_size = 8192;
-	c.max_payload = payload;
-	c.stats = &wstats;
-	c.out.alloc = t_alloc;
-	c.out.done = t_done;
-	c.no_bulk = (ablate & NO_BULK) != 0;
-	c.no_prefetch = (ablate & NO_PREFETCH) != 0;
-	c.no_inplace = (ablate & NO_INPLACE) != 0;
+	engine_conf(&c, workers, self, payload, ablate);
 	e = kite_engine_create(&c, 0);
 	assert_non_null(e);
 	kite_engine_set_time(e, NOW);
@@ -808,16 +816,7 @@ test_repl_hook(void **state)
 	int tag;
 
 	(void)state;
-	memset(&conf, 0, sizeof(conf));
-	conf.map.partitions = NPARTS;
-	conf.map.workers = 1;
-	conf.map.base_port = 11211;
-	conf.parts = parts;
-	conf.max_item_size = 8192;
-	conf.max_payload = PAYLOAD;
-	conf.stats = &wstats;
-	conf.out.alloc = t_alloc;
-	conf.out.done = t_done;
+	engine_conf(&conf, 1, 0, PAYLOAD, 0);
 	conf.repl = t_repl;
 	conf.repl_arg = &n_repl;
 	e = kite_engine_create(&conf, 0);
