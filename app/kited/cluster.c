@@ -1321,7 +1321,7 @@ kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
 			"rx_resets", "given_up", "nack_retries", "lag_max", "lag_us_max",
 			"sync_held", "sync_acked", "sync_timeouts", "sync_withheld", "sync_full",
 			"backfills", "backfill_items", "rx_marks", "backfill_waits", "resync_asks",
-			"handover_late", "handover_dropped", "rx_old_secret", "rx_flushes",
+			"handover_late", "handover_dropped", "rx_old_secret", "rx_flushes", "log_lost",
 		};
 		char name[64];
 

@@ -47,6 +47,7 @@ struct kited_repl_stats {
 	uint64_t handover_dropped; /* ... dropped: this node had written the vbucket since */
 	uint64_t rx_old_secret;  /* datagrams accepted under the previous secret (rotation) */
 	uint64_t rx_flushes;     /* vbucket FLUSH records applied as a replica */
+	uint64_t log_lost;       /* datagrams the log forgot unacknowledged: their vbuckets backfilled */
 };
 
 /* Ack-latency histogram: bucket b counts lags below 2^b microseconds (the last: the rest). */

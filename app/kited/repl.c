@@ -49,6 +49,7 @@ struct repl_dest {
 	struct kite_repl_log log;
 	/* For STAT (read by the control thread as they are). */
 	uint64_t lag_ops, lag_us, retransmits, resyncs, acks;
+	struct worker *w; /* its worker (the log's lost callback) */
 };
 
 /* only: the one partition to walk, UINT32_MAX for all of this worker's. */
@@ -277,6 +278,39 @@ kited_repl_free(struct node *n)
 	n->repl_prev_owner = NULL;
 }
 
+static unsigned int slot_of(const struct node *n, const struct kited_cview *view, uint32_t vb,
+			    uint32_t ip);
+
+/*
+ * A datagram the log forgot before the replica acknowledged it (a burst
+ * larger than the log: a FLUSH, a big backfill): it cannot be sent again,
+ * and if it held a vbucket's last records no gap would ever show them
+ * missing, so every vbucket it carried is backfilled to that replica.
+ */
+static void
+on_log_lost(void *arg, const uint8_t *dg, size_t len)
+{
+	struct repl_dest *d = arg;
+	struct worker *w = d->w;
+	const struct kited_cview *view = w->cview;
+	const uint8_t *p = dg + KITE_REPL_HDR_LEN, *end = dg + len - KITE_REPL_MAC_LEN;
+	struct kite_repl_rec rec;
+
+	w->repl->st.log_lost++;
+	if (view == NULL || view->role == NULL || view->map.vbuckets != w->node->cfg.vbuckets)
+		return;
+	while (kite_repl_next_rec(&p, end, &rec) == 1) {
+		unsigned int k;
+
+		if (rec.vbucket >= view->map.vbuckets ||
+		    view->role[rec.vbucket] != KITE_ENGINE_ROLE_OWNER)
+			continue;
+		k = slot_of(w->node, view, rec.vbucket, d->ip);
+		if (k != 0)
+			backfill_want(w, rec.vbucket, k);
+	}
+}
+
 static struct repl_dest *
 dest_get(struct worker *w, uint32_t ip, uint16_t port)
 {
@@ -301,6 +335,9 @@ dest_get(struct worker *w, uint32_t ip, uint16_t port)
 		return NULL;
 	}
 	kite_repl_log_init(&d->log, mem, REPL_LOG_BYTES, ent, REPL_LOG_ENTRIES);
+	d->log.lost = on_log_lost;
+	d->log.lost_arg = d;
+	d->w = w;
 	d->ip = ip;
 	d->port = port;
 	r->ndest++;

@@ -221,8 +221,7 @@ kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len, uin
 	struct kite_repl_log_ent *e;
 	const uint8_t *p, *end;
 	struct kite_repl_rec r;
-	uint64_t last = l->first;
-	bool overlap = false;
+	uint64_t last = l->first; /* the first entry kept */
 
 	if (len > l->memcap || len < KITE_REPL_HDR_LEN + KITE_REPL_MAC_LEN)
 		return;
@@ -231,15 +230,16 @@ kite_repl_log_add(struct kite_repl_log *l, const uint8_t *dgram, size_t len, uin
 	/* Forget every entry up to the newest one the new bytes overwrite. */
 	for (uint64_t i = l->first; i < l->next; i++) {
 		const struct kite_repl_log_ent *o = ent_at(l, i);
-		if (o->off < l->head + len && o->off + o->len > l->head) {
+		if (o->off < l->head + len && o->off + o->len > l->head)
 			last = i + 1;
-			overlap = true;
-		}
 	}
-	if (overlap)
-		l->first = last;
-	if (l->next - l->first == l->nent_cap)
-		l->first++;
+	if (l->next - last == l->nent_cap)
+		last++; /* every entry slot in use: the oldest goes */
+	/* Forgotten unacknowledged: told, before their bytes are overwritten. */
+	for (uint64_t i = l->first; l->lost != NULL && i < last; i++)
+		if (!ent_at(l, i)->acked)
+			l->lost(l->lost_arg, l->mem + ent_at(l, i)->off, ent_at(l, i)->len);
+	l->first = last;
 	e = ent_at(l, l->next);
 	e->off = (uint32_t)l->head;
 	e->len = (uint32_t)len;

@@ -173,6 +173,13 @@ struct kite_repl_log {
 	struct kite_repl_log_ent *ent;
 	uint32_t nent_cap;
 	uint64_t first, next; /**< entries [first, next) are live (ring indexes) */
+	/**
+	 * Called (if set) for each entry forgotten before it was acknowledged
+	 * (the log wrapped): the datagram can no longer be sent again, so the
+	 * sender must resync what it carried. Set after kite_repl_log_init().
+	 */
+	void (*lost)(void *arg, const uint8_t *dgram, size_t len);
+	void *lost_arg;
 };
 
 void kite_repl_log_init(struct kite_repl_log *l, uint8_t *mem, size_t memcap,

@@ -293,6 +293,63 @@ test_log(void **state)
 	assert_int_equal(rs.n, 0);
 }
 
+/* Entries the log forgets before they were acknowledged are told to the sender. */
+static unsigned int lost_n;
+static uint64_t lost_lo[64];
+
+static void
+on_lost(void *arg, const uint8_t *dg, size_t len)
+{
+	struct kite_repl_msg m;
+	struct kite_repl_rec rec;
+	const uint8_t *p;
+
+	assert_ptr_equal(arg, &lost_n);
+	assert_int_equal(kite_repl_parse(dg + 8, len - 8, secret, &m), KITE_REPL_OK);
+	p = m.body;
+	assert_int_equal(kite_repl_next_rec(&p, m.body + m.bodylen, &rec), 1);
+	lost_lo[lost_n++ % 64] = rec.seq;
+}
+
+static void
+test_log_lost(void **state)
+{
+	static uint8_t mem[4096];
+	static struct kite_repl_log_ent ent[4];
+	struct kite_repl_log l;
+	uint8_t dg[512];
+	size_t len;
+
+	(void)state;
+	kite_repl_log_init(&l, mem, sizeof(mem), ent, 4);
+	l.lost = on_lost;
+	l.lost_arg = &lost_n;
+	lost_n = 0;
+	for (uint64_t i = 0; i < 4; i++) {
+		len = build_data(dg, sizeof(dg), 5, 1 + 3 * i, 3);
+		kite_proto_put16(dg, (uint16_t)(200 + i));
+		kite_repl_log_add(&l, dg, len, 0);
+	}
+	assert_int_equal(lost_n, 0);
+	assert_true(kite_repl_log_ack(&l, 200, NULL)); /* the oldest acknowledged */
+	/* Two more: the entry slots wrap; the acknowledged one goes silently, the next is lost. */
+	for (uint64_t i = 4; i < 6; i++) {
+		len = build_data(dg, sizeof(dg), 5, 1 + 3 * i, 3);
+		kite_repl_log_add(&l, dg, len, 0);
+	}
+	assert_int_equal(lost_n, 1);
+	assert_int_equal(lost_lo[0], 4);
+	/* Memory wraps too (large datagrams): each unacknowledged one overwritten is told once. */
+	lost_n = 0;
+	for (uint64_t i = 6; i < 40; i++) {
+		len = build_data(dg, sizeof(dg), 5, 1 + 3 * i, 3);
+		kite_repl_log_add(&l, dg, len, 0);
+	}
+	assert_int_equal(lost_n, 34);
+	for (unsigned int i = 0; i < 34; i++)
+		assert_int_equal(lost_lo[i], 1 + 3 * (i + 2));
+}
+
 /* Unacknowledged datagrams are sent again until acknowledged or given up. */
 static void
 test_log_retry(void **state)
@@ -391,6 +448,7 @@ main(void)
 		cmocka_unit_test(test_mac),	       cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_order),	       cmocka_unit_test(test_log),
 		cmocka_unit_test(test_log_retry), cmocka_unit_test(test_log_reset_mark),
+		cmocka_unit_test(test_log_lost),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
