@@ -12,6 +12,7 @@
 #include "config.h"
 #include "kite_cluster.h"
 #include "kite_conf.h"
+#include "kite_guard.h"
 
 static const struct kite_conf_opt opts[] = {
 #define KITED_OPT(key, type, field, def, min, max, help)                                           \
@@ -301,6 +302,36 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "ablate: '%s' is not none or a comma-separated list (no spaces) from %s",
 			 c->ablate, KITED_ABLATE_NAMES);
+		return -EINVAL;
+	}
+	{
+		struct kite_guard_cidrs cl;
+		char msg[160];
+
+		if (kite_guard_cidrs_parse(&cl, c->allow, msg, sizeof(msg)) != 0) {
+			snprintf(err, errlen, "allow: %s", msg);
+			return -EINVAL;
+		}
+		if (kite_guard_cidrs_parse(&cl, c->trusted, msg, sizeof(msg)) != 0) {
+			snprintf(err, errlen, "trusted: %s", msg);
+			return -EINVAL;
+		}
+	}
+	if (kite_conf_choice(KITE_GUARD_AUTH_MODES, c->auth) < 0) {
+		snprintf(err, errlen, "auth: '%s' is not off, optional or required", c->auth);
+		return -EINVAL;
+	}
+	if (kite_conf_choice(KITE_GUARD_AUTH_MODES, c->auth) != KITE_GUARD_AUTH_OFF &&
+	    c->tenants_file[0] == '\0') {
+		snprintf(err, errlen, "auth = %s needs tenants-file", c->auth);
+		return -EINVAL;
+	}
+	if (kite_conf_choice(KITE_GUARD_OVER_MODES, c->over_rate) < 0) {
+		snprintf(err, errlen, "over-rate: '%s' is not drop or busy", c->over_rate);
+		return -EINVAL;
+	}
+	if (c->guard_sources & (c->guard_sources - 1)) {
+		snprintf(err, errlen, "guard-sources %u is not a power of two", c->guard_sources);
 		return -EINVAL;
 	}
 	if (c->port[0] == '\0') {

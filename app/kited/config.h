@@ -127,6 +127,46 @@ enum kited_ablate {
 	  "answering warm-up reads, before it deregisters")                                     \
 	X("mgmt-ip", IPV4, mgmt_ip, "0.0.0.0", 0, 0,                                             \
 	  "management address: the kernel address etcd connections leave from (0.0.0.0: any)") \
+	X("allow", STR, allow, "", 0, 0,                                                         \
+	  "sources that may send at all: IPv4 CIDRs, comma-separated (empty: every source, "   \
+	  "under the amplification bound); others are dropped and counted")                     \
+	X("trusted", STR, trusted, "", 0, 0,                                                     \
+	  "sources treated as validated (no amplification bound): CIDRs, comma-separated; "    \
+	  "for clients that cannot fetch a cookie (memaslap, plain memcached clients)")         \
+	X("amplification-bound", BOOL, amplification_bound, "on", 0, 0,                          \
+	  "a source without a valid cookie gets at most the bytes it sent (off: no bound; "    \
+	  "only behind a firewall that stops spoofed sources)")                                 \
+	X("cookie-rotate-s", U32, cookie_rotate_s, "300", 1, 86400,                              \
+	  "seconds per cookie key; a cookie stays valid for this window and the next")          \
+	X("bound-credit", U32, bound_credit, "16384", 0, 1048576,                                \
+	  "reply bytes a bounded source may bank from earlier datagrams (per worker, "         \
+	  "forgotten after 1 s idle)")                                                           \
+	X("source-rate", U32, source_rate, "0", 0, 1000000000,                                   \
+	  "requests/s per source address, whole node (split over workers; 0: no limit)")        \
+	X("source-bytes", U32, source_bytes, "0", 0, 4000000000u,                                \
+	  "reply bytes/s per source address, whole node (split over workers; 0: no limit)")     \
+	X("rate-burst-ms", U32, rate_burst_ms, "100", 1, 60000,                                  \
+	  "token bucket depth, in milliseconds of the rate")                                     \
+	X("over-rate", STR, over_rate, "drop", 0, 0,                                             \
+	  "over a source or tenant rate: drop (counted) or busy (every request answered "      \
+	  "RATE_LIMITED)")                                                                       \
+	X("work-budget", U32, work_budget, "512", 1, 65535,                                      \
+	  "work units per datagram (a request 1, STAT 32, FLUSH 16); the rest is answered "    \
+	  "RATE_LIMITED, not executed")                                                          \
+	X("auth", STR, auth, "off", 0, 0,                                                        \
+	  "tenant authentication: off, optional (unauthenticated requests stay out of every "  \
+	  "tenant's prefix) or required; needs tenants-file")                                   \
+	X("tenants-file", STR, tenants_file, "", 0, 0,                                           \
+	  "tenants (docs/security.rst): id, name, secret, key prefix, commands, rate; "        \
+	  "re-read on SIGHUP")                                                                   \
+	X("stamp-window-ms", U32, stamp_window_ms, "30000", 100, 3600000,                        \
+	  "authenticated requests: stamps accepted this far behind the node's clock (1 s "     \
+	  "ahead); a rejected client gets the node's time")                                      \
+	X("flush", BOOL, flush, "on", 0, 0,                                                      \
+	  "off: FLUSH refused with FORBIDDEN for everyone (memcached's -F)")                    \
+	X("guard-sources", U32, guard_sources, "4096", 64, 1048576,                              \
+	  "per worker: source addresses the guard remembers (banked bytes, rate buckets, "     \
+	  "replay stamps); a power of two")                                                      \
 	X("ablate", STR, ablate, "none", 0, 0,                                                   \
 	  "benchmarks only: data-path steps to turn off, none or a list from "                   \
 	  KITED_ABLATE_NAMES)

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "kite_engine.h"
+#include "kite_guard.h"
 #include "kite_net.h"
 #include "kite_steer.h"
 #include "kite_store.h"
@@ -35,6 +36,12 @@
 /* What a handed-off mbuf carries in its private area. */
 struct handoff_meta {
 	struct kite_net_udp u;
+	/* The guard's verdict, as the home worker judged the datagram. */
+	uint32_t budget, deny;
+	uint16_t skip, work;
+	uint8_t refuse, ns, prefix_len, renv_len;
+	uint8_t renv[KITE_GUARD_REPLY_ENV_MAX];
+	uint8_t prefix[KITE_GUARD_PREFIX_MAX]; /* a copy: a reload may free the tenants table */
 };
 
 /* Per-datagram context for the engine's reply callbacks. */
@@ -51,6 +58,11 @@ struct dgram_ctx {
 	uint32_t sync_lo, sync_n;
 	bool sync_silent; /* one of them was quiet: a timeout withholds every reply */
 	bool sync_over;   /* more than the burst list holds: answered ETMPFAIL */
+	/* The guard (guard.c): its verdict, and the IP bytes sent back. */
+	struct kite_guard_verdict v;
+	bool guarded;     /* judged here (home): account it after execution */
+	bool split;       /* its budget was shared with other workers: bank nothing */
+	uint32_t tx_ip_bytes;
 };
 
 struct worker {
@@ -70,6 +82,8 @@ struct worker {
 	struct rte_mbuf *pend[KITE_MAX_REPLY_DGRAMS];
 	const struct kited_cview *cview; /* the map view the engine uses */
 	struct worker_repl *repl;        /* replication state (repl.c); NULL: none */
+	struct kite_guard *guard;        /* the guard (guard.c) */
+	const struct kite_guard_tenants *tenants; /* the table the guard uses */
 	/* Packets waiting for tx_burst. */
 	unsigned int ntx;
 	struct rte_mbuf *tx[512];
@@ -108,7 +122,13 @@ struct node {
 	struct kited_cluster *cluster;  /* cluster.c's state */
 	struct kited_cluster_pub cpub;  /* the published map view, read by workers */
 	volatile bool stop_req; /* SIGTERM/SIGINT: leave the cluster (if any), then quit */
-	volatile bool hup_req;  /* SIGHUP: re-read the members file */
+	volatile bool hup_req;  /* SIGHUP: re-read the members file and the tenants file */
+	/* The guard (guard.c): its configuration and the published tenants table. */
+	struct kite_guard_conf gconf;
+	struct kite_guard_tenants *tenants; /* read by workers each turn; replaced on SIGHUP */
+	struct kite_guard_tenants *tenants_retired[8]; /* freed once every worker moved on */
+	uint64_t tenants_token[8];
+	uint64_t epoch_us; /* unix microseconds at start_tsc */
 	/* Replication (repl.c): the secret, per-vbucket owner sequences and replica expectations. */
 	bool repl_on;
 	uint8_t repl_secret[32];     /* datagrams are sent under it, and accepted */
@@ -166,6 +186,24 @@ void worker_iterate(struct worker *w, struct worker_idle *st);
 void control_tick(struct node *n);
 void control_log_stats(struct node *n, double secs);
 void control_telemetry(const struct node *n);
+
+/* guard.c */
+/* The guard's configuration and the tenants file; 0, or -1 after logging why. */
+int kited_guard_setup(struct node *n);
+/* SIGHUP: read the tenants file again (a bad file keeps the old table). */
+void kited_guard_reload(struct node *n);
+/* Free replaced tenant tables no worker can still read. */
+void kited_guard_tick(struct node *n);
+void kited_guard_free(struct node *n);
+/* Whether a key is some tenant's (the engine's key_owned). */
+bool kited_guard_key_owned(const void *arg, const uint8_t *key, uint16_t len);
+
+/* Unix microseconds from the TSC (the guard's clock). */
+static inline uint64_t
+node_now_us(const struct node *n, uint64_t tsc)
+{
+	return n->epoch_us + (tsc - n->start_tsc) * 1000000 / n->tsc_hz;
+}
 
 /* Unix time, derived from the TSC so workers never make a syscall for it. */
 static inline uint32_t

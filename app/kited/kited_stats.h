@@ -15,6 +15,7 @@
 #include <rte_common.h>
 
 #include "kite_engine.h"
+#include "kite_guard.h"
 #include "kite_net.h"
 #include "kite_stats.h"
 #include "kite_store.h"
@@ -38,6 +39,7 @@ struct kited_loop_stats {
 struct kited_worker_stats {
 	struct kite_engine_stats engine; /* the engine's (kite_engine_conf.stats) */
 	struct kited_loop_stats loop;    /* the worker loop's */
+	struct kite_guard_stats guard;   /* the guard's */
 } __rte_cache_aligned;
 
 /* What the node-wide view sums. Arrays are owned by the caller. */

@@ -438,6 +438,7 @@ main_loop(struct node *n)
 		if (n->hup_req) {
 			n->hup_req = false;
 			kited_cluster_reload(n);
+			kited_guard_reload(n);
 		}
 		if (n->stop_req && leave_by == 0) {
 			/* Leave the cluster gracefully (time-bounded), serving meanwhile. */
@@ -452,6 +453,7 @@ main_loop(struct node *n)
 			break;
 		}
 		control_tick(n);
+		kited_guard_tick(n);
 		if (n->main_runs_worker)
 			worker_iterate(&n->workers[0], &st);
 		else
@@ -573,6 +575,8 @@ main(int argc, char **argv)
 	n->stats_src.steer_mode = kite_steer_mode_name(n->steer);
 	n->stats_src.more = kited_cluster_emit_stats;
 	n->stats_src.more_arg = n;
+	if (kited_guard_setup(n) != 0)
+		goto out;
 	for (unsigned int i = 0; i < n->n_workers; i++) {
 		if (worker_setup(n, &n->workers[i], (uint16_t)i, lcores[i]) != 0)
 			goto out;
@@ -621,6 +625,7 @@ out:
 	kited_repl_free(n);
 	control_telemetry(NULL);
 	node_free(n);
+	kited_guard_free(n);
 	if (n->cfg.pid_file[0] != '\0' && rc == 0)
 		unlink(n->cfg.pid_file);
 	rte_eal_cleanup();

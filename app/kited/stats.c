@@ -17,6 +17,8 @@ static const struct kite_stats_table loop_table = { loop_names, loop_help,
 						    0 KITED_LOOP_STATS(KITE_STATS_ONE) };
 static const struct kite_stats_table store_table = { kite_store_stats_names, kite_store_stats_help,
 						     KITE_STORE_STATS_N };
+static const struct kite_stats_table guard_table = { kite_guard_stats_names, kite_guard_stats_help,
+						     KITE_GUARD_STATS_N };
 static const struct kite_stats_table net_table = { kite_net_stats_names, kite_net_stats_help,
 						   KITE_NET_STATS_N };
 
@@ -176,6 +178,9 @@ kited_stats_emit(const struct kited_stats_src *src, uint32_t now, kite_stats_emi
 		snprintf(name, sizeof(name), "kite_worker%u_steer_misses", i);
 		kite_stats_emit_u64(emit, arg, name, one->loop.steer_misses);
 	}
+
+	/* The guard. */
+	kite_stats_emit_table(&guard_table, (const uint64_t *)&w.guard, "kite_guard_", emit, arg);
 
 	/* The network stacks. */
 	kite_stats_emit_table(&net_table, (const uint64_t *)&ns, "kite_net_", emit, arg);

@@ -79,6 +79,7 @@ reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens
 	for (unsigned int i = 0; i < n; i++) {
 		struct rte_mbuf *m = w->pend[i];
 
+		c->tx_ip_bytes += (uint32_t)lens[i] + KITE_GUARD_L3L4;
 		if (i == 0 && inplace) {
 			/* Answered in the request's own mbuf: make the payload its data. */
 			m = c->m;
@@ -133,6 +134,13 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 		what = "its handoff ring";
 		goto fail;
 	}
+	w->guard = kite_guard_create(&n->gconf, &w->stats->guard);
+	if (w->guard == NULL) {
+		what = "its guard (source table)";
+		goto fail;
+	}
+	w->tenants = n->tenants;
+	kite_guard_set_tenants(w->guard, w->tenants);
 	n->netconf.socket_id = w->socket;
 	w->net = kite_net_create(&n->netconf, id);
 	if (w->net == NULL) {
@@ -153,6 +161,8 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 		ec.repl = kited_repl_emit;
 		ec.repl_arg = w;
 	}
+	ec.key_owned = kited_guard_key_owned;
+	ec.key_owned_arg = w->guard;
 	ec.out.alloc = reply_alloc;
 	ec.out.done = reply_done;
 	ec.no_bulk = (n->ablate & KITED_ABLATE_BULK) != 0;
@@ -167,7 +177,7 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	return 0;
 fail:
 	/* Only the DPDK libraries set rte_errno; an rte_malloc failure is out of memory. */
-	rc = w->stats == NULL || w->scratch == NULL ? ENOMEM : rte_errno;
+	rc = w->stats == NULL || w->scratch == NULL || w->guard == NULL ? ENOMEM : rte_errno;
 	if (rc == ENOMEM) {
 		char msg[96];
 
@@ -191,11 +201,13 @@ worker_teardown(struct worker *w)
 		rte_ring_free(w->handoff);
 	}
 	kite_engine_free(w->engine);
+	kite_guard_free(w->guard);
 	kite_net_free(w->net);
 	rte_free(w->scratch);
 	/* stats stay until the node is freed: the control thread reads them. */
 	w->handoff = NULL;
 	w->engine = NULL;
+	w->guard = NULL;
 	w->net = NULL;
 	w->scratch = NULL;
 }
@@ -221,6 +233,77 @@ payload_of(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, u
 
 static bool route(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u,
 		  uint64_t mask);
+
+/* The guard's verdict as the engine obeys it. */
+static void
+apply_verdict(const struct node *n, struct kite_engine_dgram *d, const struct kite_guard_verdict *v)
+{
+	d->skip = v->skip;
+	d->work = v->work;
+	d->budget = v->budget == UINT32_MAX ? 0 : v->budget;
+	d->deny = n->gconf.all_cmds & ~v->cmds;
+	d->refuse = v->refuse == KITE_GUARD_REFUSE_AUTH   ? KITE_STATUS_AUTH_ERROR
+		    : v->refuse == KITE_GUARD_REFUSE_RATE ? KITE_STATUS_RATE_LIMITED
+							  : 0;
+	d->ns = v->ns;
+	d->prefix = v->prefix;
+	d->prefix_len = v->prefix_len;
+	d->renv = v->renv;
+	d->renv_len = v->renv_len;
+}
+
+/* The verdict travels with a handed-off datagram. */
+static void
+verdict_to_meta(struct handoff_meta *h, const struct kite_engine_dgram *d)
+{
+	h->budget = d->budget;
+	h->deny = d->deny;
+	h->skip = d->skip;
+	h->work = d->work;
+	h->refuse = d->refuse;
+	h->ns = d->ns;
+	h->prefix_len = d->prefix_len;
+	if (d->prefix_len > 0)
+		memcpy(h->prefix, d->prefix, d->prefix_len);
+	h->renv_len = d->renv_len;
+	if (d->renv_len > 0)
+		memcpy(h->renv, d->renv, d->renv_len);
+}
+
+static void
+verdict_from_meta(struct kite_engine_dgram *d, const struct handoff_meta *h)
+{
+	d->budget = h->budget;
+	d->deny = h->deny;
+	d->skip = h->skip;
+	d->work = h->work;
+	d->refuse = h->refuse;
+	d->ns = h->ns;
+	d->prefix_len = h->prefix_len;
+	d->prefix = h->prefix;
+	d->renv_len = h->renv_len;
+	d->renv = h->renv;
+}
+
+/* The guard answers itself (a hello's cookie, an auth refusal): a small datagram back. */
+static void
+guard_reply(struct worker *w, const struct kite_net_udp *u, const uint8_t *p, uint16_t len)
+{
+	struct rte_mbuf *r = rte_pktmbuf_alloc(w->pool);
+
+	if (r == NULL) {
+		w->stats->engine.nombuf++;
+		return;
+	}
+	memcpy(rte_pktmbuf_mtod(r, uint8_t *), p, len);
+	r->data_len = len;
+	r->pkt_len = len;
+	if (kite_net_udp_reply(w->net, r, u) != 0) {
+		rte_pktmbuf_free(r);
+		return;
+	}
+	tx_add(w, r);
+}
 
 /*
  * A REPL datagram? Applied or answered here when this worker owns the
@@ -277,6 +360,7 @@ worker_poll(struct worker *w)
 	struct dgram_ctx ctx[WORKER_MAX_BURST];
 	unsigned int nrx, nh, nd = 0, nhome, nfree = 0;
 	uint64_t tsc = rte_rdtsc();
+	const uint64_t now_us = node_now_us(n, tsc);
 	const uint64_t self = UINT64_C(1) << w->id;
 	struct kite_net_udp u;
 
@@ -312,6 +396,19 @@ worker_poll(struct worker *w)
 				done[nfree++] = m;
 				break;
 			}
+			/* The guard: drop, answer itself, or pass with a verdict. */
+			kite_guard_check(w->guard, (uint8_t *)(uintptr_t)dg[nd].data, dg[nd].len,
+					 u.src_ip, u.src_port, now_us, &ctx[nd].v);
+			if (unlikely(ctx[nd].v.action != KITE_GUARD_PASS)) {
+				if (ctx[nd].v.action == KITE_GUARD_REPLY)
+					guard_reply(w, &u, ctx[nd].v.reply, ctx[nd].v.reply_len);
+				done[nfree++] = m;
+				break;
+			}
+			apply_verdict(n, &dg[nd], &ctx[nd].v);
+			ctx[nd].guarded = true;
+			ctx[nd].split = false;
+			ctx[nd].tx_ip_bytes = 0;
 			ctx[nd].w = w;
 			ctx[nd].m = m;
 			ctx[nd].u = u;
@@ -344,6 +441,12 @@ worker_poll(struct worker *w)
 		if (mask == self)
 			continue;
 		w->stats->loop.steer_misses++;
+		if (dg[i].budget != 0) {
+			/* The bound is shared by every worker that answers a part. */
+			dg[i].budget /= (uint32_t)__builtin_popcountll(mask);
+			ctx[i].split = true;
+		}
+		verdict_to_meta(meta(ctx[i].m), &dg[i]);
 		if (!route(w, ctx[i].m, &ctx[i].u, mask))
 			kite_engine_withdraw(w->engine);
 		else if (rte_mbuf_refcnt_read(ctx[i].m) != 1)
@@ -359,6 +462,8 @@ worker_poll(struct worker *w)
 		ctx[nd].reused = false;
 		ctx[nd].sync_n = 0;
 		ctx[nd].sync_silent = ctx[nd].sync_over = false;
+		ctx[nd].guarded = false;
+		ctx[nd].tx_ip_bytes = 0;
 		payload_of(w, m, &ctx[nd].u, nd, &dg[nd]);
 		if (unlikely(n->repl_on) && repl_datagram(w, m, &ctx[nd].u, &dg[nd])) {
 			done[nfree++] = m;
@@ -366,12 +471,21 @@ worker_poll(struct worker *w)
 		}
 		dg[nd].home = false;
 		dg[nd].out_arg = &ctx[nd];
+		verdict_from_meta(&dg[nd], meta(m));
 		kite_engine_parse(w->engine, &dg[nd]);
 		nd++;
 	}
 	/* Phase 2. */
 	if (nd > 0)
 		kite_engine_execute(w->engine);
+	/* The guard learns what each datagram it judged cost: requests and reply bytes. */
+	for (unsigned int i = 0; i < nhome; i++)
+		if (ctx[i].guarded)
+			kite_guard_account(w->guard, &ctx[i].v, dg[i].nreq,
+					   ctx[i].split && ctx[i].v.budget != UINT32_MAX
+						   ? ctx[i].v.budget
+						   : ctx[i].tx_ip_bytes,
+					   now_us);
 	/* Requests go back to the pool, except those that became replies. */
 	for (unsigned int i = 0; i < nd; i++)
 		if (!ctx[i].reused)
@@ -398,6 +512,12 @@ worker_iterate(struct worker *w, struct worker_idle *st)
 	 */
 	const struct kited_cview *v = kited_cluster_worker_turn(&n->cpub, w->id);
 
+	/* Likewise the tenants table (SIGHUP replaces it; guard.c frees the old one later). */
+	const struct kite_guard_tenants *t = __atomic_load_n(&n->tenants, __ATOMIC_ACQUIRE);
+	if (unlikely(t != w->tenants)) {
+		w->tenants = t;
+		kite_guard_set_tenants(w->guard, t);
+	}
 	if (v != w->cview) {
 		w->cview = v;
 		kite_engine_set_cluster(w->engine, v != NULL ? &v->ec : NULL);

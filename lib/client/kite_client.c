@@ -28,13 +28,18 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
+#include <sodium.h>
+
 #include "kite/kite.h"
 #include "kite_cluster.h"
+#include "kite_guard.h"
 #include "kite_proto.h"
 
 #define MAX_SEEDS 16
 #define UDP_MAX 65507
 #define MAX_MSG_DGRAMS 4096 /* reply datagrams of one message we accept */
+#define MAX_COOKIES 64      /* nodes whose cookie we keep */
+#define GUARD_RETRIES 3     /* sends of one op after COOKIE_REQUIRED or a stamp refusal */
 
 #define MIN_U(a, b) ((a) < (b) ? (a) : (b))
 
@@ -93,6 +98,19 @@ struct kite_client {
 	uint8_t *tx, *rx;
 	uint64_t rng;
 	struct kite_client_stats st;
+	/* The guard (docs/security.rst): a cookie per node address, tenant credentials. */
+	struct {
+		uint32_t ip; /* network order */
+		uint8_t cookie[KITE_GUARD_COOKIE_LEN];
+	} cookies[MAX_COOKIES];
+	unsigned int ncookies, cookie_next;
+	size_t env_len; /* envelope bytes in every datagram (0 toward a memcached seed) */
+	size_t env_default;
+	unsigned int map_cookie_tries;
+	bool tenant;
+	uint8_t mac_key[16];
+	uint64_t last_stamp;
+	int64_t clock_off_us; /* the node's clock minus ours, learned from a stamp refusal */
 };
 
 static const char *const rc_names[KITE_RC_MAX] = {
@@ -115,6 +133,10 @@ static const char *const rc_names[KITE_RC_MAX] = {
 	[KITE_SYSTEM] = "system error",
 	[KITE_PROTOCOL] = "malformed reply",
 	[KITE_PENDING] = "pending",
+	[KITE_AUTH] = "authentication refused (tenant id, secret or clock)",
+	[KITE_FORBIDDEN] = "forbidden (command or key outside the tenant's)",
+	[KITE_RATE_LIMITED] = "rate limited",
+	[KITE_UNVALIDATED] = "reply over the amplification bound (no cookie)",
 };
 
 const char *
@@ -286,6 +308,7 @@ map_install(struct kite_client *c, const uint8_t *body, size_t len)
 	c->map = nm;
 	c->have_map = true;
 	c->memcached_seed = false;
+	c->env_len = c->env_default;
 	c->st.map_changes++;
 out:
 	free(m);
@@ -447,6 +470,10 @@ rc_of_status(uint16_t s)
 	case KITE_STATUS_ENOMEM: return KITE_SERVER_NO_MEMORY;
 	case KITE_STATUS_UNKNOWN_COMMAND: return KITE_UNKNOWN_COMMAND;
 	case KITE_STATUS_ETMPFAIL: return KITE_TMPFAIL;
+	case KITE_STATUS_AUTH_ERROR: return KITE_AUTH;
+	case KITE_STATUS_FORBIDDEN: return KITE_FORBIDDEN;
+	case KITE_STATUS_RATE_LIMITED: return KITE_RATE_LIMITED;
+	case KITE_STATUS_COOKIE_REQUIRED: return KITE_UNVALIDATED;
 	default: return KITE_SERVER_ERROR;
 	}
 }
@@ -611,6 +638,13 @@ on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
 			return true;
 		}
 	}
+	if (x->status == KITE_STATUS_COOKIE_REQUIRED && op->priv.guard_retries < GUARD_RETRIES) {
+		/* The reply's envelope brought a cookie: the next send is validated. */
+		op->priv.guard_retries++;
+		c->st.cookie_retries++;
+		requeue(op, now);
+		return true;
+	}
 	if (x->status == KITE_STATUS_NOT_MY_VBUCKET) {
 		uint64_t epoch = x->vallen >= 8 ? kite_proto_get64(x->value) : 0;
 
@@ -724,12 +758,85 @@ new_req_id(struct kite_client *c)
 	}
 }
 
+static const uint8_t *
+cookie_of(const struct kite_client *c, uint32_t ip)
+{
+	for (unsigned int i = 0; i < c->ncookies; i++)
+		if (c->cookies[i].ip == ip)
+			return c->cookies[i].cookie;
+	return NULL;
+}
+
+static void
+cookie_keep(struct kite_client *c, uint32_t ip, const uint8_t *cookie)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->ncookies; i++)
+		if (c->cookies[i].ip == ip)
+			break;
+	if (i == c->ncookies) {
+		if (c->ncookies < MAX_COOKIES)
+			c->ncookies++;
+		else
+			i = c->cookie_next++ % MAX_COOKIES;
+	}
+	c->cookies[i].ip = ip;
+	memcpy(c->cookies[i].cookie, cookie, KITE_GUARD_COOKIE_LEN);
+	c->st.cookies++;
+}
+
+static uint64_t
+wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * The envelope after the frame (c->env_len bytes, the same for every
+ * datagram): the node's cookie if we hold one, else as many zero bytes
+ * (so the cookie the reply brings never makes it larger than the
+ * request); the tenant's id, stamp and MAC (signed in dg_send()).
+ */
+static void
+env_put(struct kite_client *c, const struct out_dg *d)
+{
+	const uint8_t *ck;
+	uint8_t flags = 0;
+	uint64_t stamp = 0;
+	int n;
+
+	if (c->env_len == 0)
+		return;
+	ck = cookie_of(c, d->to.sin_addr.s_addr);
+	if (ck != NULL)
+		flags |= KITE_GUARD_F_COOKIE;
+	if (c->tenant) {
+		flags |= KITE_GUARD_F_AUTH;
+		/* Strictly increasing, near the node's clock. */
+		stamp = (uint64_t)((int64_t)wall_us() + c->clock_off_us);
+		if (stamp <= c->last_stamp)
+			stamp = c->last_stamp + 1;
+		c->last_stamp = stamp;
+	}
+	/* Without a cookie the COOKIE field's bytes stay, as padding at the end. */
+	n = kite_guard_env_write(c->tx + KITE_FRAME_HDR_LEN, c->env_len, flags, ck, c->o.tenant_id,
+				 stamp, 0, 0, c->env_len);
+	(void)n; /* env_len is what these flags take at most: it fits */
+}
+
 static int
 dg_send(struct kite_client *c, struct out_dg *d, size_t len)
 {
 	struct kite_proto_frame f = { d->req_id, 0, 1, 0 };
 
 	kite_proto_frame_write(c->tx, &f);
+	env_put(c, d);
+	if (c->tenant)
+		kite_guard_sign(c->tx, len, c->mac_key);
 	for (;;) {
 		if (sendto(c->fd, c->tx, len, 0, (const struct sockaddr *)&d->to, sizeof(d->to)) >= 0)
 			break;
@@ -771,11 +878,12 @@ map_fetch_start(struct kite_client *c)
 		member_addr(c, d->member, 0, &d->to);
 	}
 	d->req_id = new_req_id(c);
-	n = kite_proto_build_req(c->tx + KITE_FRAME_HDR_LEN, UDP_MAX - KITE_FRAME_HDR_LEN,
-				 KITE_OP_CLUSTER_MAP, 0, 0, NULL, 0, NULL, 0, NULL, 0);
+	n = kite_proto_build_req(c->tx + KITE_FRAME_HDR_LEN + c->env_len,
+				 UDP_MAX - KITE_FRAME_HDR_LEN - c->env_len, KITE_OP_CLUSTER_MAP, 0, 0,
+				 NULL, 0, NULL, 0, NULL, 0);
 	d->left = 1;
 	c->st.map_fetches++;
-	if (n < 0 || dg_send(c, d, (size_t)n + KITE_FRAME_HDR_LEN) != KITE_OK) {
+	if (n < 0 || dg_send(c, d, (size_t)n + KITE_FRAME_HDR_LEN + c->env_len) != KITE_OK) {
 		dg_free(d);
 		return;
 	}
@@ -950,7 +1058,7 @@ send_due(struct kite_client *c, uint64_t now)
 			open[nopen]->member = member;
 			open[nopen]->req_id = new_req_id(c);
 			/* The buffer: built in c->tx at send time from the op list. */
-			open_len[nopen] = KITE_FRAME_HDR_LEN;
+			open_len[nopen] = KITE_FRAME_HDR_LEN + c->env_len;
 			nopen++;
 		}
 		struct out_dg *d = open[k];
@@ -971,7 +1079,7 @@ send_due(struct kite_client *c, uint64_t now)
 	}
 	for (unsigned int k = 0; k < nopen; k++) {
 		struct out_dg *d = open[k];
-		size_t len = KITE_FRAME_HDR_LEN;
+		size_t len = KITE_FRAME_HDR_LEN + c->env_len;
 
 		if (rc != KITE_OK) {
 			for (unsigned int j = 0; j < d->nops; j++)
@@ -1014,6 +1122,20 @@ on_message(struct kite_client *c, struct out_dg *d, const struct rx_msg *m)
 		off += m->len[i];
 	}
 	off = 0;
+	if (d->kind == DG_MAP && total > 0 && stream[0] != 0x81 && !c->have_map && d->member < 0) {
+		/*
+		 * Not a binary response: a memcached (text "ERROR" for our
+		 * envelope). From now on it gets plain requests, no envelope.
+		 */
+		c->env_len = 0;
+		map_of_seed(c, &d->to);
+		d->left = 0;
+		c->need_map = false;
+		c->map_try = 0;
+		c->map_prefer = -1;
+		free(stream);
+		return;
+	}
 	while (off < total) {
 		struct kite_res x;
 		int n = kite_proto_parse_res(stream + off, total - off, &x);
@@ -1028,6 +1150,13 @@ on_message(struct kite_client *c, struct out_dg *d, const struct rx_msg *m)
 				 d->member < 0)
 				map_of_seed(c, &d->to);
 			d->left = 0;
+			if (x.status == KITE_STATUS_COOKIE_REQUIRED && c->map_cookie_tries++ < GUARD_RETRIES) {
+				/* The reply brought the node's cookie: ask again, validated. */
+				c->st.cookie_retries++;
+				c->need_map = true;
+				continue;
+			}
+			c->map_cookie_tries = 0;
 			c->need_map = false;
 			c->map_try = 0;
 			c->map_prefer = -1;
@@ -1037,6 +1166,41 @@ on_message(struct kite_client *c, struct out_dg *d, const struct rx_msg *m)
 			d->left--;
 	}
 	free(stream);
+}
+
+/*
+ * A node's guard refused a datagram of ours (tenant MAC, stamp, replay):
+ * a stamp refusal tells the node's clock, so its ops go again with a
+ * corrected stamp (a few times); anything else ends them with KITE_AUTH.
+ */
+static void
+on_guard_refusal(struct kite_client *c, struct out_dg *d, const struct kite_guard_env *e)
+{
+	const uint64_t now = now_ms();
+	const bool clock = e->err == KITE_GUARD_ERR_STAMP || e->err == KITE_GUARD_ERR_REPLAY;
+
+	c->st.auth_refusals++;
+	if (clock && (e->flags & KITE_GUARD_F_TIME))
+		c->clock_off_us = (int64_t)e->time_us - (int64_t)wall_us();
+	for (unsigned int i = 0; i < d->nops; i++) {
+		struct kite_op *op = &c->ops[d->ops[i]];
+
+		if (op->priv.state != OP_SENT)
+			continue;
+		if (clock && op->priv.guard_retries < GUARD_RETRIES) {
+			op->priv.guard_retries++;
+			requeue(op, now);
+		} else {
+			op->status = KITE_STATUS_AUTH_ERROR;
+			finish(c, op, KITE_AUTH);
+		}
+	}
+	if (d == c->map_dg) {
+		c->map_dg = NULL;
+		c->need_map = true;
+	}
+	unlink_dg(c, d);
+	dg_free(d);
 }
 
 /* One datagram arrived. */
@@ -1066,6 +1230,29 @@ on_datagram(struct kite_client *c, const uint8_t *p, size_t n, const struct sock
 		return;
 	}
 	c->st.datagrams_received++;
+	if (n > KITE_FRAME_HDR_LEN && p[KITE_FRAME_HDR_LEN] == KITE_GUARD_MAGIC) {
+		/* The node's envelope: a cookie to keep, or its guard's refusal. */
+		struct kite_guard_env e;
+		int el = kite_guard_env_parse(p + KITE_FRAME_HDR_LEN, n - KITE_FRAME_HDR_LEN, &e);
+
+		if (el <= 0 || !(e.flags & KITE_GUARD_F_RESPONSE)) {
+			c->st.late_replies++;
+			return;
+		}
+		if (e.flags & KITE_GUARD_F_COOKIE)
+			cookie_keep(c, from->sin_addr.s_addr, e.cookie);
+		if (e.flags & KITE_GUARD_F_ERROR) {
+			on_guard_refusal(c, d, &e);
+			return;
+		}
+		/* The rest is the reply as ever: drop the envelope from this datagram. */
+		memmove(c->rx + KITE_FRAME_HDR_LEN, p + KITE_FRAME_HDR_LEN + el,
+			n - KITE_FRAME_HDR_LEN - (size_t)el);
+		if (p != c->rx)
+			memcpy(c->rx, p, KITE_FRAME_HDR_LEN);
+		p = c->rx;
+		n -= (size_t)el;
+	}
 	/*
 	 * The message this datagram belongs to: the oldest with this total and
 	 * this seq still missing. A byte-identical copy of a datagram we hold
@@ -1383,6 +1570,17 @@ kite_open(struct kite_client **out, const struct kite_options *o)
 		c->o.payload_max = 1472;
 	c->map_prefer = -1;
 	c->fd = -1;
+	if (c->o.tenant_secret != NULL) {
+		if (sodium_init() < 0) {
+			free(c);
+			return KITE_SYSTEM;
+		}
+		c->tenant = true;
+		kite_guard_mac_key(c->mac_key, c->o.tenant_secret);
+		c->o.tenant_secret = NULL; /* the caller's buffer need not outlive kite_open() */
+	}
+	c->env_len = KITE_GUARD_ENV_HEAD + KITE_GUARD_COOKIE_LEN + (c->tenant ? KITE_GUARD_AUTH_LEN : 0);
+	c->env_default = c->env_len;
 	if (getrandom(&c->rng, sizeof(c->rng), 0) != sizeof(c->rng) || c->rng == 0)
 		c->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
 	c->tx = malloc(UDP_MAX + 1);

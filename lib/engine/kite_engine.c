@@ -63,6 +63,13 @@ struct kite_engine {
 	bool inplace;        /* bufs[0] is the request's own buffer */
 	unsigned int nbufs;
 	uint16_t fill;       /* bytes used in bufs[nbufs - 1] */
+	/* The guard's bound: IP bytes of the open datagram's closed reply datagrams. */
+	uint32_t sent_before;
+	bool forced;         /* writing a cut status: past the budget check */
+	/* Per parsed datagram: requests not yet executed, cut status, work left. */
+	uint16_t left[KITE_ENGINE_MAX_DGRAMS];
+	uint8_t cut[KITE_ENGINE_MAX_DGRAMS];
+	uint32_t work_left[KITE_ENGINE_MAX_DGRAMS];
 	uint8_t *bufs[KITE_MAX_REPLY_DGRAMS];
 	uint16_t lens[KITE_MAX_REPLY_DGRAMS];
 	uint32_t now; /* unix seconds, for STAT */
@@ -198,6 +205,7 @@ close_dgram(struct kite_engine *e)
 	e->open = -1;
 	e->nbufs = 0;
 	e->fill = 0;
+	e->sent_before = 0;
 	e->out_stopped = false;
 	e->inplace = false;
 }
@@ -233,10 +241,17 @@ next_buf(struct kite_engine *e, const struct entry *q)
 		e->out_stopped = true;
 		return false;
 	}
-	if (e->nbufs > 0)
+	if (e->nbufs > 0) {
 		e->lens[e->nbufs - 1] = e->fill;
+		e->sent_before += 28u + e->fill;
+	}
 	e->bufs[e->nbufs++] = b;
 	e->fill = KITE_FRAME_HDR_LEN; /* frame written when the datagram closes */
+	if (e->nbufs == 1 && d->renv_len > 0) {
+		/* The guard's envelope starts the reply (a cookie for the sender). */
+		memmove(b + KITE_FRAME_HDR_LEN, d->renv, d->renv_len);
+		e->fill = (uint16_t)(e->fill + d->renv_len);
+	}
 	return true;
 }
 
@@ -260,6 +275,61 @@ put(struct kite_engine *e, const void *src, size_t n)
 	}
 }
 
+/*
+ * IP bytes a response of `total` bytes adds to the open reply: its own,
+ * and 28 + 8 for each reply datagram it opens (the first also carries
+ * the guard's envelope). Mirrors respond()'s placement.
+ */
+static uint32_t
+reply_cost(const struct kite_engine *e, const struct kite_engine_dgram *d, size_t total)
+{
+	const size_t mp = e->conf.max_payload;
+	size_t base = 0, fill = e->fill, over;
+
+	if (e->nbufs == 0) {
+		base = 28 + KITE_FRAME_HDR_LEN + d->renv_len;
+		fill = KITE_FRAME_HDR_LEN + d->renv_len;
+	}
+	if (fill + total <= mp)
+		return (uint32_t)(base + total);
+	if (total <= mp - KITE_FRAME_HDR_LEN)
+		return (uint32_t)(base + 36 + total);
+	over = fill + total - mp;
+	return (uint32_t)(base + total + 36 * ((over + mp - KITE_FRAME_HDR_LEN - 1) /
+					       (mp - KITE_FRAME_HDR_LEN)));
+}
+
+static void respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t cas,
+		    const void *ext, uint8_t extlen, const void *key, uint16_t keylen,
+		    const void *val, uint32_t vallen);
+
+/*
+ * The amplification bound of a bounded datagram: may this response go
+ * out and still leave 24 bytes for the status of every request after it?
+ * If not, the datagram is cut: this response becomes COOKIE_REQUIRED, and
+ * every later request gets a status instead of running (exec_one). A cut
+ * request's further responses (STAT's) are dropped.
+ */
+static bool
+over_budget_ok(struct kite_engine *e, const struct entry *q, size_t total)
+{
+	const struct kite_engine_dgram *d = e->dg[q->dgram];
+	uint32_t used = e->sent_before + (e->nbufs > 0 ? 28u + e->fill : 0);
+
+	if (e->forced)
+		return true;
+	if (e->cut[q->dgram] != 0)
+		return false;
+	if ((uint64_t)used + reply_cost(e, d, total) + 24u * e->left[q->dgram] <= d->budget)
+		return true;
+	e->cut[q->dgram] = KITE_STATUS_COOKIE_REQUIRED;
+	e->conf.stats->cut_bound++;
+	e->forced = true;
+	respond(e, q, KITE_STATUS_COOKIE_REQUIRED, 0, NULL, 0, NULL, 0, NULL, 0);
+	e->forced = false;
+	return false;
+}
+
 /* Write one response. A response that fits in one datagram never straddles two. */
 static void
 respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t cas,
@@ -274,6 +344,8 @@ respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t 
 		close_dgram(e);
 		e->open = q->dgram;
 	}
+	if (unlikely(e->dg[q->dgram]->budget != 0) && !over_budget_ok(e, q, total))
+		return;
 	if (e->nbufs == 0 ||
 	    (total <= (size_t)e->conf.max_payload - KITE_FRAME_HDR_LEN &&
 	     e->fill + total > e->conf.max_payload)) {
@@ -339,13 +411,40 @@ new_entry(struct kite_engine *e)
  * that must see it (kite_engine_parse()). Counts and drops are the home
  * worker's to count.
  */
+/*
+ * The guard's verdict for one well-formed request: the status that
+ * refuses it (answered where the datagram arrived), or 0.
+ */
+static uint8_t
+policy_refuses(const struct kite_engine *e, const struct kite_engine_dgram *d,
+	       const struct kite_req *r)
+{
+	if (d->refuse != 0)
+		return d->refuse;
+	if (d->deny & (UINT32_C(1) << r->cmd))
+		goto forbidden;
+	if (!is_keyed(r->cmd) || d->ns == KITE_ENGINE_NS_ANY)
+		return 0;
+	if (d->ns == KITE_ENGINE_NS_PREFIX) {
+		if (r->keylen < d->prefix_len || memcmp(r->key, d->prefix, d->prefix_len) != 0)
+			goto forbidden;
+		return 0;
+	}
+	if (e->conf.key_owned != NULL && e->conf.key_owned(e->conf.key_owned_arg, r->key, r->keylen))
+		goto forbidden;
+	return 0;
+forbidden:
+	e->conf.stats->forbidden++;
+	return KITE_STATUS_FORBIDDEN;
+}
+
 static uint64_t
 parse_dgram(struct kite_engine *e, unsigned int di)
 {
-	const struct kite_engine_dgram *d = e->dg[di];
+	struct kite_engine_dgram *d = e->dg[di];
 	struct kite_engine_stats *st = e->conf.stats;
 	struct kite_proto_frame f;
-	size_t off = KITE_FRAME_HDR_LEN, used;
+	size_t off = KITE_FRAME_HDR_LEN + d->skip, used;
 	unsigned int first = e->nent, count = 0;
 	uint64_t mask = 0;
 	uint8_t status, drop;
@@ -357,11 +456,14 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 			st->proto_drops[rc]++;
 		return e->self_bit;
 	}
-	if (d->len == KITE_FRAME_HDR_LEN) {
+	if (d->len <= off) {
 		if (d->home)
 			st->proto_drops[KITE_PROTO_DROP_EMPTY]++;
 		return e->self_bit;
 	}
+	e->left[di] = 0;
+	e->cut[di] = 0;
+	e->work_left[di] = d->work != 0 ? d->work : UINT32_MAX;
 	while (off < d->len) {
 		struct entry *q;
 
@@ -380,6 +482,9 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 							      &status, &drop);
 		q->dgram = (uint16_t)di;
 		q->looked_up = false;
+		if (res == KITE_PARSE_OK && unlikely(d->refuse | d->deny | d->ns) &&
+		    (status = policy_refuses(e, d, &q->r)) != 0)
+			res = KITE_PARSE_ERR_REPLY;
 		if (res == KITE_PARSE_DROP) {
 			e->nent--;
 			/* A dropped remainder still shares the buffer with the requests before it. */
@@ -387,8 +492,10 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 				e->ent[first].only = false;
 			if (d->home)
 				st->proto_drops[drop]++;
+			d->nreq = (uint16_t)(count - 1);
 			return mask | e->self_bit;
 		}
+		e->left[di]++;
 		if (d->home)
 			st->rx_requests++;
 		if (res != KITE_PARSE_OK) {
@@ -397,8 +504,10 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 			q->status = status;
 			q->keyed = false;
 			mask |= e->self_bit;
-			if (res == KITE_PARSE_ERR_STOP)
+			if (res == KITE_PARSE_ERR_STOP) {
+				d->nreq = (uint16_t)count;
 				return mask;
+			}
 			off += used;
 			continue;
 		}
@@ -416,10 +525,13 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 			mask |= e->all_bits; /* every worker flushes its own partitions */
 		} else {
 			mask |= e->self_bit;
-			if (q->r.cmd == KITE_CMD_QUIT)
+			if (q->r.cmd == KITE_CMD_QUIT) {
+				d->nreq = (uint16_t)count;
 				return mask; /* QUIT and QUITQ end the datagram */
+			}
 		}
 	}
+	d->nreq = (uint16_t)count;
 	return mask;
 }
 
@@ -913,8 +1025,40 @@ exec_one(struct kite_engine *e, unsigned int i)
 	struct entry *q = &e->ent[i];
 	struct kite_engine_stats *st = e->conf.stats;
 	struct kite_store *s = NULL;
+	const struct kite_engine_dgram *d = e->dg[q->dgram];
 
+	e->left[q->dgram]--;
+	if (unlikely(e->cut[q->dgram] != 0)) {
+		/* Cut: nothing more of this datagram runs; each request is told so. */
+		if ((q->kind == ENTRY_REQ && q->keyed) ? owns(e, q->part) : d->home) {
+			if (e->cut[q->dgram] == KITE_STATUS_COOKIE_REQUIRED)
+				st->cut_bound++;
+			else
+				st->cut_work++;
+			e->forced = true;
+			respond(e, q, e->cut[q->dgram], 0, NULL, 0, NULL, 0, NULL, 0);
+			e->forced = false;
+		}
+		return;
+	}
+	if (q->kind == ENTRY_REQ && unlikely(e->work_left[q->dgram] != UINT32_MAX) &&
+	    (q->keyed ? owns(e, q->part) : d->home || q->r.cmd == KITE_CMD_FLUSH)) {
+		const uint32_t cost = q->r.cmd == KITE_CMD_STAT    ? KITE_ENGINE_WORK_STAT
+				      : q->r.cmd == KITE_CMD_FLUSH ? KITE_ENGINE_WORK_FLUSH
+								   : 1;
+		if (e->work_left[q->dgram] < cost) {
+			e->cut[q->dgram] = KITE_STATUS_RATE_LIMITED;
+			e->left[q->dgram]++;
+			exec_one(e, i);
+			return;
+		}
+		e->work_left[q->dgram] -= cost;
+	}
 	if (q->kind == ENTRY_ERR) {
+		if (q->status == KITE_STATUS_RATE_LIMITED || q->status == KITE_STATUS_AUTH_ERROR) {
+			if (d->home)
+				st->refused++;
+		}
 		if (e->dg[q->dgram]->home) {
 			st->err_replies++;
 			if (q->status == KITE_STATUS_UNKNOWN_COMMAND)

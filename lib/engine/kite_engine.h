@@ -61,7 +61,35 @@ struct kite_engine_dgram {
 	 */
 	bool inplace;
 	void *out_arg;       /**< passed to the out callbacks for this datagram */
+	/*
+	 * The guard's verdict (lib/guard; all zero: no limits). The engine
+	 * never includes the guard: it only obeys these fields.
+	 */
+	uint16_t skip;       /**< envelope bytes between the frame and the first request */
+	uint16_t work;       /**< work units the datagram may spend (0: unlimited) */
+	/**
+	 * IP bytes the replies may take, 28 per reply datagram included (0:
+	 * unbounded). A response that would not leave 24 bytes for each
+	 * request after it is replaced by COOKIE_REQUIRED, and so is every
+	 * later request of the datagram, none of which runs.
+	 */
+	uint32_t budget;
+	uint32_t deny;       /**< command classes refused with FORBIDDEN: bit KITE_CMD_x */
+	uint8_t refuse;      /**< non-zero: every request answered with this status, none executed */
+	uint8_t ns;          /**< keys: 0 any, 1 must start with prefix, 2 must not be a tenant's */
+	uint8_t prefix_len;
+	uint8_t renv_len;    /**< bytes of renv that start reply datagram 0 (after its frame) */
+	const uint8_t *prefix;
+	const uint8_t *renv;
+	uint16_t nreq;       /**< written by kite_engine_parse(): requests the datagram held */
 };
+
+/** kite_engine_dgram.ns */
+enum { KITE_ENGINE_NS_ANY = 0, KITE_ENGINE_NS_PREFIX = 1, KITE_ENGINE_NS_PUBLIC = 2 };
+
+/** Work units of a request: STAT answers a hundred statistics, FLUSH walks every partition. */
+#define KITE_ENGINE_WORK_STAT 32
+#define KITE_ENGINE_WORK_FLUSH 16
 
 /**
  * The counters of one worker's engine: X(field, name, help), then
@@ -83,7 +111,11 @@ struct kite_engine_dgram {
 	X(not_my_vbucket, "not_my_vbucket", "NOT_MY_VBUCKET replies: the key's vbucket is elsewhere") \
 	X(fenced_writes, "fenced_writes", "writes refused with ETMPFAIL: the node had fenced itself") \
 	X(stale_hidden, "stale_hidden", "items from before this node's role in their vbucket changed, treated as absent") \
-	X(served, "served", "requests executed")
+	X(served, "served", "requests executed")                                                  \
+	X(cut_bound, "cut_amplification", "requests not executed: their reply would exceed the source's amplification bound") \
+	X(cut_work, "cut_work", "requests not executed: over the datagram's work budget")         \
+	X(refused, "refused", "requests not executed: the guard refused the datagram (auth required, rate)") \
+	X(forbidden, "forbidden", "requests refused: command or key outside the sender's permission")
 
 /**
  * Written only by the engine's worker (plain stores); other threads read
@@ -188,6 +220,12 @@ struct kite_engine_conf {
 	kite_engine_repl_fn repl;   /**< NULL: no replication */
 	void *repl_arg;
 	struct kite_engine_out out;
+	/**
+	 * Namespace rule 2 (kite_engine_dgram.ns): whether a key belongs to
+	 * some tenant (the guard's kite_guard_key_owned()); NULL: none does.
+	 */
+	bool (*key_owned)(const void *arg, const uint8_t *key, uint16_t len);
+	const void *key_owned_arg;
 	/*
 	 * Benchmarks only (kited --ablate): turn one data-path step off to
 	 * measure what it gains. All false in production.

@@ -358,6 +358,14 @@ kite_proto_status_str(uint8_t status)
 		return "Out of memory";
 	case KITE_STATUS_ETMPFAIL:
 		return "Temporary failure";
+	case KITE_STATUS_AUTH_ERROR:
+		return "Auth failure.";
+	case KITE_STATUS_COOKIE_REQUIRED:
+		return "Cookie required";
+	case KITE_STATUS_RATE_LIMITED:
+		return "Rate limited";
+	case KITE_STATUS_FORBIDDEN:
+		return "Forbidden";
 	default:
 		return "";
 	}

@@ -82,9 +82,16 @@ enum kite_status {
 	KITE_STATUS_NOT_STORED = 0x05,
 	KITE_STATUS_DELTA_BADVAL = 0x06,
 	KITE_STATUS_NOT_MY_VBUCKET = 0x07,
+	KITE_STATUS_AUTH_ERROR = 0x20, /**< memcached's: no tenant MAC where auth = required */
 	KITE_STATUS_UNKNOWN_COMMAND = 0x81,
 	KITE_STATUS_ENOMEM = 0x82,
 	KITE_STATUS_ETMPFAIL = 0x86, /**< write refused: the node has fenced itself */
+	/** Kite: not executed: the reply would exceed the amplification bound (get a cookie) */
+	KITE_STATUS_COOKIE_REQUIRED = 0xe1,
+	/** Kite: not executed: over a source or tenant rate, or the datagram's work budget */
+	KITE_STATUS_RATE_LIMITED = 0xe2,
+	/** Kite: not executed: the command or the key is outside what the sender may use */
+	KITE_STATUS_FORBIDDEN = 0xe3,
 };
 
 /** Command classes; one per opcode, quiet variants share their loud class. */

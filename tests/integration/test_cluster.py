@@ -160,7 +160,7 @@ class Node(kt.Process):
                 '--idle-sleep-us', '50', '--stats-interval', '0', '--memory', '32M',
                 '--cluster', mode, '--node-id', 'n%d' % i, '--cluster-name', 'kt%d' % t.pid,
                 '--lease-ttl', str(LEASE_TTL), '--warmup', str(WARMUP),
-                '--leave-grace', str(LEAVE_GRACE)]
+                '--leave-grace', str(LEAVE_GRACE), '--trusted', kt.TEST_TRUSTED]
         if mode == 'etcd':
             argv += ['--etcd', net.etcd_url, '--mgmt-ip', '198.19.%d.%d' % (net.x, 10 + i)]
         argv += list(extra)

@@ -53,6 +53,10 @@ enum kite_rc {
 	KITE_SYSTEM,          /**< a socket call failed (errno is kept) */
 	KITE_PROTOCOL,        /**< a reply that does not parse */
 	KITE_PENDING,         /**< asynchronous: not finished yet */
+	KITE_AUTH,            /**< the node refused the tenant credentials (0x20, or a bad MAC) */
+	KITE_FORBIDDEN,       /**< the command or key is outside the tenant's (0xe3) */
+	KITE_RATE_LIMITED,    /**< over a source or tenant rate, or the datagram's work budget (0xe2) */
+	KITE_UNVALIDATED,     /**< the reply exceeds the amplification bound and no cookie helped (0xe1) */
 	KITE_RC_MAX
 };
 
@@ -122,6 +126,7 @@ struct kite_op {
 		uint8_t via; /* read_from any: 1 sent to a replica, 2 owner only */
 		uint16_t main_status;
 		uint32_t fill_flags, fill_exp;
+		uint16_t guard_retries; /* sent again after COOKIE_REQUIRED or a stamp refusal */
 		uint64_t not_before;
 	} priv;
 };
@@ -170,6 +175,14 @@ struct kite_options {
 	 * makes a key look absent.
 	 */
 	int read_from;
+	/**
+	 * Tenant credentials (docs/security.rst): with tenant_secret set,
+	 * every datagram carries the tenant id, a stamp and a MAC under the
+	 * key derived from the 32-byte secret. Keys must carry the tenant's
+	 * prefix themselves.
+	 */
+	uint32_t tenant_id;
+	const unsigned char *tenant_secret; /**< 32 bytes, or NULL: no tenant */
 };
 
 /** kite_options.read_from */
@@ -261,6 +274,9 @@ struct kite_client_stats {
 	uint64_t fill_hits;     /**< ... that found the item (and filled the new owner) */
 	uint64_t replica_reads; /**< GETs sent to a replica (read_from = any) */
 	uint64_t replica_fallbacks; /**< ... asked again at the owner (a miss or a refusal) */
+	uint64_t cookies;       /**< cookies received from nodes (source validation) */
+	uint64_t cookie_retries; /**< operations sent again after COOKIE_REQUIRED */
+	uint64_t auth_refusals; /**< datagrams refused by a node's guard (MAC, stamp, replay) */
 };
 void kite_client_stats(const struct kite_client *c, struct kite_client_stats *out);
 
