@@ -19,6 +19,7 @@
  */
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -56,6 +57,8 @@ struct cli {
 	bool quiet;
 	bool verbose;
 	bool all; /* node commands to every member */
+	uint32_t tenant;   /* --tenant (0: none) */
+	const char *secret_file;
 	struct kite_client *k;
 };
 
@@ -138,6 +141,11 @@ usage(FILE *f, const char *prog)
 		"                        batch-get)\n"
 		"  -a, --all             node commands to every member of the map, each\n"
 		"                        answer under a line \"== node ID (IP:PORT)\"\n"
+		"      --tenant ID       sign every request as tenant ID (docs/security.rst);\n"
+		"                        needs --tenant-secret-file; keys carry the tenant's\n"
+		"                        prefix themselves\n"
+		"      --tenant-secret-file FILE\n"
+		"                        the tenant's secret: 64 hex digits (32 bytes)\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         kite-cli's version\n"
 		"\n"
@@ -264,8 +272,30 @@ open_client(struct cli *c)
 {
 	char seed[600];
 	struct kite_options o = { 0 };
+	unsigned char secret[32];
 	int rc;
 
+	if (c->secret_file != NULL) {
+		FILE *f = fopen(c->secret_file, "r");
+		char hex[80] = "";
+		bool ok = f != NULL && fgets(hex, sizeof(hex), f) != NULL;
+
+		if (f != NULL)
+			fclose(f);
+		for (int i = 0; ok && i < 32; i++) {
+			unsigned int b;
+			ok = sscanf(hex + 2 * i, "%2x", &b) == 1 && isxdigit((unsigned char)hex[2 * i]) &&
+			     isxdigit((unsigned char)hex[2 * i + 1]);
+			secret[i] = (unsigned char)b;
+		}
+		if (!ok || (hex[64] != '\0' && hex[64] != '\n' && hex[64] != '\r')) {
+			fprintf(stderr, "%s: --tenant-secret-file %s: not 64 hex digits\n", c->prog,
+				c->secret_file);
+			return EXIT_USAGE;
+		}
+		o.tenant_id = c->tenant;
+		o.tenant_secret = secret;
+	}
 	snprintf(seed, sizeof(seed), "%s:%s", c->host, c->port);
 	o.seeds = seed;
 	o.timeout_ms = c->timeout_ms;
@@ -274,6 +304,7 @@ open_client(struct cli *c)
 	o.retry_nonidempotent = 1;
 	o.lazy_map = 1;
 	rc = kite_open(&c->k, &o);
+	memset(secret, 0, sizeof(secret));
 	if (rc == KITE_BAD_ARGUMENT) {
 		fprintf(stderr, "%s: %s:%s: not an IPv4 address or name of one\n", c->prog,
 			c->host, c->port);
@@ -1019,6 +1050,10 @@ main(int argc, char **argv)
 			opt = 't';
 		else if (strcmp(a, "-r") == 0 || strcmp(a, "--retries") == 0)
 			opt = 'r';
+		else if (strcmp(a, "--tenant") == 0)
+			opt = 'T';
+		else if (strcmp(a, "--tenant-secret-file") == 0)
+			opt = 'S';
 		else
 			return usage_error(&c, "unknown option '%s'", a);
 		if (i + 1 >= argc)
@@ -1045,8 +1080,18 @@ main(int argc, char **argv)
 				return usage_error(&c, "-r: '%s' is not 0..100", val);
 			c.retries = (unsigned int)v;
 			break;
+		case 'T':
+			if (!parse_u64(val, UINT32_MAX, &v) || v == 0)
+				return usage_error(&c, "--tenant: '%s' is not 1..4294967295", val);
+			c.tenant = (uint32_t)v;
+			break;
+		case 'S':
+			c.secret_file = val;
+			break;
 		}
 	}
+	if ((c.tenant != 0) != (c.secret_file != NULL))
+		return usage_error(&c, "%s", "--tenant and --tenant-secret-file go together");
 	if (host != NULL)
 		c.host = host;
 	if (port != NULL)

@@ -107,6 +107,7 @@ struct kite_client {
 	size_t env_len; /* envelope bytes in every datagram (0 toward a memcached seed) */
 	size_t env_default;
 	unsigned int map_cookie_tries;
+	bool auth_refused; /* the guard refused our credentials when we asked for the map */
 	bool tenant;
 	uint8_t mac_key[16];
 	uint64_t last_stamp;
@@ -1027,7 +1028,8 @@ send_due(struct kite_client *c, uint64_t now)
 				fill_over(c, op, now);
 				continue;
 			}
-			finish(c, op, c->have_map ? KITE_BAD_ARGUMENT : KITE_NO_MAP);
+			finish(c, op, c->have_map ? KITE_BAD_ARGUMENT
+					 : c->auth_refused ? KITE_AUTH : KITE_NO_MAP);
 			continue;
 		}
 		size_t need = encoded_len(op);
@@ -1197,7 +1199,13 @@ on_guard_refusal(struct kite_client *c, struct out_dg *d, const struct kite_guar
 	}
 	if (d == c->map_dg) {
 		c->map_dg = NULL;
-		c->need_map = true;
+		if (clock && c->map_cookie_tries++ < GUARD_RETRIES) {
+			c->need_map = true;
+		} else {
+			/* Credentials the node refuses: ops waiting for the map end with KITE_AUTH. */
+			c->need_map = false;
+			c->auth_refused = true;
+		}
 	}
 	unlink_dg(c, d);
 	dg_free(d);
@@ -1525,6 +1533,8 @@ kite_map_refresh(struct kite_client *c)
 		return KITE_BAD_ARGUMENT; /* a batch is in flight */
 	c->need_map = true;
 	c->map_try = 0;
+	c->map_cookie_tries = 0;
+	c->auth_refused = false;
 	c->ndone = 0;
 	while (c->need_map || c->map_dg != NULL) {
 		turn(c);
@@ -1534,7 +1544,7 @@ kite_map_refresh(struct kite_client *c)
 			poll(&p, 1, wait < 0 ? 10 : wait);
 		}
 	}
-	return c->have_map ? KITE_OK : KITE_NO_MAP;
+	return c->have_map ? KITE_OK : c->auth_refused ? KITE_AUTH : KITE_NO_MAP;
 }
 
 int

@@ -66,6 +66,7 @@ struct kite_engine {
 	/* The guard's bound: IP bytes of the open datagram's closed reply datagrams. */
 	uint32_t sent_before;
 	bool forced;         /* writing a cut status: past the budget check */
+	const struct entry *wrote; /* the request whose response was written last */
 	/* Per parsed datagram: requests not yet executed, cut status, work left. */
 	uint16_t left[KITE_ENGINE_MAX_DGRAMS];
 	uint8_t cut[KITE_ENGINE_MAX_DGRAMS];
@@ -206,6 +207,7 @@ close_dgram(struct kite_engine *e)
 	e->nbufs = 0;
 	e->fill = 0;
 	e->sent_before = 0;
+	e->wrote = NULL;
 	e->out_stopped = false;
 	e->inplace = false;
 }
@@ -316,12 +318,42 @@ over_budget_ok(struct kite_engine *e, const struct entry *q, size_t total)
 	const struct kite_engine_dgram *d = e->dg[q->dgram];
 	uint32_t used = e->sent_before + (e->nbufs > 0 ? 28u + e->fill : 0);
 
-	if (e->forced)
-		return true;
+	if (e->forced) {
+		/*
+		 * A cut request's status. The reserve holds room for it, except
+		 * in one corner: over 60 header-only requests (NOOP, VERSION,
+		 * STAT: 24 bytes, as their status) in a fragmented datagram,
+		 * whose statuses need more reply datagrams (36 bytes each) than
+		 * the request had fragments (20). Those go unanswered (counted),
+		 * never over the bound; any request with a key leaves room.
+		 */
+		if ((uint64_t)used + reply_cost(e, d, total) <= d->budget)
+			return true;
+		e->conf.stats->cut_unanswered++;
+		return false;
+	}
 	if (e->cut[q->dgram] != 0)
 		return false;
-	if ((uint64_t)used + reply_cost(e, d, total) + 24u * e->left[q->dgram] <= d->budget)
+	/*
+	 * A request that answered already (STAT answers many) keeps room for
+	 * its own status too: should a later response of it be cut, the
+	 * status replaces that one.
+	 */
+	const uint32_t statuses = e->left[q->dgram] + (e->wrote == q);
+	const size_t mp = e->conf.max_payload;
+	size_t after = (e->nbufs == 0 ? KITE_FRAME_HDR_LEN + d->renv_len : e->fill) + total;
+	uint64_t reserve = 24u * (uint64_t)statuses;
+
+	/* Statuses that will not fit the current reply datagram open more (36 bytes each). */
+	if (after > mp)
+		after = mp;
+	if (after + reserve > mp)
+		reserve += 36u * ((after + reserve - mp + mp - KITE_FRAME_HDR_LEN - 1) /
+				  (mp - KITE_FRAME_HDR_LEN));
+	if ((uint64_t)used + reply_cost(e, d, total) + reserve <= d->budget) {
+		e->wrote = q;
 		return true;
+	}
 	e->cut[q->dgram] = KITE_STATUS_COOKIE_REQUIRED;
 	e->conf.stats->cut_bound++;
 	e->forced = true;
@@ -438,6 +470,22 @@ forbidden:
 	return KITE_STATUS_FORBIDDEN;
 }
 
+/* Requests in a datagram by their headers' lengths alone (an upper bound for the bound). */
+static uint16_t
+count_requests(const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	unsigned int k = 0;
+
+	while (off + KITE_BIN_HDR_LEN <= n && k < UINT16_MAX) {
+		k++;
+		off += KITE_BIN_HDR_LEN + kite_proto_get32(p + off + 8);
+	}
+	if (off < n && k < UINT16_MAX)
+		k++; /* a truncated one may still be answered */
+	return (uint16_t)k;
+}
+
 static uint64_t
 parse_dgram(struct kite_engine *e, unsigned int di)
 {
@@ -461,7 +509,12 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 			st->proto_drops[KITE_PROTO_DROP_EMPTY]++;
 		return e->self_bit;
 	}
-	e->left[di] = 0;
+	/*
+	 * The bound reserves a status for every request not yet answered,
+	 * parsed or not (a table flush may split the datagram): count them
+	 * by their headers first.
+	 */
+	e->left[di] = d->budget != 0 ? count_requests(d->data + off, d->len - off) : 0;
 	e->cut[di] = 0;
 	e->work_left[di] = d->work != 0 ? d->work : UINT32_MAX;
 	while (off < d->len) {
@@ -495,7 +548,6 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 			d->nreq = (uint16_t)(count - 1);
 			return mask | e->self_bit;
 		}
-		e->left[di]++;
 		if (d->home)
 			st->rx_requests++;
 		if (res != KITE_PARSE_OK) {
@@ -1063,7 +1115,12 @@ exec_one(struct kite_engine *e, unsigned int i)
 			st->err_replies++;
 			if (q->status == KITE_STATUS_UNKNOWN_COMMAND)
 				st->unknown_cmd++;
-			respond_err(e, q, q->status);
+			if (q->status == KITE_STATUS_FORBIDDEN || q->status == KITE_STATUS_AUTH_ERROR ||
+			    q->status == KITE_STATUS_RATE_LIMITED)
+				/* The guard's refusals: a bare status, never larger than the request. */
+				respond(e, q, q->status, 0, NULL, 0, NULL, 0, NULL, 0);
+			else
+				respond_err(e, q, q->status);
 		}
 		return;
 	}

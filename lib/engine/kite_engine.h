@@ -114,6 +114,7 @@ enum { KITE_ENGINE_NS_ANY = 0, KITE_ENGINE_NS_PREFIX = 1, KITE_ENGINE_NS_PUBLIC 
 	X(served, "served", "requests executed")                                                  \
 	X(cut_bound, "cut_amplification", "requests not executed: their reply would exceed the source's amplification bound") \
 	X(cut_work, "cut_work", "requests not executed: over the datagram's work budget")         \
+	X(cut_unanswered, "cut_unanswered", "statuses of cut requests not sent: they would exceed the bound (header-only requests only)") \
 	X(refused, "refused", "requests not executed: the guard refused the datagram (auth required, rate)") \
 	X(forbidden, "forbidden", "requests refused: command or key outside the sender's permission")
 

@@ -810,7 +810,7 @@ kite_guard_check(struct kite_guard *g, uint8_t *data, uint32_t len, uint32_t src
 		validated |= cookie_ok;
 	}
 	/* A client that speaks the envelope gets a (new) cookie until it holds a fresh one. */
-	if (envlen > 0 && !fresh_cookie) {
+	if (envlen >= KITE_GUARD_REPLY_ENV_MAX && !fresh_cookie) {
 		v->renv_len = (uint8_t)kite_guard_env_write(v->renv, sizeof(v->renv),
 							    KITE_GUARD_F_RESPONSE | KITE_GUARD_F_COOKIE,
 							    NULL, 0, 0, 0, 0, 0);

@@ -1324,6 +1324,198 @@ test_many_datagrams(void **state)
 }
 
 /* What kite_engine_footprint() says an engine takes is what it takes (within 2%). */
+/* IP bytes of every reply datagram written (payload + 28 each). */
+static uint32_t
+reply_ip_bytes(void)
+{
+	uint32_t n = 0;
+
+	for (unsigned int i = 0; i < n_out; i++)
+		n += out_len[i] + 28u;
+	return n;
+}
+
+static void
+run_verdict(struct kite_engine *e, struct dg *d, struct kite_engine_dgram *g)
+{
+	g->data = d->b;
+	g->len = d->len;
+	g->home = true;
+	n_out = 0;
+	done_calls = 0;
+	alloc_budget = MAX_OUT;
+	kite_engine_process(e, g, 1);
+}
+
+static bool
+owned_by_tenant(const void *arg, const uint8_t *key, uint16_t len)
+{
+	(void)arg;
+	return len >= 2 && key[0] == 't' && key[1] == ':';
+}
+
+/*
+ * The guard's verdict as the engine obeys it: the amplification bound cuts
+ * a datagram (COOKIE_REQUIRED for the response that would exceed it and
+ * every request after it, quiet ones too, none executed), never more
+ * bytes than the budget, across a table flush too; the reply envelope;
+ * the envelope skipped; FORBIDDEN by command and by namespace; a refused
+ * datagram; the work budget.
+ */
+static void
+test_guard_verdict(void **state)
+{
+	struct kite_engine_conf c;
+	struct kite_engine *e;
+	static char big[4001];
+	struct dg d;
+	static struct res r[700];
+	struct kite_engine_dgram g;
+	unsigned int n;
+
+	(void)state;
+	engine_conf(&c, 1, 0, PAYLOAD, 0);
+	c.key_owned = owned_by_tenant;
+	e = kite_engine_create(&c, 0);
+	assert_non_null(e);
+	kite_engine_set_time(e, NOW);
+	memset(big, 'b', 4000);
+	dg_start(&d, 1);
+	dg_set(&d, KITE_OP_SET, 1, "big", big, 0, 0);
+	run(e, &d);
+
+	/* Bounded: SETQ runs, the GET's reply would exceed, the rest is refused. */
+	dg_start(&d, 2);
+	dg_set(&d, KITE_OP_SETQ, 1, "q1", "one", 0, 0);
+	dg_req(&d, KITE_OP_GET, 2, 0, NULL, 0, "big", NULL, 0);
+	dg_set(&d, KITE_OP_SETQ, 3, "q2", "two", 0, 0);
+	dg_req(&d, KITE_OP_NOOP, 4, 0, NULL, 0, NULL, NULL, 0);
+	memset(&g, 0, sizeof(g));
+	g.budget = d.len + 28;
+	run_verdict(e, &d, &g);
+	n = parse_all(2, r, 8);
+	assert_int_equal(n, 3);
+	for (unsigned int i = 0; i < 3; i++) {
+		assert_int_equal(r[i].status, KITE_STATUS_COOKIE_REQUIRED);
+		assert_int_equal(r[i].bodylen, 0);
+		assert_int_equal(r[i].opaque, i + 2);
+	}
+	assert_true(reply_ip_bytes() <= g.budget);
+	assert_int_equal(wstats.cut_bound, 3);
+	dg_start(&d, 3);
+	dg_req(&d, KITE_OP_GET, 1, 0, NULL, 0, "q1", NULL, 0);
+	dg_req(&d, KITE_OP_GET, 2, 0, NULL, 0, "q2", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(3, r, 4), 2);
+	assert_int_equal(r[0].status, 0);
+	assert_int_equal(r[1].status, KITE_STATUS_KEY_ENOENT);
+
+	/*
+	 * 600 GETs in one fragmented datagram (the table holds 512): each
+	 * answered (misses, or COOKIE_REQUIRED once the bound is near), never
+	 * over the budget (the guard's: IP headers of the 10 fragments too).
+	 */
+	dg_start(&d, 4);
+	for (unsigned int i = 0; i < 600; i++) {
+		char key[8];
+		snprintf(key, sizeof(key), "m%03u", i);
+		dg_req(&d, KITE_OP_GET, i, 0, NULL, 0, key, NULL, 0);
+	}
+	memset(&g, 0, sizeof(g));
+	g.budget = d.len + 8 + 20 * 10;
+	run_verdict(e, &d, &g);
+	n = parse_all(4, r, 700);
+	assert_int_equal(n, 600);
+	assert_true(reply_ip_bytes() <= g.budget);
+	assert_int_equal(r[599].opaque, 599);
+	/* 600 NOOPs: header-only, so a few statuses may go unanswered, never over. */
+	dg_start(&d, 4);
+	for (unsigned int i = 0; i < 600; i++)
+		dg_req(&d, KITE_OP_NOOP, i, 0, NULL, 0, NULL, NULL, 0);
+	memset(&g, 0, sizeof(g));
+	g.budget = d.len + 8 + 20 * 10;
+	run_verdict(e, &d, &g);
+	n = parse_all(4, r, 700);
+	assert_true(reply_ip_bytes() <= g.budget);
+	assert_int_equal(n + wstats.cut_unanswered, 600);
+
+	/* Skip an envelope; start the reply with one. */
+	static const uint8_t renv[16] = { 0x8b, 1, 0x81, 16, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9 };
+	dg_start(&d, 5);
+	memset(d.b + 8, 0x8b, 16);
+	d.len += 16;
+	dg_req(&d, KITE_OP_GET, 7, 0, NULL, 0, "q1", NULL, 0);
+	memset(&g, 0, sizeof(g));
+	g.skip = 16;
+	g.renv = renv;
+	g.renv_len = 16;
+	run_verdict(e, &d, &g);
+	assert_int_equal(n_out, 1);
+	assert_memory_equal(out_buf[0] + 8, renv, 16);
+	assert_int_equal(out_buf[0][24], 0x81);
+	assert_int_equal(rd(out_buf[0] + 24 + 6, 2), 0);
+	assert_int_equal(rd(out_buf[0] + 24 + 12, 4), 7);
+
+	/* FORBIDDEN: a denied command, a key outside the prefix, a tenant's key in public. */
+	dg_start(&d, 6);
+	dg_set(&d, KITE_OP_SET, 1, "a:k", "v", 0, 0);
+	dg_req(&d, KITE_OP_GET, 2, 0, NULL, 0, "b:k", NULL, 0);
+	dg_req(&d, KITE_OP_GET, 3, 0, NULL, 0, "a:k", NULL, 0);
+	memset(&g, 0, sizeof(g));
+	g.deny = 1u << KITE_CMD_SET;
+	g.ns = KITE_ENGINE_NS_PREFIX;
+	g.prefix = (const uint8_t *)"a:";
+	g.prefix_len = 2;
+	run_verdict(e, &d, &g);
+	assert_int_equal(parse_all(6, r, 4), 3);
+	assert_int_equal(r[0].status, KITE_STATUS_FORBIDDEN);
+	assert_int_equal(r[0].bodylen, 0);
+	assert_int_equal(r[1].status, KITE_STATUS_FORBIDDEN);
+	assert_int_equal(r[2].status, KITE_STATUS_KEY_ENOENT); /* allowed, and the SET never ran */
+	dg_start(&d, 7);
+	dg_set(&d, KITE_OP_SET, 1, "t:k", "v", 0, 0);
+	dg_set(&d, KITE_OP_SET, 2, "pub", "v", 0, 0);
+	memset(&g, 0, sizeof(g));
+	g.ns = KITE_ENGINE_NS_PUBLIC;
+	run_verdict(e, &d, &g);
+	assert_int_equal(parse_all(7, r, 4), 2);
+	assert_int_equal(r[0].status, KITE_STATUS_FORBIDDEN);
+	assert_int_equal(r[1].status, 0);
+
+	/* Refused datagram: every request answered so, none executed. */
+	dg_start(&d, 8);
+	dg_set(&d, KITE_OP_SETQ, 1, "refused", "v", 0, 0);
+	dg_req(&d, KITE_OP_NOOP, 2, 0, NULL, 0, NULL, NULL, 0);
+	memset(&g, 0, sizeof(g));
+	g.refuse = KITE_STATUS_AUTH_ERROR;
+	run_verdict(e, &d, &g);
+	assert_int_equal(parse_all(8, r, 4), 2);
+	assert_int_equal(r[0].status, KITE_STATUS_AUTH_ERROR);
+	assert_int_equal(r[1].status, KITE_STATUS_AUTH_ERROR);
+	dg_start(&d, 9);
+	dg_req(&d, KITE_OP_GET, 1, 0, NULL, 0, "refused", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(9, r, 4), 1);
+	assert_int_equal(r[0].status, KITE_STATUS_KEY_ENOENT);
+
+	/* Work budget: 64 units run two STATs (32 each); the rest are refused. */
+	dg_start(&d, 10);
+	for (unsigned int i = 0; i < 5; i++)
+		dg_req(&d, KITE_OP_STAT, i, 0, NULL, 0, NULL, NULL, 0);
+	dg_set(&d, KITE_OP_SETQ, 5, "late", "v", 0, 0);
+	memset(&g, 0, sizeof(g));
+	g.work = 64;
+	run_verdict(e, &d, &g);
+	n = parse_all(10, r, 8);
+	assert_int_equal(n, 6);
+	assert_int_equal(r[0].status, 0);
+	assert_int_equal(r[1].status, 0);
+	for (unsigned int i = 2; i < 6; i++)
+		assert_int_equal(r[i].status, KITE_STATUS_RATE_LIMITED);
+	assert_int_equal(r[5].opaque, 5);
+	kite_engine_free(e);
+}
+
 static void
 test_footprint(void **state)
 {
@@ -1350,6 +1542,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_invalid),
 		cmocka_unit_test(test_get_miss_and_hit),
+		cmocka_unit_test(test_guard_verdict),
 		cmocka_unit_test(test_quiet_batch_one_datagram),
 		cmocka_unit_test(test_large_reply_split),
 		cmocka_unit_test(test_repl_hook),
