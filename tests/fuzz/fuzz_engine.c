@@ -25,6 +25,7 @@ static unsigned int nbufs;
 static uint8_t last[1472];
 static uint16_t last_len;
 static uint32_t now = 1800000000u;
+static uint64_t sent_ip; /* IP bytes of the replies to the datagram being run */
 
 static uint8_t *
 f_alloc(void *arg, unsigned int idx)
@@ -43,6 +44,8 @@ f_done(void *arg, unsigned int n, uint8_t *const *b, const uint16_t *lens, bool 
 	if (inplace == (b[0] == bufs[0]))
 		abort();
 	nbufs = n;
+	for (unsigned int i = 0; i < n; i++)
+		sent_ip += lens[i] + 28u;
 	memcpy(last, b[0], lens[0]);
 	last_len = lens[0];
 }
@@ -110,8 +113,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	kite_engine_set_time(e, now++);
 	d = (struct kite_engine_dgram){ copy, (uint32_t)size, true, size > 0 && size & 1, NULL };
+	/*
+	 * One input in four as the guard would hand it from an unvalidated
+	 * source: the amplification bound (its IP bytes), a work budget, some
+	 * commands denied, a key prefix. The replies must stay within the bound.
+	 */
+	if (size % 4 == 1 && size >= 12) {
+		d.budget = (uint32_t)size + 28;
+		d.work = 64;
+		d.deny = (uint32_t)data[size - 1] << 8;
+		d.ns = data[size - 2] % 3 == 1 ? 1 : 0;
+		d.prefix = (const uint8_t *)"k";
+		d.prefix_len = 1;
+	}
 	nbufs = 0;
+	sent_ip = 0;
 	kite_engine_process(e, &d, 1);
+	if (d.budget != 0 && sent_ip > d.budget)
+		abort();
 
 	memcpy(copy, probe, sizeof(probe));
 	d = (struct kite_engine_dgram){ copy, sizeof(probe), true, false, NULL };
