@@ -242,7 +242,8 @@ test_names_out_of_range(void **state)
 	assert_string_equal(kite_proto_drop_name((enum kite_proto_drop)(-1)), "unknown");
 	assert_string_equal(kite_proto_drop_name((enum kite_proto_drop)1000), "unknown");
 	assert_string_equal(kite_proto_status_str(0x08), "");
-	assert_string_equal(kite_proto_status_str(0x20), "");
+	assert_string_equal(kite_proto_status_str(0x21), "");
+	assert_string_equal(kite_proto_status_str(0xe4), "");
 	assert_string_equal(kite_proto_status_str(0xff), "");
 	assert_string_equal(kite_proto_status_str(KITE_STATUS_OK), "");
 }
