@@ -415,7 +415,8 @@ def body(t):
         p.close()
     t.case('cookie rotation: an old cookie works through the grace window, then stops', c_rotation)
 
-    def c_amplification():
+    def amplification():
+        """Spoofed datagrams for every opcode: (ratio, name, sent, got) each, worst first."""
         attacks = {
             'GET 20 KB': get(b'big'),
             'GETK 20 KB': get(b'big', op=GETK),
@@ -444,8 +445,7 @@ def body(t):
             'padded hello': envelope(F_HELLO, pad_to=16),
             'bare envelope + GET': envelope() + get(b'big'),
         }
-        worst = []
-        total_sent = total_got = 0
+        res = []
         for name, body in attacks.items():
             # Bytes a source banked expire after 1 s idle: each attack starts without.
             time.sleep(1.1)
@@ -454,17 +454,23 @@ def body(t):
             for i in range(20):
                 sent += wire.udp(VICTIM, frame(0x4000 + i) + body, sport=50000 + i)
             got = wire.bytes_to(VICTIM, settle=0.6)
-            total_sent += sent
-            total_got += got
-            worst.append((got / sent, name, sent, got))
+            res.append((got / sent, name, sent, got))
+        res.sort(reverse=True)
+        return res
+
+    def show(title, res):
+        t.log('  %s (IP bytes, 20 datagrams each):' % title)
+        for r, name, sent, got in res:
+            t.log('    %-36s %7d -> %9d  %8.2fx' % (name, sent, got, r))
+        ts, tg = sum(x[2] for x in res), sum(x[3] for x in res)
+        t.log('    %-36s %7d -> %9d  %8.2fx' % ('all', ts, tg, tg / ts))
+
+    def c_amplification():
+        res = amplification()
+        show('amplification toward an unvalidated victim, bound on (the default)', res)
+        for r, name, sent, got in res:
             check(got <= sent, '%s: the victim got %d bytes for the attacker\'s %d (%.2fx)' % (
-                name, got, sent, got / sent))
-        worst.sort(reverse=True)
-        t.log('  amplification toward an unvalidated victim (IP bytes, 20 datagrams each):')
-        for r, name, sent, got in worst:
-            t.log('    %-36s %7d -> %7d  %.2fx' % (name, sent, got, r))
-        t.log('    %-36s %7d -> %7d  %.2fx' % ('all', total_sent, total_got,
-                                               total_got / total_sent))
+                name, got, sent, r))
         st = stats_of(admin)
         check(st['kite_guard_bounded_tx_bytes'] <= st['kite_guard_bounded_rx_bytes'],
               'guard counters: %d bytes out for %d in' % (st['kite_guard_bounded_tx_bytes'],
@@ -505,6 +511,22 @@ def body(t):
     t.case('work budget: 100 STATs in one datagram run 16, the rest get RATE_LIMITED', c_work)
 
     kited.stop()
+
+    def c_before():
+        # The same attacks with the bound off: what the guard prevents.
+        k = start(t, topo, ['--amplification-bound', 'off', '--max-item-size', '64K'])
+        try:
+            cli.ok('set', 'big', big.hex()[:BIG])
+            cli.ok('set', 'small', 'v')
+            cli.ok('set', 'ctr', '5')
+            res = amplification()
+            show('the same with amplification-bound = off (the "before" table)', res)
+            worst = dict((name, r) for r, name, _, _ in res)
+            check(worst['GET 20 KB'] > 100, 'GET 20 KB amplifies only %.1fx without the bound' %
+                  worst['GET 20 KB'])
+        finally:
+            k.stop()
+    t.case('without the bound the same attacks amplify (the "before" table)', c_before)
 
     # ---- allow-list and FLUSH off ----
     def c_allow():

@@ -22,6 +22,13 @@
  * all on this one lcore. R runs of N passes over the recording each print
  * TSC cycles per request; the last line is their median.
  *
+ * --guard cookie|mac puts the guard (lib/guard) in front of the engines,
+ * as kited's worker does: each datagram gets an envelope with the cookie
+ * of its source (12 bytes, checked by SipHash), and with mac also a
+ * tenant id, stamp and MAC over the whole datagram (checked by
+ * SipHash-2-4-128, replays refused); datagrams are re-signed between
+ * passes, outside the timing. --guard off (default) calls no guard.
+ *
  * It builds against the two-phase engine (kite_engine_parse / execute) and
  * against the one before it (kite_engine_route, then kite_engine_process,
  * which parsed a datagram twice on a node of several workers), so
@@ -45,6 +52,13 @@
 
 #include "kite_conf.h"
 #include "kite_engine.h"
+#if __has_include("kite_guard.h")
+#include <sys/time.h>
+#include "kite_guard.h"
+#define HAVE_GUARD 1
+#else
+#define HAVE_GUARD 0
+#endif
 
 /*
  * Adapters, so that one source builds against every revision of the
@@ -92,7 +106,9 @@ typedef struct kite_worker_stats engine_stats;
 	X("passes", U32, passes, "20", 1, 100000, "passes over the recording per run")             \
 	X("runs", U32, runs, "5", 1, 1000, "runs, each timed on its own")                          \
 	X("value-size", U32, value_size, "32", 0, 4096, "bytes of each value stored first")        \
-	X("memory", SIZE, memory, "256M", 1 << 20, UINT64_C(1) << 36, "item memory in all")
+	X("memory", SIZE, memory, "256M", 1 << 20, UINT64_C(1) << 36, "item memory in all")        \
+	X("guard", STR, guard_name, "off", 0, 0,                                                        \
+	  "off, cookie (an envelope with the source's cookie) or mac (cookie and tenant MAC)")
 
 struct cfg {
 #define CFG_STR(f)					 char f[256];
@@ -102,6 +118,8 @@ struct cfg {
 	REPLAY_OPTIONS(CFG_FIELD)
 #undef CFG_FIELD
 	bool steered; /* arrive steered */
+	int modes[3]; /* --guard: 0 off, 1 cookie, 2 mac */
+	unsigned int nmodes;
 };
 
 static const struct kite_conf_opt opts[] = {
@@ -124,10 +142,16 @@ struct rec {
 	uint16_t len;
 	uint16_t port;
 	uint16_t reqs;
+	uint16_t sport; /* --guard: the source port it claims */
 };
 
-static struct rec recs[MAX_DGRAMS];
+static struct rec base_recs[MAX_DGRAMS];
+/* The recording the passes replay: base_recs, or a --guard mode's copy with envelopes. */
+static struct rec *recs = base_recs;
 static unsigned int nrecs;
+/* --guard: the modes to run (0 off, 1 cookie, 2 mac), each run timing every one in turn. */
+static int cur_mode;
+static struct rec *mode_recs[3] = { base_recs, NULL, NULL };
 static uint64_t replies;
 static uint8_t reply_buf[KITE_MAX_REPLY_DGRAMS][PAYLOAD];
 
@@ -205,6 +229,25 @@ parse_args(int argc, char **argv, struct cfg *c)
 		}
 	}
 	c->steered = strcmp(c->arrive, "steered") == 0;
+	{
+		char list[256], *save = NULL;
+
+		snprintf(list, sizeof(list), "%s", c->guard_name);
+		c->nmodes = 0;
+		for (char *t = strtok_r(list, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+			int m = strcmp(t, "off") == 0 ? 0 : strcmp(t, "cookie") == 0 ? 1
+				: strcmp(t, "mac") == 0 ? 2 : -1;
+			if (m < 0 || (m > 0 && !HAVE_GUARD) || c->nmodes == 3) {
+				fprintf(stderr, "engine-replay: --guard: off, cookie, mac or a list of "
+						"them (this revision: %s)\n",
+					HAVE_GUARD ? "all three" : "off only");
+				return -EINVAL;
+			}
+			c->modes[c->nmodes++] = m;
+		}
+		if (c->nmodes == 0)
+			c->modes[c->nmodes++] = 0;
+	}
 	if (c->pcap[0] == '\0' || (!c->steered && strcmp(c->arrive, "worker0") != 0)) {
 		usage(stderr);
 		return -EINVAL;
@@ -342,6 +385,184 @@ preload(const struct cfg *c, unsigned int nparts)
 	}
 }
 
+#if HAVE_GUARD
+#define SRC_IP 0xc6120001u /* 198.18.0.1 */
+#define SOURCES 64	   /* source ports the datagrams claim */
+static struct kite_guard *mguards[3][MAX_WORKERS];
+static struct kite_guard_stats gstats[3][MAX_WORKERS];
+static struct kite_guard_tenants *tenants;
+static uint8_t mac_key[16];
+static uint64_t stamp;
+static uint64_t guard_drops;
+
+static uint64_t
+wall_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+}
+
+/*
+ * The guards (one per worker, as kited has), a tenant whose prefix is
+ * what every recorded key starts with, each source's cookie from a hello,
+ * and an envelope in every recorded datagram.
+ */
+static int
+guard_setup(const struct cfg *c, int mode)
+{
+	struct kite_guard **guards = mguards[mode];
+	static const char *names[KITE_CMD_MAX];
+	struct kite_guard_conf gc;
+	uint8_t secret[32], ck[SOURCES][KITE_GUARD_COOKIE_LEN];
+	const uint8_t *keys[256];
+	uint16_t keylens[256];
+	uint8_t prefix[KITE_GUARD_PREFIX_MAX];
+	size_t plen = KITE_GUARD_PREFIX_MAX;
+	char text[512], err[256];
+
+	for (unsigned int i = 0; i < KITE_CMD_MAX; i++)
+		names[i] = kite_proto_cmd_name(i);
+	memset(&gc, 0, sizeof(gc));
+	gc.self_ip = 0xc6120002u;
+	gc.bound = true;
+	memset(gc.cookie_secret, 0x5a, sizeof(gc.cookie_secret));
+	gc.cookie_window_s = 300;
+	gc.credit_max = 16384;
+	gc.credit_ms = 1000;
+	gc.burst_ms = 100;
+	gc.work = 512;
+	gc.auth = mode == 2 ? KITE_GUARD_AUTH_REQUIRED : KITE_GUARD_AUTH_OFF;
+	gc.stamp_past_ms = 30000;
+	gc.stamp_future_ms = 1000;
+	gc.workers = c->workers;
+	gc.sources = 4096;
+	gc.all_cmds = (UINT32_C(1) << KITE_CMD_MAX) - 1;
+	gc.admin_cmds = UINT32_C(1) << KITE_CMD_STAT | UINT32_C(1) << KITE_CMD_FLUSH;
+	gc.mtu = 1500;
+	for (unsigned int w = 0; w < c->workers; w++) {
+		guards[w] = kite_guard_create(&gc, &gstats[mode][w]);
+		if (guards[w] == NULL)
+			return -1;
+	}
+	/* The tenant owns the keys' common prefix. */
+	for (unsigned int i = 0; i < nrecs && plen > 0; i++) {
+		unsigned int n = count_reqs(base_recs[i].data, base_recs[i].len, keys, keylens, 256);
+		for (unsigned int k = 0; k < n; k++) {
+			size_t m = 0;
+			if (i == 0 && k == 0) {
+				plen = keylens[0] < plen ? keylens[0] : plen;
+				memcpy(prefix, keys[0], plen);
+			}
+			while (m < plen && m < keylens[k] && keys[k][m] == prefix[m])
+				m++;
+			plen = m;
+		}
+	}
+	if (mode == 2) {
+		char hex[65];
+		if (plen == 0 || memchr(prefix, ' ', plen) != NULL) {
+			fprintf(stderr, "engine-replay: --guard mac: the keys share no prefix\n");
+			return -1;
+		}
+		memset(secret, 0x33, sizeof(secret));
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", secret[i]);
+		snprintf(text, sizeof(text), "1 bench %s %.*s\n", hex, (int)plen, (const char *)prefix);
+		tenants = kite_guard_tenants_parse(text, names, KITE_CMD_MAX, err, sizeof(err));
+		if (tenants == NULL) {
+			fprintf(stderr, "engine-replay: tenant: %s\n", err);
+			return -1;
+		}
+		kite_guard_mac_key(mac_key, secret);
+		for (unsigned int w = 0; w < c->workers; w++)
+			kite_guard_set_tenants(guards[w], tenants);
+	}
+	/* Each source's cookie, from a hello as a client gets it. */
+	for (unsigned int sp = 0; sp < SOURCES; sp++) {
+		uint8_t h[8 + 16] = { 0 };
+		struct kite_guard_verdict v;
+		struct kite_guard_env e;
+
+		h[5] = 1;
+		kite_guard_env_write(h + 8, 16, KITE_GUARD_F_HELLO, NULL, 0, 0, 0, 0, 16);
+		kite_guard_check(guards[0], h, sizeof(h), SRC_IP, (uint16_t)(20000 + sp), wall_us(),
+				 &v);
+		if (v.action != KITE_GUARD_REPLY ||
+		    kite_guard_env_parse(v.reply + 8, v.reply_len - 8u, &e) <= 0 || e.cookie == NULL)
+			return -1;
+		memcpy(ck[sp], e.cookie, sizeof(ck[sp]));
+	}
+	/* A copy of the recording with the envelope between the frame and the requests. */
+	struct rec *mr = calloc(nrecs, sizeof(*mr));
+	if (mr == NULL)
+		return -1;
+	mode_recs[mode] = mr;
+	for (unsigned int i = 0; i < nrecs; i++) {
+		const uint8_t flags = KITE_GUARD_F_COOKIE | (mode == 2 ? KITE_GUARD_F_AUTH : 0);
+		uint8_t env[64];
+		int el;
+		uint8_t *d;
+
+		mr[i] = base_recs[i];
+		mr[i].sport = (uint16_t)(20000 + i % SOURCES);
+		el = kite_guard_env_write(env, sizeof(env), flags, ck[i % SOURCES], 1, 0, 0, 0, 0);
+		d = malloc(base_recs[i].len + (size_t)el);
+		if (el < 0 || d == NULL)
+			return -1;
+		memcpy(d, base_recs[i].data, KITE_FRAME_HDR_LEN);
+		memcpy(d + KITE_FRAME_HDR_LEN, env, (size_t)el);
+		memcpy(d + KITE_FRAME_HDR_LEN + el, base_recs[i].data + KITE_FRAME_HDR_LEN,
+		       base_recs[i].len - KITE_FRAME_HDR_LEN);
+		mr[i].data = d;
+		mr[i].len = (uint16_t)(base_recs[i].len + el);
+	}
+	stamp = wall_us();
+	return 0;
+}
+
+/* mac: fresh stamps and MACs for the next pass (a replay would be refused). */
+static void
+resign(void)
+{
+	const size_t at = KITE_FRAME_HDR_LEN + KITE_GUARD_ENV_HEAD + KITE_GUARD_COOKIE_LEN + 4;
+
+	struct rec *mr = mode_recs[2];
+
+	for (unsigned int i = 0; i < nrecs; i++) {
+		uint8_t *p = mr[i].data + at;
+
+		stamp++;
+		for (int b = 0; b < 8; b++)
+			p[b] = (uint8_t)(stamp >> (56 - 8 * b));
+		memset(p + 8, 0, 16);
+		kite_guard_sign(mr[i].data, mr[i].len, mac_key);
+	}
+}
+
+/* The guard's verdict as kited's worker hands it to the engine. */
+static bool
+guarded(unsigned int h, const struct rec *r, struct kite_engine_dgram *d, uint64_t now)
+{
+	struct kite_guard_verdict v;
+
+	kite_guard_check(mguards[cur_mode][h], r->data, r->len, SRC_IP, r->sport, now, &v);
+	if (v.action != KITE_GUARD_PASS) {
+		guard_drops++;
+		return false;
+	}
+	d->skip = v.skip;
+	d->work = v.work;
+	d->budget = v.budget == UINT32_MAX ? 0 : v.budget;
+	d->deny = ~v.cmds & ((UINT32_C(1) << KITE_CMD_MAX) - 1);
+	d->ns = v.ns;
+	d->prefix = v.prefix;
+	d->prefix_len = v.prefix_len;
+	return true;
+}
+#endif
+
 /*
  * One burst arriving at worker h: what kited's worker_poll() does with it,
  * then the handed-off datagrams on their owners.
@@ -356,11 +577,19 @@ burst(const struct cfg *c, unsigned int h, const struct rec *const *in, unsigned
 	unsigned int nhome = 0;
 #endif
 
+#if HAVE_GUARD
+	const uint64_t now = cur_mode ? wall_us() : 0;
+#endif
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t mask;
 
 #if TWO_PHASE
-		mask = kite_engine_parse(engines[h], dgram_of(&home[i], in[i], true));
+		dgram_of(&home[i], in[i], true);
+#if HAVE_GUARD
+		if (cur_mode && !guarded(h, in[i], &home[i], now))
+			continue;
+#endif
+		mask = kite_engine_parse(engines[h], &home[i]);
 #else
 		mask = c->workers > 1 ? kite_engine_route(engines[h], in[i]->data, in[i]->len)
 				      : self;
@@ -370,8 +599,15 @@ burst(const struct cfg *c, unsigned int h, const struct rec *const *in, unsigned
 		if (mask == self)
 			continue;
 		for (unsigned int o = 0; o < c->workers; o++)
-			if (o != h && (mask & (UINT64_C(1) << o)))
-				dgram_of(&away[o][naway[o]++], in[i], false);
+			if (o != h && (mask & (UINT64_C(1) << o))) {
+				dgram_of(&away[o][naway[o]], in[i], false);
+#if TWO_PHASE
+				/* The verdict travels with the datagram (kited: the mbuf's). */
+				away[o][naway[o]] = home[i];
+				away[o][naway[o]].home = false;
+#endif
+				naway[o]++;
+			}
 #if TWO_PHASE
 		if (!(mask & self))
 			kite_engine_withdraw(engines[h]);
@@ -483,22 +719,58 @@ main(int argc, char **argv)
 	for (unsigned int i = 0; i < nrecs; i++)
 		reqs += recs[i].reqs;
 	preload(&c, nparts);
+#if HAVE_GUARD
+	for (unsigned int k = 0; k < c.nmodes; k++)
+		if (c.modes[k] != 0 && mode_recs[c.modes[k]] == NULL &&
+		    guard_setup(&c, c.modes[k]) != 0) {
+			fprintf(stderr, "engine-replay: the guard could not be set up\n");
+			return 1;
+		}
+#endif
+	static const char *const mode_name[3] = { "off", "cookie", "mac" };
 	printf("engine-replay: %s engine, %u datagrams (%" PRIu64 " requests) from %s, "
-	       "%u worker(s) x %u partitions, arrive %s, bursts of %u, %u passes x %u runs\n",
+	       "%u worker(s) x %u partitions, arrive %s, bursts of %u, %u passes x %u runs, "
+	       "guard %s\n",
 	       TWO_PHASE ? "two-phase (parse once)" : "route + process (parse twice)", nrecs, reqs,
 	       c.pcap, c.workers, c.partitions, c.steered ? "steered" : "at worker 0", c.burst,
-	       c.passes, c.runs);
-	pass(&c); /* warm the caches and the branch predictors */
-	for (unsigned int r = 0; r < c.runs; r++) {
-		uint64_t replies0 = replies, t0 = rte_rdtsc();
-
-		for (unsigned int p = 0; p < c.passes; p++)
-			pass(&c);
-		cpr[r] = (double)(rte_rdtsc() - t0) / (double)(reqs * c.passes);
-		printf("run %u: %.1f cycles/request, %" PRIu64 " reply datagrams\n", r + 1, cpr[r],
-		       replies - replies0);
-		fflush(stdout);
+	       c.passes, c.runs, c.guard_name);
+	/* Each mode's cycles per request, run by run; the modes take turns within a run. */
+	double *mcpr = calloc((size_t)c.runs * c.nmodes, sizeof(*mcpr));
+	if (mcpr == NULL)
+		return 1;
+	for (unsigned int k = 0; k < c.nmodes; k++) {
+		recs = mode_recs[c.modes[k]];
+		cur_mode = c.modes[k];
+#if HAVE_GUARD
+		if (cur_mode == 2)
+			resign();
+#endif
+		pass(&c); /* warm the caches and the branch predictors */
 	}
+	for (unsigned int r = 0; r < c.runs; r++) {
+		for (unsigned int k = 0; k < c.nmodes; k++) {
+			uint64_t replies0 = replies, spent = 0;
+
+			recs = mode_recs[c.modes[k]];
+			cur_mode = c.modes[k];
+			for (unsigned int p = 0; p < c.passes; p++) {
+#if HAVE_GUARD
+				if (cur_mode == 2)
+					resign(); /* outside the timing: the client's work */
+#endif
+				uint64_t t0 = rte_rdtsc();
+				pass(&c);
+				spent += rte_rdtsc() - t0;
+			}
+			mcpr[k * c.runs + r] = (double)spent / (double)(reqs * c.passes);
+			printf("run %u%s%s: %.1f cycles/request, %" PRIu64 " reply datagrams\n", r + 1,
+			       c.nmodes > 1 ? " guard " : "", c.nmodes > 1 ? mode_name[cur_mode] : "",
+			       mcpr[k * c.runs + r], replies - replies0);
+			fflush(stdout);
+		}
+	}
+	recs = base_recs;
+	memcpy(cpr, mcpr, sizeof(*cpr) * c.runs);
 	uint64_t hits = 0, served = 0;
 	for (unsigned int p = 0; p < nparts; p++) {
 		struct kite_store_stats st;
@@ -511,6 +783,41 @@ main(int argc, char **argv)
 	qsort(cpr, c.runs, sizeof(*cpr), cmp_double);
 	printf("median: %.1f cycles/request (%" PRIu64 " requests served, %" PRIu64 " GET hits)\n",
 	       cpr[c.runs / 2], served, hits);
+	for (unsigned int k = 0; c.nmodes > 1 && k < c.nmodes; k++) {
+		/* Paired: each run's ratio to the first mode's in the same run. */
+		double *ratio = calloc(c.runs, sizeof(*ratio)), *own = mcpr + k * c.runs;
+		if (ratio == NULL)
+			break;
+		for (unsigned int r = 0; r < c.runs; r++)
+			ratio[r] = own[r] / mcpr[r];
+		qsort(own, c.runs, sizeof(*own), cmp_double);
+		qsort(ratio, c.runs, sizeof(*ratio), cmp_double);
+		printf("median guard %s: %.1f cycles/request, paired ratio to %s %.3f\n",
+		       mode_name[c.modes[k]], own[c.runs / 2], mode_name[c.modes[0]],
+		       ratio[c.runs / 2]);
+		free(ratio);
+	}
+	free(mcpr);
+#if HAVE_GUARD
+	{
+		uint64_t passed = 0, authed = 0;
+		for (int m = 1; m < 3; m++)
+			for (unsigned int w = 0; w < c.workers; w++) {
+				passed += gstats[m][w].validated;
+				authed += gstats[m][w].authed;
+				kite_guard_free(mguards[m][w]);
+			}
+		if (mode_recs[1] != NULL || mode_recs[2] != NULL)
+			printf("guard: %" PRIu64 " datagrams validated by cookie, %" PRIu64
+			       " authenticated, %" PRIu64 " refused\n", passed, authed, guard_drops);
+		for (int m = 1; m < 3; m++) {
+			for (unsigned int i = 0; mode_recs[m] != NULL && i < nrecs; i++)
+				free(mode_recs[m][i].data);
+			free(mode_recs[m]);
+		}
+		free(tenants);
+	}
+#endif
 	for (unsigned int w = 0; w < c.workers; w++)
 		kite_engine_free(engines[w]);
 	for (unsigned int p = 0; p < nparts; p++)
