@@ -457,6 +457,13 @@ finish(struct kite_client *c, struct kite_op *op, int rc)
 		c->st.timeouts++;
 }
 
+/* A reply only Kite sends: from now on every datagram carries the envelope. */
+static void
+kite_seen(struct kite_client *c)
+{
+	c->env_len = c->env_default;
+}
+
 static int
 rc_of_status(uint16_t s)
 {
@@ -639,6 +646,8 @@ on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
 			return true;
 		}
 	}
+	if (x->status == KITE_STATUS_COOKIE_REQUIRED)
+		kite_seen(c);
 	if (x->status == KITE_STATUS_COOKIE_REQUIRED && op->priv.guard_retries < GUARD_RETRIES) {
 		/* The reply's envelope brought a cookie: the next send is validated. */
 		op->priv.guard_retries++;
@@ -1138,6 +1147,23 @@ on_message(struct kite_client *c, struct out_dg *d, const struct rx_msg *m)
 		free(stream);
 		return;
 	}
+	if (d->kind == DG_BATCH && total > 0 && stream[0] != 0x81 && c->env_len != 0) {
+		/*
+		 * Not a binary response to a datagram with our envelope: a
+		 * memcached read it as text ("ERROR"). Plain requests from now on;
+		 * the ops go again at once.
+		 */
+		c->env_len = 0;
+		for (unsigned int i = 0; i < d->nops; i++) {
+			struct kite_op *op = &c->ops[d->ops[i]];
+
+			if (op->priv.state == OP_SENT)
+				requeue(op, now_ms());
+		}
+		d->left = 0;
+		free(stream);
+		return;
+	}
 	while (off < total) {
 		struct kite_res x;
 		int n = kite_proto_parse_res(stream + off, total - off, &x);
@@ -1152,6 +1178,8 @@ on_message(struct kite_client *c, struct out_dg *d, const struct rx_msg *m)
 				 d->member < 0)
 				map_of_seed(c, &d->to);
 			d->left = 0;
+			if (x.status == KITE_STATUS_COOKIE_REQUIRED)
+				kite_seen(c);
 			if (x.status == KITE_STATUS_COOKIE_REQUIRED && c->map_cookie_tries++ < GUARD_RETRIES) {
 				/* The reply brought the node's cookie: ask again, validated. */
 				c->st.cookie_retries++;
@@ -1247,6 +1275,7 @@ on_datagram(struct kite_client *c, const uint8_t *p, size_t n, const struct sock
 			c->st.late_replies++;
 			return;
 		}
+		kite_seen(c);
 		if (e.flags & KITE_GUARD_F_COOKIE)
 			cookie_keep(c, from->sin_addr.s_addr, e.cookie);
 		if (e.flags & KITE_GUARD_F_ERROR) {
@@ -1589,8 +1618,14 @@ kite_open(struct kite_client **out, const struct kite_options *o)
 		kite_guard_mac_key(c->mac_key, c->o.tenant_secret);
 		c->o.tenant_secret = NULL; /* the caller's buffer need not outlive kite_open() */
 	}
-	c->env_len = KITE_GUARD_ENV_HEAD + KITE_GUARD_COOKIE_LEN + (c->tenant ? KITE_GUARD_AUTH_LEN : 0);
-	c->env_default = c->env_len;
+	c->env_default =
+		KITE_GUARD_ENV_HEAD + KITE_GUARD_COOKIE_LEN + (c->tenant ? KITE_GUARD_AUTH_LEN : 0);
+	/*
+	 * Until a node has shown it is Kite, requests go plain: a memcached
+	 * would take the envelope for the start of a text command and wait
+	 * for its end (silence, then garbage). A tenant talks to Kite only.
+	 */
+	c->env_len = c->tenant ? c->env_default : 0;
 	if (getrandom(&c->rng, sizeof(c->rng), 0) != sizeof(c->rng) || c->rng == 0)
 		c->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
 	c->tx = malloc(UDP_MAX + 1);
