@@ -59,6 +59,7 @@ struct cli {
 	bool all; /* node commands to every member */
 	uint32_t tenant;   /* --tenant (0: none) */
 	const char *secret_file;
+	const char *value_key_file; /* --value-key-file */
 	struct kite_client *k;
 };
 
@@ -146,6 +147,9 @@ usage(FILE *f, const char *prog)
 		"                        prefix themselves\n"
 		"      --tenant-secret-file FILE\n"
 		"                        the tenant's secret: 64 hex digits (32 bytes)\n"
+		"      --value-key-file FILE\n"
+		"                        encrypt values on this side (XChaCha20-Poly1305,\n"
+		"                        64 hex digits); get/set only, the node holds ciphertext\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         kite-cli's version\n"
 		"\n"
@@ -267,34 +271,49 @@ parse_server_env(const char *env, const char **host, const char **port)
 
 /* ---- libkite ---------------------------------------------------------------- */
 
+/* 32 bytes from a file of 64 hex digits (and an optional newline). */
+static bool
+read_hex32(const char *path, unsigned char out[32])
+{
+	FILE *f = fopen(path, "r");
+	char hex[80] = "";
+	bool ok = f != NULL && fgets(hex, sizeof(hex), f) != NULL;
+
+	if (f != NULL)
+		fclose(f);
+	for (int i = 0; ok && i < 32; i++) {
+		unsigned int b;
+		ok = isxdigit((unsigned char)hex[2 * i]) && isxdigit((unsigned char)hex[2 * i + 1]) &&
+		     sscanf(hex + 2 * i, "%2x", &b) == 1;
+		out[i] = (unsigned char)b;
+	}
+	return ok && (hex[64] == '\0' || hex[64] == '\n' || hex[64] == '\r');
+}
+
 static int
 open_client(struct cli *c)
 {
 	char seed[600];
 	struct kite_options o = { 0 };
-	unsigned char secret[32];
+	unsigned char secret[32], vkey[32];
 	int rc;
 
 	if (c->secret_file != NULL) {
-		FILE *f = fopen(c->secret_file, "r");
-		char hex[80] = "";
-		bool ok = f != NULL && fgets(hex, sizeof(hex), f) != NULL;
-
-		if (f != NULL)
-			fclose(f);
-		for (int i = 0; ok && i < 32; i++) {
-			unsigned int b;
-			ok = sscanf(hex + 2 * i, "%2x", &b) == 1 && isxdigit((unsigned char)hex[2 * i]) &&
-			     isxdigit((unsigned char)hex[2 * i + 1]);
-			secret[i] = (unsigned char)b;
-		}
-		if (!ok || (hex[64] != '\0' && hex[64] != '\n' && hex[64] != '\r')) {
+		if (!read_hex32(c->secret_file, secret)) {
 			fprintf(stderr, "%s: --tenant-secret-file %s: not 64 hex digits\n", c->prog,
 				c->secret_file);
 			return EXIT_USAGE;
 		}
 		o.tenant_id = c->tenant;
 		o.tenant_secret = secret;
+	}
+	if (c->value_key_file != NULL) {
+		if (!read_hex32(c->value_key_file, vkey)) {
+			fprintf(stderr, "%s: --value-key-file %s: not 64 hex digits\n", c->prog,
+				c->value_key_file);
+			return EXIT_USAGE;
+		}
+		o.value_key = vkey;
 	}
 	snprintf(seed, sizeof(seed), "%s:%s", c->host, c->port);
 	o.seeds = seed;
@@ -305,6 +324,7 @@ open_client(struct cli *c)
 	o.lazy_map = 1;
 	rc = kite_open(&c->k, &o);
 	memset(secret, 0, sizeof(secret));
+	memset(vkey, 0, sizeof(vkey));
 	if (rc == KITE_BAD_ARGUMENT) {
 		fprintf(stderr, "%s: %s:%s: not an IPv4 address or name of one\n", c->prog,
 			c->host, c->port);
@@ -368,6 +388,13 @@ report(const struct cli *c, const struct kite_op *op)
 		return EXIT_NET;
 	}
 	case KITE_BAD_ARGUMENT: {
+		if (c->value_key_file != NULL &&
+		    (op->type == KITE_APPEND || op->type == KITE_PREPEND || op->type == KITE_INCR ||
+		     op->type == KITE_DECR)) {
+			fprintf(stderr, "%s: the node holds ciphertext (--value-key-file): append, "
+					"prepend, incr and decr cannot work on it\n", c->prog);
+			return EXIT_USAGE;
+		}
 		/* The one caller error left after kite-cli's own checks: the size. */
 		size_t ext = op->type == KITE_SET || op->type == KITE_ADD || op->type == KITE_REPLACE
 				     ? 8
@@ -1054,6 +1081,8 @@ main(int argc, char **argv)
 			opt = 'T';
 		else if (strcmp(a, "--tenant-secret-file") == 0)
 			opt = 'S';
+		else if (strcmp(a, "--value-key-file") == 0)
+			opt = 'K';
 		else
 			return usage_error(&c, "unknown option '%s'", a);
 		if (i + 1 >= argc)
@@ -1087,6 +1116,9 @@ main(int argc, char **argv)
 			break;
 		case 'S':
 			c.secret_file = val;
+			break;
+		case 'K':
+			c.value_key_file = val;
 			break;
 		}
 	}

@@ -157,6 +157,7 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	ec.stats = &w->stats->engine;
 	ec.stat = kited_stats_engine_stat;
 	ec.stat_arg = &n->stats_src;
+	ec.started = n->started;
 	if (n->cfg.replicas > 0) {
 		ec.repl = kited_repl_emit;
 		ec.repl_arg = w;

@@ -112,6 +112,13 @@ struct kite_client {
 	uint8_t mac_key[16];
 	uint64_t last_stamp;
 	int64_t clock_off_us; /* the node's clock minus ours, learned from a stamp refusal */
+	/* Value encryption (kite_options.value_key): the key, and each op's sealed value. */
+	bool seal;
+	uint8_t value_key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	struct sealed {
+		uint8_t *p;
+		size_t len;
+	} *sealed; /* per op of the batch; NULL without a key */
 };
 
 static const char *const rc_names[KITE_RC_MAX] = {
@@ -138,6 +145,7 @@ static const char *const rc_names[KITE_RC_MAX] = {
 	[KITE_FORBIDDEN] = "forbidden (command or key outside the tenant's)",
 	[KITE_RATE_LIMITED] = "rate limited",
 	[KITE_UNVALIDATED] = "reply over the amplification bound (no cookie)",
+	[KITE_UNDECRYPTABLE] = "the value does not decrypt (another key, moved or altered)",
 };
 
 const char *
@@ -352,8 +360,28 @@ struct wire {
 	uint64_t cas;
 };
 
+/* The sealed value of an op of the batch (value encryption), or NULL. */
+static const struct sealed *
+sealed_of(const struct kite_client *c, const struct kite_op *op)
+{
+	if (c->sealed == NULL || op < c->ops || op >= c->ops + c->nops)
+		return NULL;
+	return c->sealed[op - c->ops].p != NULL ? &c->sealed[op - c->ops] : NULL;
+}
+
 static void
-wire_of(const struct kite_op *op, struct wire *w)
+sealed_free(struct kite_client *c)
+{
+	if (c->sealed == NULL)
+		return;
+	for (size_t i = 0; i < c->nops; i++)
+		free(c->sealed[i].p);
+	free(c->sealed);
+	c->sealed = NULL;
+}
+
+static void
+wire_of(const struct kite_client *c, const struct kite_op *op, struct wire *w)
 {
 	memset(w, 0, sizeof(*w));
 	w->key = keyed(op->type) ? op->key : NULL;
@@ -391,6 +419,10 @@ wire_of(const struct kite_op *op, struct wire *w)
 		w->val = op->value;
 		w->vallen = (uint32_t)op->vallen;
 		w->cas = op->cas;
+		if (sealed_of(c, op) != NULL) {
+			w->val = sealed_of(c, op)->p;
+			w->vallen = (uint32_t)sealed_of(c, op)->len;
+		}
 		break;
 	case KITE_DELETE:
 		w->cas = op->cas;
@@ -424,32 +456,98 @@ wire_of(const struct kite_op *op, struct wire *w)
 
 /* Encode op (opaque = its index) at out; bytes, or -ENOSPC. */
 static int
-encode(const struct kite_op *op, uint32_t opaque, uint8_t *out, size_t cap)
+encode(const struct kite_client *c, const struct kite_op *op, uint32_t opaque, uint8_t *out,
+       size_t cap)
 {
 	struct wire w;
 
-	wire_of(op, &w);
+	wire_of(c, op, &w);
 	return kite_proto_build_req(out, cap, w.opcode, opaque, w.cas, w.extlen ? w.ext : NULL,
 				    w.extlen, w.key, w.keylen, w.val, w.vallen);
 }
 
 /* The encoded size of an op, exactly (what encode() writes). */
 static size_t
-encoded_len(const struct kite_op *op)
+encoded_len(const struct kite_client *c, const struct kite_op *op)
 {
 	struct wire w;
 
-	wire_of(op, &w);
+	wire_of(c, op, &w);
 	return (size_t)KITE_BIN_HDR_LEN + w.extlen + w.keylen + w.vallen;
 }
 
 /* ---- finishing operations ---------------------------------------------------- */
+
+/*
+ * Value encryption: XChaCha20-Poly1305 (libsodium's IETF construction)
+ * with a random 24-byte nonce; the associated data is the tenant id and
+ * the whole key, so a sealed value cannot be moved to another key or
+ * tenant. The node stores nonce || ciphertext || tag.
+ */
+#define SEAL_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define SEAL_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+
+static size_t
+seal_ad(const struct kite_client *c, const struct kite_op *op, uint8_t *ad)
+{
+	kite_proto_put32(ad, c->o.tenant_id);
+	memcpy(ad + 4, op->key, op->keylen);
+	return 4 + op->keylen;
+}
+
+static int
+seal(struct kite_client *c, const struct kite_op *op, struct sealed *out)
+{
+	uint8_t ad[4 + KITE_KEY_MAX];
+	size_t adlen = seal_ad(c, op, ad);
+	unsigned long long clen;
+
+	out->len = SEAL_NONCE + op->vallen + SEAL_TAG;
+	out->p = malloc(out->len);
+	if (out->p == NULL)
+		return KITE_NO_MEMORY;
+	randombytes_buf(out->p, SEAL_NONCE);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out->p + SEAL_NONCE, &clen, op->value,
+						   op->vallen, ad, adlen, NULL, out->p,
+						   c->value_key);
+	return KITE_OK;
+}
+
+static int
+unseal(struct kite_client *c, struct kite_op *op)
+{
+	uint8_t ad[4 + KITE_KEY_MAX];
+	size_t adlen = seal_ad(c, op, ad);
+	unsigned long long plen;
+	uint8_t *v = op->result, *m;
+
+	m = op->result_len >= SEAL_NONCE + SEAL_TAG ? malloc(op->result_len - SEAL_NONCE - SEAL_TAG + 1)
+						    : NULL;
+	if (m == NULL ||
+	    crypto_aead_xchacha20poly1305_ietf_decrypt(m, &plen, NULL, v + SEAL_NONCE,
+						       op->result_len - SEAL_NONCE, ad, adlen, v,
+						       c->value_key) != 0) {
+		free(m);
+		free(op->result);
+		op->result = NULL;
+		op->result_len = 0;
+		return KITE_UNDECRYPTABLE;
+	}
+	m[plen] = '\0';
+	free(op->result);
+	op->result = m;
+	op->result_len = (size_t)plen;
+	return KITE_OK;
+}
 
 static void
 finish(struct kite_client *c, struct kite_op *op, int rc)
 {
 	if (op->priv.state == OP_DONE)
 		return;
+	if (c->seal && rc == KITE_OK && (op->type == KITE_GET || op->type == KITE_GAT) &&
+	    op->result != NULL)
+		rc = unseal(c, op);
 	op->rc = rc;
 	op->priv.state = OP_DONE;
 	c->ndone++;
@@ -1041,7 +1139,7 @@ send_due(struct kite_client *c, uint64_t now)
 					 : c->auth_refused ? KITE_AUTH : KITE_NO_MAP);
 			continue;
 		}
-		size_t need = encoded_len(op);
+		size_t need = encoded_len(c, op);
 		for (k = 0; k < nopen; k++)
 			if (open[k]->to.sin_addr.s_addr == to.sin_addr.s_addr &&
 			    open[k]->to.sin_port == to.sin_port &&
@@ -1099,7 +1197,7 @@ send_due(struct kite_client *c, uint64_t now)
 			continue;
 		}
 		for (unsigned int j = 0; j < d->nops; j++) {
-			int n = encode(&c->ops[d->ops[j]], d->ops[j], c->tx + len, UDP_MAX - len);
+			int n = encode(c, &c->ops[d->ops[j]], d->ops[j], c->tx + len, UDP_MAX - len);
 			if (n < 0) {
 				finish(c, &c->ops[d->ops[j]], KITE_BAD_ARGUMENT);
 				continue;
@@ -1476,6 +1574,7 @@ kite_progress(struct kite_client *c, int timeout_ms)
 					dg_free(d);
 				}
 			}
+			sealed_free(c);
 			c->nops = 0;
 			c->ops = NULL;
 			return brc;
@@ -1498,6 +1597,14 @@ kite_submit(struct kite_client *c, struct kite_op *ops, size_t n)
 {
 	if (c->nops != 0)
 		return KITE_BAD_ARGUMENT; /* a batch is in flight */
+	sealed_free(c);
+	if (c->seal && n > 0) {
+		c->sealed = calloc(n, sizeof(*c->sealed));
+		if (c->sealed == NULL)
+			return KITE_NO_MEMORY;
+	}
+	c->ops = ops;
+	c->nops = n;
 	for (size_t i = 0; i < n; i++) {
 		kite_op_clear(&ops[i]);
 		if ((unsigned int)ops[i].type >= KITE_OP_TYPE_MAX) {
@@ -1516,13 +1623,24 @@ kite_submit(struct kite_client *c, struct kite_op *ops, size_t n)
 			ops[i].priv.state = OP_DONE;
 			continue;
 		}
-		if (encoded_len(&ops[i]) + KITE_FRAME_HDR_LEN > UDP_MAX) {
+		if (c->seal && ops[i].priv.state != OP_DONE) {
+			/* A value the node cannot read cannot be appended to or counted. */
+			int t = ops[i].type, rc = KITE_OK;
+			if (t == KITE_APPEND || t == KITE_PREPEND || t == KITE_INCR || t == KITE_DECR)
+				rc = KITE_BAD_ARGUMENT;
+			else if (t == KITE_SET || t == KITE_ADD || t == KITE_REPLACE)
+				rc = seal(c, &ops[i], &c->sealed[i]);
+			if (rc != KITE_OK) {
+				ops[i].rc = rc;
+				ops[i].priv.state = OP_DONE;
+				continue;
+			}
+		}
+		if (encoded_len(c, &ops[i]) + KITE_FRAME_HDR_LEN > UDP_MAX) {
 			ops[i].rc = KITE_BAD_ARGUMENT; /* over one UDP datagram */
 			ops[i].priv.state = OP_DONE;
 		}
 	}
-	c->ops = ops;
-	c->nops = n;
 	c->ndone = 0;
 	for (size_t i = 0; i < n; i++) {
 		c->ndone += ops[i].priv.state == OP_DONE;
@@ -1609,11 +1727,16 @@ kite_open(struct kite_client **out, const struct kite_options *o)
 		c->o.payload_max = 1472;
 	c->map_prefer = -1;
 	c->fd = -1;
+	if ((c->o.tenant_secret != NULL || c->o.value_key != NULL) && sodium_init() < 0) {
+		free(c);
+		return KITE_SYSTEM;
+	}
+	if (c->o.value_key != NULL) {
+		c->seal = true;
+		memcpy(c->value_key, c->o.value_key, sizeof(c->value_key));
+		c->o.value_key = NULL;
+	}
 	if (c->o.tenant_secret != NULL) {
-		if (sodium_init() < 0) {
-			free(c);
-			return KITE_SYSTEM;
-		}
 		c->tenant = true;
 		kite_guard_mac_key(c->mac_key, c->o.tenant_secret);
 		c->o.tenant_secret = NULL; /* the caller's buffer need not outlive kite_open() */
@@ -1667,6 +1790,9 @@ kite_close(struct kite_client *c)
 		unlink_dg(c, d);
 		dg_free(d);
 	}
+	sealed_free(c);
+	sodium_memzero(c->value_key, sizeof(c->value_key));
+	sodium_memzero(c->mac_key, sizeof(c->mac_key));
 	if (c->have_map)
 		kite_cluster_map_free(&c->map);
 	if (c->have_prev)

@@ -1024,8 +1024,14 @@ static void
 exec_flush(struct kite_engine *e, struct entry *q)
 {
 	const uint32_t when = kite_proto_exptime(q->r.exptime, e->now);
-
 	const struct kite_engine_cluster *c = e->cluster;
+
+	if (q->r.exptime > KITE_REALTIME_MAXDELTA && q->r.exptime <= e->conf.started) {
+		/* memcached 1.6.18: an absolute time at or before its start flushes nothing. */
+		if (e->dg[q->dgram]->home && !q->r.quiet)
+			respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+		return;
+	}
 
 	for (uint32_t p = e->conf.self; p < e->conf.map.partitions; p += e->conf.map.workers)
 		if (e->conf.parts[p] != NULL)

@@ -218,6 +218,12 @@ struct kite_engine_conf {
 	struct kite_engine_stats *stats; /**< this worker's counters (the caller's memory) */
 	kite_engine_stat_fn stat;   /**< STAT's statistics; NULL: STAT answers only the terminator */
 	void *stat_arg;
+	/**
+	 * Unix time the node started (0: unknown). A FLUSH with an absolute
+	 * time at or before it is ignored, as memcached ignores one at or
+	 * before its own start (its realtime() gives 1, "never").
+	 */
+	uint32_t started;
 	kite_engine_repl_fn repl;   /**< NULL: no replication */
 	void *repl_arg;
 	struct kite_engine_out out;

@@ -26,7 +26,8 @@ class _Priv(ctypes.Structure):
                 ('tmpfails', ctypes.c_uint16), ('state', ctypes.c_uint8),
                 ('phase', ctypes.c_uint8), ('filled', ctypes.c_uint8),
                 ('via', ctypes.c_uint8), ('main_status', ctypes.c_uint16), ('fill_flags', ctypes.c_uint32),
-                ('fill_exp', ctypes.c_uint32), ('not_before', ctypes.c_uint64)]
+                ('fill_exp', ctypes.c_uint32), ('guard_retries', ctypes.c_uint16),
+                ('not_before', ctypes.c_uint64)]
 
 
 class Op(ctypes.Structure):
@@ -47,7 +48,8 @@ class Options(ctypes.Structure):
                 ('tmpfail_retries', ctypes.c_uint), ('refresh_ms', ctypes.c_uint),
                 ('payload_max', ctypes.c_uint), ('retry_nonidempotent', ctypes.c_int),
                 ('lazy_map', ctypes.c_int), ('warmup_ms', ctypes.c_uint),
-                ('read_from', ctypes.c_int)]
+                ('read_from', ctypes.c_int), ('tenant_id', ctypes.c_uint32),
+                ('tenant_secret', ctypes.c_char_p), ('value_key', ctypes.c_char_p)]
 
 
 class MapInfo(ctypes.Structure):
@@ -60,7 +62,7 @@ class Stats(ctypes.Structure):
     _fields_ = [(n, ctypes.c_uint64) for n in (
         'ops', 'datagrams_sent', 'datagrams_received', 'retries', 'redirects', 'tmpfails',
         'map_fetches', 'map_changes', 'late_replies', 'timeouts', 'fills', 'fill_hits',
-        'replica_reads', 'replica_fallbacks')]
+        'replica_reads', 'replica_fallbacks', 'cookies', 'cookie_retries', 'auth_refusals')]
 
 
 def load(build_dir):
@@ -84,7 +86,9 @@ class KiteError(Exception):
 
 class Client:
     def __init__(self, lib, seeds, timeout_ms=300, retries=2, warmup=True, refresh_ms=0,
-                 read_any=False):
+                 read_any=False, tenant=None, value_key=None):
+        """tenant: (id, 32-byte secret) to sign as; value_key: 32 bytes to seal
+        values with (docs/libkite.rst)."""
         self.lib = lib
         self.h = ctypes.c_void_p()
         o = Options()
@@ -94,6 +98,11 @@ class Client:
         o.warmup_ms = 0 if warmup else KITE_NO_WARMUP
         o.refresh_ms = refresh_ms
         o.read_from = 1 if read_any else 0
+        if tenant is not None:
+            o.tenant_id = tenant[0]
+            o.tenant_secret = tenant[1]
+        if value_key is not None:
+            o.value_key = value_key
         rc = lib.kite_open(ctypes.byref(self.h), ctypes.byref(o))
         if rc != KITE_OK:
             raise KiteError('kite_open(%s): %s' % (seeds, lib.kite_strerror(rc).decode()))

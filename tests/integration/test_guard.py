@@ -338,6 +338,29 @@ def body(t):
         check('STAT kite_guard_hellos' in out, 'no guard counters in STAT')
     t.case('libkite and kite-cli validate by themselves (20 KB value both ways)', c_libkite)
 
+    def c_sealed():
+        vk = os.path.join(tmp, 'value-key')
+        with open(vk, 'w') as f:
+            f.write(os.urandom(32).hex() + '\n')
+        other = os.path.join(tmp, 'other-key')
+        with open(other, 'w') as f:
+            f.write(os.urandom(32).hex() + '\n')
+        cli.ok('--value-key-file', vk, 'set', 'card', '4111-1111-1111-1111')
+        out = cli.ok('--value-key-file', vk, 'get', 'card')
+        check(out.strip() == '4111-1111-1111-1111', 'sealed get: %r' % out)
+        p = Peer(topo)
+        p.hello()
+        _, rep, _ = p.ask(get(b'card', opaque=1))
+        v = rep.responses[0].value if rep.responses else b''
+        check(len(v) == 19 + 40 and b'4111' not in v, 'the node holds %r' % v)
+        rc, out, err = cli('--value-key-file', other, 'get', 'card')
+        check(rc != 0 and 'decrypt' in err, 'another key opened it: %d %r %r' % (rc, out, err))
+        rc, out, err = cli('--value-key-file', vk, 'append', 'card', 'x')
+        check(rc == 2, 'append on ciphertext: %d %r' % (rc, err))
+        p.close()
+    t.case('values sealed by the client (kite-cli --value-key-file): the node holds only '
+           'ciphertext, another key does not open it', c_sealed)
+
     def c_plain():
         p = Peer(topo)
         # A small reply fits the bound: SET answers 24 bytes to a longer request.

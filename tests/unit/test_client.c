@@ -115,7 +115,8 @@ replica_of(const void *key, size_t keylen, int id)
 /* The fakes' store: a few keys, shared (the tests look at one node at a time). */
 static struct {
 	char key[64];
-	char val[64];
+	uint8_t val[256]; /* bytes: sealed values are binary */
+	uint16_t vlen;
 } kv[256];
 static unsigned int nkv;
 static pthread_mutex_t kv_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -172,12 +173,12 @@ h_normal(struct fake *f, int sock, const struct sockaddr_in *from, const uint8_t
 			if (i == nkv && nkv < 256)
 				nkv++;
 			snprintf(kv[i].key, sizeof(kv[i].key), "%.*s", (int)keylen, key);
-			snprintf(kv[i].val, sizeof(kv[i].val), "%.*s", (int)vallen, val);
+			kv[i].vlen = (uint16_t)(vallen < sizeof(kv[i].val) ? vallen : sizeof(kv[i].val));
+			memcpy(kv[i].val, val, kv[i].vlen);
 			o += res(out + o, op, 0, opaque, 77, NULL, 0, NULL, 0, NULL, 0);
 		} else if (op == KITE_OP_GETK && i < nkv) {
 			uint8_t fl[4] = { 0, 0, 0, 9 };
-			o += res(out + o, op, 0, opaque, 77, fl, 4, key, keylen, kv[i].val,
-				 (uint32_t)strlen(kv[i].val));
+			o += res(out + o, op, 0, opaque, 77, fl, 4, key, keylen, kv[i].val, kv[i].vlen);
 		} else {
 			o += res(out + o, op, KITE_STATUS_KEY_ENOENT, opaque, 0, NULL, 0, key, keylen,
 				 "Not found", 9);
@@ -586,6 +587,77 @@ test_reassembly(void **state)
 }
 
 /* A seed that does not know CLUSTER_MAP (memcached) is a one-node map of itself. */
+/*
+ * value_key: the node holds XChaCha20-Poly1305 ciphertext (40 bytes more,
+ * never the plaintext), GET returns the plaintext; another key, a value
+ * moved to another key or another tenant id, or a changed byte end with
+ * KITE_UNDECRYPTABLE; APPEND and INCR cannot work on ciphertext.
+ */
+static void
+test_value_encryption(void **state)
+{
+	static const unsigned char k1[32] = "0123456789abcdef0123456789abcdef";
+	static const unsigned char k2[32] = "fedcba9876543210fedcba9876543210";
+	struct kite_client *c, *other;
+	struct kite_options o = { 0 };
+	char seed[64];
+	void *v = NULL;
+	size_t len = 0;
+	unsigned int i;
+
+	(void)state;
+	snprintf(seed, sizeof(seed), "127.0.0.1:%u", fakes[0].base);
+	o.seeds = seed;
+	o.timeout_ms = 500;
+	o.value_key = k1;
+	assert_int_equal(kite_open(&c, &o), KITE_OK);
+	o.value_key = k2;
+	assert_int_equal(kite_open(&other, &o), KITE_OK);
+	assert_int_equal(kite_set(c, "sealed", 6, "secret value", 12, 0, 0, 0, NULL), KITE_OK);
+	pthread_mutex_lock(&kv_lock);
+	for (i = 0; i < nkv; i++)
+		if (strcmp(kv[i].key, "sealed") == 0)
+			break;
+	assert_true(i < nkv);
+	assert_int_equal(kv[i].vlen, 12 + 40);
+	assert_null(memmem(kv[i].val, kv[i].vlen, "secret", 6));
+	/* The same ciphertext under another key: must not open. */
+	unsigned int j = nkv++;
+	snprintf(kv[j].key, sizeof(kv[j].key), "moved");
+	memcpy(kv[j].val, kv[i].val, kv[i].vlen);
+	kv[j].vlen = kv[i].vlen;
+	pthread_mutex_unlock(&kv_lock);
+	assert_int_equal(kite_get(c, "sealed", 6, &v, &len, NULL, NULL), KITE_OK);
+	assert_int_equal(len, 12);
+	assert_memory_equal(v, "secret value", 12);
+	free(v);
+	v = NULL;
+	assert_int_equal(kite_get(c, "moved", 5, &v, &len, NULL, NULL), KITE_UNDECRYPTABLE);
+	assert_null(v);
+	assert_int_equal(kite_get(other, "sealed", 6, &v, &len, NULL, NULL), KITE_UNDECRYPTABLE);
+	pthread_mutex_lock(&kv_lock);
+	kv[i].val[30] ^= 1;
+	pthread_mutex_unlock(&kv_lock);
+	assert_int_equal(kite_get(c, "sealed", 6, &v, &len, NULL, NULL), KITE_UNDECRYPTABLE);
+	struct kite_op ap = { .type = KITE_APPEND, .key = "sealed", .keylen = 6, .value = "x",
+			      .vallen = 1 };
+	assert_int_equal(kite_exec(c, &ap, 1), KITE_BAD_ARGUMENT);
+	struct kite_op inc = { .type = KITE_INCR, .key = "n", .keylen = 1, .delta = 1 };
+	assert_int_equal(kite_exec(c, &inc, 1), KITE_BAD_ARGUMENT);
+	kite_close(other);
+	/* The same key under another tenant id: the associated data differs. */
+	kite_close(c);
+	o.value_key = k1;
+	o.tenant_id = 5;
+	o.tenant_secret = k2;
+	assert_int_equal(kite_open(&c, &o), KITE_OK);
+	pthread_mutex_lock(&kv_lock);
+	kv[i].val[30] ^= 1;
+	pthread_mutex_unlock(&kv_lock);
+	assert_int_equal(kite_get(c, "sealed", 6, &v, &len, NULL, NULL), KITE_UNDECRYPTABLE);
+	kite_close(c);
+}
+
 static void
 test_memcached_seed(void **state)
 {
@@ -711,6 +783,7 @@ main(void)
 		cmocka_unit_test(test_tmpfail),
 		cmocka_unit_test(test_reassembly),
 		cmocka_unit_test(test_memcached_seed),
+		cmocka_unit_test(test_value_encryption),
 		cmocka_unit_test(test_async),
 	};
 

@@ -1516,6 +1516,47 @@ test_guard_verdict(void **state)
 	kite_engine_free(e);
 }
 
+/*
+ * FLUSH with an absolute time (memcached 1.6.18): at or before the node's
+ * start it flushes nothing; after it (and not later than now) at once.
+ */
+static void
+test_flush_absolute(void **state)
+{
+	struct kite_engine_conf c;
+	struct kite_engine *e;
+	struct dg d;
+	struct res r[4];
+	uint8_t ext[4];
+
+	(void)state;
+	engine_conf(&c, 1, 0, PAYLOAD, 0);
+	c.started = NOW - 100;
+	e = kite_engine_create(&c, 0);
+	assert_non_null(e);
+	kite_engine_set_time(e, NOW);
+	dg_start(&d, 1);
+	dg_set(&d, KITE_OP_SET, 1, "fa", "v", 0, 0);
+	run(e, &d);
+	be(ext, NOW - 100, 4); /* the start itself: ignored */
+	dg_start(&d, 2);
+	dg_req(&d, KITE_OP_FLUSH, 2, 0, ext, 4, NULL, NULL, 0);
+	dg_req(&d, KITE_OP_GET, 3, 0, NULL, 0, "fa", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(2, r, 4), 2);
+	assert_int_equal(r[0].status, 0);
+	assert_int_equal(r[1].status, 0);
+	be(ext, NOW - 50, 4); /* after the start: at once */
+	dg_start(&d, 3);
+	dg_req(&d, KITE_OP_FLUSH, 4, 0, ext, 4, NULL, NULL, 0);
+	dg_req(&d, KITE_OP_GET, 5, 0, NULL, 0, "fa", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(3, r, 4), 2);
+	assert_int_equal(r[0].status, 0);
+	assert_int_equal(r[1].status, KITE_STATUS_KEY_ENOENT);
+	kite_engine_free(e);
+}
+
 static void
 test_footprint(void **state)
 {
@@ -1550,6 +1591,7 @@ main(void)
 		cmocka_unit_test(test_errors_and_next_request),
 		cmocka_unit_test(test_quit_and_quitq),
 		cmocka_unit_test(test_incr_flush_version_stat),
+		cmocka_unit_test(test_flush_absolute),
 		cmocka_unit_test(test_route_and_ownership),
 		cmocka_unit_test(test_parse_withdraw_execute),
 		cmocka_unit_test(test_many_datagrams),

@@ -57,6 +57,7 @@ enum kite_rc {
 	KITE_FORBIDDEN,       /**< the command or key is outside the tenant's (0xe3) */
 	KITE_RATE_LIMITED,    /**< over a source or tenant rate, or the datagram's work budget (0xe2) */
 	KITE_UNVALIDATED,     /**< the reply exceeds the amplification bound and no cookie helped (0xe1) */
+	KITE_UNDECRYPTABLE,   /**< value_key: a value that does not decrypt (other key, moved, altered) */
 	KITE_RC_MAX
 };
 
@@ -183,6 +184,14 @@ struct kite_options {
 	 */
 	uint32_t tenant_id;
 	const unsigned char *tenant_secret; /**< 32 bytes, or NULL: no tenant */
+	/**
+	 * Value encryption (docs/libkite.rst): with a 32-byte key, SET, ADD
+	 * and REPLACE store XChaCha20-Poly1305 ciphertext (the tenant id and
+	 * the key as associated data, 40 bytes more than the value) and GET
+	 * and GAT return the plaintext; APPEND, PREPEND, INCR and DECR end
+	 * with KITE_BAD_ARGUMENT. Copied at kite_open(). NULL: values as they are.
+	 */
+	const unsigned char *value_key;
 };
 
 /** kite_options.read_from */
