@@ -402,6 +402,13 @@ icmp_rx(struct kite_net *n, struct rte_mbuf *m, struct rte_ipv4_hdr *ip)
 		return drop(n, KITE_NET_DROP_ICMP);
 	if (rte_raw_cksum(icmp, len) != 0xffff)
 		return drop(n, KITE_NET_DROP_ICMP);
+	/*
+	 * A request larger than our MTU (a link whose MTU is above the
+	 * node's) would need a reply we cannot send whole: counted, not
+	 * answered (never counted as answered and then lost on the wire).
+	 */
+	if (IP4_LEN + len > n->conf.mtu)
+		return drop(n, KITE_NET_DROP_ICMP);
 
 	rte_ether_addr_copy(&eth->src_addr, &eth->dst_addr);
 	rte_ether_addr_copy(&n->conf.mac, &eth->src_addr);
@@ -545,14 +552,31 @@ kite_net_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, struct kite_
 		return drop(n, KITE_NET_DROP_RUNT);
 	eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
 	type = eth->ether_type;
+	/* A tag the NIC stripped still puts the frame on a VLAN we do not serve ... */
+	if (m->ol_flags & (RTE_MBUF_F_RX_VLAN_STRIPPED | RTE_MBUF_F_RX_QINQ_STRIPPED) &&
+	    (m->vlan_tci & 0x0fff) != 0)
+		return drop(n, KITE_NET_DROP_ETHERTYPE);
+	/*
+	 * ... but a priority tag (802.1Q, VLAN id 0: only a priority, no VLAN)
+	 * is the untagged network: the tag goes and the frame is served as
+	 * one without it (replies are untagged, which such hosts accept).
+	 */
+	if (type == RTE_BE16(RTE_ETHER_TYPE_VLAN) && rte_pktmbuf_data_len(m) >= ETH_LEN + 4) {
+		const uint8_t *tag = rte_pktmbuf_mtod_offset(m, const uint8_t *, ETH_LEN);
+
+		if (((tag[0] << 8 | tag[1]) & 0x0fff) != 0)
+			return drop(n, KITE_NET_DROP_ETHERTYPE);
+		memmove(rte_pktmbuf_mtod_offset(m, uint8_t *, 4), eth, 12);
+		rte_pktmbuf_adj(m, 4);
+		eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+		type = eth->ether_type;
+		n->stats.priority_tagged++;
+	}
 	if (!rte_is_same_ether_addr(&eth->dst_addr, &n->conf.mac) &&
 	    !(type == RTE_BE16(RTE_ETHER_TYPE_ARP) && rte_is_broadcast_ether_addr(&eth->dst_addr)))
 		return drop(n, KITE_NET_DROP_NOT_US);
 	if (!rte_is_valid_assigned_ether_addr(&eth->src_addr))
 		return drop(n, KITE_NET_DROP_BCAST_SRC);
-	/* A tag the NIC stripped still puts the frame on a VLAN we do not serve. */
-	if (m->ol_flags & (RTE_MBUF_F_RX_VLAN_STRIPPED | RTE_MBUF_F_RX_QINQ_STRIPPED))
-		return drop(n, KITE_NET_DROP_ETHERTYPE);
 	if (type == RTE_BE16(RTE_ETHER_TYPE_IPV4))
 		return ipv4_rx(n, mp, tsc, u);
 	if (type == RTE_BE16(RTE_ETHER_TYPE_ARP))

@@ -77,6 +77,7 @@ enum kite_net_drop {
 	X(arp_replies, "arp_replies", "ARP replies sent")                                        \
 	X(arp_learned, "arp_learned", "neighbour entries learned or refreshed")                  \
 	X(icmp_echo, "icmp_echo", "pings answered")                                              \
+	X(priority_tagged, "priority_tagged", "frames with an 802.1Q priority tag (VLAN 0), served untagged") \
 	X(frag_packets, "fragments", "IPv4 fragments received")                                  \
 	X(reassembled, "reassembled", "datagrams completed from fragments")
 

@@ -552,12 +552,49 @@ test_eth_filters(void **state)
 	expect_drop(n, f, len, KITE_NET_DROP_ETHERTYPE);
 	put16(f + 12, 0x86dd);
 	expect_drop(n, f, len, KITE_NET_DROP_ETHERTYPE);
-	/* A tag the NIC took off still means another VLAN. */
+	/* A tag the NIC took off still means another VLAN ... */
 	put16(f + 12, ET_IPV4);
-	expect_drop_flags(n, f, len, RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED,
-			  KITE_NET_DROP_ETHERTYPE);
+	struct rte_mbuf *vm = mbuf_of(f, len);
+	vm->ol_flags = RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED;
+	vm->vlan_tci = 7;
+	expect_drop_m(n, vm, KITE_NET_DROP_ETHERTYPE);
+	/* ... unless it was a priority tag (VLAN 0). */
+	vm = mbuf_of(f, len);
+	vm->ol_flags = RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED;
+	vm->vlan_tci = 0x6000;
+	{
+		struct kite_net_udp vu;
+		assert_int_equal(kite_net_rx(n, &vm, T0, &vu), KITE_NET_UDP);
+		rte_pktmbuf_free(vm);
+	}
 	expect_udp(n, f, len, 0);
-	assert_int_equal(kite_net_stats(n)->rx_packets, 11);
+	assert_int_equal(kite_net_stats(n)->rx_packets, 12);
+}
+
+/* A priority-tagged frame (802.1Q, VLAN 0) is served as the untagged one. */
+static void
+test_priority_tag(void **state)
+{
+	struct kite_net *n = *state;
+	uint8_t f[256], t[260];
+	const uint8_t p[] = "tagged payload";
+	struct rte_mbuf *m;
+	struct kite_net_udp u;
+	size_t len = udp_frame(f, PORT, p, sizeof(p), true);
+
+	memcpy(t, f, 12);
+	put16(t + 12, 0x8100);
+	put16(t + 14, 0x6000); /* priority 3, VLAN 0 */
+	memcpy(t + 16, f + 12, len - 12);
+	assert_int_equal(rx_flags(n, t, len + 4, 0, &m, &u), KITE_NET_UDP);
+	assert_int_equal(u.payload_len, sizeof(p));
+	assert_memory_equal(rte_pktmbuf_mtod_offset(m, const uint8_t *, u.payload_off), p,
+			    sizeof(p));
+	rte_pktmbuf_free(m);
+	assert_int_equal(kite_net_stats(n)->priority_tagged, 1);
+	/* VLAN 5: not ours. */
+	put16(t + 14, 0x6005);
+	expect_drop(n, t, len + 4, KITE_NET_DROP_ETHERTYPE);
 }
 
 /* ---- ARP ---- */
@@ -923,7 +960,16 @@ test_icmp_bad(void **state)
 	put16(f + 16, 20 + 4);
 	fix_ip_csum(f + 14);
 	expect_drop(n, f, len, KITE_NET_DROP_ICMP);
-	assert_int_equal(kite_net_stats(n)->icmp_echo, 0);
+	/* Larger than our MTU (its reply could not leave whole): refused, not "answered". */
+	static uint8_t big[1600];
+	len = echo_frame(big, 8, 1, 1500 - 28 + 1);
+	expect_drop(n, big, len, KITE_NET_DROP_ICMP);
+	len = echo_frame(big, 8, 1, 1500 - 28);
+	struct rte_mbuf *m;
+	struct kite_net_udp u;
+	assert_int_equal(rx_flags(n, big, len, 0, &m, &u), KITE_NET_REPLY);
+	rte_pktmbuf_free(m);
+	assert_int_equal(kite_net_stats(n)->icmp_echo, 1);
 }
 
 /* ---- IPv4 ---- */
@@ -1825,6 +1871,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_arp_reply_learn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_arp_table_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_arp_request_builder, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_priority_tag, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_echo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv4_bad, setup, teardown),
