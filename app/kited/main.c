@@ -348,6 +348,9 @@ create_partitions(struct node *n)
 		kited_no_memory(&n->mem, "the partition table");
 		return -ENOMEM;
 	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	const uint64_t cas_seed = ((uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000) >> 4;
 	for (unsigned int i = 0; i < n->n_parts; i++) {
 		snprintf(name, sizeof(name), "kite_p%u", i);
 		memset(&p, 0, sizeof(p));
@@ -358,6 +361,13 @@ create_partitions(struct node *n)
 		p.max_item_size = (uint32_t)n->cfg.max_item_size;
 		p.id = (uint16_t)i;
 		p.no_prefetch = (n->ablate & KITED_ABLATE_PREFETCH) != 0;
+		/*
+		 * CAS values do not repeat across restarts: the sequence starts
+		 * at the clock in 16 us units (48 bits last until 2112), which a
+		 * partition would have to outrun at 62,500 new CAS values a second
+		 * over its whole life to reach the next start's.
+		 */
+		p.cas_seed = cas_seed;
 		n->parts[i] = kite_store_create(&p);
 		if (n->parts[i] == NULL && rte_errno == ENOMEM) {
 			snprintf(name, sizeof(name), "partition %u", i);

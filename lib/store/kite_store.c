@@ -614,6 +614,7 @@ kite_store_create(const struct kite_store_params *p)
 	s->size = RTE_ALIGN_FLOOR(p->mem_bytes, (uint64_t)ITEM_ALIGN);
 	s->max_item_size = p->max_item_size != 0 ? p->max_item_size : STORE_DEFAULT_MAX_ITEM;
 	s->id = p->id;
+	s->cas_seq = p->cas_seed & ((UINT64_C(1) << 48) - 1);
 	s->no_prefetch = p->no_prefetch;
 	s->now = (uint32_t)time(NULL);
 	if (p->seed != NULL)

@@ -41,6 +41,12 @@ struct kite_store_params {
 	uint16_t id;             /**< partition number; low 16 bits of the CAS values it makes */
 	const uint8_t *seed;     /**< 16-byte SipHash key; NULL: random */
 	bool no_prefetch;        /**< skip the item prefetch of bulk lookups (benchmarks only) */
+	/**
+	 * The CAS sequence to count up from (the upper 48 bits of the first
+	 * CAS is cas_seed + 1). kited seeds it from the clock so a restarted
+	 * node never hands out a CAS it handed out before (docs/protocol.rst).
+	 */
+	uint64_t cas_seed;
 };
 
 /**
