@@ -443,8 +443,10 @@ worker_poll(struct worker *w)
 			continue;
 		w->stats->loop.steer_misses++;
 		if (dg[i].budget != 0) {
-			/* The bound is shared by every worker that answers a part. */
+			/* The bound is shared by every worker that answers a part (0 would mean none). */
 			dg[i].budget /= (uint32_t)__builtin_popcountll(mask);
+			if (dg[i].budget == 0)
+				dg[i].budget = 1;
 			ctx[i].split = true;
 		}
 		verdict_to_meta(meta(ctx[i].m), &dg[i]);

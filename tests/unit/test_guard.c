@@ -73,7 +73,8 @@ dgram(uint8_t *buf, const uint8_t *env, size_t envlen, size_t body)
 	buf[0] = 0x12;
 	buf[1] = 0x34;
 	buf[5] = 1;
-	memcpy(buf + 8, env, envlen);
+	if (envlen > 0)
+		memcpy(buf + 8, env, envlen);
 	memset(buf + 8 + envlen, 0x80, body);
 	return 8 + envlen + body;
 }
