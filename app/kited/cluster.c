@@ -998,6 +998,27 @@ etcd_begin(struct kited_cluster *c)
 	}
 	rc = etcd_put_self(c, true, holder, sizeof(holder));
 	if (rc == -EEXIST) {
+		/*
+		 * This node's own registration from before a crash or a quick
+		 * restart lasts until its lease runs out: wait that long (twice
+		 * the TTL and a second, for etcd's expiry) before giving up. A
+		 * live node with this id renews its lease and is still refused.
+		 */
+		const uint64_t until = rte_rdtsc() + (2 * c->n->cfg.lease_ttl + 1) * c->hz;
+
+		KLOG(WARNING,
+		     "cluster: node-id '%s' is registered (%s); waiting up to %u s for that lease "
+		     "to run out",
+		     c->self.id, holder, 2 * c->n->cfg.lease_ttl + 1);
+		while (rc == -EEXIST && rte_rdtsc() < until && !c->n->quit) {
+			usleep(250 * 1000);
+			/* Our own lease would lapse meanwhile: a fresh one each try (they expire). */
+			if (etcd_grant(c) != 0)
+				break;
+			rc = etcd_put_self(c, true, holder, sizeof(holder));
+		}
+	}
+	if (rc == -EEXIST) {
 		KLOG(ERR,
 		     "cluster: node-id '%s' is already registered in cluster '%s' (%s); "
 		     "another node runs with this id, or this node's old lease has %u s "
