@@ -76,7 +76,7 @@ enum kited_ablate {
 	  "slots of each worker's handoff ring (power of two)")                                  \
 	X("frag-flows", U32, frag_flows, "1024", 16, 65536,                                      \
 	  "IP datagrams being reassembled at once, per worker")                                  \
-	X("frag-timeout-ms", U32, frag_timeout_ms, "2000", 10, 60000,                            \
+	X("frag-timeout-ms", U32, frag_timeout_ms, "500", 10, 60000,                             \
 	  "time allowed for all fragments of a datagram")                                        \
 	X("steer", STR, steer, "auto", 0, 0, "steering mode: auto, flow, rss or handoff")        \
 	X("udp-checksum", BOOL, udp_checksum, "on", 0, 0,                                        \

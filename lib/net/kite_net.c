@@ -69,7 +69,16 @@ _Static_assert(sizeof(struct rte_icmp_hdr) == ICMP_LEN, "ICMP header size");
 _Static_assert(KITE_NET_HDR_LEN == ETH_LEN + IP4_LEN + UDP_LEN, "reply header size");
 
 #define FRAG_DEFAULT_FLOWS	1024
-#define FRAG_DEFAULT_TIMEOUT_MS 2000
+#define FRAG_DEFAULT_TIMEOUT_MS 500
+/*
+ * Per source address, the reassemblies it may have open: a quarter of the
+ * table (at least 16). A token goes with each first fragment and comes
+ * back when the datagram completes, or with time (one timeout period
+ * refills them all: what never completed has timed out by then), so one
+ * source flooding first fragments that never complete cannot hold the
+ * whole table, and a source whose datagrams complete is never held back.
+ */
+#define FRAG_SOURCES 256
 #define FRAG_MAX_FLOWS		(1u << 20)
 #define FRAG_BUCKET_ENTRIES	16
 /* DPDK memory one entry of the reassembly table takes (struct ip_frag_pkt, internal). */
@@ -102,6 +111,14 @@ struct kite_net {
 	struct rte_ip_frag_tbl *frag;
 	struct kite_net_stats stats;
 	struct arp_entry arp[ARP_TABLE_SIZE];
+	/* Reassemblies each source may still start (token buckets, by address hash). */
+	struct {
+		uint32_t ip;
+		uint32_t tokens;
+		uint64_t tsc;
+	} fsrc[FRAG_SOURCES];
+	uint32_t fsrc_cap;     /* tokens per source: a quarter of the table, at least 16 */
+	uint64_t fsrc_refill;  /* TSC cycles per token */
 	/* Fragments DPDK gives up on; emptied before every return. */
 	struct rte_ip_frag_death_row dr;
 };
@@ -126,6 +143,7 @@ static const char *const drop_names[KITE_NET_DROP_MAX] = {
 	[KITE_NET_DROP_UDP_PORT] = "udp_port",
 	[KITE_NET_DROP_FRAG] = "frag",
 	[KITE_NET_DROP_BCAST_SRC] = "bcast_src",
+	[KITE_NET_DROP_FRAG_QUOTA] = "frag_quota",
 };
 
 static inline enum kite_net_verdict
@@ -336,6 +354,38 @@ ip_csum_ok(const struct kite_net *n, const struct rte_mbuf *m, const struct rte_
  * the whole datagram, or false with the verdict in *v.
  */
 static bool
+frag_quota_ok(struct kite_net *n, uint32_t src, uint64_t tsc)
+{
+	const unsigned int i = (src * 0x9e3779b1u) >> 24; /* FRAG_SOURCES = 256 */
+	uint64_t add;
+
+	if (n->fsrc[i].ip != src) {
+		n->fsrc[i].ip = src;
+		n->fsrc[i].tokens = n->fsrc_cap;
+		n->fsrc[i].tsc = tsc;
+	}
+	add = tsc > n->fsrc[i].tsc ? (tsc - n->fsrc[i].tsc) / n->fsrc_refill : 0;
+	if (add > 0) {
+		n->fsrc[i].tokens = (uint32_t)RTE_MIN((uint64_t)n->fsrc_cap, n->fsrc[i].tokens + add);
+		n->fsrc[i].tsc += add * n->fsrc_refill;
+	}
+	if (n->fsrc[i].tokens == 0)
+		return false;
+	n->fsrc[i].tokens--;
+	return true;
+}
+
+/* A datagram of src completed: its slot in the table is free again, and so is its token. */
+static void
+frag_quota_done(struct kite_net *n, uint32_t src)
+{
+	const unsigned int i = (src * 0x9e3779b1u) >> 24;
+
+	if (n->fsrc[i].ip == src && n->fsrc[i].tokens < n->fsrc_cap)
+		n->fsrc[i].tokens++;
+}
+
+static bool
 frag_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, enum kite_net_verdict *v)
 {
 	struct rte_mbuf *m = *mp;
@@ -357,6 +407,11 @@ frag_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, enum kite_net_ve
 		return false;
 	}
 
+	/* Each datagram has one first fragment: it is what a source's quota counts. */
+	if (ofs == 0 && !frag_quota_ok(n, rte_be_to_cpu_32(ip->src_addr), tsc)) {
+		*v = drop(n, KITE_NET_DROP_FRAG_QUOTA);
+		return false;
+	}
 	m->l2_len = ETH_LEN;
 	m->l3_len = IP4_LEN;
 	before = n->dr.cnt;
@@ -377,6 +432,7 @@ frag_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, enum kite_net_ve
 	n->stats.reassembled++;
 	*mp = whole;
 	ip = rte_pktmbuf_mtod_offset(whole, struct rte_ipv4_hdr *, ETH_LEN);
+	frag_quota_done(n, rte_be_to_cpu_32(ip->src_addr));
 	/* DPDK rewrote total_length (and zeroed the header checksum); it must span the chain. */
 	if ((uint32_t)rte_be_to_cpu_16(ip->total_length) + ETH_LEN != rte_pktmbuf_pkt_len(whole) ||
 	    rte_pktmbuf_data_len(whole) < ETH_LEN + IP4_LEN + UDP_LEN) {
@@ -801,6 +857,8 @@ kite_net_create(const struct kite_net_conf *conf, unsigned int worker)
 	ms = n->conf.frag_timeout_ms;
 	hz = rte_get_tsc_hz();
 	cycles = (uint64_t)ms * (hz / 1000) + (uint64_t)ms * (hz % 1000) / 1000;
+	n->fsrc_cap = RTE_MAX(16u, flows / 4);
+	n->fsrc_refill = RTE_MAX(UINT64_C(1), cycles / n->fsrc_cap);
 	n->frag = rte_ip_frag_table_create(flows, FRAG_BUCKET_ENTRIES, flows, cycles,
 					   conf->socket_id);
 	if (n->frag == NULL) {

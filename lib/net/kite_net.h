@@ -35,7 +35,7 @@ struct kite_net_conf {
 	bool tx_csum_offload;      /**< let the port fill IPv4/UDP checksums */
 	bool tx_udp_csum_off;      /**< without offload, send UDP checksum 0 ("none", legal in IPv4) */
 	uint32_t frag_max_flows;   /**< reassembly table size (datagrams in flight); 0: 1024 */
-	uint32_t frag_timeout_ms;  /**< a datagram's fragments must arrive within this; 0: 2000 */
+	uint32_t frag_timeout_ms;  /**< a datagram's fragments must arrive within this; 0: 500 */
 	int socket_id;             /**< NUMA node of the reassembly table */
 };
 
@@ -63,6 +63,7 @@ enum kite_net_drop {
 	KITE_NET_DROP_UDP_PORT,     /**< UDP port we do not serve */
 	KITE_NET_DROP_FRAG,         /**< reassembly failed, timed out or table full */
 	KITE_NET_DROP_BCAST_SRC,    /**< broadcast/multicast source address */
+	KITE_NET_DROP_FRAG_QUOTA,   /**< a source starting more reassemblies than its share */
 	KITE_NET_DROP_MAX,
 };
 

@@ -506,6 +506,7 @@ test_drop_names(void **state)
 	static const char *const want[KITE_NET_DROP_MAX] = {
 		"runt",	 "ethertype", "not_us",	 "arp_bad",  "ip_bad",	 "ip_csum", "ip_options",
 		"proto", "icmp",      "udp_bad", "udp_csum", "udp_port", "frag",    "bcast_src",
+		"frag_quota",
 	};
 
 	(void)state;
@@ -1448,6 +1449,55 @@ test_frag_bad_udp(void **state)
 }
 
 static void
+quota_flows(struct kite_net_conf *c)
+{
+	c->frag_max_flows = 64; /* a quarter: 16 reassemblies open per source */
+	c->frag_timeout_ms = 100;
+}
+
+/*
+ * A source may hold a quarter of the reassembly table: first fragments
+ * that never complete are refused past it (counted), a datagram that
+ * completes gives its token back, and one timeout period refills them.
+ */
+static void
+test_frag_quota(void **state)
+{
+	struct kite_net *n = net_with(quota_flows);
+	static uint8_t l4[4096];
+	struct rte_mbuf *m;
+	struct kite_net_udp u;
+
+	(void)state;
+	big_datagram(l4, 3, true);
+	/* 40 whole datagrams in a row: each gives its token back. */
+	for (uint16_t id = 0; id < 40; id++) {
+		for (int k = 0; k < 3; k++) {
+			enum kite_net_verdict v =
+				send_frag(n, (uint16_t)(100 + id), l4, fo[k], fl[k], k < 2, T0, &m, &u);
+			assert_int_equal(v, k < 2 ? KITE_NET_HELD : KITE_NET_UDP);
+		}
+		rte_pktmbuf_free(m);
+	}
+	assert_int_equal(kite_net_stats(n)->reassembled, 40);
+	/* 16 first fragments that never complete are held; the 17th is refused. */
+	for (uint16_t id = 0; id < 16; id++)
+		assert_int_equal(send_frag(n, (uint16_t)(500 + id), l4, fo[0], fl[0], true, T0, &m, &u),
+				 KITE_NET_HELD);
+	assert_int_equal(send_frag(n, 600, l4, fo[0], fl[0], true, T0, &m, &u), KITE_NET_DROP);
+	rte_pktmbuf_free(m);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG_QUOTA], 1);
+	/* A later fragment of a datagram in the table is not a new reassembly. */
+	assert_int_equal(send_frag(n, 500, l4, fo[1], fl[1], true, T0, &m, &u), KITE_NET_HELD);
+	/* A timeout period later the stale ones are gone and the tokens back. */
+	kite_net_tick(n, T0 + hz / 5);
+	assert_int_equal(send_frag(n, 601, l4, fo[0], fl[0], true, T0 + hz / 5, &m, &u),
+			 KITE_NET_HELD);
+	kite_net_tick(n, T0 + hz);
+	kite_net_free(n);
+}
+
+static void
 test_frag_timeout(void **state)
 {
 	struct kite_net *n = *state;
@@ -1460,8 +1510,8 @@ test_frag_timeout(void **state)
 	assert_int_equal(send_frag(n, 0x55, l4, fo[2], fl[2], false, T0, &m, &u), KITE_NET_HELD);
 	assert_int_equal(rte_mempool_in_use_count(pool), pool_base + 2);
 
-	/* Within the default 2 s nothing goes. */
-	kite_net_tick(n, T0 + hz / 2);
+	/* Within the default 500 ms nothing goes. */
+	kite_net_tick(n, T0 + hz / 4);
 	assert_int_equal(rte_mempool_in_use_count(pool), pool_base + 2);
 	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 0);
 
@@ -1890,6 +1940,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_frag_padded_last, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_bad_udp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_frag_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_conf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_free_held, setup, teardown),
