@@ -1231,37 +1231,6 @@ on_message(struct kite_client *c, struct out_dg *d, const struct rx_msg *m)
 		off += m->len[i];
 	}
 	off = 0;
-	if (d->kind == DG_MAP && total > 0 && stream[0] != 0x81 && !c->have_map && d->member < 0) {
-		/*
-		 * Not a binary response: a memcached (text "ERROR" for our
-		 * envelope). From now on it gets plain requests, no envelope.
-		 */
-		c->env_len = 0;
-		map_of_seed(c, &d->to);
-		d->left = 0;
-		c->need_map = false;
-		c->map_try = 0;
-		c->map_prefer = -1;
-		free(stream);
-		return;
-	}
-	if (d->kind == DG_BATCH && total > 0 && stream[0] != 0x81 && c->env_len != 0) {
-		/*
-		 * Not a binary response to a datagram with our envelope: a
-		 * memcached read it as text ("ERROR"). Plain requests from now on;
-		 * the ops go again at once.
-		 */
-		c->env_len = 0;
-		for (unsigned int i = 0; i < d->nops; i++) {
-			struct kite_op *op = &c->ops[d->ops[i]];
-
-			if (op->priv.state == OP_SENT)
-				requeue(op, now_ms());
-		}
-		d->left = 0;
-		free(stream);
-		return;
-	}
 	while (off < total) {
 		struct kite_res x;
 		int n = kite_proto_parse_res(stream + off, total - off, &x);
