@@ -19,7 +19,6 @@
  */
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -32,6 +31,7 @@
 
 #include <kite/kite.h>
 
+#include "kite_guard.h"
 #include "kite_proto.h"
 #include "kite_topo.h"
 
@@ -278,16 +278,13 @@ read_hex32(const char *path, unsigned char out[32])
 	FILE *f = fopen(path, "r");
 	char hex[80] = "";
 	bool ok = f != NULL && fgets(hex, sizeof(hex), f) != NULL;
+	size_t n = strlen(hex);
 
 	if (f != NULL)
 		fclose(f);
-	for (int i = 0; ok && i < 32; i++) {
-		unsigned int b;
-		ok = isxdigit((unsigned char)hex[2 * i]) && isxdigit((unsigned char)hex[2 * i + 1]) &&
-		     sscanf(hex + 2 * i, "%2x", &b) == 1;
-		out[i] = (unsigned char)b;
-	}
-	return ok && (hex[64] == '\0' || hex[64] == '\n' || hex[64] == '\r');
+	while (n > 0 && (hex[n - 1] == '\n' || hex[n - 1] == '\r'))
+		n--;
+	return ok && kite_guard_secret_parse(hex, n, out) == 0;
 }
 
 static int

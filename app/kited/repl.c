@@ -16,7 +16,6 @@
  * vbucket's sequence and expectation are touched only by the worker that
  * owns its partition.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -122,22 +121,7 @@ struct worker_repl {
 	struct kited_repl_stats st;
 };
 
-/* 64 hex digits into 32 bytes; 0, or -EINVAL. */
-static int
-secret_parse(const char *hex, size_t len, uint8_t out[KITE_REPL_SECRET_LEN])
-{
-	if (len != 2 * KITE_REPL_SECRET_LEN)
-		return -EINVAL;
-	for (unsigned int i = 0; i < KITE_REPL_SECRET_LEN; i++) {
-		unsigned int b;
-
-		if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
-		    sscanf(hex + 2 * i, "%2x", &b) != 1)
-			return -EINVAL;
-		out[i] = (uint8_t)b;
-	}
-	return 0;
-}
+_Static_assert(KITE_REPL_SECRET_LEN == KITE_GUARD_SECRET_LEN, "one parser for both secrets");
 
 /*
  * The cluster secret file: the secret (64 hex digits) on the first line,
@@ -168,7 +152,7 @@ secret_read(struct node *n)
 			line[--l] = '\0';
 		if (l == 0)
 			continue;
-		if (k == 2 || secret_parse(line, l, k == 0 ? n->repl_secret : n->repl_secret_old) != 0) {
+		if (k == 2 || kite_guard_secret_parse(line, l, k == 0 ? n->repl_secret : n->repl_secret_old) != 0) {
 			KLOG(ERR, "replication: cluster-secret-file %s: one or two lines of 64 hex "
 				  "digits (32 bytes): the secret, then optionally the previous one",
 			     n->cfg.cluster_secret_file);

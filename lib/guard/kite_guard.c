@@ -140,13 +140,20 @@ kite_guard_mac_key(uint8_t key[16], const uint8_t secret[KITE_GUARD_SECRET_LEN])
 	crypto_generichash(key, 16, ctx, sizeof(ctx) - 1, secret, KITE_GUARD_SECRET_LEN);
 }
 
-static int
-hexval(int c)
+int
+kite_guard_secret_parse(const char *hex, size_t len, uint8_t out[KITE_GUARD_SECRET_LEN])
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+	if (hex == NULL || len != 2 * KITE_GUARD_SECRET_LEN)
+		return -EINVAL;
+	for (unsigned int i = 0; i < KITE_GUARD_SECRET_LEN; i++) {
+		unsigned int b;
+
+		if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
+		    sscanf(hex + 2 * i, "%2x", &b) != 1)
+			return -EINVAL;
+		out[i] = (uint8_t)b;
+	}
+	return 0;
 }
 
 static int
@@ -209,18 +216,10 @@ parse_line(char *line, struct kite_guard_tenant *t, const char *const *names, un
 		return -1;
 	}
 	strcpy(t->name, f[1]);
-	if (strlen(f[2]) != 2 * KITE_GUARD_SECRET_LEN) {
+	uint8_t secret[KITE_GUARD_SECRET_LEN];
+	if (kite_guard_secret_parse(f[2], strlen(f[2]), secret) != 0) {
 		snprintf(err, errlen, "SECRET: 64 hex digits (32 bytes)");
 		return -1;
-	}
-	uint8_t secret[KITE_GUARD_SECRET_LEN];
-	for (int i = 0; i < KITE_GUARD_SECRET_LEN; i++) {
-		int hi = hexval((unsigned char)f[2][2 * i]), lo = hexval((unsigned char)f[2][2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			snprintf(err, errlen, "SECRET: 64 hex digits (32 bytes)");
-			return -1;
-		}
-		secret[i] = (uint8_t)(hi << 4 | lo);
 	}
 	kite_guard_mac_key(t->key, secret);
 	sodium_memzero(secret, sizeof(secret));

@@ -184,6 +184,12 @@ struct kite_guard_tenants *kite_guard_tenants_load(const char *path, const char 
 struct kite_guard_tenants *kite_guard_tenants_parse(const char *text, const char *const *cmd_names,
 						    unsigned int ncmd, char *err, size_t errlen);
 
+/**
+ * A 32-byte secret written as exactly len = 64 hex digits (tenants files,
+ * the cluster secret, kite-cli's key files). @return 0, or -EINVAL.
+ */
+int kite_guard_secret_parse(const char *hex, size_t len, uint8_t out[KITE_GUARD_SECRET_LEN]);
+
 /** The MAC key a tenant's secret gives (clients derive it the same way). */
 void kite_guard_mac_key(uint8_t key[16], const uint8_t secret[KITE_GUARD_SECRET_LEN]);
 

@@ -364,6 +364,22 @@ test_tenants_file(void **state)
 		assert_non_null(strstr(err, cases[i][1]));
 		assert_non_null(strstr(err, "line "));
 	}
+	/* The one parser of 32-byte secrets (tenants, the cluster secret, kite-cli's files). */
+	uint8_t sec[KITE_GUARD_SECRET_LEN];
+	assert_int_equal(kite_guard_secret_parse(hex, 64, sec), 0);
+	assert_int_equal(sec[0], 1);
+	assert_int_equal(sec[31], 1);
+	assert_int_equal(kite_guard_secret_parse("AbCdEf0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+						 64, sec), 0);
+	assert_int_equal(sec[0], 0xab);
+	assert_int_equal(sec[1], 0xcd);
+	assert_int_equal(kite_guard_secret_parse(hex, 63, sec), -EINVAL);
+	assert_int_equal(kite_guard_secret_parse(hex, 65, sec), -EINVAL);
+	snprintf(bad, sizeof(bad), "%.62sxz", hex);
+	assert_int_equal(kite_guard_secret_parse(bad, 64, sec), -EINVAL);
+	snprintf(bad, sizeof(bad), "%.62s +", hex);
+	assert_int_equal(kite_guard_secret_parse(bad, 64, sec), -EINVAL);
+	assert_int_equal(kite_guard_secret_parse(NULL, 64, sec), -EINVAL);
 	t = kite_guard_tenants_load("/nonexistent/tenants", names, 6, err, sizeof(err));
 	assert_null(t);
 	assert_non_null(strstr(err, "/nonexistent/tenants"));
