@@ -639,11 +639,17 @@ martian(const struct kite_guard *g, uint32_t ip, uint16_t port)
 	return top == 0 || top == 127 || top >= 224 || ip == g->c.self_ip || port == 0;
 }
 
+/* The source table's slot for an address (src_of() and kite_guard_account() agree on it). */
+static struct src *
+src_slot(struct kite_guard *g, uint32_t ip)
+{
+	return &g->src[((ip * 0x9e3779b1u) >> 8) & (g->c.sources - 1)];
+}
+
 static struct src *
 src_of(struct kite_guard *g, uint32_t ip, uint64_t now_us)
 {
-	uint32_t h = ip * 0x9e3779b1u;
-	struct src *s = &g->src[(h >> 8) & (g->c.sources - 1)];
+	struct src *s = src_slot(g, ip);
 
 	if (s->ip != ip) {
 		/* A new source (or a colliding one): nothing banked, full buckets. */
@@ -950,12 +956,11 @@ void
 kite_guard_account(struct kite_guard *g, const struct kite_guard_verdict *v, uint32_t requests,
 		   uint32_t tx_bytes, uint64_t now_us)
 {
-	uint32_t h = v->src_ip * 0x9e3779b1u;
 	struct src *s;
 
 	if (v->budget == UINT32_MAX && !g->src_rate && !g->src_bytes && v->tenant < 0)
 		return; /* validated, no rate to charge: nothing to touch */
-	s = &g->src[(h >> 8) & (g->c.sources - 1)];
+	s = src_slot(g, v->src_ip);
 	if (v->budget != UINT32_MAX) {
 		g->st->tx_bytes += tx_bytes;
 		if (s->ip == v->src_ip && tx_bytes < v->budget) {

@@ -79,6 +79,7 @@ _Static_assert(KITE_NET_HDR_LEN == ETH_LEN + IP4_LEN + UDP_LEN, "reply header si
  * whole table, and a source whose datagrams complete is never held back.
  */
 #define FRAG_SOURCES 256
+_Static_assert(FRAG_SOURCES == 256, "fsrc_slot() takes the top 8 bits of a hash");
 #define FRAG_MAX_FLOWS		(1u << 20)
 #define FRAG_BUCKET_ENTRIES	16
 /* DPDK memory one entry of the reassembly table takes (struct ip_frag_pkt, internal). */
@@ -353,10 +354,17 @@ ip_csum_ok(const struct kite_net *n, const struct rte_mbuf *m, const struct rte_
  * Hand a fragment to DPDK's reassembly. Returns true with *mp replaced by
  * the whole datagram, or false with the verdict in *v.
  */
+/* A source's slot in the fragment quota table (FRAG_SOURCES = 256). */
+static inline unsigned int
+fsrc_slot(uint32_t src)
+{
+	return (src * 0x9e3779b1u) >> 24;
+}
+
 static bool
 frag_quota_ok(struct kite_net *n, uint32_t src, uint64_t tsc)
 {
-	const unsigned int i = (src * 0x9e3779b1u) >> 24; /* FRAG_SOURCES = 256 */
+	const unsigned int i = fsrc_slot(src);
 	uint64_t add;
 
 	if (n->fsrc[i].ip != src) {
@@ -379,7 +387,7 @@ frag_quota_ok(struct kite_net *n, uint32_t src, uint64_t tsc)
 static void
 frag_quota_done(struct kite_net *n, uint32_t src)
 {
-	const unsigned int i = (src * 0x9e3779b1u) >> 24;
+	const unsigned int i = fsrc_slot(src);
 
 	if (n->fsrc[i].ip == src && n->fsrc[i].tokens < n->fsrc_cap)
 		n->fsrc[i].tokens++;
