@@ -58,6 +58,7 @@ struct dgram_ctx {
 	uint32_t sync_lo, sync_n;
 	bool sync_silent; /* one of them was quiet: a timeout withholds every reply */
 	bool sync_over;   /* more than the burst list holds: answered ETMPFAIL */
+	uint8_t renv_len; /* the guard's reply envelope ahead of reply datagram 0's responses */
 	/* The guard (guard.c): its verdict, and the IP bytes sent back. */
 	struct kite_guard_verdict v;
 	bool guarded;     /* judged here (home): account it after execution */

@@ -83,6 +83,7 @@ struct sync_held {
 	uint64_t mb, pr;   /* first datagram and pair (ring positions) */
 	uint32_t nmb, npr;
 	bool silent, done;
+	uint8_t skip;      /* the guard's reply envelope ahead of datagram 0's responses */
 };
 
 /* Items per backfill step (between bursts, or when idle). */
@@ -575,16 +576,16 @@ is_mutation(uint8_t op)
  * are read as one stream.
  */
 static void
-patch_statuses(struct rte_mbuf *const *m, unsigned int n)
+patch_statuses(struct rte_mbuf *const *m, unsigned int n, uint8_t skip)
 {
 	uint64_t pos = 0, next = 0; /* stream offset; the next response header's */
 	uint8_t hdr[24], *where[24];
 
 	for (unsigned int i = 0; i < n; i++) {
-		uint8_t *p = rte_pktmbuf_mtod(m[i], uint8_t *) + KITE_FRAME_HDR_LEN;
-		uint32_t len = rte_pktmbuf_data_len(m[i]) > KITE_FRAME_HDR_LEN
-				       ? rte_pktmbuf_data_len(m[i]) - KITE_FRAME_HDR_LEN
-				       : 0;
+		/* Datagram 0 may start with the guard's reply envelope: no response of its own. */
+		const uint32_t head = KITE_FRAME_HDR_LEN + (i == 0 ? skip : 0);
+		uint8_t *p = rte_pktmbuf_mtod(m[i], uint8_t *) + head;
+		uint32_t len = rte_pktmbuf_data_len(m[i]) > head ? rte_pktmbuf_data_len(m[i]) - head : 0;
 
 		for (uint32_t off = 0; off < len; off++, pos++) {
 			if (pos < next)
@@ -609,7 +610,7 @@ patch_statuses(struct rte_mbuf *const *m, unsigned int n)
 /* Send a held (or never held) set: headers now; after a timeout, patched or withheld. */
 static void
 sync_finish(struct worker *w, struct rte_mbuf **m, unsigned int n, const struct kite_net_udp *u,
-	    bool silent, bool timed_out)
+	    uint8_t skip, bool silent, bool timed_out)
 {
 	if (timed_out && silent) {
 		rte_pktmbuf_free_bulk(m, n);
@@ -617,7 +618,7 @@ sync_finish(struct worker *w, struct rte_mbuf **m, unsigned int n, const struct 
 		return;
 	}
 	if (timed_out)
-		patch_statuses(m, n);
+		patch_statuses(m, n, skip);
 	for (unsigned int i = 0; i < n; i++) {
 		if (kite_net_udp_reply(w->net, m[i], u) != 0) {
 			rte_pktmbuf_free(m[i]);
@@ -636,7 +637,7 @@ kited_repl_hold(struct worker *w, struct dgram_ctx *c, struct rte_mbuf **m, unsi
 	if (c->sync_over || r->h_tail - r->h_head == SYNC_HELD ||
 	    r->mb_tail - r->mb_head + n > SYNC_MBUFS || r->pr_tail - r->pr_head + c->sync_n > SYNC_PAIRS) {
 		r->st.sync_full++;
-		sync_finish(w, m, n, &c->u, c->sync_silent, true);
+		sync_finish(w, m, n, &c->u, c->renv_len, c->sync_silent, true);
 		return;
 	}
 	h = &r->held[r->h_tail++ % SYNC_HELD];
@@ -647,6 +648,7 @@ kited_repl_hold(struct worker *w, struct dgram_ctx *c, struct rte_mbuf **m, unsi
 	h->pr = r->pr_tail;
 	h->npr = c->sync_n;
 	h->silent = c->sync_silent;
+	h->skip = c->renv_len;
 	h->done = false;
 	for (unsigned int i = 0; i < n; i++)
 		r->mb[r->mb_tail++ % SYNC_MBUFS] = m[i];
@@ -690,7 +692,7 @@ sync_check(struct worker *w, uint64_t now)
 			continue;
 		for (uint32_t k = 0; k < h->nmb; k++)
 			m[k] = r->mb[(h->mb + k) % SYNC_MBUFS];
-		sync_finish(w, m, h->nmb, &h->u, h->silent, !ok);
+		sync_finish(w, m, h->nmb, &h->u, h->skip, h->silent, !ok);
 		if (ok)
 			r->st.sync_acked++;
 		else

@@ -352,6 +352,23 @@ route(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, uint64
 	return (mask & self) != 0;
 }
 
+/* A datagram's context for its replies, once its verdict is in d. */
+static void
+ctx_init(struct dgram_ctx *c, struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u,
+	 const struct kite_engine_dgram *d, bool home)
+{
+	c->w = w;
+	c->m = m;
+	c->u = *u;
+	c->reused = false;
+	c->sync_n = 0;
+	c->sync_silent = c->sync_over = false;
+	c->renv_len = d->renv_len;
+	c->guarded = home;
+	c->split = false;
+	c->tx_ip_bytes = 0;
+}
+
 unsigned int
 worker_poll(struct worker *w)
 {
@@ -407,15 +424,7 @@ worker_poll(struct worker *w)
 				break;
 			}
 			apply_verdict(n, &dg[nd], &ctx[nd].v);
-			ctx[nd].guarded = true;
-			ctx[nd].split = false;
-			ctx[nd].tx_ip_bytes = 0;
-			ctx[nd].w = w;
-			ctx[nd].m = m;
-			ctx[nd].u = u;
-			ctx[nd].reused = false;
-			ctx[nd].sync_n = 0;
-			ctx[nd].sync_silent = ctx[nd].sync_over = false;
+			ctx_init(&ctx[nd], w, m, &u, &dg[nd], true);
 			dg[nd].home = true;
 			dg[nd].out_arg = &ctx[nd];
 			nd++;
@@ -459,22 +468,16 @@ worker_poll(struct worker *w)
 	for (unsigned int i = nrx; i < nrx + nh; i++) {
 		struct rte_mbuf *m = pkts[i];
 		w->stats->loop.handoff_in++;
-		ctx[nd].w = w;
-		ctx[nd].m = m;
-		ctx[nd].u = meta(m)->u;
-		ctx[nd].reused = false;
-		ctx[nd].sync_n = 0;
-		ctx[nd].sync_silent = ctx[nd].sync_over = false;
-		ctx[nd].guarded = false;
-		ctx[nd].tx_ip_bytes = 0;
-		payload_of(w, m, &ctx[nd].u, nd, &dg[nd]);
-		if (unlikely(n->repl_on) && repl_datagram(w, m, &ctx[nd].u, &dg[nd])) {
+		u = meta(m)->u;
+		payload_of(w, m, &u, nd, &dg[nd]);
+		if (unlikely(n->repl_on) && repl_datagram(w, m, &u, &dg[nd])) {
 			done[nfree++] = m;
 			continue;
 		}
+		verdict_from_meta(&dg[nd], meta(m));
+		ctx_init(&ctx[nd], w, m, &u, &dg[nd], false);
 		dg[nd].home = false;
 		dg[nd].out_arg = &ctx[nd];
-		verdict_from_meta(&dg[nd], meta(m));
 		kite_engine_parse(w->engine, &dg[nd]);
 		nd++;
 	}

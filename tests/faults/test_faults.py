@@ -32,7 +32,9 @@ Cases:
   F6 10 % loss and 5 ms delay on the replication path (netem; where the
      kernel has none, 10 % loss by nftables on the bridge, no delay): the
      streams converge, owner and replica identical, nothing lost (sync).
-  F7 SIGSTOP a node for 3 s under load, sync: no acknowledged write lost.
+  F7 SIGSTOP a node for 3 s under load, sync: no acknowledged write lost;
+     a write whose replica is the stopped node is answered ETMPFAIL (the
+     held reply patched, behind the guard's reply envelope too).
   F8 rolling restart of every node under load, sync: each restarted node
      joins, is filled as a replica first, turns active; the next restart
      waits for it; 0 acknowledged writes lost.
@@ -479,10 +481,25 @@ def body(t):
         n2 = state['nodes'][2]
         before = sum(int(state['nodes'][i].stats().get('kite_repl_sync_timeouts', 0))
                      for i in (1, 3))
+        # A probe writes keys of nodes 1 and 3 while node 2 is stopped: those
+        # whose replica is node 2 must come back ETMPFAIL before SIGCONT (the
+        # writer's batches also wait for node 2's own keys, and node 2, fenced
+        # when it returns, answers ETMPFAIL too: its counts cannot tell).
+        probe = kitelib.Client(lib, ','.join(net.data_ip(i) for i in (1, 3)),
+                               timeout_ms=1500, retries=1, tmpfail_retries=1)
+        t.on_cleanup(probe.close)
+        members = sorted(state['nodes'])  # member index = position of n<i> in id order
+        theirs = [b'f7-probe-%03d' % k for k in range(300)]
+        theirs = [k for k in theirs if probe.owner(k) not in (-1, members.index(2))][:24]
         os.kill(n2.proc.pid, signal.SIGSTOP)
         try:
-            time.sleep(3)
+            time.sleep(0.2)
+            probe_res = probe.set_many(dict((k, b'probe') for k in theirs))
+            probe_took = time.monotonic()
+            probe_tmpfails = probe.stats()['tmpfails']
+            time.sleep(2.8)
         finally:
+            t_cont = time.monotonic()
             os.kill(n2.proc.pid, signal.SIGCONT)
         time.sleep(3)
         w.halt()
@@ -493,10 +510,14 @@ def body(t):
         tmpfails = slow.stats()['tmpfails']
         figures.append('F7: %d reply sets of the other nodes timed out waiting for the stopped '
                        'replica and were answered ETMPFAIL (outcome unknown: the checker allows '
-                       'either value); the client read %d ETMPFAIL answers and retried them' % (
-                           timeouts, tmpfails))
+                       'either value); the client read %d ETMPFAIL answers and retried them; '
+                       'a probe of %d keys of nodes 1 and 3 read %d while node 2 was stopped' % (
+                           timeouts, tmpfails, len(theirs), probe_tmpfails))
         check(timeouts > 0, 'no sync timeout while a replica was stopped')
-        check(tmpfails > 0, 'the client saw no ETMPFAIL: the timed-out replies did not parse')
+        check(probe_took < t_cont, 'the probe outlasted the stop')
+        check(probe_tmpfails > 0, 'no ETMPFAIL for a write whose replica was stopped (probe '
+              'results %r): the timed-out replies were not patched, or did not parse'
+              % sorted(set(probe_res.values())))
     if wanted('F7'):
         t.case('F7 SIGSTOP of a node for 3 s, sync: nothing acknowledged lost', c_f7)
 

@@ -86,9 +86,10 @@ class KiteError(Exception):
 
 class Client:
     def __init__(self, lib, seeds, timeout_ms=300, retries=2, warmup=True, refresh_ms=0,
-                 read_any=False, tenant=None, value_key=None):
+                 read_any=False, tenant=None, value_key=None, tmpfail_retries=0):
         """tenant: (id, 32-byte secret) to sign as; value_key: 32 bytes to seal
-        values with (docs/libkite.rst)."""
+        values with (docs/libkite.rst); tmpfail_retries: ETMPFAIL answers retried
+        (0: libkite's default)."""
         self.lib = lib
         self.h = ctypes.c_void_p()
         o = Options()
@@ -97,6 +98,7 @@ class Client:
         o.retries = retries if retries else KITE_NO_RETRY
         o.warmup_ms = 0 if warmup else KITE_NO_WARMUP
         o.refresh_ms = refresh_ms
+        o.tmpfail_retries = tmpfail_retries
         o.read_from = 1 if read_any else 0
         if tenant is not None:
             o.tenant_id = tenant[0]
