@@ -326,6 +326,17 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "auth = %s needs tenants-file", c->auth);
 		return -EINVAL;
 	}
+	if (kite_conf_choice(KITED_REPLY_MAC_MODES, c->reply_mac) < 0) {
+		snprintf(err, errlen, "reply-mac: '%s' is not auto, neighbour or frame", c->reply_mac);
+		return -EINVAL;
+	}
+	if (kited_neighbours_parse(c->neighbours, NULL, NULL, err, errlen) < 0)
+		return -EINVAL;
+	if (c->gateway != 0 && ((c->gateway & c->netmask) != (c->ip & c->netmask) ||
+				c->gateway == c->ip)) {
+		snprintf(err, errlen, "gateway: not another address inside ip/netmask");
+		return -EINVAL;
+	}
 	if (kite_conf_choice(KITE_GUARD_OVER_MODES, c->over_rate) < 0) {
 		snprintf(err, errlen, "over-rate: '%s' is not drop or busy", c->over_rate);
 		return -EINVAL;
@@ -349,6 +360,83 @@ int
 kited_ablate_parse(const char *list)
 {
 	return (int)kite_conf_flags(KITED_ABLATE_NAMES, list);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+kited_neighbours_parse(const char *list, void (*fn)(uint32_t ip, const uint8_t mac[6], void *arg),
+		       void *arg, char *err, size_t errlen)
+{
+	const char *p = list;
+	int count = 0;
+
+	while (*p != '\0') {
+		char item[64], ipstr[32];
+		const char *end = strchr(p, ',');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		struct in_addr a;
+		uint8_t mac[6];
+		char *eq;
+
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == 0 || len >= sizeof(item)) {
+			snprintf(err, errlen, "neighbours: empty or overlong entry near '%.20s'", p);
+			return -EINVAL;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		eq = strchr(item, '=');
+		if (eq == NULL || (size_t)(eq - item) >= sizeof(ipstr)) {
+			snprintf(err, errlen, "neighbours: '%s' is not IP=MAC", item);
+			return -EINVAL;
+		}
+		memcpy(ipstr, item, (size_t)(eq - item));
+		ipstr[eq - item] = '\0';
+		if (inet_pton(AF_INET, ipstr, &a) != 1 || a.s_addr == 0) {
+			snprintf(err, errlen, "neighbours: '%s' is not an IPv4 address", ipstr);
+			return -EINVAL;
+		}
+		const char *m = eq + 1;
+		for (int i = 0; i < 6; i++) {
+			int hi = hexval(m[0]), lo = hi < 0 ? -1 : hexval(m[1]);
+
+			if (hi < 0 || lo < 0 || (i < 5 && m[2] != ':') || (i == 5 && m[2] != '\0')) {
+				snprintf(err, errlen, "neighbours: '%s' is not a MAC (aa:bb:cc:dd:ee:ff)",
+					 eq + 1);
+				return -EINVAL;
+			}
+			mac[i] = (uint8_t)(hi << 4 | lo);
+			m += 3;
+		}
+		if ((mac[0] & 1) || (mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]) == 0) {
+			snprintf(err, errlen, "neighbours: %s is not a unicast MAC", eq + 1);
+			return -EINVAL;
+		}
+		if (++count > KITED_NEIGHBOURS_MAX) {
+			snprintf(err, errlen, "neighbours: more than %d entries", KITED_NEIGHBOURS_MAX);
+			return -EINVAL;
+		}
+		if (fn != NULL)
+			fn(ntohl(a.s_addr), mac, arg);
+		p += end != NULL ? (size_t)(end - p) + 1 : strlen(p);
+	}
+	return count;
 }
 
 void

@@ -167,6 +167,21 @@ enum kited_ablate {
 	X("guard-sources", U32, guard_sources, "4096", 64, 1048576,                              \
 	  "per worker: source addresses the guard remembers (banked bytes, rate buckets, "     \
 	  "replay stamps); a power of two")                                                      \
+	X("reply-mac", STR, reply_mac, "auto", 0, 0,                                             \
+	  "where replies go: neighbour (the MAC ARP gives for the next hop; a forged frame "   \
+	  "source cannot aim them), frame (the request frame's source MAC: a link with one "   \
+	  "peer only), auto (frame on memif, neighbour otherwise)")                              \
+	X("gateway", IPV4, gateway, "0.0.0.0", 0, 0,                                             \
+	  "next hop for clients outside ip/netmask (0.0.0.0: none, their requests get no "     \
+	  "reply: kite_net_drop_no_route)")                                                      \
+	X("neighbours", STR, neighbours, "", 0, 0,                                               \
+	  "static neighbour entries, IP=MAC comma-separated; ARP never replaces them")          \
+	X("user", STR, user, "", 0, 0,                                                           \
+	  "once set up, run as this unprivileged user and its group: no root, no "             \
+	  "capabilities; files re-read on SIGHUP must be readable by it (empty: stay root)")    \
+	X("seccomp", BOOL, seccomp, "on", 0, 0,                                                  \
+	  "once set up, refuse (EPERM) the system calls kited never makes: exec, ptrace, "     \
+	  "modules, mount, namespaces, bpf, ... (docs/security.rst)")                           \
 	X("ablate", STR, ablate, "none", 0, 0,                                                   \
 	  "benchmarks only: data-path steps to turn off, none or a list from "                   \
 	  KITED_ABLATE_NAMES)
@@ -233,6 +248,21 @@ int kited_config_validate(const struct kited_config *c, char *err, size_t errlen
  * KITED_ABLATE_NAMES. @return KITED_ABLATE_* bits, or -1.
  */
 int kited_ablate_parse(const char *list);
+
+/** reply-mac values, in this order. */
+#define KITED_REPLY_MAC_MODES "auto,neighbour,frame"
+enum kited_reply_mac { KITED_REPLY_AUTO = 0, KITED_REPLY_NEIGHBOUR, KITED_REPLY_FRAME };
+
+/** Most static neighbour entries. */
+#define KITED_NEIGHBOURS_MAX 64
+
+/**
+ * Parse the neighbours option: "IP=MAC, ..." (IPv4 dotted, MAC as six
+ * colon-separated hex pairs, unicast). Each entry goes to fn (may be NULL:
+ * check only). @return the number of entries, or -EINVAL (message in err).
+ */
+int kited_neighbours_parse(const char *list, void (*fn)(uint32_t ip, const uint8_t mac[6], void *arg),
+			   void *arg, char *err, size_t errlen);
 
 /** Print --help. */
 void kited_config_usage(FILE *f, const char *prog);

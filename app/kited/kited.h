@@ -96,6 +96,7 @@ struct node {
 	bool port_started;
 	struct rte_ether_addr mac;
 	struct kite_net_conf netconf;
+	struct kite_neigh *neigh; /* the workers' neighbour table (lib/net) */
 	enum kite_steer_mode steer;
 	struct kite_topo_map map;
 	struct kited_placement place;

@@ -23,8 +23,10 @@
 #include <rte_random.h>
 #include <rte_version.h>
 
+#include "kite_conf.h"
 #include "kite_port.h"
 #include "kited.h"
+#include "kited_privs.h"
 #include "kited_sizing.h"
 
 /* The node; main() owns it, the signal handler only sets its quit flag. */
@@ -152,8 +154,8 @@ port_resolve(struct node *n)
 
 /*
  * af_packet hands over whole frames up to its framesz (2048 by default):
- * a larger request, which the kernel reassembled, is cut and then dropped
- * as a runt with no reply, and a framesz the RX mbufs cannot hold makes
+ * a larger request, which the kernel reassembled, arrives cut and only its
+ * first request is answered (E2BIG), and a framesz the RX mbufs cannot hold makes
  * the queue set-up fail with a bare ENOMEM. Say which, before the start.
  */
 static int
@@ -183,10 +185,55 @@ check_frame_size(const struct node *n)
 	}
 	if (framesz <= 2048)
 		KLOG(WARNING,
-		     "port %u (af_packet) takes frames of %lu bytes: requests above about %lu bytes "
-		     "are dropped without a reply (kite_net_drop_runt). Give the vdev "
-		     "framesz=32768,blocksz=32768 and use --profile af_packet",
+		     "port %u (af_packet) takes frames of %lu bytes: datagrams above about %lu bytes "
+		     "are cut, their first request answered E2BIG (kite_net_truncated). Give the "
+		     "vdev framesz=32768,blocksz=32768 and use --profile af_packet",
 		     n->port, framesz, framesz - 64);
+	return 0;
+}
+
+static void
+add_static(uint32_t ip, const uint8_t mac[6], void *arg)
+{
+	struct node *n = arg;
+	struct rte_ether_addr a;
+
+	memcpy(a.addr_bytes, mac, 6);
+	if (kite_neigh_add_static(n->neigh, ip, &a) != 0)
+		KLOG(WARNING, "neighbours: no room for %u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff,
+		     (ip >> 8) & 0xff, ip & 0xff);
+}
+
+/*
+ * Where replies go (docs/security.rst): through the node's neighbour table,
+ * shared by the workers, unless the link has a single peer (memif), where
+ * the frame's source is the only station there is.
+ */
+static int
+neighbours_setup(struct node *n, const char *driver)
+{
+	char err[160];
+	int mode = kite_conf_choice(KITED_REPLY_MAC_MODES, n->cfg.reply_mac);
+
+	n->neigh = kite_neigh_create(KITE_NEIGH_DEFAULT, rte_socket_id());
+	if (n->neigh == NULL) {
+		kited_no_memory(&n->mem, "the neighbour table");
+		return -ENOMEM;
+	}
+	if (kited_neighbours_parse(n->cfg.neighbours, add_static, n, err, sizeof(err)) < 0) {
+		KLOG(ERR, "%s", err);
+		return -EINVAL;
+	}
+	n->netconf.neigh = n->neigh;
+	n->netconf.gateway = n->cfg.gateway;
+	n->netconf.reply_to_frame = mode == KITED_REPLY_FRAME ||
+				    (mode == KITED_REPLY_AUTO && strcmp(driver, "net_memif") == 0);
+	KLOG(INFO, "replies go to %s%s", n->netconf.reply_to_frame
+		       ? "the request frame's source MAC (a link with one peer)"
+		       : "the neighbour table's MAC for their next hop (ARP)",
+	     !n->netconf.reply_to_frame && n->cfg.gateway == 0
+		     ? "; no gateway: clients outside ip/netmask get no reply"
+		     : "");
 	return 0;
 }
 
@@ -248,6 +295,9 @@ port_open(struct node *n)
 	n->netconf.rx_l4_csum_offload = pi.rx_l4_csum;
 	n->netconf.rx_ip_csum_offload = pi.rx_ip_csum;
 	n->netconf.tx_csum_offload = pi.tx_csum;
+	rc = neighbours_setup(n, pi.driver);
+	if (rc != 0)
+		return rc;
 	rc = steering_setup(n, pi.driver, pi.max_rx_queues, pi.rss);
 	if (rc != 0)
 		return rc;
@@ -400,6 +450,7 @@ node_free(struct node *n)
 	}
 	rte_free(n->wstats);
 	rte_free(n->nets);
+	kite_neigh_free(n->neigh);
 	port_close(n);
 	for (unsigned int i = 0; i < n->place.n_pools; i++) {
 		rte_mempool_free(n->pools[i]);
@@ -520,6 +571,12 @@ main(int argc, char **argv)
 	}
 	if (check_pid_file(n->cfg.pid_file) != 0)
 		return 2;
+	/* The user to become, known before anything starts. */
+	struct kited_user user = { 0 };
+	if (n->cfg.user[0] != '\0' && kited_user_lookup(n->cfg.user, &user, err, sizeof(err)) != 0) {
+		fprintf(stderr, "kited: %s\n", err);
+		return 2;
+	}
 
 	ret = rte_eal_init(sep, argv);
 	if (ret < 0) {
@@ -606,6 +663,26 @@ main(int argc, char **argv)
 	}
 	if (write_pid_file(n->cfg.pid_file) != 0)
 		goto out;
+	/* Everything that needs root is done: give it up, then close system calls. */
+	if (n->cfg.user[0] != '\0') {
+		if (kited_drop_root(&user, err, sizeof(err)) != 0) {
+			KLOG(ERR, "%s", err);
+			goto out;
+		}
+		KLOG(INFO, "running as %s (uid %u, gid %u), no capabilities", user.name,
+		     (unsigned int)user.uid, (unsigned int)user.gid);
+	} else if (geteuid() == 0) {
+		KLOG(WARNING, "running as root: set user (docs/security.rst) to give it up once "
+			      "set up");
+	}
+	if (n->cfg.seccomp) {
+		if (kited_seccomp_install(err, sizeof(err)) != 0) {
+			KLOG(ERR, "%s", err);
+			goto out;
+		}
+		KLOG(INFO, "seccomp filter on: exec, ptrace, modules, mount, namespaces, bpf and "
+			   "the like refused");
+	}
 
 	KLOG(INFO,
 	     "serving %u partition(s) on UDP %u-%u with %u worker(s), %" PRIu64

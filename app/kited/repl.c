@@ -369,11 +369,12 @@ send_to(struct worker *w, uint32_t ip, uint16_t port, uint16_t from, const uint8
 	u.src_port = port;
 	u.dst_ip = w->node->cfg.ip;
 	u.dst_port = from;
-	if (kite_net_udp_reply(w->net, m, &u) != 0) {
+	int rc = kite_net_udp_reply(w->net, m, &u);
+
+	if (rc < 0)
 		rte_pktmbuf_free(m);
-		return;
-	}
-	w->node->repl_tx(w, m);
+	else if (rc == 0)
+		w->node->repl_tx(w, m);
 	r->st.tx_datagrams++;
 }
 
@@ -620,11 +621,12 @@ sync_finish(struct worker *w, struct rte_mbuf **m, unsigned int n, const struct 
 	if (timed_out)
 		patch_statuses(m, n, skip);
 	for (unsigned int i = 0; i < n; i++) {
-		if (kite_net_udp_reply(w->net, m[i], u) != 0) {
+		int rc = kite_net_udp_reply(w->net, m[i], u);
+
+		if (rc < 0)
 			rte_pktmbuf_free(m[i]);
-			continue;
-		}
-		w->node->repl_tx(w, m[i]);
+		else if (rc == 0)
+			w->node->repl_tx(w, m[i]);
 	}
 }
 

@@ -61,6 +61,20 @@ tx_add(struct worker *w, struct rte_mbuf *m)
 		tx_flush(w);
 }
 
+/* What the network stack has to send: ARP requests, replies whose next hop is known now. */
+static void
+net_pending(struct worker *w, uint64_t tsc)
+{
+	struct rte_mbuf *out[32];
+	unsigned int k;
+
+	do {
+		k = kite_net_pending(w->net, w->pool, tsc, out, RTE_DIM(out));
+		for (unsigned int i = 0; i < k; i++)
+			tx_add(w, out[i]);
+	} while (k == RTE_DIM(out));
+}
+
 void
 worker_tx(struct worker *w, struct rte_mbuf *m)
 {
@@ -94,11 +108,13 @@ reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens
 			w->pend[i] = m;
 			continue;
 		}
-		if (kite_net_udp_reply(w->net, m, &c->u) != 0) {
+		int rc = kite_net_udp_reply(w->net, m, &c->u);
+
+		if (rc < 0)
 			rte_pktmbuf_free(m);
-			continue;
-		}
-		tx_add(w, m);
+		else if (rc == 0)
+			tx_add(w, m);
+		/* rc 1: held by the stack until ARP answers (kite_net_pending). */
 	}
 	if (hold)
 		kited_repl_hold(w, c, w->pend, n);
@@ -230,6 +246,7 @@ payload_of(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, u
 		d->data = rte_pktmbuf_read(m, u->payload_off, u->payload_len, dst);
 	}
 	d->len = u->payload_len;
+	d->truncated = u->truncated;
 }
 
 static bool route(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u,
@@ -299,11 +316,12 @@ guard_reply(struct worker *w, const struct kite_net_udp *u, const uint8_t *p, ui
 	memcpy(rte_pktmbuf_mtod(r, uint8_t *), p, len);
 	r->data_len = len;
 	r->pkt_len = len;
-	if (kite_net_udp_reply(w->net, r, u) != 0) {
+	int rc = kite_net_udp_reply(w->net, r, u);
+
+	if (rc < 0)
 		rte_pktmbuf_free(r);
-		return;
-	}
-	tx_add(w, r);
+	else if (rc == 0)
+		tx_add(w, r);
 }
 
 /*
@@ -500,6 +518,7 @@ worker_poll(struct worker *w)
 		rte_pktmbuf_free_bulk(done, nfree);
 	if (w->repl != NULL)
 		kited_repl_flush(w);
+	net_pending(w, tsc);
 	if (w->ntx > 0)
 		tx_flush(w);
 	w->stats->loop.busy_cycles += rte_rdtsc() - tsc;
@@ -539,6 +558,10 @@ worker_iterate(struct worker *w, struct worker_idle *st)
 		st->idle = 0;
 		return;
 	}
+	/* Held replies and ARP go on without traffic too. */
+	net_pending(w, now);
+	if (w->ntx > 0)
+		tx_flush(w);
 	if (w->repl != NULL) {
 		/* Timers and backfill go on without traffic; what they send leaves now. */
 		kited_repl_idle(w);

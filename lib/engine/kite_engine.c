@@ -486,6 +486,45 @@ count_requests(const uint8_t *p, size_t n)
 	return (uint16_t)k;
 }
 
+/*
+ * A datagram the port cut short: its first request, whose header arrived,
+ * is answered E2BIG (opcode and opaque echoed, so the client can match it);
+ * nothing runs, the rest is not visible. The reply is smaller than what
+ * arrived, and the bound applies to it as to any other.
+ */
+static uint64_t
+parse_truncated(struct kite_engine *e, unsigned int di, size_t off)
+{
+	struct kite_engine_dgram *d = e->dg[di];
+	struct kite_engine_stats *st = e->conf.stats;
+	struct entry *q;
+
+	if (d->len - off < KITE_BIN_HDR_LEN || d->data[off] != KITE_MAGIC_REQ) {
+		if (d->home)
+			st->proto_drops[d->len - off < KITE_BIN_HDR_LEN ? KITE_PROTO_DROP_TRUNC_HDR
+								    : KITE_PROTO_DROP_BAD_MAGIC]++;
+		d->nreq = 0;
+		return e->self_bit;
+	}
+	q = new_entry(e);
+	memset(&q->r, 0, sizeof(q->r));
+	q->r.opcode = d->data[off + 1];
+	q->r.opaque = kite_proto_get32(d->data + off + 12);
+	q->kind = ENTRY_ERR;
+	q->status = KITE_STATUS_E2BIG;
+	q->keyed = false;
+	q->only = true;
+	q->dgram = (uint16_t)di;
+	q->looked_up = false;
+	e->left[di] = d->budget != 0 ? 1 : 0;
+	if (d->home) {
+		st->rx_requests++;
+		st->too_big++;
+	}
+	d->nreq = 1;
+	return e->self_bit;
+}
+
 static uint64_t
 parse_dgram(struct kite_engine *e, unsigned int di)
 {
@@ -517,6 +556,8 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 	e->left[di] = d->budget != 0 ? count_requests(d->data + off, d->len - off) : 0;
 	e->cut[di] = 0;
 	e->work_left[di] = d->work != 0 ? d->work : UINT32_MAX;
+	if (unlikely(d->truncated))
+		return parse_truncated(e, di, off);
 	while (off < d->len) {
 		struct entry *q;
 

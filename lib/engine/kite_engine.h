@@ -81,6 +81,12 @@ struct kite_engine_dgram {
 	uint8_t renv_len;    /**< bytes of renv that start reply datagram 0 (after its frame) */
 	const uint8_t *prefix;
 	const uint8_t *renv;
+	/**
+	 * The port delivered the datagram cut short (longer than its frame):
+	 * nothing in it runs, its first request is answered E2BIG (the ones
+	 * after it are not visible).
+	 */
+	bool truncated;
 	uint16_t nreq;       /**< written by kite_engine_parse(): requests the datagram held */
 };
 
@@ -116,7 +122,8 @@ enum { KITE_ENGINE_NS_ANY = 0, KITE_ENGINE_NS_PREFIX = 1, KITE_ENGINE_NS_PUBLIC 
 	X(cut_work, "cut_work", "requests not executed: over the datagram's work budget")         \
 	X(cut_unanswered, "cut_unanswered", "statuses of cut requests not sent: they would exceed the bound (header-only requests only)") \
 	X(refused, "refused", "requests not executed: the guard refused the datagram (auth required, rate)") \
-	X(forbidden, "forbidden", "requests refused: command or key outside the sender's permission")
+	X(forbidden, "forbidden", "requests refused: command or key outside the sender's permission") \
+	X(too_big, "too_big_datagrams", "datagrams the port cut short (over its frame size): the first request answered E2BIG, none executed")
 
 /**
  * Written only by the engine's worker (plain stores); other threads read

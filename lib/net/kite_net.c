@@ -79,6 +79,18 @@ _Static_assert(KITE_NET_HDR_LEN == ETH_LEN + IP4_LEN + UDP_LEN, "reply header si
  * whole table, and a source whose datagrams complete is never held back.
  */
 #define FRAG_SOURCES 256
+/*
+ * DPDK's reassembly discards the whole datagram when a first or last
+ * fragment arrives twice (and one more middle fragment can push it past its
+ * total): one retransmitted or spoofed copy would cost a large request.
+ * A shadow record per datagram in flight (source, destination, IP id) keeps
+ * the offset and length of each fragment handed in, so an exact copy is
+ * dropped (kite_net_drop_frag_dup) before DPDK sees it. Two-way buckets
+ * under a secret hash; a datagram that finds no free way is handed in
+ * unrecorded (DPDK's behaviour), an entry older than the timeout is free.
+ */
+#define FRAG_SEEN_FRAGS 8 /* RTE_LIBRTE_IP_FRAG_MAX_FRAG in 22.11: more fail anyway */
+#define FRAG_SEEN_WAYS	2
 _Static_assert(FRAG_SOURCES == 256, "fsrc_slot() takes the top 8 bits of a hash");
 #define FRAG_MAX_FLOWS		(1u << 20)
 #define FRAG_BUCKET_ENTRIES	16
@@ -89,18 +101,26 @@ _Static_assert(FRAG_SOURCES == 256, "fsrc_slot() takes the top 8 bits of a hash"
 #define MIN_MTU 68
 
 /*
- * Neighbour table: open addressing without deletion, so a free slot in an
- * address's probe window proves the address is absent. When the window is
- * full the entry learned longest ago gives way.
+ * Replies go to the MAC the neighbour table holds for their next hop (the
+ * destination on-link, else the gateway): a reply whose next hop is not
+ * known yet waits in a small queue per worker while ARP asks, at most
+ * HOLD_MAX of them for HOLD_MS; a learned entry used after REFRESH_S is
+ * asked for again (and used meanwhile). One request per address per
+ * ASK_MS for the whole node; an answer counts within ASK_WINDOW_MS.
  */
-#define ARP_TABLE_SIZE 256
-#define ARP_PROBE      8
-_Static_assert((ARP_TABLE_SIZE & (ARP_TABLE_SIZE - 1)) == 0, "ARP table size is a power of two");
+#define HOLD_MAX      64
+#define HOLD_MS	      1000
+#define ASK_MS	      200
+#define ASK_WINDOW_MS 3000
+#define REFRESH_S     60
+#define ASK_MAX	      16
 
-struct arp_entry {
-	uint32_t ip; /* host order; 0 marks a free slot (never a neighbour) */
-	struct rte_ether_addr mac;
-	uint64_t tsc; /* last learned or refreshed */
+struct frag_seen {
+	uint32_t src, dst; /* host order; src 0: free (never a valid source) */
+	uint16_t id;
+	uint8_t n;         /* fragments recorded */
+	uint64_t tsc;      /* the first one's arrival */
+	uint16_t ofs[FRAG_SEEN_FRAGS], len[FRAG_SEEN_FRAGS];
 };
 
 struct kite_net {
@@ -111,7 +131,20 @@ struct kite_net {
 	unsigned int worker;
 	struct rte_ip_frag_tbl *frag;
 	struct kite_net_stats stats;
-	struct arp_entry arp[ARP_TABLE_SIZE];
+	/* The node's neighbour table (shared), or this context's own. */
+	struct kite_neigh *neigh;
+	bool own_neigh;
+	uint64_t hold_tsc, ask_tsc, window_tsc, refresh_tsc;
+	uint64_t now; /* the TSC of the last burst or tick */
+	/* Replies waiting for their next hop's MAC, and addresses to ask for. */
+	struct {
+		struct rte_mbuf *m;
+		uint32_t nh;
+		uint64_t tsc;
+	} held[HOLD_MAX];
+	unsigned int nheld;
+	uint32_t ask[ASK_MAX];
+	unsigned int nask;
 	/* Reassemblies each source may still start (token buckets, by address hash). */
 	struct {
 		uint32_t ip;
@@ -120,6 +153,11 @@ struct kite_net {
 	} fsrc[FRAG_SOURCES];
 	uint32_t fsrc_cap;     /* tokens per source: a quarter of the table, at least 16 */
 	uint64_t fsrc_refill;  /* TSC cycles per token */
+	/* Fragments handed to DPDK per datagram in flight (duplicates stay out). */
+	struct frag_seen *seen;
+	uint32_t seen_mask;    /* buckets - 1 */
+	uint64_t seen_key;     /* secret: a sender cannot aim at one bucket */
+	uint64_t frag_tsc;     /* the reassembly timeout in TSC cycles */
 	/* Fragments DPDK gives up on; emptied before every return. */
 	struct rte_ip_frag_death_row dr;
 };
@@ -145,6 +183,9 @@ static const char *const drop_names[KITE_NET_DROP_MAX] = {
 	[KITE_NET_DROP_FRAG] = "frag",
 	[KITE_NET_DROP_BCAST_SRC] = "bcast_src",
 	[KITE_NET_DROP_FRAG_QUOTA] = "frag_quota",
+	[KITE_NET_DROP_FRAG_DUP] = "frag_dup",
+	[KITE_NET_DROP_NO_ROUTE] = "no_route",
+	[KITE_NET_DROP_UNRESOLVED] = "unresolved",
 };
 
 static inline enum kite_net_verdict
@@ -239,34 +280,63 @@ ip_src_bad(const struct kite_net *n, uint32_t ip)
 	return ip == 0 || (ip >> 28) >= 0xe || ip == n->subnet_bcast;
 }
 
-static inline uint32_t
-arp_slot(uint32_t ip)
+static inline bool
+on_link(const struct kite_net *n, uint32_t ip)
 {
-	/* Fibonacci hashing: neighbours tend to be consecutive addresses. */
-	return (ip * 2654435761u) >> 24;
+	return (ip & n->conf.netmask) == (n->conf.ip & n->conf.netmask);
 }
 
-static void
-arp_learn(struct kite_net *n, uint32_t ip, const struct rte_ether_addr *mac, uint64_t tsc)
+/* Where a datagram to dst goes first: dst itself on-link, else the gateway (0: nowhere). */
+static inline uint32_t
+next_hop(const struct kite_net *n, uint32_t dst)
 {
-	uint32_t h = arp_slot(ip);
-	struct arp_entry *victim = NULL;
-	unsigned int i;
+	return on_link(n, dst) ? dst : n->conf.gateway;
+}
 
-	for (i = 0; i < ARP_PROBE; i++) {
-		struct arp_entry *e = &n->arp[(h + i) & (ARP_TABLE_SIZE - 1)];
+/* Ask for nh at the next kite_net_pending() (the node asks at most every ASK_MS). */
+static void
+want_ask(struct kite_net *n, uint32_t nh)
+{
+	for (unsigned int i = 0; i < n->nask; i++)
+		if (n->ask[i] == nh)
+			return;
+	if (n->nask < ASK_MAX)
+		n->ask[n->nask++] = nh;
+}
 
-		if (e->ip == ip || e->ip == 0) {
-			victim = e;
-			break;
-		}
-		if (victim == NULL || e->tsc < victim->tsc)
-			victim = e;
+/*
+ * Address a reply frame (Ethernet header at m's data) to the MAC of dst's
+ * next hop. 0: addressed; 1: held until ARP answers (m is the stack's
+ * now); -EHOSTUNREACH (no route: off-link and no gateway) or -EAGAIN (the
+ * hold queue is full): m stays the caller's, counted.
+ */
+static int
+address_reply(struct kite_net *n, struct rte_mbuf *m, uint32_t dst, uint64_t tsc)
+{
+	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	const uint32_t nh = next_hop(n, dst);
+	uint64_t learned;
+
+	if (nh == 0) {
+		n->stats.drops[KITE_NET_DROP_NO_ROUTE]++;
+		return -EHOSTUNREACH;
 	}
-	victim->ip = ip;
-	rte_ether_addr_copy(mac, &victim->mac);
-	victim->tsc = tsc;
-	n->stats.arp_learned++;
+	if (kite_neigh_lookup(n->neigh, nh, &eth->dst_addr, &learned) == 0) {
+		if (learned != UINT64_MAX && tsc - learned > n->refresh_tsc)
+			want_ask(n, nh); /* still used meanwhile */
+		return 0;
+	}
+	if (n->nheld == HOLD_MAX) {
+		n->stats.drops[KITE_NET_DROP_UNRESOLVED]++;
+		return -EAGAIN;
+	}
+	n->held[n->nheld].m = m;
+	n->held[n->nheld].nh = nh;
+	n->held[n->nheld].tsc = tsc;
+	n->nheld++;
+	n->stats.neigh_held++;
+	want_ask(n, nh);
+	return 1;
 }
 
 static enum kite_net_verdict
@@ -290,24 +360,23 @@ arp_rx(struct kite_net *n, struct rte_mbuf *m, uint64_t tsc)
 	op = rte_be_to_cpu_16(arp->arp_opcode);
 	if (op != RTE_ARP_OP_REQUEST && op != RTE_ARP_OP_REPLY)
 		return drop(n, KITE_NET_DROP_ARP_BAD);
-	/* We would answer to it and remember it: it must be a real station. */
+	/* We would answer to it or remember it: it must be a real station. */
 	if (!rte_is_valid_assigned_ether_addr(&a->arp_sha))
 		return drop(n, KITE_NET_DROP_BCAST_SRC);
-
-	/*
-	 * Learn from requests and replies alike, but only on-link senders:
-	 * replies are only ever sent back to on-link peers (or their router).
-	 * The RFC 5227 probe's sender 0.0.0.0 fails ip_src_bad().
-	 */
-	sip = rte_be_to_cpu_32(a->arp_sip);
-	if (!ip_src_bad(n, sip) && sip != n->conf.ip &&
-	    (sip & n->conf.netmask) == (n->conf.ip & n->conf.netmask))
-		arp_learn(n, sip, &a->arp_sha, tsc);
-
 	if (a->arp_tip != n->ip_be)
 		return drop(n, KITE_NET_DROP_NOT_US);
 	if (op == RTE_ARP_OP_REPLY) {
-		/* The answer to our own request: learning it was the whole point. */
+		/*
+		 * Learned only as the answer to a request of ours (a reply nobody
+		 * asked for, or a neighbour's request, could aim our replies at
+		 * any station), and only from on-link senders.
+		 */
+		sip = rte_be_to_cpu_32(a->arp_sip);
+		if (!ip_src_bad(n, sip) && sip != n->conf.ip && on_link(n, sip) &&
+		    kite_neigh_answer(n->neigh, sip, &a->arp_sha, tsc, n->window_tsc))
+			n->stats.arp_learned++;
+		else
+			n->stats.arp_ignored++;
 		rte_pktmbuf_free(m);
 		return KITE_NET_HELD;
 	}
@@ -393,6 +462,49 @@ frag_quota_done(struct kite_net *n, uint32_t src)
 		n->fsrc[i].tokens++;
 }
 
+/* The datagram's shadow record; with create, a free or timed-out way becomes it. NULL: none. */
+static struct frag_seen *
+seen_find(struct kite_net *n, uint32_t src, uint32_t dst, uint16_t id, uint64_t tsc, bool create)
+{
+	uint64_t h = ((uint64_t)src << 32 | dst) ^ ((uint64_t)id << 17) ^ n->seen_key;
+	struct frag_seen *b, *free_way = NULL;
+
+	h *= UINT64_C(0x9e3779b97f4a7c15);
+	h ^= h >> 29;
+	b = &n->seen[(h & n->seen_mask) * FRAG_SEEN_WAYS];
+	for (unsigned int i = 0; i < FRAG_SEEN_WAYS; i++) {
+		const bool live = b[i].src != 0 && tsc - b[i].tsc < n->frag_tsc;
+
+		if (live && b[i].src == src && b[i].dst == dst && b[i].id == id)
+			return &b[i];
+		if (!live && free_way == NULL)
+			free_way = &b[i];
+	}
+	if (!create || free_way == NULL)
+		return NULL;
+	free_way->src = src;
+	free_way->dst = dst;
+	free_way->id = id;
+	free_way->n = 0;
+	free_way->tsc = tsc;
+	return free_way;
+}
+
+/* Already handed in (the same offset and length)? Otherwise recorded when there is room. */
+static bool
+seen_dup(struct frag_seen *s, uint16_t ofs, uint16_t len)
+{
+	for (unsigned int i = 0; i < s->n; i++)
+		if (s->ofs[i] == ofs && s->len[i] == len)
+			return true;
+	if (s->n < FRAG_SEEN_FRAGS) {
+		s->ofs[s->n] = ofs;
+		s->len[s->n] = len;
+		s->n++;
+	}
+	return false;
+}
+
 static bool
 frag_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, enum kite_net_verdict *v)
 {
@@ -403,6 +515,9 @@ frag_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, enum kite_net_ve
 	uint32_t ofs = (uint32_t)(fo & RTE_IPV4_HDR_OFFSET_MASK) * RTE_IPV4_HDR_OFFSET_UNITS;
 	uint32_t len = rte_be_to_cpu_16(ip->total_length) - IP4_LEN;
 	uint32_t before;
+	const uint32_t src = rte_be_to_cpu_32(ip->src_addr), dst = rte_be_to_cpu_32(ip->dst_addr);
+	const uint16_t id = rte_be_to_cpu_16(ip->packet_id);
+	struct frag_seen *seen;
 
 	/*
 	 * 22.11 takes empty fragments and ones ending past 64 KiB (the
@@ -415,8 +530,16 @@ frag_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, enum kite_net_ve
 		return false;
 	}
 
+	/* A copy of a fragment the table holds would make DPDK discard the datagram. */
+	seen = seen_find(n, src, dst, id, tsc, true);
+	if (seen != NULL && seen_dup(seen, (uint16_t)ofs, (uint16_t)len)) {
+		*v = drop(n, KITE_NET_DROP_FRAG_DUP);
+		return false;
+	}
 	/* Each datagram has one first fragment: it is what a source's quota counts. */
-	if (ofs == 0 && !frag_quota_ok(n, rte_be_to_cpu_32(ip->src_addr), tsc)) {
+	if (ofs == 0 && !frag_quota_ok(n, src, tsc)) {
+		if (seen != NULL)
+			seen->src = 0; /* never handed in: forget it */
 		*v = drop(n, KITE_NET_DROP_FRAG_QUOTA);
 		return false;
 	}
@@ -430,6 +553,9 @@ frag_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, enum kite_net_ve
 	 * (overlap, too many fragments) or a timed-out one it displaced.
 	 */
 	n->stats.drops[KITE_NET_DROP_FRAG] += n->dr.cnt - before;
+	/* Completed, or DPDK gave up on something (perhaps this datagram): a fresh start. */
+	if (seen != NULL && (whole != NULL || n->dr.cnt != before))
+		seen->src = 0;
 	rte_ip_frag_free_death_row(&n->dr, 0);
 	if (whole == NULL) {
 		/* The table holds it, or it was on the death row just emptied. */
@@ -440,7 +566,7 @@ frag_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, enum kite_net_ve
 	n->stats.reassembled++;
 	*mp = whole;
 	ip = rte_pktmbuf_mtod_offset(whole, struct rte_ipv4_hdr *, ETH_LEN);
-	frag_quota_done(n, rte_be_to_cpu_32(ip->src_addr));
+	frag_quota_done(n, src);
 	/* DPDK rewrote total_length (and zeroed the header checksum); it must span the chain. */
 	if ((uint32_t)rte_be_to_cpu_16(ip->total_length) + ETH_LEN != rte_pktmbuf_pkt_len(whole) ||
 	    rte_pktmbuf_data_len(whole) < ETH_LEN + IP4_LEN + UDP_LEN) {
@@ -452,7 +578,7 @@ frag_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, enum kite_net_ve
 
 /* Echo requests become replies in place; nothing else in ICMP is for us. */
 static enum kite_net_verdict
-icmp_rx(struct kite_net *n, struct rte_mbuf *m, struct rte_ipv4_hdr *ip)
+icmp_rx(struct kite_net *n, struct rte_mbuf *m, struct rte_ipv4_hdr *ip, uint64_t tsc)
 {
 	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 	struct rte_icmp_hdr *icmp = (struct rte_icmp_hdr *)(ip + 1);
@@ -489,6 +615,15 @@ icmp_rx(struct kite_net *n, struct rte_mbuf *m, struct rte_ipv4_hdr *ip)
 	memcpy(&new, icmp, sizeof(new));
 	icmp->icmp_cksum = cksum_adjust(icmp->icmp_cksum, old, new);
 
+	/* To the sender's (or its router's) MAC as the neighbour table has it. */
+	if (!n->conf.reply_to_frame) {
+		int r = address_reply(n, m, rte_be_to_cpu_32(ip->dst_addr), tsc);
+
+		if (r < 0)
+			return KITE_NET_DROP; /* counted */
+		n->stats.icmp_echo++;
+		return r == 0 ? KITE_NET_REPLY : KITE_NET_HELD;
+	}
 	n->stats.icmp_echo++;
 	return KITE_NET_REPLY;
 }
@@ -517,7 +652,7 @@ udp_csum_ok(const struct kite_net *n, const struct rte_mbuf *m, const struct rte
 
 static enum kite_net_verdict
 udp_rx(struct kite_net *n, struct rte_mbuf *m, struct rte_ipv4_hdr *ip, struct kite_net_udp *u,
-       bool reassembled)
+       bool reassembled, bool cut)
 {
 	const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
 	const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)(ip + 1);
@@ -533,8 +668,8 @@ udp_rx(struct kite_net *n, struct rte_mbuf *m, struct rte_ipv4_hdr *ip, struct k
 	dport = rte_be_to_cpu_16(udp->dst_port);
 	if ((uint16_t)(dport - n->conf.udp_port) >= n->conf.udp_ports)
 		return drop(n, KITE_NET_DROP_UDP_PORT);
-	/* RFC 768: zero means the sender computed none. */
-	if (udp->dgram_cksum != 0 && !udp_csum_ok(n, m, ip, udp_len, reassembled))
+	/* RFC 768: zero means the sender computed none. A cut datagram cannot be summed. */
+	if (udp->dgram_cksum != 0 && !cut && !udp_csum_ok(n, m, ip, udp_len, reassembled))
 		return drop(n, KITE_NET_DROP_UDP_CSUM);
 
 	rte_ether_addr_copy(&eth->src_addr, &u->src_mac);
@@ -544,6 +679,12 @@ udp_rx(struct kite_net *n, struct rte_mbuf *m, struct rte_ipv4_hdr *ip, struct k
 	u->dst_port = dport;
 	u->payload_off = ETH_LEN + IP4_LEN + UDP_LEN;
 	u->payload_len = (uint16_t)(udp_len - UDP_LEN);
+	u->truncated = cut;
+	if (cut) {
+		/* What arrived, for the engine's E2BIG (never more than was received). */
+		u->payload_len = (uint16_t)(rte_pktmbuf_pkt_len(m) - ETH_LEN - IP4_LEN - UDP_LEN);
+		n->stats.truncated++;
+	}
 	n->stats.udp_datagrams++;
 	return KITE_NET_UDP;
 }
@@ -554,7 +695,7 @@ ipv4_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, struct kite_net_
 	struct rte_mbuf *m = *mp;
 	struct rte_ipv4_hdr *ip;
 	enum kite_net_verdict v;
-	bool reassembled = false;
+	bool reassembled = false, cut = false;
 	uint32_t ihl, total;
 
 	if (rte_pktmbuf_data_len(m) < ETH_LEN + IP4_LEN)
@@ -570,10 +711,23 @@ ipv4_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, struct kite_net_
 	total = rte_be_to_cpu_16(ip->total_length);
 	if (total < ihl)
 		return drop(n, KITE_NET_DROP_IP_BAD);
-	if (total > rte_pktmbuf_pkt_len(m) - ETH_LEN)
-		return drop(n, KITE_NET_DROP_RUNT);
-	/* Short frames arrive padded to 60 bytes; the padding is not payload. */
-	pkt_trim(m, ETH_LEN + total);
+	if (total > rte_pktmbuf_pkt_len(m) - ETH_LEN) {
+		/*
+		 * Cut short by the port (af_packet keeps the first framesz bytes
+		 * of a datagram the kernel reassembled): a whole UDP datagram, not
+		 * a fragment, whose headers arrived goes on, so its sender hears
+		 * E2BIG rather than nothing. Anything else is a runt.
+		 */
+		if (ip->next_proto_id != IPPROTO_UDP || rte_ipv4_frag_pkt_is_fragmented(ip) ||
+		    rte_pktmbuf_data_len(m) < ETH_LEN + IP4_LEN + UDP_LEN ||
+		    rte_be_to_cpu_16(((const struct rte_udp_hdr *)(ip + 1))->dgram_len) !=
+			    total - IP4_LEN)
+			return drop(n, KITE_NET_DROP_RUNT);
+		cut = true;
+	} else {
+		/* Short frames arrive padded to 60 bytes; the padding is not payload. */
+		pkt_trim(m, ETH_LEN + total);
+	}
 	if (!ip_csum_ok(n, m, ip))
 		return drop(n, KITE_NET_DROP_IP_CSUM);
 	if (ip->dst_addr != n->ip_be)
@@ -596,8 +750,8 @@ ipv4_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, struct kite_net_
 	}
 
 	if (ip->next_proto_id == IPPROTO_ICMP)
-		return icmp_rx(n, m, ip);
-	return udp_rx(n, m, ip, u, reassembled);
+		return icmp_rx(n, m, ip, tsc);
+	return udp_rx(n, m, ip, u, reassembled, cut);
 }
 
 enum kite_net_verdict
@@ -610,6 +764,7 @@ kite_net_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, struct kite_
 	if (n == NULL || mp == NULL || *mp == NULL || u == NULL)
 		return KITE_NET_DROP;
 	m = *mp;
+	n->now = tsc;
 	n->stats.rx_packets++;
 
 	if (rte_pktmbuf_data_len(m) < ETH_LEN)
@@ -656,6 +811,7 @@ kite_net_udp_reply(struct kite_net *n, struct rte_mbuf *m, const struct kite_net
 	struct rte_udp_hdr *udp;
 	uint32_t payload;
 	uint16_t c;
+	int held = 0;
 
 	if (n == NULL || m == NULL || u == NULL)
 		return -EINVAL;
@@ -688,6 +844,14 @@ kite_net_udp_reply(struct kite_net *n, struct rte_mbuf *m, const struct kite_net
 	udp->dst_port = rte_cpu_to_be_16(u->src_port);
 	udp->dgram_len = rte_cpu_to_be_16((uint16_t)(UDP_LEN + payload));
 	udp->dgram_cksum = 0;
+	/* Through the neighbour table unless the link has one peer (memif). */
+	if (!n->conf.reply_to_frame) {
+		held = address_reply(n, m, u->src_ip, n->now);
+		if (held < 0) {
+			rte_pktmbuf_adj(m, KITE_NET_HDR_LEN); /* the caller's as it came */
+			return held;
+		}
+	}
 
 	m->l2_len = ETH_LEN;
 	m->l3_len = IP4_LEN;
@@ -698,17 +862,17 @@ kite_net_udp_reply(struct kite_net *n, struct rte_mbuf *m, const struct kite_net
 			RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
 		/* The NIC adds the datagram to the pseudo-header sum we seed. */
 		udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
-		return 0;
+		return held;
 	}
 	ip->hdr_checksum = rte_ipv4_cksum(ip);
 	/* Links that cannot corrupt (memif, one host) may skip summing the payload. */
 	if (n->conf.tx_udp_csum_off)
-		return 0;
+		return held;
 	c = (uint16_t)~cksum_fold((uint32_t)rte_ipv4_phdr_cksum(ip, 0) +
 				  mbuf_sum(m, ETH_LEN + IP4_LEN, UDP_LEN + payload));
 	/* RFC 768: a computed zero goes out as all ones; zero means "none". */
 	udp->dgram_cksum = c == 0 ? 0xffff : c;
-	return 0;
+	return held;
 }
 
 void
@@ -718,6 +882,7 @@ kite_net_tick(struct kite_net *n, uint64_t tsc)
 
 	if (n == NULL)
 		return;
+	n->now = tsc;
 	/*
 	 * One pass frees at most a death row's worth (tens of datagrams):
 	 * bounded work for the idle path, and the next tick goes on.
@@ -731,35 +896,17 @@ kite_net_tick(struct kite_net *n, uint64_t tsc)
 int
 kite_net_arp_lookup(const struct kite_net *n, uint32_t ip, struct rte_ether_addr *mac)
 {
-	uint32_t h;
-	unsigned int i;
-
 	if (n == NULL || mac == NULL)
 		return -EINVAL;
-	if (ip == 0)
-		return -ENOENT;
-	h = arp_slot(ip);
-	for (i = 0; i < ARP_PROBE; i++) {
-		const struct arp_entry *e = &n->arp[(h + i) & (ARP_TABLE_SIZE - 1)];
-
-		if (e->ip == ip) {
-			rte_ether_addr_copy(&e->mac, mac);
-			return 0;
-		}
-		if (e->ip == 0)
-			break;
-	}
-	return -ENOENT;
+	return kite_neigh_lookup(n->neigh, ip, mac, NULL);
 }
 
-int
-kite_net_arp_request(struct kite_net *n, struct rte_mbuf *m, uint32_t ip)
+static int
+arp_request_build(struct kite_net *n, struct rte_mbuf *m, uint32_t ip)
 {
 	struct rte_ether_hdr *eth;
 	struct rte_arp_hdr *arp;
 
-	if (n == NULL || m == NULL || ip == 0 || rte_pktmbuf_pkt_len(m) != 0)
-		return -EINVAL;
 	eth = (struct rte_ether_hdr *)rte_pktmbuf_append(m, ETH_MIN_LEN);
 	if (eth == NULL)
 		return -ENOSPC;
@@ -779,6 +926,70 @@ kite_net_arp_request(struct kite_net *n, struct rte_mbuf *m, uint32_t ip)
 	/* tha stays zero: it is what we ask for. */
 	arp->arp_data.arp_tip = rte_cpu_to_be_32(ip);
 	return 0;
+}
+
+int
+kite_net_arp_request(struct kite_net *n, struct rte_mbuf *m, uint32_t ip)
+{
+	int rc;
+
+	if (n == NULL || m == NULL || ip == 0 || rte_pktmbuf_pkt_len(m) != 0)
+		return -EINVAL;
+	rc = arp_request_build(n, m, ip);
+	if (rc != 0)
+		return rc;
+	/* Its answer is accepted now (the caller paces its requests itself). */
+	kite_neigh_ask(n->neigh, ip, n->now != 0 ? n->now : rte_rdtsc(), 0);
+	n->stats.arp_requests++;
+	return 0;
+}
+
+unsigned int
+kite_net_pending(struct kite_net *n, struct rte_mempool *pool, uint64_t tsc, struct rte_mbuf **out,
+		 unsigned int max)
+{
+	unsigned int k = 0, keep = 0, nask;
+
+	if (n == NULL || (n->nheld == 0 && n->nask == 0))
+		return 0;
+	n->now = tsc;
+	/* ARP requests first; the node asks for an address at most every ASK_MS. */
+	nask = n->nask;
+	n->nask = 0;
+	for (unsigned int i = 0; i < nask && k < max && pool != NULL; i++) {
+		struct rte_mbuf *m;
+
+		if (!kite_neigh_ask(n->neigh, n->ask[i], tsc, n->ask_tsc))
+			continue;
+		m = rte_pktmbuf_alloc(pool);
+		if (m == NULL)
+			break; /* held replies ask again at the next call */
+		if (arp_request_build(n, m, n->ask[i]) != 0) {
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		n->stats.arp_requests++;
+		out[k++] = m;
+	}
+	/* Held replies whose next hop is known now go; the rest wait until HOLD_MS. */
+	for (unsigned int i = 0; i < n->nheld; i++) {
+		struct rte_mbuf *m = n->held[i].m;
+		struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+
+		if (k < max && kite_neigh_lookup(n->neigh, n->held[i].nh, &eth->dst_addr, NULL) == 0) {
+			out[k++] = m;
+			continue;
+		}
+		if (tsc - n->held[i].tsc > n->hold_tsc) {
+			rte_pktmbuf_free(m);
+			n->stats.drops[KITE_NET_DROP_UNRESOLVED]++;
+			continue;
+		}
+		n->held[keep++] = n->held[i];
+		want_ask(n, n->held[i].nh);
+	}
+	n->nheld = keep;
+	return k;
 }
 
 const struct kite_net_stats *
@@ -825,7 +1036,9 @@ kite_net_footprint(const struct kite_net_conf *conf)
 
 	/* rte_ip_frag keeps a 512-byte record per bucket entry (measured in test_net). */
 	return sizeof(struct kite_net) + (size_t)flows * FRAG_BUCKET_ENTRIES * FRAG_ENTRY_BYTES +
-	       2 * RTE_CACHE_LINE_SIZE;
+	       (size_t)rte_align32pow2(flows) * FRAG_SEEN_WAYS * sizeof(struct frag_seen) +
+	       (conf == NULL || conf->neigh == NULL ? 256 * 32 + RTE_CACHE_LINE_SIZE : 0) +
+	       4 * RTE_CACHE_LINE_SIZE;
 }
 
 struct kite_net *
@@ -867,6 +1080,32 @@ kite_net_create(const struct kite_net_conf *conf, unsigned int worker)
 	cycles = (uint64_t)ms * (hz / 1000) + (uint64_t)ms * (hz % 1000) / 1000;
 	n->fsrc_cap = RTE_MAX(16u, flows / 4);
 	n->fsrc_refill = RTE_MAX(UINT64_C(1), cycles / n->fsrc_cap);
+	n->frag_tsc = cycles;
+	n->hold_tsc = hz / 1000 * HOLD_MS;
+	n->ask_tsc = hz / 1000 * ASK_MS;
+	n->window_tsc = hz / 1000 * ASK_WINDOW_MS;
+	n->refresh_tsc = hz * REFRESH_S;
+	n->neigh = conf->neigh;
+	if (n->neigh == NULL) {
+		/* No table of the node's: one of this context's own. */
+		n->neigh = kite_neigh_create(256, conf->socket_id);
+		if (n->neigh == NULL) {
+			NET_LOG(ERR, "worker %u: no memory for a neighbour table", worker);
+			rte_errno = ENOMEM;
+			goto fail;
+		}
+		n->own_neigh = true;
+	}
+	n->seen_mask = (uint32_t)rte_align32pow2(flows) - 1;
+	n->seen_key = rte_rand();
+	n->seen = rte_zmalloc_socket("kite_net_frag_seen",
+				     sizeof(*n->seen) * FRAG_SEEN_WAYS * (n->seen_mask + 1u),
+				     RTE_CACHE_LINE_SIZE, conf->socket_id);
+	if (n->seen == NULL) {
+		NET_LOG(ERR, "worker %u: no memory for %u fragment records", worker, flows);
+		rte_errno = ENOMEM;
+		goto fail;
+	}
 	n->frag = rte_ip_frag_table_create(flows, FRAG_BUCKET_ENTRIES, flows, cycles,
 					   conf->socket_id);
 	if (n->frag == NULL) {
@@ -878,6 +1117,9 @@ kite_net_create(const struct kite_net_conf *conf, unsigned int worker)
 	return n;
 
 fail:
+	if (n->own_neigh)
+		kite_neigh_free(n->neigh);
+	rte_free(n->seen);
 	rte_free(n);
 	return NULL;
 }
@@ -890,5 +1132,10 @@ kite_net_free(struct kite_net *n)
 	rte_ip_frag_free_death_row(&n->dr, 0);
 	/* Frees the fragments the table still holds. */
 	rte_ip_frag_table_destroy(n->frag);
+	for (unsigned int i = 0; i < n->nheld; i++)
+		rte_pktmbuf_free(n->held[i].m);
+	if (n->own_neigh)
+		kite_neigh_free(n->neigh);
+	rte_free(n->seen);
 	rte_free(n);
 }

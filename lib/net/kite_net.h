@@ -8,8 +8,9 @@
  * fragment reassembly) and UDP, parsed and answered in place on mbufs.
  *
  * One struct kite_net per worker lcore (it holds that lcore's reassembly
- * table and counters); nothing is shared, nothing locks. Every packet that
- * is not ours or is malformed is dropped and counted by reason.
+ * table and counters); only the neighbour table (below) is the
+ * node's, read without locks. Every packet that is not ours or is
+ * malformed is dropped and counted by reason.
  */
 
 #include <stdbool.h>
@@ -21,6 +22,8 @@
 
 /** Bytes of Ethernet + IPv4 (no options) + UDP headers in front of a reply. */
 #define KITE_NET_HDR_LEN (14 + 20 + 8)
+
+struct kite_neigh;
 
 /** Configuration shared by every worker's context (host byte order). */
 struct kite_net_conf {
@@ -37,6 +40,15 @@ struct kite_net_conf {
 	uint32_t frag_max_flows;   /**< reassembly table size (datagrams in flight); 0: 1024 */
 	uint32_t frag_timeout_ms;  /**< a datagram's fragments must arrive within this; 0: 500 */
 	int socket_id;             /**< NUMA node of the reassembly table */
+	/**
+	 * Replies (UDP, ping) go to the frame's source MAC, not through the
+	 * neighbour table: only for a link with one peer (memif), where no
+	 * other station can be aimed at.
+	 */
+	bool reply_to_frame;
+	uint32_t gateway;          /**< next hop for off-link addresses, host order; 0: none */
+	/** The node's neighbour table, shared by the workers (below); NULL: one of its own. */
+	struct kite_neigh *neigh;
 };
 
 /** What kite_net_rx() decided about a packet. */
@@ -64,6 +76,9 @@ enum kite_net_drop {
 	KITE_NET_DROP_FRAG,         /**< reassembly failed, timed out or table full */
 	KITE_NET_DROP_BCAST_SRC,    /**< broadcast/multicast source address */
 	KITE_NET_DROP_FRAG_QUOTA,   /**< a source starting more reassemblies than its share */
+	KITE_NET_DROP_FRAG_DUP,     /**< a fragment already held (same datagram, offset, length) */
+	KITE_NET_DROP_NO_ROUTE,     /**< a reply to an off-link address, and no gateway */
+	KITE_NET_DROP_UNRESOLVED,   /**< a reply whose next hop did not answer ARP in time (or too many waiting) */
 	KITE_NET_DROP_MAX,
 };
 
@@ -76,11 +91,15 @@ enum kite_net_drop {
 	X(rx_packets, "rx_packets", "packets received")                                          \
 	X(udp_datagrams, "udp_datagrams", "UDP datagrams delivered to the engine")               \
 	X(arp_replies, "arp_replies", "ARP replies sent")                                        \
-	X(arp_learned, "arp_learned", "neighbour entries learned or refreshed")                  \
+	X(arp_learned, "arp_learned", "neighbour entries learned or refreshed (answers to our requests)") \
+	X(arp_ignored, "arp_ignored", "ARP replies nobody here asked for: not learned")          \
+	X(arp_requests, "arp_requests", "ARP requests sent (next hops of replies, refreshes, peers)") \
+	X(neigh_held, "neigh_held", "replies held until ARP gave their next hop's MAC")          \
 	X(icmp_echo, "icmp_echo", "pings answered")                                              \
 	X(priority_tagged, "priority_tagged", "frames with an 802.1Q priority tag (VLAN 0), served untagged") \
 	X(frag_packets, "fragments", "IPv4 fragments received")                                  \
-	X(reassembled, "reassembled", "datagrams completed from fragments")
+	X(reassembled, "reassembled", "datagrams completed from fragments")                      \
+	X(truncated, "truncated", "UDP datagrams the port delivered cut short (longer than its frame): passed on for an E2BIG")
 
 struct kite_net_stats {
 #define KITE_NET_STATS_FIELD(field, name, help) uint64_t field;
@@ -105,6 +124,11 @@ struct kite_net_udp {
 	uint16_t dst_port;
 	uint16_t payload_off; /**< offset of the UDP payload in the first segment */
 	uint16_t payload_len; /**< UDP payload bytes (may span segments after reassembly) */
+	/**
+	 * The port delivered the datagram cut short (af_packet: longer than
+	 * its frame size): payload_len is what arrived, the checksum unchecked.
+	 */
+	bool truncated;
 };
 
 struct kite_net;
@@ -143,17 +167,31 @@ enum kite_net_verdict kite_net_rx(struct kite_net *n, struct rte_mbuf **m, uint6
 /**
  * Put Ethernet, IPv4 and UDP headers in front of the payload already in
  * reply (which must have KITE_NET_HDR_LEN bytes of headroom), addressed
- * back to the sender described by u, from dst_ip:dst_port. Fills checksums
- * or the offload flags.
- * @return 0, or -ENOSPC when there is no headroom, -EMSGSIZE when the
- * payload does not fit one IPv4 datagram, -EINVAL for NULL arguments.
+ * back to the sender described by u, from dst_ip:dst_port, to the MAC the
+ * neighbour table holds for its next hop (or u's source MAC with
+ * reply_to_frame). Fills checksums or the offload flags.
+ * @return 0: transmit it; 1: held until ARP answers (the stack owns it
+ * now, kite_net_pending() hands it back); or, reply still the caller's,
+ * -ENOSPC when there is no headroom, -EMSGSIZE when the payload does not
+ * fit one IPv4 datagram, -EHOSTUNREACH for an off-link address without a
+ * gateway, -EAGAIN when too many replies wait for ARP (both counted),
+ * -EINVAL for NULL arguments.
  */
 int kite_net_udp_reply(struct kite_net *n, struct rte_mbuf *reply, const struct kite_net_udp *u);
+
+/**
+ * What the stack has to send now: ARP requests for the next hops of held
+ * replies (allocated from pool), and held replies whose next hop is known
+ * now; a reply held longer than a second is dropped (counted). Call after
+ * every burst and when idle. @return the mbufs put in out (at most max).
+ */
+unsigned int kite_net_pending(struct kite_net *n, struct rte_mempool *pool, uint64_t tsc,
+			      struct rte_mbuf **out, unsigned int max);
 
 /** Free reassembly state that has timed out (call from the idle path). */
 void kite_net_tick(struct kite_net *n, uint64_t tsc);
 
-/** Look up a neighbour's MAC learned from ARP. @return 0 or -ENOENT. */
+/** A neighbour's MAC (an answer to our ARP request, or static). @return 0 or -ENOENT. */
 int kite_net_arp_lookup(const struct kite_net *n, uint32_t ip, struct rte_ether_addr *mac);
 
 /**
@@ -169,5 +207,66 @@ const struct kite_net_stats *kite_net_stats(const struct kite_net *n);
 
 /** Name of a drop reason, for stats output ("unknown" when out of range). */
 const char *kite_net_drop_name(enum kite_net_drop r);
+
+/*
+ * ---- The node's neighbour table ----------------------------------------
+ *
+ * The node's neighbour table (IPv4 address -> MAC), one for all its
+ * workers: an ARP reply may reach any worker's queue, and every worker's
+ * replies need it. Replies are addressed through it, never to a frame's
+ * source MAC (which anyone on the segment can forge to aim reply frames
+ * at any station), so it learns only:
+ *
+ *  - answers to the node's own ARP requests, within a few seconds of the
+ *    request (kite_neigh_ask() notes it; an unsolicited reply or a
+ *    request from a neighbour teaches nothing);
+ *  - static entries, which nothing replaces.
+ *
+ * Open addressing over a power-of-two table, a probe window of 8, no
+ * deletion; when a window is full the entry used longest ago gives way
+ * (never a static one). Each entry is a seqlock: lookups, on every reply,
+ * take no lock and write nothing; the rare writers (ARP) take the entry's
+ * lock with one compare-and-swap.
+ */
+
+
+/** Entries per table unless told otherwise; and the bounds. */
+#define KITE_NEIGH_DEFAULT 1024
+#define KITE_NEIGH_MIN	   16
+#define KITE_NEIGH_MAX	   (1u << 20)
+
+/**
+ * Create a table of `entries` (rounded up to a power of two, within the
+ * bounds) on socket_id. @return NULL with rte_errno set (ENOMEM, EINVAL).
+ */
+struct kite_neigh *kite_neigh_create(uint32_t entries, int socket_id);
+
+void kite_neigh_free(struct kite_neigh *t);
+
+/** A static entry (replaces a learned one). @return 0, -EINVAL (ip 0, MAC not unicast), -ENOSPC. */
+int kite_neigh_add_static(struct kite_neigh *t, uint32_t ip, const struct rte_ether_addr *mac);
+
+/**
+ * The MAC of ip (host order). @return 0, or -ENOENT when unknown (never
+ * answered yet). *learned (may be NULL): the TSC of the answer it came
+ * from, UINT64_MAX for a static entry.
+ */
+int kite_neigh_lookup(const struct kite_neigh *t, uint32_t ip, struct rte_ether_addr *mac,
+		      uint64_t *learned);
+
+/**
+ * The node asks for ip (it is about to send, or has sent, an ARP request):
+ * noted, so that the answer is accepted. @return true when the caller
+ * should send the request now: nobody asked for ip in the last `interval`
+ * TSC cycles (the node as a whole asks at most that often).
+ */
+bool kite_neigh_ask(struct kite_neigh *t, uint32_t ip, uint64_t tsc, uint64_t interval);
+
+/**
+ * An ARP reply from ip: learned if the node asked for ip at most `window`
+ * cycles before tsc and the entry is not static. @return true when learned.
+ */
+bool kite_neigh_answer(struct kite_neigh *t, uint32_t ip, const struct rte_ether_addr *mac,
+		       uint64_t tsc, uint64_t window);
 
 #endif /* KITE_NET_H */

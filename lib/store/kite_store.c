@@ -830,6 +830,41 @@ kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 	return KITE_STORE_OK;
 }
 
+/*
+ * APPEND/PREPEND without a copy in the log: a value whose record's padding
+ * takes the new bytes, or the record at the log head (the item written
+ * last: the second and later of a run of APPENDs to one key), grows where
+ * it is. Otherwise the whole value is written again at the head, and the
+ * old record is garbage until the hand passes; a value built with n
+ * APPENDs in a row then costs its size once or twice in the log, not n
+ * times. Returns false when the item cannot grow where it is (*oldp may
+ * have moved: the hand follows it).
+ */
+static bool
+grow_in_place(struct kite_store *s, struct item **oldp, uint32_t newlen)
+{
+	struct item *old = *oldp;
+	const uint64_t total = kite_store__item_size(old->keylen, newlen);
+	const uint64_t grow = total - old->total;
+
+	if (grow == 0)
+		return true;
+	if ((uint8_t *)old + old->total != s->log + s->head_off || grow > s->size - s->head_off ||
+	    total > s->size)
+		return false;
+	/* Free space right behind it, without a wrap (a filler would end the run). */
+	if (make_room(s, grow, oldp, true) < 0)
+		return false;
+	old = *oldp;
+	if (old == NULL || (uint8_t *)old + old->total != s->log + s->head_off ||
+	    grow > s->size - s->head_off)
+		return false; /* the hand moved something to the head meanwhile */
+	advance_head(s, grow);
+	old->total = (uint32_t)total;
+	s->st.bytes += grow;
+	return true;
+}
+
 enum kite_store_result
 kite_store_store(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
 		 const struct kite_store_write *w, uint64_t *cas_out)
@@ -885,7 +920,29 @@ kite_store_store(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 		newlen = oldlen + w->vallen;
 		flags = old->flags;
 		exptime = old->exptime;
+		if (grow_in_place(s, &old, newlen)) {
+			uint8_t *v = item_value(old);
+
+			if (mode == KITE_STORE_APPEND) {
+				if (w->vallen != 0)
+					memcpy(v + oldlen, w->value, w->vallen);
+			} else if (w->vallen != 0) {
+				memmove(v + w->vallen, v, oldlen);
+				memcpy(v, w->value, w->vallen);
+			}
+			old->vallen = newlen;
+			/* As a new record would be: a new CAS, no marks, not referenced yet. */
+			old->cas = take_cas(s, w->set_cas);
+			old->iflags = ITEM_LIVE;
+			s->st.total_items++;
+			s->st.appends_in_place++;
+			*cas_out = old->cas;
+			return KITE_STORE_OK;
+		}
+		if (old == NULL)
+			return KITE_STORE_NOT_STORED; /* cannot happen: pinned */
 		/* The old value is read after the allocation: keep it alive. */
+		slot = old;
 		pin = true;
 		break;
 	default:

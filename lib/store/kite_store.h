@@ -81,7 +81,8 @@ struct kite_store_params {
 	X(reinserted, "reinserted", "referenced items given a second chance by the hand")        \
 	X(index_full, "index_full", "evictions forced by a full index")                          \
 	X(store_too_large, "store_too_large", "stores refused: value too large")                 \
-	X(store_no_memory, "store_no_memory", "stores refused: no room after evicting")
+	X(store_no_memory, "store_no_memory", "stores refused: no room after evicting")          \
+	X(appends_in_place, "appends_in_place", "APPENDs/PREPENDs that grew the item where it is (no copy in the log)")
 
 /** The partition's counters (KITE_STORE_STATS). */
 struct kite_store_stats {

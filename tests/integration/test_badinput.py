@@ -269,6 +269,11 @@ def body(t):
     b.case('value over --max-item-size (ADD of a new key): E2BIG, not created',
            [(dg(store(ADD, b'new-big', over, opaque=81)), [(ADD, 81, E2BIG)]),
             (dg(get(b'new-big', GETK, 82)), [(GETK, 82, KEY_ENOENT, b'')])], errors=1)
+    # af_packet (framesz 32768) hands over what the kernel reassembled, cut.
+    b.case('a 40,000-byte datagram (over af_packet\'s framesz): E2BIG for its first '
+           'request, nothing runs',
+           [(dg(store(SET, GUARD, b'w' * 39000, opaque=79) + get(GUARD, GET, 78)),
+             [(SET, 79, E2BIG)])], errors=1)
     b.case('APPEND of a value over --max-item-size to the guard: E2BIG',
            [(dg(req(APPEND, GUARD, over, opaque=83)), [(APPEND, 83, E2BIG)])], errors=1)
     b.case('APPEND whose result exceeds --max-item-size: NOT_STORED, unchanged',

@@ -533,7 +533,8 @@ def install_cases(t, r):
         for f in ('bin/kited', 'bin/kite-cli', 'bin/kite-bench',
                   'share/kite/drivers-config/af_packet.conf', 'share/kite/drivers-config/null.conf',
                   'share/kite/kited.conf', 'share/kite/kited.env',
-                  'lib/systemd/system/kited.service', 'share/doc/kite/README.rst',
+                  'lib/systemd/system/kited.service', 'lib/sysusers.d/kite.conf',
+                  'share/doc/kite/README.rst',
                   'share/doc/kite/docs/operations.rst', 'share/doc/kite/docs/cluster.rst',
                   'include/kite/kite.h'):
             check(os.path.exists('/usr/local/' + f), 'ninja install did not put /usr/local/%s'

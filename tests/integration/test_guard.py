@@ -26,6 +26,7 @@ Run: python3 test_guard.py --kited PATH --cli PATH
 import ctypes
 import ctypes.util
 import os
+import pwd
 import select
 import signal
 import socket
@@ -234,15 +235,31 @@ class Wire:
         self.tx.close()
         self.rx.close()
 
-    def udp(self, src, payload, sport=40000, dport=11211, dst=None):
-        """One spoofed datagram (payload after UDP); returns its IP bytes."""
+    def udp(self, src, payload, sport=40000, dport=11211, dst=None, src_mac=None):
+        """One spoofed datagram (payload after UDP), from src_mac (ours by
+        default); returns its IP bytes."""
         dst = dst or self.topo.kited_ip
         udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload
         iph = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), os.getpid() & 0xffff, 0, 64,
                           17, 0, socket.inet_aton(src), socket.inet_aton(dst))
         iph = iph[:10] + struct.pack('!H', csum(iph)) + iph[12:]
-        self.tx.send(self.kited_mac + self.my_mac + b'\x08\x00' + iph + udp)
+        self.tx.send(self.kited_mac + (src_mac or self.my_mac) + b'\x08\x00' + iph + udp)
         return 20 + len(udp)
+
+    def frames_to(self, dst, settle=0.5):
+        """(destination MAC, IP length) of each frame kited sent to dst."""
+        out = []
+        want = socket.inet_aton(dst)
+        end = time.monotonic() + settle
+        while time.monotonic() < end:
+            if not select.select([self.rx], [], [], max(0, end - time.monotonic()))[0]:
+                continue
+            f, meta = self.rx.recvfrom(70000)
+            if meta[2] == socket.PACKET_OUTGOING or len(f) < 34:
+                continue
+            if f[30:34] == want and f[6:12] == self.kited_mac:
+                out.append((f[0:6], struct.unpack('!H', f[16:18])[0]))
+        return out
 
     def drain(self):
         while select.select([self.rx], [], [], 0)[0]:
@@ -303,7 +320,10 @@ def stats_of(peer):
 
 
 def start(t, topo, args, prefix=None):
-    k = kt.Kited(t, topo, trusted=None, prefix=prefix, kite_args=args)
+    # The client's namespace is the router to the (off-link) spoofed victims:
+    # replies go through the neighbour table, to the gateway's MAC.
+    k = kt.Kited(t, topo, trusted=None, prefix=prefix,
+                 kite_args=['--gateway', topo.client_ip] + list(args))
     t.on_cleanup(lambda: k.stop())
     return k.start()
 
@@ -523,6 +543,29 @@ def body(t):
     t.case('martian sources (127/8, ourselves, 0/8, multicast, broadcast, port 0) get nothing',
            c_martian)
 
+    def c_forged_mac():
+        # A request whose frame claims another station's MAC: the reply still
+        # goes to the MAC ARP gave for the sender (the client's), never to the
+        # frame's source; off-link senders' replies go to the gateway's.
+        forged = bytes.fromhex('020000000099')
+        st = stats_of(admin)
+        for src in (topo.client_ip, VICTIM):
+            wire.drain()
+            for i in range(5):
+                wire.udp(src, frame(0x700 + i) + simple(NOOP, opaque=i), sport=41000 + i,
+                         src_mac=forged)
+            got = wire.frames_to(src, settle=0.5)
+            check(got, 'no reply to %s at all' % src)
+            macs = {m for m, _ in got}
+            check(macs == {wire.my_mac}, 'replies to %s went to %s, not to %s (the neighbour '
+                  'table\'s; the frames claimed %s)' % (src, [m.hex() for m in macs],
+                                                       wire.my_mac.hex(), forged.hex()))
+        after = stats_of(admin)
+        check(after['kite_net_arp_requests'] >= st['kite_net_arp_requests'],
+              'ARP counters went back')
+    t.case('a forged frame source MAC cannot aim replies: they go to the neighbour table\'s MAC',
+           c_forged_mac)
+
     def c_work():
         p = Peer(topo)
         p.hello()
@@ -584,13 +627,43 @@ def body(t):
             for i in ids:
                 pre = rows[i].split()
                 f.write('%d t%d %s %s\n' % (i, i, secrets[i].hex(), ' '.join(pre)))
+        # Only kited's user (nobody, below) reads the secrets.
+        os.chmod(tfile + '.new', 0o600)
+        os.chown(tfile + '.new', nobody.pw_uid, nobody.pw_gid)
         os.rename(tfile + '.new', tfile)
 
+    nobody = pwd.getpwnam('nobody')
     write_tenants([1, 2, 3])
     for i, s in secrets.items():
         with open(os.path.join(tmp, 's%d' % i), 'w') as f:
             f.write(s.hex() + '\n')
-    k = start(t, topo, ['--auth', 'required', '--tenants-file', tfile])
+    # This node gives up root once set up (user = nobody; seccomp is on by default).
+    k = start(t, topo, ['--auth', 'required', '--tenants-file', tfile, '--user', 'nobody'])
+
+    def c_privs():
+        with open('/proc/%d/status' % k.proc.pid) as f:
+            st = dict(line.rstrip('\n').split(':\t', 1) for line in f if ':\t' in line)
+        uids = st['Uid'].split()
+        gids = st['Gid'].split()
+        check(uids == [str(nobody.pw_uid)] * 4, 'kited uids %r, expected nobody (%d)' % (
+            uids, nobody.pw_uid))
+        check(gids == [str(nobody.pw_gid)] * 4, 'kited gids %r' % gids)
+        check(st['Groups'].split() in ([], [str(nobody.pw_gid)]), 'groups %r' % st['Groups'])
+        for cap in ('CapInh', 'CapPrm', 'CapEff', 'CapAmb'):
+            check(int(st[cap], 16) == 0, '%s = %s, expected none' % (cap, st[cap]))
+        check(st['NoNewPrivs'].strip() == '1', 'NoNewPrivs %r' % st['NoNewPrivs'])
+        check(st['Seccomp'].strip() == '2', 'Seccomp %r (2: filter)' % st['Seccomp'])
+        # Every thread (workers, control, DPDK's): the same.
+        for tid in os.listdir('/proc/%d/task' % k.proc.pid):
+            with open('/proc/%d/task/%s/status' % (k.proc.pid, tid)) as f:
+                ts = dict(line.rstrip('\n').split(':\t', 1) for line in f if ':\t' in line)
+            check(ts['Uid'].split()[1] == str(nobody.pw_uid) and int(ts['CapEff'], 16) == 0
+                  and ts['Seccomp'].strip() == '2',
+                  'thread %s: uid %s CapEff %s Seccomp %s' % (tid, ts['Uid'], ts['CapEff'],
+                                                              ts['Seccomp']))
+        check(any('running as nobody' in line for line in k.lines),
+              'no "running as nobody" in the log')
+    t.case('user = nobody: every thread without root or capabilities, seccomp on', c_privs)
 
     class Tenant(Peer):
         def __init__(self, tid):

@@ -1557,6 +1557,63 @@ test_flush_absolute(void **state)
 	kite_engine_free(e);
 }
 
+/*
+ * A datagram the port cut short (af_packet: over its frame size): the
+ * first request is answered E2BIG with its opcode and opaque, nothing runs
+ * (the SET cut in its value stores nothing, the GET behind it is not even
+ * visible), and a cut datagram without a whole first header is a counted drop.
+ */
+static void
+test_truncated(void **state)
+{
+	struct kite_engine_conf c;
+	struct kite_engine *e;
+	static char big[3000];
+	static struct dg d;
+	static struct res r[4];
+	struct kite_engine_dgram g;
+
+	(void)state;
+	engine_conf(&c, 1, 0, PAYLOAD, 0);
+	e = kite_engine_create(&c, 0);
+	assert_non_null(e);
+	kite_engine_set_time(e, NOW);
+	memset(big, 'x', sizeof(big) - 1);
+	const uint64_t served = wstats.served, too_big = wstats.too_big,
+		       short_hdr = wstats.proto_drops[KITE_PROTO_DROP_TRUNC_HDR];
+	dg_start(&d, 1);
+	dg_set(&d, KITE_OP_SETQ, 0x1234, "cut", big, 0, 0);
+	dg_req(&d, KITE_OP_GET, 2, 0, NULL, 0, "cut", NULL, 0);
+	memset(&g, 0, sizeof(g));
+	g.truncated = true;
+	g.budget = 1000 + 28;
+	d.len = 1000; /* what arrived */
+	run_verdict(e, &d, &g);
+	assert_int_equal(parse_all(1, r, 4), 1);
+	assert_int_equal(r[0].opcode, KITE_OP_SETQ);
+	assert_int_equal(r[0].status, KITE_STATUS_E2BIG);
+	assert_int_equal(r[0].opaque, 0x1234);
+	assert_int_equal(g.nreq, 1);
+	assert_int_equal(wstats.too_big, too_big + 1);
+	assert_int_equal(wstats.served, served);
+	dg_start(&d, 2);
+	dg_req(&d, KITE_OP_GET, 3, 0, NULL, 0, "cut", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(2, r, 4), 1);
+	assert_int_equal(r[0].status, KITE_STATUS_KEY_ENOENT);
+	/* Not even a whole first header: nothing to answer. */
+	dg_start(&d, 3);
+	dg_set(&d, KITE_OP_SET, 4, "cut", big, 0, 0);
+	memset(&g, 0, sizeof(g));
+	g.truncated = true;
+	d.len = 8 + 20;
+	run_verdict(e, &d, &g);
+	assert_int_equal(n_out, 0);
+	assert_int_equal(wstats.proto_drops[KITE_PROTO_DROP_TRUNC_HDR], short_hdr + 1);
+	assert_int_equal(wstats.too_big, too_big + 1);
+	kite_engine_free(e);
+}
+
 static void
 test_footprint(void **state)
 {
@@ -1592,6 +1649,7 @@ main(void)
 		cmocka_unit_test(test_quit_and_quitq),
 		cmocka_unit_test(test_incr_flush_version_stat),
 		cmocka_unit_test(test_flush_absolute),
+		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_route_and_ownership),
 		cmocka_unit_test(test_parse_withdraw_execute),
 		cmocka_unit_test(test_many_datagrams),

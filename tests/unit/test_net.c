@@ -280,6 +280,8 @@ test_conf(void)
 	c.udp_ports = PORTS;
 	c.mtu = 1500;
 	c.socket_id = SOCKET_ID_ANY;
+	/* Most cases here are about headers: replies to the frame's source (neighbour_* test the table). */
+	c.reply_to_frame = true;
 	return c;
 }
 
@@ -506,7 +508,7 @@ test_drop_names(void **state)
 	static const char *const want[KITE_NET_DROP_MAX] = {
 		"runt",	 "ethertype", "not_us",	 "arp_bad",  "ip_bad",	 "ip_csum", "ip_options",
 		"proto", "icmp",      "udp_bad", "udp_csum", "udp_port", "frag",    "bcast_src",
-		"frag_quota",
+		"frag_quota", "frag_dup", "no_route", "unresolved",
 	};
 
 	(void)state;
@@ -596,6 +598,43 @@ test_priority_tag(void **state)
 	/* VLAN 5: not ours. */
 	put16(t + 14, 0x6005);
 	expect_drop(n, t, len + 4, KITE_NET_DROP_ETHERTYPE);
+}
+
+/*
+ * A UDP datagram the port delivered cut short (af_packet keeps framesz
+ * bytes of what the kernel reassembled): passed on with what arrived and
+ * the flag, its checksum unchecked, so the engine can answer E2BIG. A
+ * fragment, or a frame without a whole UDP header, is still a runt.
+ */
+static void
+test_truncated(void **state)
+{
+	struct kite_net *n = *state;
+	static uint8_t f[2048], p[1800];
+	struct rte_mbuf *m;
+	struct kite_net_udp u;
+	size_t len;
+
+	fill_pattern(p, sizeof(p), 3);
+	len = udp_frame(f, PORT, p, sizeof(p), true);
+	assert_int_equal(rx_flags(n, f, 1514, 0, &m, &u), KITE_NET_UDP);
+	assert_true(u.truncated);
+	assert_int_equal(u.payload_len, 1514 - 42);
+	assert_int_equal(u.src_ip, PEER_IP);
+	assert_memory_equal(rte_pktmbuf_mtod_offset(m, const uint8_t *, u.payload_off), p, 64);
+	rte_pktmbuf_free(m);
+	assert_int_equal(kite_net_stats(n)->truncated, 1);
+	/* The whole one: not cut, summed. */
+	assert_int_equal(rx_flags(n, f, len, 0, &m, &u), KITE_NET_UDP);
+	assert_false(u.truncated);
+	assert_int_equal(u.payload_len, sizeof(p));
+	rte_pktmbuf_free(m);
+	/* Not even the UDP header; a cut fragment. */
+	expect_drop(n, f, 14 + 20 + 4, KITE_NET_DROP_RUNT);
+	put16(f + 14 + 6, 0x2000); /* MF */
+	fix_ip_csum(f + 14);
+	expect_drop(n, f, 1514, KITE_NET_DROP_RUNT);
+	assert_int_equal(kite_net_stats(n)->truncated, 1);
 }
 
 /* ---- ARP ---- */
@@ -696,9 +735,9 @@ test_arp_request_for_us(void **state)
 	rte_pktmbuf_free(m);
 
 	assert_int_equal(kite_net_stats(n)->arp_replies, 3);
-	assert_int_equal(kite_net_stats(n)->arp_learned, 3);
-	assert_int_equal(kite_net_arp_lookup(n, PEER_IP, &mac), 0);
-	assert_memory_equal(mac.addr_bytes, peer_mac, 6);
+	/* A neighbour's request teaches nothing: its sender fields could name anyone. */
+	assert_int_equal(kite_net_stats(n)->arp_learned, 0);
+	assert_int_equal(kite_net_arp_lookup(n, PEER_IP, &mac), -ENOENT);
 	assert_int_equal(drops_total(n), 0);
 }
 
@@ -712,9 +751,9 @@ test_arp_other_ip(void **state)
 
 	len = arp_frame(f, bcast_mac, 1, peer_mac, PEER_IP, OTHER_IP);
 	expect_drop(n, f, len, KITE_NET_DROP_NOT_US);
-	/* Not for us, but the sender is on-link: remembered. */
-	assert_int_equal(kite_net_arp_lookup(n, PEER_IP, &mac), 0);
-	assert_int_equal(kite_net_stats(n)->arp_learned, 1);
+	/* Not for us: nothing learned. */
+	assert_int_equal(kite_net_arp_lookup(n, PEER_IP, &mac), -ENOENT);
+	assert_int_equal(kite_net_stats(n)->arp_learned, 0);
 
 	/* A reply to someone else: same. */
 	len = arp_frame(f, bcast_mac, 2, peer_mac, PEER_IP, OTHER_IP);
@@ -771,21 +810,39 @@ test_arp_reply_learn(void **state)
 	assert_int_equal(kite_net_arp_lookup(n, PEER_IP, &mac), -ENOENT);
 	assert_int_equal(kite_net_arp_lookup(n, 0, &mac), -ENOENT);
 
-	/* The answer to our request: learned and consumed (freed by the stack). */
+	/* A reply nobody asked for: consumed, not learned. */
 	len = arp_frame(f, our_mac, 2, peer_mac, PEER_IP, OUR_IP);
+	assert_int_equal(rx_flags(n, f, len, 0, &m, &u), KITE_NET_HELD);
+	assert_int_equal(kite_net_arp_lookup(n, PEER_IP, &mac), -ENOENT);
+	assert_int_equal(kite_net_stats(n)->arp_ignored, 1);
+
+	/* The answer to our request: learned and consumed (freed by the stack). */
+	m = rte_pktmbuf_alloc(pool);
+	assert_int_equal(kite_net_arp_request(n, m, PEER_IP), 0);
+	rte_pktmbuf_free(m);
 	assert_int_equal(rx_flags(n, f, len, 0, &m, &u), KITE_NET_HELD);
 	assert_int_equal(rte_mempool_in_use_count(pool), pool_base);
 	assert_int_equal(kite_net_arp_lookup(n, PEER_IP, &mac), 0);
 	assert_memory_equal(mac.addr_bytes, peer_mac, 6);
 
-	/* A new MAC for the same address replaces the old one. */
+	/* A new MAC for the same address, within the window of the request, replaces it. */
 	len = arp_frame(f, our_mac, 2, new_mac, PEER_IP, OUR_IP);
 	assert_int_equal(rx_flags(n, f, len, 0, &m, &u), KITE_NET_HELD);
 	assert_int_equal(kite_net_arp_lookup(n, PEER_IP, &mac), 0);
 	assert_memory_equal(mac.addr_bytes, new_mac, 6);
 	assert_int_equal(kite_net_stats(n)->arp_learned, 2);
+	/* Seconds later, unasked: ignored. */
+	len = arp_frame(f, our_mac, 2, peer_mac, PEER_IP, OUR_IP);
+	m = mbuf_of(f, len);
+	assert_int_equal(kite_net_rx(n, &m, T0 + 10 * hz, &u), KITE_NET_HELD);
+	assert_int_equal(kite_net_arp_lookup(n, PEER_IP, &mac), 0);
+	assert_memory_equal(mac.addr_bytes, new_mac, 6);
+	assert_int_equal(kite_net_stats(n)->arp_ignored, 2);
 
 	/* Off-link senders, our own address and probes (sender 0) are not learned. */
+	m = rte_pktmbuf_alloc(pool);
+	assert_int_equal(kite_net_arp_request(n, m, OFFNET_IP), 0);
+	rte_pktmbuf_free(m);
 	len = arp_frame(f, our_mac, 2, peer_mac, OFFNET_IP, OUR_IP);
 	assert_int_equal(rx_flags(n, f, len, 0, &m, &u), KITE_NET_HELD);
 	assert_int_equal(kite_net_arp_lookup(n, OFFNET_IP, &mac), -ENOENT);
@@ -820,8 +877,12 @@ test_arp_table_full(void **state)
 	size_t len;
 
 	(void)state;
+	kite_net_tick(n, T0); /* the stack's clock */
 	/* Far more neighbours than slots: the table keeps working and keeps the newest. */
 	for (uint32_t i = 0; i < count; i++) {
+		m = rte_pktmbuf_alloc(pool);
+		assert_int_equal(kite_net_arp_request(n, m, first + i), 0);
+		rte_pktmbuf_free(m);
 		put32(sha + 2, i + 1);
 		len = arp_frame(f, our_mac, 2, sha, first + i, OUR_IP);
 		m = mbuf_of(f, len);
@@ -1448,6 +1509,76 @@ test_frag_bad_udp(void **state)
 	kite_net_free(n);
 }
 
+/*
+ * A copy of a fragment already held (retransmitted, or spoofed by someone
+ * who saw the first) is dropped and counted; DPDK alone would discard the
+ * whole datagram on a second first or last fragment. Every order of a
+ * datagram with one fragment sent twice still completes, and a datagram
+ * that completed may use its IP id again.
+ */
+static void
+test_frag_duplicates(void **state)
+{
+	struct kite_net *n = *state;
+	static uint8_t l4[4096];
+	size_t l4len = big_datagram(l4, 7, true);
+	struct rte_mbuf *m;
+	struct kite_net_udp u;
+	uint64_t dups = 0;
+
+	for (int dup = 0; dup < 3; dup++) {
+		for (int first = 0; first < 3; first++) {
+			const uint16_t id = (uint16_t)(0x400 + dup * 3 + first);
+			/*
+			 * Fragment `first`, then the other two; `dup` goes twice in
+			 * a row, never as the one that completes the datagram.
+			 */
+			int seq[3] = { first, first == 0 ? 1 : 0, first == 2 ? 1 : 2 }, order[4], k = 0;
+
+			if (seq[2] == dup) {
+				seq[2] = seq[1];
+				seq[1] = dup;
+			}
+			for (int i = 0; i < 3; i++) {
+				order[k++] = seq[i];
+				if (seq[i] == dup)
+					order[k++] = seq[i];
+			}
+			assert_int_equal(k, 4);
+			for (int i = 0; i < k; i++) {
+				enum kite_net_verdict v = send_frag(n, id, l4, fo[order[i]], fl[order[i]],
+								    order[i] < 2, T0, &m, &u);
+				if (i == k - 1) {
+					assert_int_equal(v, KITE_NET_UDP);
+					check_whole(m, &u, l4, l4len);
+					rte_pktmbuf_free(m);
+				} else if (v == KITE_NET_DROP) {
+					rte_pktmbuf_free(m);
+					dups++;
+				} else {
+					assert_int_equal(v, KITE_NET_HELD);
+				}
+			}
+		}
+	}
+	assert_int_equal(kite_net_stats(n)->reassembled, 9);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG_DUP], 9);
+	assert_int_equal(dups, 9);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 0);
+	/* The same id again once its datagram completed: a new datagram, not a copy. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(send_frag(n, 0x400, l4, fo[i], fl[i], i < 2, T0, &m, &u),
+				 i < 2 ? KITE_NET_HELD : KITE_NET_UDP);
+	rte_pktmbuf_free(m);
+	assert_int_equal(kite_net_stats(n)->reassembled, 10);
+	/* An overlapping fragment of another length is no copy: DPDK decides (it fails). */
+	assert_int_equal(send_frag(n, 0x500, l4, fo[0], fl[0], true, T0, &m, &u), KITE_NET_HELD);
+	assert_int_equal(send_frag(n, 0x500, l4, fo[0], fl[0] - 8, true, T0, &m, &u), KITE_NET_HELD);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG_DUP], 9);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 2);
+	assert_int_equal(rte_mempool_in_use_count(pool), pool_base);
+}
+
 static void
 quota_flows(struct kite_net_conf *c)
 {
@@ -1582,25 +1713,27 @@ test_frag_bad(void **state)
 
 	big_datagram(l4, 4, true);
 
-	/* The first fragment twice: DPDK gives up on the whole datagram. */
+	/* The first fragment twice: the copy is dropped, the datagram still waits (DPDK alone would give up). */
 	assert_int_equal(send_frag(n, 1, l4, 0, 1480, true, T0, &m, &u), KITE_NET_HELD);
-	assert_int_equal(send_frag(n, 1, l4, 0, 1480, true, T0, &m, &u), KITE_NET_HELD);
-	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 2);
-	assert_int_equal(rte_mempool_in_use_count(pool), pool_base);
+	assert_int_equal(send_frag(n, 1, l4, 0, 1480, true, T0, &m, &u), KITE_NET_DROP);
+	rte_pktmbuf_free(m);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 0);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG_DUP], 1);
+	assert_int_equal(rte_mempool_in_use_count(pool), pool_base + 1);
 
 	/* Overlapping pieces: [0,16) [8,24) [24,32). */
 	assert_int_equal(send_frag(n, 2, l4, 0, 16, true, T0, &m, &u), KITE_NET_HELD);
 	assert_int_equal(send_frag(n, 2, l4, 8, 16, true, T0, &m, &u), KITE_NET_HELD);
 	assert_int_equal(send_frag(n, 2, l4, 24, 8, false, T0, &m, &u), KITE_NET_HELD);
-	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 5);
-	assert_int_equal(rte_mempool_in_use_count(pool), pool_base);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 3);
+	assert_int_equal(rte_mempool_in_use_count(pool), pool_base + 1);
 
 	/* A hole: [0,16) [8,24) then last [32,40); sizes add up, pieces do not. */
 	assert_int_equal(send_frag(n, 3, l4, 0, 16, true, T0, &m, &u), KITE_NET_HELD);
 	assert_int_equal(send_frag(n, 3, l4, 8, 16, true, T0, &m, &u), KITE_NET_HELD);
 	assert_int_equal(send_frag(n, 3, l4, 32, 8, false, T0, &m, &u), KITE_NET_HELD);
-	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 8);
-	assert_int_equal(rte_mempool_in_use_count(pool), pool_base);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 6);
+	assert_int_equal(rte_mempool_in_use_count(pool), pool_base + 1);
 
 	/* Ending past 64 KiB: refused before DPDK sees it; the caller frees. */
 	assert_int_equal(send_frag(n, 4, l4, 65512, 8, false, T0, &m, &u), KITE_NET_DROP);
@@ -1611,7 +1744,7 @@ test_frag_bad(void **state)
 	rte_pktmbuf_free(m);
 	assert_int_equal(send_frag(n, 5, l4, 8, 13, true, T0, &m, &u), KITE_NET_DROP);
 	rte_pktmbuf_free(m);
-	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 11);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_FRAG], 9);
 
 	/* Fragments of anything but UDP never reach the table. */
 	flen = frag_frame(f, 6, 1, l4, 0, 64, true);
@@ -1751,6 +1884,210 @@ test_udp_reply_no_csum(void **state)
 	assert_memory_equal(out + 42, p, sizeof(p));
 	rte_pktmbuf_free(m);
 	kite_net_free(n);
+}
+
+static void
+neigh_mode(struct kite_net_conf *c)
+{
+	c->reply_to_frame = false;
+}
+
+#define GW_IP 0xc61200feu /* 198.18.0.254 */
+
+static void
+neigh_gw(struct kite_net_conf *c)
+{
+	c->reply_to_frame = false;
+	c->gateway = GW_IP;
+}
+
+/* Everything kite_net_pending() hands out: ARP requests (their target) and replies (their MAC). */
+static unsigned int
+pending(struct kite_net *n, uint64_t tsc, uint32_t *arp_for, uint8_t (*reply_to)[6],
+	unsigned int *nreplies)
+{
+	struct rte_mbuf *out[80];
+	static uint8_t f[2048];
+	unsigned int k = kite_net_pending(n, pool, tsc, out, RTE_DIM(out)), narp = 0;
+
+	*nreplies = 0;
+	for (unsigned int i = 0; i < k; i++) {
+		size_t len = flatten(out[i], f, sizeof(f));
+
+		assert_true(len >= 42);
+		if (get16(f + 12) == 0x0806) {
+			assert_memory_equal(f, bcast_mac, 6);
+			assert_int_equal(get16(f + 20), 1);
+			arp_for[narp++] = get32(f + 38);
+		} else {
+			assert_int_equal(get16(f + 12), 0x0800);
+			memcpy(reply_to[(*nreplies)++], f, 6);
+		}
+		rte_pktmbuf_free(out[i]);
+	}
+	return narp;
+}
+
+static int
+reply_of(struct kite_net *n, uint32_t to_ip, const uint8_t *frame_mac, struct rte_mbuf **mp)
+{
+	struct kite_net_udp u = reply_to();
+	uint8_t p[100];
+
+	fill_pattern(p, sizeof(p), 9);
+	u.src_ip = to_ip;
+	memcpy(u.src_mac.addr_bytes, frame_mac, 6);
+	*mp = payload_mbuf(p, sizeof(p));
+	return kite_net_udp_reply(n, *mp, &u);
+}
+
+/*
+ * Replies go through the neighbour table (docs/security.rst): never to the
+ * request frame's source MAC, which anyone on the segment can forge. An
+ * unknown next hop holds the reply while ARP asks (once per 200 ms for the
+ * node); the answer to that request releases it to the MAC ARP gave; an
+ * answer nobody asked for changes nothing; a next hop that never answers
+ * costs the reply after a second (counted); an off-link client needs the
+ * gateway, else its reply is refused (counted).
+ */
+static void
+test_neighbour_replies(void **state)
+{
+	struct kite_net *n = net_with(neigh_mode);
+	static const uint8_t real_mac[6] = { 0x02, 0, 0, 0, 0, 0x77 };
+	static const uint8_t forged[6] = { 0x02, 0, 0, 0, 0, 0x66 };
+	uint8_t to[80][6], f[128];
+	uint32_t asked[80];
+	unsigned int nrep;
+	struct rte_mbuf *m;
+	struct kite_net_udp u;
+	size_t len;
+
+	(void)state;
+	kite_net_tick(n, T0);
+	/* Unknown next hop: held, one ARP request, nothing sent to the forged MAC. */
+	assert_int_equal(reply_of(n, PEER_IP, forged, &m), 1);
+	assert_int_equal(kite_net_stats(n)->neigh_held, 1);
+	assert_int_equal(pending(n, T0, asked, to, &nrep), 1);
+	assert_int_equal(asked[0], PEER_IP);
+	assert_int_equal(nrep, 0);
+	/* Asked again only after 200 ms, whoever asks. */
+	assert_int_equal(pending(n, T0 + hz / 10, asked, to, &nrep), 0);
+	assert_int_equal(pending(n, T0 + hz / 4, asked, to, &nrep), 1);
+	/* The peer answers: the reply goes to the MAC it gave. */
+	len = arp_frame(f, our_mac, 2, real_mac, PEER_IP, OUR_IP);
+	m = mbuf_of(f, len);
+	assert_int_equal(kite_net_rx(n, &m, T0 + hz / 4 + 10, &u), KITE_NET_HELD);
+	assert_int_equal(kite_net_stats(n)->arp_learned, 1);
+	assert_int_equal(pending(n, T0 + hz / 4 + 20, asked, to, &nrep), 0);
+	assert_int_equal(nrep, 1);
+	assert_memory_equal(to[0], real_mac, 6);
+	/* Known now: addressed at once, whatever the frame's source said. */
+	assert_int_equal(reply_of(n, PEER_IP, forged, &m), 0);
+	assert_memory_equal(rte_pktmbuf_mtod(m, uint8_t *), real_mac, 6);
+	rte_pktmbuf_free(m);
+	/* An answer nobody asked for (ARP spoofing) changes nothing. */
+	len = arp_frame(f, our_mac, 2, forged, PEER_IP, OUR_IP);
+	m = mbuf_of(f, len);
+	assert_int_equal(kite_net_rx(n, &m, T0 + 10 * hz, &u), KITE_NET_HELD);
+	assert_int_equal(kite_net_stats(n)->arp_ignored, 1);
+	assert_int_equal(reply_of(n, PEER_IP, forged, &m), 0);
+	assert_memory_equal(rte_pktmbuf_mtod(m, uint8_t *), real_mac, 6);
+	rte_pktmbuf_free(m);
+	/* A ping is answered the same way. */
+	len = echo_frame(f, 8, 0x77, 32);
+	memcpy(f + 6, forged, 6);
+	m = mbuf_of(f, len);
+	assert_int_equal(kite_net_rx(n, &m, T0 + 10 * hz, &u), KITE_NET_REPLY);
+	assert_memory_equal(rte_pktmbuf_mtod(m, uint8_t *), real_mac, 6);
+	rte_pktmbuf_free(m);
+	/* A next hop that never answers: the reply goes after a second, counted. */
+	assert_int_equal(reply_of(n, OTHER_IP, forged, &m), 1);
+	assert_int_equal(pending(n, T0 + 10 * hz, asked, to, &nrep), 1);
+	assert_int_equal(asked[0], OTHER_IP);
+	assert_int_equal(pending(n, T0 + 12 * hz, asked, to, &nrep), 1); /* asked once more */
+	assert_int_equal(nrep, 0);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_UNRESOLVED], 1);
+	/* At most 64 wait; the next is refused and stays the caller's. */
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(reply_of(n, OTHER_IP, forged, &m), 1);
+	assert_int_equal(reply_of(n, OTHER_IP, forged, &m), -EAGAIN);
+	assert_int_equal(rte_pktmbuf_pkt_len(m), 100);
+	rte_pktmbuf_free(m);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_UNRESOLVED], 2);
+	/* Off-link without a gateway: no route, the caller's again. */
+	assert_int_equal(reply_of(n, OFFNET_IP, forged, &m), -EHOSTUNREACH);
+	assert_int_equal(rte_pktmbuf_pkt_len(m), 100);
+	rte_pktmbuf_free(m);
+	assert_int_equal(kite_net_stats(n)->drops[KITE_NET_DROP_NO_ROUTE], 1);
+	/* Freed with 64 replies held: nothing leaks (teardown-style check below). */
+	kite_net_free(n);
+	assert_int_equal(rte_mempool_in_use_count(pool), pool_base);
+
+	/* With a gateway: off-link replies go to its MAC. */
+	n = net_with(neigh_gw);
+	kite_net_tick(n, T0);
+	assert_int_equal(reply_of(n, OFFNET_IP, forged, &m), 1);
+	assert_int_equal(pending(n, T0, asked, to, &nrep), 1);
+	assert_int_equal(asked[0], GW_IP);
+	len = arp_frame(f, our_mac, 2, real_mac, GW_IP, OUR_IP);
+	m = mbuf_of(f, len);
+	assert_int_equal(kite_net_rx(n, &m, T0 + 5, &u), KITE_NET_HELD);
+	assert_int_equal(pending(n, T0 + 6, asked, to, &nrep), 0);
+	assert_int_equal(nrep, 1);
+	assert_memory_equal(to[0], real_mac, 6);
+	/* A learned entry used a minute later is asked for again, and used meanwhile. */
+	assert_int_equal(reply_of(n, OFFNET_IP, forged, &m), 0);
+	rte_pktmbuf_free(m);
+	kite_net_tick(n, T0 + 61 * hz);
+	assert_int_equal(reply_of(n, OFFNET_IP, forged, &m), 0);
+	assert_memory_equal(rte_pktmbuf_mtod(m, uint8_t *), real_mac, 6);
+	rte_pktmbuf_free(m);
+	assert_int_equal(pending(n, T0 + 61 * hz, asked, to, &nrep), 1);
+	assert_int_equal(asked[0], GW_IP);
+	kite_net_free(n);
+}
+
+/* The node's table, shared by the workers: static entries, asks, answers, the window. */
+static void
+test_neigh_table(void **state)
+{
+	struct kite_neigh *t = kite_neigh_create(16, SOCKET_ID_ANY);
+	struct rte_ether_addr a = { { 0x02, 1, 2, 3, 4, 5 } }, b = { { 0x02, 9, 9, 9, 9, 9 } }, got;
+	struct rte_ether_addr mcast = { { 0x01, 0, 0x5e, 0, 0, 1 } };
+	uint64_t learned;
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(kite_neigh_lookup(t, PEER_IP, &got, NULL), -ENOENT);
+	assert_false(kite_neigh_answer(t, PEER_IP, &a, 100, 1000)); /* not asked */
+	assert_true(kite_neigh_ask(t, PEER_IP, 100, 50));
+	assert_false(kite_neigh_ask(t, PEER_IP, 120, 50)); /* paced */
+	assert_int_equal(kite_neigh_lookup(t, PEER_IP, &got, NULL), -ENOENT); /* asked, unknown */
+	assert_false(kite_neigh_answer(t, PEER_IP, &a, 2000, 1000)); /* too late */
+	assert_true(kite_neigh_ask(t, PEER_IP, 2000, 50));
+	assert_true(kite_neigh_answer(t, PEER_IP, &a, 2500, 1000));
+	assert_int_equal(kite_neigh_lookup(t, PEER_IP, &got, &learned), 0);
+	assert_memory_equal(got.addr_bytes, a.addr_bytes, 6);
+	assert_int_equal(learned, 2500);
+	/* Static: kept over any answer, learned reads UINT64_MAX. */
+	assert_int_equal(kite_neigh_add_static(t, PEER_IP, &b), 0);
+	assert_false(kite_neigh_ask(t, PEER_IP, 9000, 0));
+	assert_false(kite_neigh_answer(t, PEER_IP, &a, 9000, 1000));
+	assert_int_equal(kite_neigh_lookup(t, PEER_IP, &got, &learned), 0);
+	assert_memory_equal(got.addr_bytes, b.addr_bytes, 6);
+	assert_int_equal(learned, UINT64_MAX);
+	assert_int_equal(kite_neigh_add_static(t, 0, &b), -EINVAL);
+	assert_int_equal(kite_neigh_add_static(t, OTHER_IP, &mcast), -EINVAL);
+	/* Many more addresses than slots: asks and answers go on, the newest stay. */
+	for (uint32_t i = 0; i < 1000; i++) {
+		assert_true(kite_neigh_ask(t, 0x0a000001u + i, 10000 + i, 0));
+		assert_true(kite_neigh_answer(t, 0x0a000001u + i, &a, 10000 + i, 10));
+	}
+	assert_int_equal(kite_neigh_lookup(t, 0x0a000001u + 999, &got, NULL), 0);
+	assert_int_equal(kite_neigh_lookup(t, PEER_IP, &got, NULL), 0); /* static: never evicted */
+	kite_neigh_free(t);
+	assert_null(kite_neigh_create(KITE_NEIGH_MAX + 1, SOCKET_ID_ANY));
 }
 
 static void
@@ -1922,6 +2259,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_arp_table_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_arp_request_builder, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_priority_tag, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
+		cmocka_unit_test(test_neigh_table),
+		cmocka_unit_test_setup_teardown(test_neighbour_replies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_echo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv4_bad, setup, teardown),
@@ -1941,6 +2281,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_frag_bad_udp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_frag_duplicates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_conf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frag_free_held, setup, teardown),

@@ -482,6 +482,103 @@ test_append_prepend(void **state)
 	kite_store_free(s);
 }
 
+/*
+ * Build one value of 35 x 29,900 bytes with APPENDs (the attack run's
+ * case: 35 APPENDs to 1 MiB evicted 966 of 4,000 live keys of a cache 90 %
+ * empty). In a row each grows the item at the log head where it is: no
+ * eviction, the log holds the value once. With another write between them
+ * each APPEND rewrites the whole value: the same value churns the log and
+ * evicts live keys. The values are right either way; PREPEND too.
+ */
+static int put_num(struct kite_store *s, int i, uint32_t vallen);
+
+static int
+build_big(struct kite_store *s, const char *key, bool interleave, uint8_t *want, uint32_t *len)
+{
+	static uint8_t piece[29900]; /* 35 of them: 1,046,500 bytes, under 1 MiB */
+	uint64_t cas;
+	int rc;
+
+	*len = 0;
+	for (int i = 0; i < 35; i++) {
+		memset(piece, 'A' + i % 26, sizeof(piece));
+		piece[0] = (uint8_t)i;
+		rc = mc_store(s, i == 0 ? KITE_STORE_SET : KITE_STORE_APPEND, key,
+			      (uint16_t)strlen(key), h(s, key), piece, sizeof(piece), 0, 0, 0, &cas);
+		if (rc != KITE_STORE_OK)
+			return rc;
+		memcpy(want + *len, piece, sizeof(piece));
+		*len += sizeof(piece);
+		if (interleave)
+			assert_int_equal(set(s, "between", "x"), KITE_STORE_OK);
+	}
+	return KITE_STORE_OK;
+}
+
+static void
+test_append_in_place(void **state)
+{
+	static uint8_t want[35 * 29900 + 64];
+	struct kite_store_view v;
+	uint32_t len;
+	uint64_t c1, c2;
+
+	(void)state;
+	for (int interleave = 0; interleave < 2; interleave++) {
+		struct kite_store *s = mk(interleave ? "appip1" : "appip0", 16 << 20, 1 << 20, 0);
+
+		for (int i = 0; i < 1000; i++)
+			assert_int_equal(put_num(s, i, 1000), KITE_STORE_OK);
+		assert_int_equal(build_big(s, "big", interleave, want, &len), KITE_STORE_OK);
+		assert_int_equal(get(s, "big", &v), KITE_STORE_OK);
+		assert_int_equal(v.vallen, len);
+		assert_memory_equal(v.value, want, len);
+		print_message("35 APPENDs %s: %" PRIu64 " of 1000 live keys evicted, %" PRIu64
+			      " in place\n", interleave ? "with a write between" : "in a row",
+			      stats(s).evictions, stats(s).appends_in_place);
+		if (!interleave) {
+			assert_int_equal(stats(s).appends_in_place, 34);
+			assert_int_equal(stats(s).evictions, 0);
+			assert_true(kite_store__log_used(s) <
+				    1000 * kite_store__item_size(10, 1000) + 2 * len);
+		} else {
+			assert_int_equal(stats(s).appends_in_place, 0);
+			assert_true(stats(s).evictions > 0);
+		}
+		check(s);
+		kite_store_free(s);
+	}
+
+	struct kite_store *s = mk("appip2", 1 << 20, 4096, 0);
+	/* At the head: PREPEND moves the value up, keeps the key, new CAS. */
+	assert_int_equal(put(s, KITE_STORE_SET, "p", "middle", 3, 0, 0, &c1), KITE_STORE_OK);
+	assert_int_equal(put(s, KITE_STORE_PREPEND, "p", "front-", 9, 0, 0, &c2), KITE_STORE_OK);
+	assert_int_not_equal(c1, c2);
+	assert_int_equal(put(s, KITE_STORE_APPEND, "p", "-back", 9, 0, c2, &c1), KITE_STORE_OK);
+	expect_val(s, "p", "front-middle-back", 3);
+	assert_int_equal(stats(s).appends_in_place, 2);
+	/* Not at the head, but the record's padding takes it: still in place. */
+	assert_int_equal(set(s, "pad", "abc"), KITE_STORE_OK); /* 40 + 3 + 3: 2 bytes spare */
+	assert_int_equal(set(s, "other", "o"), KITE_STORE_OK);
+	assert_int_equal(put(s, KITE_STORE_APPEND, "pad", "d", 0, 0, 0, NULL), KITE_STORE_OK);
+	assert_int_equal(stats(s).appends_in_place, 3);
+	expect_val(s, "pad", "abcd", 0);
+	/* Neither: a copy at the head, and the next one grows it there. */
+	assert_int_equal(put(s, KITE_STORE_APPEND, "pad", "efghijklmn", 0, 0, 0, NULL),
+			 KITE_STORE_OK);
+	assert_int_equal(stats(s).appends_in_place, 3);
+	assert_int_equal(put(s, KITE_STORE_PREPEND, "pad", "0123456789", 0, 0, 0, NULL),
+			 KITE_STORE_OK);
+	assert_int_equal(stats(s).appends_in_place, 4);
+	expect_val(s, "pad", "0123456789abcdefghijklmn", 0);
+	assert_int_equal(stats(s).bytes, kite_store__item_size(1, 17) +
+						 kite_store__item_size(3, 24) +
+						 kite_store__item_size(5, 1));
+	assert_int_equal(stats(s).curr_items, 3);
+	check(s);
+	kite_store_free(s);
+}
+
 static void
 test_delete(void **state)
 {
@@ -1951,6 +2048,7 @@ main(void)
 		cmocka_unit_test(test_clock_second_chance),
 		cmocka_unit_test(test_reinsert_wrap),
 		cmocka_unit_test(test_append_full_log),
+		cmocka_unit_test(test_append_in_place),
 		cmocka_unit_test(test_collision),
 		cmocka_unit_test(test_get_bulk),
 		cmocka_unit_test(test_get_bulk_no_prefetch),
