@@ -117,8 +117,8 @@ def body(t):
         p.wait_ready(60)
         check_eq(p.stop(signal.SIGTERM), 0, 'kited exit status')
         log = '\n'.join(p.lines)
-        check(re.search(r'takes frames of 2048 bytes: requests above about \d+ bytes are '
-                        r'dropped.*framesz=32768', log),
+        check(re.search(r'takes frames of 2048 bytes: datagrams above about \d+ bytes are '
+                        r'cut, their first request answered E2BIG.*framesz=32768', log),
               'no warning about the default framesz:\n%s' % log[-1500:])
         # framesz larger than the RX mbufs (no rx-mbuf-size): refused.
         rc, out = kited(base + ['--vdev=' + af], ['--port', 'net_af_packet0'] + node)

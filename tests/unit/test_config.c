@@ -176,6 +176,50 @@ test_cross_checks(void **state)
 	assert_non_null(strstr(err, "1024"));
 }
 
+static void
+collect(uint32_t ip, const uint8_t mac[6], void *arg)
+{
+	uint32_t *out = arg;
+
+	out[0]++;
+	out[1] = ip;
+	out[2] = mac[5];
+}
+
+/* Where replies go: reply-mac, gateway (inside ip/netmask), static neighbours. */
+static void
+test_neighbour_options(void **state)
+{
+	struct kited_config c;
+	uint32_t got[3] = { 0 };
+
+	(void)state;
+	const char *ok[] = { "kited", "--ip", "10.0.0.2", "--netmask", "255.255.255.0",
+			     "--gateway", "10.0.0.1", "--reply-mac", "neighbour", "--neighbours",
+			     "10.0.0.9=02:00:00:00:00:09, 10.0.0.10=02:aB:cd:EF:00:0a" };
+	assert_int_equal(parse(&c, 11, ok), KITED_PARSE_RUN);
+	assert_int_equal(kited_neighbours_parse(c.neighbours, collect, got, err, sizeof(err)), 2);
+	assert_int_equal(got[0], 2);
+	assert_int_equal(got[1], 0x0a00000a);
+	assert_int_equal(got[2], 0x0a);
+	static const char *const bad[][2] = {
+		{ "--gateway", "10.0.1.1" },	     /* outside ip/netmask */
+		{ "--gateway", "10.0.0.2" },	     /* the node itself */
+		{ "--reply-mac", "source" },	     /* not a mode */
+		{ "--neighbours", "10.0.0.9" },	     /* no MAC */
+		{ "--neighbours", "10.0.0.9=02:00:00:00:00" }, /* short MAC */
+		{ "--neighbours", "10.0.0.9=01:00:5e:00:00:01" }, /* multicast */
+		{ "--neighbours", "10.0.0.x=02:00:00:00:00:01" }, /* not an address */
+		{ "--neighbours", "10.0.0.9=02:00:00:00:00:01,," }, /* empty entry */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *a[] = { "kited", "--ip", "10.0.0.2", "--netmask", "255.255.255.0",
+				    bad[i][0], bad[i][1] };
+		assert_int_equal(parse(&c, 7, a), KITED_PARSE_ERROR);
+		assert_non_null(strstr(err, bad[i][0] + 2));
+	}
+	assert_int_equal(kited_neighbours_parse("", NULL, NULL, err, sizeof(err)), 0);
+}
 
 static void
 test_cluster_options(void **state)
@@ -343,6 +387,7 @@ main(void)
 		cmocka_unit_test(test_sizes),	       cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_args),	       cmocka_unit_test(test_cross_checks),
 		cmocka_unit_test(test_cluster_options),
+		cmocka_unit_test(test_neighbour_options),
 		cmocka_unit_test(test_describe_lists_every_option),
 		cmocka_unit_test(test_profiles),
 		cmocka_unit_test(test_ablate_parse),
