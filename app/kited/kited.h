@@ -39,7 +39,7 @@ struct handoff_meta {
 	/* The guard's verdict, as the home worker judged the datagram. */
 	uint32_t budget, deny;
 	uint16_t skip, work;
-	uint8_t refuse, ns, prefix_len, renv_len;
+	uint8_t refuse, ns, prefix_len, renv_len, tenant;
 	uint8_t renv[KITE_GUARD_REPLY_ENV_MAX];
 	uint8_t prefix[KITE_GUARD_PREFIX_MAX]; /* a copy: a reload may free the tenants table */
 };

@@ -120,6 +120,8 @@ reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens
 		kited_repl_hold(w, c, w->pend, n);
 }
 
+static void shares_set(struct worker *w, const struct kite_guard_tenants *t);
+
 int
 worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 {
@@ -157,6 +159,7 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	}
 	w->tenants = n->tenants;
 	kite_guard_set_tenants(w->guard, w->tenants);
+	shares_set(w, w->tenants);
 	n->netconf.socket_id = w->socket;
 	w->net = kite_net_create(&n->netconf, id);
 	if (w->net == NULL) {
@@ -254,8 +257,11 @@ static bool route(struct worker *w, struct rte_mbuf *m, const struct kite_net_ud
 
 /* The guard's verdict as the engine obeys it. */
 static void
-apply_verdict(const struct node *n, struct kite_engine_dgram *d, const struct kite_guard_verdict *v)
+apply_verdict(const struct worker *w, struct kite_engine_dgram *d,
+	      const struct kite_guard_verdict *v)
 {
+	const struct node *n = w->node;
+
 	d->skip = v->skip;
 	d->work = v->work;
 	d->budget = v->budget == UINT32_MAX ? 0 : v->budget;
@@ -268,6 +274,10 @@ apply_verdict(const struct node *n, struct kite_engine_dgram *d, const struct ki
 	d->prefix_len = v->prefix_len;
 	d->renv = v->renv;
 	d->renv_len = v->renv_len;
+	/* Items carry the tenant's id as their tag (memory shares), ids up to 255. */
+	d->tenant = 0;
+	if (v->tenant >= 0 && w->tenants != NULL && w->tenants->t[v->tenant].id <= KITE_GUARD_TAG_MAX)
+		d->tenant = (uint8_t)w->tenants->t[v->tenant].id;
 }
 
 /* The verdict travels with a handed-off datagram. */
@@ -286,6 +296,7 @@ verdict_to_meta(struct handoff_meta *h, const struct kite_engine_dgram *d)
 	h->renv_len = d->renv_len;
 	if (d->renv_len > 0)
 		memcpy(h->renv, d->renv, d->renv_len);
+	h->tenant = d->tenant;
 }
 
 static void
@@ -301,6 +312,7 @@ verdict_from_meta(struct kite_engine_dgram *d, const struct handoff_meta *h)
 	d->prefix = h->prefix;
 	d->renv_len = h->renv_len;
 	d->renv = h->renv;
+	d->tenant = h->tenant;
 }
 
 /* The guard answers itself (a hello's cookie, an auth refusal): a small datagram back. */
@@ -441,7 +453,7 @@ worker_poll(struct worker *w)
 				done[nfree++] = m;
 				break;
 			}
-			apply_verdict(n, &dg[nd], &ctx[nd].v);
+			apply_verdict(w, &dg[nd], &ctx[nd].v);
 			ctx_init(&ctx[nd], w, m, &u, &dg[nd], true);
 			dg[nd].home = true;
 			dg[nd].out_arg = &ctx[nd];
@@ -525,6 +537,25 @@ worker_poll(struct worker *w)
 	return nrx + nh;
 }
 
+/* The tenants' memory shares in this worker's partitions (the owner's thread sets them). */
+static void
+shares_set(struct worker *w, const struct kite_guard_tenants *t)
+{
+	struct node *n = w->node;
+	const uint64_t part_bytes = n->cfg.memory / n->n_parts;
+
+	for (uint32_t p = 0; p < n->n_parts; p++) {
+		if (kite_topo_owner(&n->map, p) != w->id)
+			continue;
+		for (unsigned int tag = 1; tag <= KITE_GUARD_TAG_MAX; tag++)
+			kite_store_set_share(n->parts[p], (uint8_t)tag, 0);
+		for (unsigned int i = 0; t != NULL && i < t->n; i++)
+			if (t->t[i].mem_pct != 0)
+				kite_store_set_share(n->parts[p], (uint8_t)t->t[i].id,
+						     part_bytes * t->t[i].mem_pct / 100);
+	}
+}
+
 void
 worker_iterate(struct worker *w, struct worker_idle *st)
 {
@@ -542,6 +573,7 @@ worker_iterate(struct worker *w, struct worker_idle *st)
 	if (unlikely(t != w->tenants)) {
 		w->tenants = t;
 		kite_guard_set_tenants(w->guard, t);
+		shares_set(w, t);
 	}
 	if (v != w->cview) {
 		w->cview = v;

@@ -1012,6 +1012,7 @@ exec_store(struct kite_engine *e, struct entry *q, struct kite_store *s)
 		.value = q->r.value,
 		.vallen = q->r.vallen,
 		.cas = q->r.cas,
+		.tenant = e->dg[q->dgram]->tenant,
 	};
 	uint64_t cas = 0;
 	uint8_t status;
@@ -1044,6 +1045,7 @@ exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s)
 		.initial = q->r.initial,
 		.exptime = kite_proto_exptime(q->r.exptime, e->now),
 		.cas = q->r.cas,
+		.tenant = e->dg[q->dgram]->tenant,
 	};
 	uint64_t value, cas;
 	enum kite_store_result rc;

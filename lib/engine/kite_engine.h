@@ -87,6 +87,8 @@ struct kite_engine_dgram {
 	 * after it are not visible).
 	 */
 	bool truncated;
+	/** The sender's tenant tag (its id, 1..255) for memory shares, 0: none. */
+	uint8_t tenant;
 	uint16_t nreq;       /**< written by kite_engine_parse(): requests the datagram held */
 };
 

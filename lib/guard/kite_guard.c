@@ -200,7 +200,8 @@ parse_line(char *line, struct kite_guard_tenant *t, const char *const *names, un
 		f[nf++] = tok;
 	}
 	if (nf < 4) {
-		snprintf(err, errlen, "expected: ID NAME SECRET PREFIX [admin] [cmds=...] [rate=N]");
+		snprintf(err, errlen,
+			 "expected: ID NAME SECRET PREFIX [admin] [cmds=...] [rate=N] [mem=N%%]");
 		return -1;
 	}
 	memset(t, 0, sizeof(*t));
@@ -248,10 +249,25 @@ parse_line(char *line, struct kite_guard_tenant *t, const char *const *names, un
 				return -1;
 			}
 			t->rate = (uint32_t)r;
+		} else if (strncmp(f[i], "mem=", 4) == 0) {
+			errno = 0;
+			unsigned long pct = strtoul(f[i] + 4, &end, 10);
+			if (end == f[i] + 4 || strcmp(end, "%") != 0 || errno != 0 || pct == 0 ||
+			    pct > 100) {
+				snprintf(err, errlen, "'%s': a share of each partition, 1%%..100%%", f[i]);
+				return -1;
+			}
+			t->mem_pct = (uint8_t)pct;
 		} else {
-			snprintf(err, errlen, "'%s': expected admin, cmds=... or rate=N", f[i]);
+			snprintf(err, errlen, "'%s': expected admin, cmds=..., rate=N or mem=N%%", f[i]);
 			return -1;
 		}
+	}
+	/* Items carry the tenant as an 8-bit tag (its id), which a share needs. */
+	if (t->mem_pct != 0 && t->id > KITE_GUARD_TAG_MAX) {
+		snprintf(err, errlen, "mem=: only tenants with an id up to %d can have a share",
+			 KITE_GUARD_TAG_MAX);
+		return -1;
 	}
 	return 0;
 }

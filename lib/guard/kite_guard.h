@@ -162,7 +162,11 @@ struct kite_guard_tenant {
 	bool admin;        /**< may use the admin-only commands (STAT, FLUSH) */
 	uint32_t cmds;     /**< command classes allowed (bits of the conf's names) */
 	uint32_t rate;     /**< requests per second for the whole node (0: no limit) */
+	uint8_t mem_pct;   /**< memory share of each partition, percent (0: none); id <= 255 */
 };
+
+/** Tenants with an id up to this tag the items they write (memory shares). */
+#define KITE_GUARD_TAG_MAX 255
 
 /** A tenants file, loaded whole; replaced whole on reload. */
 struct kite_guard_tenants {
@@ -172,8 +176,9 @@ struct kite_guard_tenants {
 
 /**
  * Load a tenants file (docs/security.rst): one tenant per line,
- *   ID NAME SECRET PREFIX [admin] [cmds=a,b,...] [rate=N]
- * SECRET is 64 hex digits; prefixes must be prefix-free (no tenant's is
+ *   ID NAME SECRET PREFIX [admin] [cmds=a,b,...] [rate=N] [mem=N%]
+ * SECRET is 64 hex digits; mem= (a share of each partition's memory)
+ * needs an id up to KITE_GUARD_TAG_MAX; prefixes must be prefix-free (no tenant's is
  * the start of another's); cmds names come from cmd_names[0..ncmd) (bit i
  * = cmd_names[i]; "all" = every one). @return a table (free()), or NULL
  * with a message in err.

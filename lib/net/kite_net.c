@@ -112,7 +112,7 @@ _Static_assert(FRAG_SOURCES == 256, "fsrc_slot() takes the top 8 bits of a hash"
 #define HOLD_MS	      1000
 #define ASK_MS	      200
 #define ASK_WINDOW_MS 3000
-#define REFRESH_S     60
+#define REFRESH_S     30
 #define ASK_MAX	      16
 
 struct frag_seen {
@@ -363,6 +363,19 @@ arp_rx(struct kite_net *n, struct rte_mbuf *m, uint64_t tsc)
 	/* We would answer to it or remember it: it must be a real station. */
 	if (!rte_is_valid_assigned_ether_addr(&a->arp_sha))
 		return drop(n, KITE_NET_DROP_BCAST_SRC);
+	/*
+	 * A neighbour we know that now shows another MAC (its request, or a
+	 * gratuitous ARP: a restarted VM, a replaced NIC) is asked again; the
+	 * answer to that request, not this frame, is what is learned.
+	 */
+	sip = rte_be_to_cpu_32(a->arp_sip);
+	if (op == RTE_ARP_OP_REQUEST && !ip_src_bad(n, sip) && sip != n->conf.ip && on_link(n, sip)) {
+		struct rte_ether_addr known;
+
+		if (kite_neigh_lookup(n->neigh, sip, &known, NULL) == 0 &&
+		    !rte_is_same_ether_addr(&known, &a->arp_sha))
+			want_ask(n, sip);
+	}
 	if (a->arp_tip != n->ip_be)
 		return drop(n, KITE_NET_DROP_NOT_US);
 	if (op == RTE_ARP_OP_REPLY) {
@@ -371,7 +384,6 @@ arp_rx(struct kite_net *n, struct rte_mbuf *m, uint64_t tsc)
 		 * asked for, or a neighbour's request, could aim our replies at
 		 * any station), and only from on-link senders.
 		 */
-		sip = rte_be_to_cpu_32(a->arp_sip);
 		if (!ip_src_bad(n, sip) && sip != n->conf.ip && on_link(n, sip) &&
 		    kite_neigh_answer(n->neigh, sip, &a->arp_sha, tsc, n->window_tsc))
 			n->stats.arp_learned++;

@@ -176,6 +176,14 @@ index_get(const struct kite_store *s, uint64_t hash)
 	return data;
 }
 
+/* A tenant's bytes: items of the current flush epoch only (a flush zeroed the counts). */
+static inline void
+tenant_add(struct kite_store *s, const struct item *it, int64_t bytes)
+{
+	if (it->tenant != 0 && it->epoch == s->epoch)
+		s->tenant_bytes[it->tenant] += (uint64_t)bytes;
+}
+
 /* Take a live item out of the index; its record becomes garbage in the log. */
 static void
 unlink_item(struct kite_store *s, struct item *it)
@@ -184,6 +192,7 @@ unlink_item(struct kite_store *s, struct item *it)
 	it->iflags &= ~ITEM_LIVE;
 	s->st.curr_items--;
 	s->st.bytes -= it->total;
+	tenant_add(s, it, -(int64_t)it->total);
 }
 
 /* Unlink an item found expired or flushed by a lookup (memcached's do_item_get). */
@@ -232,7 +241,7 @@ write_filler(struct kite_store *s)
 	f->total = (uint32_t)len;
 	f->keylen = 0;
 	f->iflags = ITEM_FILLER;
-	f->rsvd = 0;
+	f->tenant = 0;
 	advance_head(s, len);
 }
 
@@ -263,6 +272,7 @@ move_to_head(struct kite_store *s, struct item *it)
 		n->iflags &= ~ITEM_LIVE;
 		s->st.curr_items--;
 		s->st.bytes -= total;
+		tenant_add(s, n, -(int64_t)total);
 		s->st.evictions++;
 		return NULL;
 	}
@@ -374,7 +384,7 @@ alloc_item(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash
 	it->total = (uint32_t)total;
 	it->keylen = keylen;
 	it->iflags = 0;
-	it->rsvd = 0;
+	it->tenant = 0;
 	it->vallen = vallen;
 	it->epoch = s->epoch;
 	it->hash = hash;
@@ -438,9 +448,11 @@ link_item(struct kite_store *s, struct item *it, struct item *slot, uint64_t cas
 		slot->iflags &= ~ITEM_LIVE;
 		s->st.curr_items--;
 		s->st.bytes -= slot->total;
+		tenant_add(s, slot, -(int64_t)slot->total);
 	}
 	s->st.curr_items++;
 	s->st.bytes += it->total;
+	tenant_add(s, it, it->total);
 	s->st.total_items++;
 	return KITE_STORE_OK;
 }
@@ -656,6 +668,7 @@ kite_store_set_time(struct kite_store *s, uint32_t now)
 	if (s->flush_time != 0 && now >= s->flush_time) {
 		s->epoch++;
 		s->flush_time = 0;
+		memset(s->tenant_bytes, 0, sizeof(s->tenant_bytes));
 	}
 }
 
@@ -862,6 +875,25 @@ grow_in_place(struct kite_store *s, struct item **oldp, uint32_t newlen)
 	advance_head(s, grow);
 	old->total = (uint32_t)total;
 	s->st.bytes += grow;
+	tenant_add(s, old, (int64_t)grow);
+	return true;
+}
+
+/* Would the writer's tenant go past its share, old (replaced, when its own) given back? */
+static bool
+over_share(struct kite_store *s, uint8_t tag, const struct item *old, uint16_t keylen,
+	   uint32_t vallen)
+{
+	uint64_t have, freed = 0;
+
+	if (tag == 0 || s->tenant_cap[tag] == 0)
+		return false;
+	have = s->tenant_bytes[tag];
+	if (old != NULL && old->tenant == tag && old->epoch == s->epoch)
+		freed = old->total;
+	if (have - freed + kite_store__item_size(keylen, vallen) <= s->tenant_cap[tag])
+		return false;
+	s->st.over_share++;
 	return true;
 }
 
@@ -920,6 +952,8 @@ kite_store_store(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 		newlen = oldlen + w->vallen;
 		flags = old->flags;
 		exptime = old->exptime;
+		if (over_share(s, w->tenant, old, keylen, newlen))
+			return KITE_STORE_NO_MEMORY;
 		if (grow_in_place(s, &old, newlen)) {
 			uint8_t *v = item_value(old);
 
@@ -949,6 +983,10 @@ kite_store_store(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 		return KITE_STORE_INVALID;
 	}
 
+	if (!pin && over_share(s, w->tenant, old, keylen, newlen)) {
+		ret = KITE_STORE_NO_MEMORY;
+		goto fail_set;
+	}
 	it = alloc_item(s, key, keylen, hash, newlen, &slot, pin);
 	if (it == NULL) {
 		s->st.store_no_memory++;
@@ -957,6 +995,8 @@ kite_store_store(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 	}
 	it->flags = flags;
 	it->exptime = exptime;
+	/* APPEND/PREPEND keep the item's tenant; a store gives it the writer's. */
+	it->tenant = pin ? slot->tenant : w->tenant;
 	if (mode == KITE_STORE_APPEND) {
 		memcpy(item_value(it), item_value(slot), oldlen);
 		if (w->vallen != 0)
@@ -1098,6 +1138,7 @@ kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 	}
 	it->flags = flags;
 	it->exptime = exptime;
+	it->tenant = old != NULL && slot != NULL ? slot->tenant : a->tenant;
 	memcpy(item_value(it), dec, len);
 	ret = link_item(s, it, slot, 0);
 	if (ret != KITE_STORE_OK)
@@ -1142,6 +1183,7 @@ kite_store_flush(struct kite_store *s, uint32_t when)
 	if (when == 0 || when <= s->now) {
 		s->epoch++;
 		s->flush_time = 0;
+		memset(s->tenant_bytes, 0, sizeof(s->tenant_bytes));
 	} else {
 		s->flush_time = when;
 	}
@@ -1243,6 +1285,7 @@ int
 kite_store__check(const struct kite_store *s)
 {
 	uint64_t pos = s->tail, off = s->tail_off, live = 0, bytes = 0;
+	uint64_t tb[KITE_STORE_TENANT_TAGS] = { 0 };
 
 	if (s->head - s->tail > s->size || s->head < s->tail)
 		return -__LINE__;
@@ -1268,6 +1311,8 @@ kite_store__check(const struct kite_store *s)
 				return -__LINE__;
 			live++;
 			bytes += it->total;
+			if (it->tenant != 0 && it->epoch == s->epoch)
+				tb[it->tenant] += it->total;
 		}
 		pos += it->total;
 		off += it->total;
@@ -1280,5 +1325,20 @@ kite_store__check(const struct kite_store *s)
 		return -__LINE__;
 	if ((uint64_t)rte_hash_count(s->index) != live)
 		return -__LINE__;
+	if (memcmp(tb, s->tenant_bytes, sizeof(tb)) != 0)
+		return -__LINE__;
 	return 0;
+}
+
+void
+kite_store_set_share(struct kite_store *s, uint8_t tag, uint64_t bytes)
+{
+	if (s != NULL && tag != 0)
+		s->tenant_cap[tag] = bytes;
+}
+
+uint64_t
+kite_store_tenant_bytes(const struct kite_store *s, uint8_t tag)
+{
+	return s != NULL ? s->tenant_bytes[tag] : 0;
 }

@@ -82,7 +82,8 @@ struct kite_store_params {
 	X(index_full, "index_full", "evictions forced by a full index")                          \
 	X(store_too_large, "store_too_large", "stores refused: value too large")                 \
 	X(store_no_memory, "store_no_memory", "stores refused: no room after evicting")          \
-	X(appends_in_place, "appends_in_place", "APPENDs/PREPENDs that grew the item where it is (no copy in the log)")
+	X(appends_in_place, "appends_in_place", "APPENDs/PREPENDs that grew the item where it is (no copy in the log)") \
+	X(over_share, "store_over_share", "stores refused: the writing tenant's memory share of the partition is full")
 
 /** The partition's counters (KITE_STORE_STATS). */
 struct kite_store_stats {
@@ -155,6 +156,8 @@ struct kite_store_write {
 	 * CAS values of this partition are larger. 0: the next of the partition.
 	 */
 	uint64_t set_cas;
+	/** The writer's tenant tag (1..255; its tenant id), 0: none. Its share is enforced. */
+	uint8_t tenant;
 };
 
 /** An INCR/DECR: what kite_store_delta() does. */
@@ -165,6 +168,7 @@ struct kite_store_arith {
 	uint64_t initial;
 	uint32_t exptime; /**< absolute expiry of a created item, 0: never */
 	uint64_t cas;     /**< non-zero: only if the item's CAS is this one */
+	uint8_t tenant;   /**< tag of a created item (kite_store_write.tenant) */
 };
 
 struct kite_store;
@@ -281,6 +285,21 @@ enum kite_store_result kite_store_claim_win(struct kite_store *s, const void *ke
  * vanish at that time. A new flush replaces a pending one.
  */
 void kite_store_flush(struct kite_store *s, uint32_t when);
+
+/** Tenant tags a partition keeps memory shares for (tag 0: no tenant). */
+#define KITE_STORE_TENANT_TAGS 256
+
+/**
+ * The memory share of tenant tag (1..255) in this partition: bytes of its
+ * live items (headers included) it may hold; 0: no limit. A store that
+ * would take it past the share is refused (KITE_STORE_NO_MEMORY, counted
+ * as store_over_share) until its items are deleted, expire or are evicted.
+ * The owner's thread only.
+ */
+void kite_store_set_share(struct kite_store *s, uint8_t tag, uint64_t bytes);
+
+/** Bytes of live items tag holds in this partition (items flushed since are not counted). */
+uint64_t kite_store_tenant_bytes(const struct kite_store *s, uint8_t tag);
 
 /** One item, as iteration shows it; pointers valid during the callback only. */
 struct kite_store_item {

@@ -33,7 +33,7 @@ struct item {
 	uint32_t total;	  /* 0: bytes in the log, header and padding included */
 	uint16_t keylen;  /* 4 */
 	uint8_t iflags;	  /* 6: ITEM_* */
-	uint8_t rsvd;	  /* 7 */
+	uint8_t tenant;	  /* 7: the writer's tenant tag (its id, 1..255), 0: none */
 	uint32_t vallen;  /* 8: the value length cannot be recovered from total */
 	uint32_t flags;	  /* 12: client flags, opaque */
 	uint32_t exptime; /* 16: absolute unix seconds, 0: never */
@@ -72,6 +72,13 @@ struct kite_store {
 	uint8_t seed[crypto_shorthash_siphash24_KEYBYTES];
 
 	struct kite_store_stats st;
+	/*
+	 * Tenants' memory shares: bytes of live items of this flush epoch per
+	 * tag, and each tag's limit (0: none). Items of an older epoch were
+	 * flushed: a flush zeroes the counts and they are not taken off again.
+	 */
+	uint64_t tenant_bytes[KITE_STORE_TENANT_TAGS];
+	uint64_t tenant_cap[KITE_STORE_TENANT_TAGS];
 };
 
 /*

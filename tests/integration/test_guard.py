@@ -448,6 +448,8 @@ def body(t):
         # Valid in its window and the next one ...
         while int(time.time()) // ROTATE_S < w + 1:
             time.sleep(0.1)
+        # kited's clock (TSC since its start) may trail this one by a little.
+        time.sleep(0.3)
         env, rep, _ = p.ask(get(b'big', opaque=1), limit=5.0)
         check(rep.responses and rep.responses[0].status == OK,
               'cookie refused in the grace window: %s' % statuses(rep))
@@ -617,11 +619,11 @@ def body(t):
     t.case('allow-list drops other sources (counted); flush = off refuses FLUSH', c_allow)
 
     # ---- tenants ----
-    secrets = {1: os.urandom(32), 2: os.urandom(32), 3: os.urandom(32), 4: os.urandom(32)}
+    secrets = {i: os.urandom(32) for i in (1, 2, 3, 4, 5)}
     tfile = os.path.join(tmp, 'tenants')
 
     def write_tenants(ids):
-        rows = {1: 'a: cmds=all', 2: 'b:', 3: 'adm: admin', 4: 'd:'}
+        rows = {1: 'a: cmds=all', 2: 'b:', 3: 'adm: admin', 4: 'd:', 5: 'e: mem=1%'}
         with open(tfile + '.new', 'w') as f:
             f.write('# id name secret prefix options\n')
             for i in ids:
@@ -633,7 +635,7 @@ def body(t):
         os.rename(tfile + '.new', tfile)
 
     nobody = pwd.getpwnam('nobody')
-    write_tenants([1, 2, 3])
+    write_tenants([1, 2, 3, 5])
     for i, s in secrets.items():
         with open(os.path.join(tmp, 's%d' % i), 'w') as f:
             f.write(s.hex() + '\n')
@@ -785,6 +787,39 @@ def body(t):
         rc, out, err = cli('get', 'a:cli', tenant=(1, bad))
         check(rc != 0, 'kite-cli with a wrong secret succeeded')
     t.case('kite-cli --tenant signs through libkite; a wrong secret is refused', c_cli_tenant)
+
+    def c_share():
+        # Tenant 5 may hold 1 % of each partition (64 MiB / 4: about 164 KiB).
+        te = Tenant(5)
+        val = b'm' * 8000
+        ok, refused = [], []
+        for i in range(120):
+            key = b'e:%03d' % i
+            _, rep, _ = te.call(store(SET, key, val, opaque=i), limit=2.0)
+            st = statuses(rep)
+            check(len(st) == 1 and st[0][2] in (OK, kt.ENOMEM), 'SET %r: %r' % (key, st))
+            (ok if st[0][2] == OK else refused).append(key)
+        check(40 < len(ok) < 100 and refused, 'tenant 5 with mem=1%%: %d stored, %d refused'
+              % (len(ok), len(refused)))
+        # Others are not held back by it.
+        _, rep, _ = ta.call(store(SET, b'a:beside-share', val, opaque=7), limit=2.0)
+        check_eq(statuses(rep), [(SET, 7, OK)], 'another tenant beside a full share')
+        # Its own deletions make room again.
+        for i, key in enumerate(ok):
+            _, rep, _ = te.call(req(DELETE, key, opaque=i), limit=2.0)
+        stored = 0
+        for i, key in enumerate(refused):
+            _, rep, _ = te.call(store(SET, key, val, opaque=i), limit=2.0)
+            stored += statuses(rep) == [(SET, i, OK)]
+        check(stored >= min(len(refused), 20), 'after deleting its keys the tenant stored %d '
+              'of %d' % (stored, len(refused)))
+        st = stats_of(tadm_stats_peer())
+        check(st.get('kite_store_over_share', 0) >= len(refused), 'kite_store_over_share %r'
+              % st.get('kite_store_over_share'))
+        t.log('  mem=1%%: %d of 120 8 KB values stored, %d refused ENOMEM' % (len(ok),
+                                                                          len(refused)))
+    t.case('a tenant\'s memory share (mem=1%): stores past it get ENOMEM, others unaffected, '
+           'deletes make room', c_share)
 
     def c_reload():
         errors = []

@@ -323,7 +323,7 @@ tenants_text(void)
 	snprintf(t, sizeof(t),
 		 "# a comment\n\n"
 		 "1 alpha %s a: cmds=get,set,delete rate=0\n"
-		 "2 beta  %s b:\n"
+		 "2 beta  %s b: mem=25%%\n"
 		 "3 ops   %s adm: admin\n",
 		 "0101010101010101010101010101010101010101010101010101010101010101",
 		 "0202020202020202020202020202020202020202020202020202020202020202",
@@ -345,6 +345,8 @@ test_tenants_file(void **state)
 	assert_int_equal(t->n, 3);
 	assert_int_equal(t->t[0].cmds, 1u << C_GET | 1u << C_SET | 1u << C_DELETE);
 	assert_int_equal(t->t[1].cmds, 0x3f);
+	assert_int_equal(t->t[1].mem_pct, 25);
+	assert_int_equal(t->t[0].mem_pct, 0);
 	assert_true(t->t[2].admin);
 	free(t);
 	const char *cases[][2] = {
@@ -356,6 +358,10 @@ test_tenants_file(void **state)
 		{ "1 a %s\n", "expected" },
 		{ "1 a %s x: rate=-1\n", "rate" },
 		{ "1 a %s x: weird\n", "weird" },
+		{ "1 a %s x: mem=0%%\n", "mem=0%" },
+		{ "1 a %s x: mem=101%%\n", "mem=101%" },
+		{ "1 a %s x: mem=10\n", "mem=10" },
+		{ "256 a %s x: mem=10%%\n", "up to 255" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(bad, sizeof(bad), cases[i][0], hex, hex);

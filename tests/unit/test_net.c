@@ -2036,15 +2036,37 @@ test_neighbour_replies(void **state)
 	assert_int_equal(pending(n, T0 + 6, asked, to, &nrep), 0);
 	assert_int_equal(nrep, 1);
 	assert_memory_equal(to[0], real_mac, 6);
-	/* A learned entry used a minute later is asked for again, and used meanwhile. */
+	/* A learned entry used 30 s later is asked for again, and used meanwhile. */
 	assert_int_equal(reply_of(n, OFFNET_IP, forged, &m), 0);
 	rte_pktmbuf_free(m);
-	kite_net_tick(n, T0 + 61 * hz);
+	kite_net_tick(n, T0 + 31 * hz);
 	assert_int_equal(reply_of(n, OFFNET_IP, forged, &m), 0);
 	assert_memory_equal(rte_pktmbuf_mtod(m, uint8_t *), real_mac, 6);
 	rte_pktmbuf_free(m);
-	assert_int_equal(pending(n, T0 + 61 * hz, asked, to, &nrep), 1);
+	assert_int_equal(pending(n, T0 + 31 * hz, asked, to, &nrep), 1);
 	assert_int_equal(asked[0], GW_IP);
+	/*
+	 * The gateway moved (a request, then a gratuitous ARP, from its address
+	 * with another MAC): asked again; still the old MAC until the answer.
+	 */
+	static const uint8_t moved[6] = { 0x02, 0, 0, 0, 0, 0x55 };
+	len = arp_frame(f, bcast_mac, 1, moved, GW_IP, OUR_IP);
+	m = mbuf_of(f, len);
+	assert_int_equal(kite_net_rx(n, &m, T0 + 40 * hz, &u), KITE_NET_REPLY);
+	rte_pktmbuf_free(m);
+	len = arp_frame(f, bcast_mac, 1, moved, GW_IP, GW_IP);
+	expect_drop(n, f, len, KITE_NET_DROP_NOT_US);
+	assert_int_equal(reply_of(n, OFFNET_IP, forged, &m), 0);
+	assert_memory_equal(rte_pktmbuf_mtod(m, uint8_t *), real_mac, 6);
+	rte_pktmbuf_free(m);
+	assert_int_equal(pending(n, T0 + 40 * hz, asked, to, &nrep), 1);
+	assert_int_equal(asked[0], GW_IP);
+	len = arp_frame(f, our_mac, 2, moved, GW_IP, OUR_IP);
+	m = mbuf_of(f, len);
+	assert_int_equal(kite_net_rx(n, &m, T0 + 40 * hz + 5, &u), KITE_NET_HELD);
+	assert_int_equal(reply_of(n, OFFNET_IP, forged, &m), 0);
+	assert_memory_equal(rte_pktmbuf_mtod(m, uint8_t *), moved, 6);
+	rte_pktmbuf_free(m);
 	kite_net_free(n);
 }
 

@@ -579,6 +579,88 @@ test_append_in_place(void **state)
 	kite_store_free(s);
 }
 
+static int
+tput(struct kite_store *s, enum kite_store_mode mode, uint8_t tenant, const char *key, uint32_t vallen)
+{
+	static uint8_t v[4096];
+	uint64_t cas;
+	struct kite_store_write w = {
+		.mode = mode, .value = v, .vallen = vallen, .tenant = tenant,
+	};
+
+	memset(v, 't', vallen);
+	return kite_store_store(s, key, (uint16_t)strlen(key), h(s, key), &w, &cas);
+}
+
+/*
+ * Tenants' memory shares: each item carries its writer's tag; a tenant's
+ * live bytes are counted through store, overwrite, APPEND (in place or
+ * not), INCR, delete, expiry and flush; a store past the share is refused
+ * (NO_MEMORY, counted; a refused SET drops the old value as memcached
+ * does), other tenants and untagged writers are not held back, and freed
+ * bytes can be used again.
+ */
+static void
+test_tenant_share(void **state)
+{
+	struct kite_store *s = mk("share", 1 << 20, 4096, 0);
+	const uint64_t one = kite_store__item_size(2, 1000);
+	const struct kite_store_arith a = { .incr = true, .create = true, .initial = 5, .tenant = 7 };
+	uint64_t v, cas;
+
+	(void)state;
+	kite_store_set_share(s, 7, 3 * one);
+	assert_int_equal(tput(s, KITE_STORE_SET, 7, "a1", 1000), KITE_STORE_OK);
+	assert_int_equal(tput(s, KITE_STORE_SET, 7, "a2", 1000), KITE_STORE_OK);
+	assert_int_equal(tput(s, KITE_STORE_SET, 7, "a3", 1000), KITE_STORE_OK);
+	assert_int_equal(kite_store_tenant_bytes(s, 7), 3 * one);
+	/* Full: a fourth is refused; overwriting one of its own fits (the old is given back). */
+	assert_int_equal(tput(s, KITE_STORE_SET, 7, "a4", 1000), KITE_STORE_NO_MEMORY);
+	assert_int_equal(stats(s).over_share, 1);
+	assert_int_equal(tput(s, KITE_STORE_SET, 7, "a3", 900), KITE_STORE_OK);
+	/* Another tenant, and writers without one, are not held back. */
+	assert_int_equal(tput(s, KITE_STORE_SET, 8, "b1", 1000), KITE_STORE_OK);
+	assert_int_equal(tput(s, KITE_STORE_SET, 0, "c1", 1000), KITE_STORE_OK);
+	assert_int_equal(kite_store_tenant_bytes(s, 8), one);
+	/* APPEND past the share: refused, the value kept. */
+	assert_int_equal(tput(s, KITE_STORE_APPEND, 7, "a1", 200), KITE_STORE_NO_MEMORY);
+	assert_int_equal(get(s, "a1", &(struct kite_store_view){ 0 }), KITE_STORE_OK);
+	/* A SET past the share drops the old value (memcached's rule for a failed SET). */
+	assert_int_equal(tput(s, KITE_STORE_SET, 7, "a1", 2000), KITE_STORE_NO_MEMORY);
+	expect_miss(s, "a1");
+	assert_int_equal(kite_store_tenant_bytes(s, 7), one + kite_store__item_size(2, 900));
+	/* INCR creates a tagged item; DELETE gives bytes back. */
+	assert_int_equal(kite_store_delta(s, "n7", 2, h(s, "n7"), &a, &v, &cas), KITE_STORE_OK);
+	assert_int_equal(kite_store_tenant_bytes(s, 7),
+			 one + kite_store__item_size(2, 900) + kite_store__item_size(2, 1));
+	assert_int_equal(kite_store_delete(s, "a2", 2, h(s, "a2"), 0), KITE_STORE_OK);
+	assert_int_equal(tput(s, KITE_STORE_SET, 7, "a5", 1000), KITE_STORE_OK);
+	/* APPEND in place at the head counts its growth; a copy moves the bytes. */
+	assert_int_equal(tput(s, KITE_STORE_APPEND, 7, "a5", 8), KITE_STORE_OK);
+	check(s);
+	/* Expiry: the hand or a lookup gives them back. */
+	struct kite_store_write w = { .mode = KITE_STORE_SET, .value = "x", .vallen = 1,
+				      .exptime = T0 + 5, .tenant = 8 };
+	assert_int_equal(kite_store_store(s, "e8", 2, h(s, "e8"), &w, &cas), KITE_STORE_OK);
+	kite_store_set_time(s, T0 + 6);
+	expect_miss(s, "e8");
+	assert_int_equal(kite_store_tenant_bytes(s, 8), one);
+	check(s);
+	/* A flush: nothing counted, the whole share usable again. */
+	kite_store_flush(s, 0);
+	assert_int_equal(kite_store_tenant_bytes(s, 7), 0);
+	for (int i = 0; i < 3; i++) {
+		char key[4] = { 'f', (char)('0' + i), 0 };
+		assert_int_equal(tput(s, KITE_STORE_SET, 7, key, 1000), KITE_STORE_OK);
+	}
+	check(s);
+	/* No share: no limit. */
+	kite_store_set_share(s, 7, 0);
+	assert_int_equal(tput(s, KITE_STORE_SET, 7, "g1", 3000), KITE_STORE_OK);
+	check(s);
+	kite_store_free(s);
+}
+
 static void
 test_delete(void **state)
 {
@@ -2049,6 +2131,7 @@ main(void)
 		cmocka_unit_test(test_reinsert_wrap),
 		cmocka_unit_test(test_append_full_log),
 		cmocka_unit_test(test_append_in_place),
+		cmocka_unit_test(test_tenant_share),
 		cmocka_unit_test(test_collision),
 		cmocka_unit_test(test_get_bulk),
 		cmocka_unit_test(test_get_bulk_no_prefetch),
