@@ -161,6 +161,8 @@ struct node {
 	bool repl_sync;       /* replication = sync */
 	uint64_t repl_sync_tsc; /* sync-timeout-ms in TSC cycles */
 	void (*repl_tx)(struct worker *w, struct rte_mbuf *m); /* worker_tx, given by main */
+	/* worker_reply, given by main (repl.c and worker.c do not refer to each other). */
+	void (*repl_reply)(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u);
 };
 
 /* steering.c */
@@ -173,6 +175,8 @@ void worker_teardown(struct worker *w);
 int worker_main(void *arg);
 /* Queue a packet for this worker's next tx_burst. */
 void worker_tx(struct worker *w, struct rte_mbuf *m);
+/* A UDP reply (payload in m) to u's sender through the network stack: sent, held until ARP answers, or freed. */
+void worker_reply(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u);
 /* One poll iteration; returns the packets handled. */
 unsigned int worker_poll(struct worker *w);
 /* Idle-backoff state of a polling loop. */

@@ -652,6 +652,7 @@ main(int argc, char **argv)
 	}
 	/* Replication state before the first map: views refer to it. */
 	n->repl_tx = worker_tx;
+	n->repl_reply = worker_reply;
 	if (kited_repl_setup(n) != 0) {
 		KLOG(ERR, "replication: cannot start (see above)");
 		goto out;

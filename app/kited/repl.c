@@ -369,12 +369,7 @@ send_to(struct worker *w, uint32_t ip, uint16_t port, uint16_t from, const uint8
 	u.src_port = port;
 	u.dst_ip = w->node->cfg.ip;
 	u.dst_port = from;
-	int rc = kite_net_udp_reply(w->net, m, &u);
-
-	if (rc < 0)
-		rte_pktmbuf_free(m);
-	else if (rc == 0)
-		w->node->repl_tx(w, m);
+	w->node->repl_reply(w, m, &u);
 	r->st.tx_datagrams++;
 }
 
@@ -620,14 +615,8 @@ sync_finish(struct worker *w, struct rte_mbuf **m, unsigned int n, const struct 
 	}
 	if (timed_out)
 		patch_statuses(m, n, skip);
-	for (unsigned int i = 0; i < n; i++) {
-		int rc = kite_net_udp_reply(w->net, m[i], u);
-
-		if (rc < 0)
-			rte_pktmbuf_free(m[i]);
-		else if (rc == 0)
-			w->node->repl_tx(w, m[i]);
-	}
+	for (unsigned int i = 0; i < n; i++)
+		w->node->repl_reply(w, m[i], u);
 }
 
 void

@@ -81,6 +81,18 @@ worker_tx(struct worker *w, struct rte_mbuf *m)
 	tx_add(w, m);
 }
 
+void
+worker_reply(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u)
+{
+	int rc = kite_net_udp_reply(w->net, m, u);
+
+	if (rc < 0)
+		rte_pktmbuf_free(m);
+	else if (rc == 0)
+		tx_add(w, m);
+	/* rc 1: held by the stack until ARP answers (kite_net_pending hands it back). */
+}
+
 static void
 reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens, bool inplace)
 {
@@ -108,13 +120,7 @@ reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens
 			w->pend[i] = m;
 			continue;
 		}
-		int rc = kite_net_udp_reply(w->net, m, &c->u);
-
-		if (rc < 0)
-			rte_pktmbuf_free(m);
-		else if (rc == 0)
-			tx_add(w, m);
-		/* rc 1: held by the stack until ARP answers (kite_net_pending). */
+		worker_reply(w, m, &c->u);
 	}
 	if (hold)
 		kited_repl_hold(w, c, w->pend, n);
@@ -328,12 +334,7 @@ guard_reply(struct worker *w, const struct kite_net_udp *u, const uint8_t *p, ui
 	memcpy(rte_pktmbuf_mtod(r, uint8_t *), p, len);
 	r->data_len = len;
 	r->pkt_len = len;
-	int rc = kite_net_udp_reply(w->net, r, u);
-
-	if (rc < 0)
-		rte_pktmbuf_free(r);
-	else if (rc == 0)
-		tx_add(w, r);
+	worker_reply(w, r, u);
 }
 
 /*

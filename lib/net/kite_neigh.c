@@ -45,7 +45,7 @@ kite_neigh_create(uint32_t entries, int socket_id)
 		rte_errno = EINVAL;
 		return NULL;
 	}
-	n = rte_align32pow2(RTE_MAX(entries, (uint32_t)KITE_NEIGH_MIN));
+	n = rte_align32pow2(RTE_MAX(entries, (uint32_t)KITE_NEIGH_MIN)); /* as kite_neigh_footprint() */
 	t = rte_zmalloc_socket("kite_neigh", sizeof(*t) + (size_t)n * sizeof(struct entry),
 			       RTE_CACHE_LINE_SIZE, socket_id);
 	if (t == NULL) {
@@ -54,6 +54,15 @@ kite_neigh_create(uint32_t entries, int socket_id)
 	}
 	t->mask = n - 1;
 	return t;
+}
+
+size_t
+kite_neigh_footprint(uint32_t entries)
+{
+	uint32_t n = rte_align32pow2(RTE_MAX(entries != 0 ? entries : KITE_NEIGH_DEFAULT,
+					     (uint32_t)KITE_NEIGH_MIN));
+
+	return sizeof(struct kite_neigh) + (size_t)n * sizeof(struct entry) + RTE_CACHE_LINE_SIZE;
 }
 
 void

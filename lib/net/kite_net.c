@@ -114,6 +114,8 @@ _Static_assert(FRAG_SOURCES == 256, "fsrc_slot() takes the top 8 bits of a hash"
 #define ASK_WINDOW_MS 3000
 #define REFRESH_S     30
 #define ASK_MAX	      16
+/* A context given no table of the node's keeps one of its own, this large. */
+#define OWN_NEIGH     256
 
 struct frag_seen {
 	uint32_t src, dst; /* host order; src 0: free (never a valid source) */
@@ -369,7 +371,8 @@ arp_rx(struct kite_net *n, struct rte_mbuf *m, uint64_t tsc)
 	 * answer to that request, not this frame, is what is learned.
 	 */
 	sip = rte_be_to_cpu_32(a->arp_sip);
-	if (op == RTE_ARP_OP_REQUEST && !ip_src_bad(n, sip) && sip != n->conf.ip && on_link(n, sip)) {
+	const bool neighbour = !ip_src_bad(n, sip) && sip != n->conf.ip && on_link(n, sip);
+	if (op == RTE_ARP_OP_REQUEST && neighbour) {
 		struct rte_ether_addr known;
 
 		if (kite_neigh_lookup(n->neigh, sip, &known, NULL) == 0 &&
@@ -384,8 +387,7 @@ arp_rx(struct kite_net *n, struct rte_mbuf *m, uint64_t tsc)
 		 * asked for, or a neighbour's request, could aim our replies at
 		 * any station), and only from on-link senders.
 		 */
-		if (!ip_src_bad(n, sip) && sip != n->conf.ip && on_link(n, sip) &&
-		    kite_neigh_answer(n->neigh, sip, &a->arp_sha, tsc, n->window_tsc))
+		if (neighbour && kite_neigh_answer(n->neigh, sip, &a->arp_sha, tsc, n->window_tsc))
 			n->stats.arp_learned++;
 		else
 			n->stats.arp_ignored++;
@@ -431,10 +433,6 @@ ip_csum_ok(const struct kite_net *n, const struct rte_mbuf *m, const struct rte_
 	return rte_raw_cksum(ip, IP4_LEN) == 0xffff;
 }
 
-/*
- * Hand a fragment to DPDK's reassembly. Returns true with *mp replaced by
- * the whole datagram, or false with the verdict in *v.
- */
 /* A source's slot in the fragment quota table (FRAG_SOURCES = 256). */
 static inline unsigned int
 fsrc_slot(uint32_t src)
@@ -517,6 +515,10 @@ seen_dup(struct frag_seen *s, uint16_t ofs, uint16_t len)
 	return false;
 }
 
+/*
+ * Hand a fragment to DPDK's reassembly. Returns true with *mp replaced by
+ * the whole datagram, or false with the verdict in *v.
+ */
 static bool
 frag_rx(struct kite_net *n, struct rte_mbuf **mp, uint64_t tsc, enum kite_net_verdict *v)
 {
@@ -1049,7 +1051,7 @@ kite_net_footprint(const struct kite_net_conf *conf)
 	/* rte_ip_frag keeps a 512-byte record per bucket entry (measured in test_net). */
 	return sizeof(struct kite_net) + (size_t)flows * FRAG_BUCKET_ENTRIES * FRAG_ENTRY_BYTES +
 	       (size_t)rte_align32pow2(flows) * FRAG_SEEN_WAYS * sizeof(struct frag_seen) +
-	       (conf == NULL || conf->neigh == NULL ? 256 * 32 + RTE_CACHE_LINE_SIZE : 0) +
+	       (conf == NULL || conf->neigh == NULL ? kite_neigh_footprint(OWN_NEIGH) : 0) +
 	       4 * RTE_CACHE_LINE_SIZE;
 }
 
@@ -1100,7 +1102,7 @@ kite_net_create(const struct kite_net_conf *conf, unsigned int worker)
 	n->neigh = conf->neigh;
 	if (n->neigh == NULL) {
 		/* No table of the node's: one of this context's own. */
-		n->neigh = kite_neigh_create(256, conf->socket_id);
+		n->neigh = kite_neigh_create(OWN_NEIGH, conf->socket_id);
 		if (n->neigh == NULL) {
 			NET_LOG(ERR, "worker %u: no memory for a neighbour table", worker);
 			rte_errno = ENOMEM;

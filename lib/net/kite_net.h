@@ -243,6 +243,9 @@ struct kite_neigh *kite_neigh_create(uint32_t entries, int socket_id);
 
 void kite_neigh_free(struct kite_neigh *t);
 
+/** DPDK memory a table of `entries` takes (as kite_neigh_create() rounds it). */
+size_t kite_neigh_footprint(uint32_t entries);
+
 /** A static entry (replaces a learned one). @return 0, -EINVAL (ip 0, MAC not unicast), -ENOSPC. */
 int kite_neigh_add_static(struct kite_neigh *t, uint32_t ip, const struct rte_ether_addr *mac);
 

@@ -655,6 +655,15 @@ kite_store_free(struct kite_store *s)
 	rte_free(s);
 }
 
+/* Every current item invisible from now: a new epoch, and no tenant holds anything of it. */
+static void
+flush_now(struct kite_store *s)
+{
+	s->epoch++;
+	s->flush_time = 0;
+	memset(s->tenant_bytes, 0, sizeof(s->tenant_bytes));
+}
+
 void
 kite_store_set_time(struct kite_store *s, uint32_t now)
 {
@@ -665,11 +674,8 @@ kite_store_set_time(struct kite_store *s, uint32_t now)
 	 * epoch, which is exact where comparing store times would also hide
 	 * items stored during the flush's own second.
 	 */
-	if (s->flush_time != 0 && now >= s->flush_time) {
-		s->epoch++;
-		s->flush_time = 0;
-		memset(s->tenant_bytes, 0, sizeof(s->tenant_bytes));
-	}
+	if (s->flush_time != 0 && now >= s->flush_time)
+		flush_now(s);
 }
 
 #define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
@@ -1181,9 +1187,7 @@ kite_store_flush(struct kite_store *s, uint32_t when)
 {
 	/* A new flush replaces a pending delayed one, as in memcached. */
 	if (when == 0 || when <= s->now) {
-		s->epoch++;
-		s->flush_time = 0;
-		memset(s->tenant_bytes, 0, sizeof(s->tenant_bytes));
+		flush_now(s);
 	} else {
 		s->flush_time = when;
 	}
