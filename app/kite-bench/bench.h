@@ -207,6 +207,14 @@ struct workload {
 	uint32_t reply_dgrams; /* reassembly slots per request datagram */
 	/* Behaviour. */
 	bool echo; /* ceiling mode: requests come back as their own replies */
+	/*
+	 * Kite's envelope (docs/protocol.rst): 0 none, 1 a cookie, 2 a cookie
+	 * and a tenant MAC in every datagram. hdr: frame + envelope bytes.
+	 */
+	uint8_t guard;
+	uint32_t hdr;
+	uint32_t tenant;
+	uint8_t mac_key[16];
 	uint64_t timeout_tsc;
 	uint64_t tsc_hz;
 };
@@ -334,10 +342,30 @@ struct server_stats {
 	uint64_t evictions;
 	uint64_t steer_misses; /* Kite: datagrams that arrived at a worker not owning their keys */
 	uint64_t handoffs;     /* Kite: datagrams handed between workers */
+	/* Kite's guard: datagrams passed, of them validated (cookie or trusted), authenticated. */
+	uint64_t guard_passed;
+	uint64_t guard_validated;
+	uint64_t guard_authed;
 };
 
-/* Build a STAT request datagram; returns its length. */
-uint32_t ctl_stat_request(uint8_t *buf, uint16_t req_id);
+/*
+ * A stamp for a signed datagram (--guard mac): unix microseconds, above
+ * every stamp this generator used before (the node refuses a stamp that
+ * does not increase per tenant and source socket).
+ */
+uint64_t gen_stamp(struct gen *g);
+
+/* The largest STAT request: frame, envelope (cookie and MAC), header. */
+#define CTL_REQ_MAX (KITE_FRAME_HDR_LEN + 4 + 12 + 28 + KITE_BIN_HDR_LEN)
+
+/*
+ * Build a STAT request datagram (buf: CTL_REQ_MAX bytes); returns its
+ * length. With --guard it carries the envelope: cookie (zeros until a
+ * reply brought one), and for mac the tenant MAC with stamp (the bench
+ * tenant must be an admin tenant: STAT is admin-only when auth is on).
+ */
+uint32_t ctl_stat_request(const struct workload *w, uint8_t *buf, uint16_t req_id,
+			  const uint8_t *cookie, uint64_t stamp);
 
 /* Collects the datagrams of one reply message and parses the STAT entries. */
 struct ctl_collect {
@@ -349,6 +377,8 @@ struct ctl_collect {
 	uint16_t len[KITE_MAX_REPLY_DGRAMS];
 	uint8_t *buf; /* KITE_MAX_REPLY_DGRAMS * stride */
 	uint32_t stride;
+	bool has_cookie; /* the reply's envelope brought a cookie (retry with it) */
+	uint8_t cookie[12];
 };
 void ctl_collect_init(struct ctl_collect *c, uint16_t req_id, uint8_t *buf, uint32_t stride);
 /* Feed a datagram; true once the message is complete. */

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_common.h>
 #include <rte_malloc.h>
@@ -25,6 +26,7 @@
 #include "kite_topo.h"
 
 #include "bench.h"
+#include "kite_guard.h"
 #include "workload.h"
 
 /* Open loop: a datagram sent this long after its intended time counts as late. */
@@ -50,6 +52,7 @@ struct slot {
 	uint64_t got;	/* responses received, bit per request index */
 	uint32_t tag;	/* serial number of the datagram, BENCH_TAG_MASK bits in opaque */
 	uint16_t req_id;
+	uint16_t flow;	/* the source port it went from (cookies are per source) */
 	uint8_t state;
 	uint8_t nreq;
 	uint8_t ngot;
@@ -104,6 +107,9 @@ struct gen {
 	uint64_t reqs_drawn;
 
 	uint32_t version;
+	/* --guard: each flow's cookie, as the node's reply envelopes gave it (zero: none yet). */
+	uint8_t (*cookie)[KITE_GUARD_COOKIE_LEN];
+	uint64_t stamp; /* --guard mac: the last AUTH stamp, unix microseconds */
 	uint32_t flow_rr;
 
 	/*
@@ -185,7 +191,7 @@ gen_create(const struct gen_conf *c)
 		g->pq[p].r = bench_zalloc(sizeof(struct req) * (w->batch + 1), c->socket_id, eal);
 		if (g->pq[p].r == NULL)
 			goto fail;
-		g->pq[p].bytes = KITE_FRAME_HDR_LEN;
+		g->pq[p].bytes = w->hdr;
 	}
 	if (c->capture > 0) {
 		/* Bound the capture's memory; a short pcap is better than none. */
@@ -201,6 +207,11 @@ gen_create(const struct gen_conf *c)
 	if (c->rate > 0)
 		g->gap_mean = (double)w->tsc_hz / c->rate;
 	g->late_tsc = w->tsc_hz / 1000000 * LATE_US;
+	if (w->guard != 0) {
+		g->cookie = calloc(c->flows, sizeof(*g->cookie));
+		if (g->cookie == NULL)
+			goto fail;
+	}
 	g->version = (uint32_t)c->id << 24;
 	hist_reset(&g->hist);
 	hist_reset(&g->hist_all);
@@ -236,6 +247,7 @@ gen_free(struct gen *g)
 	bench_free(g->pq, eal);
 	free(g->cap_buf);
 	free(g->cap);
+	free(g->cookie);
 	bench_free(g, eal);
 }
 
@@ -273,7 +285,7 @@ gen_start(struct gen *g, enum gen_phase p, uint64_t now)
 	g->inflight = 0;
 	for (uint32_t q = 0; q < g->nparts; q++) {
 		g->pq[q].n = 0;
-		g->pq[q].bytes = KITE_FRAME_HDR_LEN;
+		g->pq[q].bytes = g->w->hdr;
 		g->pq[q].carry = false;
 	}
 	g->ready = -1;
@@ -491,18 +503,18 @@ gen_prepare(struct gen *g, uint64_t now, struct gen_dgram *d)
 	d->dst_port = g->w->dest[p].port;
 	d->dst_ip = g->w->dest[p].ip;
 	d->flow = (uint16_t)(g->flow_rr++ % g->c.flows);
+	s->flow = d->flow;
 	if (q->carry) {
 		const struct req *c = &q->r[q->n];
 		q->r[0] = *c;
 		q->n = 1;
-		q->bytes = KITE_FRAME_HDR_LEN +
-			   workload_req_bytes(g->w, (enum bench_op)c->op, c->vlen);
+		q->bytes = g->w->hdr + workload_req_bytes(g->w, (enum bench_op)c->op, c->vlen);
 		q->carry = false;
 		if (queue_full(g, q))
 			g->ready = p;
 	} else {
 		q->n = 0;
-		q->bytes = KITE_FRAME_HDR_LEN;
+		q->bytes = g->w->hdr;
 	}
 	return true;
 }
@@ -520,6 +532,14 @@ gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf)
 	kite_proto_put16(p + 4, 1);
 	kite_proto_put16(p + 6, 0);
 	p += KITE_FRAME_HDR_LEN;
+	if (w->guard != 0) {
+		/* The flow's cookie (zeros until a reply brought one: then the node offers it). */
+		kite_guard_env_write(p, w->hdr - KITE_FRAME_HDR_LEN,
+				     KITE_GUARD_F_COOKIE | (w->guard == 2 ? KITE_GUARD_F_AUTH : 0),
+				     g->cookie[s->flow], w->tenant, w->guard == 2 ? gen_stamp(g) : 0,
+				     0, 0, 0);
+		p += w->hdr - KITE_FRAME_HDR_LEN;
+	}
 	for (uint32_t i = 0; i < s->nreq; i++) {
 		const struct req *r = &s->r[i];
 		uint32_t opaque = (s->tag & BENCH_TAG_MASK) << BENCH_IDX_BITS | i;
@@ -563,6 +583,9 @@ gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf)
 			break;
 		}
 	}
+	/* The tenant MAC over the whole datagram (its field zero meanwhile). */
+	if (w->guard == 2)
+		kite_guard_sign(buf, d->len, w->mac_key);
 	if (g->phase == PHASE_LOAD && g->cap_n < g->cap_max &&
 	    g->cap_used + d->len <= g->cap_size) {
 		struct gen_capture *c = &g->cap[g->cap_n++];
@@ -779,6 +802,20 @@ gen_rx(struct gen *g, const uint8_t *p, uint32_t len, uint64_t now)
 	s->any_rx = true;
 	p += KITE_FRAME_HDR_LEN;
 	plen = len - KITE_FRAME_HDR_LEN;
+	/* Datagram 0 of a reply may start with the node's envelope: keep a cookie it brings. */
+	if (w->guard != 0 && seq == 0 && plen > 0 && p[0] == KITE_GUARD_MAGIC) {
+		struct kite_guard_env e;
+		int el = kite_guard_env_parse(p, plen, &e);
+
+		if (el <= 0) {
+			g->st.bad_reply++;
+			return;
+		}
+		if ((e.flags & KITE_GUARD_F_COOKIE) && e.cookie != NULL)
+			memcpy(g->cookie[s->flow], e.cookie, KITE_GUARD_COOKIE_LEN);
+		p += el;
+		plen -= (uint32_t)el;
+	}
 	if (total <= 1) {
 		if (seq != 0) {
 			g->st.bad_reply++;
@@ -910,19 +947,49 @@ gen_capture_get(const struct gen *g, uint32_t i, struct gen_capture *c)
 	*c = g->cap[i];
 }
 
+uint64_t
+gen_stamp(struct gen *g)
+{
+	struct timespec ts;
+	uint64_t now_us;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	g->stamp = now_us > g->stamp ? now_us : g->stamp + 1;
+	return g->stamp;
+}
+
 /* ---- control exchanges -------------------------------------------------- */
 
 #define CTL_OPAQUE 0xc0ffee00u
 
+_Static_assert(CTL_REQ_MAX == KITE_FRAME_HDR_LEN + KITE_GUARD_ENV_HEAD + KITE_GUARD_COOKIE_LEN +
+				      KITE_GUARD_AUTH_LEN + KITE_BIN_HDR_LEN,
+	       "CTL_REQ_MAX follows the envelope's layout");
+
 uint32_t
-ctl_stat_request(uint8_t *buf, uint16_t req_id)
+ctl_stat_request(const struct workload *w, uint8_t *buf, uint16_t req_id, const uint8_t *cookie,
+		 uint64_t stamp)
 {
+	static const uint8_t none[KITE_GUARD_COOKIE_LEN];
+	uint32_t off = KITE_FRAME_HDR_LEN;
+
 	kite_proto_put16(buf, req_id);
 	kite_proto_put16(buf + 2, 0);
 	kite_proto_put16(buf + 4, 1);
 	kite_proto_put16(buf + 6, 0);
-	kite_proto_write_req_hdr(buf + KITE_FRAME_HDR_LEN, KITE_OP_STAT, 0, 0, 0, 0, CTL_OPAQUE, 0);
-	return KITE_FRAME_HDR_LEN + KITE_BIN_HDR_LEN;
+	if (w->guard != 0) {
+		int el = kite_guard_env_write(buf + off, CTL_REQ_MAX - off,
+					      KITE_GUARD_F_COOKIE |
+						      (w->guard == 2 ? KITE_GUARD_F_AUTH : 0),
+					      cookie != NULL ? cookie : none, w->tenant, stamp, 0, 0, 0);
+		off += (uint32_t)el;
+	}
+	kite_proto_write_req_hdr(buf + off, KITE_OP_STAT, 0, 0, 0, 0, CTL_OPAQUE, 0);
+	off += KITE_BIN_HDR_LEN;
+	if (w->guard == 2)
+		kite_guard_sign(buf, off, w->mac_key);
+	return off;
 }
 
 void
@@ -952,8 +1019,26 @@ ctl_collect_add(struct ctl_collect *c, const uint8_t *p, uint32_t len)
 	if (c->seen[seq / 8] & (1u << (seq % 8)))
 		return false;
 	c->seen[seq / 8] |= (uint8_t)(1u << (seq % 8));
-	memcpy(c->buf + (size_t)seq * c->stride, p + KITE_FRAME_HDR_LEN, len - KITE_FRAME_HDR_LEN);
-	c->len[seq] = (uint16_t)(len - KITE_FRAME_HDR_LEN);
+	p += KITE_FRAME_HDR_LEN;
+	len -= KITE_FRAME_HDR_LEN;
+	/* Datagram 0 may start with the node's envelope; keep the cookie it offers. */
+	if (seq == 0 && len > 0 && p[0] == KITE_GUARD_MAGIC) {
+		struct kite_guard_env e;
+		int el = kite_guard_env_parse(p, len, &e);
+
+		if (el <= 0) {
+			c->seen[0] &= (uint8_t)~1u;
+			return false;
+		}
+		if ((e.flags & KITE_GUARD_F_COOKIE) && e.cookie != NULL) {
+			memcpy(c->cookie, e.cookie, KITE_GUARD_COOKIE_LEN);
+			c->has_cookie = true;
+		}
+		p += el;
+		len -= (uint32_t)el;
+	}
+	memcpy(c->buf + (size_t)seq * c->stride, p, len);
+	c->len[seq] = (uint16_t)len;
 	if (++c->have == c->total)
 		c->done = true;
 	return c->done;
@@ -1013,6 +1098,12 @@ ctl_stat_parse(struct ctl_collect *c, struct server_stats *s)
 			s->steer_misses = stat_u64(&r);
 		} else if (STAT_IS("kite_handoff_out")) {
 			s->handoffs = stat_u64(&r);
+		} else if (STAT_IS("kite_guard_passed")) {
+			s->guard_passed = stat_u64(&r);
+		} else if (STAT_IS("kite_guard_validated")) {
+			s->guard_validated = stat_u64(&r);
+		} else if (STAT_IS("kite_guard_authenticated")) {
+			s->guard_authed = stat_u64(&r);
 		}
 #undef STAT_IS
 		p += used;

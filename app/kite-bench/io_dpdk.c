@@ -649,12 +649,15 @@ drv_server_stats(void *arg, struct server_stats *s)
 	struct dpdk_ctx *x = arg;
 	struct dlc *lc = &x->lc[0];
 	const uint64_t hz = x->w.tsc_hz;
-	uint8_t req[KITE_FRAME_HDR_LEN + KITE_BIN_HDR_LEN];
+	uint8_t req[CTL_REQ_MAX];
+	uint8_t cookie[sizeof(((struct ctl_collect *)0)->cookie)] = { 0 };
 	struct ctl_collect c;
 
+	/* From lcore 0's first flow, so its stamps go on from that flow's (load stopped). */
 	for (int t = 0; t < CTL_TRIES && !bench_quit; t++) {
 		uint16_t id = (uint16_t)(0xfff0 + t);
-		uint32_t len = ctl_stat_request(req, id);
+		uint32_t len = ctl_stat_request(&x->w, req, id, cookie,
+						x->w.guard == 2 ? gen_stamp(lc->g) : 0);
 		uint64_t deadline = rte_rdtsc() + hz;
 
 		ctl_collect_init(&c, id, x->ctl_buf, x->w.reply_stride);
@@ -690,8 +693,11 @@ drv_server_stats(void *arg, struct server_stats *s)
 			}
 			tx_flush(lc);
 		}
-		if (c.done)
-			return ctl_stat_parse(&c, s);
+		/* Refused for want of a cookie (the guard's bound): again with the one it offered. */
+		if (c.done && (ctl_stat_parse(&c, s) == 0 || !c.has_cookie))
+			return s->valid ? 0 : -EINVAL;
+		if (c.has_cookie)
+			memcpy(cookie, c.cookie, sizeof(cookie));
 	}
 	return -ETIMEDOUT;
 }

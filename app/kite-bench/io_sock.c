@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -485,8 +486,10 @@ static int
 drv_server_stats(void *arg, struct server_stats *s)
 {
 	struct sock_ctx *x = arg;
-	uint8_t req[KITE_FRAME_HDR_LEN + KITE_BIN_HDR_LEN];
+	uint8_t req[CTL_REQ_MAX];
+	uint8_t cookie[sizeof(((struct ctl_collect *)0)->cookie)] = { 0 };
 	static uint8_t dg[BENCH_UDP_MAX];
+	static uint64_t stamp; /* this socket's own stamps */
 	struct ctl_collect c;
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	int rc = -ETIMEDOUT;
@@ -495,9 +498,18 @@ drv_server_stats(void *arg, struct server_stats *s)
 		return -errno;
 	for (int t = 0; t < CTL_TRIES && !bench_quit && rc != 0; t++) {
 		uint16_t id = (uint16_t)(0xfff0 + t);
-		uint32_t len = ctl_stat_request(req, id);
+		uint32_t len;
 		struct pollfd pfd = { fd, POLLIN, 0 };
 
+		if (x->w.guard == 2) {
+			struct timespec ts;
+			uint64_t now_us;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+			stamp = now_us > stamp ? now_us : stamp + 1;
+		}
+		len = ctl_stat_request(&x->w, req, id, cookie, stamp);
 		ctl_collect_init(&c, id, x->ctl_buf, x->w.reply_stride);
 		if (sendto(fd, req, len, 0, (struct sockaddr *)&x->dst[0], sizeof(x->dst[0])) < 0)
 			continue;
@@ -508,6 +520,11 @@ drv_server_stats(void *arg, struct server_stats *s)
 		}
 		if (c.done)
 			rc = ctl_stat_parse(&c, s);
+		/* Refused for want of a cookie (the guard's bound): again with the one it offered. */
+		if (rc != 0 && c.done && !c.has_cookie)
+			break;
+		if (c.has_cookie)
+			memcpy(cookie, c.cookie, sizeof(cookie));
 	}
 	close(fd);
 	return rc;

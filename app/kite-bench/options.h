@@ -57,6 +57,13 @@
 	  "operation weights, e.g. get:90,set:10 (get, set, delete, incr)")                        \
 	X("dist", STR, dist, "uniform", 0, 0, "key popularity: uniform or zipf:THETA")             \
 	X("batch", U32, batch, "1", 1, 64, "requests per datagram")                                \
+	X("guard", STR, guard, "off", 0, 0,                                                        \
+	  "Kite's envelope in every datagram: off, cookie (fetched from the replies, per "      \
+	  "flow) or mac (a cookie and a tenant MAC: --tenant, --tenant-secret)")                  \
+	X("tenant", U32, tenant, "0", 0, UINT32_MAX, "guard mac: the tenant id")                  \
+	X("tenant-secret", STR, tenant_secret, "", 0, 0,                                          \
+	  "guard mac: the tenant's secret, 64 hex digits (its keys must fall in its prefix: "     \
+	  "keys start with k)")                                                                    \
 	X("window", U32, window, "64", 1, 16384,                                                   \
 	  "outstanding datagrams per load lcore or thread (the cap in open loop)")                 \
 	X("rate", NUM, rate, "0", 0, 1e10,                                                         \

@@ -202,10 +202,12 @@ json_server(FILE *f, const char *name, const struct server_stats *s)
 		"    \"%s\": {\"valid\": %s, \"kite\": %s, \"busy_cycles\": %" PRIu64
 		", \"served\": %" PRIu64 ", \"get_hits\": %" PRIu64 ", \"get_misses\": %" PRIu64
 		", \"curr_items\": %" PRIu64 ", \"evictions\": %" PRIu64
-		", \"steer_misses\": %" PRIu64 ", \"handoffs\": %" PRIu64 "}",
+		", \"steer_misses\": %" PRIu64 ", \"handoffs\": %" PRIu64
+		", \"guard_passed\": %" PRIu64 ", \"guard_validated\": %" PRIu64
+		", \"guard_authenticated\": %" PRIu64 "}",
 		name, s->valid ? "true" : "false", s->has_cycles ? "true" : "false", s->busy_cycles,
 		s->served, s->get_hits, s->get_misses, s->curr_items, s->evictions, s->steer_misses,
-		s->handoffs);
+		s->handoffs, s->guard_passed, s->guard_validated, s->guard_authed);
 }
 
 int

@@ -13,6 +13,7 @@
 #include "kite_proto.h"
 
 #include "bench.h"
+#include "kite_guard.h"
 #include "workload.h"
 
 #define VAL_MIN 8 /* version and checksum */
@@ -225,6 +226,28 @@ workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz
 	w->base_port = (uint16_t)o->udp_port;
 	w->echo = o->echo;
 	w->tsc_hz = tsc_hz;
+	w->hdr = KITE_FRAME_HDR_LEN;
+	if (strcmp(o->guard, "cookie") == 0 || strcmp(o->guard, "mac") == 0) {
+		w->guard = o->guard[0] == 'c' ? 1 : 2;
+		w->hdr += KITE_GUARD_ENV_HEAD + KITE_GUARD_COOKIE_LEN +
+			  (w->guard == 2 ? KITE_GUARD_AUTH_LEN : 0);
+		if (w->guard == 2) {
+			uint8_t secret[KITE_GUARD_SECRET_LEN];
+
+			if (o->tenant == 0 ||
+			    kite_guard_secret_parse(o->tenant_secret, strlen(o->tenant_secret),
+						    secret) != 0) {
+				snprintf(err, errlen, "--guard mac needs --tenant ID and --tenant-secret "
+					 "(64 hex digits)");
+				return -EINVAL;
+			}
+			w->tenant = o->tenant;
+			kite_guard_mac_key(w->mac_key, secret);
+		}
+	} else if (strcmp(o->guard, "off") != 0) {
+		snprintf(err, errlen, "--guard: '%s' is not off, cookie or mac", o->guard);
+		return -EINVAL;
+	}
 	w->timeout_tsc = (uint64_t)o->timeout_ms * tsc_hz / 1000;
 
 	if ((uint64_t)o->udp_port + o->partitions - 1 > 65535) {
@@ -287,8 +310,7 @@ workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz
 	}
 	budget = o->mtu - 20 - 8;
 	w->req_budget = budget;
-	w->max_dgram =
-		w->max_req + KITE_FRAME_HDR_LEN > budget ? w->max_req + KITE_FRAME_HDR_LEN : budget;
+	w->max_dgram = w->max_req + w->hdr > budget ? w->max_req + w->hdr : budget;
 	if (w->max_dgram > BENCH_UDP_MAX) {
 		snprintf(err, errlen, "a SET of a %u-byte value does not fit one UDP datagram",
 			 w->vmax);

@@ -4,20 +4,24 @@
  * popularity, self-checking values, and the generator's matching of
  * replies to requests (driven by a tiny in-test server), including
  * multi-datagram reassembly, stale and duplicate answers, timeouts,
- * partition steering and echo mode.
+ * partition steering and echo mode, and --guard's envelope judged by the
+ * real guard (lib/guard).
  */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include <rte_common.h>
 
+#include "kite_guard.h"
 #include "kite_proto.h"
 #include "kite_topo.h"
 
@@ -479,6 +483,212 @@ test_gen_echo(void **state)
 	gen_free(g);
 }
 
+/* ---- --guard: the envelope as lib/guard judges it ------------------------ */
+
+#define G_SELF 0xc6120902u /* 198.18.9.2 */
+#define G_CLIENT 0xc6120901u
+#define G_SECRET "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+
+static uint64_t
+unix_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static struct kite_guard *
+bench_guard(struct kite_guard_stats *st, enum kite_guard_auth auth,
+	    struct kite_guard_tenants **tenants)
+{
+	/* Command classes by KITE_CMD_* bit, as kited names them (only the count matters here). */
+	static char namebuf[32][4];
+	static const char *names[32];
+	struct kite_guard_conf c;
+	struct kite_guard *g;
+	char err[160];
+
+	for (int i = 0; i < 32; i++) {
+		snprintf(namebuf[i], sizeof(namebuf[i]), "c%d", i);
+		names[i] = namebuf[i];
+	}
+	memset(&c, 0, sizeof(c));
+	c.self_ip = G_SELF;
+	c.bound = true;
+	memset(c.cookie_secret, 3, sizeof(c.cookie_secret));
+	c.cookie_window_s = 300;
+	c.credit_max = 4096;
+	c.credit_ms = 1000;
+	c.burst_ms = 100;
+	c.work = 512;
+	c.stamp_past_ms = 30000;
+	c.stamp_future_ms = 1000;
+	c.workers = 1;
+	c.sources = 64;
+	c.all_cmds = ~UINT32_C(0);
+	c.admin_cmds = UINT32_C(1) << KITE_CMD_STAT;
+	c.auth = auth;
+	c.mtu = 1500;
+	memset(st, 0, sizeof(*st));
+	g = kite_guard_create(&c, st);
+	assert_non_null(g);
+	*tenants = NULL;
+	if (auth != KITE_GUARD_AUTH_OFF) {
+		*tenants = kite_guard_tenants_parse("7 bench " G_SECRET " k admin\n", names, 32, err,
+						    sizeof(err));
+		assert_non_null(*tenants);
+		kite_guard_set_tenants(g, *tenants);
+	}
+	return g;
+}
+
+/*
+ * The node's side: the guard judges the datagram; a passed one is served
+ * without its envelope and answered with the reply envelope the guard chose.
+ */
+static uint32_t
+guarded_serve(struct kite_guard *kg, struct mini *m, uint8_t *req, uint32_t len, uint16_t port,
+	      uint8_t *out, struct kite_guard_verdict *v)
+{
+	static uint8_t bare[4096], body[65536];
+	uint32_t n;
+
+	kite_guard_check(kg, req, len, G_CLIENT, port, unix_us(), v);
+	assert_int_equal(v->action, KITE_GUARD_PASS);
+	assert_int_equal(v->refuse, 0);
+	memcpy(bare, req, KITE_FRAME_HDR_LEN);
+	memcpy(bare + KITE_FRAME_HDR_LEN, req + KITE_FRAME_HDR_LEN + v->skip,
+	       len - KITE_FRAME_HDR_LEN - v->skip);
+	n = mini_serve(m, bare, len - v->skip, body);
+	memcpy(out, body, KITE_FRAME_HDR_LEN);
+	memcpy(out + KITE_FRAME_HDR_LEN, v->renv, v->renv_len);
+	memcpy(out + KITE_FRAME_HDR_LEN + v->renv_len, body + KITE_FRAME_HDR_LEN,
+	       n - KITE_FRAME_HDR_LEN);
+	return n + v->renv_len;
+}
+
+static void
+run_guarded(const char *mode)
+{
+	static struct mini m;
+	static uint8_t req[4096], res[65536];
+	const bool mac = strcmp(mode, "mac") == 0;
+	struct kite_guard_tenants *tenants;
+	struct kite_guard_stats st;
+	struct kite_guard_verdict v;
+	struct kite_guard *kg;
+	struct bench_options o;
+	struct workload w;
+	struct gen *g;
+	struct gen_dgram d;
+	const struct bench_stats *s;
+	uint64_t now = 1000;
+
+	memset(&m, 0, sizeof(m));
+	opts(&o, (const char *const[]){ "keys", "16", "batch", "2", "mix", "get:80,set:20",
+					"guard", mode, "tenant", mac ? "7" : "0",
+					"tenant-secret", mac ? G_SECRET : "", NULL });
+	g = make_gen(&w, &o, 4);
+	assert_non_null(g);
+	assert_int_equal(w.hdr, KITE_FRAME_HDR_LEN + KITE_GUARD_ENV_HEAD + KITE_GUARD_COOKIE_LEN +
+					(mac ? KITE_GUARD_AUTH_LEN : 0));
+	kg = bench_guard(&st, mac ? KITE_GUARD_AUTH_REQUIRED : KITE_GUARD_AUTH_OFF, &tenants);
+
+	/* Preload and load through the guard: every datagram passes, MACs verify. */
+	gen_start(g, PHASE_PRELOAD, now);
+	while (gen_prepare(g, now, &d)) {
+		gen_write(g, &d, req);
+		assert_int_equal(req[KITE_FRAME_HDR_LEN], KITE_GUARD_MAGIC);
+		gen_sent(g, &d, now, 1);
+		deliver(g, res, guarded_serve(kg, &m, req, d.len, 40000, res, &v), 1,
+			w.reply_stride, now + 10);
+	}
+	assert_true(gen_preload_done(g));
+	gen_start(g, PHASE_LOAD, now);
+	for (int i = 0; i < 100; i++) {
+		assert_true(gen_prepare(g, now, &d));
+		gen_write(g, &d, req);
+		gen_sent(g, &d, now, 1);
+		deliver(g, res, guarded_serve(kg, &m, req, d.len, 40000, res, &v), 1,
+			w.reply_stride, now + 10);
+		if (mac) {
+			assert_true(v.tenant >= 0);
+			assert_int_equal(v.prefix_len, 1);
+		}
+	}
+	s = gen_stats(g);
+	assert_int_equal(s->done, s->tx_reqs);
+	assert_int_equal(s->wrong_value, 0);
+	assert_int_equal(s->err_status, 0);
+	assert_int_equal(s->bad_reply, 0);
+	/* The first datagram had no cookie: it got one, and every later one was validated. */
+	assert_int_equal(st.cookies_sent, 1);
+	assert_int_equal(st.cookie_bad, 1);
+	assert_int_equal(st.validated, st.passed - 1);
+	assert_int_equal(st.authed, mac ? st.passed : 0);
+	assert_int_equal(st.auth_replay + st.auth_mac + st.auth_stamp, 0);
+
+	/* The control STAT: a cookie fetched on the first try, then answered in full. */
+	{
+		struct ctl_collect c;
+		static uint8_t cbuf[KITE_MAX_REPLY_DGRAMS * 2048];
+		uint8_t cookie[KITE_GUARD_COOKIE_LEN] = { 0 }, dg[128];
+		uint32_t len = ctl_stat_request(&w, req, 0xfff0, cookie, mac ? gen_stamp(g) : 0);
+
+		assert_true(len <= CTL_REQ_MAX);
+		kite_guard_check(kg, req, len, G_CLIENT, 40001, unix_us(), &v);
+		assert_int_equal(v.action, KITE_GUARD_PASS);
+		assert_true(v.renv_len > KITE_GUARD_ENV_HEAD); /* a cookie offered */
+		if (mac)
+			assert_true(v.cmds & UINT32_C(1) << KITE_CMD_STAT);
+		/* What the node sends back: frame, its envelope, a STAT end. */
+		memcpy(dg, req, KITE_FRAME_HDR_LEN);
+		memcpy(dg + KITE_FRAME_HDR_LEN, v.renv, v.renv_len);
+		kite_proto_write_res_hdr(dg + KITE_FRAME_HDR_LEN + v.renv_len, KITE_OP_STAT, 0, 0,
+					 0, 0, 0xc0ffee00u, 0);
+		ctl_collect_init(&c, 0xfff0, cbuf, 2048);
+		assert_true(ctl_collect_add(&c, dg, KITE_FRAME_HDR_LEN + v.renv_len + KITE_BIN_HDR_LEN));
+		assert_true(c.has_cookie);
+		memcpy(cookie, c.cookie, sizeof(cookie));
+		len = ctl_stat_request(&w, req, 0xfff1, cookie, mac ? gen_stamp(g) : 0);
+		st.validated = 0;
+		kite_guard_check(kg, req, len, G_CLIENT, 40001, unix_us(), &v);
+		assert_int_equal(v.action, KITE_GUARD_PASS);
+		assert_int_equal(st.validated, 1);
+		assert_int_equal(v.renv_len, KITE_GUARD_ENV_HEAD); /* holds a fresh one */
+	}
+
+	/* A replayed signed datagram is refused: the stamps really are checked. */
+	if (mac) {
+		uint32_t len = ctl_stat_request(&w, req, 0xfff2, NULL, gen_stamp(g));
+		static uint8_t again[CTL_REQ_MAX];
+
+		memcpy(again, req, len);
+		kite_guard_check(kg, req, len, G_CLIENT, 40002, unix_us(), &v);
+		assert_int_equal(v.action, KITE_GUARD_PASS);
+		kite_guard_check(kg, again, len, G_CLIENT, 40002, unix_us(), &v);
+		assert_int_equal(st.auth_replay, 1);
+	}
+	kite_guard_free(kg);
+	free(tenants);
+	gen_free(g);
+}
+
+static void
+test_gen_guard_cookie(void **state)
+{
+	(void)state;
+	run_guarded("cookie");
+}
+
+static void
+test_gen_guard_mac(void **state)
+{
+	(void)state;
+	run_guarded("mac");
+}
+
 int
 main(void)
 {
@@ -487,6 +697,7 @@ main(void)
 		cmocka_unit_test(test_zipf),	       cmocka_unit_test(test_values),
 		cmocka_unit_test(test_gen_roundtrip),  cmocka_unit_test(test_gen_preload_retry),
 		cmocka_unit_test(test_gen_partitions), cmocka_unit_test(test_gen_echo),
+		cmocka_unit_test(test_gen_guard_cookie), cmocka_unit_test(test_gen_guard_mac),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
