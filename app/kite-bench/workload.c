@@ -248,6 +248,12 @@ workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz
 		snprintf(err, errlen, "--guard: '%s' is not off, cookie or mac", o->guard);
 		return -EINVAL;
 	}
+	/* libkite speaks the envelope itself; echo replies are the requests. */
+	if (w->guard != 0 && (o->echo || strcmp(o->mode, "libkite") == 0)) {
+		snprintf(err, errlen, "--guard is for the dpdk, socket and pcap modes (libkite "
+			 "sends its own envelope; echo has no node)");
+		return -EINVAL;
+	}
 	w->timeout_tsc = (uint64_t)o->timeout_ms * tsc_hz / 1000;
 
 	if ((uint64_t)o->udp_port + o->partitions - 1 > 65535) {

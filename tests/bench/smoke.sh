@@ -30,6 +30,19 @@ for sy in ("kited-memif-no-bulk", "kited-memif-no-txbatch"):
 print("ablation: %s" % ", ".join("%s %.2fx" % (k, v["gain_median"]) for k, v in p.items()))
 PY
 
+# The guard modes: kite-bench with cookies, and with a tenant MAC, in every datagram
+# (the suite fails a run unless kited counted its datagrams validated and authenticated).
+"$src/tools/bench/kite-bench-suite" --smoke --no-plots --build "$build" --out "$out/guard" \
+	--guard-modes --repeats 1 || exit 1
+python3 - "$out/guard/summary.json" <<'PY' || exit 1
+import json, sys
+s = json.load(open(sys.argv[1]))
+p = s["paired"]["get-b1"]
+for sy in ("kited-memif-guard-cookie", "kited-memif-guard-mac"):
+    assert p[sy]["pairs"] == 1 and p[sy]["gain_median"] > 0, (sy, p[sy])
+print("guard: %s" % ", ".join("%s %.2fx" % (k, v["gain_median"]) for k, v in p.items()))
+PY
+
 "$build/app/kite-bench/kite-bench" --mode pcap --write-pcap "$out/req.pcap" --pcap-count 100 \
 	--batch 4 --mix get:50,set:50 --value-size uniform:8-3000 --keys 1000 >"$out/pcap.log" ||
 	{ cat "$out/pcap.log"; exit 1; }

@@ -90,6 +90,18 @@ test_options_reject(void **state)
 	assert_int_not_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
 	opts(&o, (const char *const[]){ "value-size", "uniform:64-16", NULL });
 	assert_int_not_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
+	/* --guard: a known mode; mac needs a tenant and its 64-hex-digit secret; not echo. */
+	opts(&o, (const char *const[]){ "guard", "hmac", NULL });
+	assert_int_not_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
+	opts(&o, (const char *const[]){ "guard", "mac", "tenant", "3", NULL });
+	assert_int_not_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
+	opts(&o, (const char *const[]){ "guard", "mac", "tenant", "3", "tenant-secret", "abcd",
+					NULL });
+	assert_int_not_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
+	opts(&o, (const char *const[]){ "guard", "cookie", "echo", "true", NULL });
+	assert_int_not_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
+	opts(&o, (const char *const[]){ "guard", "cookie", NULL });
+	assert_int_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
 	/* A 10-byte key holds 9 hex digits: 2^36 keys at most, 2^32 allowed. */
 	opts(&o, (const char *const[]){ "key-size", "10", "keys", "4294967296", NULL });
 	assert_int_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
