@@ -608,7 +608,16 @@ static void
 sync_finish(struct worker *w, struct rte_mbuf **m, unsigned int n, const struct kite_net_udp *u,
 	    uint8_t skip, bool silent, bool timed_out)
 {
-	if (timed_out && silent) {
+	/*
+	 * A text reply cannot be patched in place (its lines would change
+	 * length): like a quiet one it is withheld, so no text client is told
+	 * STORED for a write its replicas did not take.
+	 */
+	const uint8_t *first = rte_pktmbuf_mtod(m[0], const uint8_t *);
+	const bool text = rte_pktmbuf_data_len(m[0]) > KITE_FRAME_HDR_LEN + skip &&
+			  first[KITE_FRAME_HDR_LEN + skip] != KITE_MAGIC_RES;
+
+	if (timed_out && (silent || text)) {
 		rte_pktmbuf_free_bulk(m, n);
 		w->repl->st.sync_withheld++;
 		return;

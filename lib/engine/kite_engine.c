@@ -9,6 +9,7 @@
 #include <rte_prefetch.h>
 
 #include "kite_engine.h"
+#include "kite_text.h"
 
 #define STAT_NAME(field, name, help) name,
 #define STAT_HELP(field, name, help) help,
@@ -88,6 +89,8 @@ struct kite_engine {
 	 * store has just written, which costs a store-forwarding stall).
 	 */
 	struct kite_store_view views[KITE_ENGINE_MAX_REQS];
+	/* Text requests: what they add to their entry (same index). */
+	struct kite_text_req text[KITE_ENGINE_MAX_REQS];
 };
 
 static bool
@@ -301,6 +304,9 @@ reply_cost(const struct kite_engine *e, const struct kite_engine_dgram *d, size_
 					       (mp - KITE_FRAME_HDR_LEN)));
 }
 
+/* The longest status line a cut text request gets ("SERVER_ERROR cookie required\r\n"). */
+#define TEXT_STATUS_MAX 30
+
 static void respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t cas,
 		    const void *ext, uint8_t extlen, const void *key, uint16_t keylen,
 		    const void *val, uint32_t vallen);
@@ -342,7 +348,9 @@ over_budget_ok(struct kite_engine *e, const struct entry *q, size_t total)
 	const uint32_t statuses = e->left[q->dgram] + (e->wrote == q);
 	const size_t mp = e->conf.max_payload;
 	size_t after = (e->nbufs == 0 ? KITE_FRAME_HDR_LEN + d->renv_len : e->fill) + total;
-	uint64_t reserve = 24u * (uint64_t)statuses;
+	/* A status: a binary header, or the longest of text's cut lines. */
+	const uint32_t unit = q->r.dialect == KITE_DIALECT_TEXT ? TEXT_STATUS_MAX : 24u;
+	uint64_t reserve = (uint64_t)unit * statuses;
 
 	/* Statuses that will not fit the current reply datagram open more (36 bytes each). */
 	if (after > mp)
@@ -362,16 +370,20 @@ over_budget_ok(struct kite_engine *e, const struct entry *q, size_t total)
 	return false;
 }
 
+/* Bytes of one response, written in order (binary: header, extras, key, value). */
+struct piece {
+	const void *p;
+	size_t n;
+};
+
 /* Write one response. A response that fits in one datagram never straddles two. */
 static void
-respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t cas,
-	const void *ext, uint8_t extlen, const void *key, uint16_t keylen, const void *val,
-	uint32_t vallen)
+emit(struct kite_engine *e, const struct entry *q, const struct piece *pc, unsigned int np)
 {
-	const size_t body = (size_t)extlen + keylen + vallen;
-	const size_t total = KITE_BIN_HDR_LEN + body;
-	uint8_t hdr[KITE_BIN_HDR_LEN];
+	size_t total = 0;
 
+	for (unsigned int i = 0; i < np; i++)
+		total += pc[i].n;
 	if (e->open != q->dgram) {
 		close_dgram(e);
 		e->open = q->dgram;
@@ -388,6 +400,47 @@ respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t 
 		/* Fast path: the whole response fits; write it straight into the datagram. */
 		uint8_t *p = e->bufs[e->nbufs - 1] + e->fill;
 
+		for (unsigned int i = 0; i < np; i++) {
+			if (pc[i].n != 0)
+				memcpy(p, pc[i].p, pc[i].n);
+			p += pc[i].n;
+		}
+		e->fill = (uint16_t)(e->fill + total);
+		e->conf.stats->tx_responses++;
+		e->conf.stats->tx_bytes += total;
+		return;
+	}
+	for (unsigned int i = 0; i < np; i++)
+		if (pc[i].n != 0)
+			put(e, pc[i].p, pc[i].n);
+	if (!e->out_stopped) {
+		e->conf.stats->tx_responses++;
+		e->conf.stats->tx_bytes += total;
+	}
+}
+
+static void respond_text_status(struct kite_engine *e, const struct entry *q, uint16_t status,
+				const void *val, uint32_t vallen);
+
+static void
+respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t cas,
+	const void *ext, uint8_t extlen, const void *key, uint16_t keylen, const void *val,
+	uint32_t vallen)
+{
+	const size_t body = (size_t)extlen + keylen + vallen;
+	uint8_t hdr[KITE_BIN_HDR_LEN];
+
+	/* A text request reaches here only for a status (errors, the guard's, the cluster's). */
+	if (unlikely(q->r.dialect == KITE_DIALECT_TEXT)) {
+		respond_text_status(e, q, status, val, vallen);
+		return;
+	}
+	if (e->open == q->dgram && e->nbufs > 0 && !e->out_stopped &&
+	    likely(e->dg[q->dgram]->budget == 0) &&
+	    e->fill + KITE_BIN_HDR_LEN + body <= e->conf.max_payload) {
+		/* Fast path: straight into the open datagram. */
+		uint8_t *p = e->bufs[e->nbufs - 1] + e->fill;
+
 		kite_proto_write_res_hdr(p, q->r.opcode, keylen, extlen, status, (uint32_t)body,
 					 q->r.opaque, cas);
 		p += KITE_BIN_HDR_LEN;
@@ -397,24 +450,16 @@ respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t 
 			memcpy(p + extlen, key, keylen);
 		if (vallen)
 			memcpy(p + extlen + keylen, val, vallen);
-		e->fill = (uint16_t)(e->fill + total);
+		e->fill = (uint16_t)(e->fill + KITE_BIN_HDR_LEN + body);
 		e->conf.stats->tx_responses++;
-		e->conf.stats->tx_bytes += total;
+		e->conf.stats->tx_bytes += KITE_BIN_HDR_LEN + body;
 		return;
 	}
 	kite_proto_write_res_hdr(hdr, q->r.opcode, keylen, extlen, status, (uint32_t)body,
 				 q->r.opaque, cas);
-	put(e, hdr, sizeof(hdr));
-	if (extlen)
-		put(e, ext, extlen);
-	if (keylen)
-		put(e, key, keylen);
-	if (vallen)
-		put(e, val, vallen);
-	if (!e->out_stopped) {
-		e->conf.stats->tx_responses++;
-		e->conf.stats->tx_bytes += total;
-	}
+	const struct piece pc[4] = { { hdr, sizeof(hdr) }, { ext, extlen }, { key, keylen },
+				     { val, vallen } };
+	emit(e, q, pc, 4);
 }
 
 /* An error reply: memcached's message as the body, CAS 0. */
@@ -499,6 +544,27 @@ parse_truncated(struct kite_engine *e, unsigned int di, size_t off)
 	struct kite_engine_stats *st = e->conf.stats;
 	struct entry *q;
 
+	if (d->data[off] != KITE_MAGIC_REQ && d->data[off] != KITE_MAGIC_RES) {
+		/* Text: one SERVER_ERROR for the datagram (nothing in it is read). */
+		q = new_entry(e);
+		memset(&q->r, 0, sizeof(q->r));
+		q->r.dialect = KITE_DIALECT_TEXT;
+		e->text[q - e->ent].noreply = false;
+		e->text[q - e->ent].err = KITE_TERR_NONE;
+		q->kind = ENTRY_ERR;
+		q->status = KITE_STATUS_E2BIG;
+		q->keyed = false;
+		q->only = true;
+		q->dgram = (uint16_t)di;
+		q->looked_up = false;
+		e->left[di] = d->budget != 0 ? 1 : 0;
+		if (d->home) {
+			st->rx_requests++;
+			st->too_big++;
+		}
+		d->nreq = 1;
+		return e->self_bit;
+	}
 	if (d->len - off < KITE_BIN_HDR_LEN || d->data[off] != KITE_MAGIC_REQ) {
 		if (d->home)
 			st->proto_drops[d->len - off < KITE_BIN_HDR_LEN ? KITE_PROTO_DROP_TRUNC_HDR
@@ -523,6 +589,100 @@ parse_truncated(struct kite_engine *e, unsigned int di, size_t off)
 	}
 	d->nreq = 1;
 	return e->self_bit;
+}
+
+/* The route of a well-formed request (parse_dgram's tail, shared with text). */
+static uint64_t
+route(struct kite_engine *e, struct entry *q)
+{
+	q->kind = ENTRY_REQ;
+	q->keyed = is_keyed(q->r.cmd);
+	if (q->keyed) {
+		/* One hash for both levels: partition and vbucket. */
+		uint64_t h = kite_topo_key_hash(q->r.key, q->r.keylen);
+
+		q->part = (uint16_t)(h % e->conf.map.partitions);
+		q->vb = (uint32_t)h;
+		return UINT64_C(1) << e->owner_of[q->part];
+	}
+	if (q->r.cmd == KITE_CMD_FLUSH)
+		return e->all_bits; /* every worker flushes its own partitions */
+	return e->self_bit;
+}
+
+/*
+ * A text datagram (kite_text.h): one entry per command, one per key of a
+ * get line; each entry's text part at the same index of e->text.
+ */
+static uint64_t
+parse_text(struct kite_engine *e, unsigned int di, size_t off)
+{
+	struct kite_engine_dgram *d = e->dg[di];
+	struct kite_engine_stats *st = e->conf.stats;
+	struct kite_text_cursor cur;
+	unsigned int first = e->nent, count = 0;
+	uint64_t mask = 0;
+
+	kite_text_cursor_init(&cur);
+	if (d->budget != 0)
+		e->left[di] = kite_text_count(d->data + off, d->len - off);
+	while (off < d->len) {
+		struct entry *q;
+		struct kite_text_req *t;
+		size_t used = 0;
+		uint8_t status = 0, drop;
+		enum kite_parse_result res;
+
+		if (count == 1)
+			e->ent[first].only = false;
+		q = new_entry(e);
+		if (count++ == 0) {
+			first = (unsigned int)(q - e->ent);
+			q->only = true;
+		} else {
+			q->only = false;
+		}
+		t = &e->text[q - e->ent];
+		res = kite_text_parse(d->data + off, d->len - off, e->conf.max_item_size, &cur,
+				      &q->r, t, &used, &drop);
+		q->r.dialect = KITE_DIALECT_TEXT;
+		q->r.quiet = t->noreply;
+		q->dgram = (uint16_t)di;
+		q->looked_up = false;
+		if (res == KITE_PARSE_OK && unlikely(d->refuse | d->deny | d->ns) &&
+		    (status = policy_refuses(e, d, &q->r)) != 0)
+			res = KITE_PARSE_ERR_REPLY;
+		if (res == KITE_PARSE_DROP) {
+			e->nent--;
+			if (count > 1)
+				e->ent[first].only = false;
+			if (d->home)
+				st->proto_drops[drop]++;
+			d->nreq = (uint16_t)(count - 1);
+			return mask | e->self_bit;
+		}
+		if (d->home)
+			st->rx_requests++;
+		if (res != KITE_PARSE_OK) {
+			/* Errors are answered where the datagram arrived. */
+			q->kind = ENTRY_ERR;
+			q->status = status;
+			q->keyed = false;
+			mask |= e->self_bit;
+			if (res == KITE_PARSE_ERR_STOP) {
+				d->nreq = (uint16_t)count;
+				return mask;
+			}
+			off += used;
+			continue;
+		}
+		mask |= route(e, q);
+		off += used;
+		if (q->r.cmd == KITE_CMD_QUIT)
+			break; /* quit ends the datagram */
+	}
+	d->nreq = (uint16_t)count;
+	return mask;
 }
 
 static uint64_t
@@ -558,6 +718,8 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 	e->work_left[di] = d->work != 0 ? d->work : UINT32_MAX;
 	if (unlikely(d->truncated))
 		return parse_truncated(e, di, off);
+	if (d->data[off] != KITE_MAGIC_REQ && d->data[off] != KITE_MAGIC_RES)
+		return parse_text(e, di, off);
 	while (off < d->len) {
 		struct entry *q;
 
@@ -659,7 +821,7 @@ kite_engine_withdraw(struct kite_engine *e)
 static bool
 is_get(const struct entry *q)
 {
-	return q->kind == ENTRY_REQ && q->r.cmd == KITE_CMD_GET;
+	return q->kind == ENTRY_REQ && q->r.cmd == KITE_CMD_GET && !q->r.direct;
 }
 
 /* Requests that change no partition; a GET run may extend over them. */
@@ -1062,6 +1224,17 @@ exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s)
 	}
 }
 
+static void text_line(struct kite_engine *e, const struct entry *q, const char *s);
+
+static void
+flush_reply(struct kite_engine *e, const struct entry *q)
+{
+	if (q->r.dialect == KITE_DIALECT_TEXT)
+		text_line(e, q, "OK");
+	else
+		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+}
+
 /* Every worker flushes the partitions it owns; the home worker answers. */
 static void
 exec_flush(struct kite_engine *e, struct entry *q)
@@ -1072,7 +1245,7 @@ exec_flush(struct kite_engine *e, struct entry *q)
 	if (q->r.exptime > KITE_REALTIME_MAXDELTA && q->r.exptime <= e->conf.started) {
 		/* memcached 1.6.18: an absolute time at or before its start flushes nothing. */
 		if (e->dg[q->dgram]->home && !q->r.quiet)
-			respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+			flush_reply(e, q);
 		return;
 	}
 
@@ -1086,7 +1259,7 @@ exec_flush(struct kite_engine *e, struct entry *q)
 		e->conf.repl(e->conf.repl_arg, NULL, KITE_ENGINE_REPL_ALL, 3, NULL, 0, &v, false);
 	}
 	if (e->dg[q->dgram]->home && !q->r.quiet)
-		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
+		flush_reply(e, q);
 }
 
 /* NOOP, and QUIT unless quiet: an empty success. */
@@ -1118,6 +1291,753 @@ exec_cluster_map(struct kite_engine *e, struct entry *q)
 		return;
 	}
 	respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, e->cluster->map_msg, e->cluster->map_len);
+}
+
+/* ---- text replies (kite_text.h) ------------------------------------------- */
+
+/* Decimal digits of v at p; returns their count. */
+static size_t
+put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* A line builder: text responses are short lines, then maybe a value. */
+struct tline {
+	char b[768];
+	size_t n;
+};
+
+static void
+tl_str(struct tline *l, const char *s)
+{
+	size_t k = strlen(s);
+
+	if (l->n + k < sizeof(l->b)) {
+		memcpy(l->b + l->n, s, k);
+		l->n += k;
+	}
+}
+
+static void
+tl_mem(struct tline *l, const void *p, size_t k)
+{
+	if (l->n + k < sizeof(l->b)) {
+		memcpy(l->b + l->n, p, k);
+		l->n += k;
+	}
+}
+
+static void
+tl_u64(struct tline *l, uint64_t v)
+{
+	if (l->n + 20 < sizeof(l->b))
+		l->n += put_u64(l->b + l->n, v);
+}
+
+static void
+tl_i64(struct tline *l, int64_t v)
+{
+	if (v < 0) {
+		tl_str(l, "-");
+		tl_u64(l, (uint64_t)(-v));
+	} else {
+		tl_u64(l, (uint64_t)v);
+	}
+}
+
+/* One line: s and "\r\n". */
+static void
+text_line(struct kite_engine *e, const struct entry *q, const char *s)
+{
+	const struct piece pc[2] = { { s, strlen(s) }, { "\r\n", 2 } };
+
+	emit(e, q, pc, 2);
+}
+
+/* The line of a status a text request is answered with outside its command. */
+static void
+respond_text_status(struct kite_engine *e, const struct entry *q, uint16_t status,
+		    const void *val, uint32_t vallen)
+{
+	struct tline l = { .n = 0 };
+
+	switch (status) {
+	case KITE_STATUS_OK:
+		tl_str(&l, "OK");
+		break;
+	case KITE_STATUS_KEY_ENOENT:
+		tl_str(&l, "NOT_FOUND");
+		break;
+	case KITE_STATUS_KEY_EEXISTS:
+		tl_str(&l, "EXISTS");
+		break;
+	case KITE_STATUS_NOT_STORED:
+		tl_str(&l, "NOT_STORED");
+		break;
+	case KITE_STATUS_E2BIG:
+		tl_str(&l, kite_text_err_str(KITE_TERR_TOO_LARGE));
+		break;
+	case KITE_STATUS_DELTA_BADVAL:
+		tl_str(&l, kite_text_err_str(KITE_TERR_NON_NUMERIC));
+		break;
+	case KITE_STATUS_NOT_MY_VBUCKET:
+		/* With the map's epoch, as the binary reply's body. */
+		tl_str(&l, "SERVER_ERROR not my vbucket ");
+		if (vallen == 8)
+			tl_u64(&l, kite_proto_get64(val));
+		break;
+	case KITE_STATUS_AUTH_ERROR:
+		tl_str(&l, "CLIENT_ERROR authentication required");
+		break;
+	case KITE_STATUS_UNKNOWN_COMMAND:
+		tl_str(&l, "ERROR");
+		break;
+	case KITE_STATUS_ENOMEM:
+		tl_str(&l, kite_text_err_str(KITE_TERR_NO_MEMORY));
+		break;
+	case KITE_STATUS_ETMPFAIL:
+		tl_str(&l, "SERVER_ERROR temporary failure");
+		break;
+	case KITE_STATUS_COOKIE_REQUIRED:
+		tl_str(&l, "SERVER_ERROR cookie required");
+		break;
+	case KITE_STATUS_RATE_LIMITED:
+		tl_str(&l, "SERVER_ERROR rate limited");
+		break;
+	case KITE_STATUS_FORBIDDEN:
+		tl_str(&l, "CLIENT_ERROR forbidden");
+		break;
+	default:
+		tl_str(&l, kite_text_err_str(KITE_TERR_FORMAT));
+		break;
+	}
+	tl_str(&l, "\r\n");
+	const struct piece pc[1] = { { l.b, l.n } };
+	emit(e, q, pc, 1);
+}
+
+/* Remaining TTL as meta's t shows it: -1 for none. */
+static int64_t
+ttl_left(const struct kite_engine *e, uint32_t exptime)
+{
+	if (exptime == 0)
+		return -1;
+	return exptime > e->now ? (int64_t)exptime - e->now : 0;
+}
+
+/* The k flag: the key as sent (base64 when it came so, then " b"). */
+static void
+tl_key(struct tline *l, const struct kite_text_req *t)
+{
+	tl_str(l, " k");
+	tl_mem(l, t->wkey, t->wkeylen);
+	if (t->b64)
+		tl_str(l, " b");
+}
+
+/* On a miss or failure: only O and k, in request order. */
+static void
+tl_echo(struct tline *l, const struct kite_text_req *t)
+{
+	for (unsigned int f = 0; f < t->nflags; f++) {
+		if (t->flags[f] == 'O') {
+			tl_str(l, " O");
+			tl_mem(l, t->opaque, t->opaque_len);
+		} else if (t->flags[f] == 'k') {
+			tl_key(l, t);
+		}
+	}
+}
+
+static void
+text_code(struct kite_engine *e, const struct entry *q, const struct kite_text_req *t,
+	  const char *code, bool cas_flag, uint64_t cas)
+{
+	struct tline l = { .n = 0 };
+
+	tl_str(&l, code);
+	for (unsigned int f = 0; f < t->nflags; f++) {
+		if (t->flags[f] == 'O') {
+			tl_str(&l, " O");
+			tl_mem(&l, t->opaque, t->opaque_len);
+		} else if (t->flags[f] == 'k') {
+			tl_key(&l, t);
+		} else if (t->flags[f] == 'c' && cas_flag) {
+			tl_str(&l, " c");
+			tl_u64(&l, cas);
+		}
+	}
+	tl_str(&l, "\r\n");
+	const struct piece pc[1] = { { l.b, l.n } };
+	emit(e, q, pc, 1);
+}
+
+/* The item a text read sees: from the GET run's bulk lookup, or looked up now. */
+static const struct kite_store_view *
+text_lookup(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i,
+	    struct kite_store_view *one)
+{
+	if (q->r.cmd == KITE_CMD_GET && !q->r.direct && !e->conf.no_bulk) {
+		if (!q->looked_up)
+			lookup_run(e, i);
+		if (q->result == KITE_STORE_OK && !stale(e, q, e->views[q->vslot].cas))
+			return &e->views[q->vslot];
+		return NULL;
+	}
+	if (kite_store_get(s, q->r.key, q->r.keylen, q->hash, one) == KITE_STORE_OK &&
+	    !stale(e, q, one->cas))
+		return one;
+	return NULL;
+}
+
+/* get, gets, gat, gats: VALUE for a hit, nothing for a miss; END after the line's last key. */
+static void
+exec_text_get(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	const struct kite_text_req *t = &e->text[i];
+	struct kite_store_view one;
+	const struct kite_store_view *v;
+	struct tline l = { .n = 0 };
+
+	if (q->r.cmd == KITE_CMD_GAT) {
+		v = kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
+				     kite_proto_exptime(q->r.exptime, e->now), &one) == KITE_STORE_OK
+			    ? &one
+			    : NULL;
+		if (v != NULL)
+			replicate(e, q, s, false);
+	} else {
+		v = text_lookup(e, q, s, i, &one);
+	}
+	if (v == NULL) {
+		if (t->end)
+			text_line(e, q, "END");
+		return;
+	}
+	tl_str(&l, "VALUE ");
+	tl_mem(&l, t->wkey, t->wkeylen);
+	tl_str(&l, " ");
+	tl_u64(&l, v->flags);
+	tl_str(&l, " ");
+	tl_u64(&l, v->vallen);
+	if (t->with_cas) {
+		tl_str(&l, " ");
+		tl_u64(&l, v->cas);
+	}
+	tl_str(&l, "\r\n");
+	const struct piece pc[3] = { { l.b, l.n }, { v->value, v->vallen },
+				     { t->end ? "\r\nEND\r\n" : "\r\n", t->end ? 7 : 2 } };
+	emit(e, q, pc, 3);
+}
+
+/* set, add, replace, append, prepend, cas. */
+static void
+exec_text_store(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	static const uint8_t mode[KITE_T_MAX] = {
+		[KITE_T_SET] = KITE_STORE_SET,		[KITE_T_ADD] = KITE_STORE_ADD,
+		[KITE_T_REPLACE] = KITE_STORE_REPLACE, [KITE_T_APPEND] = KITE_STORE_APPEND,
+		[KITE_T_PREPEND] = KITE_STORE_PREPEND, [KITE_T_CAS] = KITE_STORE_SET,
+	};
+	const struct kite_text_req *t = &e->text[i];
+	const struct kite_store_write w = {
+		.mode = (enum kite_store_mode)mode[t->tcmd],
+		.flags = q->r.flags,
+		.exptime = kite_proto_exptime(q->r.exptime, e->now),
+		.value = q->r.value,
+		.vallen = q->r.vallen,
+		.cas = q->r.cas,
+		.tenant = e->dg[q->dgram]->tenant,
+	};
+	uint64_t cas = 0;
+	const char *line;
+
+	switch (kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, &cas)) {
+	case KITE_STORE_OK:
+		line = "STORED";
+		replicate(e, q, s, false);
+		break;
+	case KITE_STORE_EXISTS:
+		line = t->tcmd == KITE_T_ADD ? "NOT_STORED" : "EXISTS";
+		break;
+	case KITE_STORE_NOT_FOUND:
+		line = t->tcmd == KITE_T_CAS ? "NOT_FOUND" : "NOT_STORED";
+		break;
+	case KITE_STORE_TOO_LARGE:
+		line = kite_text_err_str(KITE_TERR_TOO_LARGE);
+		break;
+	case KITE_STORE_NO_MEMORY:
+		line = kite_text_err_str(KITE_TERR_NO_MEMORY);
+		break;
+	default:
+		line = "NOT_STORED";
+		break;
+	}
+	if (!t->noreply)
+		text_line(e, q, line);
+}
+
+/* incr, decr: the new value as a line. */
+static void
+exec_text_delta(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	const struct kite_text_req *t = &e->text[i];
+	const struct kite_store_arith a = {
+		.incr = q->r.cmd == KITE_CMD_INCR,
+		.delta = q->r.delta,
+		.tenant = e->dg[q->dgram]->tenant,
+	};
+	uint64_t value, cas;
+	char num[24];
+
+	switch (kite_store_delta(s, q->r.key, q->r.keylen, q->hash, &a, &value, &cas)) {
+	case KITE_STORE_OK:
+		replicate(e, q, s, false);
+		if (!t->noreply) {
+			num[put_u64(num, value)] = '\0';
+			text_line(e, q, num);
+		}
+		return;
+	case KITE_STORE_NOT_FOUND:
+		if (!t->noreply)
+			text_line(e, q, "NOT_FOUND");
+		return;
+	case KITE_STORE_NON_NUMERIC:
+		if (!t->noreply)
+			text_line(e, q, kite_text_err_str(KITE_TERR_NON_NUMERIC));
+		return;
+	default:
+		if (!t->noreply)
+			text_line(e, q, "SERVER_ERROR out of memory");
+		return;
+	}
+}
+
+/* mg: the meta get, with the win/stale machinery (N, R, stale items) and T. */
+static void
+exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	const struct kite_text_req *t = &e->text[i];
+	struct kite_store_view one, two;
+	const struct kite_store_view *v = text_lookup(e, q, s, i, &one);
+	bool vivified = false, win = false, z = false, x = false, seen_t_first = false;
+	uint32_t old_exp = 0;
+	struct tline l = { .n = 0 };
+
+	if (v == NULL && kite_text_has(t, 'N')) {
+		/* Vivify: an empty item whose first reader (this one) must recache it. */
+		const struct kite_store_write w = {
+			.mode = KITE_STORE_ADD,
+			.exptime = kite_proto_exptime(t->n_ttl, e->now),
+			.tenant = e->dg[q->dgram]->tenant,
+		};
+		uint64_t cas;
+
+		if (kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, &cas) == KITE_STORE_OK &&
+		    kite_store_claim_win(s, q->r.key, q->r.keylen, q->hash, &two) == KITE_STORE_OK) {
+			v = &two;
+			vivified = win = true;
+			replicate(e, q, s, false);
+		}
+	}
+	if (v == NULL) {
+		if (t->noreply)
+			return;
+		tl_str(&l, "EN");
+		tl_echo(&l, t);
+		tl_str(&l, "\r\n");
+		const struct piece pc[1] = { { l.b, l.n } };
+		emit(e, q, pc, 1);
+		return;
+	}
+	old_exp = v->exptime;
+	if (!vivified) {
+		z = (v->marks & KITE_STORE_MARK_WIN) != 0;
+		x = (v->marks & KITE_STORE_MARK_STALE) != 0;
+		if (kite_text_has(t, 'T')) {
+			if (kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
+					     kite_proto_exptime(q->r.exptime, e->now),
+					     &two) == KITE_STORE_OK) {
+				v = &two;
+				replicate(e, q, s, false);
+			}
+		}
+		/* One client wins the recompute: of a stale item, or ahead of expiry (R). */
+		if (!z && (x || (kite_text_has(t, 'R') && v->exptime != 0 &&
+				 ttl_left(e, v->exptime) < (int64_t)t->r_ttl))) {
+			if (kite_store_claim_win(s, q->r.key, q->r.keylen, q->hash, &two) ==
+			    KITE_STORE_OK) {
+				v = &two;
+				win = true;
+			}
+		}
+	}
+	if (kite_text_has(t, 'v')) {
+		tl_str(&l, "VA ");
+		tl_u64(&l, v->vallen);
+	} else {
+		tl_str(&l, "HD");
+	}
+	/* Return flags in request order; T and N act where they stand (a t before them sees before). */
+	for (unsigned int f = 0; f < t->nflags; f++) {
+		switch (t->flags[f]) {
+		case 's':
+			tl_str(&l, " s");
+			tl_u64(&l, v->vallen);
+			break;
+		case 't':
+			tl_str(&l, " t");
+			if (vivified && !seen_t_first && kite_text_has(t, 'N')) {
+				/* t before N: the item did not exist yet. */
+				bool n_later = false;
+				for (unsigned int g = f + 1; g < t->nflags; g++)
+					n_later |= t->flags[g] == 'N';
+				tl_i64(&l, n_later ? -1 : ttl_left(e, v->exptime));
+			} else {
+				bool t_later = false;
+				for (unsigned int g = f + 1; g < t->nflags; g++)
+					t_later |= t->flags[g] == 'T';
+				tl_i64(&l, ttl_left(e, t_later ? old_exp : v->exptime));
+			}
+			seen_t_first = true;
+			break;
+		case 'c':
+			tl_str(&l, " c");
+			tl_u64(&l, v->cas);
+			break;
+		case 'f':
+			tl_str(&l, " f");
+			tl_u64(&l, v->flags);
+			break;
+		case 'O':
+			tl_str(&l, " O");
+			tl_mem(&l, t->opaque, t->opaque_len);
+			break;
+		case 'k':
+			tl_key(&l, t);
+			break;
+		default:
+			break;
+		}
+	}
+	if (z)
+		tl_str(&l, " Z");
+	if (x)
+		tl_str(&l, " X");
+	if (win)
+		tl_str(&l, " W");
+	tl_str(&l, "\r\n");
+	if (kite_text_has(t, 'v')) {
+		const struct piece pc[3] = { { l.b, l.n }, { v->value, v->vallen }, { "\r\n", 2 } };
+		emit(e, q, pc, 3);
+	} else {
+		const struct piece pc[1] = { { l.b, l.n } };
+		emit(e, q, pc, 1);
+	}
+}
+
+/* ms: the meta set (modes, CAS, I: a late writer's value stored stale). */
+static void
+exec_ms(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	const struct kite_text_req *t = &e->text[i];
+	enum kite_store_mode mode;
+	uint64_t cas = 0;
+	const char *code;
+	bool ok = false;
+
+	switch (t->mode) {
+	case 'E':
+		mode = KITE_STORE_ADD;
+		break;
+	case 'A':
+		mode = KITE_STORE_APPEND;
+		break;
+	case 'P':
+		mode = KITE_STORE_PREPEND;
+		break;
+	case 'R':
+		mode = KITE_STORE_REPLACE;
+		break;
+	default:
+		mode = KITE_STORE_SET;
+		break;
+	}
+	const struct kite_store_write w = {
+		.mode = mode,
+		.flags = q->r.flags,
+		.exptime = t->has_ttl ? kite_proto_exptime(q->r.exptime, e->now) : 0,
+		.value = q->r.value,
+		.vallen = q->r.vallen,
+		/* add ignores C (memcached 1.6.18). */
+		.cas = mode == KITE_STORE_ADD ? 0 : q->r.cas,
+		.invalidate = kite_text_has(t, 'I') &&
+			      (mode == KITE_STORE_SET || mode == KITE_STORE_REPLACE),
+		.tenant = e->dg[q->dgram]->tenant,
+	};
+
+	switch (kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, &cas)) {
+	case KITE_STORE_OK:
+		replicate(e, q, s, false);
+		ok = true;
+		code = "HD";
+		break;
+	case KITE_STORE_EXISTS:
+		code = mode == KITE_STORE_ADD ? "NS" : "EX";
+		break;
+	case KITE_STORE_NOT_FOUND:
+		code = w.cas != 0 ? "NF" : "NS";
+		break;
+	case KITE_STORE_TOO_LARGE:
+		text_line(e, q, kite_text_err_str(KITE_TERR_TOO_LARGE));
+		return;
+	case KITE_STORE_NO_MEMORY:
+		text_line(e, q, kite_text_err_str(KITE_TERR_NO_MEMORY));
+		return;
+	default:
+		code = "NS";
+		break;
+	}
+	if (ok && t->noreply)
+		return;
+	text_code(e, q, t, code, true, ok ? cas : 0);
+}
+
+/* md: delete, or with I mark stale (a new CAS, the win token back, T a new TTL). */
+static void
+exec_md(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	const struct kite_text_req *t = &e->text[i];
+	enum kite_store_result rc;
+
+	if (kite_text_has(t, 'I')) {
+		const uint32_t exp = kite_proto_exptime(q->r.exptime, e->now);
+
+		rc = kite_store_mark_stale(s, q->r.key, q->r.keylen, q->hash, q->r.cas,
+					   t->has_ttl ? &exp : NULL, NULL);
+		if (rc == KITE_STORE_OK)
+			replicate(e, q, s, false);
+	} else {
+		rc = kite_store_delete(s, q->r.key, q->r.keylen, q->hash, q->r.cas);
+		if (rc == KITE_STORE_OK)
+			replicate(e, q, s, true);
+	}
+	if (rc == KITE_STORE_OK && t->noreply)
+		return;
+	text_code(e, q, t, rc == KITE_STORE_OK ? "HD" : rc == KITE_STORE_EXISTS ? "EX" : "NF",
+		  false, 0);
+}
+
+/* ma: meta arithmetic (N auto-create with J, D delta, M mode, T, C). */
+static void
+exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	const struct kite_text_req *t = &e->text[i];
+	const bool create = kite_text_has(t, 'N');
+	const struct kite_store_arith a = {
+		.incr = !(t->mode == 'D' || t->mode == '-'),
+		.create = create,
+		.delta = kite_text_has(t, 'D') ? q->r.delta : 1,
+		.initial = q->r.initial,
+		.exptime = kite_proto_exptime(t->n_ttl, e->now),
+		.cas = q->r.cas,
+		.tenant = e->dg[q->dgram]->tenant,
+	};
+	struct kite_store_view v;
+	uint64_t value, cas;
+	bool existed = true;
+	uint32_t old_exp = 0;
+	struct tline l = { .n = 0 };
+	char num[24];
+	size_t nlen;
+
+	/* q hides the reply of a hit, not of an auto-create (memcached 1.6.18). */
+	if (create && t->noreply)
+		existed = kite_store_get(s, q->r.key, q->r.keylen, q->hash, &v) == KITE_STORE_OK;
+	switch (kite_store_delta(s, q->r.key, q->r.keylen, q->hash, &a, &value, &cas)) {
+	case KITE_STORE_OK:
+		break;
+	case KITE_STORE_NOT_FOUND:
+		text_code(e, q, t, "NF", false, 0);
+		return;
+	case KITE_STORE_EXISTS:
+		text_code(e, q, t, "EX", false, 0);
+		return;
+	case KITE_STORE_NON_NUMERIC:
+		text_line(e, q, kite_text_err_str(KITE_TERR_NON_NUMERIC));
+		return;
+	default:
+		text_line(e, q, "SERVER_ERROR out of memory");
+		return;
+	}
+	if (kite_store_get(s, q->r.key, q->r.keylen, q->hash, &v) == KITE_STORE_OK)
+		old_exp = v.exptime;
+	if (t->has_ttl &&
+	    kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
+			     kite_proto_exptime(q->r.exptime, e->now), &v) == KITE_STORE_OK)
+		cas = v.cas;
+	replicate(e, q, s, false);
+	if (t->noreply && existed)
+		return;
+	nlen = put_u64(num, value);
+	if (kite_text_has(t, 'v')) {
+		tl_str(&l, "VA ");
+		tl_u64(&l, nlen);
+	} else {
+		tl_str(&l, "HD");
+	}
+	for (unsigned int f = 0; f < t->nflags; f++) {
+		switch (t->flags[f]) {
+		case 'c':
+			tl_str(&l, " c");
+			tl_u64(&l, cas);
+			break;
+		case 't': {
+			bool t_later = false;
+			for (unsigned int g = f + 1; g < t->nflags; g++)
+				t_later |= t->flags[g] == 'T';
+			tl_str(&l, " t");
+			tl_i64(&l, ttl_left(e, t_later || !t->has_ttl ? old_exp
+					    : kite_proto_exptime(q->r.exptime, e->now)));
+			break;
+		}
+		case 'O':
+			tl_str(&l, " O");
+			tl_mem(&l, t->opaque, t->opaque_len);
+			break;
+		case 'k':
+			tl_key(&l, t);
+			break;
+		default:
+			break;
+		}
+	}
+	tl_str(&l, "\r\n");
+	if (kite_text_has(t, 'v')) {
+		const struct piece pc[3] = { { l.b, l.n }, { num, nlen }, { "\r\n", 2 } };
+		emit(e, q, pc, 3);
+	} else {
+		const struct piece pc[1] = { { l.b, l.n } };
+		emit(e, q, pc, 1);
+	}
+}
+
+struct tstat_ctx {
+	struct kite_engine *e;
+	const struct entry *q;
+};
+
+static void
+emit_text_stat(void *arg, const char *name, const char *value)
+{
+	struct tstat_ctx *c = arg;
+	const struct piece pc[5] = { { "STAT ", 5 }, { name, strlen(name) }, { " ", 1 },
+				     { value, strlen(value) }, { "\r\n", 2 } };
+
+	emit(c->e, c->q, pc, 5);
+}
+
+/* Every text command, after the checks exec_one() makes for both dialects. */
+static void
+exec_text(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
+{
+	const struct kite_text_req *t = &e->text[i];
+
+	switch (t->tcmd) {
+	case KITE_T_GET:
+	case KITE_T_GETS:
+	case KITE_T_GAT:
+	case KITE_T_GATS:
+		if (q->r.cmd == KITE_CMD_NOOP) /* gat <exptime> with no key */
+			text_line(e, q, "END");
+		else
+			exec_text_get(e, q, s, i);
+		break;
+	case KITE_T_SET:
+	case KITE_T_ADD:
+	case KITE_T_REPLACE:
+	case KITE_T_APPEND:
+	case KITE_T_PREPEND:
+	case KITE_T_CAS:
+		exec_text_store(e, q, s, i);
+		break;
+	case KITE_T_INCR:
+	case KITE_T_DECR:
+		exec_text_delta(e, q, s, i);
+		break;
+	case KITE_T_DELETE: {
+		enum kite_store_result rc = kite_store_delete(s, q->r.key, q->r.keylen, q->hash, 0);
+		if (rc == KITE_STORE_OK)
+			replicate(e, q, s, true);
+		if (!t->noreply)
+			text_line(e, q, rc == KITE_STORE_OK ? "DELETED" : "NOT_FOUND");
+		break;
+	}
+	case KITE_T_TOUCH: {
+		struct kite_store_view v;
+		enum kite_store_result rc =
+			kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
+					 kite_proto_exptime(q->r.exptime, e->now), &v);
+		if (rc == KITE_STORE_OK)
+			replicate(e, q, s, false);
+		if (!t->noreply)
+			text_line(e, q, rc == KITE_STORE_OK ? "TOUCHED" : "NOT_FOUND");
+		break;
+	}
+	case KITE_T_FLUSH_ALL:
+		exec_flush(e, q);
+		break;
+	case KITE_T_VERSION:
+		text_line(e, q, "VERSION " KITE_VERSION);
+		break;
+	case KITE_T_VERBOSITY:
+		if (!t->noreply)
+			text_line(e, q, "OK");
+		break;
+	case KITE_T_STATS: {
+		struct tstat_ctx c = { e, q };
+
+		if (q->r.keylen != 0) {
+			/* Only the general group (memcached answers an unknown one ERROR). */
+			text_line(e, q, "ERROR");
+			break;
+		}
+		if (e->conf.stat != NULL)
+			e->conf.stat(e->conf.stat_arg, e->now, emit_text_stat, &c);
+		text_line(e, q, "END");
+		break;
+	}
+	case KITE_T_QUIT:
+		break;
+	case KITE_T_MG:
+		exec_mg(e, q, s, i);
+		break;
+	case KITE_T_MS:
+		exec_ms(e, q, s, i);
+		break;
+	case KITE_T_MD:
+		exec_md(e, q, s, i);
+		break;
+	case KITE_T_MA:
+		exec_ma(e, q, s, i);
+		break;
+	case KITE_T_MN:
+		text_line(e, q, "MN");
+		break;
+	default:
+		text_line(e, q, "ERROR");
+		break;
+	}
 }
 
 static void
@@ -1160,6 +2080,17 @@ exec_one(struct kite_engine *e, unsigned int i)
 			if (d->home)
 				st->refused++;
 		}
+		if (e->dg[q->dgram]->home && q->r.dialect == KITE_DIALECT_TEXT && q->status == 0) {
+			/* A text parse error: memcached's line, unless noreply hides it. */
+			const struct kite_text_req *t = &e->text[i];
+
+			st->err_replies++;
+			if (t->err == KITE_TERR_ERROR)
+				st->unknown_cmd++;
+			if (!t->noreply)
+				text_line(e, q, kite_text_err_str((enum kite_text_err)t->err));
+			return;
+		}
 		if (e->dg[q->dgram]->home) {
 			st->err_replies++;
 			if (q->status == KITE_STATUS_UNKNOWN_COMMAND)
@@ -1196,6 +2127,10 @@ exec_one(struct kite_engine *e, unsigned int i)
 	}
 	st->cmd[q->r.cmd]++;
 	st->served++;
+	if (q->r.dialect == KITE_DIALECT_TEXT) {
+		exec_text(e, q, s, i);
+		return;
+	}
 	/* The parser admits only the commands below. */
 	switch (q->r.cmd) {
 	case KITE_CMD_GET:

@@ -69,6 +69,8 @@ static const char *const drop_names[KITE_PROTO_DROP_MAX] = {
 	[KITE_PROTO_DROP_TRUNC_HDR] = "truncated_header",
 	[KITE_PROTO_DROP_BAD_MAGIC] = "bad_magic",
 	[KITE_PROTO_DROP_RES_MAGIC] = "response_magic",
+	[KITE_PROTO_DROP_TEXT_RESPONSE] = "text_response",
+	[KITE_PROTO_DROP_TEXT_PARTIAL] = "text_partial_line",
 };
 
 static const char *const cmd_names[KITE_CMD_MAX] = {

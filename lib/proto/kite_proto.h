@@ -140,6 +140,12 @@ struct kite_req {
 	bool want_key;    /**< GETK, GETKQ, GATK, GATKQ: key in the reply */
 	uint16_t vbucket; /**< offset 6 */
 	uint16_t keylen;  /**< offset 2 */
+	uint8_t dialect;  /**< KITE_DIALECT_* (in what was padding) */
+	/**
+	 * Looked up on its own at execution, never in a GET run's bulk lookup
+	 * (meta mg: a win claim changes what the next reader of the key sees).
+	 */
+	bool direct;
 	uint32_t bodylen; /**< offset 8 */
 	uint32_t opaque;  /**< offset 12: echoed */
 	uint32_t vallen;  /**< (placed here to keep the struct at 72 bytes) */
@@ -154,6 +160,9 @@ struct kite_req {
 };
 
 _Static_assert(sizeof(struct kite_req) == 72, "the engine keeps two cache lines per request");
+
+/** kite_req.dialect: how the request came and how it is answered. */
+enum { KITE_DIALECT_BINARY = 0, KITE_DIALECT_TEXT = 1 };
 
 /** What kite_proto_parse() tells the caller to do. */
 enum kite_parse_result {
@@ -172,6 +181,8 @@ enum kite_proto_drop {
 	KITE_PROTO_DROP_TRUNC_HDR,      /**< fewer than 24 bytes left for a header */
 	KITE_PROTO_DROP_BAD_MAGIC,      /**< first byte neither 0x80 nor 0x81 */
 	KITE_PROTO_DROP_RES_MAGIC,      /**< response magic 0x81 in a request */
+	KITE_PROTO_DROP_TEXT_RESPONSE,  /**< a text line that starts like a response (VALUE, HD, 5, ...) */
+	KITE_PROTO_DROP_TEXT_PARTIAL,   /**< a text line without its newline at the datagram's end */
 	KITE_PROTO_DROP_MAX,
 };
 

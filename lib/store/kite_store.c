@@ -910,6 +910,7 @@ kite_store_store(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 	struct item *slot, *old, *it;
 	const enum kite_store_mode mode = w->mode;
 	uint32_t oldlen = 0, newlen = w->vallen, flags = w->flags, exptime = w->exptime;
+	uint8_t marks = 0; /* an invalidating store's: stale, and the old win token */
 	bool pin = false;
 	enum kite_store_result ret;
 
@@ -931,8 +932,17 @@ kite_store_store(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 				return KITE_STORE_NOT_FOUND;
 			}
 			if (old->cas != w->cas) {
-				s->st.cas_badval++;
-				return KITE_STORE_EXISTS;
+				/*
+				 * meta ms I: a writer holding an older version still
+				 * stores, but stale, keeping the item's expiry and win
+				 * token: a late fill never looks fresh.
+				 */
+				if (!w->invalidate || w->cas > old->cas || mode == KITE_STORE_ADD) {
+					s->st.cas_badval++;
+					return KITE_STORE_EXISTS;
+				}
+				marks = ITEM_STALE | (old->iflags & ITEM_WIN);
+				exptime = old->exptime;
 			}
 			s->st.cas_hits++;
 		} else if (mode == KITE_STORE_ADD && old != NULL) {
@@ -1017,6 +1027,7 @@ kite_store_store(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 	ret = link_item(s, it, slot, w->set_cas);
 	if (ret != KITE_STORE_OK)
 		goto fail_set;
+	it->iflags |= marks;
 	*cas_out = it->cas;
 	return KITE_STORE_OK;
 
@@ -1156,14 +1167,21 @@ kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 
 enum kite_store_result
 kite_store_mark_stale(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		      uint64_t cas)
+		      uint64_t cas, const uint32_t *exptime, uint64_t *cas_out)
 {
 	struct item *it;
 	enum kite_store_result r = find_version(s, key, keylen, hash, cas, &it);
 
-	if (r == KITE_STORE_OK)
-		it->iflags |= ITEM_STALE;
-	return r;
+	if (r != KITE_STORE_OK)
+		return r;
+	/* A new version, stale, and its win token back in (the next reader wins it). */
+	it->iflags = (uint8_t)((it->iflags | ITEM_STALE) & ~ITEM_WIN);
+	it->cas = take_cas(s, 0);
+	if (exptime != NULL)
+		it->exptime = *exptime;
+	if (cas_out != NULL)
+		*cas_out = it->cas;
+	return KITE_STORE_OK;
 }
 
 enum kite_store_result

@@ -158,6 +158,12 @@ struct kite_store_write {
 	uint64_t set_cas;
 	/** The writer's tenant tag (1..255; its tenant id), 0: none. Its share is enforced. */
 	uint8_t tenant;
+	/**
+	 * The meta protocol's ms I (SET and REPLACE with a cas): a cas older
+	 * than the item's is stored anyway, marked stale, keeping the item's
+	 * expiry and win token (a late writer never looks fresh).
+	 */
+	bool invalidate;
 };
 
 /** An INCR/DECR: what kite_store_delta() does. */
@@ -263,12 +269,17 @@ enum kite_store_result kite_store_delta(struct kite_store *s, const void *key, u
 					uint64_t *value_out, uint64_t *cas_out);
 
 /**
- * Mark an item stale (the meta protocol's invalidation): it stays and is
- * still served, flagged stale, until it is stored again.
- * @return OK, NOT_FOUND or EXISTS (cas given and different).
+ * Mark an item stale (the meta protocol's md I): it stays and is still
+ * served, flagged stale, until it is stored again. It gets a new CAS (so a
+ * writer holding the old one is told apart), its win token is handed back
+ * (the next reader wins the recompute), and with exptime non-NULL a new
+ * expiry (absolute, 0 never).
+ * @return OK (*cas_out: the new CAS, if cas_out), NOT_FOUND or EXISTS
+ * (cas given and different).
  */
 enum kite_store_result kite_store_mark_stale(struct kite_store *s, const void *key,
-					     uint16_t keylen, uint64_t hash, uint64_t cas);
+					     uint16_t keylen, uint64_t hash, uint64_t cas,
+					     const uint32_t *exptime, uint64_t *cas_out);
 
 /**
  * Hand out an item's win token (the right to recompute it, the meta

@@ -46,7 +46,7 @@ GUARD_FLAGS = 0x600d
 TEXT = {EINVAL: b'Invalid arguments', E2BIG: b'Too large.', UNKNOWN_COMMAND: b'Unknown command',
         NOT_STORED: b'Not stored.', KEY_ENOENT: b'Not found'}
 DROPS = ('short_frame', 'multi_datagram', 'empty', 'truncated_header', 'bad_magic',
-         'response_magic')
+         'response_magic', 'text_response', 'text_partial_line')
 
 
 class Bad:
@@ -180,15 +180,19 @@ def body(t):
     b.case('truncated header (10 and 23 bytes after the frame)',
            [(dg(good_set[:10]), []), (dg(good_set[:23]), [])],
            drops={'truncated_header': 2})
-    b.case('bad magic 0x00, 0x7f, 0xff',
-           [(dg(bytes([m]) + good_set[1:]), []) for m in (0x00, 0x7f, 0xff)],
-           drops={'bad_magic': 3})
+    # A first byte other than 0x80/0x81 makes the datagram text (docs/protocol.rst):
+    # without a newline it is a partial line, dropped.
+    b.case('first byte 0x00, 0x7f, 0xff, no newline: a partial text line',
+           [(dg(bytes([m]) + good_set[1:].replace(b'\n', b'\x0b')), [])
+            for m in (0x00, 0x7f, 0xff)],
+           drops={'text_partial_line': 3})
     b.case('response magic 0x81 (a SET of the guard)', [(dg(b'\x81' + good_set[1:]), [])],
            drops={'response_magic': 1})
-    b.case('text protocol ("set guard 0 0 8 changed!")',
-           [(dg(b'set guard 0 0 8\r\nchanged!\r\n'), [])], drops={'bad_magic': 1})
-    b.case('text protocol shorter than a header ("get guard")',
-           [(dg(b'get guard\r\n'), [])], drops={'truncated_header': 1})
+    b.case('a text line that starts like a response ("VALUE guard 0 8" ...)',
+           [(dg(b'VALUE guard 0 8\r\nchanged!\r\nEND\r\n'), [])],
+           drops={'text_response': 1})
+    b.case('a text SET without its newline ("set guard 0 0 8")',
+           [(dg(b'set guard 0 0 8'), [])], drops={'text_partial_line': 1})
 
     # ---- framable but wrong: an error reply --------------------------------
     b.case('bodylen larger than the datagram (SET of the guard)',

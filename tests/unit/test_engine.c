@@ -472,14 +472,26 @@ test_errors_and_next_request(void **state)
 	assert_int_equal(parse_all(6, r, 4), 1);
 	assert_int_equal(r[0].status, KITE_STATUS_EINVAL);
 
-	/* Bad magic drops the rest; the next datagram is served normally. */
+	/*
+	 * A binary datagram: a bad magic after a request drops the rest; the
+	 * next datagram is served normally. (A bad first byte makes the
+	 * datagram text: 'B' starts like a response line, dropped and counted.)
+	 */
 	uint64_t drops = wstats.proto_drops[KITE_PROTO_DROP_BAD_MAGIC];
+	uint64_t tdrops = wstats.proto_drops[KITE_PROTO_DROP_TEXT_RESPONSE];
+	dg_start(&d, 7);
+	dg_req(&d, KITE_OP_NOOP, 4, 0, NULL, 0, NULL, NULL, 0);
+	dg_req(&d, KITE_OP_NOOP, 4, 0, NULL, 0, NULL, NULL, 0);
+	d.b[8 + 24] = 0x42;
+	run(e, &d);
+	assert_int_equal(n_out, 1); /* the first NOOP */
+	assert_int_equal(wstats.proto_drops[KITE_PROTO_DROP_BAD_MAGIC], drops + 1);
 	dg_start(&d, 7);
 	dg_req(&d, KITE_OP_NOOP, 4, 0, NULL, 0, NULL, NULL, 0);
 	d.b[8] = 0x42;
 	run(e, &d);
 	assert_int_equal(n_out, 0);
-	assert_int_equal(wstats.proto_drops[KITE_PROTO_DROP_BAD_MAGIC], drops + 1);
+	assert_int_equal(wstats.proto_drops[KITE_PROTO_DROP_TEXT_RESPONSE], tdrops + 1);
 	dg_start(&d, 8);
 	dg_req(&d, KITE_OP_GET, 5, 0, NULL, 0, "after", NULL, 0);
 	run(e, &d);
@@ -1634,6 +1646,204 @@ test_footprint(void **state)
 	kite_engine_free(e);
 }
 
+/* ---- text and meta through the engine ---------------------------------- */
+
+/* One text datagram; the reply text (frames checked and stripped), NUL-terminated. */
+static const char *
+text_run(struct kite_engine *e, const char *text)
+{
+	static struct dg d;
+	static char out[MAX_OUT * PAYLOAD];
+	size_t n = 0;
+
+	dg_start(&d, 0x7e57);
+	memcpy(d.b + 8, text, strlen(text));
+	d.len = 8 + (uint32_t)strlen(text);
+	run(e, &d);
+	for (unsigned int i = 0; i < n_out; i++) {
+		assert_int_equal(rd(out_buf[i], 2), 0x7e57);
+		assert_int_equal(rd(out_buf[i] + 2, 2), i);
+		assert_int_equal(rd(out_buf[i] + 4, 2), n_out);
+		memcpy(out + n, out_buf[i] + 8, out_len[i] - 8);
+		n += out_len[i] - 8;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static void
+test_text_classic(void **state)
+{
+	struct kite_engine *e = make_engine(1, 0, 1472);
+	const char *r;
+
+	(void)state;
+	assert_string_equal(text_run(e, "set a 5 0 3\r\nabc\r\nget a nope a\r\n"),
+			    "STORED\r\nVALUE a 5 3\r\nabc\r\nVALUE a 5 3\r\nabc\r\nEND\r\n");
+	r = text_run(e, "gets a\r\n");
+	assert_true(strncmp(r, "VALUE a 5 3 ", 12) == 0);
+	assert_string_equal(text_run(e, "add a 0 0 1\r\nx\r\nreplace zz 0 0 1\r\nx\r\n"
+					"append a 0 0 2\r\nde\r\nprepend zz 0 0 1\r\nx\r\nget a\r\n"),
+			    "NOT_STORED\r\nNOT_STORED\r\nSTORED\r\nNOT_STORED\r\n"
+			    "VALUE a 5 5\r\nabcde\r\nEND\r\n");
+	assert_string_equal(text_run(e, "cas a 0 0 1 1\r\nx\r\ncas nope 0 0 1 1\r\nx\r\n"),
+			    "EXISTS\r\nNOT_FOUND\r\n");
+	assert_string_equal(text_run(e, "set n 0 0 2\r\n10\r\nincr n 5\r\ndecr n 100\r\n"
+					"incr a 1\r\nincr nope 1\r\n"),
+			    "STORED\r\n15\r\n0\r\nCLIENT_ERROR cannot increment or decrement "
+			    "non-numeric value\r\nNOT_FOUND\r\n");
+	assert_string_equal(text_run(e, "touch a 100\r\ntouch nope 1\r\ndelete a\r\ndelete a\r\n"),
+			    "TOUCHED\r\nNOT_FOUND\r\nDELETED\r\nNOT_FOUND\r\n");
+	assert_string_equal(text_run(e, "set q 0 0 1 noreply\r\nq\r\nget q\r\n"),
+			    "VALUE q 0 1\r\nq\r\nEND\r\n");
+	assert_string_equal(text_run(e, "verbosity 1\r\nversion\r\nmn\r\n"),
+			    "OK\r\nVERSION " KITE_VERSION "\r\nMN\r\n");
+	assert_string_equal(text_run(e, "flush_all\r\nget q\r\n"), "OK\r\nEND\r\n");
+	assert_string_equal(text_run(e, "bogus\r\nset k 0 0 3\r\nabcd\r\nmn\r\n"),
+			    "ERROR\r\nCLIENT_ERROR bad data chunk\r\nERROR\r\nMN\r\n");
+	/* quit ends the datagram: nothing after it runs. */
+	assert_string_equal(text_run(e, "mn\r\nquit\r\nmn\r\n"), "MN\r\n");
+	/* A response line is never answered. */
+	assert_string_equal(text_run(e, "VALUE a 0 1\r\nx\r\nEND\r\n"), "");
+	kite_engine_free(e);
+}
+
+static void
+test_text_meta(void **state)
+{
+	struct kite_engine *e = make_engine(1, 0, 1472);
+	unsigned long long cas;
+
+	(void)state;
+	text_run(e, "flush_all\r\n");
+	assert_string_equal(text_run(e, "ms m 3 T100 F7\r\nabc\r\nmg m v t f s k Oxy\r\n"
+					"mg nope v k O1\r\nmg nope q\r\nmn\r\n"),
+			    "HD\r\nVA 3 t100 f7 s3 km Oxy\r\nabc\r\nEN knope O1\r\nMN\r\n");
+	assert_int_equal(sscanf(text_run(e, "mg m c\r\n"), "HD c%llu", &cas), 1);
+	/* Vivify: W for the first, Z after; a plain get sees a 0-byte hit. */
+	assert_string_equal(text_run(e, "mg v1 N30 v t\r\nmg v1 N30 v\r\nget v1\r\n"),
+			    "VA 0 t30 W\r\n\r\nVA 0 Z\r\n\r\nVALUE v1 0 0\r\n\r\nEND\r\n");
+	assert_string_equal(text_run(e, "ms v1 3\r\nnew\r\nmg v1 N30 v\r\n"),
+			    "HD\r\nVA 3\r\nnew\r\n");
+	/* md I: stale, the next reader wins with X W, then Z X. */
+	assert_string_equal(text_run(e, "md m I\r\nmg m v\r\nmg m\r\nmd m q\r\nmg m\r\n"),
+			    "HD\r\nVA 3 X W\r\nabc\r\nHD Z X\r\nEN\r\n");
+	/* R: one early winner; no expiry never wins. */
+	assert_string_equal(text_run(e, "ms r 1 T100\r\nx\r\nmg r R200\r\nmg r R200\r\n"
+					"ms r2 1\r\nx\r\nmg r2 R200\r\n"),
+			    "HD\r\nHD W\r\nHD Z\r\nHD\r\nHD\r\n");
+	/* ms modes and CAS. */
+	assert_string_equal(text_run(e, "ms e 1 ME\r\nx\r\nms e 1 ME\r\ny\r\nms zz 1 MR\r\nx\r\n"
+					"ms zz 1 C5\r\nx\r\nms e 1 C1\r\nx\r\nms e 1 MA q\r\nz\r\n"
+					"mg e v\r\n"),
+			    "HD\r\nNS\r\nNS\r\nNF\r\nEX\r\nVA 2\r\nxz\r\n");
+	/* ms I with an older CAS: stored, stale. */
+	{
+		char req[128];
+		unsigned long long c1, c2;
+
+		assert_int_equal(sscanf(text_run(e, "ms lw 2 c\r\nv1\r\n"), "HD c%llu", &c1), 1);
+		assert_int_equal(sscanf(text_run(e, "md lw I\r\nmg lw c\r\n"), "HD\r\nHD c%llu X W",
+					&c2),
+				 1);
+		assert_true(c2 > c1);
+		snprintf(req, sizeof(req), "ms lw 2 I C%llu\r\nv2\r\nmg lw v\r\n", c1);
+		assert_string_equal(text_run(e, req), "HD\r\nVA 2 Z X\r\nv2\r\n");
+		snprintf(req, sizeof(req), "ms lw 2 I C%llu\r\nv3\r\n", c2 + (1ULL << 40));
+		assert_string_equal(text_run(e, req), "EX\r\n");
+	}
+	/* ma. */
+	assert_string_equal(text_run(e, "ma c N0 J10 v\r\nma c v\r\nma c MD D20 v\r\nma nope\r\n"
+					"ma nope q\r\n"),
+			    "VA 2\r\n10\r\nVA 2\r\n11\r\nVA 1\r\n0\r\nNF\r\nNF\r\n");
+	/* base64 keys: decoded for the store, returned as sent. */
+	assert_string_equal(text_run(e, "ms YmluAGtleQ== 2 b k\r\nhi\r\nmg YmluAGtleQ== b k v\r\n"),
+			    "HD kYmluAGtleQ== b\r\nVA 2 kYmluAGtleQ== b\r\nhi\r\n");
+	/* Errors always answered, even with q. */
+	assert_string_equal(text_run(e, "mg foo q E\r\nme foo\r\nmg foo h\r\n"),
+			    "CLIENT_ERROR invalid flag\r\nSERVER_ERROR me is not supported\r\n"
+			    "CLIENT_ERROR unsupported flag\r\n");
+	kite_engine_free(e);
+}
+
+/* The guard's verdict for a text datagram: refusals and cuts as lines. */
+static void
+test_text_guard(void **state)
+{
+	struct kite_engine *e = make_engine(1, 0, 1472);
+	static struct dg d;
+	static const char text[] = "set g 0 0 3\r\nabc\r\nget g\r\n";
+	struct kite_engine_dgram g;
+
+	(void)state;
+	dg_start(&d, 9);
+	memcpy(d.b + 8, text, sizeof(text) - 1);
+	d.len = 8 + sizeof(text) - 1;
+	memset(&g, 0, sizeof(g));
+	g.data = d.b;
+	g.len = d.len;
+	g.home = true;
+	g.refuse = KITE_STATUS_RATE_LIMITED;
+	n_out = 0;
+	alloc_budget = MAX_OUT;
+	kite_engine_process(e, &g, 1);
+	assert_int_equal(n_out, 1);
+	assert_int_equal(out_len[0] - 8, 2 * strlen("SERVER_ERROR rate limited\r\n"));
+	assert_memory_equal(out_buf[0] + 8,
+			    "SERVER_ERROR rate limited\r\nSERVER_ERROR rate limited\r\n",
+			    out_len[0] - 8);
+	/* Nothing ran. */
+	assert_string_equal(text_run(e, "get g\r\n"), "END\r\n");
+
+	/* Forbidden: a key outside the sender's prefix. */
+	g.refuse = 0;
+	g.ns = KITE_ENGINE_NS_PREFIX;
+	g.prefix = (const uint8_t *)"t1:";
+	g.prefix_len = 3;
+	n_out = 0;
+	kite_engine_process(e, &g, 1);
+	assert_memory_equal(out_buf[0] + 8, "CLIENT_ERROR forbidden\r\nCLIENT_ERROR forbidden\r\n",
+			    out_len[0] - 8);
+
+	/* The amplification bound: a reply over it is cut, the rest told so. */
+	text_run(e, "set big 0 0 1000\r\n"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "\r\n");
+	{
+		static const char req[] = "get big\r\nset after 0 0 1\r\nx\r\nmn\r\n";
+		uint64_t cut = wstats.cut_bound;
+
+		dg_start(&d, 10);
+		memcpy(d.b + 8, req, sizeof(req) - 1);
+		d.len = 8 + sizeof(req) - 1;
+		memset(&g, 0, sizeof(g));
+		g.data = d.b;
+		g.len = d.len;
+		g.home = true;
+		g.budget = 28 + d.len + 200; /* the request's own bytes, and some credit */
+		n_out = 0;
+		kite_engine_process(e, &g, 1);
+		assert_int_equal(n_out, 1);
+		assert_memory_equal(out_buf[0] + 8,
+				    "SERVER_ERROR cookie required\r\nSERVER_ERROR cookie required\r\n"
+				    "SERVER_ERROR cookie required\r\n",
+				    out_len[0] - 8);
+		assert_true((uint32_t)out_len[0] + 28 <= g.budget);
+		assert_int_equal(wstats.cut_bound, cut + 3);
+		assert_string_equal(text_run(e, "get after\r\n"), "END\r\n");
+	}
+	kite_engine_free(e);
+}
+
 int
 main(void)
 {
@@ -1662,6 +1872,9 @@ main(void)
 		cmocka_unit_test(test_cluster_previous),
 		cmocka_unit_test(test_reply_in_place),
 		cmocka_unit_test(test_ablate_same_replies),
+		cmocka_unit_test(test_text_classic),
+		cmocka_unit_test(test_text_meta),
+		cmocka_unit_test(test_text_guard),
 	};
 
 	if (kite_test_eal_init("engine") != 0)

@@ -1849,7 +1849,8 @@ test_stale_and_win(void **state)
 	uint64_t cas, val;
 
 	(void)state;
-	assert_int_equal(kite_store_mark_stale(s, "k", 1, h(s, "k"), 0), KITE_STORE_NOT_FOUND);
+	assert_int_equal(kite_store_mark_stale(s, "k", 1, h(s, "k"), 0, NULL, NULL),
+			 KITE_STORE_NOT_FOUND);
 	assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), &v), KITE_STORE_NOT_FOUND);
 	assert_int_equal(put(s, KITE_STORE_SET, "k", "v1", 0, 0, 0, &cas), KITE_STORE_OK);
 	assert_int_equal(get(s, "k", &v), KITE_STORE_OK);
@@ -1864,14 +1865,46 @@ test_stale_and_win(void **state)
 	assert_memory_equal(v.value, "v1", 2);
 
 	/* Stale: only the right version when a CAS is given; the value is still served. */
-	assert_int_equal(kite_store_mark_stale(s, "k", 1, h(s, "k"), cas + 1), KITE_STORE_EXISTS);
+	assert_int_equal(kite_store_mark_stale(s, "k", 1, h(s, "k"), cas + 1, NULL, NULL),
+			 KITE_STORE_EXISTS);
 	assert_int_equal(get(s, "k", &v), KITE_STORE_OK);
 	assert_false(v.marks & KITE_STORE_MARK_STALE);
-	assert_int_equal(kite_store_mark_stale(s, "k", 1, h(s, "k"), cas), KITE_STORE_OK);
-	assert_int_equal(mc_touch(s, "k", 1, h(s, "k"), 100, &v), KITE_STORE_OK);
-	assert_true(v.marks & KITE_STORE_MARK_STALE);
-	assert_true(v.marks & KITE_STORE_MARK_WIN);
-	assert_int_equal(v.cas, cas);
+	{
+		/* md I: stale, a new CAS, the win token back in, and a new expiry if given. */
+		uint64_t ncas = 0;
+		const uint32_t exp = ttl(s, 5000);
+
+		assert_int_equal(kite_store_mark_stale(s, "k", 1, h(s, "k"), cas, &exp, &ncas),
+				 KITE_STORE_OK);
+		assert_true(ncas > cas);
+		assert_int_equal(get(s, "k", &v), KITE_STORE_OK);
+		assert_true(v.marks & KITE_STORE_MARK_STALE);
+		assert_false(v.marks & KITE_STORE_MARK_WIN);
+		assert_int_equal(v.exptime, exp);
+		assert_int_equal(v.cas, ncas);
+		assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), &v), KITE_STORE_OK);
+		assert_int_equal(mc_touch(s, "k", 1, h(s, "k"), 100, &v), KITE_STORE_OK);
+		assert_true(v.marks & KITE_STORE_MARK_STALE);
+		assert_true(v.marks & KITE_STORE_MARK_WIN);
+		assert_int_equal(v.cas, ncas);
+
+		/* ms I: an older CAS stores, stale, keeping expiry and token; a newer one fails. */
+		struct kite_store_write w = { .mode = KITE_STORE_SET, .value = "late", .vallen = 4,
+					      .exptime = 0, .cas = cas, .invalidate = true };
+		uint64_t c2;
+
+		assert_int_equal(kite_store_store(s, "k", 1, h(s, "k"), &w, &c2), KITE_STORE_OK);
+		assert_int_equal(get(s, "k", &v), KITE_STORE_OK);
+		assert_memory_equal(v.value, "late", 4);
+		assert_true(v.marks & KITE_STORE_MARK_STALE);
+		assert_true(v.marks & KITE_STORE_MARK_WIN);
+		assert_int_equal(v.exptime, ttl(s, 100));
+		w.cas = c2 + 1;
+		assert_int_equal(kite_store_store(s, "k", 1, h(s, "k"), &w, &c2), KITE_STORE_EXISTS);
+		w.invalidate = false;
+		w.cas = cas;
+		assert_int_equal(kite_store_store(s, "k", 1, h(s, "k"), &w, &c2), KITE_STORE_EXISTS);
+	}
 
 	/* A new value clears both: SET ... */
 	assert_int_equal(put(s, KITE_STORE_SET, "k", "v2", 0, 0, 0, &cas), KITE_STORE_OK);
@@ -1880,7 +1913,7 @@ test_stale_and_win(void **state)
 	assert_false(v.marks & KITE_STORE_MARK_WIN);
 	/* ... and INCR rewriting in place. */
 	assert_int_equal(put(s, KITE_STORE_SET, "n", "10", 0, 0, 0, &cas), KITE_STORE_OK);
-	assert_int_equal(kite_store_mark_stale(s, "n", 1, h(s, "n"), 0), KITE_STORE_OK);
+	assert_int_equal(kite_store_mark_stale(s, "n", 1, h(s, "n"), 0, NULL, NULL), KITE_STORE_OK);
 	assert_int_equal(kite_store_claim_win(s, "n", 1, h(s, "n"), &v), KITE_STORE_OK);
 	assert_int_equal(delta(s, "n", true, 1, 0, 0, 0, &val, &cas), KITE_STORE_OK);
 	assert_int_equal(get(s, "n", &v), KITE_STORE_OK);
