@@ -9,7 +9,7 @@ KITE_PACKAGES=(
 	gcc libc6-dev make pkg-config meson ninja-build python3 procps
 	libdpdk-dev dpdk dpdk-dev libnuma-dev libcmocka-dev libsodium-dev libxxhash-dev libpcap-dev
 	libjansson-dev libcurl4-openssl-dev etcd-server etcd-client nftables
-	iproute2 ethtool iputils-ping memcached systemd
+	iproute2 ethtool iputils-ping memcached libmemcached-tools systemd
 	clang libclang-rt-14-dev gnuplot-nox
 )
 

@@ -326,6 +326,10 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "auth = %s needs tenants-file", c->auth);
 		return -EINVAL;
 	}
+	if (kite_conf_choice(KITED_TEXT_KEYS_MODES, c->text_keys) < 0) {
+		snprintf(err, errlen, "text-keys: '%s' is not strict or memcached", c->text_keys);
+		return -EINVAL;
+	}
 	if (kite_conf_choice(KITED_REPLY_MAC_MODES, c->reply_mac) < 0) {
 		snprintf(err, errlen, "reply-mac: '%s' is not auto, neighbour or frame", c->reply_mac);
 		return -EINVAL;

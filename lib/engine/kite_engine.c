@@ -623,9 +623,9 @@ parse_text(struct kite_engine *e, unsigned int di, size_t off)
 	unsigned int first = e->nent, count = 0;
 	uint64_t mask = 0;
 
-	kite_text_cursor_init(&cur);
+	kite_text_cursor_init(&cur, e->conf.text_any_keys);
 	if (d->budget != 0)
-		e->left[di] = kite_text_count(d->data + off, d->len - off);
+		e->left[di] = kite_text_count(d->data + off, d->len - off, e->conf.text_any_keys);
 	while (off < d->len) {
 		struct entry *q;
 		struct kite_text_req *t;

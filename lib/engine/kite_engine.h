@@ -242,6 +242,11 @@ struct kite_engine_conf {
 	 */
 	bool (*key_owned)(const void *arg, const uint8_t *key, uint16_t len);
 	const void *key_owned_arg;
+	/**
+	 * Text keys may hold control characters, as memcached 1.6.18 takes
+	 * them (kited text-keys = memcached); false refuses them.
+	 */
+	bool text_any_keys;
 	/*
 	 * Benchmarks only (kited --ablate): turn one data-path step off to
 	 * measure what it gains. All false in production.

@@ -198,12 +198,17 @@ tok_flags(const uint8_t *p, uint32_t n, uint32_t *out)
 	return true;
 }
 
-/* Keys: 1..250 bytes, no control characters (Kite: memcached 1.6.18 does not check). */
+/*
+ * Keys: 1..250 bytes; no control characters unless `any` (text-keys =
+ * memcached: any byte but the separators, as memcached 1.6.18 takes them).
+ */
 static bool
-key_ok(const uint8_t *k, uint32_t n)
+key_ok(const uint8_t *k, uint32_t n, bool any)
 {
 	if (n == 0 || n > KITE_KEY_MAX)
 		return false;
+	if (any)
+		return true;
 	for (uint32_t i = 0; i < n; i++)
 		if (k[i] < 0x21 || k[i] == 0x7f)
 			return false;
@@ -410,7 +415,7 @@ parse_get(const uint8_t *line, size_t n, size_t adv, const struct tok *tk, unsig
 		size_t rest;
 		if (tokenize(line + i, n - i, &k, 1, &rest) == 0)
 			break;
-		if (!key_ok(k.p, k.n))
+		if (!key_ok(k.p, k.n, cur->any_keys))
 			return fail(t, KITE_TERR_FORMAT, consumed, adv);
 		i = (size_t)(k.p + k.n - line);
 	}
@@ -448,7 +453,8 @@ data_block(const uint8_t *p, size_t len, size_t adv, int64_t bytes, uint32_t max
 
 static enum kite_parse_result
 parse_store(const uint8_t *p, size_t len, size_t adv, const struct tok *tk, unsigned int nt,
-	    uint32_t max_value, struct kite_req *r, struct kite_text_req *t, size_t *consumed)
+	    uint32_t max_value, bool any, struct kite_req *r, struct kite_text_req *t,
+	    size_t *consumed)
 {
 	const bool cas = t->tcmd == KITE_T_CAS;
 	const unsigned int base = cas ? 6 : 5; /* words, command included */
@@ -457,7 +463,7 @@ parse_store(const uint8_t *p, size_t len, size_t adv, const struct tok *tk, unsi
 	if (nt != base && nt != base + 1)
 		return fail(t, KITE_TERR_ERROR, consumed, adv);
 	t->noreply = nt == base + 1 && tok_is(&tk[base], "noreply");
-	if (!key_ok(tk[1].p, tk[1].n) || !tok_flags(tk[2].p, tk[2].n, &r->flags) ||
+	if (!key_ok(tk[1].p, tk[1].n, any) || !tok_flags(tk[2].p, tk[2].n, &r->flags) ||
 	    !tok_exptime(tk[3].p, tk[3].n, &r->exptime) || !tok_i64(tk[4].p, tk[4].n, &bytes) ||
 	    bytes < 0 || bytes > INT32_MAX - 2 || (cas && !tok_u64(tk[5].p, tk[5].n, &r->cas)))
 		return fail(t, KITE_TERR_FORMAT, consumed, adv);
@@ -559,7 +565,7 @@ meta_flags(const struct tok *tk, unsigned int nt, struct kite_req *r, struct kit
 }
 
 static enum kite_parse_result
-parse_meta(const uint8_t *p, size_t len, size_t n, size_t adv, uint32_t max_value,
+parse_meta(const uint8_t *p, size_t len, size_t n, size_t adv, uint32_t max_value, bool any,
 	   struct kite_req *r, struct kite_text_req *t, size_t *consumed)
 {
 	struct tok tk[KITE_TEXT_MAX_TOKENS + 1];
@@ -625,7 +631,7 @@ key:
 			r->key = t->key;
 			r->keylen = (uint16_t)(k > 0 ? k : 0);
 		} else {
-			if (!key_ok(tk[1].p, tk[1].n))
+			if (!key_ok(tk[1].p, tk[1].n, any))
 				err = KITE_TERR_FORMAT;
 			r->key = tk[1].p;
 			r->keylen = (uint16_t)tk[1].n;
@@ -744,13 +750,13 @@ kite_text_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_te
 	case KITE_T_APPEND:
 	case KITE_T_PREPEND:
 	case KITE_T_CAS:
-		return parse_store(p, len, adv, tk, nt, max_value, r, t, consumed);
+		return parse_store(p, len, adv, tk, nt, max_value, cur->any_keys, r, t, consumed);
 	case KITE_T_INCR:
 	case KITE_T_DECR:
 		if (nt != 3 && nt != 4)
 			return fail(t, KITE_TERR_ERROR, consumed, adv);
 		t->noreply = nt == 4 && tok_is(&tk[3], "noreply");
-		if (!key_ok(tk[1].p, tk[1].n))
+		if (!key_ok(tk[1].p, tk[1].n, cur->any_keys))
 			return fail(t, KITE_TERR_FORMAT, consumed, adv);
 		if (!tok_u64(tk[2].p, tk[2].n, &r->delta))
 			return fail(t, KITE_TERR_DELTA_ARG, consumed, adv);
@@ -762,7 +768,7 @@ kite_text_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_te
 		if (nt < 2 || nt > 4)
 			return fail(t, KITE_TERR_ERROR, consumed, adv);
 		t->noreply = tok_is(&tk[nt - 1], "noreply");
-		if (!key_ok(tk[1].p, tk[1].n))
+		if (!key_ok(tk[1].p, tk[1].n, cur->any_keys))
 			return fail(t, KITE_TERR_FORMAT, consumed, adv);
 		/* delete <key> [0] [noreply]: the old hold time must be the literal 0. */
 		if (nt - (t->noreply ? 1 : 0) > 3 ||
@@ -775,7 +781,7 @@ kite_text_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_te
 		if (nt != 3 && nt != 4)
 			return fail(t, KITE_TERR_ERROR, consumed, adv);
 		t->noreply = nt == 4 && tok_is(&tk[3], "noreply");
-		if (!key_ok(tk[1].p, tk[1].n))
+		if (!key_ok(tk[1].p, tk[1].n, cur->any_keys))
 			return fail(t, KITE_TERR_FORMAT, consumed, adv);
 		if (!tok_exptime(tk[2].p, tk[2].n, &r->exptime))
 			return fail(t, KITE_TERR_EXPTIME, consumed, adv);
@@ -819,7 +825,7 @@ kite_text_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_te
 	case KITE_T_MA:
 	case KITE_T_MN:
 	case KITE_T_ME:
-		return parse_meta(p, len, n, adv, max_value, r, t, consumed);
+		return parse_meta(p, len, n, adv, max_value, cur->any_keys, r, t, consumed);
 	default:
 		return fail(t, KITE_TERR_ERROR, consumed, adv);
 	}
@@ -828,7 +834,7 @@ kite_text_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_te
 }
 
 uint16_t
-kite_text_count(const uint8_t *p, size_t len)
+kite_text_count(const uint8_t *p, size_t len, bool any_keys)
 {
 	/*
 	 * Exactly the requests the engine will find: the parser's own walk
@@ -840,7 +846,7 @@ kite_text_count(const uint8_t *p, size_t len)
 	size_t off = 0;
 	unsigned int k = 0;
 
-	kite_text_cursor_init(&cur);
+	kite_text_cursor_init(&cur, any_keys);
 	while (off < len && k < UINT16_MAX) {
 		size_t used = 0;
 		uint8_t drop;

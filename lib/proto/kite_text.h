@@ -149,15 +149,22 @@ kite_text_has(const struct kite_text_req *t, char c)
 /** Where parsing of one datagram stands inside a multi-key get line. */
 struct kite_text_cursor {
 	bool in_get;       /**< the next call returns the next key of a get line */
+	bool any_keys;     /**< keys may hold control characters (text-keys = memcached) */
 	uint8_t tcmd;
 	uint32_t exptime;  /**< gat, gats */
 };
 
-/** Reset a cursor (at the start of each datagram). */
+/**
+ * Reset a cursor (at the start of each datagram). any_keys: keys may hold
+ * control characters (bytes below 0x21 and 0x7f), as memcached 1.6.18
+ * takes them; otherwise they are refused with CLIENT_ERROR bad command
+ * line format.
+ */
 static inline void
-kite_text_cursor_init(struct kite_text_cursor *c)
+kite_text_cursor_init(struct kite_text_cursor *c, bool any_keys)
 {
 	c->in_get = false;
+	c->any_keys = any_keys;
 	c->tcmd = KITE_T_NONE;
 	c->exptime = 0;
 }
@@ -181,7 +188,7 @@ enum kite_parse_result kite_text_parse(const uint8_t *p, size_t len, uint32_t ma
  * of a get line counts, an error counts): the guard's bound reserves a
  * status for each.
  */
-uint16_t kite_text_count(const uint8_t *p, size_t len);
+uint16_t kite_text_count(const uint8_t *p, size_t len, bool any_keys);
 
 /** base64 (RFC 4648, padded) of n bytes into out (4 * ceil(n / 3) bytes). @return its length. */
 size_t kite_text_b64_encode(const uint8_t *in, size_t n, char *out);

@@ -43,18 +43,29 @@ inside(const uint8_t *p, size_t n, const uint8_t *base, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void run(const uint8_t *data, size_t size, bool any_keys);
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* Both key policies (text-keys = strict and memcached). */
+	run(data, size, false);
+	run(data, size, true);
+	return 0;
+}
+
+static void
+run(const uint8_t *data, size_t size, bool any_keys)
 {
 	struct kite_text_cursor cur;
 	static struct kite_req r;
 	static struct kite_text_req t;
 	size_t off = 0;
 	unsigned int found = 0;
-	const unsigned int bound = kite_text_count(data, size);
+	const unsigned int bound = kite_text_count(data, size, any_keys);
 	volatile uint32_t sink = 0;
 
-	kite_text_cursor_init(&cur);
+	kite_text_cursor_init(&cur, any_keys);
 	while (off < size) {
 		size_t used = 0;
 		uint8_t drop = 0;
@@ -99,5 +110,4 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	check(found == bound || bound == UINT16_MAX);
 	(void)sink;
-	return 0;
 }

@@ -33,7 +33,7 @@ parse1(const char *s)
 	static struct one o;
 	struct kite_text_cursor c;
 
-	kite_text_cursor_init(&c);
+	kite_text_cursor_init(&c, false);
 	memset(&o, 0, sizeof(o));
 	o.res = kite_text_parse((const uint8_t *)s, strlen(s), MAXV, &c, &o.r, &o.t, &o.used,
 				&o.drop);
@@ -159,6 +159,18 @@ test_errors(void **state)
 	assert_string_equal(err_of("get a\tb\r\n"), "CLIENT_ERROR bad command line format");
 	assert_string_equal(err_of("set a\x01 0 0 1\r\nx\r\n"),
 			    "CLIENT_ERROR bad command line format");
+	/* text-keys = memcached: any byte but the separators (memaslap's keys hold 0x10). */
+	{
+		struct kite_text_cursor c;
+		static const char s[] = "set \x10\x10k 0 0 1\r\nx\r\n";
+
+		kite_text_cursor_init(&c, true);
+		memset(&o, 0, sizeof(o));
+		assert_int_equal(kite_text_parse((const uint8_t *)s, sizeof(s) - 1, MAXV, &c, &o.r,
+						 &o.t, &o.used, &o.drop),
+				 KITE_PARSE_OK);
+		assert_int_equal(o.r.keylen, 3);
+	}
 
 	/* A too large value: its block is skipped, the next command still runs. */
 	{
@@ -219,7 +231,7 @@ test_multiget(void **state)
 	uint8_t drop;
 
 	(void)state;
-	kite_text_cursor_init(&c);
+	kite_text_cursor_init(&c, false);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(kite_text_parse((const uint8_t *)s + off, strlen(s) - off, MAXV, &c,
 						 &r, &t, &used, &drop),
@@ -236,10 +248,10 @@ test_multiget(void **state)
 					 &t, &used, &drop),
 			 KITE_PARSE_OK);
 	assert_int_equal(t.tcmd, KITE_T_MN);
-	assert_int_equal(kite_text_count((const uint8_t *)s, strlen(s)), 4);
+	assert_int_equal(kite_text_count((const uint8_t *)s, strlen(s), false), 4);
 
 	/* gat: the exptime travels with every key; gat with no key is just END. */
-	kite_text_cursor_init(&c);
+	kite_text_cursor_init(&c, false);
 	s = "gat 30 x y\r\n";
 	assert_int_equal(kite_text_parse((const uint8_t *)s, strlen(s), MAXV, &c, &r, &t, &used,
 					 &drop),
@@ -251,7 +263,7 @@ test_multiget(void **state)
 			 KITE_PARSE_OK);
 	assert_int_equal(r.exptime, 30);
 	assert_true(t.end);
-	kite_text_cursor_init(&c);
+	kite_text_cursor_init(&c, false);
 	s = "gat 30\r\n";
 	assert_int_equal(kite_text_parse((const uint8_t *)s, strlen(s), MAXV, &c, &r, &t, &used,
 					 &drop),
@@ -260,7 +272,7 @@ test_multiget(void **state)
 	assert_true(t.end);
 	/* The count skips data blocks (their lines are not requests). */
 	s = "set k 0 0 5\r\na\nb\nc\r\nget k\r\n";
-	assert_int_equal(kite_text_count((const uint8_t *)s, strlen(s)), 2);
+	assert_int_equal(kite_text_count((const uint8_t *)s, strlen(s), false), 2);
 }
 
 static void
