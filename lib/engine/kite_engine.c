@@ -591,6 +591,9 @@ parse_truncated(struct kite_engine *e, unsigned int di, size_t off)
 	return e->self_bit;
 }
 
+/* entry.result of an ENTRY_ERR whose answer is the text error line in e->text (META_* flags). */
+#define META_FLAG_ERROR 0xff
+
 /* The route of a well-formed request (parse_dgram's tail, shared with text). */
 static uint64_t
 route(struct kite_engine *e, struct entry *q)
@@ -738,6 +741,21 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 							      &status, &drop);
 		q->dgram = (uint16_t)di;
 		q->looked_up = false;
+		q->result = 0;
+		if (res == KITE_PARSE_OK && unlikely(kite_proto_is_meta(q->r.opcode))) {
+			/* Kite's META_*: the flags (text, in the extras) as the text forms read them. */
+			struct kite_text_req *t = &e->text[q - e->ent];
+			enum kite_text_err te = kite_text_meta_flags(
+				q->r.opcode, q->r.key - q->r.extlen, q->r.extlen, &q->r, t);
+
+			q->r.quiet = t->noreply;
+			if (te != KITE_TERR_NONE) {
+				t->err = (uint8_t)te;
+				q->result = META_FLAG_ERROR;
+				status = KITE_STATUS_EINVAL;
+				res = KITE_PARSE_ERR_REPLY;
+			}
+		}
 		if (res == KITE_PARSE_OK && unlikely(d->refuse | d->deny | d->ns) &&
 		    (status = policy_refuses(e, d, &q->r)) != 0)
 			res = KITE_PARSE_ERR_REPLY;
@@ -1459,27 +1477,77 @@ tl_echo(struct tline *l, const struct kite_text_req *t)
 	}
 }
 
+/*
+ * A meta reply in the request's dialect: text "<code>[ <len>]<flags>\r\n"
+ * (and the value); binary (Kite's META opcodes, docs/protocol.rst) the
+ * code's status, the return flags as extras text, the value as the value.
+ */
+static void
+meta_out(struct kite_engine *e, const struct entry *q, const char *code, const struct tline *f,
+	 const void *val, uint32_t vlen, bool with_value)
+{
+	if (q->r.dialect == KITE_DIALECT_TEXT) {
+		struct tline l = { .n = 0 };
+
+		tl_str(&l, code);
+		if (with_value) {
+			tl_str(&l, " ");
+			tl_u64(&l, vlen);
+		}
+		tl_mem(&l, f->b, f->n);
+		tl_str(&l, "\r\n");
+		if (with_value) {
+			const struct piece pc[3] = { { l.b, l.n }, { val, vlen }, { "\r\n", 2 } };
+			emit(e, q, pc, 3);
+		} else {
+			const struct piece pc[1] = { { l.b, l.n } };
+			emit(e, q, pc, 1);
+		}
+		return;
+	}
+	uint16_t status = KITE_STATUS_OK;
+	if (code[0] == 'E' && code[1] == 'N')
+		status = KITE_STATUS_KEY_ENOENT;
+	else if (code[0] == 'N' && code[1] == 'F')
+		status = KITE_STATUS_KEY_ENOENT;
+	else if (code[0] == 'N' && code[1] == 'S')
+		status = KITE_STATUS_NOT_STORED;
+	else if (code[0] == 'E' && code[1] == 'X')
+		status = KITE_STATUS_KEY_EEXISTS;
+	/* The flags without their leading space; at most 255 bytes of extras. */
+	const size_t n = f->n > 0 ? f->n - 1 : 0;
+	respond(e, q, status, 0, f->n > 0 ? f->b + 1 : NULL, (uint8_t)(n > 255 ? 255 : n), NULL, 0,
+		with_value ? val : NULL, with_value ? vlen : 0);
+}
+
+/* A failure of a meta command: memcached's line in text, the status (and the line) in binary. */
+static void
+meta_err(struct kite_engine *e, const struct entry *q, const char *line, uint8_t status)
+{
+	if (q->r.dialect == KITE_DIALECT_TEXT)
+		text_line(e, q, line);
+	else
+		respond(e, q, status, 0, NULL, 0, NULL, 0, line, (uint32_t)strlen(line));
+}
+
 static void
 text_code(struct kite_engine *e, const struct entry *q, const struct kite_text_req *t,
 	  const char *code, bool cas_flag, uint64_t cas)
 {
-	struct tline l = { .n = 0 };
+	struct tline f = { .n = 0 };
 
-	tl_str(&l, code);
-	for (unsigned int f = 0; f < t->nflags; f++) {
-		if (t->flags[f] == 'O') {
-			tl_str(&l, " O");
-			tl_mem(&l, t->opaque, t->opaque_len);
-		} else if (t->flags[f] == 'k') {
-			tl_key(&l, t);
-		} else if (t->flags[f] == 'c' && cas_flag) {
-			tl_str(&l, " c");
-			tl_u64(&l, cas);
+	for (unsigned int i = 0; i < t->nflags; i++) {
+		if (t->flags[i] == 'O') {
+			tl_str(&f, " O");
+			tl_mem(&f, t->opaque, t->opaque_len);
+		} else if (t->flags[i] == 'k') {
+			tl_key(&f, t);
+		} else if (t->flags[i] == 'c' && cas_flag) {
+			tl_str(&f, " c");
+			tl_u64(&f, cas);
 		}
 	}
-	tl_str(&l, "\r\n");
-	const struct piece pc[1] = { { l.b, l.n } };
-	emit(e, q, pc, 1);
+	meta_out(e, q, code, &f, NULL, 0, false);
 }
 
 /* The item a text read sees: from the GET run's bulk lookup, or looked up now. */
@@ -1653,11 +1721,8 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 	if (v == NULL) {
 		if (t->noreply)
 			return;
-		tl_str(&l, "EN");
 		tl_echo(&l, t);
-		tl_str(&l, "\r\n");
-		const struct piece pc[1] = { { l.b, l.n } };
-		emit(e, q, pc, 1);
+		meta_out(e, q, "EN", &l, NULL, 0, false);
 		return;
 	}
 	old_exp = v->exptime;
@@ -1681,12 +1746,6 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 				win = true;
 			}
 		}
-	}
-	if (kite_text_has(t, 'v')) {
-		tl_str(&l, "VA ");
-		tl_u64(&l, v->vallen);
-	} else {
-		tl_str(&l, "HD");
 	}
 	/* Return flags in request order; T and N act where they stand (a t before them sees before). */
 	for (unsigned int f = 0; f < t->nflags; f++) {
@@ -1736,14 +1795,8 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		tl_str(&l, " X");
 	if (win)
 		tl_str(&l, " W");
-	tl_str(&l, "\r\n");
-	if (kite_text_has(t, 'v')) {
-		const struct piece pc[3] = { { l.b, l.n }, { v->value, v->vallen }, { "\r\n", 2 } };
-		emit(e, q, pc, 3);
-	} else {
-		const struct piece pc[1] = { { l.b, l.n } };
-		emit(e, q, pc, 1);
-	}
+	meta_out(e, q, kite_text_has(t, 'v') ? "VA" : "HD", &l, v->value, v->vallen,
+		 kite_text_has(t, 'v'));
 }
 
 /* ms: the meta set (modes, CAS, I: a late writer's value stored stale). */
@@ -1799,10 +1852,10 @@ exec_ms(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		code = w.cas != 0 ? "NF" : "NS";
 		break;
 	case KITE_STORE_TOO_LARGE:
-		text_line(e, q, kite_text_err_str(KITE_TERR_TOO_LARGE));
+		meta_err(e, q, kite_text_err_str(KITE_TERR_TOO_LARGE), KITE_STATUS_E2BIG);
 		return;
 	case KITE_STORE_NO_MEMORY:
-		text_line(e, q, kite_text_err_str(KITE_TERR_NO_MEMORY));
+		meta_err(e, q, kite_text_err_str(KITE_TERR_NO_MEMORY), KITE_STATUS_ENOMEM);
 		return;
 	default:
 		code = "NS";
@@ -1874,10 +1927,10 @@ exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		text_code(e, q, t, "EX", false, 0);
 		return;
 	case KITE_STORE_NON_NUMERIC:
-		text_line(e, q, kite_text_err_str(KITE_TERR_NON_NUMERIC));
+		meta_err(e, q, kite_text_err_str(KITE_TERR_NON_NUMERIC), KITE_STATUS_DELTA_BADVAL);
 		return;
 	default:
-		text_line(e, q, "SERVER_ERROR out of memory");
+		meta_err(e, q, "SERVER_ERROR out of memory", KITE_STATUS_ENOMEM);
 		return;
 	}
 	if (kite_store_get(s, q->r.key, q->r.keylen, q->hash, &v) == KITE_STORE_OK)
@@ -1890,12 +1943,6 @@ exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 	if (t->noreply && existed)
 		return;
 	nlen = put_u64(num, value);
-	if (kite_text_has(t, 'v')) {
-		tl_str(&l, "VA ");
-		tl_u64(&l, nlen);
-	} else {
-		tl_str(&l, "HD");
-	}
 	for (unsigned int f = 0; f < t->nflags; f++) {
 		switch (t->flags[f]) {
 		case 'c':
@@ -1922,14 +1969,8 @@ exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 			break;
 		}
 	}
-	tl_str(&l, "\r\n");
-	if (kite_text_has(t, 'v')) {
-		const struct piece pc[3] = { { l.b, l.n }, { num, nlen }, { "\r\n", 2 } };
-		emit(e, q, pc, 3);
-	} else {
-		const struct piece pc[1] = { { l.b, l.n } };
-		emit(e, q, pc, 1);
-	}
+	meta_out(e, q, kite_text_has(t, 'v') ? "VA" : "HD", &l, num, (uint32_t)nlen,
+		 kite_text_has(t, 'v'));
 }
 
 struct tstat_ctx {
@@ -2095,7 +2136,11 @@ exec_one(struct kite_engine *e, unsigned int i)
 			st->err_replies++;
 			if (q->status == KITE_STATUS_UNKNOWN_COMMAND)
 				st->unknown_cmd++;
-			if (q->status == KITE_STATUS_FORBIDDEN || q->status == KITE_STATUS_AUTH_ERROR ||
+			if (q->result == META_FLAG_ERROR) {
+				/* A META_* request's bad flags: EINVAL with memcached's line as the body. */
+				const char *m = kite_text_err_str((enum kite_text_err)e->text[i].err);
+				respond(e, q, q->status, 0, NULL, 0, NULL, 0, m, (uint32_t)strlen(m));
+			} else if (q->status == KITE_STATUS_FORBIDDEN || q->status == KITE_STATUS_AUTH_ERROR ||
 			    q->status == KITE_STATUS_RATE_LIMITED)
 				/* The guard's refusals: a bare status, never larger than the request. */
 				respond(e, q, q->status, 0, NULL, 0, NULL, 0, NULL, 0);
@@ -2127,7 +2172,7 @@ exec_one(struct kite_engine *e, unsigned int i)
 	}
 	st->cmd[q->r.cmd]++;
 	st->served++;
-	if (q->r.dialect == KITE_DIALECT_TEXT) {
+	if (q->r.dialect == KITE_DIALECT_TEXT || unlikely(kite_proto_is_meta(q->r.opcode))) {
 		exec_text(e, q, s, i);
 		return;
 	}

@@ -59,6 +59,11 @@ static const struct op_info op_table[256] = {
 	[KITE_OP_TOPOLOGY] = { KITE_CMD_TOPOLOGY, 0 },
 	[KITE_OP_CLUSTER_MAP] = { KITE_CMD_CLUSTER_MAP, 0 },
 	[KITE_OP_FILL_GET] = { KITE_CMD_FILL_GET, 0 },
+	/* The meta commands' binary forms: their class, flags as text in the extras. */
+	[KITE_OP_META_GET] = { KITE_CMD_GET, 0 },
+	[KITE_OP_META_SET] = { KITE_CMD_SET, 0 },
+	[KITE_OP_META_DELETE] = { KITE_CMD_DELETE, 0 },
+	[KITE_OP_META_ARITH] = { KITE_CMD_INCR, 0 },
 };
 
 static const char *const drop_names[KITE_PROTO_DROP_MAX] = {
@@ -177,6 +182,9 @@ lengths_valid(const struct kite_req *req)
 	uint32_t el = req->extlen;
 	uint32_t bl = req->bodylen;
 
+	/* META_*: any extras (the flags, text), a key, a value only for META_SET. */
+	if (kite_proto_is_meta(req->opcode))
+		return kl > 0 && (req->opcode == KITE_OP_META_SET || bl == kl + el);
 	switch (req->cmd) {
 	case KITE_CMD_GET:
 	case KITE_CMD_DELETE:
@@ -220,6 +228,8 @@ is_store(uint8_t cmd)
 static void
 decode_extras(struct kite_req *req, const uint8_t *ext)
 {
+	if (kite_proto_is_meta(req->opcode))
+		return; /* text flags: the engine reads them (kite_text_meta_flags()) */
 	switch (req->cmd) {
 	case KITE_CMD_SET:
 	case KITE_CMD_ADD:

@@ -68,6 +68,10 @@ enum kite_opcode {
 	KITE_OP_KITE_FIRST = 0xe0,
 	KITE_OP_TOPOLOGY = 0xe0, /**< partition count, key hash, partition -> port map */
 	KITE_OP_CLUSTER_MAP = 0xe1, /**< the versioned cluster map (lib/cluster's message) */
+	KITE_OP_META_GET = 0xe3,   /**< mg: meta flags as text in extras, return flags in the reply's */
+	KITE_OP_META_SET = 0xe4,   /**< ms: the same, the data as the value */
+	KITE_OP_META_DELETE = 0xe5, /**< md */
+	KITE_OP_META_ARITH = 0xe6, /**< ma */
 	KITE_OP_FILL_GET = 0xe7, /**< read a key for a warm-up fill: flags and expiry in extras */
 	KITE_OP_KITE_LAST = 0xef,
 };
@@ -220,6 +224,13 @@ enum kite_parse_result kite_proto_parse(const uint8_t *p, size_t len, uint32_t m
  * @return absolute unix seconds (at most UINT32_MAX), 0 for never.
  */
 uint32_t kite_proto_exptime(uint32_t exptime, uint32_t now);
+
+/** Kite's binary forms of the meta commands (META_GET .. META_ARITH). */
+static inline bool
+kite_proto_is_meta(uint8_t opcode)
+{
+	return opcode >= KITE_OP_META_GET && opcode <= KITE_OP_META_ARITH;
+}
 
 /** Map an opcode to its command class, quiet flag and key flag. */
 enum kite_cmd kite_proto_cmd(uint8_t opcode, bool *quiet, bool *want_key);

@@ -564,6 +564,92 @@ meta_flags(const struct tok *tk, unsigned int nt, struct kite_req *r, struct kit
 	return err;
 }
 
+/* What the flags mean together (after meta_flags(), whose error comes in). */
+static enum kite_text_err
+meta_checks(const struct kite_text_req *t, enum kite_text_err err)
+{
+	if (err == KITE_TERR_NONE && t->opaque != NULL && t->opaque_len > KITE_TEXT_OPAQUE_MAX)
+		err = KITE_TERR_OPAQUE;
+	if (err == KITE_TERR_NONE && t->tcmd == KITE_T_MS && t->mode != 0 &&
+	    strchr("SEAPR", t->mode) == NULL)
+		err = KITE_TERR_MS_MODE;
+	if (err == KITE_TERR_NONE && t->tcmd == KITE_T_MA && t->mode != 0 &&
+	    strchr("I+D-", t->mode) == NULL)
+		err = KITE_TERR_MA_MODE;
+	/* md and ma answer every pre-parse failure alike (memcached 1.6.18). */
+	if ((t->tcmd == KITE_T_MD || t->tcmd == KITE_T_MA) && err != KITE_TERR_NONE &&
+	    err != KITE_TERR_MA_MODE && err != KITE_TERR_OPAQUE)
+		err = KITE_TERR_OR_DUP;
+	/* Kite: h and l would write per-item state on every hit (docs/protocol.rst). */
+	if (err == KITE_TERR_NONE && t->tcmd == KITE_T_MG &&
+	    (kite_text_has(t, 'h') || kite_text_has(t, 'l')))
+		err = KITE_TERR_UNSUPPORTED;
+	return err;
+}
+
+/* mg that may write runs as a GAT; every mg is looked up on its own. */
+static void
+meta_class(struct kite_req *r, const struct kite_text_req *t)
+{
+	/* Its win claims must be seen by the next mg of the same key in the datagram. */
+	r->direct = t->tcmd == KITE_T_MG;
+	/* An mg that may write (vivify, touch) runs as a GAT: in order, on the owner. */
+	if (t->tcmd == KITE_T_MG && (kite_text_has(t, 'N') || kite_text_has(t, 'T')))
+		r->cmd = KITE_CMD_GAT;
+}
+
+static void
+text_req_reset(struct kite_text_req *t)
+{
+	t->tcmd = KITE_T_NONE;
+	t->err = KITE_TERR_NONE;
+	t->noreply = false;
+	t->end = false;
+	t->with_cas = false;
+	t->b64 = false;
+	t->has_ttl = false;
+	t->mode = 0;
+	t->nflags = 0;
+	t->opaque_len = 0;
+	t->wkeylen = 0;
+	t->mask = 0;
+	t->n_ttl = 0;
+	t->r_ttl = 0;
+	t->opaque = NULL;
+	t->wkey = NULL;
+}
+
+enum kite_text_err
+kite_text_meta_flags(uint8_t opcode, const uint8_t *flags, size_t n, struct kite_req *r,
+		     struct kite_text_req *t)
+{
+	static const uint8_t tcmd[4] = { KITE_T_MG, KITE_T_MS, KITE_T_MD, KITE_T_MA };
+	struct tok tk[KITE_TEXT_MAX_FLAGS + 1];
+	size_t rest;
+	unsigned int nt;
+	enum kite_text_err err;
+
+	text_req_reset(t);
+	if (!kite_proto_is_meta(opcode))
+		return KITE_TERR_ERROR;
+	t->tcmd = tcmd[opcode - KITE_OP_META_GET];
+	t->wkey = r->key;
+	t->wkeylen = (uint8_t)(r->keylen > KITE_KEY_MAX ? KITE_KEY_MAX : r->keylen);
+	r->cas = 0; /* the C flag is the CAS, as in text */
+	nt = tokenize(flags, n, tk, KITE_TEXT_MAX_FLAGS + 1, &rest);
+	/* As many flags as the text forms take (ms's: one fewer, its length is the value's). */
+	if (nt > (t->tcmd == KITE_T_MS ? KITE_TEXT_MAX_FLAGS - 1 : KITE_TEXT_MAX_FLAGS) ||
+	    rest < n)
+		return t->tcmd == KITE_T_MG ? KITE_TERR_MG_TOO_MANY : KITE_TERR_TOO_MANY;
+	err = meta_checks(t, meta_flags(tk, nt, r, t));
+	if (err == KITE_TERR_NONE && (kite_text_has(t, 'b') || kite_text_has(t, 'k')))
+		err = KITE_TERR_FLAG;
+	if (err != KITE_TERR_NONE)
+		t->noreply = false; /* errors are sent even with q */
+	meta_class(r, t);
+	return err;
+}
+
 static enum kite_parse_result
 parse_meta(const uint8_t *p, size_t len, size_t n, size_t adv, uint32_t max_value, bool any,
 	   struct kite_req *r, struct kite_text_req *t, size_t *consumed)
@@ -602,22 +688,7 @@ parse_meta(const uint8_t *p, size_t len, size_t n, size_t adv, uint32_t max_valu
 	}
 	if (tk[1].n > KITE_KEY_MAX)
 		return fail(t, KITE_TERR_FORMAT, consumed, adv);
-	err = meta_flags(tk + fl0, nt - fl0, r, t);
-	if (err == KITE_TERR_NONE && t->opaque != NULL && t->opaque_len > KITE_TEXT_OPAQUE_MAX)
-		err = KITE_TERR_OPAQUE;
-	if (err == KITE_TERR_NONE && ms && t->mode != 0 && strchr("SEAPR", t->mode) == NULL)
-		err = KITE_TERR_MS_MODE;
-	if (err == KITE_TERR_NONE && t->tcmd == KITE_T_MA && t->mode != 0 &&
-	    strchr("I+D-", t->mode) == NULL)
-		err = KITE_TERR_MA_MODE;
-	/* md and ma answer every pre-parse failure alike (memcached 1.6.18). */
-	if ((t->tcmd == KITE_T_MD || t->tcmd == KITE_T_MA) && err != KITE_TERR_NONE &&
-	    err != KITE_TERR_MA_MODE && err != KITE_TERR_OPAQUE)
-		err = KITE_TERR_OR_DUP;
-	/* Kite: h and l would write per-item state on every hit (docs/protocol.rst). */
-	if (err == KITE_TERR_NONE && t->tcmd == KITE_T_MG && (kite_text_has(t, 'h') ||
-							       kite_text_has(t, 'l')))
-		err = KITE_TERR_UNSUPPORTED;
+	err = meta_checks(t, meta_flags(tk + fl0, nt - fl0, r, t));
 key:
 	t->wkey = tk[1].p;
 	t->wkeylen = (uint8_t)(tk[1].n > KITE_KEY_MAX ? KITE_KEY_MAX : tk[1].n);
@@ -643,11 +714,7 @@ key:
 		if (err == KITE_TERR_NONE)
 			err = KITE_TERR_ME;
 	}
-	/* Its win claims must be seen by the next mg of the same key in the datagram. */
-	r->direct = t->tcmd == KITE_T_MG;
-	/* An mg that may write (vivify, touch) runs as a GAT: in order, on the owner. */
-	if (t->tcmd == KITE_T_MG && (kite_text_has(t, 'N') || kite_text_has(t, 'T')))
-		r->cmd = KITE_CMD_GAT;
+	meta_class(r, t);
 	if (ms) {
 		/* ms swallows its data block after any error found once datalen was read. */
 		if (err != KITE_TERR_NONE) {
@@ -686,23 +753,7 @@ kite_text_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_te
 	size_t ci;
 
 	memset(r, 0, sizeof(*r));
-	t->tcmd = KITE_T_NONE;
-	t->err = KITE_TERR_NONE;
-	t->noreply = false;
-	t->end = false;
-	t->with_cas = false;
-	t->b64 = false;
-	t->has_ttl = false;
-	t->mode = 0;
-	t->nflags = 0;
-	t->opaque_len = 0;
-	t->wkeylen = 0;
-	t->mask = 0;
-	t->n_ttl = 0;
-	t->r_ttl = 0;
-	t->opaque = NULL;
-	t->wkey = NULL;
-	r->opaque = 0;
+	text_req_reset(t);
 	*drop = KITE_PROTO_DROP_NONE;
 
 	if (cur->in_get) {

@@ -184,6 +184,17 @@ enum kite_parse_result kite_text_parse(const uint8_t *p, size_t len, uint32_t ma
 				       struct kite_text_req *t, size_t *consumed, uint8_t *drop);
 
 /**
+ * The meta flags of a binary META_* request (Kite's opcodes 0xe3-0xe6,
+ * docs/protocol.rst): flags[0..n) is the extras, the same text an mg, ms,
+ * md or ma line carries after its key (and ms after its length). Fills t
+ * (t->tcmd from the opcode) and what the flags set in r, as for text, with
+ * r->cas from C only. b and k are refused (a binary key is sent as it is,
+ * and the client has it). @return KITE_TERR_NONE or the error.
+ */
+enum kite_text_err kite_text_meta_flags(uint8_t opcode, const uint8_t *flags, size_t n,
+					struct kite_req *r, struct kite_text_req *t);
+
+/**
  * Requests a text datagram holds, as the engine will parse them (each key
  * of a get line counts, an error counts): the guard's bound reserves a
  * status for each.

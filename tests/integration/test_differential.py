@@ -382,7 +382,7 @@ def c_keyless(d):
 
 def c_unknown(d):
     d.step('unknown opcode 0x50', req(0x50, opaque=1))
-    d.step('unknown opcode 0xe5 (Kite range, unassigned)', req(0xe5, opaque=2))
+    d.step('unknown opcode 0xeb (Kite range, unassigned)', req(0xeb, opaque=2))
     d.step('unknown opcode 0xff', req(0xff, opaque=3))
     d.step('VERBOSITY 0x1b (not in memcached 1.6 binary)', req(VERBOSITY, opaque=4))
     d.step('GET then unknown then NOOP', get(d.key('x'), GETK, 5) + req(0x51, opaque=6) +

@@ -1766,6 +1766,96 @@ test_text_meta(void **state)
 	kite_engine_free(e);
 }
 
+/* One META_* request; its reply's status, extras (as a string) and value. */
+static uint16_t
+meta_bin(struct kite_engine *e, uint8_t op, const char *flags, const char *key, const char *val,
+	 char *ext, char *value)
+{
+	static struct dg d;
+	static struct res r[4];
+
+	dg_start(&d, 0xb1);
+	dg_req(&d, op, 77, 0, flags, (uint8_t)strlen(flags), key, val,
+	       val ? (uint32_t)strlen(val) : 0);
+	run(e, &d);
+	if (n_out == 0) {
+		ext[0] = value[0] = '\0';
+		return 0xffff; /* quiet */
+	}
+	assert_int_equal(parse_all(0xb1, r, 4), 1);
+	assert_int_equal(r[0].opcode, op);
+	assert_int_equal(r[0].opaque, 77);
+	memcpy(ext, r[0].body, r[0].extlen);
+	ext[r[0].extlen] = '\0';
+	memcpy(value, r[0].body + r[0].extlen + r[0].keylen,
+	       r[0].bodylen - r[0].extlen - r[0].keylen);
+	value[r[0].bodylen - r[0].extlen - r[0].keylen] = '\0';
+	return r[0].status;
+}
+
+/* Kite's META opcodes: the text forms' semantics, flags as text in the extras. */
+static void
+test_meta_binary(void **state)
+{
+	struct kite_engine *e = make_engine(1, 0, 1472);
+	char ext[300], val[300];
+
+	(void)state;
+	text_run(e, "flush_all\r\n");
+	assert_int_equal(meta_bin(e, KITE_OP_META_SET, "T100 F7", "bm", "abc", ext, val),
+			 KITE_STATUS_OK);
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "v t f s", "bm", NULL, ext, val),
+			 KITE_STATUS_OK);
+	assert_string_equal(ext, "t100 f7 s3");
+	assert_string_equal(val, "abc");
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "v O9", "nope", NULL, ext, val),
+			 KITE_STATUS_KEY_ENOENT);
+	assert_string_equal(ext, "O9");
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "v q", "nope", NULL, ext, val), 0xffff);
+	/* Vivify and the win token; a text reader sees the same item. */
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "N30 v", "bv", NULL, ext, val),
+			 KITE_STATUS_OK);
+	assert_string_equal(ext, "W");
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "N30 v", "bv", NULL, ext, val),
+			 KITE_STATUS_OK);
+	assert_string_equal(ext, "Z");
+	assert_string_equal(text_run(e, "mg bv\r\n"), "HD Z\r\n");
+	/* META_DELETE I: stale; the next reader wins with X W. */
+	assert_int_equal(meta_bin(e, KITE_OP_META_DELETE, "I", "bm", NULL, ext, val),
+			 KITE_STATUS_OK);
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "v", "bm", NULL, ext, val), KITE_STATUS_OK);
+	assert_string_equal(ext, "X W");
+	assert_string_equal(val, "abc");
+	/* META_SET modes and CAS; META_ARITHMETIC. */
+	assert_int_equal(meta_bin(e, KITE_OP_META_SET, "ME", "bm", "x", ext, val),
+			 KITE_STATUS_NOT_STORED);
+	assert_int_equal(meta_bin(e, KITE_OP_META_SET, "C1", "bm", "x", ext, val),
+			 KITE_STATUS_KEY_EEXISTS);
+	assert_int_equal(meta_bin(e, KITE_OP_META_SET, "C1", "nope", "x", ext, val),
+			 KITE_STATUS_KEY_ENOENT);
+	assert_int_equal(meta_bin(e, KITE_OP_META_SET, "q", "bq", "quiet", ext, val), 0xffff);
+	assert_int_equal(meta_bin(e, KITE_OP_META_ARITH, "N0 J10 v", "bn", NULL, ext, val),
+			 KITE_STATUS_OK);
+	assert_string_equal(val, "10");
+	assert_int_equal(meta_bin(e, KITE_OP_META_ARITH, "MD D3 v", "bn", NULL, ext, val),
+			 KITE_STATUS_OK);
+	assert_string_equal(val, "7");
+	assert_int_equal(meta_bin(e, KITE_OP_META_ARITH, "", "bm", NULL, ext, val),
+			 KITE_STATUS_DELTA_BADVAL);
+	assert_int_equal(meta_bin(e, KITE_OP_META_DELETE, "", "bq", NULL, ext, val), KITE_STATUS_OK);
+	assert_int_equal(meta_bin(e, KITE_OP_META_DELETE, "", "bq", NULL, ext, val),
+			 KITE_STATUS_KEY_ENOENT);
+	/* Bad flags: EINVAL with memcached's line; b and k are for text only. */
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "E", "bm", NULL, ext, val),
+			 KITE_STATUS_EINVAL);
+	assert_string_equal(val, "CLIENT_ERROR invalid flag");
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "k v", "bm", NULL, ext, val),
+			 KITE_STATUS_EINVAL);
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "v q E", "bm", NULL, ext, val),
+			 KITE_STATUS_EINVAL);
+	kite_engine_free(e);
+}
+
 /* The guard's verdict for a text datagram: refusals and cuts as lines. */
 static void
 test_text_guard(void **state)
@@ -1875,6 +1965,7 @@ main(void)
 		cmocka_unit_test(test_text_classic),
 		cmocka_unit_test(test_text_meta),
 		cmocka_unit_test(test_text_guard),
+		cmocka_unit_test(test_meta_binary),
 	};
 
 	if (kite_test_eal_init("engine") != 0)

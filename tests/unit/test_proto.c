@@ -365,6 +365,11 @@ static const struct op_case ops[] = {
 	{ KITE_OP_TOPOLOGY, KITE_CMD_TOPOLOGY, false, false, 0, 0, 0 },
 	{ KITE_OP_CLUSTER_MAP, KITE_CMD_CLUSTER_MAP, false, false, 0, 0, 0 },
 	{ KITE_OP_FILL_GET, KITE_CMD_FILL_GET, false, false, 0, 3, 0 },
+	/* Kite's meta opcodes: any extras (the flags as text), a value only for META_SET. */
+	{ KITE_OP_META_GET, KITE_CMD_GET, false, false, 5, 3, 0 },
+	{ KITE_OP_META_SET, KITE_CMD_SET, false, false, 4, 3, 5 },
+	{ KITE_OP_META_DELETE, KITE_CMD_DELETE, false, false, 0, 3, 0 },
+	{ KITE_OP_META_ARITH, KITE_CMD_INCR, false, false, 2, 3, 0 },
 };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
@@ -738,7 +743,7 @@ test_parse_key_ext_past_body(void **state)
 	assert_int_equal(r.consumed, 24 + 7);
 
 	/* Same for an opcode we do not know: the header is judged first. */
-	n = put_req(buf, 0xe3, 4, 4, 0, 0x57);
+	n = put_req(buf, 0xeb, 4, 4, 0, 0x57);
 	kite_proto_put32(buf + 8, 7);
 	r = parse(buf, n, 0);
 	assert_int_equal(r.res, KITE_PARSE_ERR_REPLY);
