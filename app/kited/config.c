@@ -25,6 +25,18 @@ static const struct kite_conf_opt opts[] = {
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
 int
+kited_ttl_jitter(const char *s)
+{
+	int v = 0, digits = 0;
+
+	for (; *s >= '0' && *s <= '9' && digits < 3; s++, digits++)
+		v = v * 10 + (*s - '0');
+	if (digits == 0 || (*s == '%' && s[1] != '\0') || (*s != '%' && *s != '\0') || v > 50)
+		return -1;
+	return v;
+}
+
+int
 kited_config_set(struct kited_config *c, const char *key, const char *value, char *err,
 		 size_t errlen)
 {
@@ -324,6 +336,11 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 	if (kite_conf_choice(KITE_GUARD_AUTH_MODES, c->auth) != KITE_GUARD_AUTH_OFF &&
 	    c->tenants_file[0] == '\0') {
 		snprintf(err, errlen, "auth = %s needs tenants-file", c->auth);
+		return -EINVAL;
+	}
+	if (kited_ttl_jitter(c->ttl_jitter) < 0) {
+		snprintf(err, errlen, "ttl-jitter: '%s' is not a percent from 0 to 50 (e.g. 10%%)",
+			 c->ttl_jitter);
 		return -EINVAL;
 	}
 	if (kite_conf_choice(KITED_TEXT_KEYS_MODES, c->text_keys) < 0) {

@@ -162,6 +162,9 @@ enum kited_ablate {
 	X("stamp-window-ms", U32, stamp_window_ms, "30000", 100, 3600000,                        \
 	  "authenticated requests: stamps accepted this far behind the node's clock (1 s "     \
 	  "ahead); a rejected client gets the node's time")                                      \
+	X("ttl-jitter", STR, ttl_jitter, "0", 0, 0,                                              \
+	  "spread each expiry a client sets by up to this share of its TTL, either way, so "   \
+	  "keys written together do not expire together: N% (0-50; 0: off)")                   \
 	X("text-keys", STR, text_keys, "strict", 0, 0,                                           \
 	  "text and meta keys: strict (no control characters) or memcached (any byte but "     \
 	  "space and newline, as memcached 1.6.18 takes them; memaslap's keys need it)")        \
@@ -254,6 +257,8 @@ int kited_ablate_parse(const char *list);
 
 /** reply-mac values, in this order. */
 #define KITED_REPLY_MAC_MODES "auto,neighbour,frame"
+/* ttl-jitter: the percent it names, or -1. */
+int kited_ttl_jitter(const char *s);
 /* text-keys */
 #define KITED_TEXT_KEYS_MODES "strict,memcached"
 enum kited_reply_mac { KITED_REPLY_AUTO = 0, KITED_REPLY_NEIGHBOUR, KITED_REPLY_FRAME };

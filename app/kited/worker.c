@@ -191,6 +191,7 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	ec.key_owned = kited_guard_key_owned;
 	ec.key_owned_arg = w->guard;
 	ec.text_any_keys = kite_conf_choice(KITED_TEXT_KEYS_MODES, n->cfg.text_keys) == 1;
+	ec.ttl_jitter = (uint8_t)kited_ttl_jitter(n->cfg.ttl_jitter);
 	ec.out.alloc = reply_alloc;
 	ec.out.done = reply_done;
 	ec.no_bulk = (n->ablate & KITED_ABLATE_BULK) != 0;

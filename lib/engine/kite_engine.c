@@ -75,6 +75,7 @@ struct kite_engine {
 	uint8_t *bufs[KITE_MAX_REPLY_DGRAMS];
 	uint16_t lens[KITE_MAX_REPLY_DGRAMS];
 	uint32_t now; /* unix seconds, for STAT */
+	uint64_t rng; /* ttl-jitter's xorshift state */
 	const struct kite_engine_cluster *cluster; /* NULL: no cluster */
 	bool fenced; /* this execution refuses writes (the fence deadline has passed) */
 	bool prev_ok; /* the PREVIOUS role still counts in this execution */
@@ -92,6 +93,36 @@ struct kite_engine {
 	/* Text requests: what they add to their entry (same index). */
 	struct kite_text_req text[KITE_ENGINE_MAX_REQS];
 };
+
+/*
+ * A client's expiry as the item's absolute time (memcached's rule), spread
+ * by ttl-jitter: a future expiry moves by a uniform random fraction of at
+ * most ttl_jitter percent of the time left, either way, so keys written
+ * together do not expire together. Applied once, here on the owner;
+ * replicas receive the result. 0 (never) and past times are kept.
+ */
+static uint32_t
+item_exptime(struct kite_engine *e, uint32_t exptime)
+{
+	uint32_t t = kite_proto_exptime(exptime, e->now);
+	uint64_t left, span, r;
+
+	if (likely(e->conf.ttl_jitter == 0) || t == 0 || t <= e->now)
+		return t;
+	left = (uint64_t)t - e->now;
+	span = left * e->conf.ttl_jitter / 100;
+	if (span == 0)
+		return t;
+	/* xorshift64*: cheap and per engine (one worker), no lock. */
+	e->rng ^= e->rng >> 12;
+	e->rng ^= e->rng << 25;
+	e->rng ^= e->rng >> 27;
+	r = (e->rng * UINT64_C(2685821657736338717)) % (2 * span + 1);
+	left = left + r - span;
+	if (left == 0)
+		left = 1;
+	return left + e->now > UINT32_MAX ? UINT32_MAX : (uint32_t)(left + e->now);
+}
 
 static bool
 is_keyed(uint8_t cmd)
@@ -142,6 +173,7 @@ kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 	}
 	e->conf = *conf;
 	e->open = -1;
+	e->rng = UINT64_C(0x9e3779b97f4a7c15) ^ ((uint64_t)conf->self << 32) ^ rte_rdtsc();
 	e->self_bit = UINT64_C(1) << conf->self;
 	e->all_bits = ~UINT64_C(0) >> (64 - conf->map.workers); /* 1..KITE_MAX_WORKERS */
 	for (uint32_t p = 0; p < conf->map.partitions; p++) {
@@ -1168,7 +1200,7 @@ exec_touch(struct kite_engine *e, struct entry *q, struct kite_store *s)
 	struct kite_store_view v;
 
 	if (kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-			     kite_proto_exptime(q->r.exptime, e->now), &v) == KITE_STORE_OK) {
+			     item_exptime(e, q->r.exptime), &v) == KITE_STORE_OK) {
 		reply_value(e, q, &v, q->r.cmd == KITE_CMD_GAT);
 		replicate(e, q, s, false);
 	} else {
@@ -1188,7 +1220,7 @@ exec_store(struct kite_engine *e, struct entry *q, struct kite_store *s)
 	const struct kite_store_write w = {
 		.mode = (enum kite_store_mode)mode[q->r.cmd],
 		.flags = q->r.flags,
-		.exptime = kite_proto_exptime(q->r.exptime, e->now),
+		.exptime = item_exptime(e, q->r.exptime),
 		.value = q->r.value,
 		.vallen = q->r.vallen,
 		.cas = q->r.cas,
@@ -1223,7 +1255,7 @@ exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s)
 		.create = q->r.exptime != KITE_DELTA_NO_CREATE,
 		.delta = q->r.delta,
 		.initial = q->r.initial,
-		.exptime = kite_proto_exptime(q->r.exptime, e->now),
+		.exptime = item_exptime(e, q->r.exptime),
 		.cas = q->r.cas,
 		.tenant = e->dg[q->dgram]->tenant,
 	};
@@ -1579,7 +1611,7 @@ exec_text_get(struct kite_engine *e, struct entry *q, struct kite_store *s, unsi
 
 	if (q->r.cmd == KITE_CMD_GAT) {
 		v = kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-				     kite_proto_exptime(q->r.exptime, e->now), &one) == KITE_STORE_OK
+				     item_exptime(e, q->r.exptime), &one) == KITE_STORE_OK
 			    ? &one
 			    : NULL;
 		if (v != NULL)
@@ -1621,7 +1653,7 @@ exec_text_store(struct kite_engine *e, struct entry *q, struct kite_store *s, un
 	const struct kite_store_write w = {
 		.mode = (enum kite_store_mode)mode[t->tcmd],
 		.flags = q->r.flags,
-		.exptime = kite_proto_exptime(q->r.exptime, e->now),
+		.exptime = item_exptime(e, q->r.exptime),
 		.value = q->r.value,
 		.vallen = q->r.vallen,
 		.cas = q->r.cas,
@@ -1706,7 +1738,7 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		/* Vivify: an empty item whose first reader (this one) must recache it. */
 		const struct kite_store_write w = {
 			.mode = KITE_STORE_ADD,
-			.exptime = kite_proto_exptime(t->n_ttl, e->now),
+			.exptime = item_exptime(e, t->n_ttl),
 			.tenant = e->dg[q->dgram]->tenant,
 		};
 		uint64_t cas;
@@ -1731,7 +1763,7 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		x = (v->marks & KITE_STORE_MARK_STALE) != 0;
 		if (kite_text_has(t, 'T')) {
 			if (kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-					     kite_proto_exptime(q->r.exptime, e->now),
+					     item_exptime(e, q->r.exptime),
 					     &two) == KITE_STORE_OK) {
 				v = &two;
 				replicate(e, q, s, false);
@@ -1829,7 +1861,7 @@ exec_ms(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 	const struct kite_store_write w = {
 		.mode = mode,
 		.flags = q->r.flags,
-		.exptime = t->has_ttl ? kite_proto_exptime(q->r.exptime, e->now) : 0,
+		.exptime = t->has_ttl ? item_exptime(e, q->r.exptime) : 0,
 		.value = q->r.value,
 		.vallen = q->r.vallen,
 		/* add ignores C (memcached 1.6.18). */
@@ -1874,7 +1906,7 @@ exec_md(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 	enum kite_store_result rc;
 
 	if (kite_text_has(t, 'I')) {
-		const uint32_t exp = kite_proto_exptime(q->r.exptime, e->now);
+		const uint32_t exp = t->has_ttl ? item_exptime(e, q->r.exptime) : 0;
 
 		rc = kite_store_mark_stale(s, q->r.key, q->r.keylen, q->hash, q->r.cas,
 					   t->has_ttl ? &exp : NULL, NULL);
@@ -1902,7 +1934,7 @@ exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		.create = create,
 		.delta = kite_text_has(t, 'D') ? q->r.delta : 1,
 		.initial = q->r.initial,
-		.exptime = kite_proto_exptime(t->n_ttl, e->now),
+		.exptime = item_exptime(e, t->n_ttl),
 		.cas = q->r.cas,
 		.tenant = e->dg[q->dgram]->tenant,
 	};
@@ -1935,9 +1967,9 @@ exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 	}
 	if (kite_store_get(s, q->r.key, q->r.keylen, q->hash, &v) == KITE_STORE_OK)
 		old_exp = v.exptime;
+	const uint32_t texp = t->has_ttl ? item_exptime(e, q->r.exptime) : 0;
 	if (t->has_ttl &&
-	    kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-			     kite_proto_exptime(q->r.exptime, e->now), &v) == KITE_STORE_OK)
+	    kite_store_touch(s, q->r.key, q->r.keylen, q->hash, texp, &v) == KITE_STORE_OK)
 		cas = v.cas;
 	replicate(e, q, s, false);
 	if (t->noreply && existed)
@@ -1954,8 +1986,7 @@ exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 			for (unsigned int g = f + 1; g < t->nflags; g++)
 				t_later |= t->flags[g] == 'T';
 			tl_str(&l, " t");
-			tl_i64(&l, ttl_left(e, t_later || !t->has_ttl ? old_exp
-					    : kite_proto_exptime(q->r.exptime, e->now)));
+			tl_i64(&l, ttl_left(e, t_later || !t->has_ttl ? old_exp : texp));
 			break;
 		}
 		case 'O':
@@ -2028,7 +2059,7 @@ exec_text(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned
 		struct kite_store_view v;
 		enum kite_store_result rc =
 			kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-					 kite_proto_exptime(q->r.exptime, e->now), &v);
+					 item_exptime(e, q->r.exptime), &v);
 		if (rc == KITE_STORE_OK)
 			replicate(e, q, s, false);
 		if (!t->noreply)

@@ -247,6 +247,12 @@ struct kite_engine_conf {
 	 * them (kited text-keys = memcached); false refuses them.
 	 */
 	bool text_any_keys;
+	/**
+	 * ttl-jitter: a client's future expiry moves by a uniform random
+	 * fraction of at most this percent of the time left, either way (0:
+	 * off). Applied once, on the owner; replicas get the result.
+	 */
+	uint8_t ttl_jitter;
 	/*
 	 * Benchmarks only (kited --ablate): turn one data-path step off to
 	 * measure what it gains. All false in production.

@@ -174,6 +174,21 @@ test_cross_checks(void **state)
 	const char *a6[] = { "kited", "--workers", "8", "--partitions", "129", "--memory", "1G" };
 	assert_int_equal(parse(&c, 7, a6), KITED_PARSE_ERROR);
 	assert_non_null(strstr(err, "1024"));
+	/* ttl-jitter: N% or N, 0..50; text-keys: strict or memcached. */
+	assert_int_equal(kited_ttl_jitter("10%"), 10);
+	assert_int_equal(kited_ttl_jitter("0"), 0);
+	assert_int_equal(kited_ttl_jitter("50"), 50);
+	assert_int_equal(kited_ttl_jitter("51%"), -1);
+	assert_int_equal(kited_ttl_jitter("10%x"), -1);
+	assert_int_equal(kited_ttl_jitter("%"), -1);
+	assert_int_equal(kited_ttl_jitter("-5"), -1);
+	const char *a7[] = { "kited", "--ttl-jitter", "80%" };
+	assert_int_equal(parse(&c, 3, a7), KITED_PARSE_ERROR);
+	assert_non_null(strstr(err, "ttl-jitter"));
+	const char *a8[] = { "kited", "--text-keys", "loose" };
+	assert_int_equal(parse(&c, 3, a8), KITED_PARSE_ERROR);
+	const char *a9[] = { "kited", "--ttl-jitter", "10%", "--text-keys", "memcached" };
+	assert_int_equal(parse(&c, 5, a9), KITED_PARSE_RUN);
 }
 
 static void

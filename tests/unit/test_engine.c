@@ -1856,6 +1856,62 @@ test_meta_binary(void **state)
 	kite_engine_free(e);
 }
 
+/* ttl-jitter: TTLs spread uniformly within +-N% of the time left; 0 and past times kept. */
+static void
+test_ttl_jitter(void **state)
+{
+	struct kite_engine_conf c;
+	struct kite_engine *e;
+	struct kite_store_view v;
+	unsigned int below = 0, above = 0, n = 0;
+	double sum = 0, sq = 0;
+	char key[32], line[96];
+
+	(void)state;
+	engine_conf(&c, 1, 0, 1472, 0);
+	c.ttl_jitter = 10;
+	e = kite_engine_create(&c, 0);
+	assert_non_null(e);
+	kite_engine_set_time(e, NOW);
+	text_run(e, "flush_all\r\n");
+	for (int i = 0; i < 2000; i++) {
+		struct kite_store *s;
+
+		snprintf(key, sizeof(key), "j%d", i);
+		snprintf(line, sizeof(line), "set %s 0 1000 1\r\nx\r\n", key);
+		assert_string_equal(text_run(e, line), "STORED\r\n");
+		s = parts[kite_topo_key_hash(key, (uint16_t)strlen(key)) % NPARTS];
+		assert_int_equal(kite_store_get(s, key, (uint16_t)strlen(key),
+						kite_store_hash(s, key, (uint16_t)strlen(key)), &v),
+				 KITE_STORE_OK);
+		int64_t ttl = (int64_t)v.exptime - NOW;
+		assert_true(ttl >= 900 && ttl <= 1100);
+		below += ttl < 1000;
+		above += ttl > 1000;
+		sum += (double)ttl;
+		sq += (double)ttl * (double)ttl;
+		n++;
+	}
+	/* Uniform on [900, 1100]: mean 1000, standard deviation 200 / sqrt(12) = 57.7. */
+	double mean = sum / n, var = sq / n - mean * mean;
+	assert_true(mean > 990 && mean < 1010);
+	assert_true(var > 50 * 50 && var < 65 * 65);
+	assert_true(below > 800 && above > 800);
+	/* No expiry stays none; a TTL too short to spread stays as it is. */
+	text_run(e, "set j-never 0 0 1\r\nx\r\nset j-short 0 5 1\r\nx\r\n");
+	{
+		struct kite_store *s = parts[kite_topo_key_hash("j-never", 7) % NPARTS];
+		assert_int_equal(kite_store_get(s, "j-never", 7, kite_store_hash(s, "j-never", 7), &v),
+				 KITE_STORE_OK);
+		assert_int_equal(v.exptime, 0);
+		s = parts[kite_topo_key_hash("j-short", 7) % NPARTS];
+		assert_int_equal(kite_store_get(s, "j-short", 7, kite_store_hash(s, "j-short", 7), &v),
+				 KITE_STORE_OK);
+		assert_int_equal(v.exptime, NOW + 5);
+	}
+	kite_engine_free(e);
+}
+
 /* The guard's verdict for a text datagram: refusals and cuts as lines. */
 static void
 test_text_guard(void **state)
@@ -1966,6 +2022,7 @@ main(void)
 		cmocka_unit_test(test_text_meta),
 		cmocka_unit_test(test_text_guard),
 		cmocka_unit_test(test_meta_binary),
+		cmocka_unit_test(test_ttl_jitter),
 	};
 
 	if (kite_test_eal_init("engine") != 0)
