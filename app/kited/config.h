@@ -32,12 +32,13 @@ enum kited_cluster_mode { KITED_CLUSTER_NONE = 0, KITED_CLUSTER_STATIC, KITED_CL
  * Data-path steps the ablate option can turn off (benchmarks only), one
  * bit each in this order.
  */
-#define KITED_ABLATE_NAMES "bulk,prefetch,inplace,txbatch"
+#define KITED_ABLATE_NAMES "bulk,prefetch,inplace,txbatch,hotkeys"
 enum kited_ablate {
 	KITED_ABLATE_BULK = 1u << 0,     /* GETs looked up one by one, not in bulk */
 	KITED_ABLATE_PREFETCH = 1u << 1, /* no software prefetch (headers, items, values) */
 	KITED_ABLATE_INPLACE = 1u << 2,  /* every reply in a fresh buffer */
 	KITED_ABLATE_TXBATCH = 1u << 3,  /* one packet per tx_burst */
+	KITED_ABLATE_HOTKEYS = 1u << 4,  /* no hot-key counting or hints */
 };
 
 /*
@@ -162,6 +163,9 @@ enum kited_ablate {
 	X("stamp-window-ms", U32, stamp_window_ms, "30000", 100, 3600000,                        \
 	  "authenticated requests: stamps accepted this far behind the node's clock (1 s "     \
 	  "ahead); a rejected client gets the node's time")                                      \
+	X("hot-key-rate", U32, hot_key_rate, "5000", 0, 100000000,                              \
+	  "reads per second (per worker) that make a key hot: its replies carry a hint, STAT " \
+	  "hotkeys lists the hottest (0: no hot-key detection)")                                \
 	X("ttl-jitter", STR, ttl_jitter, "0", 0, 0,                                              \
 	  "spread each expiry a client sets by up to this share of its TTL, either way, so "   \
 	  "keys written together do not expire together: N% (0-50; 0: off)")                   \

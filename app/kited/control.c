@@ -35,6 +35,18 @@ tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 	return 0;
 }
 
+static int
+tel_hot(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	(void)cmd;
+	(void)params;
+	if (tel_node == NULL)
+		return -EAGAIN;
+	rte_tel_data_start_dict(d);
+	kited_stats_emit_hot(&tel_node->stats_src, tel_emit, d);
+	return 0;
+}
+
 /* Serve /kite/stats from n; NULL stops answering (before the node is freed). */
 void
 control_telemetry(const struct node *n)
@@ -48,6 +60,10 @@ control_telemetry(const struct node *n)
 	if (rte_telemetry_register_cmd("/kite/stats", tel_stats,
 				       "kited's statistics, as STAT answers them. Takes no parameters") != 0)
 		KLOG(WARNING, "telemetry command /kite/stats not registered");
+	if (rte_telemetry_register_cmd("/kite/hotkeys", tel_hot,
+				       "the node's hottest keys and their reads per second, as STAT "
+				       "hotkeys answers them. Takes no parameters") != 0)
+		KLOG(WARNING, "telemetry command /kite/hotkeys not registered");
 }
 
 void

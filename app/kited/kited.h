@@ -76,6 +76,7 @@ struct worker {
 	struct kite_engine *engine;
 	struct kite_net *net;
 	struct kited_worker_stats *stats;
+	struct kite_hot_pub *hot; /* its hot keys' snapshot, read by STAT and telemetry */
 	struct rte_mempool *pool; /* on the worker's socket: its RX queue and replies */
 	struct rte_ring *handoff; /* datagrams other workers route here */
 	uint8_t *scratch;         /* linear copies of multi-segment datagrams */
@@ -114,6 +115,7 @@ struct node {
 	unsigned int n_workers;
 	struct worker *workers;
 	struct kited_worker_stats **wstats;
+	struct kite_hot_pub **hot; /* each worker's hot-key snapshot (stats_src.hot) */
 	const struct kite_net **nets;
 	struct kited_stats_src stats_src;
 	struct kited_worker_stats stats_prev; /* sums at the last stats line */

@@ -54,10 +54,21 @@ struct kited_stats_src {
 	uint32_t max_item_size;
 	uint16_t udp_port;
 	const char *steer_mode; /* "flow", "rss" or "handoff"; NULL: not shown */
+	struct kite_hot_pub *const *hot; /* each worker's hot keys (may be NULL, hold NULLs) */
 	/* More of Kite's own statistics (the cluster's), emitted last; may be NULL. */
 	void (*more)(const void *more_arg, kite_stats_emit_fn emit, void *arg);
 	const void *more_arg;
 };
+
+/*
+ * The hottest keys of the node, highest rate first (each worker's top,
+ * merged): at most max into top; *hot: keys now over the hot rate.
+ */
+unsigned int kited_stats_hot(const struct kited_stats_src *src, struct kite_hot_key *top,
+			     unsigned int max, unsigned int *hot);
+
+/* STAT hotkeys: hot_keys, then hot_<i>_key, _rate and _rate_error for each. */
+void kited_stats_emit_hot(const struct kited_stats_src *src, kite_stats_emit_fn emit, void *arg);
 
 /* Sum every worker's counters into *sum. */
 void kited_stats_sum_workers(const struct kited_stats_src *src, struct kited_worker_stats *sum);
@@ -77,7 +88,8 @@ void kited_stats_emit(const struct kited_stats_src *src, uint32_t now, kite_stat
 		      void *arg);
 
 /* The engine's STAT callback: arg is a struct kited_stats_src. */
-void kited_stats_engine_stat(void *arg, uint32_t now, kite_engine_emit_fn emit, void *emit_arg);
+bool kited_stats_engine_stat(void *arg, uint32_t now, const uint8_t *group, uint16_t grouplen,
+			     kite_engine_emit_fn emit, void *emit_arg);
 
 /*
  * Log one line of rates and totals over the last `secs` seconds; *prev

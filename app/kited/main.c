@@ -440,6 +440,7 @@ node_free(struct node *n)
 		for (unsigned int i = 0; i < n->n_workers; i++) {
 			worker_teardown(&n->workers[i]);
 			rte_free(n->workers[i].stats);
+			rte_free(n->workers[i].hot);
 		}
 		rte_free(n->workers);
 	}
@@ -449,6 +450,7 @@ node_free(struct node *n)
 		rte_free(n->parts);
 	}
 	rte_free(n->wstats);
+	rte_free(n->hot);
 	rte_free(n->nets);
 	kite_neigh_free(n->neigh);
 	port_close(n);
@@ -614,8 +616,9 @@ main(int argc, char **argv)
 	n->workers = rte_zmalloc("kite_workers", sizeof(*n->workers) * n->n_workers,
 				 RTE_CACHE_LINE_SIZE);
 	n->wstats = rte_zmalloc("kite_wstats", sizeof(*n->wstats) * n->n_workers, 0);
+	n->hot = rte_zmalloc("kite_hots", sizeof(*n->hot) * n->n_workers, 0);
 	n->nets = rte_zmalloc("kite_nets", sizeof(*n->nets) * n->n_workers, 0);
-	if (n->workers == NULL || n->wstats == NULL || n->nets == NULL) {
+	if (n->workers == NULL || n->wstats == NULL || n->hot == NULL || n->nets == NULL) {
 		kited_no_memory(&n->mem, "the workers' state");
 		goto out;
 	}
@@ -632,6 +635,7 @@ main(int argc, char **argv)
 
 	n->stats_src.n_workers = n->n_workers;
 	n->stats_src.workers = n->wstats;
+	n->stats_src.hot = n->hot;
 	n->stats_src.nets = n->nets;
 	n->stats_src.n_parts = n->n_parts;
 	n->stats_src.parts = n->parts;
@@ -648,6 +652,7 @@ main(int argc, char **argv)
 		if (worker_setup(n, &n->workers[i], (uint16_t)i, lcores[i]) != 0)
 			goto out;
 		n->wstats[i] = n->workers[i].stats;
+		n->hot[i] = n->workers[i].hot;
 		n->nets[i] = n->workers[i].net;
 	}
 	/* Replication state before the first map: views refer to it. */

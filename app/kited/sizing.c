@@ -90,7 +90,8 @@ kited_memory_plan(const struct kited_config *c, unsigned int pools, size_t page,
 	m->workers = (uint64_t)c->workers *
 		     (kite_engine_footprint() + kite_net_footprint(&nc) +
 		      (uint64_t)WORKER_MAX_BURST * WORKER_SCRATCH_SLOT +
-		      rte_ring_get_memsize(c->handoff_ring) + sizeof(struct kited_worker_stats));
+		      rte_ring_get_memsize(c->handoff_ring) + sizeof(struct kited_worker_stats) +
+		      sizeof(struct kite_hot_pub));
 	m->eal = EAL_OVERHEAD;
 	m->total = m->items + m->index + m->mbufs + m->workers + m->eal;
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "kited_log.h"
+#include "kite_text.h"
 #include "kited_stats.h"
 
 static const char *const loop_names[] = { KITED_LOOP_STATS(KITE_STATS_NAME) };
@@ -179,6 +180,15 @@ kited_stats_emit(const struct kited_stats_src *src, uint32_t now, kite_stats_emi
 		kite_stats_emit_u64(emit, arg, name, one->loop.steer_misses);
 	}
 
+	/* Hot keys now (their names and rates: STAT hotkeys). */
+	{
+		struct kite_hot_key top[1];
+		unsigned int hot;
+
+		kited_stats_hot(src, top, 1, &hot);
+		kite_stats_emit_u64(emit, arg, "kite_hot_keys", hot);
+	}
+
 	/* The guard. */
 	kite_stats_emit_table(&guard_table, (const uint64_t *)&w.guard, "kite_guard_", emit, arg);
 
@@ -192,10 +202,85 @@ kited_stats_emit(const struct kited_stats_src *src, uint32_t now, kite_stats_emi
 		src->more(src->more_arg, emit, arg);
 }
 
-void
-kited_stats_engine_stat(void *arg, uint32_t now, kite_engine_emit_fn emit, void *emit_arg)
+/* A key for a STAT line: as it is when printable, else base64 with a "b64:" prefix. */
+static void
+hot_key_name(const struct kite_hot_key *k, char *out, size_t cap)
 {
-	kited_stats_emit(arg, now, emit, emit_arg);
+	size_t n = k->keylen < KITE_HOT_KEYLEN ? k->keylen : KITE_HOT_KEYLEN;
+	bool printable = true;
+
+	for (size_t i = 0; i < n; i++)
+		if (k->key[i] < 0x21 || k->key[i] > 0x7e)
+			printable = false;
+	if (printable) {
+		snprintf(out, cap, "%.*s%s", (int)n, (const char *)k->key,
+			 k->keylen > KITE_HOT_KEYLEN ? "..." : "");
+	} else {
+		memcpy(out, "b64:", 4);
+		out[4 + kite_text_b64_encode(k->key, n, out + 4)] = '\0';
+	}
+}
+
+unsigned int
+kited_stats_hot(const struct kited_stats_src *src, struct kite_hot_key *top, unsigned int max,
+		unsigned int *hot)
+{
+	struct kite_hot_pub one;
+	unsigned int n = 0;
+
+	*hot = 0;
+	for (unsigned int w = 0; w < src->n_workers; w++) {
+		if (src->hot == NULL || src->hot[w] == NULL)
+			continue;
+		kite_hot_read(src->hot[w], &one);
+		*hot += one.hot;
+		/* Keys live on one worker each (their partition's): merge by rate. */
+		for (unsigned int i = 0; i < one.n; i++) {
+			unsigned int j = n < max ? n++ : max;
+			while (j > 0 && top[j - 1].rate < one.top[i].rate) {
+				if (j < max)
+					top[j] = top[j - 1];
+				j--;
+			}
+			if (j < max)
+				top[j] = one.top[i];
+		}
+	}
+	return n;
+}
+
+void
+kited_stats_emit_hot(const struct kited_stats_src *src, kite_stats_emit_fn emit, void *arg)
+{
+	struct kite_hot_key top[KITE_HOT_TOP];
+	char name[32], key[4 + 4 * ((KITE_HOT_KEYLEN + 2) / 3) + 8];
+	unsigned int hot, n = kited_stats_hot(src, top, KITE_HOT_TOP, &hot);
+
+	kite_stats_emit_u64(emit, arg, "hot_keys", hot);
+	for (unsigned int i = 0; i < n; i++) {
+		hot_key_name(&top[i], key, sizeof(key));
+		snprintf(name, sizeof(name), "hot_%u_key", i);
+		emit(arg, name, key);
+		snprintf(name, sizeof(name), "hot_%u_rate", i);
+		kite_stats_emit_u64(emit, arg, name, top[i].rate);
+		snprintf(name, sizeof(name), "hot_%u_rate_error", i);
+		kite_stats_emit_u64(emit, arg, name, top[i].err);
+	}
+}
+
+bool
+kited_stats_engine_stat(void *arg, uint32_t now, const uint8_t *group, uint16_t grouplen,
+			kite_engine_emit_fn emit, void *emit_arg)
+{
+	if (grouplen == 0) {
+		kited_stats_emit(arg, now, emit, emit_arg);
+		return true;
+	}
+	if (grouplen == 7 && memcmp(group, "hotkeys", 7) == 0) {
+		kited_stats_emit_hot(arg, emit, emit_arg);
+		return true;
+	}
+	return false;
 }
 
 void

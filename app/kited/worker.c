@@ -147,9 +147,10 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	w->pool = n->pools[n->place.worker_pool[id]];
 	w->stats = rte_zmalloc_socket("kite_wstats", sizeof(*w->stats), RTE_CACHE_LINE_SIZE,
 				      w->socket);
+	w->hot = rte_zmalloc_socket("kite_hot", sizeof(*w->hot), RTE_CACHE_LINE_SIZE, w->socket);
 	w->scratch = rte_malloc_socket("kite_scratch",
 				       (size_t)WORKER_MAX_BURST * WORKER_SCRATCH_SLOT, 0, w->socket);
-	if (w->stats == NULL || w->scratch == NULL) {
+	if (w->stats == NULL || w->scratch == NULL || w->hot == NULL) {
 		what = "its counters and its scratch for reassembled datagrams";
 		goto fail;
 	}
@@ -192,6 +193,9 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	ec.key_owned_arg = w->guard;
 	ec.text_any_keys = kite_conf_choice(KITED_TEXT_KEYS_MODES, n->cfg.text_keys) == 1;
 	ec.ttl_jitter = (uint8_t)kited_ttl_jitter(n->cfg.ttl_jitter);
+	ec.hot_rate = n->cfg.hot_key_rate;
+	ec.hot_pub = w->hot;
+	ec.no_hot = (n->ablate & KITED_ABLATE_HOTKEYS) != 0;
 	ec.out.alloc = reply_alloc;
 	ec.out.done = reply_done;
 	ec.no_bulk = (n->ablate & KITED_ABLATE_BULK) != 0;

@@ -76,6 +76,8 @@ struct kite_engine {
 	uint16_t lens[KITE_MAX_REPLY_DGRAMS];
 	uint32_t now; /* unix seconds, for STAT */
 	uint64_t rng; /* ttl-jitter's xorshift state */
+	uint8_t hint; /* the next binary response's datatype (KITE_DATATYPE_HOT) */
+	struct kite_hot hot; /* this worker's hot keys */
 	const struct kite_engine_cluster *cluster; /* NULL: no cluster */
 	bool fenced; /* this execution refuses writes (the fence deadline has passed) */
 	bool prev_ok; /* the PREVIOUS role still counts in this execution */
@@ -174,6 +176,7 @@ kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 	e->conf = *conf;
 	e->open = -1;
 	e->rng = UINT64_C(0x9e3779b97f4a7c15) ^ ((uint64_t)conf->self << 32) ^ rte_rdtsc();
+	kite_hot_init(&e->hot, conf->no_hot ? 0 : conf->hot_rate, conf->hot_pub, 0);
 	e->self_bit = UINT64_C(1) << conf->self;
 	e->all_bits = ~UINT64_C(0) >> (64 - conf->map.workers); /* 1..KITE_MAX_WORKERS */
 	for (uint32_t p = 0; p < conf->map.partitions; p++) {
@@ -209,6 +212,13 @@ kite_engine_set_cluster(struct kite_engine *e, const struct kite_engine_cluster 
 void
 kite_engine_set_time(struct kite_engine *e, uint32_t now)
 {
+	/* A new second: the hot keys' rates, snapshot and hot set. */
+	if (now != e->now) {
+		if (e->hot.since == 0)
+			e->hot.since = now;
+		else if (!e->conf.no_hot)
+			kite_hot_tick(&e->hot, now);
+	}
 	e->now = now;
 	for (uint32_t p = e->conf.self; p < e->conf.map.partitions; p += e->conf.map.workers)
 		if (e->conf.parts[p] != NULL)
@@ -475,6 +485,7 @@ respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t 
 
 		kite_proto_write_res_hdr(p, q->r.opcode, keylen, extlen, status, (uint32_t)body,
 					 q->r.opaque, cas);
+		p[5] = e->hint;
 		p += KITE_BIN_HDR_LEN;
 		if (extlen)
 			memcpy(p, ext, extlen);
@@ -489,6 +500,7 @@ respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t 
 	}
 	kite_proto_write_res_hdr(hdr, q->r.opcode, keylen, extlen, status, (uint32_t)body,
 				 q->r.opaque, cas);
+	hdr[5] = e->hint;
 	const struct piece pc[4] = { { hdr, sizeof(hdr) }, { ext, extlen }, { key, keylen },
 				     { val, vallen } };
 	emit(e, q, pc, 4);
@@ -1046,9 +1058,13 @@ reply_value(struct kite_engine *e, const struct entry *q, const struct kite_stor
 	uint8_t flags[4];
 
 	kite_proto_put32(flags, v->flags);
+	/* A hot key's hit says so (the client may keep it in a local cache). */
+	if (unlikely(e->hot.nhot != 0) && kite_hot_is_hot(&e->hot, q->hash))
+		e->hint = KITE_DATATYPE_HOT;
 	respond(e, q, KITE_STATUS_OK, v->cas, flags, 4, q->r.want_key ? q->r.key : NULL,
 		q->r.want_key ? q->r.keylen : 0, with_value ? v->value : NULL,
 		with_value ? v->vallen : 0);
+	e->hint = 0;
 }
 
 static void
@@ -1092,13 +1108,13 @@ exec_stat(struct kite_engine *e, struct entry *q)
 {
 	struct stat_ctx c = { e, q };
 
-	if (q->r.keylen != 0) {
-		/* Only the general group exists; memcached answers others it lacks so. */
+	/* The general group, or one the program has (hotkeys); memcached answers others so. */
+	if (e->conf.stat == NULL ? q->r.keylen != 0
+				 : !e->conf.stat(e->conf.stat_arg, e->now, q->r.key, q->r.keylen,
+						 emit_stat, &c)) {
 		respond_err(e, q, KITE_STATUS_KEY_ENOENT);
 		return;
 	}
-	if (e->conf.stat != NULL)
-		e->conf.stat(e->conf.stat_arg, e->now, emit_stat, &c);
 	respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
 }
 
@@ -1827,6 +1843,9 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		tl_str(&l, " X");
 	if (win)
 		tl_str(&l, " W");
+	/* Kite: the key is hot on this node (a client may keep it in a local cache). */
+	if (unlikely(e->hot.nhot != 0) && kite_hot_is_hot(&e->hot, q->hash))
+		tl_str(&l, " H");
 	meta_out(e, q, kite_text_has(t, 'v') ? "VA" : "HD", &l, v->value, v->vallen,
 		 kite_text_has(t, 'v'));
 }
@@ -2079,13 +2098,13 @@ exec_text(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned
 	case KITE_T_STATS: {
 		struct tstat_ctx c = { e, q };
 
-		if (q->r.keylen != 0) {
-			/* Only the general group (memcached answers an unknown one ERROR). */
+		/* The general group or one the program has (memcached answers others ERROR). */
+		if (e->conf.stat == NULL ? q->r.keylen != 0
+					 : !e->conf.stat(e->conf.stat_arg, e->now, q->r.key, q->r.keylen,
+							 emit_text_stat, &c)) {
 			text_line(e, q, "ERROR");
 			break;
 		}
-		if (e->conf.stat != NULL)
-			e->conf.stat(e->conf.stat_arg, e->now, emit_text_stat, &c);
 		text_line(e, q, "END");
 		break;
 	}
@@ -2190,6 +2209,9 @@ exec_one(struct kite_engine *e, unsigned int i)
 		s = e->conf.parts[q->part];
 		if (!q->looked_up)
 			q->hash = kite_store_hash(s, q->r.key, q->r.keylen);
+		/* Reads count for the hot keys (sampled: one in KITE_HOT_SAMPLE). */
+		if ((q->r.cmd == KITE_CMD_GET || q->r.cmd == KITE_CMD_GAT) && !e->conf.no_hot)
+			kite_hot_seen(&e->hot, q->hash, q->r.key, q->r.keylen);
 		/* A write never builds on an item from before (GET checks its hit). */
 		if (q->r.cmd != KITE_CMD_GET) {
 			uint64_t since = since_of(e, q);

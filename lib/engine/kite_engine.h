@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kite_hot.h"
 #include "kite_proto.h"
 #include "kite_store.h"
 #include "kite_topo.h"
@@ -92,6 +93,9 @@ struct kite_engine_dgram {
 	uint16_t nreq;       /**< written by kite_engine_parse(): requests the datagram held */
 };
 
+/** A binary response's datatype bit (Kite's): its key is hot on this node (docs/protocol.rst). */
+#define KITE_DATATYPE_HOT 0x40
+
 /** kite_engine_dgram.ns */
 enum { KITE_ENGINE_NS_ANY = 0, KITE_ENGINE_NS_PREFIX = 1, KITE_ENGINE_NS_PUBLIC = 2 };
 
@@ -151,10 +155,13 @@ typedef void (*kite_engine_emit_fn)(void *arg, const char *name, const char *val
 
 /**
  * Answers STAT: emit every statistic of the node (the program composes
- * them; the engine only frames them). now is unix time.
+ * them; the engine only frames them). now is unix time; group[0..grouplen)
+ * the group asked for (grouplen 0: the general statistics).
+ * @return false for a group the program does not have (binary: KEY_ENOENT,
+ * text: ERROR), true once its statistics were emitted.
  */
-typedef void (*kite_engine_stat_fn)(void *arg, uint32_t now, kite_engine_emit_fn emit,
-				    void *emit_arg);
+typedef bool (*kite_engine_stat_fn)(void *arg, uint32_t now, const uint8_t *group,
+				    uint16_t grouplen, kite_engine_emit_fn emit, void *emit_arg);
 
 /** This node's part in a vbucket (kite_engine_cluster.role). */
 enum kite_engine_role {
@@ -253,6 +260,16 @@ struct kite_engine_conf {
 	 * off). Applied once, on the owner; replicas get the result.
 	 */
 	uint8_t ttl_jitter;
+	/**
+	 * Hot keys (kite_hot.h): reads per second that make a key hot (0:
+	 * no detection); the worker's snapshot goes to hot_pub (the caller's
+	 * memory, read by other threads with kite_hot_read(); may be NULL).
+	 * A hot key's replies carry a hint: binary responses' datatype bit
+	 * KITE_DATATYPE_HOT, meta's return flag H.
+	 */
+	uint32_t hot_rate;
+	struct kite_hot_pub *hot_pub;
+	bool no_hot;      /**< benchmarks only (kited --ablate hotkeys): no counting, no hint */
 	/*
 	 * Benchmarks only (kited --ablate): turn one data-path step off to
 	 * measure what it gains. All false in production.

@@ -540,8 +540,9 @@ test_quit_and_quitq(void **state)
  * The program composes STAT (app/kited/stats.c); the engine only frames
  * what its callback emits. This one emits the partitions' store counters.
  */
-static void
-stat_stores(void *arg, uint32_t now, kite_engine_emit_fn emit, void *emit_arg)
+static bool
+stat_stores(void *arg, uint32_t now, const uint8_t *group, uint16_t grouplen,
+	    kite_engine_emit_fn emit, void *emit_arg)
 {
 	struct kite_store *const *ps = arg;
 	struct kite_store_stats one;
@@ -549,6 +550,9 @@ stat_stores(void *arg, uint32_t now, kite_engine_emit_fn emit, void *emit_arg)
 	char v[24];
 
 	(void)now;
+	(void)group;
+	if (grouplen != 0)
+		return false;
 	for (int p = 0; p < NPARTS; p++) {
 		kite_store_stats_get(ps[p], &one);
 		for (size_t i = 0; i < KITE_STORE_STATS_N; i++)
@@ -558,6 +562,7 @@ stat_stores(void *arg, uint32_t now, kite_engine_emit_fn emit, void *emit_arg)
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)sum[i]);
 		emit(emit_arg, kite_store_stats_names[i], v);
 	}
+	return true;
 }
 
 static void
@@ -1912,6 +1917,60 @@ test_ttl_jitter(void **state)
 	kite_engine_free(e);
 }
 
+/* Hot keys: a key read often enough is hinted hot in its replies (binary bit, meta H). */
+static void
+test_hot_hint(void **state)
+{
+	struct kite_engine_conf c;
+	struct kite_engine *e;
+	static struct kite_hot_pub pub, snap;
+	static struct dg d;
+	static struct res r[4];
+	char ext[300], val[300];
+
+	(void)state;
+	engine_conf(&c, 1, 0, 1472, 0);
+	c.hot_rate = 100;
+	c.hot_pub = &pub;
+	e = kite_engine_create(&c, 0);
+	assert_non_null(e);
+	kite_engine_set_time(e, NOW);
+	text_run(e, "flush_all\r\nset hot 0 0 1\r\nx\r\nset cold 0 0 1\r\ny\r\n");
+	/* Nothing is hot before a second has been counted. */
+	dg_start(&d, 0x40);
+	dg_req(&d, KITE_OP_GET, 1, 0, NULL, 0, "hot", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(0x40, r, 4), 1);
+	assert_int_equal(out_buf[0][8 + 5], 0);
+	for (int i = 0; i < 5000; i++)
+		text_run(e, "get hot\r\n");
+	text_run(e, "get cold\r\n");
+	kite_engine_set_time(e, NOW + 1);
+	assert_true(kite_hot_read(&pub, &snap) >= 1); /* one read in 32 is counted */
+	assert_int_equal(snap.hot, 1);
+	assert_int_equal(snap.top[0].keylen, 3);
+	assert_memory_equal(snap.top[0].key, "hot", 3);
+	assert_true(snap.top[0].rate >= 2000);
+	/* Binary GET hit: datatype bit 0x40; a cold key's: none. */
+	dg_start(&d, 0x41);
+	dg_req(&d, KITE_OP_GET, 1, 0, NULL, 0, "hot", NULL, 0);
+	dg_req(&d, KITE_OP_GET, 2, 0, NULL, 0, "cold", NULL, 0);
+	run(e, &d);
+	assert_int_equal(parse_all(0x41, r, 4), 2);
+	assert_int_equal(out_buf[0][8 + 5], KITE_DATATYPE_HOT);
+	assert_int_equal(out_buf[0][8 + 24 + 4 + 1 + 5], 0); /* the second response's datatype */
+	/* Meta: the return flag H, last (text and binary). */
+	assert_string_equal(text_run(e, "mg hot v\r\nmg cold v\r\n"),
+			    "VA 1 H\r\nx\r\nVA 1\r\ny\r\n");
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "v", "hot", NULL, ext, val), KITE_STATUS_OK);
+	assert_string_equal(ext, "H");
+	/* Cooled down: no more hint. */
+	for (uint32_t s = 2; s < 12; s++)
+		kite_engine_set_time(e, NOW + s);
+	assert_string_equal(text_run(e, "mg hot v\r\n"), "VA 1\r\nx\r\n");
+	kite_engine_free(e);
+}
+
 /* The guard's verdict for a text datagram: refusals and cuts as lines. */
 static void
 test_text_guard(void **state)
@@ -2023,6 +2082,7 @@ main(void)
 		cmocka_unit_test(test_text_guard),
 		cmocka_unit_test(test_meta_binary),
 		cmocka_unit_test(test_ttl_jitter),
+		cmocka_unit_test(test_hot_hint),
 	};
 
 	if (kite_test_eal_init("engine") != 0)

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Hot-key detection: a sampled Space-Saving top-K per worker (kite_hot.h). */
+#include <string.h>
+
+#include "kite_hot.h"
+
+void
+kite_hot_init(struct kite_hot *h, uint32_t rate, struct kite_hot_pub *pub, uint32_t now)
+{
+	memset(h, 0, sizeof(*h));
+	h->rate = rate;
+	h->pub = pub;
+	h->since = now;
+	if (pub != NULL)
+		memset(pub, 0, sizeof(*pub));
+}
+
+void
+kite_hot_count(struct kite_hot *h, uint64_t hash, const uint8_t *key, uint16_t keylen)
+{
+	struct kite_hot_counter *min;
+	uint32_t m = 0;
+
+	for (uint32_t i = 0; i < h->n; i++) {
+		if (h->hash[i] == hash) {
+			h->c[i].count++;
+			return;
+		}
+	}
+	if (h->n < KITE_HOT_K) {
+		m = h->n++;
+		h->c[m].count = 0;
+	} else {
+		for (uint32_t i = 1; i < KITE_HOT_K; i++)
+			if (h->c[i].count < h->c[m].count)
+				m = i;
+	}
+	/* Space-Saving: the newcomer takes the smallest counter and its count as error. */
+	min = &h->c[m];
+	h->hash[m] = hash;
+	min->err = min->count;
+	min->count++;
+	min->keylen = keylen;
+	memcpy(min->key, key, keylen < KITE_HOT_KEYLEN ? keylen : KITE_HOT_KEYLEN);
+}
+
+static void
+set_add(struct kite_hot *h, uint64_t hash)
+{
+	unsigned int s = (unsigned int)hash & (KITE_HOT_SET - 1);
+
+	if (hash == 0)
+		return;
+	while (h->set[s] != 0 && h->set[s] != hash)
+		s = (s + 1) & (KITE_HOT_SET - 1);
+	h->set[s] = hash;
+}
+
+void
+kite_hot_tick(struct kite_hot *h, uint32_t now)
+{
+	uint32_t order[KITE_HOT_K];
+	uint32_t elapsed;
+	unsigned int n = h->n, top, hot = 0;
+
+	if (now <= h->since)
+		return;
+	elapsed = now - h->since;
+	/* Rank by count (insertion sort of 32). */
+	for (unsigned int i = 0; i < n; i++) {
+		unsigned int j = i;
+		while (j > 0 && h->c[order[j - 1]].count < h->c[i].count) {
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = i;
+	}
+	memset(h->set, 0, sizeof(h->set));
+	top = n < KITE_HOT_TOP ? n : KITE_HOT_TOP;
+	if (h->pub != NULL) {
+		h->pub->seq++;
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		const struct kite_hot_counter *c = &h->c[order[i]];
+		/*
+		 * The decayed count weighs this window 1 and each older one half
+		 * of the one after it: it estimates about two windows' reads.
+		 */
+		const uint64_t rate = (uint64_t)c->count * KITE_HOT_SAMPLE / (2u * elapsed);
+		const bool is_hot = h->rate != 0 && rate >= h->rate;
+
+		if (is_hot) {
+			set_add(h, h->hash[order[i]]);
+			hot++;
+		}
+		if (h->pub != NULL && i < top) {
+			struct kite_hot_key *k = &h->pub->top[i];
+
+			k->rate = rate;
+			k->err = (uint64_t)c->err * KITE_HOT_SAMPLE / (2u * elapsed);
+			k->keylen = c->keylen;
+			memcpy(k->key, c->key, c->keylen < KITE_HOT_KEYLEN ? c->keylen : KITE_HOT_KEYLEN);
+		}
+	}
+	h->nhot = hot;
+	if (h->pub != NULL) {
+		h->pub->n = top;
+		h->pub->hot = hot < top ? hot : top;
+		h->pub->when = now;
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		h->pub->seq++;
+	}
+	/* Decay: older seconds weigh half as much each. */
+	for (unsigned int i = 0; i < n; i++) {
+		h->c[i].count /= 2;
+		h->c[i].err /= 2;
+	}
+	h->since = now;
+}
+
+unsigned int
+kite_hot_read(const struct kite_hot_pub *p, struct kite_hot_pub *out)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		uint32_t s = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+
+		if (s & 1)
+			continue;
+		memcpy((void *)out, (const void *)p, sizeof(*out));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&p->seq, __ATOMIC_RELAXED) == s)
+			return out->n;
+	}
+	out->n = 0;
+	return 0;
+}
