@@ -207,6 +207,7 @@ struct workload {
 	uint32_t reply_dgrams; /* reassembly slots per request datagram */
 	/* Behaviour. */
 	bool echo; /* ceiling mode: requests come back as their own replies */
+	bool text; /* --protocol text: memcached text commands (get, set, delete) */
 	/*
 	 * Kite's envelope (docs/protocol.rst): 0 none, 1 a cookie, 2 a cookie
 	 * and a tenant MAC in every datagram. hdr: frame + envelope bytes.

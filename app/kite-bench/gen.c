@@ -540,7 +540,45 @@ gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf)
 				     0, 0, 0);
 		p += w->hdr - KITE_FRAME_HDR_LEN;
 	}
-	for (uint32_t i = 0; i < s->nreq; i++) {
+	for (uint32_t i = 0; w->text && i < s->nreq; i++) {
+		/* memcached's text commands; replies come in request order (parse_text). */
+		const struct req *r = &s->r[i];
+
+		switch (r->op) {
+		case OP_GET:
+			memcpy(p, "get ", 4);
+			key_write(p + 4, ks, r->key, KEY_PREFIX_VALUE);
+			memcpy(p + 4 + ks, "\r\n", 2);
+			p += 4 + ks + 2;
+			break;
+		case OP_DELETE:
+			memcpy(p, "delete ", 7);
+			key_write(p + 7, ks, r->key, KEY_PREFIX_VALUE);
+			memcpy(p + 7 + ks, "\r\n", 2);
+			p += 7 + ks + 2;
+			break;
+		case OP_SET: {
+			uint32_t flags;
+			char head[40];
+			/* The flags in 10 digits: the request's length was counted so. */
+			int n = snprintf(head, sizeof(head), " %010u 0 %u\r\n", 0u, r->vlen);
+			uint8_t *v;
+
+			memcpy(p, "set ", 4);
+			key_write(p + 4, ks, r->key, KEY_PREFIX_VALUE);
+			v = p + 4 + ks + (uint32_t)n;
+			value_write(v, r->vlen, r->key, g->version++, &flags);
+			n = snprintf(head, sizeof(head), " %010u 0 %u\r\n", flags, r->vlen);
+			memcpy(p + 4 + ks, head, (size_t)n);
+			memcpy(v + r->vlen, "\r\n", 2);
+			p = v + r->vlen + 2;
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	for (uint32_t i = 0; !w->text && i < s->nreq; i++) {
 		const struct req *r = &s->r[i];
 		uint32_t opaque = (s->tag & BENCH_TAG_MASK) << BENCH_IDX_BITS | i;
 		uint8_t *x;
@@ -737,12 +775,97 @@ match(struct gen *g, struct slot *s, uint32_t opaque, const struct kite_res *res
 		judge(g, r, res);
 }
 
+static bool
+starts(const uint8_t *p, uint32_t len, const char *s)
+{
+	size_t n = strlen(s);
+
+	return len >= n && memcmp(p, s, n) == 0;
+}
+
+/*
+ * Text replies (--protocol text): in request order, so each answers the
+ * next request not yet answered. A GET hit is "VALUE <key> <flags>
+ * <bytes>\r\n<data>\r\nEND\r\n", a miss "END\r\n"; the lines of SET
+ * and DELETE become the binary statuses judge() knows.
+ */
+static void
+parse_text(struct gen *g, uint32_t si, const uint8_t *p, uint32_t len, uint64_t now)
+{
+	struct slot *s = &g->slots[si];
+
+	while (len > 0 && s->ngot < s->nreq) {
+		const uint8_t *nl = memchr(p, '\n', len);
+		uint32_t ll, used;
+		struct kite_res res;
+		uint8_t fx[4];
+
+		if (nl == NULL) {
+			g->st.bad_reply++;
+			break;
+		}
+		ll = (uint32_t)(nl - p) + 1;
+		used = ll;
+		memset(&res, 0, sizeof(res));
+		if (starts(p, ll, "VALUE ")) {
+			/* VALUE <key> <flags> <bytes>: the last two numbers of the line. */
+			unsigned long long flags = 0, bytes = 0;
+			char line[320];
+			const uint32_t n = ll < sizeof(line) ? ll : (uint32_t)sizeof(line) - 1;
+			const char *q;
+
+			/* A copy with a NUL: sscanf must not run into the value. */
+			memcpy(line, p, n);
+			line[n] = '\0';
+			q = strchr(line + 6, ' ');
+			if (q == NULL || sscanf(q, " %llu %llu", &flags, &bytes) != 2 ||
+			    (uint64_t)ll + bytes + 2 + 5 > len ||
+			    memcmp(p + ll + bytes, "\r\nEND\r\n", 7) != 0) {
+				g->st.bad_reply++;
+				break;
+			}
+			kite_proto_put32(fx, (uint32_t)flags);
+			res.status = KITE_STATUS_OK;
+			res.extlen = 4;
+			res.extras = fx;
+			res.value = p + ll;
+			res.vallen = (uint32_t)bytes;
+			used = ll + (uint32_t)bytes + 7;
+		} else if (starts(p, ll, "END\r\n") || starts(p, ll, "NOT_FOUND\r\n")) {
+			res.status = KITE_STATUS_KEY_ENOENT;
+		} else if (starts(p, ll, "STORED\r\n") || starts(p, ll, "DELETED\r\n")) {
+			res.status = KITE_STATUS_OK;
+		} else if (starts(p, ll, "NOT_STORED\r\n")) {
+			res.status = KITE_STATUS_NOT_STORED;
+		} else if (starts(p, ll, "SERVER_ERROR object too large")) {
+			res.status = KITE_STATUS_E2BIG;
+		} else if (starts(p, ll, "SERVER_ERROR out of memory")) {
+			res.status = KITE_STATUS_ENOMEM;
+		} else if (starts(p, ll, "SERVER_ERROR not my vbucket")) {
+			res.status = KITE_STATUS_NOT_MY_VBUCKET;
+		} else if (starts(p, ll, "SERVER_ERROR temporary failure")) {
+			res.status = KITE_STATUS_ETMPFAIL;
+		} else {
+			res.status = KITE_STATUS_EINVAL; /* any other error line */
+		}
+		match(g, s, (s->tag & BENCH_TAG_MASK) << BENCH_IDX_BITS | s->ngot, &res, now);
+		p += used;
+		len -= used;
+	}
+	if (s->ngot == s->nreq)
+		release(g, si);
+}
+
 /* Parse the responses of a complete reply message. */
 static void
 parse_message(struct gen *g, uint32_t si, const uint8_t *p, uint32_t len, uint64_t now)
 {
 	struct slot *s = &g->slots[si];
 
+	if (g->w->text) {
+		parse_text(g, si, p, len, now);
+		return;
+	}
 	while (len > 0) {
 		uint32_t opaque;
 		int used;

@@ -57,6 +57,8 @@
 	  "operation weights, e.g. get:90,set:10 (get, set, delete, incr)")                        \
 	X("dist", STR, dist, "uniform", 0, 0, "key popularity: uniform or zipf:THETA")             \
 	X("batch", U32, batch, "1", 1, 64, "requests per datagram")                                \
+	X("protocol", STR, protocol, "binary", 0, 0,                                              \
+	  "binary or text (memcached's text commands get, set, delete; no incr)")                 \
 	X("guard", STR, guard, "off", 0, 0,                                                        \
 	  "Kite's envelope in every datagram: off, cookie (fetched from the replies, per "      \
 	  "flow) or mac (a cookie and a tenant MAC: --tenant, --tenant-secret)")                  \

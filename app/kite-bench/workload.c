@@ -192,9 +192,33 @@ zipf_init(struct workload *w)
 	return 0;
 }
 
+/* Decimal digits of v. */
+static uint32_t
+digits(uint32_t v)
+{
+	uint32_t d = 1;
+
+	while (v >= 10) {
+		v /= 10;
+		d++;
+	}
+	return d;
+}
+
 static uint32_t
 req_bytes(const struct workload *w, enum bench_op op, uint32_t vlen)
 {
+	if (w->text) {
+		/* "get K\r\n", "delete K\r\n", "set K FFFFFFFFFF 0 N\r\n<value>\r\n" (flags: 10 digits). */
+		switch (op) {
+		case OP_SET:
+			return 4 + w->key_size + 1 + 10 + 3 + digits(vlen) + 2 + vlen + 2;
+		case OP_DELETE:
+			return 7 + w->key_size + 2;
+		default:
+			return 4 + w->key_size + 2;
+		}
+	}
 	switch (op) {
 	case OP_SET:
 		return KITE_BIN_HDR_LEN + 8 + w->key_size + vlen;
@@ -226,6 +250,16 @@ workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz
 	w->base_port = (uint16_t)o->udp_port;
 	w->echo = o->echo;
 	w->tsc_hz = tsc_hz;
+	if (strcmp(o->protocol, "text") == 0) {
+		w->text = true;
+	} else if (strcmp(o->protocol, "binary") != 0) {
+		snprintf(err, errlen, "--protocol: '%s' is not binary or text", o->protocol);
+		return -EINVAL;
+	}
+	if (w->text && (o->echo || strcmp(o->mode, "libkite") == 0)) {
+		snprintf(err, errlen, "--protocol text is for the dpdk, socket and pcap modes");
+		return -EINVAL;
+	}
 	w->hdr = KITE_FRAME_HDR_LEN;
 	if (strcmp(o->guard, "cookie") == 0 || strcmp(o->guard, "mac") == 0) {
 		w->guard = o->guard[0] == 'c' ? 1 : 2;
@@ -306,8 +340,17 @@ workload_init(struct workload *w, const struct bench_options *o, uint64_t tsc_hz
 		if (r > w->max_req)
 			w->max_req = r;
 	}
+	if (w->text && w->op_used[OP_INCR]) {
+		snprintf(err, errlen, "--protocol text has no incr in its mix");
+		return -EINVAL;
+	}
 	if (w->echo) {
 		max_res = w->max_req;
+	} else if (w->text) {
+		/* "VALUE K FFFFFFFFFF N\r\n<value>\r\nEND\r\n", or an error line. */
+		max_res = 6 + w->key_size + 1 + 10 + 1 + 10 + 2 + w->vmax + 2 + 5;
+		if (max_res < 64)
+			max_res = 64;
 	} else {
 		/* GET hit: flags + value; errors carry a short message; INCR 8 bytes. */
 		max_res = KITE_BIN_HDR_LEN + 4 + w->vmax;

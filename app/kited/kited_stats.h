@@ -27,6 +27,7 @@
 	X(handoff_full, "handoff_full", "handoffs dropped: the owner's ring was full")            \
 	X(steer_misses, "steer_misses", "datagrams from the NIC with keys another worker owns")   \
 	X(tx_full, "tx_full", "reply datagrams dropped: TX queue full")                           \
+	X(text_from_member, "drop_text_from_member", "text datagrams from a cluster member's address, dropped (never answered)") \
 	X(polls, "polls", "rx_burst calls")                                                       \
 	X(idle_polls, "idle_polls", "rx_burst calls that returned nothing")                       \
 	X(busy_cycles, "busy_cycles", "TSC cycles spent on non-empty bursts")

@@ -245,6 +245,22 @@ worker_teardown(struct worker *w)
 	w->scratch = NULL;
 }
 
+/* A text datagram (docs/protocol.rst) whose source is a member of the cluster. */
+static bool
+from_member_text(const struct worker *w, const struct kite_engine_dgram *d, uint32_t src_ip)
+{
+	const struct kited_cview *v = w->cview;
+	const uint32_t off = KITE_FRAME_HDR_LEN + d->skip;
+
+	if (v == NULL || v->map.n_members == 0 || d->len <= off ||
+	    d->data[off] == KITE_MAGIC_REQ || d->data[off] == KITE_MAGIC_RES)
+		return false;
+	for (unsigned int i = 0; i < v->map.n_members; i++)
+		if (v->map.members[i].ip == src_ip)
+			return true;
+	return false;
+}
+
 /* Point d at the UDP payload of m, copying a multi-segment datagram into scratch. */
 static void
 payload_of(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, unsigned int slot,
@@ -462,6 +478,15 @@ worker_poll(struct worker *w)
 				break;
 			}
 			apply_verdict(w, &dg[nd], &ctx[nd].v);
+			/*
+			 * Nodes speak binary to each other: text from a member's
+			 * address is spoofed, and its errors must not go there.
+			 */
+			if (unlikely(from_member_text(w, &dg[nd], u.src_ip))) {
+				w->stats->loop.text_from_member++;
+				done[nfree++] = m;
+				break;
+			}
 			ctx_init(&ctx[nd], w, m, &u, &dg[nd], true);
 			dg[nd].home = true;
 			dg[nd].out_arg = &ctx[nd];

@@ -1377,7 +1377,10 @@ put_u64(char *p, uint64_t v)
 	return n;
 }
 
-/* A line builder: text responses are short lines, then maybe a value. */
+/*
+ * A line builder: text responses are short lines, then maybe a value.
+ * Start one with l.n = 0, never "= { 0 }", which would clear all its bytes.
+ */
 struct tline {
 	char b[768];
 	size_t n;
@@ -1435,7 +1438,8 @@ static void
 respond_text_status(struct kite_engine *e, const struct entry *q, uint16_t status,
 		    const void *val, uint32_t vallen)
 {
-	struct tline l = { .n = 0 };
+	struct tline l;
+	l.n = 0;
 
 	switch (status) {
 	case KITE_STATUS_OK:
@@ -1535,7 +1539,8 @@ meta_out(struct kite_engine *e, const struct entry *q, const char *code, const s
 	 const void *val, uint32_t vlen, bool with_value)
 {
 	if (q->r.dialect == KITE_DIALECT_TEXT) {
-		struct tline l = { .n = 0 };
+		struct tline l;
+		l.n = 0;
 
 		tl_str(&l, code);
 		if (with_value) {
@@ -1582,7 +1587,8 @@ static void
 text_code(struct kite_engine *e, const struct entry *q, const struct kite_text_req *t,
 	  const char *code, bool cas_flag, uint64_t cas)
 {
-	struct tline f = { .n = 0 };
+	struct tline f;
+	f.n = 0;
 
 	for (unsigned int i = 0; i < t->nflags; i++) {
 		if (t->flags[i] == 'O') {
@@ -1623,7 +1629,8 @@ exec_text_get(struct kite_engine *e, struct entry *q, struct kite_store *s, unsi
 	const struct kite_text_req *t = &e->text[i];
 	struct kite_store_view one;
 	const struct kite_store_view *v;
-	struct tline l = { .n = 0 };
+	struct tline l;
+	l.n = 0;
 
 	if (q->r.cmd == KITE_CMD_GAT) {
 		v = kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
@@ -1748,7 +1755,8 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 	const struct kite_store_view *v = text_lookup(e, q, s, i, &one);
 	bool vivified = false, win = false, z = false, x = false, seen_t_first = false;
 	uint32_t old_exp = 0;
-	struct tline l = { .n = 0 };
+	struct tline l;
+	l.n = 0;
 
 	if (v == NULL && kite_text_has(t, 'N')) {
 		/* Vivify: an empty item whose first reader (this one) must recache it. */
@@ -1961,7 +1969,8 @@ exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 	uint64_t value, cas;
 	bool existed = true;
 	uint32_t old_exp = 0;
-	struct tline l = { .n = 0 };
+	struct tline l;
+	l.n = 0;
 	char num[24];
 	size_t nlen;
 

@@ -18,30 +18,38 @@ kite_hot_init(struct kite_hot *h, uint32_t rate, struct kite_hot_pub *pub, uint3
 void
 kite_hot_count(struct kite_hot *h, uint64_t hash, const uint8_t *key, uint16_t keylen)
 {
-	struct kite_hot_counter *min;
 	uint32_t m = 0;
 
 	for (uint32_t i = 0; i < h->n; i++) {
 		if (h->hash[i] == hash) {
-			h->c[i].count++;
+			h->count[i]++;
 			return;
 		}
 	}
 	if (h->n < KITE_HOT_K) {
 		m = h->n++;
-		h->c[m].count = 0;
+		h->count[m] = 0;
 	} else {
-		for (uint32_t i = 1; i < KITE_HOT_K; i++)
-			if (h->c[i].count < h->c[m].count)
-				m = i;
+		/*
+		 * The smallest counter, without branches: counts are noise-like,
+		 * so a compare-and-branch would mispredict on every other one.
+		 */
+		uint32_t mv = h->count[0];
+
+		for (uint32_t i = 1; i < KITE_HOT_K; i++) {
+			const uint32_t c = h->count[i];
+			const bool lt = c < mv;
+
+			mv = lt ? c : mv;
+			m = lt ? i : m;
+		}
 	}
 	/* Space-Saving: the newcomer takes the smallest counter and its count as error. */
-	min = &h->c[m];
 	h->hash[m] = hash;
-	min->err = min->count;
-	min->count++;
-	min->keylen = keylen;
-	memcpy(min->key, key, keylen < KITE_HOT_KEYLEN ? keylen : KITE_HOT_KEYLEN);
+	h->err[m] = h->count[m];
+	h->count[m]++;
+	h->name[m].keylen = keylen;
+	memcpy(h->name[m].key, key, keylen < KITE_HOT_KEYLEN ? keylen : KITE_HOT_KEYLEN);
 }
 
 static void
@@ -69,7 +77,7 @@ kite_hot_tick(struct kite_hot *h, uint32_t now)
 	/* Rank by count (insertion sort of 32). */
 	for (unsigned int i = 0; i < n; i++) {
 		unsigned int j = i;
-		while (j > 0 && h->c[order[j - 1]].count < h->c[i].count) {
+		while (j > 0 && h->count[order[j - 1]] < h->count[i]) {
 			order[j] = order[j - 1];
 			j--;
 		}
@@ -82,25 +90,26 @@ kite_hot_tick(struct kite_hot *h, uint32_t now)
 		__atomic_thread_fence(__ATOMIC_RELEASE);
 	}
 	for (unsigned int i = 0; i < n; i++) {
-		const struct kite_hot_counter *c = &h->c[order[i]];
+		const uint32_t o = order[i];
 		/*
 		 * The decayed count weighs this window 1 and each older one half
 		 * of the one after it: it estimates about two windows' reads.
 		 */
-		const uint64_t rate = (uint64_t)c->count * KITE_HOT_SAMPLE / (2u * elapsed);
+		const uint64_t rate = (uint64_t)h->count[o] * KITE_HOT_SAMPLE / (2u * elapsed);
 		const bool is_hot = h->rate != 0 && rate >= h->rate;
 
 		if (is_hot) {
-			set_add(h, h->hash[order[i]]);
+			set_add(h, h->hash[o]);
 			hot++;
 		}
 		if (h->pub != NULL && i < top) {
 			struct kite_hot_key *k = &h->pub->top[i];
 
 			k->rate = rate;
-			k->err = (uint64_t)c->err * KITE_HOT_SAMPLE / (2u * elapsed);
-			k->keylen = c->keylen;
-			memcpy(k->key, c->key, c->keylen < KITE_HOT_KEYLEN ? c->keylen : KITE_HOT_KEYLEN);
+			k->err = (uint64_t)h->err[o] * KITE_HOT_SAMPLE / (2u * elapsed);
+			k->keylen = h->name[o].keylen;
+			memcpy(k->key, h->name[o].key,
+			       k->keylen < KITE_HOT_KEYLEN ? k->keylen : KITE_HOT_KEYLEN);
 		}
 	}
 	h->nhot = hot;
@@ -113,8 +122,8 @@ kite_hot_tick(struct kite_hot *h, uint32_t now)
 	}
 	/* Decay: older seconds weigh half as much each. */
 	for (unsigned int i = 0; i < n; i++) {
-		h->c[i].count /= 2;
-		h->c[i].err /= 2;
+		h->count[i] /= 2;
+		h->err[i] /= 2;
 	}
 	h->since = now;
 }

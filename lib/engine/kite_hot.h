@@ -28,7 +28,7 @@
 #define KITE_HOT_K 128       /**< Space-Saving counters: keys over 1/128 of the sampled reads are found */
 #define KITE_HOT_TOP 10      /**< keys published */
 #define KITE_HOT_KEYLEN 64   /**< key bytes kept for reporting */
-#define KITE_HOT_SAMPLE 32   /**< one read in this many is counted (a power of two) */
+#define KITE_HOT_SAMPLE 64   /**< one read in this many is counted (a power of two) */
 #define KITE_HOT_SET 256     /**< slots of the hot set (a power of two, twice KITE_HOT_K) */
 
 struct kite_hot_key {
@@ -47,9 +47,8 @@ struct kite_hot_pub {
 	struct kite_hot_key top[KITE_HOT_TOP];
 };
 
-struct kite_hot_counter {
-	uint32_t count;
-	uint32_t err;
+/* A counter's key, kept apart: only a replacement and the tick touch it. */
+struct kite_hot_name {
 	uint16_t keylen;
 	uint8_t key[KITE_HOT_KEYLEN];
 };
@@ -61,8 +60,14 @@ struct kite_hot {
 	uint32_t n;          /**< counters in use */
 	uint64_t set[KITE_HOT_SET]; /**< hashes of hot keys, 0 empty (a key hashing to 0: never) */
 	uint32_t nhot;       /**< keys in set[] */
-	uint64_t hash[KITE_HOT_K]; /**< each counter's key hash (scanned: kept apart) */
-	struct kite_hot_counter c[KITE_HOT_K];
+	/*
+	 * The counters as parallel arrays: a sampled read scans hash[] (16
+	 * cache lines) and, for a new key, count[] (8), never the names.
+	 */
+	uint64_t hash[KITE_HOT_K];
+	uint32_t count[KITE_HOT_K];
+	uint32_t err[KITE_HOT_K];
+	struct kite_hot_name name[KITE_HOT_K];
 	struct kite_hot_pub *pub; /**< where snapshots go (the caller's memory) */
 };
 

@@ -45,37 +45,39 @@ kite_text_err_str(enum kite_text_err e)
 	return (unsigned int)e < KITE_TERR_MAX && err_str[e] != NULL ? err_str[e] : "ERROR";
 }
 
+#define CMD(n) n, sizeof(n) - 1
 static const struct {
 	const char *name;
+	uint8_t len;
 	uint8_t tcmd;
 	uint8_t cmd; /* enum kite_cmd */
 } commands[] = {
-	{ "get", KITE_T_GET, KITE_CMD_GET },
-	{ "bget", KITE_T_GET, KITE_CMD_GET },
-	{ "gets", KITE_T_GETS, KITE_CMD_GET },
-	{ "gat", KITE_T_GAT, KITE_CMD_GAT },
-	{ "gats", KITE_T_GATS, KITE_CMD_GAT },
-	{ "set", KITE_T_SET, KITE_CMD_SET },
-	{ "add", KITE_T_ADD, KITE_CMD_ADD },
-	{ "replace", KITE_T_REPLACE, KITE_CMD_REPLACE },
-	{ "append", KITE_T_APPEND, KITE_CMD_APPEND },
-	{ "prepend", KITE_T_PREPEND, KITE_CMD_PREPEND },
-	{ "cas", KITE_T_CAS, KITE_CMD_SET },
-	{ "incr", KITE_T_INCR, KITE_CMD_INCR },
-	{ "decr", KITE_T_DECR, KITE_CMD_DECR },
-	{ "delete", KITE_T_DELETE, KITE_CMD_DELETE },
-	{ "touch", KITE_T_TOUCH, KITE_CMD_TOUCH },
-	{ "flush_all", KITE_T_FLUSH_ALL, KITE_CMD_FLUSH },
-	{ "version", KITE_T_VERSION, KITE_CMD_VERSION },
-	{ "verbosity", KITE_T_VERBOSITY, KITE_CMD_NOOP },
-	{ "stats", KITE_T_STATS, KITE_CMD_STAT },
-	{ "quit", KITE_T_QUIT, KITE_CMD_QUIT },
-	{ "mg", KITE_T_MG, KITE_CMD_GET },
-	{ "ms", KITE_T_MS, KITE_CMD_SET },
-	{ "md", KITE_T_MD, KITE_CMD_DELETE },
-	{ "ma", KITE_T_MA, KITE_CMD_INCR },
-	{ "mn", KITE_T_MN, KITE_CMD_NOOP },
-	{ "me", KITE_T_ME, KITE_CMD_GET },
+	{ CMD("get"), KITE_T_GET, KITE_CMD_GET },
+	{ CMD("bget"), KITE_T_GET, KITE_CMD_GET },
+	{ CMD("gets"), KITE_T_GETS, KITE_CMD_GET },
+	{ CMD("gat"), KITE_T_GAT, KITE_CMD_GAT },
+	{ CMD("gats"), KITE_T_GATS, KITE_CMD_GAT },
+	{ CMD("set"), KITE_T_SET, KITE_CMD_SET },
+	{ CMD("add"), KITE_T_ADD, KITE_CMD_ADD },
+	{ CMD("replace"), KITE_T_REPLACE, KITE_CMD_REPLACE },
+	{ CMD("append"), KITE_T_APPEND, KITE_CMD_APPEND },
+	{ CMD("prepend"), KITE_T_PREPEND, KITE_CMD_PREPEND },
+	{ CMD("cas"), KITE_T_CAS, KITE_CMD_SET },
+	{ CMD("incr"), KITE_T_INCR, KITE_CMD_INCR },
+	{ CMD("decr"), KITE_T_DECR, KITE_CMD_DECR },
+	{ CMD("delete"), KITE_T_DELETE, KITE_CMD_DELETE },
+	{ CMD("touch"), KITE_T_TOUCH, KITE_CMD_TOUCH },
+	{ CMD("flush_all"), KITE_T_FLUSH_ALL, KITE_CMD_FLUSH },
+	{ CMD("version"), KITE_T_VERSION, KITE_CMD_VERSION },
+	{ CMD("verbosity"), KITE_T_VERBOSITY, KITE_CMD_NOOP },
+	{ CMD("stats"), KITE_T_STATS, KITE_CMD_STAT },
+	{ CMD("quit"), KITE_T_QUIT, KITE_CMD_QUIT },
+	{ CMD("mg"), KITE_T_MG, KITE_CMD_GET },
+	{ CMD("ms"), KITE_T_MS, KITE_CMD_SET },
+	{ CMD("md"), KITE_T_MD, KITE_CMD_DELETE },
+	{ CMD("ma"), KITE_T_MA, KITE_CMD_INCR },
+	{ CMD("mn"), KITE_T_MN, KITE_CMD_NOOP },
+	{ CMD("me"), KITE_T_ME, KITE_CMD_GET },
 };
 
 const char *
@@ -773,8 +775,9 @@ kite_text_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_te
 	nt = tokenize(p, n, tk, KITE_TEXT_MAX_TOKENS + 1, &rest);
 	if (nt == 0 || tk[0].n < 2)
 		return fail(t, KITE_TERR_ERROR, consumed, adv);
+	/* By length first: most names are told apart without a compare. */
 	for (ci = 0; ci < sizeof(commands) / sizeof(commands[0]); ci++)
-		if (tok_is(&tk[0], commands[ci].name))
+		if (commands[ci].len == tk[0].n && memcmp(tk[0].p, commands[ci].name, tk[0].n) == 0)
 			break;
 	if (ci == sizeof(commands) / sizeof(commands[0]))
 		return fail(t, KITE_TERR_ERROR, consumed, adv);

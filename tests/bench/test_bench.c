@@ -495,6 +495,122 @@ test_gen_echo(void **state)
 	gen_free(g);
 }
 
+/* ---- --protocol text: memcached's text commands --------------------------- */
+
+/* A text server for the test: get/set/delete of 64 keys, replies in request order. */
+static uint32_t
+text_serve(struct mini *m, const uint8_t *req, uint32_t len, uint8_t *out)
+{
+	uint32_t off = KITE_FRAME_HDR_LEN, o = KITE_FRAME_HDR_LEN;
+
+	memcpy(out, req, KITE_FRAME_HDR_LEN);
+	while (off < len) {
+		const uint8_t *p = req + off;
+		const uint8_t *nl = memchr(p, '\n', len - off);
+		char line[400], key[300];
+		unsigned int flags, bytes;
+		uint64_t k;
+
+		assert_non_null(nl);
+		assert_true((size_t)(nl - p) < sizeof(line));
+		memcpy(line, p, (size_t)(nl - p));
+		line[nl - p] = '\0';
+		off += (uint32_t)(nl - p) + 1;
+		if (sscanf(line, "set %299s %u 0 %u", key, &flags, &bytes) == 3) {
+			k = key_index((const uint8_t *)key, (uint16_t)strlen(key)) % 64;
+			assert_true(bytes <= sizeof(m->val[k]));
+			memcpy(m->val[k], req + off, bytes);
+			m->len[k] = bytes;
+			m->flags[k] = flags;
+			m->have[k] = true;
+			assert_memory_equal(req + off + bytes, "\r\n", 2);
+			off += bytes + 2;
+			o += (uint32_t)sprintf((char *)out + o, "STORED\r\n");
+		} else if (sscanf(line, "get %299s", key) == 1) {
+			k = key_index((const uint8_t *)key, (uint16_t)strlen(key)) % 64;
+			if (m->have[k]) {
+				o += (uint32_t)sprintf((char *)out + o, "VALUE %s %u %u\r\n", key,
+						       m->flags[k], m->len[k]);
+				memcpy(out + o, m->val[k], m->len[k]);
+				if (m->corrupt)
+					out[o + m->len[k] - 1] ^= 1;
+				o += m->len[k];
+				o += (uint32_t)sprintf((char *)out + o, "\r\n");
+			}
+			o += (uint32_t)sprintf((char *)out + o, "END\r\n");
+		} else if (sscanf(line, "delete %299s", key) == 1) {
+			k = key_index((const uint8_t *)key, (uint16_t)strlen(key)) % 64;
+			o += (uint32_t)sprintf((char *)out + o, m->have[k] ? "DELETED\r\n"
+									: "NOT_FOUND\r\n");
+			m->have[k] = false;
+		} else {
+			fail_msg("unexpected text request '%s'", line);
+		}
+	}
+	return o;
+}
+
+static void
+test_gen_text(void **state)
+{
+	static struct mini m;
+	static uint8_t req[4096], res[65536];
+	struct bench_options o;
+	struct workload w;
+	struct gen *g;
+	struct gen_dgram d;
+	uint64_t now = 1000;
+	const struct bench_stats *s;
+	char err[256];
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	opts(&o, (const char *const[]){ "keys", "64", "batch", "4", "value-size", "uniform:8-300",
+					"mix", "get:80,set:10,delete:10", "protocol", "text", NULL });
+	g = make_gen(&w, &o, 8);
+	assert_non_null(g);
+	assert_true(w.text);
+	gen_start(g, PHASE_PRELOAD, now);
+	while (gen_prepare(g, now, &d)) {
+		gen_write(g, &d, req);
+		gen_sent(g, &d, now, 1);
+		/* The request is exactly as long as was counted for it. */
+		assert_memory_equal(req + d.len - 2, "\r\n", 2);
+		deliver(g, res, text_serve(&m, req, d.len, res), 1, w.reply_stride, now + 10);
+	}
+	assert_true(gen_preload_done(g));
+	gen_start(g, PHASE_LOAD, now);
+	for (int i = 0; i < 300; i++) {
+		assert_true(gen_prepare(g, now, &d));
+		gen_write(g, &d, req);
+		gen_sent(g, &d, now, 1);
+		deliver(g, res, text_serve(&m, req, d.len, res), 1 + (unsigned int)i % 2,
+			w.reply_stride, now + 100);
+	}
+	s = gen_stats(g);
+	assert_int_equal(s->done, s->tx_reqs);
+	assert_true(s->get_hit > 0 && s->set_ok > 0 && s->del_ok > 0);
+	assert_int_equal(s->get_hit + s->get_miss + s->set_ok + s->del_ok, s->tx_reqs);
+	assert_int_equal(s->wrong_value, 0);
+	assert_int_equal(s->bad_reply, 0);
+	m.corrupt = true;
+	for (int i = 0; i < 40; i++) {
+		assert_true(gen_prepare(g, now, &d));
+		gen_write(g, &d, req);
+		gen_sent(g, &d, now, 1);
+		deliver(g, res, text_serve(&m, req, d.len, res), 1, w.reply_stride, now + 100);
+	}
+	assert_true(s->wrong_value > 0);
+	gen_free(g);
+	/* No incr in text; no echo. */
+	opts(&o, (const char *const[]){ "protocol", "text", "mix", "get:1,incr:1", NULL });
+	assert_int_not_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
+	opts(&o, (const char *const[]){ "protocol", "text", "echo", "true", NULL });
+	assert_int_not_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
+	opts(&o, (const char *const[]){ "protocol", "ascii", NULL });
+	assert_int_not_equal(workload_init(&w, &o, HZ, err, sizeof(err)), 0);
+}
+
 /* ---- --guard: the envelope as lib/guard judges it ------------------------ */
 
 #define G_SELF 0xc6120902u /* 198.18.9.2 */
@@ -710,6 +826,7 @@ main(void)
 		cmocka_unit_test(test_gen_roundtrip),  cmocka_unit_test(test_gen_preload_retry),
 		cmocka_unit_test(test_gen_partitions), cmocka_unit_test(test_gen_echo),
 		cmocka_unit_test(test_gen_guard_cookie), cmocka_unit_test(test_gen_guard_mac),
+		cmocka_unit_test(test_gen_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

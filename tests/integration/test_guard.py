@@ -937,6 +937,33 @@ def body(t):
             k3.stop()
     t.case('a flood over its source rate is dropped; other clients see no errors', c_flood)
 
+    def c_member_text():
+        # Nodes speak binary to each other: a text datagram from a member's
+        # address is spoofed; it is dropped (counted), never answered there.
+        members = os.path.join(tmp, 'members')
+        with open(members, 'w') as f:
+            f.write('epoch = 1\nvbuckets = 1024\ncopies = 1\n'
+                    'member n1 %s:11211 partitions=4\nmember n2 198.18.99.77:11211 '
+                    'partitions=4\n' % topo.kited_ip)
+        k4 = start(t, topo, ['--cluster', 'static', '--members-file', members, '--node-id', 'n1'])
+        try:
+            peer = Peer(topo)
+            before = stats_of(peer)
+            wire.drain()
+            wire.udp('198.18.99.77', frame(1) + b'mn\r\nbogus\r\n', sport=11211)
+            to_member = wire.frames_to('198.18.99.77', settle=0.5)
+            wire.udp('198.18.99.78', frame(2) + b'mn\r\n', sport=11211)
+            to_other = wire.frames_to('198.18.99.78', settle=0.5)
+            after = stats_of(peer)
+            grew = after['kite_drop_text_from_member'] - before['kite_drop_text_from_member']
+            check(not to_member, 'kited answered a member\'s address: %s' % to_member)
+            check(grew == 1, 'kite_drop_text_from_member grew by %d, expected 1' % grew)
+            check(len(to_other) == 1, 'a non-member\'s mn got %d frames back' % len(to_other))
+            peer.close()
+        finally:
+            k4.stop()
+    t.case('text from a cluster member\'s address is dropped, never answered', c_member_text)
+
 
 if __name__ == '__main__':
     kt.run('guard', body)

@@ -1946,7 +1946,7 @@ test_hot_hint(void **state)
 		text_run(e, "get hot\r\n");
 	text_run(e, "get cold\r\n");
 	kite_engine_set_time(e, NOW + 1);
-	assert_true(kite_hot_read(&pub, &snap) >= 1); /* one read in 32 is counted */
+	assert_true(kite_hot_read(&pub, &snap) >= 1); /* one read in 64 is counted */
 	assert_int_equal(snap.hot, 1);
 	assert_int_equal(snap.top[0].keylen, 3);
 	assert_memory_equal(snap.top[0].key, "hot", 3);
