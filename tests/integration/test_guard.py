@@ -942,7 +942,7 @@ def body(t):
         # address is spoofed; it is dropped (counted), never answered there.
         members = os.path.join(tmp, 'members')
         with open(members, 'w') as f:
-            f.write('epoch = 1\nvbuckets = 1024\ncopies = 1\n'
+            f.write('epoch = 1\nvbuckets = 65536\ncopies = 2\n'
                     'member n1 %s:11211 partitions=4\nmember n2 198.18.99.77:11211 '
                     'partitions=4\n' % topo.kited_ip)
         k4 = start(t, topo, ['--cluster', 'static', '--members-file', members, '--node-id', 'n1'])
