@@ -657,6 +657,62 @@ route(struct kite_engine *e, struct entry *q)
 	return e->self_bit;
 }
 
+/* The next entry of datagram di: the datagram's first is its `only` one until a second comes. */
+static struct entry *
+dgram_entry(struct kite_engine *e, unsigned int *count, unsigned int *first)
+{
+	struct entry *q;
+
+	/* A table flush can only happen once this datagram has an entry already. */
+	if (*count == 1)
+		e->ent[*first].only = false;
+	q = new_entry(e);
+	if ((*count)++ == 0) {
+		*first = (unsigned int)(q - e->ent);
+		q->only = true;
+	} else {
+		q->only = false;
+	}
+	return q;
+}
+
+/* What a parse result makes of entry q (both dialects). */
+enum admit { ADMIT_ROUTE, ADMIT_NEXT, ADMIT_RETURN };
+
+static enum admit
+admit(struct kite_engine *e, struct kite_engine_dgram *d, struct entry *q,
+      enum kite_parse_result res, uint8_t status, uint8_t drop, unsigned int count,
+      unsigned int first, uint64_t *mask)
+{
+	struct kite_engine_stats *st = e->conf.stats;
+
+	if (res == KITE_PARSE_DROP) {
+		e->nent--;
+		/* A dropped remainder still shares the buffer with the requests before it. */
+		if (count > 1)
+			e->ent[first].only = false;
+		if (d->home)
+			st->proto_drops[drop]++;
+		d->nreq = (uint16_t)(count - 1);
+		*mask |= e->self_bit;
+		return ADMIT_RETURN;
+	}
+	if (d->home)
+		st->rx_requests++;
+	if (res == KITE_PARSE_OK)
+		return ADMIT_ROUTE;
+	/* Errors are answered where the datagram arrived. */
+	q->kind = ENTRY_ERR;
+	q->status = status;
+	q->keyed = false;
+	*mask |= e->self_bit;
+	if (res == KITE_PARSE_ERR_STOP) {
+		d->nreq = (uint16_t)count;
+		return ADMIT_RETURN;
+	}
+	return ADMIT_NEXT;
+}
+
 /*
  * A text datagram (kite_text.h): one entry per command, one per key of a
  * get line; each entry's text part at the same index of e->text.
@@ -665,7 +721,6 @@ static uint64_t
 parse_text(struct kite_engine *e, unsigned int di, size_t off)
 {
 	struct kite_engine_dgram *d = e->dg[di];
-	struct kite_engine_stats *st = e->conf.stats;
 	struct kite_text_cursor cur;
 	unsigned int first = e->nent, count = 0;
 	uint64_t mask = 0;
@@ -674,22 +729,12 @@ parse_text(struct kite_engine *e, unsigned int di, size_t off)
 	if (d->budget != 0)
 		e->left[di] = kite_text_count(d->data + off, d->len - off, e->conf.text_any_keys);
 	while (off < d->len) {
-		struct entry *q;
-		struct kite_text_req *t;
+		struct entry *q = dgram_entry(e, &count, &first);
+		struct kite_text_req *t = &e->text[q - e->ent];
 		size_t used = 0;
 		uint8_t status = 0, drop;
 		enum kite_parse_result res;
 
-		if (count == 1)
-			e->ent[first].only = false;
-		q = new_entry(e);
-		if (count++ == 0) {
-			first = (unsigned int)(q - e->ent);
-			q->only = true;
-		} else {
-			q->only = false;
-		}
-		t = &e->text[q - e->ent];
 		res = kite_text_parse(d->data + off, d->len - off, e->conf.max_item_size, &cur,
 				      &q->r, t, &used, &drop);
 		q->r.dialect = KITE_DIALECT_TEXT;
@@ -699,29 +744,14 @@ parse_text(struct kite_engine *e, unsigned int di, size_t off)
 		if (res == KITE_PARSE_OK && unlikely(d->refuse | d->deny | d->ns) &&
 		    (status = policy_refuses(e, d, &q->r)) != 0)
 			res = KITE_PARSE_ERR_REPLY;
-		if (res == KITE_PARSE_DROP) {
-			e->nent--;
-			if (count > 1)
-				e->ent[first].only = false;
-			if (d->home)
-				st->proto_drops[drop]++;
-			d->nreq = (uint16_t)(count - 1);
-			return mask | e->self_bit;
-		}
-		if (d->home)
-			st->rx_requests++;
-		if (res != KITE_PARSE_OK) {
-			/* Errors are answered where the datagram arrived. */
-			q->kind = ENTRY_ERR;
-			q->status = status;
-			q->keyed = false;
-			mask |= e->self_bit;
-			if (res == KITE_PARSE_ERR_STOP) {
-				d->nreq = (uint16_t)count;
-				return mask;
-			}
+		switch (admit(e, d, q, res, status, drop, count, first, &mask)) {
+		case ADMIT_RETURN:
+			return mask;
+		case ADMIT_NEXT:
 			off += used;
 			continue;
+		case ADMIT_ROUTE:
+			break;
 		}
 		mask |= route(e, q);
 		off += used;
@@ -768,18 +798,7 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 	if (d->data[off] != KITE_MAGIC_REQ && d->data[off] != KITE_MAGIC_RES)
 		return parse_text(e, di, off);
 	while (off < d->len) {
-		struct entry *q;
-
-		/* A table flush can only happen once this datagram has an entry already. */
-		if (count == 1)
-			e->ent[first].only = false;
-		q = new_entry(e);
-		if (count++ == 0) {
-			first = (unsigned int)(q - e->ent);
-			q->only = true;
-		} else {
-			q->only = false;
-		}
+		struct entry *q = dgram_entry(e, &count, &first);
 		enum kite_parse_result res = kite_proto_parse(d->data + off, d->len - off,
 							      e->conf.max_item_size, &q->r, &used,
 							      &status, &drop);
@@ -803,50 +822,19 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 		if (res == KITE_PARSE_OK && unlikely(d->refuse | d->deny | d->ns) &&
 		    (status = policy_refuses(e, d, &q->r)) != 0)
 			res = KITE_PARSE_ERR_REPLY;
-		if (res == KITE_PARSE_DROP) {
-			e->nent--;
-			/* A dropped remainder still shares the buffer with the requests before it. */
-			if (count > 1)
-				e->ent[first].only = false;
-			if (d->home)
-				st->proto_drops[drop]++;
-			d->nreq = (uint16_t)(count - 1);
-			return mask | e->self_bit;
-		}
-		if (d->home)
-			st->rx_requests++;
-		if (res != KITE_PARSE_OK) {
-			/* Errors are answered where the datagram arrived. */
-			q->kind = ENTRY_ERR;
-			q->status = status;
-			q->keyed = false;
-			mask |= e->self_bit;
-			if (res == KITE_PARSE_ERR_STOP) {
-				d->nreq = (uint16_t)count;
-				return mask;
-			}
+		switch (admit(e, d, q, res, status, drop, count, first, &mask)) {
+		case ADMIT_RETURN:
+			return mask;
+		case ADMIT_NEXT:
 			off += used;
 			continue;
+		case ADMIT_ROUTE:
+			break;
 		}
-		q->kind = ENTRY_REQ;
-		q->keyed = is_keyed(q->r.cmd);
 		off += used;
-		if (q->keyed) {
-			/* One hash for both levels: partition and vbucket. */
-			uint64_t h = kite_topo_key_hash(q->r.key, q->r.keylen);
-
-			q->part = (uint16_t)(h % e->conf.map.partitions);
-			q->vb = (uint32_t)h;
-			mask |= UINT64_C(1) << e->owner_of[q->part];
-		} else if (q->r.cmd == KITE_CMD_FLUSH) {
-			mask |= e->all_bits; /* every worker flushes its own partitions */
-		} else {
-			mask |= e->self_bit;
-			if (q->r.cmd == KITE_CMD_QUIT) {
-				d->nreq = (uint16_t)count;
-				return mask; /* QUIT and QUITQ end the datagram */
-			}
-		}
+		mask |= route(e, q);
+		if (q->r.cmd == KITE_CMD_QUIT)
+			break; /* QUIT and QUITQ end the datagram */
 	}
 	d->nreq = (uint16_t)count;
 	return mask;
