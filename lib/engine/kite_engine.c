@@ -418,71 +418,101 @@ struct piece {
 	size_t n;
 };
 
-/* Write one response. A response that fits in one datagram never straddles two. */
-static void
-emit(struct kite_engine *e, const struct entry *q, const struct piece *pc, unsigned int np)
+/*
+ * Place one response of `total` bytes. A response that fits in one
+ * datagram never straddles two. @return where to write it whole (counted
+ * already), or NULL: *go then says whether it goes out piece by piece
+ * (put(), then count_response()) or not at all (the bound cut it, or no
+ * buffer).
+ */
+static uint8_t *
+place(struct kite_engine *e, const struct entry *q, size_t total, bool *go)
 {
-	size_t total = 0;
+	uint8_t *p;
 
-	for (unsigned int i = 0; i < np; i++)
-		total += pc[i].n;
+	*go = false;
 	if (e->open != q->dgram) {
 		close_dgram(e);
 		e->open = q->dgram;
 	}
 	if (unlikely(e->dg[q->dgram]->budget != 0) && !over_budget_ok(e, q, total))
-		return;
+		return NULL;
 	if (e->nbufs == 0 ||
 	    (total <= (size_t)e->conf.max_payload - KITE_FRAME_HDR_LEN &&
 	     e->fill + total > e->conf.max_payload)) {
 		if (!next_buf(e, q))
-			return;
+			return NULL;
 	}
-	if (!e->out_stopped && e->fill + total <= e->conf.max_payload) {
-		/* Fast path: the whole response fits; write it straight into the datagram. */
-		uint8_t *p = e->bufs[e->nbufs - 1] + e->fill;
+	*go = true;
+	if (e->out_stopped || e->fill + total > e->conf.max_payload)
+		return NULL;
+	/* Fast path: the whole response fits; it is written straight into the datagram. */
+	p = e->bufs[e->nbufs - 1] + e->fill;
+	e->fill = (uint16_t)(e->fill + total);
+	e->conf.stats->tx_responses++;
+	e->conf.stats->tx_bytes += total;
+	return p;
+}
 
-		for (unsigned int i = 0; i < np; i++) {
-			if (pc[i].n != 0)
-				memcpy(p, pc[i].p, pc[i].n);
-			p += pc[i].n;
-		}
-		e->fill = (uint16_t)(e->fill + total);
-		e->conf.stats->tx_responses++;
-		e->conf.stats->tx_bytes += total;
-		return;
-	}
-	for (unsigned int i = 0; i < np; i++)
-		if (pc[i].n != 0)
-			put(e, pc[i].p, pc[i].n);
+/* After a response went out piece by piece. */
+static void
+count_response(struct kite_engine *e, size_t total)
+{
 	if (!e->out_stopped) {
 		e->conf.stats->tx_responses++;
 		e->conf.stats->tx_bytes += total;
 	}
 }
 
+/* Write one response made of pieces (text lines and values). */
+static void
+emit(struct kite_engine *e, const struct entry *q, const struct piece *pc, unsigned int np)
+{
+	size_t total = 0;
+	uint8_t *p;
+	bool go;
+
+	for (unsigned int i = 0; i < np; i++)
+		total += pc[i].n;
+	p = place(e, q, total, &go);
+	if (p != NULL) {
+		for (unsigned int i = 0; i < np; i++) {
+			if (pc[i].n != 0)
+				memcpy(p, pc[i].p, pc[i].n);
+			p += pc[i].n;
+		}
+		return;
+	}
+	if (!go)
+		return;
+	for (unsigned int i = 0; i < np; i++)
+		if (pc[i].n != 0)
+			put(e, pc[i].p, pc[i].n);
+	count_response(e, total);
+}
+
 static void respond_text_status(struct kite_engine *e, const struct entry *q, uint16_t status,
 				const void *val, uint32_t vallen);
 
+/* Write one binary response (header, extras, key, value). */
 static void
 respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t cas,
 	const void *ext, uint8_t extlen, const void *key, uint16_t keylen, const void *val,
 	uint32_t vallen)
 {
 	const size_t body = (size_t)extlen + keylen + vallen;
+	const size_t total = KITE_BIN_HDR_LEN + body;
 	uint8_t hdr[KITE_BIN_HDR_LEN];
+	uint8_t *p;
+	bool go;
 
 	/* A text request reaches here only for a status (errors, the guard's, the cluster's). */
 	if (unlikely(q->r.dialect == KITE_DIALECT_TEXT)) {
 		respond_text_status(e, q, status, val, vallen);
 		return;
 	}
-	if (e->open == q->dgram && e->nbufs > 0 && !e->out_stopped &&
-	    likely(e->dg[q->dgram]->budget == 0) &&
-	    e->fill + KITE_BIN_HDR_LEN + body <= e->conf.max_payload) {
-		/* Fast path: straight into the open datagram. */
-		uint8_t *p = e->bufs[e->nbufs - 1] + e->fill;
-
+	p = place(e, q, total, &go);
+	if (p != NULL) {
 		kite_proto_write_res_hdr(p, q->r.opcode, keylen, extlen, status, (uint32_t)body,
 					 q->r.opaque, cas);
 		p[5] = e->hint;
@@ -493,17 +523,21 @@ respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t 
 			memcpy(p + extlen, key, keylen);
 		if (vallen)
 			memcpy(p + extlen + keylen, val, vallen);
-		e->fill = (uint16_t)(e->fill + KITE_BIN_HDR_LEN + body);
-		e->conf.stats->tx_responses++;
-		e->conf.stats->tx_bytes += KITE_BIN_HDR_LEN + body;
 		return;
 	}
+	if (!go)
+		return;
 	kite_proto_write_res_hdr(hdr, q->r.opcode, keylen, extlen, status, (uint32_t)body,
 				 q->r.opaque, cas);
 	hdr[5] = e->hint;
-	const struct piece pc[4] = { { hdr, sizeof(hdr) }, { ext, extlen }, { key, keylen },
-				     { val, vallen } };
-	emit(e, q, pc, 4);
+	put(e, hdr, sizeof(hdr));
+	if (extlen)
+		put(e, ext, extlen);
+	if (keylen)
+		put(e, key, keylen);
+	if (vallen)
+		put(e, val, vallen);
+	count_response(e, total);
 }
 
 /* An error reply: memcached's message as the body, CAS 0. */
@@ -588,28 +622,10 @@ parse_truncated(struct kite_engine *e, unsigned int di, size_t off)
 	struct kite_engine_stats *st = e->conf.stats;
 	struct entry *q;
 
-	if (d->data[off] != KITE_MAGIC_REQ && d->data[off] != KITE_MAGIC_RES) {
-		/* Text: one SERVER_ERROR for the datagram (nothing in it is read). */
-		q = new_entry(e);
-		memset(&q->r, 0, sizeof(q->r));
-		q->r.dialect = KITE_DIALECT_TEXT;
-		e->text[q - e->ent].noreply = false;
-		e->text[q - e->ent].err = KITE_TERR_NONE;
-		q->kind = ENTRY_ERR;
-		q->status = KITE_STATUS_E2BIG;
-		q->keyed = false;
-		q->only = true;
-		q->dgram = (uint16_t)di;
-		q->looked_up = false;
-		e->left[di] = d->budget != 0 ? 1 : 0;
-		if (d->home) {
-			st->rx_requests++;
-			st->too_big++;
-		}
-		d->nreq = 1;
-		return e->self_bit;
-	}
-	if (d->len - off < KITE_BIN_HDR_LEN || d->data[off] != KITE_MAGIC_REQ) {
+	const bool text = d->data[off] != KITE_MAGIC_REQ && d->data[off] != KITE_MAGIC_RES;
+
+	/* Binary without a whole first header: nothing to echo, dropped. */
+	if (!text && (d->len - off < KITE_BIN_HDR_LEN || d->data[off] != KITE_MAGIC_REQ)) {
 		if (d->home)
 			st->proto_drops[d->len - off < KITE_BIN_HDR_LEN ? KITE_PROTO_DROP_TRUNC_HDR
 								    : KITE_PROTO_DROP_BAD_MAGIC]++;
@@ -618,10 +634,18 @@ parse_truncated(struct kite_engine *e, unsigned int di, size_t off)
 	}
 	q = new_entry(e);
 	memset(&q->r, 0, sizeof(q->r));
-	q->r.opcode = d->data[off + 1];
-	q->r.opaque = kite_proto_get32(d->data + off + 12);
+	if (text) {
+		/* One SERVER_ERROR line for the datagram (nothing in it is read). */
+		q->r.dialect = KITE_DIALECT_TEXT;
+		e->text[q - e->ent].noreply = false;
+		e->text[q - e->ent].err = KITE_TERR_NONE;
+	} else {
+		q->r.opcode = d->data[off + 1];
+		q->r.opaque = kite_proto_get32(d->data + off + 12);
+	}
 	q->kind = ENTRY_ERR;
 	q->status = KITE_STATUS_E2BIG;
+	q->result = 0;
 	q->keyed = false;
 	q->only = true;
 	q->dgram = (uint16_t)di;
@@ -673,6 +697,7 @@ dgram_entry(struct kite_engine *e, unsigned int *count, unsigned int *first)
 	} else {
 		q->only = false;
 	}
+	q->result = 0; /* META_FLAG_ERROR marks an entry of this datagram, never a stale one */
 	return q;
 }
 
@@ -804,7 +829,6 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 							      &status, &drop);
 		q->dgram = (uint16_t)di;
 		q->looked_up = false;
-		q->result = 0;
 		if (res == KITE_PARSE_OK && unlikely(kite_proto_is_meta(q->r.opcode))) {
 			/* Kite's META_*: the flags (text, in the extras) as the text forms read them. */
 			struct kite_text_req *t = &e->text[q - e->ent];

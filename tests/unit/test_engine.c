@@ -1858,6 +1858,25 @@ test_meta_binary(void **state)
 			 KITE_STATUS_EINVAL);
 	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "v q E", "bm", NULL, ext, val),
 			 KITE_STATUS_EINVAL);
+	/*
+	 * The table entry that held that error is reused: a datagram cut short
+	 * gets memcached's E2BIG body, not the meta error line of before.
+	 */
+	{
+		static struct dg d;
+		static struct res r[4];
+		struct kite_engine_dgram g;
+
+		dg_start(&d, 0xb2);
+		dg_set(&d, KITE_OP_SET, 9, "cut", "value", 0, 0);
+		memset(&g, 0, sizeof(g));
+		g.truncated = true;
+		run_verdict(e, &d, &g);
+		assert_int_equal(parse_all(0xb2, r, 4), 1);
+		assert_int_equal(r[0].status, KITE_STATUS_E2BIG);
+		assert_int_equal(r[0].bodylen, strlen("Too large."));
+		assert_memory_equal(r[0].body, "Too large.", r[0].bodylen);
+	}
 	kite_engine_free(e);
 }
 
