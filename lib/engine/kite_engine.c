@@ -1221,24 +1221,27 @@ replicate(struct kite_engine *e, const struct entry *q, struct kite_store *s, bo
 			     q->r.keylen, &v, silent);
 }
 
-/* TOUCH and GAT: new expiry; GAT also returns the value. */
-static void
-exec_touch(struct kite_engine *e, struct entry *q, struct kite_store *s)
-{
-	struct kite_store_view v;
+/*
+ * The mutations, for both dialects: the store's work and its replication;
+ * each dialect then answers in its own words.
+ */
 
-	if (kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-			     item_exptime(e, q->r.exptime), &v) == KITE_STORE_OK) {
-		reply_value(e, q, &v, q->r.cmd == KITE_CMD_GAT);
+/* TOUCH, GAT and their text forms: the new expiry, *v the item after it. */
+static enum kite_store_result
+do_touch(struct kite_engine *e, const struct entry *q, struct kite_store *s,
+	 struct kite_store_view *v)
+{
+	enum kite_store_result rc = kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
+						     item_exptime(e, q->r.exptime), v);
+
+	if (rc == KITE_STORE_OK)
 		replicate(e, q, s, false);
-	} else {
-		reply_miss(e, q);
-	}
+	return rc;
 }
 
-/* SET, ADD, REPLACE, APPEND, PREPEND. */
-static void
-exec_store(struct kite_engine *e, struct entry *q, struct kite_store *s)
+/* SET, ADD, REPLACE, APPEND, PREPEND (a text cas is a SET with its cas). */
+static enum kite_store_result
+do_store(struct kite_engine *e, const struct entry *q, struct kite_store *s, uint64_t *cas)
 {
 	static const uint8_t mode[KITE_CMD_MAX] = {
 		[KITE_CMD_SET] = KITE_STORE_SET,	 [KITE_CMD_ADD] = KITE_STORE_ADD,
@@ -1254,29 +1257,27 @@ exec_store(struct kite_engine *e, struct entry *q, struct kite_store *s)
 		.cas = q->r.cas,
 		.tenant = e->dg[q->dgram]->tenant,
 	};
-	uint64_t cas = 0;
-	uint8_t status;
+	enum kite_store_result rc = kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, cas);
 
-	status = status_of(kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, &cas));
-	reply_status(e, q, status, cas);
-	if (status == KITE_STATUS_OK)
+	if (rc == KITE_STORE_OK)
 		replicate(e, q, s, false);
+	return rc;
 }
 
-static void
-exec_delete(struct kite_engine *e, struct entry *q, struct kite_store *s)
+static enum kite_store_result
+do_delete(struct kite_engine *e, const struct entry *q, struct kite_store *s)
 {
-	uint8_t status =
-		status_of(kite_store_delete(s, q->r.key, q->r.keylen, q->hash, q->r.cas));
+	enum kite_store_result rc = kite_store_delete(s, q->r.key, q->r.keylen, q->hash, q->r.cas);
 
-	reply_status(e, q, status, 0);
-	if (status == KITE_STATUS_OK)
+	if (rc == KITE_STORE_OK)
 		replicate(e, q, s, true);
+	return rc;
 }
 
-/* INCREMENT and DECREMENT: the new value as 8 bytes. */
-static void
-exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s)
+/* INCREMENT and DECREMENT (text: never creating, exptime KITE_DELTA_NO_CREATE). */
+static enum kite_store_result
+do_delta(struct kite_engine *e, const struct entry *q, struct kite_store *s, uint64_t *value,
+	 uint64_t *cas)
 {
 	const struct kite_store_arith a = {
 		.incr = q->r.cmd == KITE_CMD_INCR,
@@ -1287,12 +1288,50 @@ exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s)
 		.cas = q->r.cas,
 		.tenant = e->dg[q->dgram]->tenant,
 	};
-	uint64_t value, cas;
-	enum kite_store_result rc;
+	enum kite_store_result rc = kite_store_delta(s, q->r.key, q->r.keylen, q->hash, &a, value,
+						     cas);
 
-	rc = kite_store_delta(s, q->r.key, q->r.keylen, q->hash, &a, &value, &cas);
 	if (rc == KITE_STORE_OK)
 		replicate(e, q, s, false);
+	return rc;
+}
+
+/* TOUCH and GAT: new expiry; GAT also returns the value. */
+static void
+exec_touch(struct kite_engine *e, struct entry *q, struct kite_store *s)
+{
+	struct kite_store_view v;
+
+	if (do_touch(e, q, s, &v) == KITE_STORE_OK)
+		reply_value(e, q, &v, q->r.cmd == KITE_CMD_GAT);
+	else
+		reply_miss(e, q);
+}
+
+/* SET, ADD, REPLACE, APPEND, PREPEND. */
+static void
+exec_store(struct kite_engine *e, struct entry *q, struct kite_store *s)
+{
+	uint64_t cas = 0;
+	/* Stored first: the CAS is read after the call that writes it. */
+	const uint8_t status = status_of(do_store(e, q, s, &cas));
+
+	reply_status(e, q, status, cas);
+}
+
+static void
+exec_delete(struct kite_engine *e, struct entry *q, struct kite_store *s)
+{
+	reply_status(e, q, status_of(do_delete(e, q, s)), 0);
+}
+
+/* INCREMENT and DECREMENT: the new value as 8 bytes. */
+static void
+exec_delta(struct kite_engine *e, struct entry *q, struct kite_store *s)
+{
+	uint64_t value, cas;
+	enum kite_store_result rc = do_delta(e, q, s, &value, &cas);
+
 	if (rc == KITE_STORE_OK && !q->r.quiet) {
 		uint8_t body[8];
 		kite_proto_put64(body, value);
@@ -1645,12 +1684,7 @@ exec_text_get(struct kite_engine *e, struct entry *q, struct kite_store *s, unsi
 	l.n = 0;
 
 	if (q->r.cmd == KITE_CMD_GAT) {
-		v = kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-				     item_exptime(e, q->r.exptime), &one) == KITE_STORE_OK
-			    ? &one
-			    : NULL;
-		if (v != NULL)
-			replicate(e, q, s, false);
+		v = do_touch(e, q, s, &one) == KITE_STORE_OK ? &one : NULL;
 	} else {
 		v = text_lookup(e, q, s, i, &one);
 	}
@@ -1679,28 +1713,13 @@ exec_text_get(struct kite_engine *e, struct entry *q, struct kite_store *s, unsi
 static void
 exec_text_store(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
 {
-	static const uint8_t mode[KITE_T_MAX] = {
-		[KITE_T_SET] = KITE_STORE_SET,		[KITE_T_ADD] = KITE_STORE_ADD,
-		[KITE_T_REPLACE] = KITE_STORE_REPLACE, [KITE_T_APPEND] = KITE_STORE_APPEND,
-		[KITE_T_PREPEND] = KITE_STORE_PREPEND, [KITE_T_CAS] = KITE_STORE_SET,
-	};
 	const struct kite_text_req *t = &e->text[i];
-	const struct kite_store_write w = {
-		.mode = (enum kite_store_mode)mode[t->tcmd],
-		.flags = q->r.flags,
-		.exptime = item_exptime(e, q->r.exptime),
-		.value = q->r.value,
-		.vallen = q->r.vallen,
-		.cas = q->r.cas,
-		.tenant = e->dg[q->dgram]->tenant,
-	};
 	uint64_t cas = 0;
 	const char *line;
 
-	switch (kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, &cas)) {
+	switch (do_store(e, q, s, &cas)) {
 	case KITE_STORE_OK:
 		line = "STORED";
-		replicate(e, q, s, false);
 		break;
 	case KITE_STORE_EXISTS:
 		line = t->tcmd == KITE_T_ADD ? "NOT_STORED" : "EXISTS";
@@ -1727,17 +1746,11 @@ static void
 exec_text_delta(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned int i)
 {
 	const struct kite_text_req *t = &e->text[i];
-	const struct kite_store_arith a = {
-		.incr = q->r.cmd == KITE_CMD_INCR,
-		.delta = q->r.delta,
-		.tenant = e->dg[q->dgram]->tenant,
-	};
 	uint64_t value, cas;
 	char num[24];
 
-	switch (kite_store_delta(s, q->r.key, q->r.keylen, q->hash, &a, &value, &cas)) {
+	switch (do_delta(e, q, s, &value, &cas)) {
 	case KITE_STORE_OK:
-		replicate(e, q, s, false);
 		if (!t->noreply) {
 			num[put_u64(num, value)] = '\0';
 			text_line(e, q, num);
@@ -2088,20 +2101,14 @@ exec_text(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned
 		exec_text_delta(e, q, s, i);
 		break;
 	case KITE_T_DELETE: {
-		enum kite_store_result rc = kite_store_delete(s, q->r.key, q->r.keylen, q->hash, 0);
-		if (rc == KITE_STORE_OK)
-			replicate(e, q, s, true);
+		enum kite_store_result rc = do_delete(e, q, s);
 		if (!t->noreply)
 			text_line(e, q, rc == KITE_STORE_OK ? "DELETED" : "NOT_FOUND");
 		break;
 	}
 	case KITE_T_TOUCH: {
 		struct kite_store_view v;
-		enum kite_store_result rc =
-			kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-					 item_exptime(e, q->r.exptime), &v);
-		if (rc == KITE_STORE_OK)
-			replicate(e, q, s, false);
+		enum kite_store_result rc = do_touch(e, q, s, &v);
 		if (!t->noreply)
 			text_line(e, q, rc == KITE_STORE_OK ? "TOUCHED" : "NOT_FOUND");
 		break;
