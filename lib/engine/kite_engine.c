@@ -1566,6 +1566,16 @@ tl_key(struct tline *l, const struct kite_text_req *t)
 		tl_str(l, " b");
 }
 
+/* Whether meta flag c comes after flag number f (T and N act where they stand). */
+static bool
+flag_after(const struct kite_text_req *t, unsigned int f, char c)
+{
+	for (unsigned int g = f + 1; g < t->nflags; g++)
+		if (t->flags[g] == c)
+			return true;
+	return false;
+}
+
 /* On a miss or failure: only O and k, in request order. */
 static void
 tl_echo(struct tline *l, const struct kite_text_req *t)
@@ -1778,7 +1788,7 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 	const struct kite_text_req *t = &e->text[i];
 	struct kite_store_view one, two;
 	const struct kite_store_view *v = text_lookup(e, q, s, i, &one);
-	bool vivified = false, win = false, z = false, x = false, seen_t_first = false;
+	bool vivified = false, win = false, z = false, x = false;
 	uint32_t old_exp = 0;
 	struct tline l;
 	l.n = 0;
@@ -1837,19 +1847,11 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 			break;
 		case 't':
 			tl_str(&l, " t");
-			if (vivified && !seen_t_first && kite_text_has(t, 'N')) {
-				/* t before N: the item did not exist yet. */
-				bool n_later = false;
-				for (unsigned int g = f + 1; g < t->nflags; g++)
-					n_later |= t->flags[g] == 'N';
-				tl_i64(&l, n_later ? -1 : ttl_left(e, v->exptime));
-			} else {
-				bool t_later = false;
-				for (unsigned int g = f + 1; g < t->nflags; g++)
-					t_later |= t->flags[g] == 'T';
-				tl_i64(&l, ttl_left(e, t_later ? old_exp : v->exptime));
-			}
-			seen_t_first = true;
+			/* t before N: the item did not exist yet; t before T: the old TTL. */
+			if (vivified && flag_after(t, f, 'N'))
+				tl_i64(&l, -1);
+			else
+				tl_i64(&l, ttl_left(e, flag_after(t, f, 'T') ? old_exp : v->exptime));
 			break;
 		case 'c':
 			tl_str(&l, " c");
@@ -2018,7 +2020,9 @@ exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		meta_err(e, q, "SERVER_ERROR out of memory", KITE_STATUS_ENOMEM);
 		return;
 	}
-	if (kite_store_get(s, q->r.key, q->r.keylen, q->hash, &v) == KITE_STORE_OK)
+	/* The TTL before T, only for a t that shows it. */
+	if (kite_text_has(t, 't') &&
+	    kite_store_get(s, q->r.key, q->r.keylen, q->hash, &v) == KITE_STORE_OK)
 		old_exp = v.exptime;
 	const uint32_t texp = t->has_ttl ? item_exptime(e, q->r.exptime) : 0;
 	if (t->has_ttl &&
@@ -2034,14 +2038,10 @@ exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 			tl_str(&l, " c");
 			tl_u64(&l, cas);
 			break;
-		case 't': {
-			bool t_later = false;
-			for (unsigned int g = f + 1; g < t->nflags; g++)
-				t_later |= t->flags[g] == 'T';
+		case 't':
 			tl_str(&l, " t");
-			tl_i64(&l, ttl_left(e, t_later || !t->has_ttl ? old_exp : texp));
+			tl_i64(&l, ttl_left(e, flag_after(t, f, 'T') || !t->has_ttl ? old_exp : texp));
 			break;
-		}
 		case 'O':
 			tl_str(&l, " O");
 			tl_mem(&l, t->opaque, t->opaque_len);
