@@ -17,7 +17,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <rte_common.h>
 #include <rte_malloc.h>
@@ -1073,13 +1072,7 @@ gen_capture_get(const struct gen *g, uint32_t i, struct gen_capture *c)
 uint64_t
 gen_stamp(struct gen *g)
 {
-	struct timespec ts;
-	uint64_t now_us;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-	g->stamp = now_us > g->stamp ? now_us : g->stamp + 1;
-	return g->stamp;
+	return kite_guard_stamp_next(&g->stamp, kite_guard_wall_us());
 }
 
 /* ---- control exchanges -------------------------------------------------- */

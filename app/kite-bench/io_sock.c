@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -24,6 +23,7 @@
 
 #include <kite/kite.h>
 
+#include "kite_guard.h"
 #include "kite_proto.h"
 
 #include "bench.h"
@@ -501,15 +501,9 @@ drv_server_stats(void *arg, struct server_stats *s)
 		uint32_t len;
 		struct pollfd pfd = { fd, POLLIN, 0 };
 
-		if (x->w.guard == 2) {
-			struct timespec ts;
-			uint64_t now_us;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-			stamp = now_us > stamp ? now_us : stamp + 1;
-		}
-		len = ctl_stat_request(&x->w, req, id, cookie, stamp);
+		len = ctl_stat_request(&x->w, req, id, cookie,
+				       x->w.guard == 2 ? kite_guard_stamp_next(&stamp, kite_guard_wall_us())
+						       : 0);
 		ctl_collect_init(&c, id, x->ctl_buf, x->w.reply_stride);
 		if (sendto(fd, req, len, 0, (struct sockaddr *)&x->dst[0], sizeof(x->dst[0])) < 0)
 			continue;

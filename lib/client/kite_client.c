@@ -894,15 +894,6 @@ cookie_keep(struct kite_client *c, uint32_t ip, const uint8_t *cookie)
 	c->st.cookies++;
 }
 
-static uint64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /*
  * The envelope after the frame (c->env_len bytes, the same for every
  * datagram): the node's cookie if we hold one, else as many zero bytes
@@ -925,10 +916,8 @@ env_put(struct kite_client *c, const struct out_dg *d)
 	if (c->tenant) {
 		flags |= KITE_GUARD_F_AUTH;
 		/* Strictly increasing, near the node's clock. */
-		stamp = (uint64_t)((int64_t)wall_us() + c->clock_off_us);
-		if (stamp <= c->last_stamp)
-			stamp = c->last_stamp + 1;
-		c->last_stamp = stamp;
+		stamp = kite_guard_stamp_next(&c->last_stamp,
+					      (uint64_t)((int64_t)kite_guard_wall_us() + c->clock_off_us));
 	}
 	/* Without a cookie the COOKIE field's bytes stay, as padding at the end. */
 	n = kite_guard_env_write(c->tx + KITE_FRAME_HDR_LEN, c->env_len, flags, ck, c->o.tenant_id,
@@ -1278,7 +1267,7 @@ on_guard_refusal(struct kite_client *c, struct out_dg *d, const struct kite_guar
 
 	c->st.auth_refusals++;
 	if (clock && (e->flags & KITE_GUARD_F_TIME))
-		c->clock_off_us = (int64_t)e->time_us - (int64_t)wall_us();
+		c->clock_off_us = (int64_t)e->time_us - (int64_t)kite_guard_wall_us();
 	for (unsigned int i = 0; i < d->nops; i++) {
 		struct kite_op *op = &c->ops[d->ops[i]];
 

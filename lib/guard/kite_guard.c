@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -994,4 +995,13 @@ kite_guard_account(struct kite_guard *g, const struct kite_guard_verdict *v, uin
 		g->ts[v->tenant].tokens -= (int64_t)requests * MICRO;
 		g->ts[v->tenant].last_us = g->ts[v->tenant].last_us ? g->ts[v->tenant].last_us : now_us;
 	}
+}
+
+uint64_t
+kite_guard_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }

@@ -314,4 +314,19 @@ int kite_guard_env_write(uint8_t *p, size_t cap, uint8_t flags, const uint8_t *c
  */
 int kite_guard_sign(uint8_t *dgram, size_t len, const uint8_t key[16]);
 
+/** Unix microseconds now (the clock a node judges stamps by). */
+uint64_t kite_guard_wall_us(void);
+
+/**
+ * The next stamp of a signer (one tenant, one source socket): now_us, or
+ * one above *last when the clock has not moved past it, since the guard
+ * refuses a stamp that does not increase. Updates *last.
+ */
+static inline uint64_t
+kite_guard_stamp_next(uint64_t *last, uint64_t now_us)
+{
+	*last = now_us > *last ? now_us : *last + 1;
+	return *last;
+}
+
 #endif /* KITE_GUARD_H */
