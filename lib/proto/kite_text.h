@@ -119,7 +119,6 @@ struct kite_text_req {
 	uint8_t nflags;    /**< meta: flags in request order */
 	uint8_t opaque_len;
 	uint8_t wkeylen;   /**< the key as sent (base64 with b) */
-	int8_t verbosity;  /**< (unused by the engine: verbosity only answers OK) */
 	char flags[KITE_TEXT_MAX_FLAGS]; /**< meta: flag letters in request order */
 	uint64_t mask;     /**< meta: flags given, bit kite_text_flag_bit(c) */
 	uint32_t n_ttl;    /**< meta N: vivify/auto-create TTL (memcached exptime) */
