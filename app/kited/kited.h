@@ -42,6 +42,9 @@ struct handoff_meta {
 	uint8_t refuse, ns, prefix_len, renv_len, tenant;
 	uint8_t renv[KITE_GUARD_REPLY_ENV_MAX];
 	uint8_t prefix[KITE_GUARD_PREFIX_MAX]; /* a copy: a reload may free the tenants table */
+	/* A relayed text datagram: where it stands, and its reply so far (linked by next). */
+	struct kite_engine_relay relay;
+	struct rte_mbuf *chain;
 };
 
 /* Per-datagram context for the engine's reply callbacks. */
@@ -64,6 +67,7 @@ struct dgram_ctx {
 	bool guarded;     /* judged here (home): account it after execution */
 	bool split;       /* its budget was shared with other workers: bank nothing */
 	uint32_t tx_ip_bytes;
+	struct rte_mbuf *chain; /* a relayed text datagram's reply so far (linked by next) */
 };
 
 struct worker {
@@ -165,6 +169,9 @@ struct node {
 	void (*repl_tx)(struct worker *w, struct rte_mbuf *m); /* worker_tx, given by main */
 	/* worker_reply, given by main (repl.c and worker.c do not refer to each other). */
 	void (*repl_reply)(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u);
+	/* worker_relay and worker_relay_drop, given by main (held relayed text datagrams). */
+	void (*repl_relay)(struct worker *w, struct rte_mbuf *m, uint16_t to);
+	void (*repl_relay_drop)(struct worker *w, struct rte_mbuf *m);
 };
 
 /* steering.c */
@@ -179,6 +186,9 @@ int worker_main(void *arg);
 void worker_tx(struct worker *w, struct rte_mbuf *m);
 /* A UDP reply (payload in m) to u's sender through the network stack: sent, held until ARP answers, or freed. */
 void worker_reply(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u);
+/* A relayed text datagram (its meta says where it stands) on to worker `to`, or dropped and counted. */
+void worker_relay(struct worker *w, struct rte_mbuf *m, uint16_t to);
+void worker_relay_drop(struct worker *w, struct rte_mbuf *m);
 /* One poll iteration; returns the packets handled. */
 unsigned int worker_poll(struct worker *w);
 /* Idle-backoff state of a polling loop. */

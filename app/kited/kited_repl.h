@@ -84,6 +84,13 @@ struct rte_mbuf;
  * them, nothing is sent).
  */
 void kited_repl_hold(struct worker *w, struct dgram_ctx *c, struct rte_mbuf **m, unsigned int n);
+/*
+ * replication = sync: a text datagram relayed on to worker `to` after
+ * this worker's writes (kite_engine_relay): held until every replica
+ * acknowledged them, then passed on; on a timeout it goes no further and
+ * nothing is answered (as a text reply that timed out).
+ */
+void kited_repl_hold_relay(struct worker *w, struct dgram_ctx *c, struct rte_mbuf *m, uint16_t to);
 /* An idle poll: timers (retransmission, held replies) and a backfill step. */
 void kited_repl_idle(struct worker *w);
 /* End of a burst: send what was batched; now and then the tail to silent replicas. */

@@ -26,6 +26,8 @@
 	X(handoff_in, "handoff_in", "datagrams received from another worker")                     \
 	X(handoff_full, "handoff_full", "handoffs dropped: the owner's ring was full")            \
 	X(steer_misses, "steer_misses", "datagrams from the NIC with keys another worker owns")   \
+	X(text_relays, "text_relays", "text datagrams passed on to the worker that answers their next command (replies in command order)") \
+	X(relay_drops, "relay_drops", "relayed text datagrams dropped: the next worker's ring was full, or its sync replication timed out") \
 	X(tx_full, "tx_full", "reply datagrams dropped: TX queue full")                           \
 	X(text_from_member, "drop_text_from_member", "text datagrams from a cluster member's address, dropped (never answered)") \
 	X(polls, "polls", "rx_burst calls")                                                       \

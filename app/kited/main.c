@@ -658,6 +658,8 @@ main(int argc, char **argv)
 	/* Replication state before the first map: views refer to it. */
 	n->repl_tx = worker_tx;
 	n->repl_reply = worker_reply;
+	n->repl_relay = worker_relay;
+	n->repl_relay_drop = worker_relay_drop;
 	if (kited_repl_setup(n) != 0) {
 		KLOG(ERR, "replication: cannot start (see above)");
 		goto out;

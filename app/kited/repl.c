@@ -84,6 +84,9 @@ struct sync_held {
 	uint32_t nmb, npr;
 	bool silent, done;
 	uint8_t skip;      /* the guard's reply envelope ahead of datagram 0's responses */
+	/* A relayed text datagram (no reply datagrams held): it goes on to relay_to once acked. */
+	struct rte_mbuf *relay;
+	uint16_t relay_to;
 };
 
 /* Items per backfill step (between bursts, or when idle). */
@@ -229,6 +232,8 @@ kited_repl_free(struct node *n)
 
 			for (uint32_t k = 0; !e->done && k < e->nmb; k++)
 				rte_pktmbuf_free(r->mb[(e->mb + k) % SYNC_MBUFS]);
+			if (!e->done && e->relay != NULL)
+				n->repl_relay_drop(&n->workers[i], e->relay);
 		}
 		for (unsigned int d = 0; d < r->ndest; d++) {
 			rte_free(r->dest[d].buf);
@@ -650,8 +655,40 @@ kited_repl_hold(struct worker *w, struct dgram_ctx *c, struct rte_mbuf **m, unsi
 	h->silent = c->sync_silent;
 	h->skip = c->renv_len;
 	h->done = false;
+	h->relay = NULL;
 	for (unsigned int i = 0; i < n; i++)
 		r->mb[r->mb_tail++ % SYNC_MBUFS] = m[i];
+	for (uint32_t i = 0; i < c->sync_n; i++)
+		r->pr[r->pr_tail++ % SYNC_PAIRS] = r->bp[c->sync_lo + i];
+	r->st.sync_held++;
+}
+
+void
+kited_repl_hold_relay(struct worker *w, struct dgram_ctx *c, struct rte_mbuf *m, uint16_t to)
+{
+	struct worker_repl *r = w->repl;
+	struct sync_held *h;
+
+	if (c->sync_over || r->h_tail - r->h_head == SYNC_HELD ||
+	    r->pr_tail - r->pr_head + c->sync_n > SYNC_PAIRS) {
+		/* As a timeout: a text reply is withheld (sync_finish), the datagram goes no further. */
+		r->st.sync_full++;
+		r->st.sync_withheld++;
+		w->node->repl_relay_drop(w, m);
+		return;
+	}
+	h = &r->held[r->h_tail++ % SYNC_HELD];
+	h->deadline = rte_rdtsc() + w->node->repl_sync_tsc;
+	h->u = c->u;
+	h->mb = r->mb_tail;
+	h->nmb = 0;
+	h->pr = r->pr_tail;
+	h->npr = c->sync_n;
+	h->silent = c->sync_silent;
+	h->skip = c->renv_len;
+	h->done = false;
+	h->relay = m;
+	h->relay_to = to;
 	for (uint32_t i = 0; i < c->sync_n; i++)
 		r->pr[r->pr_tail++ % SYNC_PAIRS] = r->bp[c->sync_lo + i];
 	r->st.sync_held++;
@@ -690,9 +727,20 @@ sync_check(struct worker *w, uint64_t now)
 			ok = pair_acked(w, &r->pr[(h->pr + k) % SYNC_PAIRS]);
 		if (!ok && now < h->deadline)
 			continue;
-		for (uint32_t k = 0; k < h->nmb; k++)
-			m[k] = r->mb[(h->mb + k) % SYNC_MBUFS];
-		sync_finish(w, m, h->nmb, &h->u, h->skip, h->silent, !ok);
+		if (h->relay != NULL) {
+			/* A relayed text datagram: on to the next worker, or (timed out) withheld. */
+			if (ok) {
+				w->node->repl_relay(w, h->relay, h->relay_to);
+			} else {
+				r->st.sync_withheld++;
+				w->node->repl_relay_drop(w, h->relay);
+			}
+			h->relay = NULL;
+		} else {
+			for (uint32_t k = 0; k < h->nmb; k++)
+				m[k] = r->mb[(h->mb + k) % SYNC_MBUFS];
+			sync_finish(w, m, h->nmb, &h->u, h->skip, h->silent, !ok);
+		}
 		if (ok)
 			r->st.sync_acked++;
 		else

@@ -127,6 +127,112 @@ reply_done(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens
 		kited_repl_hold(w, c, w->pend, n);
 }
 
+/* A relayed text datagram's reply so far goes on with it: linked through next, lengths set. */
+static void
+reply_carry(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens)
+{
+	struct dgram_ctx *c = arg;
+	struct worker *w = c->w;
+
+	(void)bufs;
+	for (unsigned int i = 0; i < n; i++) {
+		struct rte_mbuf *m = w->pend[i];
+
+		m->data_len = lens[i];
+		m->pkt_len = lens[i];
+		m->next = i + 1 < n ? w->pend[i + 1] : NULL;
+	}
+	c->chain = n > 0 ? w->pend[0] : NULL;
+}
+
+/* ... and this worker takes it up again (the engine knows how many it carried). */
+static void
+reply_resume(void *arg, unsigned int n, uint8_t **bufs, uint16_t *lens)
+{
+	struct dgram_ctx *c = arg;
+	struct worker *w = c->w;
+	struct rte_mbuf *m = c->chain;
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct rte_mbuf *next = m->next;
+
+		m->next = NULL;
+		m->nb_segs = 1;
+		w->pend[i] = m;
+		bufs[i] = rte_pktmbuf_mtod(m, uint8_t *);
+		lens[i] = m->data_len;
+		m = next;
+	}
+	c->chain = NULL;
+}
+
+/* A relayed text datagram (and its reply so far) that cannot go on: dropped, counted. */
+static void
+relay_drop(struct worker *w, struct rte_mbuf *m)
+{
+	struct handoff_meta *h = meta(m);
+
+	if (h->chain != NULL)
+		rte_pktmbuf_free(h->chain); /* frees the whole list */
+	h->chain = NULL;
+	rte_pktmbuf_free(m);
+	w->stats->loop.relay_drops++;
+}
+
+void
+worker_relay(struct worker *w, struct rte_mbuf *m, uint16_t to)
+{
+	if (rte_ring_mp_enqueue(w->node->workers[to].handoff, m) != 0) {
+		w->stats->loop.handoff_full++;
+		relay_drop(w, m);
+		return;
+	}
+	w->stats->loop.handoff_out++;
+	w->stats->loop.text_relays++;
+}
+
+void
+worker_relay_drop(struct worker *w, struct rte_mbuf *m)
+{
+	relay_drop(w, m);
+}
+
+static void verdict_to_meta(struct handoff_meta *h, const struct kite_engine_dgram *d);
+
+/*
+ * A text datagram goes on to the worker that answers its next command
+ * (kite_engine_relay), as the same mbuf, with its reply so far. Under
+ * replication = sync, this worker's writes are acknowledged first.
+ */
+static void
+relay_on(struct worker *w, struct dgram_ctx *c, const struct kite_engine_dgram *d)
+{
+	struct rte_mbuf *m = c->m;
+	struct handoff_meta *h = meta(m);
+
+	c->reused = true; /* the mbuf goes on: not released here */
+	c->split = true;  /* its reply leaves elsewhere: the guard banks the budget */
+	verdict_to_meta(h, d);
+	h->u = c->u;
+	h->relay = d->relay;
+	h->chain = c->chain;
+	c->chain = NULL;
+	if (unlikely(rte_mbuf_refcnt_read(m) != 1)) {
+		/* Never shared (text goes to one worker at a time); should it be, it is not ours alone. */
+		c->reused = false;
+		if (h->chain != NULL)
+			rte_pktmbuf_free(h->chain);
+		h->chain = NULL;
+		w->stats->loop.relay_drops++;
+		return;
+	}
+	if (unlikely(c->sync_n > 0 || c->sync_over)) {
+		kited_repl_hold_relay(w, c, m, (uint16_t)d->relay_to);
+		return;
+	}
+	worker_relay(w, m, (uint16_t)d->relay_to);
+}
+
 static void shares_set(struct worker *w, const struct kite_guard_tenants *t);
 
 int
@@ -197,6 +303,8 @@ worker_setup(struct node *n, struct worker *w, uint16_t id, unsigned int lcore)
 	ec.hot_pub = w->hot;
 	ec.no_hot = (n->ablate & KITED_ABLATE_HOTKEYS) != 0;
 	ec.out.alloc = reply_alloc;
+	ec.out.carry = reply_carry;
+	ec.out.resume = reply_resume;
 	ec.out.done = reply_done;
 	ec.no_bulk = (n->ablate & KITED_ABLATE_BULK) != 0;
 	ec.no_prefetch = (n->ablate & KITED_ABLATE_PREFETCH) != 0;
@@ -229,8 +337,12 @@ worker_teardown(struct worker *w)
 	struct rte_mbuf *m;
 
 	if (w->handoff != NULL) {
-		while (rte_ring_sc_dequeue(w->handoff, (void **)&m) == 0)
+		while (rte_ring_sc_dequeue(w->handoff, (void **)&m) == 0) {
+			/* A relayed text datagram carries its reply so far. */
+			if (meta(m)->chain != NULL)
+				rte_pktmbuf_free(meta(m)->chain);
 			rte_pktmbuf_free(m);
+		}
 		rte_ring_free(w->handoff);
 	}
 	kite_engine_free(w->engine);
@@ -279,6 +391,7 @@ payload_of(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, u
 	}
 	d->len = u->payload_len;
 	d->truncated = u->truncated;
+	memset(&d->relay, 0, sizeof(d->relay));
 }
 
 static bool route(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u,
@@ -320,12 +433,15 @@ verdict_to_meta(struct handoff_meta *h, const struct kite_engine_dgram *d)
 	h->refuse = d->refuse;
 	h->ns = d->ns;
 	h->prefix_len = d->prefix_len;
-	if (d->prefix_len > 0)
+	/* A relayed datagram's verdict may be this very meta already. */
+	if (d->prefix_len > 0 && d->prefix != h->prefix)
 		memcpy(h->prefix, d->prefix, d->prefix_len);
 	h->renv_len = d->renv_len;
-	if (d->renv_len > 0)
+	if (d->renv_len > 0 && d->renv != h->renv)
 		memcpy(h->renv, d->renv, d->renv_len);
 	h->tenant = d->tenant;
+	memset(&h->relay, 0, sizeof(h->relay));
+	h->chain = NULL;
 }
 
 static void
@@ -392,6 +508,7 @@ route(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u, uint64
 	struct node *n = w->node;
 
 	meta(m)->u = *u;
+	meta(m)->chain = NULL; /* only a relay carries a reply */
 	for (uint16_t o = 0; o < n->n_workers; o++) {
 		if (o == w->id || !(mask & (UINT64_C(1) << o)))
 			continue;
@@ -421,6 +538,7 @@ ctx_init(struct dgram_ctx *c, struct worker *w, struct rte_mbuf *m, const struct
 	c->guarded = home;
 	c->split = false;
 	c->tx_ip_bytes = 0;
+	c->chain = home ? NULL : meta(m)->chain;
 }
 
 unsigned int
@@ -538,6 +656,7 @@ worker_poll(struct worker *w)
 			continue;
 		}
 		verdict_from_meta(&dg[nd], meta(m));
+		dg[nd].relay = meta(m)->relay;
 		ctx_init(&ctx[nd], w, m, &u, &dg[nd], false);
 		dg[nd].home = false;
 		dg[nd].out_arg = &ctx[nd];
@@ -547,6 +666,10 @@ worker_poll(struct worker *w)
 	/* Phase 2. */
 	if (nd > 0)
 		kite_engine_execute(w->engine);
+	/* Text datagrams that go on to the worker of their next command. */
+	for (unsigned int i = 0; i < nd; i++)
+		if (unlikely(dg[i].relay_to >= 0))
+			relay_on(w, &ctx[i], &dg[i]);
 	/* The guard learns what each datagram it judged cost: requests and reply bytes. */
 	for (unsigned int i = 0; i < nhome; i++)
 		if (ctx[i].guarded)

@@ -138,6 +138,17 @@ owns(const struct kite_engine *e, uint32_t part)
 	return e->owner_of[part] == e->conf.self;
 }
 
+/*
+ * Does this worker answer the datagram's keyless and malformed requests
+ * (and count what its parse finds)? Its home worker does; for a text
+ * datagram, whichever worker the relay is at (kite_engine_relay).
+ */
+static inline bool
+answers(const struct kite_engine_dgram *d)
+{
+	return d->home | d->ordered;
+}
+
 static int
 build_topology(struct kite_engine *e)
 {
@@ -236,7 +247,17 @@ close_dgram(struct kite_engine *e)
 	if (e->open < 0)
 		return;
 	d = e->dg[e->open];
-	if (e->nbufs > 0) {
+	if (unlikely(d->relay_to >= 0)) {
+		/* Relayed on: the reply continues at the next worker (kite_engine_relay). */
+		if (e->nbufs > 0)
+			e->lens[e->nbufs - 1] = e->fill;
+		d->relay.nbufs = (uint16_t)e->nbufs;
+		d->relay.fill = e->fill;
+		d->relay.sent_before = e->sent_before;
+		d->relay.stopped = e->out_stopped;
+		if (e->nbufs > 0)
+			e->conf.out.carry(d->out_arg, e->nbufs, e->bufs, e->lens);
+	} else if (e->nbufs > 0) {
 		e->lens[e->nbufs - 1] = e->fill;
 		f.req_id = kite_proto_get16(d->data);
 		f.total = (uint16_t)e->nbufs;
@@ -255,6 +276,26 @@ close_dgram(struct kite_engine *e)
 	e->wrote = NULL;
 	e->out_stopped = false;
 	e->inplace = false;
+}
+
+/* Make datagram di's reply the open one; a relayed datagram's goes on where it was left. */
+static void
+open_dgram(struct kite_engine *e, unsigned int di)
+{
+	struct kite_engine_dgram *d = e->dg[di];
+
+	if (e->open == (int)di)
+		return;
+	close_dgram(e);
+	e->open = (int)di;
+	if (unlikely(d->ordered && d->relay.nbufs != 0)) {
+		e->conf.out.resume(d->out_arg, d->relay.nbufs, e->bufs, e->lens);
+		e->nbufs = d->relay.nbufs;
+		e->fill = d->relay.fill;
+		e->sent_before = d->relay.sent_before;
+		e->out_stopped = d->relay.stopped;
+		d->relay.nbufs = 0;
+	}
 }
 
 /*
@@ -431,10 +472,7 @@ place(struct kite_engine *e, const struct entry *q, size_t total, bool *go)
 	uint8_t *p;
 
 	*go = false;
-	if (e->open != q->dgram) {
-		close_dgram(e);
-		e->open = q->dgram;
-	}
+	open_dgram(e, q->dgram);
 	if (unlikely(e->dg[q->dgram]->budget != 0) && !over_budget_ok(e, q, total))
 		return NULL;
 	if (e->nbufs == 0 ||
@@ -667,6 +705,7 @@ static uint64_t
 route(struct kite_engine *e, struct entry *q)
 {
 	q->kind = ENTRY_REQ;
+	q->status = 0;
 	q->keyed = is_keyed(q->r.cmd);
 	if (q->keyed) {
 		/* One hash for both levels: partition and vbucket. */
@@ -716,13 +755,13 @@ admit(struct kite_engine *e, struct kite_engine_dgram *d, struct entry *q,
 		/* A dropped remainder still shares the buffer with the requests before it. */
 		if (count > 1)
 			e->ent[first].only = false;
-		if (d->home)
+		if (answers(d))
 			st->proto_drops[drop]++;
 		d->nreq = (uint16_t)(count - 1);
 		*mask |= e->self_bit;
 		return ADMIT_RETURN;
 	}
-	if (d->home)
+	if (answers(d))
 		st->rx_requests++;
 	if (res == KITE_PARSE_OK)
 		return ADMIT_ROUTE;
@@ -738,28 +777,63 @@ admit(struct kite_engine *e, struct kite_engine_dgram *d, struct entry *q,
 	return ADMIT_NEXT;
 }
 
+/* entry.status of a request (ENTRY_REQ) that is one step of a flush_all's round: flush, no reply. */
+#define ENTRY_ROUND 1
+
+/*
+ * Where a text datagram stops on this worker: its next request starts at
+ * `off` (cursor `before`), and worker `to` goes on from there.
+ */
+static void
+relay_stop(struct kite_engine_dgram *d, size_t off, const struct kite_text_cursor *before,
+	   uint16_t flush_left, unsigned int to)
+{
+	d->relay_to = (int16_t)to;
+	d->relay.off = (uint32_t)off;
+	d->relay.cur = *before;
+	d->relay.flush_left = flush_left;
+	d->relay.hops = (uint16_t)(d->relay.hops + (d->relay.hops != UINT16_MAX));
+	d->inplace = false; /* the request travels on */
+}
+
 /*
  * A text datagram (kite_text.h): one entry per command, one per key of a
- * get line; each entry's text part at the same index of e->text.
+ * get line; each entry's text part at the same index of e->text. With a
+ * relay (kite_engine_relay), parsing stops at the first request another
+ * worker owns, and a flush_all goes round the workers.
  */
 static uint64_t
 parse_text(struct kite_engine *e, unsigned int di, size_t off)
 {
 	struct kite_engine_dgram *d = e->dg[di];
-	struct kite_text_cursor cur;
+	struct kite_text_cursor cur, before;
 	unsigned int first = e->nent, count = 0;
 	uint64_t mask = 0;
+	const bool relay = e->conf.out.carry != NULL;
+	uint16_t flush_left = 0;
 
 	kite_text_cursor_init(&cur, e->conf.text_any_keys);
-	if (d->budget != 0)
+	d->ordered = relay;
+	if (relay && d->relay.hops > 0) {
+		/* On from where the last worker stopped. */
+		off = d->relay.off;
+		cur = d->relay.cur;
+		flush_left = d->relay.flush_left;
+		e->cut[di] = d->relay.cut;
+		e->work_left[di] = d->relay.work_left;
+		e->left[di] = d->relay.left;
+	} else if (d->budget != 0) {
 		e->left[di] = kite_text_count(d->data + off, d->len - off, e->conf.text_any_keys);
+	}
 	while (off < d->len) {
 		struct entry *q = dgram_entry(e, &count, &first);
 		struct kite_text_req *t = &e->text[q - e->ent];
 		size_t used = 0;
 		uint8_t status = 0, drop;
 		enum kite_parse_result res;
+		uint64_t bit = 0;
 
+		before = cur;
 		res = kite_text_parse(d->data + off, d->len - off, e->conf.max_item_size, &cur,
 				      &q->r, t, &used, &drop);
 		q->r.dialect = KITE_DIALECT_TEXT;
@@ -769,6 +843,16 @@ parse_text(struct kite_engine *e, unsigned int di, size_t off)
 		if (res == KITE_PARSE_OK && unlikely(d->refuse | d->deny | d->ns) &&
 		    (status = policy_refuses(e, d, &q->r)) != 0)
 			res = KITE_PARSE_ERR_REPLY;
+		if (res == KITE_PARSE_OK) {
+			bit = route(e, q);
+			if (relay && q->keyed && bit != e->self_bit && e->cut[di] == 0) {
+				/* Another worker's key: the datagram goes on there, from this request. */
+				e->nent--;
+				count--;
+				relay_stop(d, off, &before, flush_left, e->owner_of[q->part]);
+				break;
+			}
+		}
 		switch (admit(e, d, q, res, status, drop, count, first, &mask)) {
 		case ADMIT_RETURN:
 			return mask;
@@ -778,13 +862,31 @@ parse_text(struct kite_engine *e, unsigned int di, size_t off)
 		case ADMIT_ROUTE:
 			break;
 		}
-		mask |= route(e, q);
+		if (!relay) {
+			mask |= bit;
+		} else if (unlikely(q->r.cmd == KITE_CMD_FLUSH) && e->conf.map.workers > 1 &&
+			   e->cut[di] == 0 && flush_left != 1) {
+			/*
+			 * flush_all goes round: each worker flushes its own
+			 * partitions, and the last answers and goes on.
+			 */
+			if (flush_left != 0)
+				e->conf.stats->rx_requests--; /* counted where the round began */
+			q->status = ENTRY_ROUND;
+			relay_stop(d, off, &before,
+				   flush_left == 0 ? e->conf.map.workers - 1 : flush_left - 1,
+				   (e->conf.self + 1u) % e->conf.map.workers);
+			break;
+		} else if (q->r.cmd == KITE_CMD_FLUSH && flush_left == 1) {
+			e->conf.stats->rx_requests--; /* counted where the round began */
+			flush_left = 0;
+		}
 		off += used;
 		if (q->r.cmd == KITE_CMD_QUIT)
 			break; /* quit ends the datagram */
 	}
 	d->nreq = (uint16_t)count;
-	return mask;
+	return mask | (relay ? e->self_bit : 0);
 }
 
 static uint64_t
@@ -799,6 +901,8 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 	uint8_t status, drop;
 	int rc;
 
+	d->relay_to = -1;
+	d->ordered = false;
 	rc = kite_proto_frame_parse(d->data, d->len, &f);
 	if (rc != 0) {
 		if (d->home)
@@ -1352,20 +1456,16 @@ flush_reply(struct kite_engine *e, const struct entry *q)
 		respond(e, q, KITE_STATUS_OK, 0, NULL, 0, NULL, 0, NULL, 0);
 }
 
-/* Every worker flushes the partitions it owns; the home worker answers. */
+/* Flush the partitions this worker owns (and their replicas). */
 static void
-exec_flush(struct kite_engine *e, struct entry *q)
+flush_parts(struct kite_engine *e, const struct entry *q)
 {
 	const uint32_t when = kite_proto_exptime(q->r.exptime, e->now);
 	const struct kite_engine_cluster *c = e->cluster;
 
-	if (q->r.exptime > KITE_REALTIME_MAXDELTA && q->r.exptime <= e->conf.started) {
-		/* memcached 1.6.18: an absolute time at or before its start flushes nothing. */
-		if (e->dg[q->dgram]->home && !q->r.quiet)
-			flush_reply(e, q);
+	/* memcached 1.6.18: an absolute time at or before its start flushes nothing. */
+	if (q->r.exptime > KITE_REALTIME_MAXDELTA && q->r.exptime <= e->conf.started)
 		return;
-	}
-
 	for (uint32_t p = e->conf.self; p < e->conf.map.partitions; p += e->conf.map.workers)
 		if (e->conf.parts[p] != NULL)
 			kite_store_flush(e->conf.parts[p], when);
@@ -1375,7 +1475,18 @@ exec_flush(struct kite_engine *e, struct entry *q)
 		const struct kite_store_view v = { .exptime = when };
 		e->conf.repl(e->conf.repl_arg, NULL, KITE_ENGINE_REPL_ALL, 3, NULL, 0, &v, false);
 	}
-	if (e->dg[q->dgram]->home && !q->r.quiet)
+}
+
+/*
+ * Every worker flushes the partitions it owns (a binary FLUSH goes to all
+ * of them, a text flush_all round them); the worker answering the
+ * datagram answers.
+ */
+static void
+exec_flush(struct kite_engine *e, struct entry *q)
+{
+	flush_parts(e, q);
+	if (answers(e->dg[q->dgram]) && !q->r.quiet)
 		flush_reply(e, q);
 }
 
@@ -2168,9 +2279,20 @@ exec_one(struct kite_engine *e, unsigned int i)
 	const struct kite_engine_dgram *d = e->dg[q->dgram];
 
 	e->left[q->dgram]--;
+	if (unlikely(q->status == ENTRY_ROUND) && q->kind == ENTRY_REQ) {
+		/*
+		 * One step of a flush_all's round (parse_text): flush, answer
+		 * nothing; the worker that ends the round answers (or, once the
+		 * datagram is cut, tells it so).
+		 */
+		e->left[q->dgram]++;
+		if (e->cut[q->dgram] == 0)
+			flush_parts(e, q);
+		return;
+	}
 	if (unlikely(e->cut[q->dgram] != 0)) {
 		/* Cut: nothing more of this datagram runs; each request is told so. */
-		if ((q->kind == ENTRY_REQ && q->keyed) ? owns(e, q->part) : d->home) {
+		if (d->ordered || ((q->kind == ENTRY_REQ && q->keyed) ? owns(e, q->part) : d->home)) {
 			if (e->cut[q->dgram] == KITE_STATUS_COOKIE_REQUIRED)
 				st->cut_bound++;
 			else
@@ -2182,7 +2304,7 @@ exec_one(struct kite_engine *e, unsigned int i)
 		return;
 	}
 	if (q->kind == ENTRY_REQ && unlikely(e->work_left[q->dgram] != UINT32_MAX) &&
-	    (q->keyed ? owns(e, q->part) : d->home || q->r.cmd == KITE_CMD_FLUSH)) {
+	    (q->keyed ? owns(e, q->part) : answers(d) || q->r.cmd == KITE_CMD_FLUSH)) {
 		const uint32_t cost = q->r.cmd == KITE_CMD_STAT    ? KITE_ENGINE_WORK_STAT
 				      : q->r.cmd == KITE_CMD_FLUSH ? KITE_ENGINE_WORK_FLUSH
 								   : 1;
@@ -2196,10 +2318,10 @@ exec_one(struct kite_engine *e, unsigned int i)
 	}
 	if (q->kind == ENTRY_ERR) {
 		if (q->status == KITE_STATUS_RATE_LIMITED || q->status == KITE_STATUS_AUTH_ERROR) {
-			if (d->home)
+			if (answers(d))
 				st->refused++;
 		}
-		if (e->dg[q->dgram]->home && q->r.dialect == KITE_DIALECT_TEXT && q->status == 0) {
+		if (answers(d) && q->r.dialect == KITE_DIALECT_TEXT && q->status == 0) {
 			/* A text parse error: memcached's line, unless noreply hides it. */
 			const struct kite_text_req *t = &e->text[i];
 
@@ -2210,7 +2332,7 @@ exec_one(struct kite_engine *e, unsigned int i)
 				text_line(e, q, kite_text_err_str((enum kite_text_err)t->err));
 			return;
 		}
-		if (e->dg[q->dgram]->home) {
+		if (answers(d)) {
 			st->err_replies++;
 			if (q->status == KITE_STATUS_UNKNOWN_COMMAND)
 				st->unknown_cmd++;
@@ -2248,7 +2370,7 @@ exec_one(struct kite_engine *e, unsigned int i)
 			    kite_store_drop_older(s, q->r.key, q->r.keylen, q->hash, since))
 				st->stale_hidden++;
 		}
-	} else if (!e->dg[q->dgram]->home && q->r.cmd != KITE_CMD_FLUSH) {
+	} else if (!answers(d) && q->r.cmd != KITE_CMD_FLUSH) {
 		return;
 	}
 	st->cmd[q->r.cmd]++;
@@ -2334,6 +2456,23 @@ kite_engine_execute(struct kite_engine *e)
 {
 	execute(e);
 	close_dgram(e);
+	if (e->conf.out.carry != NULL)
+		for (unsigned int i = 0; i < e->ndg; i++) {
+			struct kite_engine_dgram *d = e->dg[i];
+
+			if (likely(!d->ordered))
+				continue;
+			if (d->relay_to >= 0) {
+				/* What goes on with it (its reply: close_dgram()). */
+				d->relay.cut = e->cut[i];
+				d->relay.work_left = e->work_left[i];
+				d->relay.left = e->left[i];
+			} else if (d->relay.nbufs != 0) {
+				/* Relayed here and finished without a word: its reply leaves now. */
+				open_dgram(e, i);
+				close_dgram(e);
+			}
+		}
 	e->ndg = 0;
 }
 

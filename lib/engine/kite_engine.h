@@ -27,6 +27,7 @@
 #include "kite_hot.h"
 #include "kite_proto.h"
 #include "kite_store.h"
+#include "kite_text.h"
 #include "kite_topo.h"
 
 /** Most requests parsed ahead of execution (a burst of 32 x 16 fits). */
@@ -48,6 +49,41 @@ struct kite_engine_out {
 	 */
 	void (*done)(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens,
 		     bool inplace);
+	/**
+	 * The relay of text datagrams (kite_engine_relay); both NULL: none,
+	 * and each worker answers the text commands it owns on its own.
+	 * carry: reply datagrams 0..n-1 so far go on with the datagram to
+	 * kite_engine_dgram.relay_to (bufs[n - 1] holds lens[n - 1] bytes
+	 * and may grow there). resume: the n reply datagrams a relayed
+	 * datagram carried, back into bufs and lens, in order.
+	 */
+	void (*carry)(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens);
+	void (*resume)(void *arg, unsigned int n, uint8_t **bufs, uint16_t *lens);
+};
+
+/**
+ * Where a text datagram stands on its way through the workers. Text has
+ * no opaque, so its responses must leave in the order of its commands: a
+ * datagram whose keys several workers own is answered by each in turn (a
+ * relay). A worker runs the commands from `off` on until one whose key
+ * another worker owns, then the datagram goes on to that worker with its
+ * reply so far; the last one sends the reply. Keys of different workers
+ * live in different partitions, so no command sees another worker's
+ * effects out of order. A flush_all goes round every worker before the
+ * command after it runs. All zero for a datagram fresh from the network.
+ */
+struct kite_engine_relay {
+	uint32_t off;          /**< the byte the next command starts at (0: fresh) */
+	uint32_t sent_before;  /**< IP bytes of the closed reply datagrams (the bound) */
+	uint32_t work_left;    /**< the guard's work units left (UINT32_MAX: unlimited) */
+	uint16_t nbufs;        /**< reply datagrams written so far */
+	uint16_t fill;         /**< bytes in the last of them */
+	uint16_t hops;         /**< workers passed through (0: fresh) */
+	uint16_t flush_left;   /**< a flush_all going round: workers still to flush, this one included */
+	uint16_t left;         /**< requests not yet answered (the bound's reserve) */
+	uint8_t cut;           /**< the status every later command gets (0: not cut) */
+	bool stopped;          /**< the reply ran out of buffers: nothing more is written */
+	struct kite_text_cursor cur; /**< inside a get line */
 };
 
 /** One request datagram of a burst. */
@@ -91,6 +127,12 @@ struct kite_engine_dgram {
 	/** The sender's tenant tag (its id, 1..255) for memory shares, 0: none. */
 	uint8_t tenant;
 	uint16_t nreq;       /**< written by kite_engine_parse(): requests the datagram held */
+	/** In: where a relayed text datagram stands; out, with relay_to: where it goes on. */
+	struct kite_engine_relay relay;
+	/** Written by kite_engine_parse(): the worker a text datagram goes on to, -1: none. */
+	int16_t relay_to;
+	/** Written by kite_engine_parse(): a text datagram, answered in order (relay). */
+	bool ordered;
 };
 
 /** A binary response's datatype bit (Kite's): its key is hot on this node (docs/protocol.rst). */

@@ -18,7 +18,8 @@ against kited alone: meta h, l and me are refused; keys with control
 characters are refused; a line that starts like a response is dropped, not
 answered ERROR; hot keys are listed by stats hotkeys and hinted with H;
 quiet/noreply and the win/stale machinery are compared with memcached like
-everything else.
+everything else. kited runs two workers, so datagrams whose keys both own
+are relayed between them and must still come back in command order.
 
 Run: python3 test_text.py --kited PATH --cli PATH --memcached PATH
 """
@@ -305,13 +306,53 @@ def c_hot(d):
     d.kited(b'stats nosuchgroup\r\n', b'ERROR\r\nMN\r\n')
 
 
+def kite_stat(d, name):
+    st = ask(d.kd, b'stats\r\n')
+    for ln in st.split(b'\r\n'):
+        f = ln.split(b' ')
+        if len(f) == 3 and f[0] == b'STAT' and f[1] == name:
+            return int(f[2])
+    d.problems.append('stats has no %r' % name)
+    return 0
+
+
+def c_relay(d):
+    """A datagram whose keys two workers own comes back as one reply, in command
+    order (kited alone: memcached has one worker); kite_text_relays counts the
+    passes from worker to worker."""
+    before = kite_stat(d, b'kite_text_relays')
+    keys = [b'rl%d' % i for i in range(24)]
+    body = b''.join(b'set %s 0 0 %d\r\n%s\r\n' % (k, len(k), k) for k in keys)
+    body += b'get ' + b' '.join(keys) + b'\r\nmn\r\n'
+    want = b'STORED\r\n' * len(keys) + \
+        b''.join(b'VALUE %s 0 %d\r\n%s\r\n' % (k, len(k), k) for k in keys) + b'END\r\nMN\r\n'
+    req_id = d.kd.new_req_id()
+    d.kd.sock.send(kt.frame(req_id) + body)
+    got, deadline = [], time.monotonic() + 5.0
+    while time.monotonic() < deadline and not b''.join(g[8:] for g in got).endswith(b'MN\r\n'):
+        r, _, _ = select.select([d.kd.sock], [], [], 0.5)
+        if r:
+            g = d.kd.sock.recv(70000)
+            if struct.unpack('>H', g[:2])[0] == req_id:
+                got.append(g)
+    frames = [struct.unpack('>HHHH', g[:8]) for g in got]
+    if b''.join(g[8:] for g in got) != want:
+        d.problems.append('relay: want %r\n      got %r' % (want[:300], b''.join(got)[:300]))
+    if [f[1:3] for f in frames] != [(i, len(frames)) for i in range(len(frames))]:
+        d.problems.append('relay: reply frames (seq, total) %r' % [f[1:3] for f in frames])
+    relays = kite_stat(d, b'kite_text_relays') - before
+    if relays < 2:
+        d.problems.append('relay: kite_text_relays grew by %d (keys of both workers?)' % relays)
+
+
 CASES = [('classic commands', c_classic), ('classic errors', c_errors), ('flush_all', c_flush),
          ('meta mg/ms', c_meta_basic), ('meta cas', c_meta_cas), ('meta ma', c_meta_arith),
          ('meta errors', c_meta_errors), ('meta base64 keys', c_meta_b64),
          ('vivify N/W/Z', c_vivify), ('stale-while-revalidate md I', c_stale),
          ('early recache R', c_recache), ('late writer ms I C', c_late_writer),
          ('pipelined datagrams', c_pipeline), ('quit', c_quit),
-         ('Kite differences', c_kite_only), ('hot keys', c_hot)]
+         ('Kite differences', c_kite_only), ('hot keys', c_hot),
+         ('relay across workers', c_relay)]
 
 
 def body(t):
@@ -321,7 +362,9 @@ def body(t):
     t.need_tool('ethtool')
     kt.Memcached(t)  # skips (77) when memcached is missing
     topo = kt.Topology(t).up()
-    kd = kt.Kited(t, topo).start()
+    # Two workers: a datagram whose keys both own is answered in command
+    # order all the same (the relay, docs/protocol.rst), which every case checks.
+    kd = kt.Kited(t, topo, workers=t.args.workers).start()
     only = set(t.args.case or [])
     for name, fn in CASES:
         if only and name not in only:
@@ -345,6 +388,7 @@ def body(t):
 
 def extra(ap):
     ap.add_argument('--case', action='append', help='run only this case (repeatable)')
+    ap.add_argument('--workers', type=int, default=2, help="kited's workers (default 2)")
 
 
 if __name__ == '__main__':

@@ -1990,6 +1990,230 @@ test_hot_hint(void **state)
 	kite_engine_free(e);
 }
 
+/* ---- the text relay (kite_engine_relay) --------------------------------- */
+
+/* What a worker carries on: the reply datagrams so far (test buffers, as t_alloc gave them). */
+static uint8_t *carried_bufs[MAX_OUT];
+static uint16_t carried_lens[MAX_OUT];
+static unsigned int carried_n, carry_calls;
+
+static void
+t_carry(void *arg, unsigned int n, uint8_t *const *bufs, const uint16_t *lens)
+{
+	(void)arg;
+	for (unsigned int i = 0; i < n; i++) {
+		carried_bufs[i] = bufs[i];
+		carried_lens[i] = lens[i];
+	}
+	carried_n = n;
+	carry_calls++;
+}
+
+static void
+t_resume(void *arg, unsigned int n, uint8_t **bufs, uint16_t *lens)
+{
+	(void)arg;
+	assert_int_equal(n, carried_n);
+	for (unsigned int i = 0; i < n; i++) {
+		bufs[i] = carried_bufs[i];
+		lens[i] = carried_lens[i];
+	}
+	carried_n = 0;
+}
+
+static struct kite_engine *
+make_relay_engine(uint16_t workers, uint16_t self, uint16_t payload)
+{
+	struct kite_engine_conf c;
+	struct kite_engine *e;
+
+	engine_conf(&c, workers, self, payload, 0);
+	c.out.carry = t_carry;
+	c.out.resume = t_resume;
+	e = kite_engine_create(&c, 0);
+	assert_non_null(e);
+	kite_engine_set_time(e, NOW);
+	return e;
+}
+
+/*
+ * One text datagram through the relay, as kited's workers pass it on:
+ * in at `home`, then to each worker the engine names, until one sends the
+ * reply. The reply text (frames checked and stripped); *hops: workers after the first.
+ */
+static const char *
+relay_run_bounded(struct kite_engine **eng, unsigned int home, const char *text, uint32_t budget,
+		  unsigned int *hops)
+{
+	static struct dg d;
+	static char out[MAX_OUT * PAYLOAD];
+	struct kite_engine_dgram g;
+	unsigned int at = home;
+	size_t n = 0;
+
+	dg_start(&d, 0x4e1a);
+	memcpy(d.b + 8, text, strlen(text));
+	d.len = 8 + (uint32_t)strlen(text);
+	memset(&g, 0, sizeof(g));
+	g.data = d.b;
+	g.len = d.len;
+	g.home = true;
+	g.budget = budget;
+	n_out = 0;
+	done_calls = 0;
+	carried_n = 0;
+	alloc_budget = MAX_OUT;
+	*hops = 0;
+	for (;;) {
+		/* A text datagram goes to one worker at a time: the mask is that worker alone. */
+		assert_int_equal(kite_engine_parse(eng[at], &g), UINT64_C(1) << at);
+		kite_engine_execute(eng[at]);
+		if (g.relay_to < 0)
+			break;
+		assert_int_not_equal(g.relay_to, (int)at);
+		at = (unsigned int)g.relay_to;
+		g.home = false;
+		g.inplace = false;
+		(*hops)++;
+		assert_true(*hops < 64);
+	}
+	/* Sent once, whole, by the last worker. */
+	assert_true(done_calls <= 1);
+	for (unsigned int i = 0; i < n_out; i++) {
+		assert_int_equal(rd(out_buf[i], 2), 0x4e1a);
+		assert_int_equal(rd(out_buf[i] + 2, 2), i);
+		assert_int_equal(rd(out_buf[i] + 4, 2), n_out);
+		memcpy(out + n, out_buf[i] + 8, out_len[i] - 8);
+		n += out_len[i] - 8;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static const char *
+relay_run(struct kite_engine **eng, unsigned int home, const char *text, unsigned int *hops)
+{
+	return relay_run_bounded(eng, home, text, 0, hops);
+}
+
+/* Keys owned by worker 0 and worker 1 of two (partition % 2). */
+static void
+keys_by_worker(char *k0, char *k1, const char *prefix)
+{
+	char key[32];
+
+	k0[0] = k1[0] = '\0';
+	for (int i = 0; k0[0] == '\0' || k1[0] == '\0'; i++) {
+		snprintf(key, sizeof(key), "%s%d", prefix, i);
+		uint32_t p = kite_topo_key_partition(key, (uint16_t)strlen(key), NPARTS);
+		strcpy(p % 2 ? k1 : k0, key);
+	}
+}
+
+/*
+ * Text has no opaque: a datagram whose keys two workers own is answered
+ * in command order, in one reply, whichever worker it arrives at.
+ */
+static void
+test_text_relay(void **state)
+{
+	struct kite_engine *eng[2] = { make_relay_engine(2, 0, PAYLOAD),
+				       make_relay_engine(2, 1, PAYLOAD) };
+	char k0[32], k1[32], req[1024], want[1024];
+	unsigned int hops;
+	uint64_t relays;
+
+	(void)state;
+	keys_by_worker(k0, k1, "rel");
+	snprintf(req, sizeof(req),
+		 "set %s 0 0 3\r\none\r\nset %s 0 0 4\r\nzero\r\nget %s %s %s\r\n"
+		 "delete %s\r\nmn\r\nget %s %s\r\nversion\r\n",
+		 k1, k0, k0, k1, k0, k1, k1, k0);
+	snprintf(want, sizeof(want),
+		 "STORED\r\nSTORED\r\nVALUE %s 0 4\r\nzero\r\nVALUE %s 0 3\r\none\r\n"
+		 "VALUE %s 0 4\r\nzero\r\nEND\r\nDELETED\r\nMN\r\nVALUE %s 0 4\r\nzero\r\nEND\r\n"
+		 "VERSION " KITE_VERSION "\r\n",
+		 k0, k1, k0, k0);
+	for (unsigned int home = 0; home < 2; home++) {
+		relays = wstats.rx_requests;
+		assert_string_equal(relay_run(eng, home, req, &hops), want);
+		/* Owners in command order 1 0 0 1 0 1 - 1 0 -: five changes, one more from worker 0. */
+		assert_int_equal(hops, home == 0 ? 6u : 5u);
+		/* Each request counted once, wherever it ran (get lines: one per key). */
+		assert_int_equal(wstats.rx_requests - relays, 2 + 3 + 1 + 1 + 2 + 1);
+	}
+
+	/* A reply larger than a datagram: split with seq/total across the workers' parts. */
+	{
+		struct kite_engine *small[2] = { make_relay_engine(2, 0, 64),
+						 make_relay_engine(2, 1, 64) };
+		const char *r;
+
+		snprintf(req, sizeof(req), "set %s 0 0 40\r\n%040d\r\nset %s 0 0 40\r\n%040d\r\n"
+					   "get %s %s %s %s\r\n",
+			 k0, 0, k1, 1, k0, k1, k0, k1);
+		r = relay_run(small, 0, req, &hops);
+		snprintf(want, sizeof(want),
+			 "STORED\r\nSTORED\r\nVALUE %s 0 40\r\n%040d\r\nVALUE %s 0 40\r\n%040d\r\n"
+			 "VALUE %s 0 40\r\n%040d\r\nVALUE %s 0 40\r\n%040d\r\nEND\r\n",
+			 k0, 0, k1, 1, k0, 0, k1, 1);
+		assert_string_equal(r, want);
+		assert_true(n_out > 4);
+		kite_engine_free(small[0]);
+		kite_engine_free(small[1]);
+	}
+
+	/* flush_all goes round both workers before the command after it runs. */
+	snprintf(req, sizeof(req), "set %s 0 0 1\r\na\r\nset %s 0 0 1\r\nb\r\nflush_all\r\n"
+				   "get %s %s\r\nset %s 0 0 1\r\nc\r\nget %s\r\n",
+		 k0, k1, k0, k1, k1, k1);
+	snprintf(want, sizeof(want), "STORED\r\nSTORED\r\nOK\r\nEND\r\nSTORED\r\nVALUE %s 0 1\r\nc\r\nEND\r\n", k1);
+	uint64_t flushes = wstats.cmd[KITE_CMD_FLUSH];
+	assert_string_equal(relay_run(eng, 0, req, &hops), want);
+	/* One flush_all, counted once. */
+	assert_int_equal(wstats.cmd[KITE_CMD_FLUSH] - flushes, 1);
+	/* Quiet requests on one worker and the rest on another: nothing lost, nothing doubled. */
+	snprintf(req, sizeof(req), "set %s 0 0 1 noreply\r\nq\r\nset %s 0 0 1 noreply\r\nr\r\nmn\r\n", k1,
+		 k0);
+	assert_string_equal(relay_run(eng, 1, req, &hops), "MN\r\n");
+	snprintf(req, sizeof(req), "mn\r\nset %s 0 0 1 noreply\r\nq\r\nset %s 0 0 1 noreply\r\nr\r\n", k1, k0);
+	assert_string_equal(relay_run(eng, 1, req, &hops), "MN\r\n");
+	/* Errors in the middle are answered in their place. */
+	snprintf(req, sizeof(req), "get %s\r\nbogus\r\nget %s\r\n", k1, k0);
+	snprintf(want, sizeof(want), "VALUE %s 0 1\r\nq\r\nEND\r\nERROR\r\nVALUE %s 0 1\r\nr\r\nEND\r\n", k1, k0);
+	assert_string_equal(relay_run(eng, 0, req, &hops), want);
+	assert_int_equal(hops, 2);
+
+	/* The amplification bound holds for the whole reply: a cut goes on with the datagram. */
+	{
+		char big[1001];
+		uint64_t cut = wstats.cut_bound;
+		size_t total = 0;
+
+		memset(big, 'x', 1000);
+		big[1000] = '\0';
+		snprintf(req, sizeof(req), "set %s 0 0 1000\r\n%s\r\n", k1, big);
+		relay_run(eng, 0, req, &hops);
+		snprintf(req, sizeof(req), "mn\r\nget %s\r\nset %s 0 0 1\r\nx\r\nget %s\r\n", k1, k0, k0);
+		const uint32_t budget = 28 + 8 + (uint32_t)strlen(req) + 200;
+		assert_string_equal(relay_run_bounded(eng, 0, req, budget, &hops),
+				    "MN\r\nSERVER_ERROR cookie required\r\nSERVER_ERROR cookie required\r\n"
+				    "SERVER_ERROR cookie required\r\n");
+		/* Cut on worker 1, which had parsed up to worker 0's key: 0 tells the rest. */
+		assert_int_equal(hops, 2);
+		assert_int_equal(wstats.cut_bound, cut + 3);
+		for (unsigned int i = 0; i < n_out; i++)
+			total += 28u + out_len[i];
+		assert_true(total <= budget);
+		/* The cut set never ran: k0 holds what it held. */
+		snprintf(req, sizeof(req), "get %s\r\n", k0);
+		snprintf(want, sizeof(want), "VALUE %s 0 1\r\nr\r\nEND\r\n", k0);
+		assert_string_equal(relay_run(eng, 1, req, &hops), want);
+	}
+	kite_engine_free(eng[0]);
+	kite_engine_free(eng[1]);
+}
+
 /* The guard's verdict for a text datagram: refusals and cuts as lines. */
 static void
 test_text_guard(void **state)
@@ -2099,6 +2323,7 @@ main(void)
 		cmocka_unit_test(test_text_classic),
 		cmocka_unit_test(test_text_meta),
 		cmocka_unit_test(test_text_guard),
+		cmocka_unit_test(test_text_relay),
 		cmocka_unit_test(test_meta_binary),
 		cmocka_unit_test(test_ttl_jitter),
 		cmocka_unit_test(test_hot_hint),
