@@ -17,7 +17,9 @@
  * as few reply datagrams as max_payload allows; a response that does not
  * fit in one datagram continues in the next, and the frame header of each
  * reply datagram carries its sequence number and the total. No state
- * crosses datagrams: each one is parsed on its own.
+ * crosses datagrams: each one is parsed on its own. A text datagram whose
+ * keys several workers own is answered by them in turn, in command order
+ * (struct kite_engine_relay).
  */
 
 #include <stdbool.h>
@@ -129,7 +131,7 @@ struct kite_engine_dgram {
 	uint16_t nreq;       /**< written by kite_engine_parse(): requests the datagram held */
 	/** In: where a relayed text datagram stands; out, with relay_to: where it goes on. */
 	struct kite_engine_relay relay;
-	/** Written by kite_engine_parse(): the worker a text datagram goes on to, -1: none. */
+	/** Written by kite_engine_parse(), final after kite_engine_execute(): the worker a text datagram goes on to, -1: none. */
 	int16_t relay_to;
 	/** Written by kite_engine_parse(): a text datagram, answered in order (relay). */
 	bool ordered;
@@ -349,7 +351,9 @@ void kite_engine_set_time(struct kite_engine *e, uint32_t now);
  * @return the workers that must see d: a bitmask (bit w = worker w) of the
  * owners of its keyed requests, every worker for a FLUSH, and `self` for
  * keyless or malformed requests and for a datagram that cannot be framed
- * (its drop is counted where it arrived).
+ * (its drop is counted where it arrived). A text datagram, with the relay
+ * callbacks set, is `self`'s alone: once it has executed, relay_to >= 0
+ * says which worker it goes on to, with d->relay (kite_engine_relay).
  */
 uint64_t kite_engine_parse(struct kite_engine *e, struct kite_engine_dgram *d);
 
