@@ -148,14 +148,18 @@ class Net:
 
 
 class Node(kt.Process):
-    def __init__(self, t, net, i, mode='etcd', extra=()):
+    def __init__(self, t, net, i, mode='etcd', extra=(), workers=1):
+        """workers > 1: that many worker lcores (--lcores), one af_packet
+        queue pair each (--workers)."""
         self.net = net
         self.i = i
         self.prefix = 'kc%dn%d' % (t.pid, i)
         ns = net.add_ns(i)
-        argv = [t.ip_tool, 'netns', 'exec', ns, t.need_file(t.args.kited, 'kited'),
-                '-l', '0', '--no-huge', '-m', '512', '--no-pci', '--file-prefix', self.prefix,
-                '--vdev=net_af_packet0,iface=data,qpairs=1,framesz=32768,blocksz=32768', '--',
+        lcores = ['-l', '0'] if workers == 1 else ['--lcores=' + kt.lcore_map(workers)]
+        argv = [t.ip_tool, 'netns', 'exec', ns, t.need_file(t.args.kited, 'kited')] + lcores + [
+                '--no-huge', '-m', '512', '--no-pci', '--file-prefix', self.prefix,
+                '--vdev=net_af_packet0,iface=data,qpairs=%d,framesz=32768,blocksz=32768'
+                % workers, '--',
                 '--profile', 'af_packet', '--ip', net.data_ip(i), '--netmask', '255.255.255.0',
                 '--idle-sleep-us', '50', '--stats-interval', '0', '--memory', '32M',
                 '--cluster', mode, '--node-id', 'n%d' % i, '--cluster-name', 'kt%d' % t.pid,
@@ -163,6 +167,8 @@ class Node(kt.Process):
                 '--leave-grace', str(LEAVE_GRACE), '--trusted', kt.TEST_TRUSTED]
         if mode == 'etcd':
             argv += ['--etcd', net.etcd_url, '--mgmt-ip', '198.19.%d.%d' % (net.x, 10 + i)]
+        if workers != 1:
+            argv += ['--workers', str(workers)]
         argv += list(extra)
         super().__init__(t, 'n%d' % i, argv, ready_line='kited: ready')
 

@@ -31,6 +31,7 @@ import select
 import signal
 import socket
 import statistics
+import subprocess
 import struct
 import sys
 import threading
@@ -407,6 +408,33 @@ def body(t):
         v.close()
     t.case('plain client: small replies served, a large one cuts the datagram '
            '(COOKIE_REQUIRED for it and every later request, quiet ones too; none ran)', c_plain)
+
+    def c_text_cookie():
+        # tools/kite-text: text commands behind a hello's cookie get whole replies;
+        # the same text sent plain (as memcached clients do) is cut by the bound.
+        tool = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), 'tools', 'kite-text')
+
+        def text(*lines, plain=False):
+            argv = [t.ip_tool, 'netns', 'exec', topo.ns, sys.executable, tool, '-s',
+                    topo.kited_ip] + (['--plain'] if plain else []) + list(lines)
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            check(p.returncode == 0, 'kite-text %r: exit %d, %r' % (lines, p.returncode,
+                                                                   p.stderr[:300]))
+            return p.stdout
+        value = 'v' * 1000
+        # A long key: a cut request's status line (30 bytes) must fit what it sent.
+        key = 'text-' + 'k' * 55
+        check_eq(text('set %s 7 0 %d' % (key, len(value)), value, 'mn'),
+                 b'STORED\r\nMN\r\n', 'kite-text set')
+        check_eq(text('get ' + key, 'mg %s s f' % key),
+                 ('VALUE %s 7 %d\r\n%s\r\nEND\r\nHD s%d f7\r\n' % (
+                     key, len(value), value, len(value))).encode(), 'kite-text get (cookie)')
+        check_eq(text('get ' + key, plain=True), b'SERVER_ERROR cookie required\r\n',
+                 'plain text get of a large value')
+        check_eq(text('mn', plain=True), b'MN\r\n', 'plain text, small reply')
+    t.case('text clients: a cookie in the envelope (tools/kite-text) gets whole replies, '
+           'plain text is bounded', c_text_cookie)
 
     def c_cookie():
         p = Peer(topo)
