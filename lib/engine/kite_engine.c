@@ -1336,7 +1336,7 @@ do_touch(struct kite_engine *e, const struct entry *q, struct kite_store *s,
 	 struct kite_store_view *v)
 {
 	enum kite_store_result rc = kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-						     item_exptime(e, q->r.exptime), v);
+						     item_exptime(e, q->r.exptime), true, v);
 
 	if (rc == KITE_STORE_OK)
 		replicate(e, q, s, false);
@@ -1788,7 +1788,10 @@ text_lookup(struct kite_engine *e, struct entry *q, struct kite_store *s, unsign
 			return &e->views[q->vslot];
 		return NULL;
 	}
-	if (kite_store_get(s, q->r.key, q->r.keylen, q->hash, one) == KITE_STORE_OK &&
+	/* mg's u: the item is neither bumped for CLOCK nor marked fetched. */
+	if ((unlikely(e->text[i].tcmd == KITE_T_MG && kite_text_has(&e->text[i], 'u'))
+		     ? kite_store_peek
+		     : kite_store_get)(s, q->r.key, q->r.keylen, q->hash, one) == KITE_STORE_OK &&
 	    !stale(e, q, one->cas))
 		return one;
 	return NULL;
@@ -1899,6 +1902,9 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 	const struct kite_text_req *t = &e->text[i];
 	struct kite_store_view one, two;
 	const struct kite_store_view *v = text_lookup(e, q, s, i, &one);
+	/* h: read before this request (vivified: no); u leaves the item as it was. */
+	const bool fetched = v != NULL && (v->marks & KITE_STORE_MARK_FETCHED) != 0;
+	const bool bump = !kite_text_has(t, 'u');
 	bool vivified = false, win = false, z = false, x = false;
 	uint32_t old_exp = 0;
 	struct tline l;
@@ -1914,7 +1920,8 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		uint64_t cas;
 
 		if (kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, &cas) == KITE_STORE_OK &&
-		    kite_store_claim_win(s, q->r.key, q->r.keylen, q->hash, &two) == KITE_STORE_OK) {
+		    kite_store_claim_win(s, q->r.key, q->r.keylen, q->hash, bump, &two) ==
+			    KITE_STORE_OK) {
 			v = &two;
 			vivified = win = true;
 			replicate(e, q, s, false);
@@ -1933,16 +1940,17 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		x = (v->marks & KITE_STORE_MARK_STALE) != 0;
 		if (kite_text_has(t, 'T')) {
 			if (kite_store_touch(s, q->r.key, q->r.keylen, q->hash,
-					     item_exptime(e, q->r.exptime),
+					     item_exptime(e, q->r.exptime), bump,
 					     &two) == KITE_STORE_OK) {
 				v = &two;
 				replicate(e, q, s, false);
 			}
 		}
 		/* One client wins the recompute: of a stale item, or ahead of expiry (R). */
-		if (!z && (x || (kite_text_has(t, 'R') && v->exptime != 0 &&
-				 ttl_left(e, v->exptime) < (int64_t)t->r_ttl))) {
-			if (kite_store_claim_win(s, q->r.key, q->r.keylen, q->hash, &two) ==
+		/* R sees the TTL from before T, as in memcached. */
+		if (!z && (x || (kite_text_has(t, 'R') && old_exp != 0 &&
+				 ttl_left(e, old_exp) < (int64_t)t->r_ttl))) {
+			if (kite_store_claim_win(s, q->r.key, q->r.keylen, q->hash, bump, &two) ==
 			    KITE_STORE_OK) {
 				v = &two;
 				win = true;
@@ -1971,6 +1979,9 @@ exec_mg(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		case 'f':
 			tl_str(&l, " f");
 			tl_u64(&l, v->flags);
+			break;
+		case 'h':
+			tl_str(&l, fetched ? " h1" : " h0");
 			break;
 		case 'O':
 			tl_str(&l, " O");
@@ -2132,12 +2143,14 @@ exec_ma(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned i
 		return;
 	}
 	/* The TTL before T, only for a t that shows it. */
+	/* ma reads nothing: the new value is not fetched (mg h), as in memcached. */
 	if (kite_text_has(t, 't') &&
-	    kite_store_get(s, q->r.key, q->r.keylen, q->hash, &v) == KITE_STORE_OK)
+	    kite_store_peek(s, q->r.key, q->r.keylen, q->hash, &v) == KITE_STORE_OK)
 		old_exp = v.exptime;
 	const uint32_t texp = t->has_ttl ? item_exptime(e, q->r.exptime) : 0;
 	if (t->has_ttl &&
-	    kite_store_touch(s, q->r.key, q->r.keylen, q->hash, texp, &v) == KITE_STORE_OK)
+	    kite_store_touch(s, q->r.key, q->r.keylen, q->hash, texp, false, &v) ==
+		    KITE_STORE_OK)
 		cas = v.cas;
 	replicate(e, q, s, false);
 	if (t->noreply && existed)

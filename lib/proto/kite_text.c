@@ -582,9 +582,8 @@ meta_checks(const struct kite_text_req *t, enum kite_text_err err)
 	if ((t->tcmd == KITE_T_MD || t->tcmd == KITE_T_MA) && err != KITE_TERR_NONE &&
 	    err != KITE_TERR_MA_MODE && err != KITE_TERR_OPAQUE)
 		err = KITE_TERR_OR_DUP;
-	/* Kite: h and l would write per-item state on every hit (docs/protocol.rst). */
-	if (err == KITE_TERR_NONE && t->tcmd == KITE_T_MG &&
-	    (kite_text_has(t, 'h') || kite_text_has(t, 'l')))
+	/* Kite: l would need a last-access time in every item (docs/protocol.rst). */
+	if (err == KITE_TERR_NONE && t->tcmd == KITE_T_MG && kite_text_has(t, 'l'))
 		err = KITE_TERR_UNSUPPORTED;
 	return err;
 }

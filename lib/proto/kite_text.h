@@ -23,7 +23,7 @@
  * Where Kite differs from memcached 1.6.18 on purpose, docs/protocol.rst
  * says so (keys with control characters are refused with CLIENT_ERROR
  * bad command line format; a data block must
- * be in the same datagram; meta `h` and `l` are refused).
+ * be in the same datagram; meta `l` is refused).
  */
 
 #include <stdbool.h>
@@ -94,7 +94,7 @@ enum kite_text_err {
 	KITE_TERR_TOO_MANY,     /**< CLIENT_ERROR options flags too long (ms, md, ma) */
 	KITE_TERR_MS_MODE,      /**< CLIENT_ERROR invalid mode for ms M token */
 	KITE_TERR_MA_MODE,      /**< CLIENT_ERROR invalid mode for ma M token */
-	KITE_TERR_UNSUPPORTED,  /**< Kite: CLIENT_ERROR unsupported flag (meta h, l) */
+	KITE_TERR_UNSUPPORTED,  /**< Kite: CLIENT_ERROR unsupported flag (meta l) */
 	KITE_TERR_ME,           /**< Kite: SERVER_ERROR me is not supported (use mg with s t c f) */
 	KITE_TERR_NO_MEMORY,    /**< SERVER_ERROR out of memory storing object */
 	KITE_TERR_MAX,

@@ -145,7 +145,7 @@ fill_view(struct item *it, struct kite_store_view *v)
 	v->flags = it->flags;
 	v->cas = it->cas;
 	v->exptime = it->exptime;
-	v->marks = it->iflags & (ITEM_STALE | ITEM_WIN); /* the same bits */
+	v->marks = it->iflags & (ITEM_STALE | ITEM_WIN | ITEM_FETCHED); /* the same bits */
 }
 
 static inline void
@@ -765,11 +765,27 @@ kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint64_t 
 		s->st.get_misses++;
 		return KITE_STORE_NOT_FOUND;
 	}
+	fill_view(it, v); /* the fetched bit as it was */
 	/* Do not dirty the line when the bits are already set. */
 	if ((it->iflags & (ITEM_REF | ITEM_FETCHED)) != (ITEM_REF | ITEM_FETCHED))
 		it->iflags |= ITEM_REF | ITEM_FETCHED;
 	s->st.get_hits++;
+	return KITE_STORE_OK;
+}
+
+enum kite_store_result
+kite_store_peek(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+		struct kite_store_view *v)
+{
+	struct item *slot;
+	struct item *it = find(s, key, keylen, hash, &slot);
+
+	if (it == NULL) {
+		s->st.get_misses++;
+		return KITE_STORE_NOT_FOUND;
+	}
 	fill_view(it, v);
+	s->st.get_hits++;
 	return KITE_STORE_OK;
 }
 
@@ -816,10 +832,10 @@ kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint
 				results[i] = KITE_STORE_NOT_FOUND;
 				continue;
 			}
+			fill_view(it, &views[i]); /* the fetched bit as it was */
 			if ((it->iflags & (ITEM_REF | ITEM_FETCHED)) != (ITEM_REF | ITEM_FETCHED))
 				it->iflags |= ITEM_REF | ITEM_FETCHED;
 			s->st.get_hits++;
-			fill_view(it, &views[i]);
 			results[i] = KITE_STORE_OK;
 		}
 		keys += m;
@@ -833,7 +849,7 @@ kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint
 
 enum kite_store_result
 kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		 uint32_t exptime, struct kite_store_view *v)
+		 uint32_t exptime, bool fetch, struct kite_store_view *v)
 {
 	struct item *slot;
 	struct item *it = find(s, key, keylen, hash, &slot);
@@ -843,7 +859,8 @@ kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 		return KITE_STORE_NOT_FOUND;
 	}
 	it->exptime = exptime;
-	it->iflags |= ITEM_REF | ITEM_FETCHED;
+	if (fetch)
+		it->iflags |= ITEM_REF | ITEM_FETCHED;
 	s->st.touch_hits++;
 	fill_view(it, v);
 	return KITE_STORE_OK;
@@ -1136,9 +1153,13 @@ kite_store_delta(struct kite_store *s, const void *key, uint16_t keylen, uint64_
 			memcpy(item_value(old), dec, len);
 			memset(item_value(old) + len, ' ', old->vallen - len);
 			old->cas = next_cas(s);
-			/* A new value: no longer stale, its win token back. */
-			old->iflags =
-				(uint8_t)((old->iflags | ITEM_REF) & ~(ITEM_STALE | ITEM_WIN));
+			/*
+			 * A new value: no longer stale, its win token back, not
+			 * fetched yet (as the new item memcached makes when it
+			 * cannot rewrite in place).
+			 */
+			old->iflags = (uint8_t)((old->iflags | ITEM_REF) &
+						~(ITEM_STALE | ITEM_WIN | ITEM_FETCHED));
 			*value_out = v;
 			*cas_out = old->cas;
 			return KITE_STORE_OK;
@@ -1186,7 +1207,7 @@ kite_store_mark_stale(struct kite_store *s, const void *key, uint16_t keylen, ui
 
 enum kite_store_result
 kite_store_claim_win(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		     struct kite_store_view *v)
+		     bool fetch, struct kite_store_view *v)
 {
 	struct item *slot;
 	struct item *it = find(s, key, keylen, hash, &slot);
@@ -1194,6 +1215,8 @@ kite_store_claim_win(struct kite_store *s, const void *key, uint16_t keylen, uin
 	if (it == NULL)
 		return KITE_STORE_NOT_FOUND;
 	fill_view(it, v);
+	if (fetch)
+		it->iflags |= ITEM_REF | ITEM_FETCHED;
 	if (it->iflags & ITEM_WIN)
 		return KITE_STORE_EXISTS;
 	it->iflags |= ITEM_WIN;

@@ -122,6 +122,12 @@ const char *kite_store_result_name(enum kite_store_result r);
 #define KITE_STORE_MARK_STALE 0x10
 /** kite_store_view.marks: the item's win token is out (kite_store_claim_win). */
 #define KITE_STORE_MARK_WIN 0x20
+/**
+ * kite_store_view.marks of a lookup (kite_store_get, _get_bulk, _peek):
+ * the item had been read before this lookup (memcached's fetched bit,
+ * meta mg's h).
+ */
+#define KITE_STORE_MARK_FETCHED 0x04
 
 /** A found item. Valid until the next mutating call on the same store. */
 struct kite_store_view {
@@ -203,11 +209,20 @@ void kite_store_set_time(struct kite_store *s, uint32_t now);
 uint64_t kite_store_hash(const struct kite_store *s, const void *key, uint16_t keylen);
 
 /**
- * Look up a key. On a hit sets the CLOCK bit and fills *v.
+ * Look up a key. On a hit sets the CLOCK bit and the fetched bit and fills
+ * *v (its marks: KITE_STORE_MARK_FETCHED as it was before).
  * @return OK or NOT_FOUND (missing, expired, flushed).
  */
 enum kite_store_result kite_store_get(struct kite_store *s, const void *key, uint16_t keylen,
 				      uint64_t hash, struct kite_store_view *v);
+
+/**
+ * kite_store_get() that leaves the item as it was: neither referenced for
+ * CLOCK nor fetched (meta mg's u, "do not bump the item"). Counted as a
+ * hit or a miss all the same.
+ */
+enum kite_store_result kite_store_peek(struct kite_store *s, const void *key, uint16_t keylen,
+				       uint64_t hash, struct kite_store_view *v);
 
 /**
  * Bulk form of kite_store_get() for any number of keys, one rte_hash bulk
@@ -219,11 +234,13 @@ void kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys,
 			 struct kite_store_view *views, uint8_t *results);
 
 /**
- * Get and set the expiry (TOUCH/GAT): exptime absolute, 0 never.
+ * Get and set the expiry (TOUCH/GAT): exptime absolute, 0 never. fetch:
+ * the item is read, hence referenced and fetched (false: meta's T on an
+ * mg with u or on an ma, which leave it as it was).
  * @return OK or NOT_FOUND.
  */
 enum kite_store_result kite_store_touch(struct kite_store *s, const void *key, uint16_t keylen,
-					uint64_t hash, uint32_t exptime,
+					uint64_t hash, uint32_t exptime, bool fetch,
 					struct kite_store_view *v);
 
 /**
@@ -285,10 +302,12 @@ enum kite_store_result kite_store_mark_stale(struct kite_store *s, const void *k
  * Hand out an item's win token (the right to recompute it, the meta
  * protocol's W flag): the first caller since the item was stored wins.
  * *v is filled in both cases (its marks tell the state before this call).
+ * fetch: the claim reads the item, which is then referenced and fetched
+ * (false: meta mg's u, the item is not bumped).
  * @return OK (this caller wins), EXISTS (already out) or NOT_FOUND.
  */
 enum kite_store_result kite_store_claim_win(struct kite_store *s, const void *key, uint16_t keylen,
-					    uint64_t hash, struct kite_store_view *v);
+					    uint64_t hash, bool fetch, struct kite_store_view *v);
 
 /**
  * FLUSH: with `when` 0 or not after now, every current item becomes

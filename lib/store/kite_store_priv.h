@@ -18,7 +18,7 @@
 /* iflags bits of an item header. */
 #define ITEM_LIVE    0x01 /* linked in the index; everything else is garbage */
 #define ITEM_REF     0x02 /* CLOCK bit: read since the hand last passed */
-#define ITEM_FETCHED 0x04 /* read at least once (memcached's *_unfetched stats) */
+#define ITEM_FETCHED KITE_STORE_MARK_FETCHED /* read at least once (memcached's *_unfetched, mg h) */
 #define ITEM_FILLER  0x08 /* pads the log to the region's end; only total is valid */
 #define ITEM_STALE   KITE_STORE_MARK_STALE /* marked stale: still served, flagged */
 #define ITEM_WIN     KITE_STORE_MARK_WIN   /* its win token is out */

@@ -14,7 +14,7 @@ comparing, and only this:
     clocks tick apart);
   * VERSION: the version; stats: the statistics (both end with END).
 Kite's intended differences (docs/protocol.rst) have cases of their own
-against kited alone: meta h, l and me are refused; keys with control
+against kited alone: meta l and me are refused; keys with control
 characters are refused; a line that starts like a response is dropped, not
 answered ERROR; hot keys are listed by stats hotkeys and hinted with H;
 quiet/noreply and the win/stale machinery are compared with memcached like
@@ -262,6 +262,21 @@ def c_late_writer(d):
         d.problems.append('late writer: memcached %r kited %r' % (texts['mc'], texts['kd']))
 
 
+def c_meta_hit(d):
+    """mg h (read before?) and u (leave the item as it was), after every kind of
+    access: memcached's fetched bit, exactly."""
+    d.same(b'set hk 0 0 1\r\nx\r\nmg hk h\r\nmg hk h\r\nget hk\r\nmg hk h v\r\n')
+    d.same(b'set hu 0 0 1\r\ny\r\nmg hu h u\r\nmg hu h u\r\nmg hu h\r\nmg hu h\r\n')
+    d.same(b'ms hm 1\r\nz\r\nmg hm h s\r\nset hm 0 0 1\r\nw\r\nmg hm h\r\n')
+    d.same(b'mg hv h N30\r\nmg hv h\r\nmg hw h u N30\r\nmg hw h\r\n')
+    d.same(b'set ht 0 0 1\r\n1\r\ntouch ht 100\r\nmg ht h\r\n')
+    d.same(b'set ha 0 0 1\r\n1\r\nma ha\r\nmg ha h\r\nincr ha 1\r\nmg ha h\r\n')
+    d.same(b'set hg 0 0 1\r\n1\r\ngat 100 hg\r\nmg hg h\r\ngets hg\r\nmg hg h\r\n')
+    d.same(b'set hs 0 0 1\r\n1\r\nmd hs I\r\nmg hs h\r\nmg hs h\r\n')
+    d.same(b'set hx 0 0 1\r\n1\r\nappend hx 0 0 1\r\n2\r\nmg hx h\r\nmg nope h\r\n')
+    d.same(b'set hr 0 0 1\r\n1\r\nmg hr h u R30 T10\r\nmg hr h\r\n')
+
+
 def c_pipeline(d):
     body = b''.join(b'set p%d 0 0 %d\r\n%s\r\n' % (i, i + 1, b'x' * (i + 1)) for i in range(40))
     body += b'get ' + b' '.join(b'p%d' % i for i in range(40)) + b'\r\n'
@@ -275,7 +290,7 @@ def c_quit(d):
 
 def c_kite_only(d):
     """Kite's intended differences (docs/protocol.rst), against kited alone."""
-    d.kited(b'mg foo h\r\nmg foo l v\r\n',
+    d.kited(b'mg foo l\r\nmg foo h l v\r\n',
             b'CLIENT_ERROR unsupported flag\r\nCLIENT_ERROR unsupported flag\r\nMN\r\n')
     d.kited(b'me foo\r\n', b'SERVER_ERROR me is not supported\r\nMN\r\n')
     # (its data line is then read as a command, as after any bad store line)
@@ -348,6 +363,7 @@ def c_relay(d):
 CASES = [('classic commands', c_classic), ('classic errors', c_errors), ('flush_all', c_flush),
          ('meta mg/ms', c_meta_basic), ('meta cas', c_meta_cas), ('meta ma', c_meta_arith),
          ('meta errors', c_meta_errors), ('meta base64 keys', c_meta_b64),
+         ('meta h and u', c_meta_hit),
          ('vivify N/W/Z', c_vivify), ('stale-while-revalidate md I', c_stale),
          ('early recache R', c_recache), ('late writer ms I C', c_late_writer),
          ('pipelined datagrams', c_pipeline), ('quit', c_quit),

@@ -1765,9 +1765,14 @@ test_text_meta(void **state)
 	assert_string_equal(text_run(e, "ms YmluAGtleQ== 2 b k\r\nhi\r\nmg YmluAGtleQ== b k v\r\n"),
 			    "HD kYmluAGtleQ== b\r\nVA 2 kYmluAGtleQ== b\r\nhi\r\n");
 	/* Errors always answered, even with q. */
-	assert_string_equal(text_run(e, "mg foo q E\r\nme foo\r\nmg foo h\r\n"),
+	assert_string_equal(text_run(e, "mg foo q E\r\nme foo\r\nmg foo l\r\n"),
 			    "CLIENT_ERROR invalid flag\r\nSERVER_ERROR me is not supported\r\n"
 			    "CLIENT_ERROR unsupported flag\r\n");
+	/* h: read before this request; u leaves the item as it was (not fetched, no CLOCK bit). */
+	assert_string_equal(text_run(e, "ms hb 1\r\nx\r\nmg hb h u\r\nmg hb h\r\nmg hb h v\r\n"
+					"mg hn h N10\r\nmg hn h\r\nma hb\r\n"),
+			    "HD\r\nHD h0\r\nHD h0\r\nVA 1 h1\r\nx\r\nHD h0 W\r\nHD h1 Z\r\n"
+			    "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
 	kite_engine_free(e);
 }
 

@@ -121,7 +121,7 @@ static int
 mc_touch(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash, uint32_t exptime,
 	 struct kite_store_view *v)
 {
-	return kite_store_touch(s, key, keylen, hash, ttl(s, exptime), v);
+	return kite_store_touch(s, key, keylen, hash, ttl(s, exptime), true, v);
 }
 
 static void
@@ -1752,7 +1752,7 @@ test_absolute_expiry(void **state)
 	assert_int_equal(get(s, "a", &v), KITE_STORE_OK);
 	assert_int_equal(v.exptime, T0 + 3);
 	/* A small number is a time in 1970, not "in 5 seconds": expired at once. */
-	assert_int_equal(kite_store_touch(s, "a", 1, h(s, "a"), 5, &v), KITE_STORE_OK);
+	assert_int_equal(kite_store_touch(s, "a", 1, h(s, "a"), 5, true, &v), KITE_STORE_OK);
 	expect_miss(s, "a");
 	assert_int_equal(kite_store_store(s, "a", 1, h(s, "a"), &w, &cas), KITE_STORE_OK);
 	kite_store_set_time(s, T0 + 2);
@@ -1840,6 +1840,50 @@ test_cas_mark(void **state)
 	kite_store_free(s);
 }
 
+/*
+ * The fetched bit as lookups report it (meta mg's h): as it was before the
+ * lookup; a peek and a touch without fetch leave it; a new value clears it.
+ */
+static void
+test_fetched_mark(void **state)
+{
+	struct kite_store *s = mk("fetched", 1 << 16, 1024, 0);
+	struct kite_store_view v;
+	const uint8_t *keys[1] = { (const uint8_t *)"f" };
+	uint16_t lens[1] = { 1 };
+	uint64_t hashes[1], cas, val;
+	uint8_t res[1];
+
+	(void)state;
+	hashes[0] = h(s, "f");
+	assert_int_equal(put(s, KITE_STORE_SET, "f", "12", 0, 0, 0, &cas), KITE_STORE_OK);
+	assert_int_equal(kite_store_peek(s, "f", 1, hashes[0], &v), KITE_STORE_OK);
+	assert_false(v.marks & KITE_STORE_MARK_FETCHED);
+	assert_int_equal(kite_store_touch(s, "f", 1, hashes[0], 0, false, &v), KITE_STORE_OK);
+	assert_int_equal(get(s, "f", &v), KITE_STORE_OK);
+	assert_false(v.marks & KITE_STORE_MARK_FETCHED); /* this get is the first read */
+	assert_int_equal(get(s, "f", &v), KITE_STORE_OK);
+	assert_true(v.marks & KITE_STORE_MARK_FETCHED);
+	assert_int_equal(kite_store_peek(s, "f", 1, hashes[0], &v), KITE_STORE_OK);
+	assert_true(v.marks & KITE_STORE_MARK_FETCHED);
+	/* An in-place INCR is a new value: not read yet. */
+	assert_int_equal(delta(s, "f", true, 1, 0, 0, 0, &val, &cas), KITE_STORE_OK);
+	assert_int_equal(val, 13);
+	kite_store_get_bulk(s, keys, lens, hashes, 1, &v, res);
+	assert_int_equal(res[0], KITE_STORE_OK);
+	assert_false(v.marks & KITE_STORE_MARK_FETCHED);
+	kite_store_get_bulk(s, keys, lens, hashes, 1, &v, res);
+	assert_true(v.marks & KITE_STORE_MARK_FETCHED);
+	/* A SET replaces the item: not read yet; a touch that reads marks it. */
+	assert_int_equal(put(s, KITE_STORE_SET, "f", "x", 0, 0, 0, &cas), KITE_STORE_OK);
+	assert_int_equal(kite_store_touch(s, "f", 1, hashes[0], 0, true, &v), KITE_STORE_OK);
+	assert_int_equal(get(s, "f", &v), KITE_STORE_OK);
+	assert_true(v.marks & KITE_STORE_MARK_FETCHED);
+	/* Peeks count as reads in the statistics, like gets. */
+	assert_int_equal(kite_store_peek(s, "nope", 4, h(s, "nope"), &v), KITE_STORE_NOT_FOUND);
+	kite_store_free(s);
+}
+
 /* Stale and win-token bits: set on request, kept by reads and touches, cleared by a new value. */
 static void
 test_stale_and_win(void **state)
@@ -1851,16 +1895,16 @@ test_stale_and_win(void **state)
 	(void)state;
 	assert_int_equal(kite_store_mark_stale(s, "k", 1, h(s, "k"), 0, NULL, NULL),
 			 KITE_STORE_NOT_FOUND);
-	assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), &v), KITE_STORE_NOT_FOUND);
+	assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), true, &v), KITE_STORE_NOT_FOUND);
 	assert_int_equal(put(s, KITE_STORE_SET, "k", "v1", 0, 0, 0, &cas), KITE_STORE_OK);
 	assert_int_equal(get(s, "k", &v), KITE_STORE_OK);
 	assert_false(v.marks & KITE_STORE_MARK_STALE);
 	assert_false(v.marks & KITE_STORE_MARK_WIN);
 
 	/* The first claim wins, later ones see the token out. */
-	assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), &v), KITE_STORE_OK);
+	assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), true, &v), KITE_STORE_OK);
 	assert_false(v.marks & KITE_STORE_MARK_WIN);
-	assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), &v), KITE_STORE_EXISTS);
+	assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), true, &v), KITE_STORE_EXISTS);
 	assert_true(v.marks & KITE_STORE_MARK_WIN);
 	assert_memory_equal(v.value, "v1", 2);
 
@@ -1882,7 +1926,7 @@ test_stale_and_win(void **state)
 		assert_false(v.marks & KITE_STORE_MARK_WIN);
 		assert_int_equal(v.exptime, exp);
 		assert_int_equal(v.cas, ncas);
-		assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), &v), KITE_STORE_OK);
+		assert_int_equal(kite_store_claim_win(s, "k", 1, h(s, "k"), true, &v), KITE_STORE_OK);
 		assert_int_equal(mc_touch(s, "k", 1, h(s, "k"), 100, &v), KITE_STORE_OK);
 		assert_true(v.marks & KITE_STORE_MARK_STALE);
 		assert_true(v.marks & KITE_STORE_MARK_WIN);
@@ -1914,7 +1958,7 @@ test_stale_and_win(void **state)
 	/* ... and INCR rewriting in place. */
 	assert_int_equal(put(s, KITE_STORE_SET, "n", "10", 0, 0, 0, &cas), KITE_STORE_OK);
 	assert_int_equal(kite_store_mark_stale(s, "n", 1, h(s, "n"), 0, NULL, NULL), KITE_STORE_OK);
-	assert_int_equal(kite_store_claim_win(s, "n", 1, h(s, "n"), &v), KITE_STORE_OK);
+	assert_int_equal(kite_store_claim_win(s, "n", 1, h(s, "n"), true, &v), KITE_STORE_OK);
 	assert_int_equal(delta(s, "n", true, 1, 0, 0, 0, &val, &cas), KITE_STORE_OK);
 	assert_int_equal(get(s, "n", &v), KITE_STORE_OK);
 	assert_false(v.marks & KITE_STORE_MARK_STALE);
@@ -2179,6 +2223,7 @@ main(void)
 		cmocka_unit_test(test_stale_and_win),
 		cmocka_unit_test(test_iterate),
 		cmocka_unit_test(test_cas_mark),
+		cmocka_unit_test(test_fetched_mark),
 		cmocka_unit_test(test_footprint),
 	};
 	int ret;

@@ -333,8 +333,10 @@ test_meta(void **state)
 	assert_string_equal(err_of("ma foo Tx\r\n"), "CLIENT_ERROR invalid or duplicate flag");
 	assert_string_equal(err_of("mg foo O0123456789012345678901234567890123\r\n"),
 			    "CLIENT_ERROR opaque token too long");
-	assert_string_equal(err_of("mg foo h\r\n"), "CLIENT_ERROR unsupported flag");
-	assert_string_equal(err_of("mg foo q l\r\n"), "CLIENT_ERROR unsupported flag");
+	/* h is served (the fetched bit); l would need a last-access time per item. */
+	assert_int_equal(parse1("mg foo h u\r\n").res, KITE_PARSE_OK);
+	assert_string_equal(err_of("mg foo l\r\n"), "CLIENT_ERROR unsupported flag");
+	assert_string_equal(err_of("mg foo q h l\r\n"), "CLIENT_ERROR unsupported flag");
 	assert_string_equal(err_of("mg\r\n"), "ERROR");
 	assert_string_equal(err_of("mx foo\r\n"), "ERROR");
 	assert_string_equal(err_of("ms foo\r\n"), "CLIENT_ERROR bad command line format");
