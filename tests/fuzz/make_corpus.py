@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""Write the seed corpus for fuzz_proto into corpus/proto/ next to this file.
+"""Write the seed corpus for fuzz_proto (and fuzz_engine) into corpus/proto/
+next to this file: binary datagrams, and text ones (text_*).
 
 Each seed is one whole UDP datagram: the 8-byte memcached frame followed by
 binary-protocol requests. There is one well-formed datagram per opcode, a
@@ -13,6 +14,7 @@ Run it again after changing it; the output is deterministic.
 
 import os
 import random
+import re
 import struct
 import sys
 
@@ -128,13 +130,38 @@ def main():
     outdir = os.path.join(here, "corpus", "proto")
     os.makedirs(outdir, exist_ok=True)
     wanted = seeds()
+    wanted.update(text_seeds())
     for name in os.listdir(outdir):
-        if name not in wanted:
+        # Inputs libFuzzer found (named by their SHA-1) stay; old seeds of ours go.
+        if name not in wanted and not re.fullmatch(r"[0-9a-f]{40}", name):
             os.remove(os.path.join(outdir, name))
     for name, data in sorted(wanted.items()):
         with open(os.path.join(outdir, name), "wb") as f:
             f.write(data)
     print("wrote %d seeds to %s" % (len(wanted), outdir), file=sys.stderr)
+
+
+def text_seeds():
+    """Whole text datagrams (frame, then lines) for fuzz_engine: the text
+    parser's seeds framed, and pipelines whose keys land on both of the
+    fuzzer's workers, so its relay (one worker after the other) is exercised."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "text")
+    out = []
+    for name in sorted(os.listdir(here)):
+        with open(os.path.join(here, name), "rb") as f:
+            out.append(("text_" + name, frame(0x1234) + f.read()))
+    keys = [b"a%d" % i for i in range(12)]
+    sets = b"".join(b"set %s 0 0 2\r\nv%d\r\n" % (k, i % 10) for i, k in enumerate(keys))
+    out += [
+        ("text_relay_sets_get", frame(0x1234) + sets + b"get " + b" ".join(keys) + b"\r\nmn\r\n"),
+        ("text_relay_flush", frame(0x1234) + sets[:60] + b"flush_all\r\nget a0 a1 a2\r\n"
+         b"set a3 0 0 1 noreply\r\nx\r\nmg a3 v h\r\n"),
+        ("text_relay_meta", frame(0x1234) + b"".join(b"mg %s v t c N30 q\r\n" % k for k in keys) +
+         b"md a1 I\r\nmg a1 v\r\nma a4 N0 J5\r\nmn\r\n"),
+        ("text_relay_errors", frame(0x1234) + b"get a0\r\nbogus\r\nset a1 0 0 9\r\nshort\r\n"
+         b"get a1 a2\r\nincr a5 1\r\ndelete a6 noreply\r\nmn\r\n"),
+    ]
+    return out
 
 
 if __name__ == "__main__":
