@@ -193,6 +193,8 @@ kite_op_clear(struct kite_op *op)
 	op->result_flags = 0;
 	op->result_cas = 0;
 	op->counter = 0;
+	op->meta_ret = 0;
+	op->ttl = KITE_TTL_NONE;
 	op->rc = KITE_PENDING;
 	op->status = 0;
 	op->answered_by = -1;
@@ -335,24 +337,51 @@ static const uint8_t op_opcode[KITE_OP_TYPE_MAX] = {
 	[KITE_GAT] = KITE_OP_GATK,	   [KITE_NODE_NOOP] = KITE_OP_NOOP,
 	[KITE_NODE_VERSION] = KITE_OP_VERSION,  [KITE_NODE_STATS] = KITE_OP_STAT,
 	[KITE_NODE_FLUSH] = KITE_OP_FLUSH,	   [KITE_NODE_TOPOLOGY] = KITE_OP_TOPOLOGY,
+	[KITE_META_GET] = KITE_OP_META_GET,	   [KITE_META_SET] = KITE_OP_META_SET,
+	[KITE_META_DELETE] = KITE_OP_META_DELETE, [KITE_META_ARITH] = KITE_OP_META_ARITH,
 };
+
+static bool
+is_meta(enum kite_op_type t)
+{
+	return t >= KITE_META_GET && t <= KITE_META_ARITH;
+}
 
 static bool
 keyed(enum kite_op_type t)
 {
-	return t <= KITE_GAT;
+	return t <= KITE_GAT || is_meta(t);
 }
 
 static bool
 idempotent(enum kite_op_type t)
 {
-	return t != KITE_APPEND && t != KITE_PREPEND && t != KITE_INCR && t != KITE_DECR;
+	return t != KITE_APPEND && t != KITE_PREPEND && t != KITE_INCR && t != KITE_DECR &&
+	       t != KITE_META_ARITH;
+}
+
+/* Most bytes of meta flags (the extras' length is a byte). */
+#define META_FLAGS_MAX 255
+
+/* A meta op's flags: printable, no line end, at most META_FLAGS_MAX bytes. */
+static bool
+meta_flags_ok(const char *m)
+{
+	size_t n = 0;
+
+	if (m == NULL)
+		return true;
+	for (; m[n] != '\0'; n++)
+		if (n == META_FLAGS_MAX || (unsigned char)m[n] < 0x20 || (unsigned char)m[n] > 0x7e)
+			return false;
+	return true;
 }
 
 /* What goes on the wire for an op in its current phase. */
 struct wire {
 	uint8_t opcode, extlen;
 	uint8_t ext[20];
+	const void *extp; /* the extras when not in ext (meta flags) */
 	const void *key;
 	uint16_t keylen;
 	const void *val;
@@ -449,6 +478,18 @@ wire_of(const struct kite_client *c, const struct kite_op *op, struct wire *w)
 		w->key = op->key;
 		w->keylen = (uint16_t)op->keylen;
 		break;
+	case KITE_META_SET:
+		w->val = op->value;
+		w->vallen = (uint32_t)op->vallen;
+		/* fall through */
+	case KITE_META_GET:
+	case KITE_META_DELETE:
+	case KITE_META_ARITH:
+		if (op->meta != NULL) {
+			w->extp = op->meta;
+			w->extlen = (uint8_t)strlen(op->meta);
+		}
+		break;
 	default:
 		break;
 	}
@@ -462,8 +503,9 @@ encode(const struct kite_client *c, const struct kite_op *op, uint32_t opaque, u
 	struct wire w;
 
 	wire_of(c, op, &w);
-	return kite_proto_build_req(out, cap, w.opcode, opaque, w.cas, w.extlen ? w.ext : NULL,
-				    w.extlen, w.key, w.keylen, w.val, w.vallen);
+	return kite_proto_build_req(out, cap, w.opcode, opaque, w.cas,
+				    w.extlen ? (w.extp != NULL ? w.extp : w.ext) : NULL, w.extlen,
+				    w.key, w.keylen, w.val, w.vallen);
 }
 
 /* The encoded size of an op, exactly (what encode() writes). */
@@ -699,6 +741,43 @@ on_fill_response(struct kite_client *c, struct kite_op *op, const struct kite_re
 	fill_over(c, op, now);
 }
 
+/* A meta reply's return flags (text, e.g. "t100 c42 f0 h1 W"). */
+static void
+meta_parse(struct kite_op *op, const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t j = i;
+		char num[24];
+		size_t k;
+
+		while (j < n && p[j] != ' ')
+			j++;
+		/* The token p[i..j): a flag letter and its value. */
+		if (j > i) {
+			k = j - i - 1 < sizeof(num) - 1 ? j - i - 1 : sizeof(num) - 1;
+			memcpy(num, p + i + 1, k);
+			num[k] = '\0';
+			switch (p[i]) {
+			case 'W': op->meta_ret |= KITE_META_WIN; break;
+			case 'Z': op->meta_ret |= KITE_META_BUSY; break;
+			case 'X': op->meta_ret |= KITE_META_STALE; break;
+			case 'H': op->meta_ret |= KITE_META_HOT; break;
+			case 'h':
+				if (num[0] == '1')
+					op->meta_ret |= KITE_META_FETCHED;
+				break;
+			case 't': op->ttl = strtoll(num, NULL, 10); break;
+			case 'c': op->result_cas = strtoull(num, NULL, 10); break;
+			case 'f': op->result_flags = (uint32_t)strtoul(num, NULL, 10); break;
+			default: break;
+			}
+		}
+		i = j + 1;
+	}
+}
+
 /* One response of a batch datagram; true when it completes its op. */
 static bool
 on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
@@ -781,6 +860,26 @@ on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
 		/* The owner fenced itself: its lease may be gone and the map about to change. */
 		c->need_map = true;
 		requeue(op, now + backoff_ms(c, op->priv.tmpfails, 100, 1000));
+		return true;
+	}
+	if (x->datatype & KITE_DATATYPE_HOT)
+		op->meta_ret |= KITE_META_HOT;
+	if (is_meta(op->type) && x->status != KITE_STATUS_EINVAL) {
+		/* Return flags (any status: EN, NS, EX carry them too), then the value. */
+		meta_parse(op, x->extras, x->extlen);
+		if (x->status == KITE_STATUS_OK && x->vallen > 0) {
+			op->result = malloc(x->vallen + 1);
+			if (op->result == NULL) {
+				finish(c, op, KITE_NO_MEMORY);
+				return true;
+			}
+			memcpy(op->result, x->value, x->vallen);
+			((char *)op->result)[x->vallen] = '\0';
+			op->result_len = x->vallen;
+			if (op->type == KITE_META_ARITH)
+				op->counter = strtoull(op->result, NULL, 10);
+		}
+		finish(c, op, rc_of_status(x->status));
 		return true;
 	}
 	if (x->status == KITE_STATUS_OK) {
@@ -1572,6 +1671,16 @@ kite_submit(struct kite_client *c, struct kite_op *ops, size_t n)
 		}
 		if (keyed(ops[i].type) &&
 		    (ops[i].key == NULL || ops[i].keylen == 0 || ops[i].keylen > KITE_KEY_MAX)) {
+			ops[i].rc = KITE_BAD_ARGUMENT;
+			ops[i].priv.state = OP_DONE;
+			continue;
+		}
+		/*
+		 * Meta flags: printable text of at most 255 bytes; values sealed
+		 * by the client cannot go through META_SET (docs/libkite.rst).
+		 */
+		if (is_meta(ops[i].type) &&
+		    (!meta_flags_ok(ops[i].meta) || (c->seal && ops[i].type != KITE_META_DELETE))) {
 			ops[i].rc = KITE_BAD_ARGUMENT;
 			ops[i].priv.state = OP_DONE;
 			continue;

@@ -137,8 +137,6 @@ struct kite_engine_dgram {
 	bool ordered;
 };
 
-/** A binary response's datatype bit (Kite's): its key is hot on this node (docs/protocol.rst). */
-#define KITE_DATATYPE_HOT 0x40
 
 /** kite_engine_dgram.ns */
 enum { KITE_ENGINE_NS_ANY = 0, KITE_ENGINE_NS_PREFIX = 1, KITE_ENGINE_NS_PUBLIC = 2 };

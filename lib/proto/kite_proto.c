@@ -463,6 +463,7 @@ kite_proto_parse_res(const uint8_t *p, size_t len, struct kite_res *res)
 	res->opcode = p[1];
 	res->keylen = kite_proto_get16(p + 2);
 	res->extlen = p[4];
+	res->datatype = p[5];
 	res->status = kite_proto_get16(p + 6);
 	res->bodylen = kite_proto_get32(p + 8);
 	res->opaque = kite_proto_get32(p + 12);

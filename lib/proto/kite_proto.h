@@ -255,9 +255,13 @@ int kite_proto_build_req(uint8_t *out, size_t cap, uint8_t opcode, uint32_t opaq
 			 const void *value, uint32_t vallen);
 
 /** A decoded response, pointers into the buffer given to kite_proto_parse_res(). */
+/** A binary response's datatype bit (Kite's): its key is hot on this node (docs/protocol.rst). */
+#define KITE_DATATYPE_HOT 0x40
+
 struct kite_res {
 	uint8_t opcode;
 	uint8_t extlen;
+	uint8_t datatype; /**< Kite sets KITE_DATATYPE_HOT (0x40) on a hot key's response */
 	uint16_t keylen;
 	uint16_t status;
 	uint32_t bodylen;

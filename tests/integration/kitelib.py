@@ -16,6 +16,10 @@ KITE_NOT_FOUND = 1
 KITE_EXISTS = 2
 KITE_TMPFAIL = 9
 KITE_GET, KITE_SET, KITE_ADD, KITE_REPLACE, KITE_APPEND, KITE_PREPEND, KITE_DELETE = range(7)
+# After INCR DECR TOUCH GAT and the node commands NOOP VERSION STATS FLUSH TOPOLOGY (kite.h).
+KITE_META_GET, KITE_META_SET, KITE_META_DELETE, KITE_META_ARITH = range(16, 20)
+META_WIN, META_BUSY, META_STALE, META_HOT, META_FETCHED = 1, 2, 4, 8, 16
+KITE_TTL_NONE = -(1 << 63)
 KITE_NODE_SEED = -1
 KITE_NO_RETRY = 0xffffffff
 KITE_NO_WARMUP = 0xffffffff
@@ -36,10 +40,12 @@ class Op(ctypes.Structure):
                 ('flags', ctypes.c_uint32), ('exptime', ctypes.c_uint32),
                 ('cas', ctypes.c_uint64), ('delta', ctypes.c_uint64),
                 ('initial', ctypes.c_uint64), ('create', ctypes.c_int), ('node', ctypes.c_int),
+                ('meta', ctypes.c_char_p),
                 ('rc', ctypes.c_int), ('status', ctypes.c_uint16),
                 ('result', ctypes.c_void_p), ('result_len', ctypes.c_size_t),
                 ('result_flags', ctypes.c_uint32), ('result_cas', ctypes.c_uint64),
-                ('counter', ctypes.c_uint64), ('answered_by', ctypes.c_int), ('priv', _Priv)]
+                ('counter', ctypes.c_uint64), ('meta_ret', ctypes.c_uint),
+                ('ttl', ctypes.c_int64), ('answered_by', ctypes.c_int), ('priv', _Priv)]
 
 
 class Options(ctypes.Structure):
@@ -148,6 +154,29 @@ class Client:
                 ops.append(op)
             res += self._run(ops, keep)
         return res
+
+    def meta(self, kind, key, flags, value=None):
+        """One meta command (KITE_META_*): a dict of rc, value, meta_ret, ttl, cas,
+        flags and counter."""
+        kb = ctypes.create_string_buffer(key, len(key))
+        fb = ctypes.create_string_buffer(flags.encode() if isinstance(flags, str) else flags)
+        keep = [kb, fb]
+        op = Op(type=kind, key=ctypes.cast(kb, ctypes.c_void_p), keylen=len(key),
+                meta=ctypes.cast(fb, ctypes.c_char_p))
+        if value is not None:
+            vb = ctypes.create_string_buffer(value, len(value))
+            keep.append(vb)
+            op.value = ctypes.cast(vb, ctypes.c_void_p)
+            op.vallen = len(value)
+        arr = (Op * 1)(op)
+        self.lib.kite_exec(self.h, arr, 1)
+        o = arr[0]
+        r = {'rc': o.rc, 'value': ctypes.string_at(o.result, o.result_len) if o.result else b'',
+             'meta_ret': o.meta_ret, 'ttl': o.ttl, 'cas': o.result_cas,
+             'flags': o.result_flags, 'counter': o.counter}
+        self.lib.kite_op_clear(ctypes.byref(arr[0]))
+        del keep
+        return r
 
     def set_many(self, kv):
         """{key: value} -> {key: rc}."""

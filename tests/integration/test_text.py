@@ -32,6 +32,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kitelib  # noqa: E402
 import kitetest as kt  # noqa: E402
 
 
@@ -399,7 +400,56 @@ def body(t):
         a.close()
         b.close()
         mc.stop()
+    if not only or 'libkite meta' in only:
+        t.case('libkite meta (binary META_*): vivify W then Z, ms C, md I gives X and W, ma',
+               lambda: c_libkite_meta(t, topo))
     t.case('kited still running', lambda: kt.check(kd.alive(), 'kited exited:\n' + kd.tail()))
+
+
+def c_libkite_meta(t, topo):
+    """libkite's KITE_META_* against kited: the same defences as the text lines."""
+    build = os.path.normpath(os.path.join(os.path.dirname(t.args.kited), '..', '..'))
+    try:
+        lib = kitelib.load(build)
+    except OSError as e:
+        raise kt.Skip('libkite not built: %s' % e)
+    with kt.InNetns(topo.ns):
+        c = kitelib.Client(lib, '%s:11211' % topo.kited_ip, timeout_ms=500)
+    try:
+        key = b'lk-vivify'
+        c.meta(kitelib.KITE_META_DELETE, key, '')
+        won = c.meta(kitelib.KITE_META_GET, key, 'v c N30 t')  # t after N: the new TTL
+        kt.check(won['rc'] == kitelib.KITE_OK and won['meta_ret'] == kitelib.META_WIN and
+                 won['value'] == b'' and 29 <= won['ttl'] <= 30, 'vivify: %r' % won)
+        busy = c.meta(kitelib.KITE_META_GET, key, 'v c N30')
+        kt.check(busy['meta_ret'] == kitelib.META_BUSY, 'second reader: %r' % busy)
+        st = c.meta(kitelib.KITE_META_SET, key, 'T60 C%d' % won['cas'], b'fresh')
+        kt.check(st['rc'] == kitelib.KITE_OK, 'the winner\'s ms C: %r' % st)
+        got = c.meta(kitelib.KITE_META_GET, key, 'v t c h f')
+        kt.check(got['value'] == b'fresh' and got['meta_ret'] == 0 and
+                 59 <= got['ttl'] <= 60, 'after the winner stored: %r' % got)
+        kt.check(c.meta(kitelib.KITE_META_GET, key, 'h')['meta_ret'] == kitelib.META_FETCHED,
+                 'h after a read')
+        kt.check(c.meta(kitelib.KITE_META_DELETE, key, 'I')['rc'] == kitelib.KITE_OK, 'md I')
+        stale = c.meta(kitelib.KITE_META_GET, key, 'v c')
+        kt.check(stale['value'] == b'fresh' and
+                 stale['meta_ret'] == kitelib.META_STALE | kitelib.META_WIN,
+                 'stale-while-revalidate: %r' % stale)
+        # A late writer with the CAS from before the invalidation: stored, but marked stale.
+        late = c.meta(kitelib.KITE_META_SET, key, 'I C%d' % got['cas'], b'late')
+        kt.check(late['rc'] == kitelib.KITE_OK, 'late ms I C: %r' % late)
+        after = c.meta(kitelib.KITE_META_GET, key, 'v')
+        kt.check(after['value'] == b'late' and after['meta_ret'] & kitelib.META_STALE,
+                 'a late fill lands stale: %r' % after)
+        n = c.meta(kitelib.KITE_META_ARITH, b'lk-n', 'N0 J5 v')
+        kt.check(n['rc'] == kitelib.KITE_OK and n['counter'] == 5, 'ma: %r' % n)
+        bad = c.meta(kitelib.KITE_META_GET, key, 'v E')
+        kt.check(bad['rc'] == 4, 'bad flags: rc %d (KITE_INVALID)' % bad['rc'])
+        miss = c.meta(kitelib.KITE_META_GET, b'lk-none', 'v')
+        kt.check(miss['rc'] == kitelib.KITE_NOT_FOUND and miss['ttl'] == kitelib.KITE_TTL_NONE,
+                 'miss: %r' % miss)
+    finally:
+        c.close()
 
 
 def extra(ap):

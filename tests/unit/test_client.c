@@ -120,6 +120,9 @@ static struct {
 } kv[256];
 static unsigned int nkv;
 static pthread_mutex_t kv_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The flags (extras) and value length of the last meta request a fake got (under kv_lock). */
+static char last_meta[256];
+static uint32_t last_meta_vallen;
 
 /* A memcached-like node that also serves CLUSTER_MAP from `map`. */
 static void
@@ -169,6 +172,38 @@ h_normal(struct fake *f, int sock, const struct sockaddr_in *from, const uint8_t
 		for (i = 0; i < nkv; i++)
 			if (strlen(kv[i].key) == keylen && memcmp(kv[i].key, key, keylen) == 0)
 				break;
+		if (kite_proto_is_meta(op)) {
+			/* Scripted meta replies: the flags it got are kept for the test to see. */
+			char fl[256], ret[128];
+			bool has_v, has_n;
+
+			snprintf(fl, sizeof(fl), "%.*s", (int)extlen, (const char *)(h + 24));
+			snprintf(last_meta, sizeof(last_meta), "%s", fl);
+			last_meta_vallen = vallen;
+			has_v = strchr(fl, 'v') != NULL;
+			has_n = strchr(fl, 'N') != NULL;
+			if (op == KITE_OP_META_GET && i < nkv) {
+				snprintf(ret, sizeof(ret), "t-1 c77 f9 h1 H");
+				o += res(out + o, op, 0, opaque, 0, ret, (uint8_t)strlen(ret), NULL, 0,
+					 kv[i].val, has_v ? kv[i].vlen : 0);
+			} else if (op == KITE_OP_META_GET && has_n) {
+				snprintf(ret, sizeof(ret), "t30 c5 W");
+				o += res(out + o, op, 0, opaque, 0, ret, (uint8_t)strlen(ret), NULL, 0,
+					 NULL, 0);
+			} else if (op == KITE_OP_META_ARITH) {
+				snprintf(ret, sizeof(ret), "c6");
+				o += res(out + o, op, 0, opaque, 0, ret, 2, NULL, 0, "42", has_v ? 2 : 0);
+			} else if (op == KITE_OP_META_GET) {
+				o += res(out + o, op, KITE_STATUS_KEY_ENOENT, opaque, 0, NULL, 0, NULL, 0,
+					 NULL, 0);
+			} else {
+				snprintf(ret, sizeof(ret), "c78 Z X");
+				o += res(out + o, op, 0, opaque, 0, ret, (uint8_t)strlen(ret), NULL, 0,
+					 NULL, 0);
+			}
+			pthread_mutex_unlock(&kv_lock);
+			continue;
+		}
 		if (op == KITE_OP_SET || op == KITE_OP_APPEND) {
 			if (i == nkv && nkv < 256)
 				nkv++;
@@ -178,7 +213,11 @@ h_normal(struct fake *f, int sock, const struct sockaddr_in *from, const uint8_t
 			o += res(out + o, op, 0, opaque, 77, NULL, 0, NULL, 0, NULL, 0);
 		} else if (op == KITE_OP_GETK && i < nkv) {
 			uint8_t fl[4] = { 0, 0, 0, 9 };
+			const size_t at = o;
 			o += res(out + o, op, 0, opaque, 77, fl, 4, key, keylen, kv[i].val, kv[i].vlen);
+			/* A key named hot... is hot on this node: the datatype bit says so. */
+			if (keylen >= 3 && memcmp(key, "hot", 3) == 0)
+				out[at + 5] = KITE_DATATYPE_HOT;
 		} else {
 			o += res(out + o, op, KITE_STATUS_KEY_ENOENT, opaque, 0, NULL, 0, key, keylen,
 				 "Not found", 9);
@@ -766,6 +805,73 @@ test_read_any(void **state)
 	build_map(map_n, map_epoch);
 }
 
+/* Meta commands: the flags go as the extras, the return flags come back parsed. */
+static void
+test_meta_ops(void **state)
+{
+	struct kite_client *c = open_client(300, 1);
+	struct kite_op ops[6];
+	char big[300];
+
+	(void)state;
+	assert_int_equal(kite_set(c, "mk", 2, "val", 3, 0, 0, 0, NULL), KITE_OK);
+	memset(ops, 0, sizeof(ops));
+	ops[0] = (struct kite_op){ .type = KITE_META_GET, .key = "mk", .keylen = 2,
+				   .meta = "v t c f h" };
+	ops[1] = (struct kite_op){ .type = KITE_META_GET, .key = "gone", .keylen = 4,
+				   .meta = "v c N30" };
+	ops[2] = (struct kite_op){ .type = KITE_META_GET, .key = "gone", .keylen = 4, .meta = "v" };
+	ops[3] = (struct kite_op){ .type = KITE_META_ARITH, .key = "n", .keylen = 1, .meta = "N0 v" };
+	ops[4] = (struct kite_op){ .type = KITE_GET, .key = "hotk", .keylen = 4 };
+	ops[5] = (struct kite_op){ .type = KITE_META_GET, .key = "mk", .keylen = 2,
+				   .meta = "v\r\nmn" };
+	assert_int_equal(kite_set(c, "hotk", 4, "h", 1, 0, 0, 0, NULL), KITE_OK);
+	kite_exec(c, ops, 6);
+	assert_int_equal(ops[0].rc, KITE_OK);
+	assert_int_equal(ops[0].result_len, 3);
+	assert_memory_equal(ops[0].result, "val", 3);
+	assert_int_equal(ops[0].ttl, -1);
+	assert_int_equal(ops[0].result_cas, 77);
+	assert_int_equal(ops[0].result_flags, 9);
+	assert_int_equal(ops[0].meta_ret, KITE_META_FETCHED | KITE_META_HOT);
+	/* A miss with N: this client won the recompute. */
+	assert_int_equal(ops[1].rc, KITE_OK);
+	assert_int_equal(ops[1].meta_ret, KITE_META_WIN);
+	assert_int_equal(ops[1].ttl, 30);
+	assert_int_equal(ops[1].result_len, 0);
+	assert_int_equal(ops[2].rc, KITE_NOT_FOUND);
+	assert_int_equal(ops[2].ttl, KITE_TTL_NONE);
+	assert_int_equal(ops[3].rc, KITE_OK);
+	assert_int_equal(ops[3].counter, 42);
+	/* The hot hint of a plain GET (the datatype bit). */
+	assert_int_equal(ops[4].rc, KITE_OK);
+	assert_int_equal(ops[4].meta_ret, KITE_META_HOT);
+	/* Flags with a line end never leave the client. */
+	assert_int_equal(ops[5].rc, KITE_BAD_ARGUMENT);
+	for (int i = 0; i < 6; i++)
+		kite_op_clear(&ops[i]);
+
+	/* META_SET: the flags as sent, the value as the body; Z and X parsed. */
+	ops[0] = (struct kite_op){ .type = KITE_META_SET, .key = "ms", .keylen = 2, .value = "abcd",
+				   .vallen = 4, .meta = "T60 C77 I" };
+	memset(big, 'c', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ops[1] = (struct kite_op){ .type = KITE_META_DELETE, .key = "ms", .keylen = 2, .meta = big };
+	kite_exec(c, ops, 2);
+	assert_int_equal(ops[0].rc, KITE_OK);
+	assert_int_equal(ops[0].meta_ret, KITE_META_BUSY | KITE_META_STALE);
+	assert_int_equal(ops[0].result_cas, 78);
+	pthread_mutex_lock(&kv_lock);
+	assert_string_equal(last_meta, "T60 C77 I");
+	assert_int_equal(last_meta_vallen, 4);
+	pthread_mutex_unlock(&kv_lock);
+	/* Over 255 bytes of flags: refused here. */
+	assert_int_equal(ops[1].rc, KITE_BAD_ARGUMENT);
+	kite_op_clear(&ops[0]);
+	kite_op_clear(&ops[1]);
+	kite_close(c);
+}
+
 int
 main(void)
 {
@@ -779,6 +885,7 @@ main(void)
 		cmocka_unit_test(test_memcached_seed),
 		cmocka_unit_test(test_value_encryption),
 		cmocka_unit_test(test_async),
+		cmocka_unit_test(test_meta_ops),
 	};
 
 	srand((unsigned int)getpid());

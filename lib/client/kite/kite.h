@@ -83,8 +83,31 @@ enum kite_op_type {
 	KITE_NODE_STATS,    /**< result: "name value\n" lines; key: the group ("" for general) */
 	KITE_NODE_FLUSH,    /**< exptime: delay in seconds (0: now) */
 	KITE_NODE_TOPOLOGY, /**< result: the TOPOLOGY body (docs/protocol.rst) */
+	/*
+	 * Meta commands (keyed): memcached's mg, ms, md, ma with the stampede
+	 * defences, as Kite's binary META_* (docs/protocol.rst). kite_op.meta
+	 * holds the flags as text, as they follow the key on a text line
+	 * (b and k excepted: the key is sent as it is); the return flags come
+	 * back parsed into meta_ret, ttl, result_cas, result_flags.
+	 */
+	KITE_META_GET,    /**< mg, e.g. "v c t N30 R10"; result: the value (with v) */
+	KITE_META_SET,    /**< ms: the value, flags e.g. "T60 C<cas> I" (the length is added) */
+	KITE_META_DELETE, /**< md, e.g. "I T30" (mark stale) or "C<cas>" */
+	KITE_META_ARITH,  /**< ma, e.g. "N0 J1 D5 v"; counter: the new value (with v) */
 	KITE_OP_TYPE_MAX
 };
+
+/** kite_op.meta_ret: the meta reply's flags (and the hot hint of any response). */
+enum {
+	KITE_META_WIN = 0x01,     /**< W: this client must recompute the item and store it */
+	KITE_META_BUSY = 0x02,    /**< Z: another client already won; wait or use what came */
+	KITE_META_STALE = 0x04,   /**< X: the item is stale (marked by md I or ms I) */
+	KITE_META_HOT = 0x08,     /**< H, or the datatype bit of a GET: the key is hot on its node */
+	KITE_META_FETCHED = 0x10, /**< h1: read before this request */
+};
+
+/** kite_op.ttl when the reply carried no t (or t was not asked). */
+#define KITE_TTL_NONE INT64_MIN
 
 /** kite_op.node: the first seed, whatever the map says. */
 #define KITE_NODE_SEED (-1)
@@ -107,6 +130,7 @@ struct kite_op {
 	uint64_t initial;    /**< INCR/DECR value of a missing key */
 	int create;          /**< INCR/DECR: create a missing key with `initial` (else NOT_FOUND) */
 	int node;            /**< node commands: member index in the map, or KITE_NODE_SEED */
+	const char *meta;    /**< KITE_META_*: the flags, NUL-terminated, at most 255 bytes (NULL: none) */
 	/* Outputs. */
 	int rc;              /**< enum kite_rc */
 	uint16_t status;     /**< the server's binary status (0 if none arrived) */
@@ -118,7 +142,9 @@ struct kite_op {
 	size_t result_len;
 	uint32_t result_flags;
 	uint64_t result_cas;
-	uint64_t counter;    /**< INCR/DECR: the new value */
+	uint64_t counter;    /**< INCR/DECR: the new value (META_ARITH: with v) */
+	unsigned int meta_ret; /**< KITE_META_WIN, _BUSY, _STALE, _HOT, _FETCHED */
+	int64_t ttl;         /**< META: t, the seconds left (-1: never expires), or KITE_TTL_NONE */
 	int answered_by;     /**< member index of the node that answered (-1: none, or the seed) */
 	/* The client's own bookkeeping. */
 	struct {
