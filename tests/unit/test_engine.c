@@ -2124,7 +2124,7 @@ test_text_relay(void **state)
 {
 	struct kite_engine *eng[2] = { make_relay_engine(2, 0, PAYLOAD),
 				       make_relay_engine(2, 1, PAYLOAD) };
-	char k0[32], k1[32], req[1024], want[1024];
+	char k0[32], k1[32], req[2048], want[2048];
 	unsigned int hops;
 	uint64_t relays;
 
