@@ -537,7 +537,7 @@ def install_cases(t, r):
                   'lib/systemd/system/kited.service', 'lib/sysusers.d/kite.conf',
                   'share/doc/kite/README.rst',
                   'share/doc/kite/docs/operations.rst', 'share/doc/kite/docs/cluster.rst',
-                  'include/kite/kite.h'):
+                  'include/kite/kite.h', 'include/kite/cache.h', 'include/kite/bloom.h'):
             check(os.path.exists('/usr/local/' + f), 'ninja install did not put /usr/local/%s'
                   % f)
         # libkite: the shared library and kite.pc under lib/<arch>, found by pkg-config.
