@@ -95,6 +95,27 @@ struct loader {
 	void *arg;
 };
 
+/* ---- write-behind ---------------------------------------------------------- */
+
+/* Writer calls per write before it is given up. */
+#define WB_TRIES 3
+#define DEF_WB_QUEUE 1024u
+#define DEF_WB_DELAY_MS 100u
+
+struct wb_entry {
+	struct wb_entry *next, *prev; /* the queue, oldest first */
+	struct wb_entry *hnext;       /* the key's hash chain */
+	uint64_t hash;
+	void *key;
+	size_t keylen;
+	void *val; /* NULL with del */
+	size_t len;
+	uint32_t flags;
+	bool del;
+	uint64_t due;     /* clock ms: written by then (first queued + wb_delay_ms) */
+	unsigned int tries;
+};
+
 /* ---- per-thread clients ----------------------------------------------------- */
 
 struct tclient {
@@ -122,6 +143,17 @@ struct kite_cache {
 	struct kite_bucket bucket;
 	struct loader *loaders;
 	struct astats st;
+	/* Write-behind: the queue (under lock), its index, the writer thread. */
+	struct wb_entry *wb_head, *wb_tail;
+	struct wb_entry **wb_index;
+	unsigned int wb_buckets;
+	unsigned int wb_n, wb_reserved; /* queued, and slots taken by calls under way */
+	unsigned int wb_busy;           /* entries being written now (0 or 1) */
+	bool wb_running, wb_stop, wb_flush;
+	pthread_t wb_thread;
+	pthread_cond_t wb_cond; /* the writer thread's: work or stop */
+	pthread_cond_t wb_idle; /* kite_cache_flush()'s: the queue is empty */
+	_Atomic uint64_t wb_queued, wb_coalesced, wb_written, wb_retries, wb_failed, wb_dropped;
 	struct kite_cache *next_cache; /* the list the fork handler walks */
 };
 
@@ -685,6 +717,285 @@ flight_run(struct kite_cache *c, uint64_t h, const void *key, size_t keylen, kit
 	return rc;
 }
 
+/* ---- write-behind ------------------------------------------------------------------ */
+
+static struct wb_entry **
+wb_slot(struct kite_cache *c, uint64_t h, const void *key, size_t keylen)
+{
+	struct wb_entry **p = &c->wb_index[h & (c->wb_buckets - 1)];
+
+	while (*p != NULL && !((*p)->hash == h && (*p)->keylen == keylen &&
+			       memcmp((*p)->key, key, keylen) == 0))
+		p = &(*p)->hnext;
+	return p;
+}
+
+/* Take e out of the queue and the index (lock held). */
+static void
+wb_unlink(struct kite_cache *c, struct wb_entry *e)
+{
+	struct wb_entry **p = wb_slot(c, e->hash, e->key, e->keylen);
+
+	if (*p == e)
+		*p = e->hnext;
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		c->wb_head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		c->wb_tail = e->prev;
+	e->next = e->prev = e->hnext = NULL;
+	c->wb_n--;
+}
+
+/* Queue e at the tail (lock held). */
+static void
+wb_link(struct kite_cache *c, struct wb_entry *e)
+{
+	struct wb_entry **p = wb_slot(c, e->hash, e->key, e->keylen);
+
+	e->hnext = *p;
+	*p = e;
+	e->prev = c->wb_tail;
+	e->next = NULL;
+	if (c->wb_tail != NULL)
+		c->wb_tail->next = e;
+	else
+		c->wb_head = e;
+	c->wb_tail = e;
+	c->wb_n++;
+}
+
+static void
+wb_free(struct wb_entry *e)
+{
+	free(e->key);
+	free(e->val);
+	free(e);
+}
+
+static void
+cond_init_mono(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+/*
+ * The writer thread: writes each queued write when it is due (or at once
+ * when flushing), oldest first, one at a time, so writes to one key
+ * reach the source in the order they were made. A failed write is tried
+ * again after 10, 20 ms, unless a newer write of the key was queued
+ * meanwhile; after WB_TRIES it is given up (counted).
+ */
+static void *
+wb_main(void *arg)
+{
+	struct kite_cache *c = arg;
+	const unsigned int tick = c->o.wb_delay_ms / 4 > 0 ? c->o.wb_delay_ms / 4 : 1;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct wb_entry *e = c->wb_head;
+		const uint64_t now = now_ms(c);
+
+		if (e != NULL && (c->wb_flush || c->wb_stop || now >= e->due)) {
+			int rc;
+
+			wb_unlink(c, e);
+			c->wb_busy++;
+			pthread_mutex_unlock(&c->lock);
+			rc = c->o.wb_writer(c->o.wb_arg, e->key, e->keylen, e->del ? NULL : e->val,
+					    e->len, e->flags);
+			pthread_mutex_lock(&c->lock);
+			c->wb_busy--;
+			if (rc == KITE_OK) {
+				atomic_fetch_add(&c->wb_written, 1);
+				wb_free(e);
+			} else if (++e->tries >= WB_TRIES ||
+				   *wb_slot(c, e->hash, e->key, e->keylen) != NULL) {
+				/* Given up, or superseded by a newer write of the key. */
+				if (e->tries >= WB_TRIES)
+					atomic_fetch_add(&c->wb_failed, 1);
+				wb_free(e);
+			} else {
+				atomic_fetch_add(&c->wb_retries, 1);
+				e->due = now_ms(c) + 10u * e->tries;
+				/* First in the queue again: it is older than everything there. */
+				wb_link(c, e);
+				if (e != c->wb_head) {
+					c->wb_tail = e->prev;
+					c->wb_tail->next = NULL;
+					e->prev = NULL;
+					e->next = c->wb_head;
+					c->wb_head->prev = e;
+					c->wb_head = e;
+				}
+				if (!c->wb_flush && !c->wb_stop) {
+					struct timespec ts;
+					clock_gettime(CLOCK_MONOTONIC, &ts);
+					ts.tv_nsec += 10L * 1000000L;
+					if (ts.tv_nsec >= 1000000000L) {
+						ts.tv_sec++;
+						ts.tv_nsec -= 1000000000L;
+					}
+					pthread_cond_timedwait(&c->wb_cond, &c->lock, &ts);
+				}
+			}
+			continue;
+		}
+		if (c->wb_head == NULL && c->wb_busy == 0) {
+			c->wb_flush = false;
+			pthread_cond_broadcast(&c->wb_idle);
+			if (c->wb_stop)
+				break;
+		}
+		/* Nothing due: look again after a quarter of the delay (or when told). */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += tick / 1000u;
+		ts.tv_nsec += (long)(tick % 1000u) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->wb_cond, &c->lock, &ts);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* The writer thread, started with the first write-behind (again in a forked child). */
+static int
+wb_start(struct kite_cache *c)
+{
+	if (c->wb_running)
+		return KITE_OK;
+	c->wb_stop = false;
+	if (pthread_create(&c->wb_thread, NULL, wb_main, c) != 0)
+		return KITE_SYSTEM;
+	c->wb_running = true;
+	return KITE_OK;
+}
+
+int
+kite_cache_write_behind(struct kite_cache *c, const void *key, size_t keylen, const void *value,
+			size_t len, uint32_t flags)
+{
+	const uint64_t h = key_hash(key, keylen);
+	struct wb_entry *e;
+	struct kite_op op;
+	char meta[64];
+	int rc;
+
+	if (c == NULL || c->o.wb_writer == NULL || key == NULL || keylen == 0 ||
+	    keylen > KITE_KEY_MAX || (flags & ~KITE_CACHE_F_APP) != 0 ||
+	    (value == NULL && len != 0))
+		return KITE_BAD_ARGUMENT;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL || (e->key = malloc(keylen)) == NULL ||
+	    (value != NULL && len > 0 && (e->val = malloc(len)) == NULL)) {
+		if (e != NULL)
+			wb_free(e);
+		return KITE_NO_MEMORY;
+	}
+	memcpy(e->key, key, keylen);
+	e->keylen = keylen;
+	e->hash = h;
+	if (value != NULL && len > 0)
+		memcpy(e->val, value, len);
+	e->len = value != NULL ? len : 0;
+	e->del = value == NULL;
+	e->flags = flags;
+	/* A slot first: a full queue refuses the write before the cache sees it. */
+	pthread_mutex_lock(&c->lock);
+	rc = wb_start(c);
+	if (rc == KITE_OK && c->wb_n + c->wb_reserved >= c->o.wb_queue &&
+	    *wb_slot(c, h, key, keylen) == NULL)
+		rc = KITE_RATE_LIMITED;
+	if (rc == KITE_OK)
+		c->wb_reserved++;
+	pthread_mutex_unlock(&c->lock);
+	if (rc != KITE_OK) {
+		if (rc == KITE_RATE_LIMITED)
+			atomic_fetch_add(&c->wb_dropped, 1);
+		wb_free(e);
+		return rc;
+	}
+	/* The cache now: readers see the new value (or none) at once. */
+	l1_drop(c, h, key, keylen);
+	memset(&op, 0, sizeof(op));
+	op.key = key;
+	op.keylen = keylen;
+	if (value != NULL) {
+		snprintf(meta, sizeof(meta), "T%u F%u", ttl_of(c, 0), flags | KITE_CACHE_F_VALUE);
+		op.type = KITE_META_SET;
+		op.value = value;
+		op.vallen = len;
+	} else {
+		meta[0] = '\0';
+		op.type = KITE_META_DELETE;
+	}
+	op.meta = meta;
+	rc = node_exec(c, &op);
+	kite_op_clear(&op);
+	if (rc == KITE_NOT_FOUND && value == NULL)
+		rc = KITE_OK; /* deleting what is not there */
+	pthread_mutex_lock(&c->lock);
+	c->wb_reserved--;
+	if (rc == KITE_OK) {
+		struct wb_entry **p = wb_slot(c, h, key, keylen);
+
+		e->due = now_ms(c) + c->o.wb_delay_ms;
+		if (*p != NULL) {
+			/* Coalesced: the queued write takes this value and keeps its place and time. */
+			struct wb_entry *q = *p;
+
+			free(q->val);
+			q->val = e->val;
+			q->len = e->len;
+			q->del = e->del;
+			q->flags = e->flags;
+			e->val = NULL;
+			atomic_fetch_add(&c->wb_coalesced, 1);
+			wb_free(e);
+		} else {
+			wb_link(c, e);
+		}
+		atomic_fetch_add(&c->wb_queued, 1);
+		pthread_cond_signal(&c->wb_cond);
+		e = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (e != NULL) {
+		STAT_INC(c, cache_errors);
+		wb_free(e);
+	}
+	return rc;
+}
+
+int
+kite_cache_flush(struct kite_cache *c)
+{
+	if (c == NULL)
+		return KITE_BAD_ARGUMENT;
+	pthread_mutex_lock(&c->lock);
+	if (c->wb_running) {
+		c->wb_flush = true;
+		pthread_cond_signal(&c->wb_cond);
+		while (c->wb_head != NULL || c->wb_busy != 0 || c->wb_reserved != 0)
+			pthread_cond_wait(&c->wb_idle, &c->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return KITE_OK;
+}
+
 /* ---- the API ------------------------------------------------------------------------ */
 
 int
@@ -840,7 +1151,14 @@ kite_cache_stats(struct kite_cache *c, struct kite_cache_stats *out)
 	LOAD(writes);
 	LOAD(invalidations);
 #undef LOAD
+	out->wb_queued = atomic_load(&c->wb_queued);
+	out->wb_coalesced = atomic_load(&c->wb_coalesced);
+	out->wb_written = atomic_load(&c->wb_written);
+	out->wb_retries = atomic_load(&c->wb_retries);
+	out->wb_failed = atomic_load(&c->wb_failed);
+	out->wb_dropped = atomic_load(&c->wb_dropped);
 	pthread_mutex_lock(&c->lock);
+	out->wb_depth = c->wb_n;
 	out->l1_entries = c->l1_n;
 	for (unsigned int i = 0; i < MAX_NODES; i++)
 		out->breakers_open += c->br_open[i];
@@ -878,6 +1196,19 @@ atfork_child(void)
 			if (c->l1[i].key != NULL)
 				l1_clear_entry(&c->l1[i]);
 		c->l1_n = 0;
+		/* The parent's queued writes are the parent's to write; its writer thread is not here. */
+		while (c->wb_head != NULL) {
+			struct wb_entry *e = c->wb_head;
+			c->wb_head = e->next;
+			wb_free(e);
+		}
+		c->wb_tail = NULL;
+		c->wb_n = c->wb_reserved = c->wb_busy = 0;
+		if (c->wb_index != NULL)
+			memset(c->wb_index, 0, sizeof(*c->wb_index) * c->wb_buckets);
+		c->wb_running = c->wb_flush = c->wb_stop = false;
+		cond_init_mono(&c->wb_cond);
+		pthread_cond_init(&c->wb_idle, NULL);
 		c->gen++;
 	}
 }
@@ -924,8 +1255,24 @@ cache_open(struct kite_cache **out, const struct kite_cache_options *o,
 		c->o.fallback_rate = DEF_FALLBACK_RATE;
 	if (c->o.fallback_burst == 0)
 		c->o.fallback_burst = DEF_FALLBACK_BURST;
+	if (c->o.wb_queue == 0)
+		c->o.wb_queue = DEF_WB_QUEUE;
+	if (c->o.wb_delay_ms == 0)
+		c->o.wb_delay_ms = DEF_WB_DELAY_MS;
 	if (c->o.jitter_pct != KITE_CACHE_OFF && c->o.jitter_pct > 100)
 		goto bad;
+	if (c->o.wb_writer != NULL) {
+		if (c->o.wb_queue > (1u << 24))
+			goto bad;
+		c->wb_buckets = 1;
+		while (c->wb_buckets < 2 * c->o.wb_queue)
+			c->wb_buckets <<= 1;
+		c->wb_index = calloc(c->wb_buckets, sizeof(*c->wb_index));
+		if (c->wb_index == NULL)
+			goto nomem;
+	}
+	cond_init_mono(&c->wb_cond);
+	pthread_cond_init(&c->wb_idle, NULL);
 	if (b == NULL) {
 		c->seeds = strdup(o->client.seeds);
 		if (c->seeds == NULL)
@@ -993,6 +1340,16 @@ kite_cache_close(struct kite_cache *c)
 {
 	if (c == NULL)
 		return;
+	/* Queued write-behinds are written before the cache goes. */
+	if (c->wb_running) {
+		pthread_mutex_lock(&c->lock);
+		c->wb_stop = true;
+		pthread_cond_signal(&c->wb_cond);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->wb_thread, NULL);
+		c->wb_running = false;
+	}
+	free(c->wb_index);
 	pthread_mutex_lock(&caches_lock);
 	for (struct kite_cache **p = &caches; *p != NULL; p = &(*p)->next_cache)
 		if (*p == c) {

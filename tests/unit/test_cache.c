@@ -849,6 +849,217 @@ test_fork(void **state)
 	kite_cache_close(c);
 }
 
+/* ---- write-behind ---------------------------------------------------------------- */
+
+static struct wlog {
+	pthread_mutex_t lock;
+	unsigned int n, fail_next;
+	char last_key[64], last_val[64];
+	bool last_del;
+	int fd; /* >= 0: each write also appended here (the fork test) */
+} wl = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+
+static int
+wb_writer_fake(void *arg, const void *key, size_t keylen, const void *value, size_t len,
+	       uint32_t flags)
+{
+	int rc = KITE_OK;
+
+	(void)arg;
+	(void)flags;
+	pthread_mutex_lock(&wl.lock);
+	if (wl.fail_next > 0) {
+		wl.fail_next--;
+		rc = KITE_SYSTEM;
+	} else {
+		wl.n++;
+		snprintf(wl.last_key, sizeof(wl.last_key), "%.*s", (int)keylen, (const char *)key);
+		snprintf(wl.last_val, sizeof(wl.last_val), "%.*s", (int)len,
+			 value != NULL ? (const char *)value : "");
+		wl.last_del = value == NULL;
+		if (wl.fd >= 0 && write(wl.fd, "w\n", 2) != 2)
+			rc = KITE_SYSTEM;
+	}
+	pthread_mutex_unlock(&wl.lock);
+	return rc;
+}
+
+static unsigned int
+wl_count(void)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&wl.lock);
+	n = wl.n;
+	pthread_mutex_unlock(&wl.lock);
+	return n;
+}
+
+static void
+real_sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* The cache at once, the source within wb_delay_ms, writes to one key coalesced. */
+static void
+test_write_behind(void **state)
+{
+	struct kite_cache_options o = { .wb_writer = wb_writer_fake, .wb_delay_ms = 200,
+					.jitter_pct = KITE_CACHE_OFF };
+	struct kite_cache *c;
+	struct source src = { 0 };
+	struct kite_value v;
+	struct kite_cache_stats st;
+	char val[16];
+
+	(void)state;
+	node_reset();
+	wl.n = 0;
+	c = open_cache(&o);
+	for (int i = 0; i < 10; i++) {
+		snprintf(val, sizeof(val), "v%d", i);
+		assert_int_equal(kite_cache_write_behind(c, "wb", 2, val, strlen(val), 3), KITE_OK);
+	}
+	/* Readers see the last value now, from the cache: the loader is not asked. */
+	assert_int_equal(kite_cache_get(c, "wb", 2, load_fake, &src, &v), KITE_OK);
+	assert_int_equal(v.len, 2);
+	assert_memory_equal(v.data, "v9", 2);
+	assert_int_equal(v.flags, 3);
+	free(v.data);
+	assert_int_equal(atomic_load(&src.calls), 0);
+	/* Not yet due (the fake clock stands still): nothing written. */
+	real_sleep_ms(150);
+	assert_int_equal(wl_count(), 0);
+	kite_cache_stats(c, &st);
+	assert_int_equal(st.wb_depth, 1);
+	assert_int_equal(st.wb_coalesced, 9);
+	/* Due: written once, the last value, within a tick of the writer thread. */
+	advance(200);
+	for (int i = 0; i < 100 && wl_count() == 0; i++)
+		real_sleep_ms(10);
+	assert_int_equal(wl_count(), 1);
+	assert_string_equal(wl.last_val, "v9");
+	/* A delete: the cache forgets the key now, the source later. */
+	assert_int_equal(kite_cache_write_behind(c, "wb", 2, NULL, 0, 0), KITE_OK);
+	src.rc = KITE_NOT_FOUND;
+	assert_int_equal(kite_cache_get(c, "wb", 2, load_fake, &src, &v), KITE_NOT_FOUND);
+	assert_int_equal(kite_cache_flush(c), KITE_OK);
+	assert_int_equal(wl_count(), 2);
+	assert_true(wl.last_del);
+	kite_cache_stats(c, &st);
+	assert_int_equal(st.wb_queued, 11);
+	assert_int_equal(st.wb_written, 2);
+	assert_int_equal(st.wb_depth, 0);
+	/* Bad calls. */
+	assert_int_equal(kite_cache_write_behind(c, "wb", 2, NULL, 3, 0), KITE_BAD_ARGUMENT);
+	assert_int_equal(kite_cache_write_behind(c, "wb", 2, "x", 1, KITE_CACHE_F_NEGATIVE),
+			 KITE_BAD_ARGUMENT);
+	kite_cache_close(c);
+	o.wb_writer = NULL;
+	c = open_cache(&o);
+	assert_int_equal(kite_cache_write_behind(c, "wb", 2, "x", 1, 0), KITE_BAD_ARGUMENT);
+	kite_cache_close(c);
+}
+
+/* A bounded queue; failures tried again, then given up; close writes what is queued. */
+static void
+test_write_behind_limits(void **state)
+{
+	struct kite_cache_options o = { .wb_writer = wb_writer_fake, .wb_delay_ms = 100000,
+					.wb_queue = 4 };
+	struct kite_cache *c;
+	struct kite_cache_stats st;
+	char key[16];
+
+	(void)state;
+	node_reset();
+	wl.n = 0;
+	c = open_cache(&o);
+	for (int i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "q%d", i);
+		assert_int_equal(kite_cache_write_behind(c, key, strlen(key), "x", 1, 0),
+				 i < 4 ? KITE_OK : KITE_RATE_LIMITED);
+	}
+	/* A key already queued still coalesces into its slot. */
+	assert_int_equal(kite_cache_write_behind(c, "q0", 2, "y", 1, 0), KITE_OK);
+	kite_cache_stats(c, &st);
+	assert_int_equal(st.wb_dropped, 1);
+	assert_int_equal(st.wb_depth, 4);
+	/* The refused write never reached the cache either. */
+	pthread_mutex_lock(&nd.lock);
+	assert_null(find("q4", 2, false));
+	pthread_mutex_unlock(&nd.lock);
+	/* Two failures, then it goes through. */
+	wl.fail_next = 2;
+	assert_int_equal(kite_cache_flush(c), KITE_OK);
+	assert_int_equal(wl_count(), 4);
+	kite_cache_stats(c, &st);
+	assert_int_equal(st.wb_retries, 2);
+	assert_int_equal(st.wb_failed, 0);
+	/* Three failures: given up. */
+	wl.fail_next = 3;
+	assert_int_equal(kite_cache_write_behind(c, "q9", 2, "x", 1, 0), KITE_OK);
+	assert_int_equal(kite_cache_flush(c), KITE_OK);
+	kite_cache_stats(c, &st);
+	assert_int_equal(st.wb_failed, 1);
+	assert_int_equal(wl_count(), 4);
+	/* Close writes what is queued, due or not. */
+	assert_int_equal(kite_cache_write_behind(c, "q1", 2, "z", 1, 0), KITE_OK);
+	assert_int_equal(kite_cache_write_behind(c, "q2", 2, "z", 1, 0), KITE_OK);
+	kite_cache_close(c);
+	assert_int_equal(wl_count(), 6);
+}
+
+/*
+ * The loss window: a process that dies with writes queued loses them
+ * (the cache has them, the source does not); one that closes the cache
+ * loses none.
+ */
+static void
+test_write_behind_loss(void **state)
+{
+	char path[] = "/tmp/kite-wb-XXXXXX";
+	int fd = mkstemp(path), status;
+	struct kite_cache_options o = { .wb_writer = wb_writer_fake, .wb_delay_ms = 100000 };
+
+	(void)state;
+	assert_true(fd >= 0);
+	node_reset();
+	for (int crash = 0; crash < 2; crash++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct kite_cache *c;
+			char key[16];
+
+			wl.fd = fd;
+			wl.n = 0;
+			if (kite_cache_open_backend(&c, &o, &be) != KITE_OK)
+				_exit(2);
+			for (int i = 0; i < 20; i++) {
+				snprintf(key, sizeof(key), "loss%d", i);
+				if (kite_cache_write_behind(c, key, strlen(key), "x", 1, 0) != KITE_OK)
+					_exit(3);
+			}
+			if (crash)
+				_exit(0); /* as kill -9: nothing more runs */
+			kite_cache_close(c);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		off_t size = lseek(fd, 0, SEEK_END);
+		/* Closed: all 20 written; crashed: the 20 queued ones lost. */
+		assert_int_equal(size, crash ? 0 : 40);
+		if (!crash)
+			assert_int_equal(ftruncate(fd, 0), 0);
+	}
+	close(fd);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -866,6 +1077,9 @@ main(void)
 		cmocka_unit_test(test_breaker),
 		cmocka_unit_test(test_early_recache),
 		cmocka_unit_test(test_fork),
+		cmocka_unit_test(test_write_behind),
+		cmocka_unit_test(test_write_behind_limits),
+		cmocka_unit_test(test_write_behind_loss),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,8 @@
  *   registered per key prefix, kite_cache_read();
  * - write-through: kite_cache_write() writes the source, then marks the
  *   cached item stale (never a set: see docs/patterns.rst for the race);
+ *   write-behind: kite_cache_write_behind() sets the cache now and the
+ *   source later, from a writer thread (bounded queue, coalesced per key);
  * - stampede: one load per key per process (single-flight), one per key
  *   across processes (the server's win token: meta N, W, Z; stale items
  *   served while one client reloads: md I, X), TTL jitter, early recache
@@ -85,6 +87,17 @@ struct kite_cache_options {
 	/** Key validation: return 0 to refuse a key (KITE_BAD_ARGUMENT, the source is not asked). */
 	int (*validate)(void *arg, const void *key, size_t keylen);
 	void *validate_arg;
+	/**
+	 * Write-behind (kite_cache_write_behind()): the writer that a
+	 * thread of the cache calls for queued writes, at most wb_queue of
+	 * them (1024), each within wb_delay_ms (100) of its first queuing;
+	 * writes to one key coalesce (the last one is written). NULL: no
+	 * write-behind.
+	 */
+	kite_writer_fn wb_writer;
+	void *wb_arg;
+	uint32_t wb_queue;
+	uint32_t wb_delay_ms;
 	/** The clock (milliseconds, monotonic); NULL: CLOCK_MONOTONIC. Tests pass a fake one. */
 	uint64_t (*clock_ms)(void *arg);
 	void *clock_arg;
@@ -123,6 +136,22 @@ int kite_cache_read(struct kite_cache *c, const void *key, size_t keylen, struct
 int kite_cache_write(struct kite_cache *c, const void *key, size_t keylen, const void *value,
 		     size_t len, uint32_t flags, kite_writer_fn write, void *arg);
 
+/**
+ * Write-behind: the cache holds the new value now (value NULL: the key is
+ * deleted) and the source gets it later, from the cache's writer thread,
+ * within wb_delay_ms; writes to one key queued meanwhile coalesce.
+ * KITE_OK, KITE_BAD_ARGUMENT (no wb_writer), KITE_RATE_LIMITED (the
+ * queue is full: nothing was written, counted in wb_dropped), or the
+ * cache's error (nothing queued). Loss window (docs/patterns.rst): what
+ * is queued when the process dies is lost; kite_cache_flush() and
+ * kite_cache_close() write it first.
+ */
+int kite_cache_write_behind(struct kite_cache *c, const void *key, size_t keylen,
+			    const void *value, size_t len, uint32_t flags);
+
+/** Write every queued write-behind now; returns when the queue is empty (KITE_OK) or failed. */
+int kite_cache_flush(struct kite_cache *c);
+
 /** Mark a key stale in the cache (and drop it from this process's L1): event-based invalidation. */
 int kite_cache_invalidate(struct kite_cache *c, const void *key, size_t keylen);
 
@@ -152,6 +181,13 @@ struct kite_cache_stats {
 	uint64_t fallback_refused; /**< ... refused by the fallback rate (KITE_RATE_LIMITED) */
 	uint64_t writes;           /**< write-through calls */
 	uint64_t invalidations;    /**< md I sent (writes and kite_cache_invalidate) */
+	uint64_t wb_queued;        /**< write-behind calls queued */
+	uint64_t wb_coalesced;     /**< ... that replaced a queued write of the same key */
+	uint64_t wb_written;       /**< writer calls that succeeded */
+	uint64_t wb_retries;       /**< writer calls that failed and were tried again */
+	uint64_t wb_failed;        /**< writes given up after 3 failures */
+	uint64_t wb_dropped;       /**< write-behind calls refused: the queue was full */
+	uint64_t wb_depth;         /**< writes queued now */
 };
 
 void kite_cache_stats(struct kite_cache *c, struct kite_cache_stats *out);
