@@ -11,6 +11,7 @@ KITE_PACKAGES=(
 	libjansson-dev libcurl4-openssl-dev etcd-server etcd-client nftables
 	iproute2 ethtool iputils-ping memcached libmemcached-tools systemd
 	clang libclang-rt-14-dev gnuplot-nox
+	python3-venv python3-pip python3-setuptools python3-pytest
 )
 
 kite_log() {

@@ -173,7 +173,6 @@ struct kite_cache_stats {
 	uint64_t l1_hits;
 	uint64_t l1_entries;       /**< now */
 	uint64_t early_refreshes;  /**< wins ahead of expiry (meta R) */
-	uint64_t store_stale;      /**< loads stored stale: the key was invalidated meanwhile */
 	uint64_t cache_errors;     /**< cache requests that failed (timeouts, ...) */
 	uint64_t breaker_opens;
 	uint64_t breakers_open;    /**< nodes whose breaker is open now */
