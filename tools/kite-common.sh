@@ -12,6 +12,7 @@ KITE_PACKAGES=(
 	iproute2 ethtool iputils-ping memcached libmemcached-tools systemd
 	clang libclang-rt-14-dev gnuplot-nox
 	python3-venv python3-pip python3-setuptools python3-pytest
+	postgresql python3-psycopg2
 )
 
 kite_log() {
