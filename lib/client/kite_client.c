@@ -1192,6 +1192,32 @@ route(struct kite_client *c, struct kite_op *op, struct sockaddr_in *to, int *me
 	return true;
 }
 
+/*
+ * Encode the ops of datagram d into c->tx and send it; if it cannot be
+ * sent its ops end with KITE_SYSTEM and d is freed.
+ */
+static int
+dg_flush(struct kite_client *c, struct out_dg *d)
+{
+	size_t len = KITE_FRAME_HDR_LEN + c->env_len;
+
+	for (unsigned int j = 0; j < d->nops; j++) {
+		int n = encode(c, &c->ops[d->ops[j]], d->ops[j], c->tx + len, UDP_MAX - len);
+		if (n < 0) {
+			finish(c, &c->ops[d->ops[j]], KITE_BAD_ARGUMENT);
+			continue;
+		}
+		len += (size_t)n;
+	}
+	if (dg_send(c, d, len) != KITE_OK) {
+		for (unsigned int j = 0; j < d->nops; j++)
+			finish(c, &c->ops[d->ops[j]], KITE_SYSTEM);
+		dg_free(d);
+		return KITE_SYSTEM;
+	}
+	return KITE_OK;
+}
+
 /* Pack and send every queued op that is due; ops with no route end now. */
 static int
 send_due(struct kite_client *c, uint64_t now)
@@ -1235,9 +1261,11 @@ send_due(struct kite_client *c, uint64_t now)
 				break;
 		if (k == nopen) {
 			if (nopen == 64) {
-				/* Too many destinations at once: send the oldest. */
-				struct out_dg *d = open[0];
-				rc = dg_send(c, d, open_len[0]);
+				/*
+				 * Too many open datagrams (destinations, or full ones of a
+				 * big batch): the oldest is built and sent now.
+				 */
+				rc = dg_flush(c, open[0]);
 				memmove(open, open + 1, sizeof(open[0]) * 63);
 				memmove(open_len, open_len + 1, sizeof(open_len[0]) * 63);
 				nopen--;
@@ -1256,7 +1284,7 @@ send_due(struct kite_client *c, uint64_t now)
 			open[nopen]->req_id = new_req_id(c);
 			/* The buffer: built in c->tx at send time from the op list. */
 			open_len[nopen] = KITE_FRAME_HDR_LEN + c->env_len;
-			nopen++;
+			k = nopen++; /* after a flush of the oldest, k was one past the end */
 		}
 		struct out_dg *d = open[k];
 		if (d->nops % 16 == 0) {
@@ -1276,7 +1304,6 @@ send_due(struct kite_client *c, uint64_t now)
 	}
 	for (unsigned int k = 0; k < nopen; k++) {
 		struct out_dg *d = open[k];
-		size_t len = KITE_FRAME_HDR_LEN + c->env_len;
 
 		if (rc != KITE_OK) {
 			for (unsigned int j = 0; j < d->nops; j++)
@@ -1284,20 +1311,8 @@ send_due(struct kite_client *c, uint64_t now)
 			dg_free(d);
 			continue;
 		}
-		for (unsigned int j = 0; j < d->nops; j++) {
-			int n = encode(c, &c->ops[d->ops[j]], d->ops[j], c->tx + len, UDP_MAX - len);
-			if (n < 0) {
-				finish(c, &c->ops[d->ops[j]], KITE_BAD_ARGUMENT);
-				continue;
-			}
-			len += (size_t)n;
-		}
-		if (dg_send(c, d, len) != KITE_OK) {
+		if (dg_flush(c, d) != KITE_OK)
 			rc = KITE_SYSTEM;
-			for (unsigned int j = 0; j < d->nops; j++)
-				finish(c, &c->ops[d->ops[j]], KITE_SYSTEM);
-			dg_free(d);
-		}
 	}
 	return rc;
 }

@@ -207,9 +207,13 @@ h_normal(struct fake *f, int sock, const struct sockaddr_in *from, const uint8_t
 		if (op == KITE_OP_SET || op == KITE_OP_APPEND) {
 			if (i == nkv && nkv < 256)
 				nkv++;
-			snprintf(kv[i].key, sizeof(kv[i].key), "%.*s", (int)keylen, key);
-			kv[i].vlen = (uint16_t)(vallen < sizeof(kv[i].val) ? vallen : sizeof(kv[i].val));
-			memcpy(kv[i].val, val, kv[i].vlen);
+			/* A full store answers STORED and keeps nothing (big batches). */
+			if (i < 256) {
+				snprintf(kv[i].key, sizeof(kv[i].key), "%.*s", (int)keylen, key);
+				kv[i].vlen = (uint16_t)(vallen < sizeof(kv[i].val) ? vallen
+									 : sizeof(kv[i].val));
+				memcpy(kv[i].val, val, kv[i].vlen);
+			}
 			o += res(out + o, op, 0, opaque, 77, NULL, 0, NULL, 0, NULL, 0);
 		} else if (op == KITE_OP_GETK && i < nkv) {
 			uint8_t fl[4] = { 0, 0, 0, 9 };
@@ -805,6 +809,36 @@ test_read_any(void **state)
 	build_map(map_n, map_epoch);
 }
 
+/*
+ * A batch larger than 64 datagrams' worth: the oldest open datagrams are
+ * built and sent while the rest is packed (they used to go out unbuilt).
+ */
+static void
+test_big_batch(void **state)
+{
+	struct kite_client *c = open_client(500, 2);
+	enum { N = 3000 };
+	static struct kite_op ops[N];
+	static char keys[N][16];
+	char val[100];
+	int ok = 0;
+
+	(void)state;
+	memset(val, 'v', sizeof(val));
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "bb%d", i);
+		ops[i] = (struct kite_op){ .type = KITE_SET, .key = keys[i], .keylen = strlen(keys[i]),
+					   .value = val, .vallen = sizeof(val) };
+	}
+	kite_exec(c, ops, N);
+	for (int i = 0; i < N; i++) {
+		ok += ops[i].rc == KITE_OK;
+		kite_op_clear(&ops[i]);
+	}
+	assert_int_equal(ok, N);
+	kite_close(c);
+}
+
 /* Meta commands: the flags go as the extras, the return flags come back parsed. */
 static void
 test_meta_ops(void **state)
@@ -886,6 +920,7 @@ main(void)
 		cmocka_unit_test(test_value_encryption),
 		cmocka_unit_test(test_async),
 		cmocka_unit_test(test_meta_ops),
+		cmocka_unit_test(test_big_batch),
 	};
 
 	srand((unsigned int)getpid());
