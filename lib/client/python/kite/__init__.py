@@ -316,6 +316,37 @@ class Client:
             _raise(err, 'get_many')
         return out
 
+    def set_many(self, items, ttl=0, flags=0, ttls=None):
+        """Store [(key, value)] (or a dict) in one batch; ttls: one TTL per item.
+        Returns the number stored; raises the first error after the batch."""
+        items = list(items.items()) if isinstance(items, dict) else list(items)
+        if not items:
+            return 0
+        ops = (_lib.Op * len(items))()
+        keep = []
+        for i, (k, v) in enumerate(items):
+            kb, vb = _b(k), _b(v, 'value')
+            keep += [kb, vb]
+            ops[i].type = _lib.SET
+            ops[i].key = ctypes.cast(ctypes.c_char_p(kb), ctypes.c_void_p)
+            ops[i].keylen = len(kb)
+            ops[i].value = ctypes.cast(ctypes.c_char_p(vb), ctypes.c_void_p)
+            ops[i].vallen = len(vb)
+            ops[i].flags = flags
+            ops[i].exptime = ttls[i] if ttls is not None else ttl
+        _L.kite_exec(self._handle(), ops, len(items))
+        stored, err = 0, None
+        for op in ops:
+            if op.rc == _lib.OK:
+                stored += 1
+            elif err is None:
+                err = op.rc
+            _L.kite_op_clear(ctypes.byref(op))
+        del keep
+        if err is not None:
+            _raise(err, 'set_many')
+        return stored
+
     def stats(self):
         st = _lib.ClientStats()
         _L.kite_client_stats(self._handle(), ctypes.byref(st))
