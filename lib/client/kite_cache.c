@@ -17,6 +17,7 @@
  * loader call. Statistics are atomic counters.
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -143,6 +144,7 @@ struct kite_cache {
 	struct kite_bucket bucket;
 	struct loader *loaders;
 	struct astats st;
+	_Atomic uint64_t load_us; /* mean load time (an exponential average), for XFetch */
 	/* Write-behind: the queue (under lock), its index, the writer thread. */
 	struct wb_entry *wb_head, *wb_tail;
 	struct wb_entry **wb_index;
@@ -174,6 +176,15 @@ mono_ms(void)
 }
 
 static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t
 now_ms(const struct kite_cache *c)
 {
 	return c->o.clock_ms != NULL ? c->o.clock_ms(c->o.clock_arg) : mono_ms();
@@ -195,6 +206,26 @@ rnd(void)
 	s ^= s >> 7;
 	s ^= s << 17;
 	return s;
+}
+
+/*
+ * XFetch: reload now, ttl_s seconds before expiry? With delta the mean
+ * load time, yes when ttl <= delta * beta * -ln(U), U uniform in (0, 1]:
+ * rarely while the item is young, surely by its last delta.
+ */
+static bool
+xfetch_due(struct kite_cache *c, int64_t ttl_s)
+{
+	const double delta_s = (double)atomic_load_explicit(&c->load_us, memory_order_relaxed) / 1e6;
+	double u;
+
+	if (c->o.early_beta <= 0 || ttl_s < 0 || delta_s <= 0)
+		return false;
+	/* Most hits are far from expiry: -ln(U) over 40 has a chance under 1e-17. */
+	if ((double)ttl_s > delta_s * c->o.early_beta * 40.0)
+		return false;
+	u = (double)((rnd() >> 11) + 1) / 9007199254740992.0; /* (0, 1] */
+	return (double)ttl_s <= delta_s * c->o.early_beta * -log(u);
 }
 
 static void
@@ -498,8 +529,8 @@ l1_drop(struct kite_cache *c, uint64_t h, const void *key, size_t keylen)
 
 /* Store what a winner loaded (or "does not exist"), with the item's CAS and I. */
 static void
-store_loaded(struct kite_cache *c, const void *key, size_t keylen, uint64_t cas, int rc,
-	     const struct kite_value *v)
+store_loaded(struct kite_cache *c, const void *key, size_t keylen, uint64_t cas, bool mark_stale,
+	     int rc, const struct kite_value *v)
 {
 	char meta[96];
 	struct kite_op op;
@@ -520,7 +551,8 @@ store_loaded(struct kite_cache *c, const void *key, size_t keylen, uint64_t cas,
 	 * next reader reloads it rather than trusting an old load.
 	 */
 	if (cas != 0)
-		snprintf(meta, sizeof(meta), "T%u F%u C%llu I", ttl, flags, (unsigned long long)cas);
+		snprintf(meta, sizeof(meta), "T%u F%u C%llu%s", ttl, flags, (unsigned long long)cas,
+			 mark_stale ? " I" : "");
 	else
 		snprintf(meta, sizeof(meta), "T%u F%u", ttl, flags);
 	memset(&op, 0, sizeof(op));
@@ -541,19 +573,26 @@ store_loaded(struct kite_cache *c, const void *key, size_t keylen, uint64_t cas,
 /* Load as the winner; store; hand the result to *out. */
 static int
 load_and_store(struct kite_cache *c, const void *key, size_t keylen, kite_loader_fn load,
-	       void *arg, uint64_t cas, bool store, struct kite_value *out)
+	       void *arg, uint64_t cas, bool store, bool mark_stale, struct kite_value *out)
 {
+	const uint64_t t0 = mono_us();
+	uint64_t took, avg;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	STAT_INC(c, loads);
 	rc = load(arg, key, keylen, out);
+	/* The mean load time, for XFetch: an exponential average over about 8 loads. */
+	took = mono_us() - t0;
+	avg = atomic_load_explicit(&c->load_us, memory_order_relaxed);
+	atomic_store_explicit(&c->load_us, avg == 0 ? took : avg - avg / 8 + took / 8,
+			      memory_order_relaxed);
 	if (rc != KITE_OK && rc != KITE_NOT_FOUND) {
 		STAT_INC(c, load_errors);
 		return rc;
 	}
 	if (store)
-		store_loaded(c, key, keylen, cas, rc, out);
+		store_loaded(c, key, keylen, cas, mark_stale, rc, out);
 	if (rc == KITE_NOT_FOUND) {
 		free(out->data);
 		memset(out, 0, sizeof(*out));
@@ -606,13 +645,27 @@ fetch(struct kite_cache *c, uint64_t h, const void *key, size_t keylen, kite_loa
 				STAT_INC(c, early_refreshes);
 			else
 				STAT_INC(c, misses);
-			rc = load_and_store(c, key, keylen, load, arg, op.result_cas, true, out);
+			rc = load_and_store(c, key, keylen, load, arg, op.result_cas, true, true,
+					    out);
 			kite_op_clear(&op);
 			return rc;
 		}
 		if (real && (!(op.meta_ret & (KITE_META_BUSY | KITE_META_STALE)) ||
 			     !c->o.no_stale)) {
 			/* A hit, or a stale value while another client reloads it. */
+			if (!(op.meta_ret & (KITE_META_STALE | KITE_META_BUSY)) &&
+			    xfetch_due(c, op.ttl)) {
+				/*
+				 * XFetch: this hit reloads ahead of expiry. Stored with the
+				 * item's CAS (no I): if another client refreshed it first,
+				 * the store is refused and its value stays.
+				 */
+				STAT_INC(c, early_refreshes);
+				rc = load_and_store(c, key, keylen, load, arg, op.result_cas, true,
+						    false, out);
+				kite_op_clear(&op);
+				return rc;
+			}
 			if (op.meta_ret & KITE_META_STALE)
 				STAT_INC(c, stale_served);
 			else
@@ -639,7 +692,7 @@ fetch(struct kite_cache *c, uint64_t h, const void *key, size_t keylen, kite_loa
 		if (mono_ms() >= deadline) {
 			/* The winner is slow or gone: load, and leave the storing to it. */
 			STAT_INC(c, wait_timeouts);
-			return load_and_store(c, key, keylen, load, arg, 0, false, out);
+			return load_and_store(c, key, keylen, load, arg, 0, false, false, out);
 		}
 		sleep_ms(c->o.poll_ms);
 	}

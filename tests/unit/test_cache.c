@@ -814,6 +814,48 @@ test_early_recache(void **state)
 	kite_cache_close(c);
 }
 
+/* XFetch: hits reload at random ahead of expiry, more likely the nearer it is; never far from it. */
+static void
+test_xfetch(void **state)
+{
+	struct kite_cache_options o = { .ttl_s = 2000, .jitter_pct = KITE_CACHE_OFF,
+					.early_beta = 100 };
+	struct kite_cache *c;
+	struct source src = { .delay_ms = 100 }; /* delta: 0.1 s, so delta * beta = 10 s */
+	struct kite_value v;
+	struct kite_cache_stats st;
+	int gets = 0;
+
+	(void)state;
+	node_reset();
+	c = open_cache(&o);
+	assert_int_equal(kite_cache_get(c, "x", 1, load_fake, &src, &v), KITE_OK);
+	free(v.data);
+	/* 1,999 s left: beyond 40 * delta * beta, never. */
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(kite_cache_get(c, "x", 1, load_fake, &src, &v), KITE_OK);
+		free(v.data);
+	}
+	assert_int_equal(atomic_load(&src.calls), 1);
+	/* 1 s left: each hit reloads with probability e^-0.1 (0.9). */
+	advance(1998 * 1000);
+	while (atomic_load(&src.calls) == 1 && gets < 50) {
+		assert_int_equal(kite_cache_get(c, "x", 1, load_fake, &src, &v), KITE_OK);
+		free(v.data);
+		gets++;
+	}
+	assert_int_equal(atomic_load(&src.calls), 2);
+	kite_cache_stats(c, &st);
+	assert_int_equal(st.early_refreshes, 1);
+	/* The refresh stored a new item: the next hits are far from expiry again. */
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(kite_cache_get(c, "x", 1, load_fake, &src, &v), KITE_OK);
+		free(v.data);
+	}
+	assert_int_equal(atomic_load(&src.calls), 2);
+	kite_cache_close(c);
+}
+
 /* fork(): the child uses the cache with fresh state, even with a load in flight in the parent. */
 static void
 test_fork(void **state)
@@ -1076,6 +1118,7 @@ main(void)
 		cmocka_unit_test(test_l1),
 		cmocka_unit_test(test_breaker),
 		cmocka_unit_test(test_early_recache),
+		cmocka_unit_test(test_xfetch),
 		cmocka_unit_test(test_fork),
 		cmocka_unit_test(test_write_behind),
 		cmocka_unit_test(test_write_behind_limits),

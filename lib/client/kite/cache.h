@@ -83,6 +83,15 @@ struct kite_cache_options {
 	unsigned int breaker_open_ms;  /**< how long it stays open before a probe (1000) */
 	double fallback_rate;        /**< loader calls per second while a breaker is open (100) */
 	double fallback_burst;       /**< ... and their burst (10) */
+	/**
+	 * Probabilistic early refresh (XFetch: Vattani et al., "Optimal
+	 * Probabilistic Cache Stampede Prevention"): a hit with t seconds
+	 * left reloads when t <= delta * early_beta * -ln(U), delta this
+	 * process's mean load time, U uniform in (0, 1]; it stores with the
+	 * item's CAS, so only the first refresh lands. 0: off; 1 is XFetch's
+	 * usual beta, more refreshes earlier.
+	 */
+	double early_beta;
 	struct kite_bloom *bloom;    /**< the keys that exist; NULL: no filter (not owned) */
 	/** Key validation: return 0 to refuse a key (KITE_BAD_ARGUMENT, the source is not asked). */
 	int (*validate)(void *arg, const void *key, size_t keylen);

@@ -447,7 +447,8 @@ class Cache:
     def __init__(self, seeds, ttl=300, jitter_pct=10, negative_ttl=60, lease=10,
                  wait_ms=2000, poll_ms=5, early=0, stale=True, l1_entries=0, l1_ttl_ms=1000,
                  l1_all=False, breaker_failures=5, breaker_open_ms=1000, fallback_rate=100.0,
-                 fallback_burst=10.0, bloom=None, validate=None, write_behind=None,
+                 fallback_burst=10.0, early_beta=0.0, bloom=None, validate=None,
+                 write_behind=None,
                  wb_queue=1024, wb_delay_ms=100, timeout_ms=500, retries=2):
         self._cb = _Callbacks()
         o = _lib.CacheOptions()
@@ -462,6 +463,7 @@ class Cache:
         o.l1_entries, o.l1_ttl_ms, o.l1_all = l1_entries, l1_ttl_ms, 1 if l1_all else 0
         o.breaker_failures, o.breaker_open_ms = breaker_failures, breaker_open_ms
         o.fallback_rate, o.fallback_burst = fallback_rate, fallback_burst
+        o.early_beta = early_beta
         self._bloom = bloom
         if bloom is not None:
             o.bloom = bloom._h

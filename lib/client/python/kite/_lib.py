@@ -81,6 +81,7 @@ class CacheOptions(ctypes.Structure):
                 ('l1_all', ctypes.c_uint32),
                 ('breaker_failures', ctypes.c_uint), ('breaker_open_ms', ctypes.c_uint),
                 ('fallback_rate', ctypes.c_double), ('fallback_burst', ctypes.c_double),
+                ('early_beta', ctypes.c_double),
                 ('bloom', ctypes.c_void_p),
                 ('validate', VALIDATE), ('validate_arg', ctypes.c_void_p),
                 ('wb_writer', WRITER), ('wb_arg', ctypes.c_void_p),
