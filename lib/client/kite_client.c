@@ -1351,9 +1351,15 @@ on_message(struct kite_client *c, struct out_dg *d, const struct rx_msg *m)
 			if (x.status == KITE_STATUS_COOKIE_REQUIRED)
 				kite_seen(c);
 			if (x.status == KITE_STATUS_COOKIE_REQUIRED && c->map_cookie_tries++ < GUARD_RETRIES) {
-				/* The reply brought the node's cookie: ask again, validated. */
+				/*
+				 * The reply brought the node's cookie: ask the same node
+				 * again, validated (the next seed has no cookie of ours yet,
+				 * and with several seeds the retries would run out on them).
+				 */
 				c->st.cookie_retries++;
 				c->need_map = true;
+				if (c->map_try > 0)
+					c->map_try--;
 				continue;
 			}
 			c->map_cookie_tries = 0;
@@ -1398,7 +1404,10 @@ on_guard_refusal(struct kite_client *c, struct out_dg *d, const struct kite_guar
 	if (d == c->map_dg) {
 		c->map_dg = NULL;
 		if (clock && c->map_cookie_tries++ < GUARD_RETRIES) {
+			/* The same node again, with the stamp corrected by its clock. */
 			c->need_map = true;
+			if (c->map_try > 0)
+				c->map_try--;
 		} else {
 			/* Credentials the node refuses: ops waiting for the map end with KITE_AUTH. */
 			c->need_map = false;
