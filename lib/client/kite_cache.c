@@ -638,10 +638,19 @@ fetch(struct kite_cache *c, uint64_t h, const void *key, size_t keylen, kite_loa
 			return fallback(c, key, keylen, load, arg, out);
 		}
 		breaker_report(c, node, false);
-		const bool real = (op.result_flags & (KITE_CACHE_F_VALUE | KITE_CACHE_F_NEGATIVE)) != 0;
+		/*
+		 * A value, or the placeholder of another client's win (empty,
+		 * none of our flag bits, its token out)? A value another
+		 * client stored without our bits (a plain memcached set) is a
+		 * value: only an empty item under a token is waited for.
+		 */
+		const bool valued =
+			(op.result_flags & (KITE_CACHE_F_VALUE | KITE_CACHE_F_NEGATIVE)) != 0 ||
+			op.result_len > 0;
+		const bool real = valued || !(op.meta_ret & KITE_META_BUSY);
 		if (op.meta_ret & KITE_META_WIN) {
 			/* This client recomputes: a miss, a stale item, or ahead of expiry (R). */
-			if (real && !(op.meta_ret & KITE_META_STALE))
+			if (valued && !(op.meta_ret & KITE_META_STALE))
 				STAT_INC(c, early_refreshes);
 			else
 				STAT_INC(c, misses);

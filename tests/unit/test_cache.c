@@ -814,6 +814,33 @@ test_early_recache(void **state)
 	kite_cache_close(c);
 }
 
+/* A value another client stored without the cache's flag bits (a plain memcached set) is served. */
+static void
+test_foreign_value(void **state)
+{
+	struct kite_cache_options o = { .wait_ms = 2000 };
+	struct kite_cache *c;
+	struct source src = { 0 };
+	struct kite_value v;
+	struct kite_op op = { .type = KITE_META_SET, .key = "plain", .keylen = 5, .value = "hello",
+			      .vallen = 5, .meta = "T60" };
+	struct kite_cache_stats st;
+
+	(void)state;
+	node_reset();
+	c = open_cache(&o);
+	assert_int_equal(node_exec_fake(NULL, &op), KITE_OK);
+	assert_int_equal(kite_cache_get(c, "plain", 5, load_fake, &src, &v), KITE_OK);
+	assert_int_equal(v.len, 5);
+	assert_memory_equal(v.data, "hello", 5);
+	free(v.data);
+	assert_int_equal(atomic_load(&src.calls), 0);
+	kite_cache_stats(c, &st);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.token_waits, 0);
+	kite_cache_close(c);
+}
+
 /* XFetch: hits reload at random ahead of expiry, more likely the nearer it is; never far from it. */
 static void
 test_xfetch(void **state)
@@ -1119,6 +1146,7 @@ main(void)
 		cmocka_unit_test(test_breaker),
 		cmocka_unit_test(test_early_recache),
 		cmocka_unit_test(test_xfetch),
+		cmocka_unit_test(test_foreign_value),
 		cmocka_unit_test(test_fork),
 		cmocka_unit_test(test_write_behind),
 		cmocka_unit_test(test_write_behind_limits),
