@@ -1299,28 +1299,23 @@ cache_open(struct kite_cache **out, const struct kite_cache_options *o,
 	if (b != NULL)
 		c->be = *b;
 	/* Defaults. */
-	if (c->o.ttl_s == 0)
-		c->o.ttl_s = DEF_TTL_S;
-	if (c->o.jitter_pct == 0)
-		c->o.jitter_pct = DEF_JITTER_PCT;
-	if (c->o.negative_ttl_s == 0)
-		c->o.negative_ttl_s = DEF_NEG_TTL_S;
-	if (c->o.lease_s == 0)
-		c->o.lease_s = DEF_LEASE_S;
-	if (c->o.wait_ms == 0)
-		c->o.wait_ms = DEF_WAIT_MS;
-	if (c->o.poll_ms == 0)
-		c->o.poll_ms = DEF_POLL_MS;
-	if (c->o.l1_ttl_ms == 0)
-		c->o.l1_ttl_ms = DEF_L1_TTL_MS;
-	if (c->o.fallback_rate == 0)
-		c->o.fallback_rate = DEF_FALLBACK_RATE;
-	if (c->o.fallback_burst == 0)
-		c->o.fallback_burst = DEF_FALLBACK_BURST;
-	if (c->o.wb_queue == 0)
-		c->o.wb_queue = DEF_WB_QUEUE;
-	if (c->o.wb_delay_ms == 0)
-		c->o.wb_delay_ms = DEF_WB_DELAY_MS;
+#define DEFAULT(f, v)                                                                              \
+	do {                                                                                       \
+		if (c->o.f == 0)                                                                   \
+			c->o.f = (v);                                                              \
+	} while (0)
+	DEFAULT(ttl_s, DEF_TTL_S);
+	DEFAULT(jitter_pct, DEF_JITTER_PCT);
+	DEFAULT(negative_ttl_s, DEF_NEG_TTL_S);
+	DEFAULT(lease_s, DEF_LEASE_S);
+	DEFAULT(wait_ms, DEF_WAIT_MS);
+	DEFAULT(poll_ms, DEF_POLL_MS);
+	DEFAULT(l1_ttl_ms, DEF_L1_TTL_MS);
+	DEFAULT(fallback_rate, DEF_FALLBACK_RATE);
+	DEFAULT(fallback_burst, DEF_FALLBACK_BURST);
+	DEFAULT(wb_queue, DEF_WB_QUEUE);
+	DEFAULT(wb_delay_ms, DEF_WB_DELAY_MS);
+#undef DEFAULT
 	if (c->o.jitter_pct != KITE_CACHE_OFF && c->o.jitter_pct > 100)
 		goto bad;
 	if (c->o.wb_writer != NULL) {

@@ -626,6 +626,21 @@ rc_of_status(uint16_t s)
 	}
 }
 
+/* op->result: a NUL-terminated copy of p[0..n) (an earlier one is freed). false: no memory. */
+static bool
+set_result(struct kite_op *op, const void *p, size_t n)
+{
+	free(op->result);
+	op->result = malloc(n + 1);
+	op->result_len = 0;
+	if (op->result == NULL)
+		return false;
+	memcpy(op->result, p, n);
+	((char *)op->result)[n] = '\0';
+	op->result_len = n;
+	return true;
+}
+
 static int
 append_result(struct kite_op *op, const void *a, size_t alen, const void *b, size_t blen,
 	      const char *tail)
@@ -707,12 +722,8 @@ on_fill_response(struct kite_client *c, struct kite_op *op, const struct kite_re
 		if (x->status != KITE_STATUS_OK || x->extlen < 8)
 			break;
 		drop_result(op);
-		op->result = malloc(x->vallen + 1);
-		if (op->result == NULL)
+		if (!set_result(op, x->value, x->vallen))
 			break;
-		memcpy(op->result, x->value, x->vallen);
-		((char *)op->result)[x->vallen] = '\0';
-		op->result_len = x->vallen;
 		op->priv.fill_flags = kite_proto_get32(x->extras);
 		op->priv.fill_exp = kite_proto_get32(x->extras + 4);
 		c->st.fill_hits++;
@@ -868,14 +879,10 @@ on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
 		/* Return flags (any status: EN, NS, EX carry them too), then the value. */
 		meta_parse(op, x->extras, x->extlen);
 		if (x->status == KITE_STATUS_OK && x->vallen > 0) {
-			op->result = malloc(x->vallen + 1);
-			if (op->result == NULL) {
+			if (!set_result(op, x->value, x->vallen)) {
 				finish(c, op, KITE_NO_MEMORY);
 				return true;
 			}
-			memcpy(op->result, x->value, x->vallen);
-			((char *)op->result)[x->vallen] = '\0';
-			op->result_len = x->vallen;
 			if (op->type == KITE_META_ARITH)
 				op->counter = strtoull(op->result, NULL, 10);
 		}
@@ -889,14 +896,10 @@ on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
 		case KITE_GAT:
 		case KITE_NODE_VERSION:
 		case KITE_NODE_TOPOLOGY:
-			op->result = malloc(x->vallen + 1);
-			if (op->result == NULL) {
+			if (!set_result(op, x->value, x->vallen)) {
 				finish(c, op, KITE_NO_MEMORY);
 				return true;
 			}
-			memcpy(op->result, x->value, x->vallen);
-			((char *)op->result)[x->vallen] = '\0';
-			op->result_len = x->vallen;
 			break;
 		case KITE_INCR:
 		case KITE_DECR:
@@ -915,12 +918,7 @@ on_response(struct kite_client *c, struct out_dg *d, const struct kite_res *x)
 		op->result_cas = x->cas;
 	} else if (x->vallen > 0 && op->result == NULL) {
 		/* The server's message ("Not found", ...): kept for the caller to show. */
-		op->result = malloc(x->vallen + 1);
-		if (op->result != NULL) {
-			memcpy(op->result, x->value, x->vallen);
-			((char *)op->result)[x->vallen] = '\0';
-			op->result_len = x->vallen;
-		}
+		set_result(op, x->value, x->vallen);
 	}
 	finish(c, op, rc_of_status(x->status));
 	return true;

@@ -754,28 +754,10 @@ kite_store_hash(const struct kite_store *s, const void *key, uint16_t keylen)
 	return siphash(s->seed, key, keylen, 1, 3);
 }
 
-enum kite_store_result
-kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-	       struct kite_store_view *v)
-{
-	struct item *slot;
-	struct item *it = find(s, key, keylen, hash, &slot);
-
-	if (it == NULL) {
-		s->st.get_misses++;
-		return KITE_STORE_NOT_FOUND;
-	}
-	fill_view(it, v); /* the fetched bit as it was */
-	/* Do not dirty the line when the bits are already set. */
-	if ((it->iflags & (ITEM_REF | ITEM_FETCHED)) != (ITEM_REF | ITEM_FETCHED))
-		it->iflags |= ITEM_REF | ITEM_FETCHED;
-	s->st.get_hits++;
-	return KITE_STORE_OK;
-}
-
-enum kite_store_result
-kite_store_peek(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
-		struct kite_store_view *v)
+/* A read: the view (the fetched bit as it was), and with bump the CLOCK and fetched bits set. */
+static inline enum kite_store_result
+read_item(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+	  struct kite_store_view *v, bool bump)
 {
 	struct item *slot;
 	struct item *it = find(s, key, keylen, hash, &slot);
@@ -785,8 +767,25 @@ kite_store_peek(struct kite_store *s, const void *key, uint16_t keylen, uint64_t
 		return KITE_STORE_NOT_FOUND;
 	}
 	fill_view(it, v);
+	/* Do not dirty the line when the bits are already set. */
+	if (bump && (it->iflags & (ITEM_REF | ITEM_FETCHED)) != (ITEM_REF | ITEM_FETCHED))
+		it->iflags |= ITEM_REF | ITEM_FETCHED;
 	s->st.get_hits++;
 	return KITE_STORE_OK;
+}
+
+enum kite_store_result
+kite_store_get(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+	       struct kite_store_view *v)
+{
+	return read_item(s, key, keylen, hash, v, true);
+}
+
+enum kite_store_result
+kite_store_peek(struct kite_store *s, const void *key, uint16_t keylen, uint64_t hash,
+		struct kite_store_view *v)
+{
+	return read_item(s, key, keylen, hash, v, false);
 }
 
 void

@@ -25,37 +25,19 @@ KITE_NO_RETRY = 0xffffffff
 KITE_NO_WARMUP = 0xffffffff
 
 
-class _Priv(ctypes.Structure):
-    _fields_ = [('attempts', ctypes.c_uint16), ('redirects', ctypes.c_uint16),
-                ('tmpfails', ctypes.c_uint16), ('state', ctypes.c_uint8),
-                ('phase', ctypes.c_uint8), ('filled', ctypes.c_uint8),
-                ('via', ctypes.c_uint8), ('main_status', ctypes.c_uint16), ('fill_flags', ctypes.c_uint32),
-                ('fill_exp', ctypes.c_uint32), ('guard_retries', ctypes.c_uint16),
-                ('not_before', ctypes.c_uint64)]
+def _structs():
+    """kite/kite.h's structures, as the Python package lays them out (one copy)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'lib', 'client',
+                        'python', 'kite', '_lib.py')
+    spec = importlib.util.spec_from_file_location('kite_structs', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-class Op(ctypes.Structure):
-    _fields_ = [('type', ctypes.c_int), ('key', ctypes.c_void_p), ('keylen', ctypes.c_size_t),
-                ('value', ctypes.c_void_p), ('vallen', ctypes.c_size_t),
-                ('flags', ctypes.c_uint32), ('exptime', ctypes.c_uint32),
-                ('cas', ctypes.c_uint64), ('delta', ctypes.c_uint64),
-                ('initial', ctypes.c_uint64), ('create', ctypes.c_int), ('node', ctypes.c_int),
-                ('meta', ctypes.c_char_p),
-                ('rc', ctypes.c_int), ('status', ctypes.c_uint16),
-                ('result', ctypes.c_void_p), ('result_len', ctypes.c_size_t),
-                ('result_flags', ctypes.c_uint32), ('result_cas', ctypes.c_uint64),
-                ('counter', ctypes.c_uint64), ('meta_ret', ctypes.c_uint),
-                ('ttl', ctypes.c_int64), ('answered_by', ctypes.c_int), ('priv', _Priv)]
-
-
-class Options(ctypes.Structure):
-    _fields_ = [('seeds', ctypes.c_char_p), ('timeout_ms', ctypes.c_uint),
-                ('retries', ctypes.c_uint), ('max_redirects', ctypes.c_uint),
-                ('tmpfail_retries', ctypes.c_uint), ('refresh_ms', ctypes.c_uint),
-                ('payload_max', ctypes.c_uint), ('retry_nonidempotent', ctypes.c_int),
-                ('lazy_map', ctypes.c_int), ('warmup_ms', ctypes.c_uint),
-                ('read_from', ctypes.c_int), ('tenant_id', ctypes.c_uint32),
-                ('tenant_secret', ctypes.c_char_p), ('value_key', ctypes.c_char_p)]
+_S = _structs()
+Op, Options = _S.Op, _S.Options
 
 
 class MapInfo(ctypes.Structure):
@@ -64,11 +46,7 @@ class MapInfo(ctypes.Structure):
                 ('seed_is_memcached', ctypes.c_int)]
 
 
-class Stats(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_uint64) for n in (
-        'ops', 'datagrams_sent', 'datagrams_received', 'retries', 'redirects', 'tmpfails',
-        'map_fetches', 'map_changes', 'late_replies', 'timeouts', 'fills', 'fill_hits',
-        'replica_reads', 'replica_fallbacks', 'cookies', 'cookie_retries', 'auth_refusals')]
+Stats = _S.ClientStats
 
 
 def load(build_dir):
