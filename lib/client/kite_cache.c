@@ -709,6 +709,18 @@ fetch(struct kite_cache *c, uint64_t h, const void *key, size_t keylen, kite_loa
 
 /* ---- single-flight ---------------------------------------------------------------- */
 
+/* One reference to a flight less; the last one frees it (lock held). */
+static void
+flight_put(struct flight *f)
+{
+	if (--f->refs != 0)
+		return;
+	free(f->key);
+	free(f->v.data);
+	pthread_cond_destroy(&f->cond);
+	free(f);
+}
+
 static int
 flight_run(struct kite_cache *c, uint64_t h, const void *key, size_t keylen, kite_loader_fn load,
 	   void *arg, struct kite_value *out)
@@ -731,12 +743,7 @@ flight_run(struct kite_cache *c, uint64_t h, const void *key, size_t keylen, kit
 			rc = copy_value(out, f->v.data, f->v.len, f->v.flags);
 		else
 			memset(out, 0, sizeof(*out));
-		if (--f->refs == 0) {
-			free(f->key);
-			free(f->v.data);
-			pthread_cond_destroy(&f->cond);
-			free(f);
-		}
+		flight_put(f);
 		pthread_mutex_unlock(&c->lock);
 		return rc;
 	}
@@ -769,12 +776,7 @@ flight_run(struct kite_cache *c, uint64_t h, const void *key, size_t keylen, kit
 		f->rc = KITE_NO_MEMORY;
 	f->done = true;
 	pthread_cond_broadcast(&f->cond);
-	if (--f->refs == 0) {
-		free(f->key);
-		free(f->v.data);
-		pthread_cond_destroy(&f->cond);
-		free(f);
-	}
+	flight_put(f);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
