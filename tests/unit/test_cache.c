@@ -186,7 +186,8 @@ node_exec_fake(void *arg, struct kite_op *op)
 		}
 		free(t->val);
 		t->val = malloc(op->vallen + 1);
-		memcpy(t->val, op->value, op->vallen);
+		if (op->vallen > 0)
+			memcpy(t->val, op->value, op->vallen);
 		t->len = op->vallen;
 		t->flags = flag_num(m, 'F') >= 0 ? (uint32_t)flag_num(m, 'F') : 0;
 		nd.last_ttl = flag_num(m, 'T') >= 0 ? (uint32_t)flag_num(m, 'T') : 0;
