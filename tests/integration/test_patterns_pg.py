@@ -31,6 +31,25 @@ import tempfile
 import threading
 import time
 
+
+def _debian_python():
+    """Debian's python3-psycopg2 lives in /usr/bin/python3's packages: when this
+    interpreter (pyenv, a venv without system packages) lacks it, run under that one."""
+    try:
+        import psycopg2  # noqa: F401
+        return
+    except ImportError:
+        pass
+    deb = '/usr/bin/python3'
+    if os.path.realpath(sys.executable) == os.path.realpath(deb) or not os.access(deb, os.X_OK):
+        return
+    if subprocess.run([deb, '-c', 'import psycopg2'], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode == 0:
+        os.execv(deb, [deb] + sys.argv)
+
+
+_debian_python()
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, '..', '..'))
 sys.path.insert(0, HERE)
