@@ -19,8 +19,26 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+
+
+def use_debian_python():
+    """Debian's python3-psycopg2 lives in /usr/bin/python3's packages: when this
+    interpreter (pyenv, a venv without system packages) lacks it, run this
+    program again under that one (os.execv: nothing after the call runs)."""
+    try:
+        import psycopg2  # noqa: F401
+        return
+    except ImportError:
+        pass
+    deb = '/usr/bin/python3'
+    if os.path.realpath(sys.executable) == os.path.realpath(deb) or not os.access(deb, os.X_OK):
+        return
+    if subprocess.run([deb, '-c', 'import psycopg2'], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode == 0:
+        os.execv(deb, [deb] + sys.argv)
 
 
 class PostgresMissing(Exception):

@@ -166,15 +166,20 @@ reply_resume(void *arg, unsigned int n, uint8_t **bufs, uint16_t *lens)
 	c->chain = NULL;
 }
 
-/* A relayed text datagram (and its reply so far) that cannot go on: dropped, counted. */
+/* Free a relayed text datagram's reply so far (a list through next: one free frees it all). */
 static void
-relay_drop(struct worker *w, struct rte_mbuf *m)
+chain_free(struct rte_mbuf **chain)
 {
-	struct handoff_meta *h = meta(m);
+	if (*chain != NULL)
+		rte_pktmbuf_free(*chain);
+	*chain = NULL;
+}
 
-	if (h->chain != NULL)
-		rte_pktmbuf_free(h->chain); /* frees the whole list */
-	h->chain = NULL;
+/* A relayed text datagram (and its reply so far) that cannot go on: dropped, counted. */
+void
+worker_relay_drop(struct worker *w, struct rte_mbuf *m)
+{
+	chain_free(&meta(m)->chain);
 	rte_pktmbuf_free(m);
 	w->stats->loop.relay_drops++;
 }
@@ -184,17 +189,11 @@ worker_relay(struct worker *w, struct rte_mbuf *m, uint16_t to)
 {
 	if (rte_ring_mp_enqueue(w->node->workers[to].handoff, m) != 0) {
 		w->stats->loop.handoff_full++;
-		relay_drop(w, m);
+		worker_relay_drop(w, m);
 		return;
 	}
 	w->stats->loop.handoff_out++;
 	w->stats->loop.text_relays++;
-}
-
-void
-worker_relay_drop(struct worker *w, struct rte_mbuf *m)
-{
-	relay_drop(w, m);
 }
 
 static void verdict_to_meta(struct handoff_meta *h, const struct kite_engine_dgram *d);
@@ -210,6 +209,15 @@ relay_on(struct worker *w, struct dgram_ctx *c, const struct kite_engine_dgram *
 	struct rte_mbuf *m = c->m;
 	struct handoff_meta *h = meta(m);
 
+	if (unlikely(rte_mbuf_refcnt_read(m) != 1)) {
+		/*
+		 * Never shared (text goes to one worker at a time); should it be,
+		 * its meta is not ours to write: dropped, counted.
+		 */
+		chain_free(&c->chain);
+		w->stats->loop.relay_drops++;
+		return;
+	}
 	c->reused = true; /* the mbuf goes on: not released here */
 	c->split = true;  /* its reply leaves elsewhere: the guard banks the budget */
 	verdict_to_meta(h, d);
@@ -217,15 +225,6 @@ relay_on(struct worker *w, struct dgram_ctx *c, const struct kite_engine_dgram *
 	h->relay = d->relay;
 	h->chain = c->chain;
 	c->chain = NULL;
-	if (unlikely(rte_mbuf_refcnt_read(m) != 1)) {
-		/* Never shared (text goes to one worker at a time); should it be, it is not ours alone. */
-		c->reused = false;
-		if (h->chain != NULL)
-			rte_pktmbuf_free(h->chain);
-		h->chain = NULL;
-		w->stats->loop.relay_drops++;
-		return;
-	}
 	if (unlikely(c->sync_n > 0 || c->sync_over)) {
 		kited_repl_hold_relay(w, c, m, (uint16_t)d->relay_to);
 		return;
@@ -339,8 +338,7 @@ worker_teardown(struct worker *w)
 	if (w->handoff != NULL) {
 		while (rte_ring_sc_dequeue(w->handoff, (void **)&m) == 0) {
 			/* A relayed text datagram carries its reply so far. */
-			if (meta(m)->chain != NULL)
-				rte_pktmbuf_free(meta(m)->chain);
+			chain_free(&meta(m)->chain);
 			rte_pktmbuf_free(m);
 		}
 		rte_ring_free(w->handoff);

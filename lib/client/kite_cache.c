@@ -167,21 +167,18 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 /* ---- small helpers -------------------------------------------------------------- */
 
 static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t
 mono_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t
+mono_ms(void)
+{
+	return mono_us() / 1000u;
 }
 
 static uint64_t
@@ -278,12 +275,6 @@ copy_value(struct kite_value *out, const void *data, size_t len, uint32_t flags)
 }
 
 /* ---- the node: a client per thread ------------------------------------------- */
-
-static void
-tls_free(void *p)
-{
-	(void)p; /* clients are closed by kite_cache_close() (the registry keeps them) */
-}
 
 static struct kite_client *
 thread_client(struct kite_cache *c, int *rc)
@@ -814,22 +805,48 @@ wb_unlink(struct kite_cache *c, struct wb_entry *e)
 	c->wb_n--;
 }
 
-/* Queue e at the tail (lock held). */
+/* Queue e at the tail, or at the head (a retry: older than everything queued) (lock held). */
 static void
-wb_link(struct kite_cache *c, struct wb_entry *e)
+wb_link(struct kite_cache *c, struct wb_entry *e, bool head)
 {
 	struct wb_entry **p = wb_slot(c, e->hash, e->key, e->keylen);
 
 	e->hnext = *p;
 	*p = e;
-	e->prev = c->wb_tail;
-	e->next = NULL;
-	if (c->wb_tail != NULL)
-		c->wb_tail->next = e;
-	else
+	if (head) {
+		e->prev = NULL;
+		e->next = c->wb_head;
+		if (c->wb_head != NULL)
+			c->wb_head->prev = e;
+		else
+			c->wb_tail = e;
 		c->wb_head = e;
-	c->wb_tail = e;
+	} else {
+		e->prev = c->wb_tail;
+		e->next = NULL;
+		if (c->wb_tail != NULL)
+			c->wb_tail->next = e;
+		else
+			c->wb_head = e;
+		c->wb_tail = e;
+	}
 	c->wb_n++;
+}
+
+/* Wait on the writer's condition for at most ms (lock held). */
+static void
+wb_wait(struct kite_cache *c, unsigned int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000u;
+	ts.tv_nsec += (long)(ms % 1000u) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&c->wb_cond, &c->lock, &ts);
 }
 
 static void
@@ -892,25 +909,9 @@ wb_main(void *arg)
 				atomic_fetch_add(&c->wb_retries, 1);
 				e->due = now_ms(c) + 10u * e->tries;
 				/* First in the queue again: it is older than everything there. */
-				wb_link(c, e);
-				if (e != c->wb_head) {
-					c->wb_tail = e->prev;
-					c->wb_tail->next = NULL;
-					e->prev = NULL;
-					e->next = c->wb_head;
-					c->wb_head->prev = e;
-					c->wb_head = e;
-				}
-				if (!c->wb_flush && !c->wb_stop) {
-					struct timespec ts;
-					clock_gettime(CLOCK_MONOTONIC, &ts);
-					ts.tv_nsec += 10L * 1000000L;
-					if (ts.tv_nsec >= 1000000000L) {
-						ts.tv_sec++;
-						ts.tv_nsec -= 1000000000L;
-					}
-					pthread_cond_timedwait(&c->wb_cond, &c->lock, &ts);
-				}
+				wb_link(c, e, true);
+				if (!c->wb_flush && !c->wb_stop)
+					wb_wait(c, 10);
 			}
 			continue;
 		}
@@ -921,15 +922,7 @@ wb_main(void *arg)
 				break;
 		}
 		/* Nothing due: look again after a quarter of the delay (or when told). */
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += tick / 1000u;
-		ts.tv_nsec += (long)(tick % 1000u) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&c->wb_cond, &c->lock, &ts);
+		wb_wait(c, tick);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -1030,7 +1023,7 @@ kite_cache_write_behind(struct kite_cache *c, const void *key, size_t keylen, co
 			atomic_fetch_add(&c->wb_coalesced, 1);
 			wb_free(e);
 		} else {
-			wb_link(c, e);
+			wb_link(c, e, false);
 		}
 		atomic_fetch_add(&c->wb_queued, 1);
 		pthread_cond_signal(&c->wb_cond);
@@ -1340,7 +1333,8 @@ cache_open(struct kite_cache **out, const struct kite_cache_options *o,
 			memcpy(c->secret, o->client.tenant_secret, 32);
 		if (o->client.value_key != NULL)
 			memcpy(c->vkey, o->client.value_key, 32);
-		if (pthread_key_create(&c->tls, tls_free) != 0)
+		/* No destructor: kite_cache_close() closes the clients (the registry keeps them). */
+		if (pthread_key_create(&c->tls, NULL) != 0)
 			goto nomem;
 		c->tls_ok = true;
 	}

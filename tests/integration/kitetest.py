@@ -620,6 +620,13 @@ def _setns(fd):
         raise OSError(e, 'setns: ' + os.strerror(e))
 
 
+def build_dir(args):
+    """The build folder: --build where the test takes it, else the one kited
+    comes from (BUILD/app/kited/kited)."""
+    return getattr(args, 'build', None) or os.path.normpath(
+        os.path.join(os.path.dirname(args.kited), '..', '..'))
+
+
 class InNetns:
     """Context manager: the calling thread enters a named netns, then returns."""
 

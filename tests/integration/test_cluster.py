@@ -226,7 +226,7 @@ def converge(nodes, client, want_members, limit=30.0):
 
 def load_libkite(t):
     """libkite of the build (--build, or the one kited comes from), or Skip."""
-    build = t.args.build or os.path.join(os.path.dirname(t.args.kited), '..', '..')
+    build = kt.build_dir(t.args)
     try:
         return kitelib.load(build)
     except OSError as e:

@@ -32,28 +32,13 @@ import threading
 import time
 
 
-def _debian_python():
-    """Debian's python3-psycopg2 lives in /usr/bin/python3's packages: when this
-    interpreter (pyenv, a venv without system packages) lacks it, run under that one."""
-    try:
-        import psycopg2  # noqa: F401
-        return
-    except ImportError:
-        pass
-    deb = '/usr/bin/python3'
-    if os.path.realpath(sys.executable) == os.path.realpath(deb) or not os.access(deb, os.X_OK):
-        return
-    if subprocess.run([deb, '-c', 'import psycopg2'], stdout=subprocess.DEVNULL,
-                      stderr=subprocess.DEVNULL).returncode == 0:
-        os.execv(deb, [deb] + sys.argv)
-
-
-_debian_python()
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, '..', '..'))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
+import kitepg  # noqa: E402
+
+kitepg.use_debian_python()
 import kitetest as kt  # noqa: E402
 from kitetest import check  # noqa: E402
 
@@ -116,14 +101,12 @@ class Loss:
 def body(t):
     t.need_root()
     t.need_file(t.args.kited, 'kited')
-    build = t.args.build or os.path.normpath(os.path.join(os.path.dirname(t.args.kited),
-                                                          '..', '..'))
+    build = kt.build_dir(t.args)
     libkite = os.path.join(build, 'lib', 'libkite.so')
     t.need_file(libkite, 'libkite')
     os.environ['KITE_LIBKITE'] = libkite
     try:
         import psycopg2  # noqa: F401
-        import kitepg
         pg = kitepg.PrivatePostgres(port=56000 + t.pid % 1000)
     except ImportError:
         raise kt.Skip('python3-psycopg2 is not installed')

@@ -29,8 +29,7 @@ DEBIAN_PY = '/usr/bin/python3'
 def body(t):
     t.need_root()
     t.need_file(t.args.kited, 'kited')
-    build = t.args.build or os.path.normpath(os.path.join(os.path.dirname(t.args.kited),
-                                                          '..', '..'))
+    build = kt.build_dir(t.args)
     libkite = os.path.join(build, 'lib', 'libkite.so')
     t.need_file(libkite, 'libkite')
     if not os.access(DEBIAN_PY, os.X_OK):

@@ -408,7 +408,7 @@ def body(t):
 
 def c_libkite_meta(t, topo):
     """libkite's KITE_META_* against kited: the same defences as the text lines."""
-    build = os.path.normpath(os.path.join(os.path.dirname(t.args.kited), '..', '..'))
+    build = kt.build_dir(t.args)
     try:
         lib = kitelib.load(build)
     except OSError as e:

@@ -124,7 +124,23 @@ class MetaResult:
             self.found, self.value[:40], self.win, self.busy, self.stale, self.ttl, self.cas)
 
 
-class Client:
+class _Closing:
+    """close() on leaving a with block, and when collected."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Client(_Closing):
     """A libkite client: routes by the cluster map, retries, cookies. One per
     thread at a time (it is not shared by threads; open one per thread)."""
 
@@ -176,18 +192,6 @@ class Client:
         self._h = None
         self._pid = None
         _live.discard(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _exec(self, op, keep):
         arr = (_lib.Op * 1)(op)
@@ -353,7 +357,7 @@ class Client:
         return {n: getattr(st, n) for n in _lib.CLIENT_STATS}
 
 
-class Bloom:
+class Bloom(_Closing):
     """kite/bloom.h: the keys that exist, for Cache(bloom=...)."""
 
     def __init__(self, capacity, fp_rate=0.01):
@@ -378,9 +382,6 @@ class Bloom:
         if self._h:
             _L.kite_bloom_free(self._h)
             self._h = None
-
-    def __del__(self):
-        self.close()
 
 
 class _Callbacks:
@@ -436,7 +437,7 @@ class _Callbacks:
             raise e
 
 
-class Cache:
+class Cache(_Closing):
     """libkite's cache patterns (docs/patterns.rst), shared by every thread.
 
     Loaders take the key (bytes) and return bytes, (bytes, ttl_s), or None
@@ -497,18 +498,6 @@ class Cache:
             _L.kite_cache_close(self._h)
             self._h = None
         _live.discard(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _value(self, rc, v, what):
         self._cb.reraise()
