@@ -627,6 +627,11 @@ def build_dir(args):
         os.path.join(os.path.dirname(args.kited), '..', '..'))
 
 
+def need_libkite(t):
+    """This build's libkite.so (kitetest.build_dir), or Skip."""
+    return t.need_file(os.path.join(build_dir(t.args), 'lib', 'libkite.so'), 'libkite')
+
+
 class InNetns:
     """Context manager: the calling thread enters a named netns, then returns."""
 

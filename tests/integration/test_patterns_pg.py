@@ -102,8 +102,7 @@ def body(t):
     t.need_root()
     t.need_file(t.args.kited, 'kited')
     build = kt.build_dir(t.args)
-    libkite = os.path.join(build, 'lib', 'libkite.so')
-    t.need_file(libkite, 'libkite')
+    libkite = kt.need_libkite(t)
     os.environ['KITE_LIBKITE'] = libkite
     try:
         import psycopg2  # noqa: F401

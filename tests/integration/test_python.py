@@ -29,9 +29,7 @@ DEBIAN_PY = '/usr/bin/python3'
 def body(t):
     t.need_root()
     t.need_file(t.args.kited, 'kited')
-    build = kt.build_dir(t.args)
-    libkite = os.path.join(build, 'lib', 'libkite.so')
-    t.need_file(libkite, 'libkite')
+    libkite = kt.need_libkite(t)
     if not os.access(DEBIAN_PY, os.X_OK):
         raise kt.Skip('%s missing' % DEBIAN_PY)
     if subprocess.run([DEBIAN_PY, '-c', 'import pytest, venv, ensurepip'],

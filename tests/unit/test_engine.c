@@ -1653,20 +1653,18 @@ test_footprint(void **state)
 
 /* ---- text and meta through the engine ---------------------------------- */
 
-/* One text datagram; the reply text (frames checked and stripped), NUL-terminated. */
+/*
+ * The reply text of the reply datagrams captured (out_buf[0..n_out)): each
+ * frame checked (request id, seq, total) and stripped; NUL-terminated.
+ */
 static const char *
-text_run(struct kite_engine *e, const char *text)
+reply_text(uint16_t req_id)
 {
-	static struct dg d;
 	static char out[MAX_OUT * PAYLOAD];
 	size_t n = 0;
 
-	dg_start(&d, 0x7e57);
-	memcpy(d.b + 8, text, strlen(text));
-	d.len = 8 + (uint32_t)strlen(text);
-	run(e, &d);
 	for (unsigned int i = 0; i < n_out; i++) {
-		assert_int_equal(rd(out_buf[i], 2), 0x7e57);
+		assert_int_equal(rd(out_buf[i], 2), req_id);
 		assert_int_equal(rd(out_buf[i] + 2, 2), i);
 		assert_int_equal(rd(out_buf[i] + 4, 2), n_out);
 		memcpy(out + n, out_buf[i] + 8, out_len[i] - 8);
@@ -1674,6 +1672,19 @@ text_run(struct kite_engine *e, const char *text)
 	}
 	out[n] = '\0';
 	return out;
+}
+
+/* One text datagram; the reply text. */
+static const char *
+text_run(struct kite_engine *e, const char *text)
+{
+	static struct dg d;
+
+	dg_start(&d, 0x7e57);
+	memcpy(d.b + 8, text, strlen(text));
+	d.len = 8 + (uint32_t)strlen(text);
+	run(e, &d);
+	return reply_text(0x7e57);
 }
 
 static void
@@ -2051,10 +2062,8 @@ relay_run_bounded(struct kite_engine **eng, unsigned int home, const char *text,
 		  unsigned int *hops)
 {
 	static struct dg d;
-	static char out[MAX_OUT * PAYLOAD];
 	struct kite_engine_dgram g;
 	unsigned int at = home;
-	size_t n = 0;
 
 	dg_start(&d, 0x4e1a);
 	memcpy(d.b + 8, text, strlen(text));
@@ -2084,15 +2093,7 @@ relay_run_bounded(struct kite_engine **eng, unsigned int home, const char *text,
 	}
 	/* Sent once, whole, by the last worker. */
 	assert_true(done_calls <= 1);
-	for (unsigned int i = 0; i < n_out; i++) {
-		assert_int_equal(rd(out_buf[i], 2), 0x4e1a);
-		assert_int_equal(rd(out_buf[i] + 2, 2), i);
-		assert_int_equal(rd(out_buf[i] + 4, 2), n_out);
-		memcpy(out + n, out_buf[i] + 8, out_len[i] - 8);
-		n += out_len[i] - 8;
-	}
-	out[n] = '\0';
-	return out;
+	return reply_text(0x4e1a);
 }
 
 static const char *
