@@ -393,6 +393,8 @@ reply_cost(const struct kite_engine *e, const struct kite_engine_dgram *d, size_
 static void respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t cas,
 		    const void *ext, uint8_t extlen, const void *key, uint16_t keylen,
 		    const void *val, uint32_t vallen);
+static bool budget_fits(const struct kite_engine *e, const struct entry *q, size_t total);
+static void cut_now(struct kite_engine *e, const struct entry *q);
 
 /*
  * The amplification bound of a bounded datagram: may this response go
@@ -423,6 +425,23 @@ over_budget_ok(struct kite_engine *e, const struct entry *q, size_t total)
 	}
 	if (e->cut[q->dgram] != 0)
 		return false;
+	if (budget_fits(e, q, total)) {
+		e->wrote = q;
+		return true;
+	}
+	cut_now(e, q);
+	return false;
+}
+
+/*
+ * May a response of `total` bytes go out and still leave room for the
+ * status of every request after it? Nothing changes.
+ */
+static bool
+budget_fits(const struct kite_engine *e, const struct entry *q, size_t total)
+{
+	const struct kite_engine_dgram *d = e->dg[q->dgram];
+	uint32_t used = e->sent_before + (e->nbufs > 0 ? 28u + e->fill : 0);
 	/*
 	 * A request that answered already (STAT answers many) keeps room for
 	 * its own status too: should a later response of it be cut, the
@@ -441,16 +460,18 @@ over_budget_ok(struct kite_engine *e, const struct entry *q, size_t total)
 	if (after + reserve > mp)
 		reserve += 36u * ((after + reserve - mp + mp - KITE_FRAME_HDR_LEN - 1) /
 				  (mp - KITE_FRAME_HDR_LEN));
-	if ((uint64_t)used + reply_cost(e, d, total) + reserve <= d->budget) {
-		e->wrote = q;
-		return true;
-	}
+	return (uint64_t)used + reply_cost(e, d, total) + reserve <= d->budget;
+}
+
+/* Cut the datagram at q: its status is COOKIE_REQUIRED, and so is every later request's. */
+static void
+cut_now(struct kite_engine *e, const struct entry *q)
+{
 	e->cut[q->dgram] = KITE_STATUS_COOKIE_REQUIRED;
 	e->conf.stats->cut_bound++;
 	e->forced = true;
 	respond(e, q, KITE_STATUS_COOKIE_REQUIRED, 0, NULL, 0, NULL, 0, NULL, 0);
 	e->forced = false;
-	return false;
 }
 
 /* Bytes of one response, written in order (binary: header, extras, key, value). */
@@ -2283,6 +2304,112 @@ exec_text(struct kite_engine *e, struct entry *q, struct kite_store *s, unsigned
 	}
 }
 
+/* ---- the bound before a request runs ------------------------------------ */
+
+/* The most bytes of return flags a meta request can get back: those of `shown` (NULL: all). */
+static size_t
+meta_flags_max(const struct kite_text_req *t, const char *shown)
+{
+	size_t n = 0;
+
+	for (unsigned int f = 0; f < t->nflags; f++) {
+		if (shown != NULL && strchr(shown, t->flags[f]) == NULL)
+			continue;
+		if (t->flags[f] == 'k')
+			n += 2 + t->wkeylen + (t->b64 ? 2 : 0);
+		else if (t->flags[f] == 'O')
+			n += 2 + t->opaque_len;
+		else
+			n += 2 + 20; /* " c", then a u64 (or an i64 TTL) */
+	}
+	return n;
+}
+
+/*
+ * The longest success reply of a request that changes state, where it can
+ * be longer than a status (a binary header, a text cut line); 0 where it
+ * cannot, or the request changes nothing. Failures change nothing either.
+ * mg counts: any mg may take an item's win token (N, R, a stale item).
+ */
+static size_t
+reply_max(struct kite_engine *e, const struct entry *q, struct kite_store *s, unsigned int i)
+{
+	struct kite_store_view v;
+	const bool text = q->r.dialect == KITE_DIALECT_TEXT;
+
+	if (text || kite_proto_is_meta(q->r.opcode)) {
+		const struct kite_text_req *t = &e->text[i];
+		size_t val = 0, flags = 0;
+
+		switch (t->tcmd) {
+		case KITE_T_GAT:
+		case KITE_T_GATS:
+			if (q->r.cmd != KITE_CMD_GAT ||
+			    kite_store_peek(s, q->r.key, q->r.keylen, q->hash, &v) != KITE_STORE_OK)
+				return 0; /* END, or nothing */
+			/* "VALUE <key> <flags> <bytes> <cas>\r\n<data>\r\nEND\r\n" */
+			return 6 + t->wkeylen + 3 * 21 + 2 + v.vallen + 7;
+		case KITE_T_MG:
+			if (kite_text_has(t, 'v'))
+				val = 2 + (kite_store_peek(s, q->r.key, q->r.keylen, q->hash, &v) ==
+							   KITE_STORE_OK
+						   ? v.vallen
+						   : 0);
+			flags = meta_flags_max(t, NULL) + sizeof(" Z X W H") - 1;
+			break;
+		case KITE_T_MA:
+			if (kite_text_has(t, 'v'))
+				val = 20 + 2;
+			flags = meta_flags_max(t, "ctOk");
+			break;
+		case KITE_T_MS:
+			flags = meta_flags_max(t, "cOk");
+			break;
+		case KITE_T_MD:
+			flags = meta_flags_max(t, "Ok");
+			break;
+		default:
+			return 0;
+		}
+		/* val: the value and its line end, 2 bytes at least where one is shown (v). */
+		if (text) /* "VA <len>" or a code, the flags, the line's end, the value */
+			return 2 + (val != 0 ? 11 : 0) + flags + 2 + val;
+		return 24 + (flags > 255 ? 255 : flags) + val;
+	}
+	switch (q->r.cmd) {
+	case KITE_CMD_INCR:
+	case KITE_CMD_DECR:
+		return q->r.quiet ? 0 : 24 + 8;
+	case KITE_CMD_GAT:
+		if (q->r.quiet ||
+		    kite_store_peek(s, q->r.key, q->r.keylen, q->hash, &v) != KITE_STORE_OK)
+			return 0;
+		return 24 + 4 + q->r.keylen + v.vallen;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * A bounded datagram: a request that changes state runs only if its
+ * longest reply fits the bound. Cut after it ran, its client would take
+ * COOKIE_REQUIRED for "not done" and retry (libkite does, with the cookie
+ * the cut brought) what happened already: an INCR twice, a CAS store told
+ * EXISTS, or a win token (mg N) handed to no one, so that every reader
+ * waits for a value nobody computes. True: cut here, nothing ran.
+ */
+static bool
+precut(struct kite_engine *e, const struct entry *q, struct kite_store *s, unsigned int i)
+{
+	const size_t unit = q->r.dialect == KITE_DIALECT_TEXT ? TEXT_STATUS_MAX : 24u;
+	const size_t max = reply_max(e, q, s, i);
+
+	if (max <= unit || budget_fits(e, q, max))
+		return false;
+	cut_now(e, q);
+	return true;
+}
+
 static void
 exec_one(struct kite_engine *e, unsigned int i)
 {
@@ -2386,6 +2513,8 @@ exec_one(struct kite_engine *e, unsigned int i)
 	} else if (!answers(d) && q->r.cmd != KITE_CMD_FLUSH) {
 		return;
 	}
+	if (unlikely(d->budget != 0) && s != NULL && precut(e, q, s, i))
+		return;
 	st->cmd[q->r.cmd]++;
 	st->served++;
 	if (q->r.dialect == KITE_DIALECT_TEXT || unlikely(kite_proto_is_meta(q->r.opcode))) {

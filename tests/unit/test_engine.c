@@ -1814,6 +1814,77 @@ meta_bin(struct kite_engine *e, uint8_t op, const char *flags, const char *key, 
 	return r[0].status;
 }
 
+/*
+ * The bound decides before a request that changes state runs. Cut after
+ * it ran, its client (told COOKIE_REQUIRED, and given a cookie) retries
+ * what happened already: a win token (mg N) handed to no one, so that
+ * every reader waits for a value nobody computes; an INCR applied twice.
+ * Each is cut here with room for its status but not for its reply, and
+ * then nothing ran; with room it runs.
+ */
+static void
+test_guard_cut_before_run(void **state)
+{
+	struct kite_engine *e = make_engine(1, 0, 1472);
+	struct kite_engine_dgram g;
+	static struct dg d;
+	static struct res r[4];
+	char ext[300], val[300];
+	uint64_t cuts;
+	uint8_t inc[20] = { 0 };
+
+	(void)state;
+	text_run(e, "flush_all\r\n");
+	/* mg N: room for a 24-byte status (60 IP bytes), not for "W t-1 c<cas>". */
+	cuts = wstats.cut_bound;
+	dg_start(&d, 0xc1);
+	dg_req(&d, KITE_OP_META_GET, 5, 0, "N30 v t c", 9, "lease", NULL, 0);
+	memset(&g, 0, sizeof(g));
+	g.budget = 28 + 8 + 24 + 4;
+	run_verdict(e, &d, &g);
+	assert_int_equal(parse_all(0xc1, r, 4), 1);
+	assert_int_equal(r[0].status, KITE_STATUS_COOKIE_REQUIRED);
+	assert_int_equal(wstats.cut_bound, cuts + 1);
+	assert_true(reply_ip_bytes() <= g.budget);
+	/* No placeholder, no token out: the retry (validated) wins. */
+	assert_string_equal(text_run(e, "mg lease v\r\n"), "EN\r\n");
+	assert_int_equal(meta_bin(e, KITE_OP_META_GET, "N30 v t c", "lease", NULL, ext, val),
+			 KITE_STATUS_OK);
+	assert_non_null(strstr(ext, " W"));
+	/* A stale item's token, in text: the same. */
+	assert_string_equal(text_run(e, "ms st 5\r\nvalue\r\nmd st I\r\n"), "HD\r\nHD\r\n");
+	memset(&g, 0, sizeof(g));
+	dg_start(&d, 0xc2);
+	memcpy(d.b + 8, "mg st v c\r\n", 11);
+	d.len = 8 + 11;
+	g.budget = 28 + 8 + 30 + 4;
+	run_verdict(e, &d, &g);
+	assert_string_equal(reply_text(0xc2), "SERVER_ERROR cookie required\r\n");
+	assert_true(reply_ip_bytes() <= g.budget);
+	assert_string_equal(text_run(e, "mg st v\r\n"), "VA 5 X W\r\nvalue\r\n");
+	/* INCR: a 32-byte reply, room for 28; the counter is as it was. */
+	assert_string_equal(text_run(e, "set n 0 0 1\r\n5\r\n"), "STORED\r\n");
+	inc[7] = 1;
+	dg_start(&d, 0xc3);
+	dg_req(&d, KITE_OP_INCREMENT, 6, 0, inc, 20, "n", NULL, 0);
+	memset(&g, 0, sizeof(g));
+	g.budget = 28 + 8 + 24 + 4;
+	run_verdict(e, &d, &g);
+	assert_int_equal(parse_all(0xc3, r, 4), 1);
+	assert_int_equal(r[0].status, KITE_STATUS_COOKIE_REQUIRED);
+	assert_string_equal(text_run(e, "get n\r\n"), "VALUE n 0 1\r\n5\r\nEND\r\n");
+	/* With room, the same INCR runs. */
+	dg_start(&d, 0xc4);
+	dg_req(&d, KITE_OP_INCREMENT, 7, 0, inc, 20, "n", NULL, 0);
+	memset(&g, 0, sizeof(g));
+	g.budget = 28 + 8 + 32;
+	run_verdict(e, &d, &g);
+	assert_int_equal(parse_all(0xc4, r, 4), 1);
+	assert_int_equal(r[0].status, KITE_STATUS_OK);
+	assert_string_equal(text_run(e, "get n\r\n"), "VALUE n 0 1\r\n6\r\nEND\r\n");
+	kite_engine_free(e);
+}
+
 /* Kite's META opcodes: the text forms' semantics, flags as text in the extras. */
 static void
 test_meta_binary(void **state)
@@ -2331,6 +2402,7 @@ main(void)
 		cmocka_unit_test(test_text_guard),
 		cmocka_unit_test(test_text_relay),
 		cmocka_unit_test(test_meta_binary),
+		cmocka_unit_test(test_guard_cut_before_run),
 		cmocka_unit_test(test_ttl_jitter),
 		cmocka_unit_test(test_hot_hint),
 	};
