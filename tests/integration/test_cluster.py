@@ -38,6 +38,7 @@ LEASE_TTL = 2
 WARMUP = 30
 LEAVE_GRACE = 3
 KEYS = 1500
+UNTRUSTED_HOST = 200  # 198.18.x.200: outside the nodes' trusted 198.18.x.0/26
 
 
 def cluster_map_epoch(body):
@@ -148,9 +149,10 @@ class Net:
 
 
 class Node(kt.Process):
-    def __init__(self, t, net, i, mode='etcd', extra=(), workers=1):
+    def __init__(self, t, net, i, mode='etcd', extra=(), workers=1, trusted=kt.TEST_TRUSTED):
         """workers > 1: that many worker lcores (--lcores), one af_packet
-        queue pair each (--workers)."""
+        queue pair each (--workers). trusted: the sources the node does not
+        bound (the suite's whole range by default)."""
         self.net = net
         self.i = i
         self.prefix = 'kc%dn%d' % (t.pid, i)
@@ -164,7 +166,7 @@ class Node(kt.Process):
                 '--idle-sleep-us', '50', '--stats-interval', '0', '--memory', '32M',
                 '--cluster', mode, '--node-id', 'n%d' % i, '--cluster-name', 'kt%d' % t.pid,
                 '--lease-ttl', str(LEASE_TTL), '--warmup', str(WARMUP),
-                '--leave-grace', str(LEAVE_GRACE), '--trusted', kt.TEST_TRUSTED]
+                '--leave-grace', str(LEAVE_GRACE), '--trusted', trusted]
         if mode == 'etcd':
             argv += ['--etcd', net.etcd_url, '--mgmt-ip', '198.19.%d.%d' % (net.x, 10 + i)]
         if workers != 1:
@@ -258,8 +260,10 @@ def body(t):
     def seeds():
         return ','.join(net.data_ip(i) for i in sorted(nodes))
 
+    # The host and the nodes are trusted, a client at UNTRUSTED_HOST is not (c_untrusted).
+    trusted = '198.18.%d.0/26' % net.x
     for i in (1, 2, 3):
-        nodes[i] = Node(t, net, i).start()
+        nodes[i] = Node(t, net, i, trusted=trusted).start()
     client = kitelib.Client(lib, seeds(), timeout_ms=300)
     t.on_cleanup(client.close)
     keys = [b'key-%05d' % k for k in range(KEYS)]
@@ -297,10 +301,50 @@ def body(t):
         check_eq(wrong, 60 * 2, 'NOT_MY_VBUCKET answers (each key: 2 of 3 nodes)')
     t.case('routing by the map; NOT_MY_VBUCKET carries the epoch', c_route)
 
+    def c_untrusted():
+        # A client the nodes bound (as kited's default treats every source): libkite
+        # fetches the map with several seeds, one cookie per node, and a win token
+        # (mg N) is never handed out in a reply the bound cuts.
+        ns = net.add_ns(UNTRUSTED_HOST - 10)
+        net.ip('-n', ns, 'addr', 'add', '198.18.%d.%d/24' % (net.x, UNTRUSTED_HOST), 'dev', 'data')
+        # The kernel's UDP checksums, not the veth's offload (af_packet sees them unfinished).
+        kt.sh([net.ip_tool, 'netns', 'exec', ns, t.need_tool('ethtool'), '-K', 'data', 'tx', 'off'])
+        with kt.InNetns(ns):
+            uc = kitelib.Client(lib, seeds(), timeout_ms=300)
+        t.on_cleanup(uc.close)
+        ukeys = [b'untrusted-%03d' % k for k in range(90)]
+        res = uc.set_many({k: b'u-' + k for k in ukeys})
+        check(all(r == kitelib.KITE_OK for r in res.values()), 'sets: %r' % sorted(
+            set(uc.strerror(r) for r in res.values())))
+        hits, errors = uc.get_many(ukeys)
+        check(len(hits) == len(ukeys) and not errors, 'read back %d of %d, errors %r' % (
+            len(hits), len(ukeys), errors))
+        st = uc.stats()
+        # Cookies received: one per node at least (datagrams sent before the first came back
+        # bring their own).
+        check(st['cookies'] >= 3, 'cookies received: %r' % st)
+        check(st['cookie_retries'] >= 1, 'validated after a cut: %r' % st)
+        check_eq(uc.map_info().members, 3, 'members in the map')
+        # Fresh clients, each with no cookie yet: one of them wins the key's token.
+        wins = 0
+        for n in range(4):
+            with kt.InNetns(ns):
+                fc = kitelib.Client(lib, seeds(), timeout_ms=300)
+            try:
+                r = fc.meta(kitelib.KITE_META_GET, b'untrusted-lease', b'N30 v c')
+                check_eq(r['rc'], kitelib.KITE_OK, 'mg N of a fresh client')
+                wins += bool(r['meta_ret'] & kitelib.META_WIN)
+            finally:
+                fc.close()
+        check_eq(wins, 1, 'win tokens handed out to 4 fresh untrusted clients')
+        nodes_cut = sum(int(nodes[i].stats().get('kite_guard_bounded', 0)) for i in nodes)
+        check(nodes_cut > 0, 'the nodes bounded the untrusted client')
+    t.case('an untrusted client: several seeds, cookies from each node, one win token', c_untrusted)
+
     def c_join():
         cold = kitelib.Client(lib, seeds(), timeout_ms=300, warmup=False)
         t.on_cleanup(cold.close)
-        nodes[4] = Node(t, net, 4).start()
+        nodes[4] = Node(t, net, 4, trusted=trusted).start()
         secs, epoch = converge(list(nodes.values()), client, 4)
         figures.append('join: 4 nodes and the client on epoch %d in %.2f s' % (epoch, secs))
         owned = int(nodes[4].stats()['kite_cluster_vbuckets_owned'])
