@@ -13,6 +13,7 @@ KITE_PACKAGES=(
 	clang libclang-rt-14-dev gnuplot-nox
 	python3-venv python3-pip python3-setuptools python3-pytest
 	postgresql python3-psycopg2
+	libmicrohttpd-dev prometheus curl
 )
 
 kite_log() {

@@ -347,6 +347,12 @@ struct server_stats {
 	uint64_t guard_passed;
 	uint64_t guard_validated;
 	uint64_t guard_authed;
+	/*
+	 * Kite: the node's own service time of GET (RX burst to TX), its STAT
+	 * quantiles since start in microseconds; negative when not shown.
+	 */
+	double service_get_p50_us;
+	double service_get_p99_us;
 };
 
 /*

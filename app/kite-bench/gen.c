@@ -1171,6 +1171,17 @@ stat_u64(const struct kite_res *r)
 	return strtoull(v, NULL, 10);
 }
 
+static double
+stat_double(const struct kite_res *r)
+{
+	char v[32];
+	size_t n = r->vallen < sizeof(v) - 1 ? r->vallen : sizeof(v) - 1;
+
+	memcpy(v, r->value, n);
+	v[n] = '\0';
+	return strtod(v, NULL);
+}
+
 int
 ctl_stat_parse(struct ctl_collect *c, struct server_stats *s)
 {
@@ -1185,6 +1196,7 @@ ctl_stat_parse(struct ctl_collect *c, struct server_stats *s)
 		len += c->len[i];
 	}
 	memset(s, 0, sizeof(*s));
+	s->service_get_p50_us = s->service_get_p99_us = -1;
 	p = c->buf;
 	while (len > 0) {
 		struct kite_res r;
@@ -1220,6 +1232,10 @@ ctl_stat_parse(struct ctl_collect *c, struct server_stats *s)
 			s->guard_validated = stat_u64(&r);
 		} else if (STAT_IS("kite_guard_authenticated")) {
 			s->guard_authed = stat_u64(&r);
+		} else if (STAT_IS("kite_service_get_p50_us")) {
+			s->service_get_p50_us = stat_double(&r);
+		} else if (STAT_IS("kite_service_get_p99_us")) {
+			s->service_get_p99_us = stat_double(&r);
 		}
 #undef STAT_IS
 		p += used;

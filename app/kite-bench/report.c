@@ -204,10 +204,12 @@ json_server(FILE *f, const char *name, const struct server_stats *s)
 		", \"curr_items\": %" PRIu64 ", \"evictions\": %" PRIu64
 		", \"steer_misses\": %" PRIu64 ", \"handoffs\": %" PRIu64
 		", \"guard_passed\": %" PRIu64 ", \"guard_validated\": %" PRIu64
-		", \"guard_authenticated\": %" PRIu64 "}",
+		", \"guard_authenticated\": %" PRIu64
+		", \"service_get_p50_us\": %.3f, \"service_get_p99_us\": %.3f}",
 		name, s->valid ? "true" : "false", s->has_cycles ? "true" : "false", s->busy_cycles,
 		s->served, s->get_hits, s->get_misses, s->curr_items, s->evictions, s->steer_misses,
-		s->handoffs, s->guard_passed, s->guard_validated, s->guard_authed);
+		s->handoffs, s->guard_passed, s->guard_validated, s->guard_authed,
+		s->service_get_p50_us, s->service_get_p99_us);
 }
 
 int

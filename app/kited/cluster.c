@@ -89,6 +89,9 @@ struct kited_cluster {
 	struct kited_cluster_stats st;
 	struct etcd e;
 	uint64_t hz;
+	/* The map as JSON for the admin endpoint's /cluster (another thread reads it). */
+	pthread_mutex_t json_lock;
+	char *json;
 };
 
 static void join_begin(struct kited_cluster *c);
@@ -242,11 +245,90 @@ reclaim(struct kited_cluster *c, bool all)
 	c->npend = k;
 }
 
+/*
+ * The map of view v as JSON, for /cluster: cluster name, this node, the
+ * epoch and layout, and each member with its address, state, weight, zone
+ * and the vbuckets it owns. Built here, where maps change; /cluster copies it.
+ */
+static void
+json_snapshot(struct kited_cluster *c, const struct kited_cview *v)
+{
+	static const char *const modes[] = { "none", "static", "etcd" };
+	json_t *root = json_object(), *members = json_array();
+	uint32_t *owned = calloc(v->map.n_members ? v->map.n_members : 1, sizeof(*owned));
+	char *text = NULL;
+
+	if (root == NULL || members == NULL || owned == NULL)
+		goto out;
+	for (uint32_t vb = 0; vb < v->map.vbuckets; vb++) {
+		const uint8_t o = kite_cluster_nodes(&v->map, vb)[0];
+
+		if (o < v->map.n_members)
+			owned[o]++;
+	}
+	for (unsigned int i = 0; i < v->map.n_members; i++) {
+		const struct kite_cluster_member *m = &v->map.members[i];
+		struct in_addr a = { .s_addr = htonl(m->ip) };
+		char ip[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		json_array_append_new(
+			members,
+			json_pack("{s:s, s:s, s:i, s:i, s:s, s:i, s:s, s:i, s:b}", "id", m->id, "ip", ip,
+				  "port", (json_int_t)m->base_port, "partitions",
+				  (json_int_t)m->partitions, "state",
+				  kite_cluster_state_name(m->state), "weight", (json_int_t)m->weight,
+				  "zone", m->zone, "vbuckets_owned", (json_int_t)owned[i], "self",
+				  (int)i == v->self));
+	}
+	json_object_set_new(root, "mode", json_string(modes[c->mode]));
+	json_object_set_new(root, "cluster", json_string(c->n->cfg.cluster_name));
+	json_object_set_new(root, "node_id", json_string(c->self.id));
+	json_object_set_new(root, "epoch", json_integer((json_int_t)v->ec.epoch));
+	json_object_set_new(root, "vbuckets", json_integer((json_int_t)v->map.vbuckets));
+	json_object_set_new(root, "copies", json_integer((json_int_t)v->map.copies));
+	json_object_set_new(root, "replicas", json_integer((json_int_t)v->map.replicas));
+	json_object_set_new(root, "owned", json_integer((json_int_t)v->owned));
+	json_object_set_new(root, "previous", json_integer((json_int_t)v->previous));
+	json_object_set_new(root, "replica_candidates", json_integer((json_int_t)v->replicated));
+	json_object_set_new(root, "members", members);
+	members = NULL;
+	text = json_dumps(root, JSON_COMPACT);
+out:
+	json_decref(members);
+	json_decref(root);
+	free(owned);
+	if (text == NULL)
+		return; /* out of memory: /cluster shows the map before */
+	pthread_mutex_lock(&c->json_lock);
+	free(c->json);
+	c->json = text;
+	pthread_mutex_unlock(&c->json_lock);
+}
+
+char *
+kited_cluster_json(const struct node *n, bool *fenced)
+{
+	struct kited_cluster *c = n->cluster;
+	char *copy = NULL;
+
+	*fenced = false;
+	if (c == NULL)
+		return NULL;
+	pthread_mutex_lock(&c->json_lock);
+	if (c->json != NULL)
+		copy = strdup(c->json);
+	pthread_mutex_unlock(&c->json_lock);
+	*fenced = c->mode == KITED_CLUSTER_ETCD && rte_rdtsc() > c->fence_tsc;
+	return copy;
+}
+
 static void
 publish(struct kited_cluster *c, struct kited_cview *v)
 {
 	struct kited_cview *old = atomic_exchange_explicit(&c->n->cpub.cur, v, memory_order_acq_rel);
 
+	json_snapshot(c, v);
 	c->st.maps++;
 	c->st.epoch = v->ec.epoch;
 	c->st.members = v->map.n_members;
@@ -1180,6 +1262,7 @@ kited_cluster_start(struct node *n)
 
 	if (c == NULL)
 		return -ENOMEM;
+	pthread_mutex_init(&c->json_lock, NULL);
 	n->cluster = c;
 	c->n = n;
 	c->hz = rte_get_tsc_hz();
@@ -1358,6 +1441,20 @@ kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
 	}
 }
 
+const char *
+kited_cluster_not_ready(const struct node *n)
+{
+	const struct kited_cluster *c = n->cluster;
+
+	if (c == NULL || c->mode == KITED_CLUSTER_NONE)
+		return NULL;
+	if (c->st.epoch == 0)
+		return "no cluster map yet";
+	if (c->mode == KITED_CLUSTER_ETCD && rte_rdtsc() > c->fence_tsc)
+		return "fenced: its etcd lease may have lapsed (writes refused)";
+	return NULL;
+}
+
 const struct kited_cluster_stats *
 kited_cluster_stats(const struct node *n)
 {
@@ -1381,6 +1478,8 @@ kited_cluster_stop(struct node *n)
 	view_free(atomic_exchange(&n->cpub.cur, NULL));
 	rte_free(n->cpub.qs);
 	n->cpub.qs = NULL;
+	free(c->json);
+	pthread_mutex_destroy(&c->json_lock);
 	free(c);
 	n->cluster = NULL;
 }

@@ -310,6 +310,16 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "steer: '%s' is not auto, flow, rss or handoff", c->steer);
 		return -EINVAL;
 	}
+	if (c->admin_listen[0] != '\0') {
+		struct sockaddr_in sa;
+
+		if (kited_admin_listen_parse(c->admin_listen, &sa, err, errlen) != 0)
+			return -EINVAL;
+	}
+	if ((c->admin_tls_cert[0] == '\0') != (c->admin_tls_key[0] == '\0')) {
+		snprintf(err, errlen, "admin-tls-cert and admin-tls-key go together");
+		return -EINVAL;
+	}
 	if (kited_ablate_parse(c->ablate) < 0) {
 		snprintf(err, errlen,
 			 "ablate: '%s' is not none or a comma-separated list (no spaces) from %s",
@@ -375,6 +385,88 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return validate_cluster(c, parts, err, errlen);
+}
+
+int
+kited_admin_tokens_parse(const char *text, struct kited_admin_token *out, unsigned int max,
+			 unsigned int *n, char *err, size_t errlen)
+{
+	unsigned int line = 0;
+	const char *p = text;
+
+	*n = 0;
+	while (*p != '\0') {
+		const char *end = strchr(p, '\n');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char buf[512], tok[KITED_ADMIN_TOKEN_MAX + 2], role[64], extra[8];
+		int k;
+
+		line++;
+		if (len >= sizeof(buf)) {
+			snprintf(err, errlen, "line %u: too long", line);
+			return -EINVAL;
+		}
+		memcpy(buf, p, len);
+		buf[len] = '\0';
+		p = end ? end + 1 : p + len;
+		if (len > 0 && buf[len - 1] == '\r')
+			buf[len - 1] = '\0';
+		char *s = buf + strspn(buf, " \t");
+		if (*s == '\0' || *s == '#')
+			continue;
+		k = sscanf(s, "%129s %63s %7s", tok, role, extra);
+		if (k != 2) {
+			snprintf(err, errlen, "line %u: want TOKEN ROLE (admin or read)", line);
+			return -EINVAL;
+		}
+		if (strlen(tok) < 16 || strlen(tok) > KITED_ADMIN_TOKEN_MAX) {
+			snprintf(err, errlen, "line %u: a token has 16 to %u characters", line,
+				 KITED_ADMIN_TOKEN_MAX);
+			return -EINVAL;
+		}
+		if (*n == max) {
+			snprintf(err, errlen, "line %u: more than %u tokens", line, max);
+			return -EINVAL;
+		}
+		if (strcmp(role, "admin") == 0)
+			out[*n].admin = true;
+		else if (strcmp(role, "read") == 0)
+			out[*n].admin = false;
+		else {
+			snprintf(err, errlen, "line %u: role '%s' is not admin or read", line, role);
+			return -EINVAL;
+		}
+		snprintf(out[*n].secret, sizeof(out[*n].secret), "%s", tok);
+		(*n)++;
+	}
+	return 0;
+}
+
+int
+kited_admin_listen_parse(const char *s, struct sockaddr_in *sa, char *err, size_t errlen)
+{
+	char host[32];
+	const char *colon = strrchr(s, ':');
+	char *end;
+	unsigned long port;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	if (colon == NULL || (size_t)(colon - s) >= sizeof(host) || colon == s) {
+		snprintf(err, errlen, "admin-listen: '%s' is not IPV4:PORT", s);
+		return -EINVAL;
+	}
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1 || colon[1] == '\0' || *end != '\0' ||
+	    errno != 0 || port == 0 || port > 65535) {
+		snprintf(err, errlen, "admin-listen: '%s' is not IPV4:PORT (port 1-65535)", s);
+		return -EINVAL;
+	}
+	sa->sin_port = htons((uint16_t)port);
+	return 0;
 }
 
 int

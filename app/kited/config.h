@@ -12,6 +12,7 @@
  * read-only afterwards.
  */
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,13 +33,14 @@ enum kited_cluster_mode { KITED_CLUSTER_NONE = 0, KITED_CLUSTER_STATIC, KITED_CL
  * Data-path steps the ablate option can turn off (benchmarks only), one
  * bit each in this order.
  */
-#define KITED_ABLATE_NAMES "bulk,prefetch,inplace,txbatch,hotkeys"
+#define KITED_ABLATE_NAMES "bulk,prefetch,inplace,txbatch,hotkeys,latency"
 enum kited_ablate {
 	KITED_ABLATE_BULK = 1u << 0,     /* GETs looked up one by one, not in bulk */
 	KITED_ABLATE_PREFETCH = 1u << 1, /* no software prefetch (headers, items, values) */
 	KITED_ABLATE_INPLACE = 1u << 2,  /* every reply in a fresh buffer */
 	KITED_ABLATE_TXBATCH = 1u << 3,  /* one packet per tx_burst */
 	KITED_ABLATE_HOTKEYS = 1u << 4,  /* no hot-key counting or hints */
+	KITED_ABLATE_LATENCY = 1u << 5,  /* no service-time histograms */
 };
 
 /*
@@ -192,6 +194,16 @@ enum kited_ablate {
 	X("seccomp", BOOL, seccomp, "on", 0, 0,                                                  \
 	  "once set up, refuse (EPERM) the system calls kited never makes: exec, ptrace, "     \
 	  "modules, mount, namespaces, bpf, ... (docs/security.rst)")                           \
+	X("admin-listen", STR, admin_listen, "", 0, 0,                                           \
+	  "the admin endpoint (HTTP: /metrics, /healthz, /readyz) at IPV4:PORT on the "        \
+	  "management interface, e.g. 198.19.0.2:11280 (empty: off)")                           \
+	X("admin-token-file", STR, admin_token_file, "", 0, 0,                                   \
+	  "bearer tokens for the admin endpoint, a line each: TOKEN ROLE (admin or read); "    \
+	  "with it, /metrics needs one (empty: /metrics open to whoever reaches the port)")     \
+	X("admin-tls-cert", STR, admin_tls_cert, "", 0, 0,                                       \
+	  "PEM certificate: the admin endpoint speaks HTTPS (with admin-tls-key)")              \
+	X("admin-tls-key", STR, admin_tls_key, "", 0, 0,                                         \
+	  "PEM private key of admin-tls-cert")                                                   \
 	X("ablate", STR, ablate, "none", 0, 0,                                                   \
 	  "benchmarks only: data-path steps to turn off, none or a list from "                   \
 	  KITED_ABLATE_NAMES)
@@ -252,6 +264,26 @@ enum kited_parse kited_config_parse_args(struct kited_config *c, int argc, char 
 
 /** Cross-option checks. @return 0 or -EINVAL (message in err). */
 int kited_config_validate(const struct kited_config *c, char *err, size_t errlen);
+
+/** Longest admin bearer token. */
+#define KITED_ADMIN_TOKEN_MAX 128
+
+/** One line of admin-token-file. */
+struct kited_admin_token {
+	char secret[KITED_ADMIN_TOKEN_MAX + 1];
+	bool admin; /**< admin: everything; read: statistics and health only */
+};
+
+/**
+ * Parse admin-token-file's text: "TOKEN ROLE" lines (ROLE admin or read;
+ * a token of 16 to 128 characters without spaces), '#' comments and blank
+ * lines. @return 0 (*n tokens in out) or -EINVAL (message in err).
+ */
+int kited_admin_tokens_parse(const char *text, struct kited_admin_token *out, unsigned int max,
+			     unsigned int *n, char *err, size_t errlen);
+
+/** Parse admin-listen (IPV4:PORT, port 1..65535). @return 0 or -EINVAL (message in err). */
+int kited_admin_listen_parse(const char *s, struct sockaddr_in *sa, char *err, size_t errlen);
 
 /**
  * Parse the ablate option: "none" or a comma-separated list from

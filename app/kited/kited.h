@@ -90,6 +90,8 @@ struct worker {
 	struct worker_repl *repl;        /* replication state (repl.c); NULL: none */
 	struct kite_guard *guard;        /* the guard (guard.c) */
 	const struct kite_guard_tenants *tenants; /* the table the guard uses */
+	/* Requests served per command class when the service time was last counted. */
+	uint64_t served_before[KITE_CMD_MAX];
 	/* Packets waiting for tx_burst. */
 	unsigned int ntx;
 	struct rte_mbuf *tx[512];

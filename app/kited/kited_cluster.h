@@ -72,6 +72,19 @@ void kited_cluster_stop(struct node *n);
 void kited_cluster_reload(struct node *n);
 const struct kited_cluster_stats *kited_cluster_stats(const struct node *n);
 
+/*
+ * Why the node should not take traffic yet (the admin endpoint's
+ * /readyz): no map yet, or fenced; NULL when ready, or not in a cluster.
+ */
+const char *kited_cluster_not_ready(const struct node *n);
+
+/*
+ * The current map as JSON (malloc'd copy; the admin endpoint's /cluster),
+ * NULL when not in a cluster or before the first map; *fenced: whether
+ * the node refuses writes now.
+ */
+char *kited_cluster_json(const struct node *n, bool *fenced);
+
 /* The variable and the pointer the workers read. */
 struct kited_cluster_pub {
 	struct rte_rcu_qsbr *qs;

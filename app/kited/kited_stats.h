@@ -16,6 +16,7 @@
 
 #include "kite_engine.h"
 #include "kite_guard.h"
+#include "kite_hist.h"
 #include "kite_net.h"
 #include "kite_stats.h"
 #include "kite_store.h"
@@ -43,6 +44,13 @@ struct kited_worker_stats {
 	struct kite_engine_stats engine; /* the engine's (kite_engine_conf.stats) */
 	struct kited_loop_stats loop;    /* the worker loop's */
 	struct kite_guard_stats guard;   /* the guard's */
+	/*
+	 * Service time per command class (KITE_CMD_*), TSC cycles: from the
+	 * start of the burst that took a request in (rx_burst, or its
+	 * dequeue from the handoff ring) to the end of that burst's
+	 * tx_burst. Time queued before the burst is not in it.
+	 */
+	struct kite_hist service[KITE_CMD_MAX];
 } __rte_cache_aligned;
 
 /* What the node-wide view sums. Arrays are owned by the caller. */
@@ -56,6 +64,7 @@ struct kited_stats_src {
 	uint64_t limit_maxbytes; /* node memory budget */
 	uint32_t max_item_size;
 	uint16_t udp_port;
+	uint64_t tsc_hz;        /* TSC cycles per second (service times) */
 	const char *steer_mode; /* "flow", "rss" or "handoff"; NULL: not shown */
 	struct kite_hot_pub *const *hot; /* each worker's hot keys (may be NULL, hold NULLs) */
 	/* More of Kite's own statistics (the cluster's), emitted last; may be NULL. */
@@ -89,6 +98,9 @@ void kited_stats_sum_nets(const struct kited_stats_src *src, struct kite_net_sta
  */
 void kited_stats_emit(const struct kited_stats_src *src, uint32_t now, kite_stats_emit_fn emit,
 		      void *arg);
+
+/* The help line of the counter STAT shows as stat_name (from the tables), or NULL. */
+const char *kited_stats_help(const char *stat_name);
 
 /* The engine's STAT callback: arg is a struct kited_stats_src. */
 bool kited_stats_engine_stat(void *arg, uint32_t now, const uint8_t *group, uint16_t grouplen,

@@ -26,6 +26,7 @@
 #include "kite_conf.h"
 #include "kite_port.h"
 #include "kited.h"
+#include "kited_admin.h"
 #include "kited_privs.h"
 #include "kited_sizing.h"
 
@@ -643,6 +644,7 @@ main(int argc, char **argv)
 	n->stats_src.limit_maxbytes = n->cfg.memory;
 	n->stats_src.max_item_size = (uint32_t)n->cfg.max_item_size;
 	n->stats_src.udp_port = (uint16_t)n->cfg.udp_port;
+	n->stats_src.tsc_hz = rte_get_tsc_hz();
 	n->stats_src.steer_mode = kite_steer_mode_name(n->steer);
 	n->stats_src.more = kited_cluster_emit_stats;
 	n->stats_src.more_arg = n;
@@ -667,6 +669,11 @@ main(int argc, char **argv)
 	/* The first map (and, with etcd, the registration) before serving. */
 	if (kited_cluster_start(n) != 0) {
 		KLOG(ERR, "cluster: cannot start (see above)");
+		goto out;
+	}
+	/* The admin endpoint (its files read while still root; its own thread). */
+	if (kited_admin_start(n, err, sizeof(err)) != 0) {
+		KLOG(ERR, "%s", err);
 		goto out;
 	}
 	if (write_pid_file(n->cfg.pid_file) != 0)
@@ -716,6 +723,7 @@ main(int argc, char **argv)
 out:
 	n->quit = true;
 	rte_eal_mp_wait_lcore();
+	kited_admin_stop();
 	kited_cluster_stop(n);
 	kited_repl_free(n);
 	control_telemetry(NULL);

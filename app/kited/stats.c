@@ -180,6 +180,29 @@ kited_stats_emit(const struct kited_stats_src *src, uint32_t now, kite_stats_emi
 		kite_stats_emit_u64(emit, arg, name, one->loop.steer_misses);
 	}
 
+	/* Service time per command, every worker's (STAT shows quantiles; /metrics the buckets). */
+	for (unsigned int c = 0; c < KITE_CMD_MAX; c++) {
+		static const struct {
+			double q;
+			const char *suffix;
+		} qs[] = { { 0.5, "p50" }, { 0.99, "p99" }, { 0.999, "p999" } };
+		const struct kite_hist *h = &w.service[c];
+		const uint64_t n = kite_hist_total(h);
+		char val[32];
+
+		if (n == 0 || src->tsc_hz == 0)
+			continue;
+		snprintf(name, sizeof(name), "kite_service_%s_count", kite_proto_cmd_name(c));
+		kite_stats_emit_u64(emit, arg, name, n);
+		for (unsigned int k = 0; k < RTE_DIM(qs); k++) {
+			snprintf(name, sizeof(name), "kite_service_%s_%s_us", kite_proto_cmd_name(c),
+				 qs[k].suffix);
+			snprintf(val, sizeof(val), "%.3f",
+				 (double)kite_hist_quantile(h, qs[k].q) * 1e6 / (double)src->tsc_hz);
+			emit(arg, name, val);
+		}
+	}
+
 	/* Hot keys now (their names and rates: STAT hotkeys). */
 	{
 		struct kite_hot_key top[1];
@@ -200,6 +223,31 @@ kited_stats_emit(const struct kited_stats_src *src, uint32_t now, kite_stats_emi
 	}
 	if (src->more != NULL)
 		src->more(src->more_arg, emit, arg);
+}
+
+const char *
+kited_stats_help(const char *stat_name)
+{
+	/* Each table under the prefixes kited_stats_emit() gives its names. */
+	static const struct {
+		const struct kite_stats_table *t;
+		const char *prefix;
+	} tabs[] = {
+		{ &engine_table, "kite_" }, { &loop_table, "kite_" },	{ &store_table, "" },
+		{ &store_table, "kite_" },  { &guard_table, "kite_guard_" }, { &net_table, "kite_net_" },
+	};
+
+	for (unsigned int i = 0; i < RTE_DIM(tabs); i++) {
+		const size_t pl = strlen(tabs[i].prefix);
+		int k;
+
+		if (strncmp(stat_name, tabs[i].prefix, pl) != 0)
+			continue;
+		k = kite_stats_index(tabs[i].t, stat_name + pl);
+		if (k >= 0)
+			return tabs[i].t->help[k];
+	}
+	return NULL;
 }
 
 /* A key for a STAT line: as it is when printable, else base64 with a "b64:" prefix. */

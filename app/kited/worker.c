@@ -539,6 +539,25 @@ ctx_init(struct dgram_ctx *c, struct worker *w, struct rte_mbuf *m, const struct
 	c->chain = home ? NULL : meta(m)->chain;
 }
 
+/*
+ * Every request this burst served took `cycles` from RX to TX: counted in
+ * its command's histogram (a few compares per burst, not per request).
+ */
+static inline void
+service_time(struct worker *w, uint64_t cycles)
+{
+	const uint64_t *served = w->stats->engine.cmd;
+
+	for (unsigned int c = 0; c < KITE_CMD_MAX; c++) {
+		const uint64_t d = served[c] - w->served_before[c];
+
+		if (d != 0) {
+			kite_hist_add(&w->stats->service[c], cycles, d);
+			w->served_before[c] = served[c];
+		}
+	}
+}
+
 unsigned int
 worker_poll(struct worker *w)
 {
@@ -687,7 +706,10 @@ worker_poll(struct worker *w)
 	net_pending(w, tsc);
 	if (w->ntx > 0)
 		tx_flush(w);
-	w->stats->loop.busy_cycles += rte_rdtsc() - tsc;
+	const uint64_t took = rte_rdtsc() - tsc;
+	w->stats->loop.busy_cycles += took;
+	if (likely(!(n->ablate & KITED_ABLATE_LATENCY)))
+		service_time(w, took);
 	return nrx + nh;
 }
 

@@ -20,6 +20,7 @@ the convergence time is reported, not gated (the target is lease TTL +
 Run: python3 test_cluster.py --kited PATH --cli PATH --build BUILD_DIR
 """
 
+import json
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ import struct
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kitetest as kt  # noqa: E402
@@ -38,6 +40,7 @@ LEASE_TTL = 2
 WARMUP = 30
 LEAVE_GRACE = 3
 KEYS = 1500
+ADMIN_PORT = 11280  # each node's admin endpoint, on its management address
 UNTRUSTED_HOST = 200  # 198.18.x.200: outside the nodes' trusted 198.18.x.0/26
 
 
@@ -168,7 +171,8 @@ class Node(kt.Process):
                 '--lease-ttl', str(LEASE_TTL), '--warmup', str(WARMUP),
                 '--leave-grace', str(LEAVE_GRACE), '--trusted', trusted]
         if mode == 'etcd':
-            argv += ['--etcd', net.etcd_url, '--mgmt-ip', '198.19.%d.%d' % (net.x, 10 + i)]
+            argv += ['--etcd', net.etcd_url, '--mgmt-ip', '198.19.%d.%d' % (net.x, 10 + i),
+                     '--admin-listen', '198.19.%d.%d:%d' % (net.x, 10 + i, ADMIN_PORT)]
         if workers != 1:
             argv += ['--workers', str(workers)]
         argv += list(extra)
@@ -300,6 +304,32 @@ def body(t):
                     wrong += 1
         check_eq(wrong, 60 * 2, 'NOT_MY_VBUCKET answers (each key: 2 of 3 nodes)')
     t.case('routing by the map; NOT_MY_VBUCKET carries the epoch', c_route)
+
+    def c_admin():
+        # Each node's admin endpoint on its management address: /cluster is the map the
+        # client holds, /readyz says ready, /metrics counts the members.
+        epoch = client.map_info().epoch
+        for i in sorted(nodes):
+            base = 'http://198.19.%d.%d:%d' % (net.x, 10 + i, ADMIN_PORT)
+            with urllib.request.urlopen(base + '/cluster', timeout=5) as r:
+                j = json.loads(r.read())
+            m = j['map']
+            check_eq(m['epoch'], epoch, 'node %d: /cluster epoch' % i)
+            check_eq(len(m['members']), 3, 'node %d: members' % i)
+            check_eq(sum(x['vbuckets_owned'] for x in m['members']), m['vbuckets'],
+                     'node %d: every vbucket owned once' % i)
+            me = [x for x in m['members'] if x['self']]
+            check(len(me) == 1 and me[0]['id'] == 'n%d' % i and m['node_id'] == 'n%d' % i,
+                  'node %d: self %r' % (i, me))
+            check_eq(me[0]['vbuckets_owned'], m['owned'], 'node %d: owned' % i)
+            check_eq(j['fenced'], False, 'node %d: fenced' % i)
+            with urllib.request.urlopen(base + '/readyz', timeout=5) as r:
+                check_eq(r.read(), b'ready\n', 'node %d: /readyz' % i)
+            with urllib.request.urlopen(base + '/metrics', timeout=5) as r:
+                text = r.read().decode()
+            check('\nkite_cluster_members 3\n' in text, 'node %d: kite_cluster_members' % i)
+            check('\nkite_cluster_epoch %d\n' % epoch in text, 'node %d: kite_cluster_epoch' % i)
+    t.case('admin endpoint per node: /cluster = the map, /readyz, /metrics', c_admin)
 
     def c_untrusted():
         # A client the nodes bound (as kited's default treats every source): libkite

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kite_stats.h"
+#include "kited_metrics.h"
 #include "kited_stats.h"
 #include "kite_test.h"
 
@@ -136,6 +137,116 @@ test_sums(void **state)
 	kite_store_free(parts[1]);
 }
 
+/* Every sample line's family: TYPE'd once, before its samples. */
+static void
+check_exposition(const char *text)
+{
+	static char types[512][96];
+	unsigned int nt = 0;
+	const char *p = text;
+
+	while (*p != '\0') {
+		const char *end = strchr(p, '\n');
+		char line[512], fam[96];
+
+		assert_non_null(end);
+		assert_true((size_t)(end - p) < sizeof(line));
+		memcpy(line, p, (size_t)(end - p));
+		line[end - p] = '\0';
+		p = end + 1;
+		if (strncmp(line, "# TYPE ", 7) == 0) {
+			assert_int_equal(sscanf(line + 7, "%95s", fam), 1);
+			for (unsigned int i = 0; i < nt; i++)
+				assert_string_not_equal(types[i], fam);
+			assert_true(nt < 512);
+			strcpy(types[nt++], fam);
+			continue;
+		}
+		if (line[0] == '#')
+			continue;
+		size_t n = strcspn(line, "{ ");
+		assert_true(n > 0 && n < sizeof(fam));
+		memcpy(fam, line, n);
+		fam[n] = '\0';
+		/* A histogram's series are its family's. */
+		for (const char *suf = "_bucket\0_sum\0_count\0"; *suf != '\0'; suf += strlen(suf) + 1) {
+			size_t sl = strlen(suf);
+			if (n > sl && strcmp(fam + n - sl, suf) == 0 && nt > 0 &&
+			    strncmp(types[nt - 1], fam, n - sl) == 0 && types[nt - 1][n - sl] == '\0')
+				fam[n - sl] = '\0';
+		}
+		assert_true(nt > 0);
+		assert_string_equal(types[nt - 1], fam);
+	}
+}
+
+/*
+ * /metrics: STAT renamed by rule (memcached_exporter's names, labelled
+ * families, info gauges), each family typed once; the service-time
+ * histogram in seconds, and the same quantiles in STAT.
+ */
+static void
+test_metrics(void **state)
+{
+	static struct kited_worker_stats a, b;
+	struct kited_worker_stats *ws[3] = { &a, NULL, &b };
+	struct kited_stats_src src;
+	static struct seen s;
+	size_t len;
+	char *text;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.engine.cmd[KITE_CMD_GET] = 10;
+	a.engine.served = 10;
+	b.engine.served = 5;
+	b.engine.proto_drops[KITE_PROTO_DROP_BAD_MAGIC] = 2;
+	kite_hist_add(&a.service[KITE_CMD_GET], 1000, 6);
+	kite_hist_add(&b.service[KITE_CMD_GET], 1000, 4);
+	kite_hist_add(&b.service[KITE_CMD_SET], 100000, 1);
+	memset(&src, 0, sizeof(src));
+	src.n_workers = 3;
+	src.workers = ws;
+	src.started = 50;
+	src.limit_maxbytes = 1 << 20;
+	src.steer_mode = "handoff";
+	src.tsc_hz = 1000000000; /* a cycle is a nanosecond */
+
+	text = kited_metrics_text(&src, 150, &len);
+	assert_non_null(text);
+	assert_int_equal(strlen(text), len);
+	check_exposition(text);
+	assert_non_null(strstr(text, "# TYPE memcached_current_items gauge\nmemcached_current_items 0\n"));
+	assert_non_null(strstr(text, "\nmemcached_uptime_seconds 100\n"));
+	assert_non_null(strstr(text, "\nmemcached_limit_bytes 1048576\n"));
+	assert_non_null(strstr(text, "\nmemcached_commands_total{command=\"get\",status=\"hit\"} 0\n"));
+	assert_non_null(strstr(text, "\nmemcached_version{version=\""));
+	assert_non_null(strstr(text, "\nkite_requests_total{command=\"get\"} 10\n"));
+	assert_non_null(strstr(text, "\nkite_proto_drops_total{reason=\"bad_magic\"} 2\n"));
+	assert_non_null(strstr(text, "\nkite_worker_requests_total{worker=\"0\"} 10\n"));
+	assert_non_null(strstr(text, "\nkite_worker_requests_total{worker=\"2\"} 5\n"));
+	assert_non_null(strstr(text, "\nkite_steer_mode_info{value=\"handoff\"} 1\n"));
+	/* A counter's help comes from its table; its name ends in _total. */
+	assert_non_null(strstr(text, "# TYPE kite_handoff_out_total counter\n"));
+	assert_non_null(strstr(text, "# HELP kite_handoff_out_total datagrams handed to another worker"));
+	/* 1000 cycles: below 1024 (1.024 us), not below 512. */
+	assert_non_null(strstr(text, "kite_service_seconds_bucket{command=\"get\",le=\"5.12e-07\"} 0\n"));
+	assert_non_null(strstr(text, "kite_service_seconds_bucket{command=\"get\",le=\"1.024e-06\"} 10\n"));
+	assert_non_null(strstr(text, "kite_service_seconds_bucket{command=\"get\",le=\"+Inf\"} 10\n"));
+	assert_non_null(strstr(text, "kite_service_seconds_sum{command=\"get\"} 1e-05\n"));
+	assert_non_null(strstr(text, "kite_service_seconds_count{command=\"set\"} 1\n"));
+	assert_null(strstr(text, "command=\"delete\",le="));
+	free(text);
+
+	s.n = 0;
+	kited_stats_emit(&src, 150, collect, &s);
+	assert_string_equal(lookup(&s, "kite_service_get_count"), "10");
+	assert_string_equal(lookup(&s, "kite_service_get_p50_us"), "1.023");
+	assert_string_equal(lookup(&s, "kite_service_set_p999_us"), "114.687");
+	assert_null(lookup(&s, "kite_service_delete_count"));
+}
+
 /* lib/stats: sums and names of a counter table, whatever library declares it. */
 #define TEST_STATS(X)                                                                              \
 	X(alpha, "alpha", "first")                                                                 \
@@ -213,6 +324,7 @@ main(void)
 		cmocka_unit_test(test_sums),
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_every_counter_shown),
+		cmocka_unit_test(test_metrics),
 	};
 	if (kite_test_eal_init("stats") != 0)
 		return 1;

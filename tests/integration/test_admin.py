@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""The admin endpoint of a real kited (admin-listen, docs/operations.rst):
+/healthz and /readyz; /metrics checked by Debian's `promtool check metrics`
+and scraped by a real Prometheus server, whose PromQL hit ratio must be
+the one STAT implies; the service-time histogram against the requests
+sent; bearer tokens (401 without, /healthz open); HTTPS with a
+self-signed certificate; every bad request a JSON 4xx with the node still
+serving; bad admin options refused at start.
+
+Run: python3 test_admin.py --kited PATH --cli PATH
+"""
+
+import http.client as http_client
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kitetest as kt  # noqa: E402
+
+check, check_eq = kt.check, kt.check_eq
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+
+
+def free_tcp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http(url, method='GET', headers=None, body=None, ctx=None, timeout=5.0):
+    """(status, headers, body bytes); HTTP errors are answers too."""
+    req = urllib.request.Request(url, method=method, headers=headers or {}, data=body)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+    except (OSError, http_client.HTTPException) as e:
+        raise kt.CaseFailure('%s %s: %r' % (method, url, e))
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): float} of a Prometheus text page."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith('#'):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$', line)
+        check(m is not None, 'not a sample line: %r' % line)
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ''))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def metric(ms, name, **labels):
+    return ms.get((name, frozenset(labels.items())))
+
+
+def body(t):
+    t.need_root()
+    t.need_file(t.args.kited, 'kited')
+    promtool = kt.which('promtool')
+    prometheus = kt.which('prometheus')
+    if not promtool or not prometheus:
+        raise kt.Skip('Debian\'s prometheus package (promtool, prometheus) is not installed')
+    tmp = tempfile.mkdtemp(prefix='kite-admin-')
+    t.on_cleanup(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    topo = kt.Topology(t).up()
+    port = free_tcp_port()
+    base = 'http://127.0.0.1:%d' % port
+    kd = kt.Kited(t, topo, kite_args=('--admin-listen', '127.0.0.1:%d' % port)).start()
+    client = topo.client()
+    t.on_cleanup(client.close)
+
+    def c_health():
+        st, h, b = http(base + '/healthz')
+        check_eq((st, b), (200, b'ok\n'), '/healthz')
+        st, h, b = http(base + '/readyz')
+        check_eq((st, b), (200, b'ready\n'), '/readyz of a single node that serves')
+    t.case('/healthz and /readyz', c_health)
+
+    hits = misses = sets = 0
+
+    def traffic():
+        nonlocal hits, misses, sets
+        for i in range(200):
+            rep = client.request(kt.store(kt.SET, b'adm:%d' % i, b'v%d' % i, opaque=i))
+            check(rep.responses and rep.responses[0].status == kt.OK, 'set %d' % i)
+            sets += 1
+        for i in range(300):
+            rep = client.request(kt.get(b'adm:%d' % i, opaque=i))
+            check(rep.responses, 'get %d answered' % i)
+            if rep.responses[0].status == kt.OK:
+                hits += 1
+            else:
+                misses += 1
+
+    def c_metrics():
+        traffic()
+        st, h, b = http(base + '/metrics')
+        check_eq(st, 200, '/metrics status')
+        check(h.get('Content-Type', '').startswith('text/plain; version=0.0.4'),
+              'content type %r' % h.get('Content-Type'))
+        p = subprocess.run([promtool, 'check', 'metrics'], input=b, capture_output=True,
+                           timeout=60)
+        check(p.returncode == 0, 'promtool check metrics: %s %s' % (
+            p.stdout.decode()[-3000:], p.stderr.decode()[-3000:]))
+        ms = parse_metrics(b.decode())
+        stats = client.stats()
+        check_eq(metric(ms, 'memcached_commands_total', command='get', status='hit'),
+                 float(stats['get_hits']), 'get hits: /metrics against STAT')
+        check_eq(metric(ms, 'memcached_commands_total', command='get', status='miss'),
+                 float(stats['get_misses']), 'get misses: /metrics against STAT')
+        check_eq((int(stats['get_hits']), int(stats['get_misses'])), (hits, misses),
+                 'STAT against the replies')
+        check_eq(metric(ms, 'memcached_current_items'), 200.0, 'items')
+        check_eq(metric(ms, 'kite_requests_total', command='set'), float(sets), 'sets')
+        # Every request served is in the histogram of its command, in seconds.
+        n_get = metric(ms, 'kite_service_seconds_count', command='get')
+        check(n_get is not None and n_get >= hits + misses, 'get service count %r' % n_get)
+        inf = metric(ms, 'kite_service_seconds_bucket', command='get', le='+Inf')
+        check_eq(inf, n_get, '+Inf bucket = count')
+        buckets = sorted((float(dict(k[1])['le']), v) for k, v in ms.items()
+                         if k[0] == 'kite_service_seconds_bucket' and
+                         dict(k[1]).get('command') == 'get' and dict(k[1])['le'] != '+Inf')
+        check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), 'cumulative buckets')
+        total = metric(ms, 'kite_service_seconds_sum', command='get')
+        check(total is not None and 0 < total / n_get < 0.01,
+              'mean service time %r s: between 0 and 10 ms' % (total / n_get if total else None))
+        check(float(stats['kite_service_get_p50_us']) <= float(stats['kite_service_get_p99_us'])
+              <= float(stats['kite_service_get_p999_us']), 'STAT quantiles in order')
+        t.log('FIGURE: service time of GET (server side): p50 %s us, p99 %s us, p999 %s us' % (
+            stats['kite_service_get_p50_us'], stats['kite_service_get_p99_us'],
+            stats['kite_service_get_p999_us']))
+    t.case('/metrics: promtool check metrics, memcached names, histograms', c_metrics)
+
+    def c_prometheus():
+        # A real Prometheus scrapes the node; its hit ratio is the one STAT implies.
+        pport = free_tcp_port()
+        cfg = os.path.join(tmp, 'prometheus.yml')
+        with open(cfg, 'w') as f:
+            f.write('global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n'
+                    'scrape_configs:\n  - job_name: kite\n    static_configs:\n'
+                    '      - targets: ["127.0.0.1:%d"]\n' % port)
+        p = kt.Process(t, 'prometheus', [prometheus, '--config.file=' + cfg,
+                                         '--storage.tsdb.path=' + os.path.join(tmp, 'tsdb'),
+                                         '--web.listen-address=127.0.0.1:%d' % pport])
+        p.start()
+        api = 'http://127.0.0.1:%d/api/v1/query?query=' % pport
+        q = ('sum(memcached_commands_total{command="get",status="hit"}) / '
+             'sum(memcached_commands_total{command="get"})')
+        got = None
+        end = time.monotonic() + 60
+        while time.monotonic() < end and got is None:
+            time.sleep(1)
+            try:
+                st, h, b = http(api + urllib.parse.quote('up{job="kite"}'))
+            except OSError:
+                continue
+            if st != 200:
+                continue
+            res = json.loads(b)['data']['result']
+            if not res or res[0]['value'][1] != '1':
+                continue
+            st, h, b = http(api + urllib.parse.quote(q))
+            res = json.loads(b)['data']['result']
+            if st == 200 and res:
+                got = float(res[0]['value'][1])
+        check(got is not None, 'Prometheus never scraped the node (%s)' % p.tail())
+        stats = client.stats()
+        want = int(stats['get_hits']) / (int(stats['get_hits']) + int(stats['get_misses']))
+        check(abs(got - want) < 1e-9, 'PromQL hit ratio %r, STAT %r' % (got, want))
+        t.log('FIGURE: PromQL hit ratio %.4f = STAT get_hits/(get_hits+get_misses) %.4f' % (
+            got, want))
+        # Every query of the dashboard and of the rules parses and runs on this Prometheus.
+        with open(os.path.join(ROOT, 'tools', 'grafana', 'kite.json')) as f:
+            dash = json.load(f)
+        exprs = [tg['expr'] for pn in dash['panels'] for tg in pn.get('targets', [])]
+        check(len(exprs) >= 15, 'dashboard queries: %d' % len(exprs))
+        rules = os.path.join(ROOT, 'tools', 'prometheus', 'kite-rules.yml')
+        with open(rules) as f:
+            text = f.read()
+        # Block scalars (expr: |, then the lines indented under it) and one-line exprs.
+        exprs += [e.strip() for e in re.findall(r'expr: \|\n((?:          .*\n)+)', text)]
+        exprs += [e.strip() for e in re.findall(r'expr: ([^|\n].*)\n', text)]
+        for e in exprs:
+            q = e.replace('$instance', '.*')
+            st, h, b = http(api + urllib.parse.quote(q))
+            check(st == 200 and json.loads(b).get('status') == 'success',
+                  'PromQL %r: %s' % (q, b[:300]))
+        p.stop()
+    t.case('a real Prometheus scrapes the node: PromQL hit ratio = STAT; the dashboard\'s '
+           'and the rules\' queries run', c_prometheus)
+
+    def c_rules():
+        rules = os.path.join(ROOT, 'tools', 'prometheus', 'kite-rules.yml')
+        for args in (['check', 'rules', rules],
+                     ['test', 'rules', os.path.join(ROOT, 'tools', 'prometheus',
+                                                    'kite-rules.test.yml')]):
+            p = subprocess.run([promtool] + args, capture_output=True, text=True, timeout=120)
+            check(p.returncode == 0, 'promtool %s: %s %s' % (' '.join(args[:2]),
+                                                             p.stdout[-2000:], p.stderr[-2000:]))
+    t.case('alert rules: promtool check rules and promtool test rules', c_rules)
+
+    def c_bad():
+        for path, method, code in (('/nope', 'GET', 404), ('/metrics', 'POST', 405),
+                                   ('/healthz', 'DELETE', 405), ('/', 'GET', 404),
+                                   ('/metrics/../x', 'GET', 404)):
+            st, h, b = http(base + path, method=method)
+            check_eq(st, code, '%s %s' % (method, path))
+            j = json.loads(b)
+            check(j.get('status') == code and j.get('error'), 'JSON error body %r' % b)
+        st, h, b = http(base + '/healthz', method='GET', body=b'x' * 100,
+                        headers={'Content-Type': 'text/plain'})
+        check(400 <= st < 500, 'a body where none is taken: %d' % st)
+        # A raw line that is not HTTP, then the endpoint and the node go on.
+        s = socket.create_connection(('127.0.0.1', port), timeout=5)
+        s.sendall(b'\x00\xffnot http at all\r\n\r\n')
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+        s.close()
+        check_eq(http(base + '/healthz')[0], 200, '/healthz after garbage')
+        kt.probe(client, 'after bad admin requests')
+    t.case('bad requests: JSON 404/405/4xx, nothing changes, the node serves', c_bad)
+    kd.stop()
+
+    def c_tokens():
+        tok = os.path.join(tmp, 'tokens')
+        with open(tok, 'w') as f:
+            f.write('# admin tokens\nreadtoken-0123456789abcdef read\n\n'
+                    'admintoken-0123456789abcdef admin\n')
+        kd2 = kt.Kited(t, topo, kite_args=('--admin-listen', '127.0.0.1:%d' % port,
+                                           '--admin-token-file', tok)).start()
+        try:
+            st, h, b = http(base + '/metrics')
+            check_eq(st, 401, '/metrics without a token')
+            check('Bearer' in h.get('WWW-Authenticate', ''), 'WWW-Authenticate %r' % h)
+            check_eq(http(base + '/metrics', headers={'Authorization': 'Bearer wrong-token-000000'})[0],
+                     401, 'a wrong token')
+            for tk in ('readtoken-0123456789abcdef', 'admintoken-0123456789abcdef'):
+                check_eq(http(base + '/metrics', headers={'Authorization': 'Bearer ' + tk})[0],
+                         200, '/metrics with %s' % tk)
+            check_eq(http(base + '/healthz')[0], 200, '/healthz needs no token')
+        finally:
+            kd2.stop()
+    t.case('bearer tokens: 401 without, /healthz open', c_tokens)
+
+    def c_tls():
+        openssl = kt.which('openssl')
+        if not openssl:
+            raise kt.Skip('openssl not installed')
+        cert, key = os.path.join(tmp, 'cert.pem'), os.path.join(tmp, 'key.pem')
+        kt.sh([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key,
+               '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], timeout=60)
+        kd3 = kt.Kited(t, topo, kite_args=('--admin-listen', '127.0.0.1:%d' % port,
+                                           '--admin-tls-cert', cert,
+                                           '--admin-tls-key', key)).start()
+        try:
+            ctx = ssl.create_default_context(cafile=cert)
+            ctx.check_hostname = False
+            st, h, b = http('https://127.0.0.1:%d/metrics' % port, ctx=ctx)
+            check_eq(st, 200, 'HTTPS /metrics')
+            check(b.startswith(b'# HELP '), 'metrics over TLS')
+        finally:
+            kd3.stop()
+    t.case('HTTPS with admin-tls-cert and admin-tls-key', c_tls)
+
+    def c_bad_options():
+        for args, want in ((('--admin-listen', 'nonsense'), 'admin-listen'),
+                           (('--admin-listen', '127.0.0.1:0'), 'admin-listen'),
+                           (('--admin-listen', '127.0.0.1:%d' % port, '--admin-tls-cert',
+                             '/nonexistent'), 'admin-tls-cert and admin-tls-key'),
+                           (('--admin-listen', '127.0.0.1:%d' % port, '--admin-token-file',
+                             '/nonexistent/tokens'), '/nonexistent/tokens')):
+            k = kt.Kited(t, topo, kite_args=args)
+            p = subprocess.run(k.argv, capture_output=True, text=True, timeout=60)
+            check(p.returncode != 0, '%r: started anyway' % (args,))
+            check(want in p.stdout + p.stderr, '%r: message %r' % (
+                args, (p.stdout + p.stderr)[-500:]))
+    t.case('bad admin options: kited refuses to start, says why', c_bad_options)
+
+
+if __name__ == '__main__':
+    kt.run('admin', body)
