@@ -8,6 +8,8 @@
  *   GET /readyz    200 when it serves: started, and in a cluster holding
  *                  a map and not fenced; 503 and the reason otherwise
  *   GET /metrics   Prometheus text (kited_metrics_text)
+ *   GET /hotkeys   JSON: the hottest keys (names as STAT hotkeys shows them:
+ *                  cut at 64 bytes, base64 when not printable), admin only
  *   GET /cluster   JSON: the map (epoch, vbuckets, members and what each
  *                  owns) and whether this node is fenced; 404 outside a
  *                  cluster
@@ -26,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <rte_cycles.h>
 
@@ -160,6 +163,56 @@ not_ready(const struct node *n)
 	return kited_cluster_not_ready(n);
 }
 
+/* /hotkeys: {"hot": N, "top": [{"key": ..., "rate": ..., "rate_error": ...}, ...]}. */
+struct hot_json {
+	char *body;
+	size_t len;
+	json_t *root, *top, *cur;
+};
+
+static void
+hot_emit(void *arg, const char *name, const char *value)
+{
+	struct hot_json *h = arg;
+
+	if (strcmp(name, "hot_keys") == 0) {
+		json_object_set_new(h->root, "hot", json_integer(strtoll(value, NULL, 10)));
+		return;
+	}
+	/* hot_<i>_key, then _rate and _rate_error of the same i. */
+	const char *what = strchr(name + 4, '_');
+	if (what == NULL)
+		return;
+	if (strcmp(what, "_key") == 0) {
+		h->cur = json_object();
+		json_array_append_new(h->top, h->cur);
+		json_object_set_new(h->cur, "key", json_string(value));
+	} else if (h->cur != NULL) {
+		json_object_set_new(h->cur, what + 1, json_integer(strtoll(value, NULL, 10)));
+	}
+}
+
+static int
+hot_keys_json(const struct node *n, struct hot_json *h)
+{
+	h->root = json_object();
+	h->top = json_array();
+	h->cur = NULL;
+	if (h->root == NULL || h->top == NULL) {
+		json_decref(h->root);
+		json_decref(h->top);
+		return -ENOMEM;
+	}
+	json_object_set_new(h->root, "top", h->top);
+	kited_stats_emit_hot(&n->stats_src, hot_emit, h);
+	h->body = json_dumps(h->root, JSON_COMPACT);
+	json_decref(h->root);
+	if (h->body == NULL)
+		return -ENOMEM;
+	h->len = strlen(h->body);
+	return 0;
+}
+
 static enum MHD_Result
 handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
        const char *version, const char *upload, size_t *upload_len, void **state)
@@ -223,6 +276,22 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			return error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
 			     true);
+	}
+	if (strcmp(url, "/hotkeys") == 0) {
+		struct hot_json hj = { .body = NULL, .len = 0 };
+		int role;
+
+		if (!get)
+			return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+		/* Key names are the users' data: the admin role only (open without a token file). */
+		role = admin.ntokens > 0 ? role_of(c) : ROLE_ADMIN;
+		if (role == 0)
+			return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
+		if (role != ROLE_ADMIN)
+			return error(c, MHD_HTTP_FORBIDDEN, "hot keys need an admin token");
+		if (hot_keys_json(n, &hj) != 0)
+			return error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return reply(c, MHD_HTTP_OK, "application/json", hj.body, hj.len, true);
 	}
 	if (strcmp(url, "/cluster") == 0) {
 		bool fenced;
@@ -337,7 +406,7 @@ kited_admin_start(const struct node *n, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	inet_ntop(AF_INET, &sa.sin_addr, host, sizeof(host));
-	KLOG(INFO, "admin: %s://%s:%u/ (/metrics /healthz /readyz /cluster)%s",
+	KLOG(INFO, "admin: %s://%s:%u/ (/metrics /healthz /readyz /cluster /hotkeys)%s",
 	     admin.cert ? "https" : "http", host, port,
 	     admin.ntokens ? ", bearer tokens required for /metrics and /cluster" : "");
 	return 0;

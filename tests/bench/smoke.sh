@@ -17,7 +17,8 @@ trap 'rm -rf "$out"' EXIT INT TERM
 "$src/tools/bench/kite-bench-suite" --smoke --no-plots --build "$build" --out "$out/suite" ||
 	exit 1
 [ -s "$out/suite/summary.json" ] || { echo "no summary.json"; exit 1; }
-# kited's own GET service time (STAT: RX burst to TX) is at most what the client saw.
+# kited's own GET service time (STAT: RX burst to TX) is at most what the client saw
+# (STAT's quantile is the top of its bucket: up to 25 % above the true value).
 python3 - "$out/suite/summary.json" <<'PY' || exit 1
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -26,8 +27,8 @@ for sc, d in s["scenarios"].items():
     for sy, m in d["systems"].items():
         if m.get("server_service_get_p99_us") is None:
             continue
-        assert m["server_service_get_p50_us"] <= m["p50_us"], (sc, sy, m)
-        assert m["server_service_get_p99_us"] <= m["p99_us"], (sc, sy, m)
+        assert m["server_service_get_p50_us"] <= 1.25 * m["p50_us"], (sc, sy, m)
+        assert m["server_service_get_p99_us"] <= 1.25 * m["p99_us"], (sc, sy, m)
         seen.append("%s %s: server p99 %.1f us, client %.1f us" % (
             sc, sy, m["server_service_get_p99_us"], m["p99_us"]))
 assert seen, "no kited run reported its service time"

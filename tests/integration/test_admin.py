@@ -82,7 +82,9 @@ def body(t):
     topo = kt.Topology(t).up()
     port = free_tcp_port()
     base = 'http://127.0.0.1:%d' % port
-    kd = kt.Kited(t, topo, kite_args=('--admin-listen', '127.0.0.1:%d' % port)).start()
+    # A low hot-key rate, so that c_hot's reads make a key hot.
+    kd = kt.Kited(t, topo, kite_args=('--admin-listen', '127.0.0.1:%d' % port,
+                                      '--hot-key-rate', '100')).start()
     client = topo.client()
     t.on_cleanup(client.close)
 
@@ -92,6 +94,7 @@ def body(t):
         st, h, b = http(base + '/readyz')
         check_eq((st, b), (200, b'ready\n'), '/readyz of a single node that serves')
     t.case('/healthz and /readyz', c_health)
+
 
     hits = misses = sets = 0
 
@@ -238,6 +241,38 @@ def body(t):
         check_eq(http(base + '/healthz')[0], 200, '/healthz after garbage')
         kt.probe(client, 'after bad admin requests')
     t.case('bad requests: JSON 404/405/4xx, nothing changes, the node serves', c_bad)
+
+    def c_hot():
+        # A key read far over hot-key-rate is listed, with its rate.
+        hc = topo.client()
+        # 3,000 reads over 1.5 s: 2,000 a second, against a hot rate of 100.
+        for k in range(30):
+            for i in range(100):
+                hc.sock.send(kt.frame(k * 100 + i) + kt.get(b'hot:key', opaque=i))
+            time.sleep(0.05)
+        hc.sock.settimeout(0.2)
+        while True:  # drain the replies
+            try:
+                hc.sock.recv(65536)
+            except OSError:
+                break
+        hc.close()
+        # Each worker publishes its top keys about once a second.
+        end = time.monotonic() + 5
+        while True:
+            st, h, b = http(base + '/hotkeys')
+            check_eq(st, 200, '/hotkeys status')
+            j = json.loads(b)
+            if any(x.get('key') == 'hot:key' for x in j.get('top', [])) or \
+                    time.monotonic() > end:
+                break
+            time.sleep(0.2)
+        check(isinstance(j.get('top'), list) and isinstance(j.get('hot'), int), 'shape %r' % j)
+        check(j['hot'] >= 1 and j['top'], 'a hot key listed: %r' % j)
+        check_eq(j['top'][0]['key'], 'hot:key', 'the hottest key')
+        check(j['top'][0]['rate'] > 0, 'its rate %r' % j['top'][0])
+        t.log('FIGURE: /hotkeys after 3,000 reads of one key in 1.5 s: %s' % b.decode()[:200])
+    t.case('/hotkeys lists a key read over hot-key-rate', c_hot)
     kd.stop()
 
     def c_tokens():
@@ -257,9 +292,17 @@ def body(t):
                 check_eq(http(base + '/metrics', headers={'Authorization': 'Bearer ' + tk})[0],
                          200, '/metrics with %s' % tk)
             check_eq(http(base + '/healthz')[0], 200, '/healthz needs no token')
+            # Hot keys' names are the users' data: admin only.
+            check_eq(http(base + '/hotkeys', headers={
+                'Authorization': 'Bearer readtoken-0123456789abcdef'})[0], 403,
+                '/hotkeys with a read token')
+            st, h, b = http(base + '/hotkeys', headers={
+                'Authorization': 'Bearer admintoken-0123456789abcdef'})
+            check(st == 200 and 'top' in json.loads(b), '/hotkeys with the admin token: %d %r' % (
+                st, b[:200]))
         finally:
             kd2.stop()
-    t.case('bearer tokens: 401 without, /healthz open', c_tokens)
+    t.case('bearer tokens: 401 without, /healthz open, /hotkeys admin only', c_tokens)
 
     def c_tls():
         openssl = kt.which('openssl')
