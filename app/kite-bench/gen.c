@@ -1160,26 +1160,31 @@ ctl_collect_add(struct ctl_collect *c, const uint8_t *p, uint32_t len)
 	return c->done;
 }
 
+/* A STAT value as a string (cut at 31 bytes). */
+static const char *
+stat_text(const struct kite_res *r, char v[32])
+{
+	size_t n = r->vallen < 31 ? r->vallen : 31;
+
+	memcpy(v, r->value, n);
+	v[n] = '\0';
+	return v;
+}
+
 static uint64_t
 stat_u64(const struct kite_res *r)
 {
 	char v[32];
-	size_t n = r->vallen < sizeof(v) - 1 ? r->vallen : sizeof(v) - 1;
 
-	memcpy(v, r->value, n);
-	v[n] = '\0';
-	return strtoull(v, NULL, 10);
+	return strtoull(stat_text(r, v), NULL, 10);
 }
 
 static double
 stat_double(const struct kite_res *r)
 {
 	char v[32];
-	size_t n = r->vallen < sizeof(v) - 1 ? r->vallen : sizeof(v) - 1;
 
-	memcpy(v, r->value, n);
-	v[n] = '\0';
-	return strtod(v, NULL);
+	return strtod(stat_text(r, v), NULL);
 }
 
 int

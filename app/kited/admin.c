@@ -379,25 +379,20 @@ kited_admin_start(const struct node *n, char *err, size_t errlen)
 		flags |= MHD_USE_TLS;
 	}
 	port = ntohs(sa.sin_port);
-	if (admin.cert != NULL)
-		admin.d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, NULL,
-					   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-					   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-					   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-					   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)16,
-					   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-					   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-					   MHD_OPTION_HTTPS_MEM_CERT, admin.cert,
-					   MHD_OPTION_HTTPS_MEM_KEY, admin.key, MHD_OPTION_END);
-	else
-		admin.d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, NULL,
-					   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-					   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-					   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-					   MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)16,
-					   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-					   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-					   MHD_OPTION_END);
+	/* The limits (docs/operations.rst); the certificate and key last, with TLS only. */
+	struct MHD_OptionItem opts[] = {
+		{ MHD_OPTION_CONNECTION_LIMIT, 64, NULL },
+		{ MHD_OPTION_PER_IP_CONNECTION_LIMIT, 16, NULL },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL },
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 65536, NULL },
+		{ admin.cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, admin.cert },
+		{ admin.cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, admin.key },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	admin.d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, NULL,
+				   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY, opts,
+				   MHD_OPTION_END);
 	if (admin.d == NULL) {
 		inet_ntop(AF_INET, &sa.sin_addr, host, sizeof(host));
 		snprintf(err, errlen, "admin-listen %s:%u: cannot listen (address in use, not "

@@ -62,6 +62,23 @@ bprintf(struct buf *b, const char *fmt, ...)
 	}
 }
 
+/*
+ * The array p (capacity *cap elements of elem bytes) with room for element
+ * n: p itself, or a larger copy; NULL when out of memory (p stays).
+ */
+static void *
+grow(void *p, unsigned int n, unsigned int *cap, size_t elem)
+{
+	if (n < *cap)
+		return p;
+	unsigned int c = *cap ? *cap * 2 : 512;
+	void *q = realloc(p, (size_t)c * elem);
+
+	if (q != NULL)
+		*cap = c;
+	return q;
+}
+
 /* ---- STAT's lines, collected ---------------------------------------------- */
 
 struct line {
@@ -81,17 +98,13 @@ collect(void *arg, const char *name, const char *value)
 {
 	struct lines *ls = arg;
 
-	if (ls->n == ls->cap) {
-		unsigned int cap = ls->cap ? ls->cap * 2 : 512;
-		struct line *l = realloc(ls->l, cap * sizeof(*l));
+	struct line *l = grow(ls->l, ls->n, &ls->cap, sizeof(*l));
 
-		if (l == NULL) {
-			ls->oom = true;
-			return;
-		}
-		ls->l = l;
-		ls->cap = cap;
+	if (l == NULL) {
+		ls->oom = true;
+		return;
 	}
+	ls->l = l;
 	struct line *x = &ls->l[ls->n++];
 	snprintf(x->name, sizeof(x->name), "%s", name);
 	snprintf(x->value, sizeof(x->value), "%s", value);
@@ -162,17 +175,13 @@ add(struct samples *ss, const char *family, const char *type, const char *help,
 {
 	va_list ap;
 
-	if (ss->n == ss->cap) {
-		unsigned int cap = ss->cap ? ss->cap * 2 : 512;
-		struct sample *s = realloc(ss->s, cap * sizeof(*s));
+	struct sample *s = grow(ss->s, ss->n, &ss->cap, sizeof(*s));
 
-		if (s == NULL) {
-			ss->oom = true;
-			return;
-		}
-		ss->s = s;
-		ss->cap = cap;
+	if (s == NULL) {
+		ss->oom = true;
+		return;
 	}
+	ss->s = s;
 	struct sample *x = &ss->s[ss->n++];
 	snprintf(x->family, sizeof(x->family), "%s", family);
 	x->type = type;

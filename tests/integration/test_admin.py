@@ -33,14 +33,6 @@ check, check_eq = kt.check, kt.check_eq
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 
 
-def free_tcp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def http(url, method='GET', headers=None, body=None, ctx=None, timeout=5.0):
     """(status, headers, body bytes); HTTP errors are answers too."""
     req = urllib.request.Request(url, method=method, headers=headers or {}, data=body)
@@ -80,7 +72,7 @@ def body(t):
     tmp = tempfile.mkdtemp(prefix='kite-admin-')
     t.on_cleanup(lambda: shutil.rmtree(tmp, ignore_errors=True))
     topo = kt.Topology(t).up()
-    port = free_tcp_port()
+    port = kt.free_tcp_port()
     base = 'http://127.0.0.1:%d' % port
     # A low hot-key rate, so that c_hot's reads make a key hot.
     kd = kt.Kited(t, topo, kite_args=('--admin-listen', '127.0.0.1:%d' % port,
@@ -153,7 +145,7 @@ def body(t):
 
     def c_prometheus():
         # A real Prometheus scrapes the node; its hit ratio is the one STAT implies.
-        pport = free_tcp_port()
+        pport = kt.free_tcp_port()
         cfg = os.path.join(tmp, 'prometheus.yml')
         with open(cfg, 'w') as f:
             f.write('global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n'
