@@ -33,7 +33,10 @@
 #include <rte_cycles.h>
 
 #include "kited.h"
+#include "kite_proto.h"
+#include "kite_text.h"
 #include "kited_admin.h"
+#include "kited_api.h"
 #include "kited_metrics.h"
 
 #define ADMIN_MAX_TOKENS 64
@@ -146,10 +149,13 @@ reply(struct MHD_Connection *c, unsigned int code, const char *type, char *body,
 static enum MHD_Result
 error(struct MHD_Connection *c, unsigned int code, const char *what)
 {
-	char body[256];
-	int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%u}\n", what, code);
+	json_t *o = json_pack("{s:s, s:i}", "error", what, "status", (int)code);
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 
-	return reply(c, code, "application/json", body, (size_t)n, false);
+	json_decref(o);
+	if (text == NULL)
+		return reply(c, code, "application/json", "{}", 2, false);
+	return reply(c, code, "application/json", text, strlen(text), true);
 }
 
 /* Why the node is not ready, or NULL. */
@@ -161,6 +167,346 @@ not_ready(const struct node *n)
 	if (!n->port_started)
 		return "starting";
 	return kited_cluster_not_ready(n);
+}
+
+/* ---- the JSON API: /cache/{key}, /cache/batch-get ---------------------------------- */
+
+/* A request's body (PUT and POST of the JSON API); freed when the request ends. */
+struct conn {
+	char *body;
+	size_t len;
+	bool too_big;
+};
+
+/* Longest body: a value as large as one UDP request takes, in base64, and its JSON. */
+#define API_BODY_MAX (96u * 1024u)
+/* Keys per batch-get. */
+#define API_BATCH_MAX 100
+
+static bool
+takes_body(const char *url, const char *method)
+{
+	if (strcmp(url, "/cache/batch-get") == 0)
+		return strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	return strncmp(url, "/cache/", 7) == 0 && strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
+}
+
+static void
+request_done(void *cls, struct MHD_Connection *c, void **state,
+	     enum MHD_RequestTerminationCode why)
+{
+	struct conn *k = *state;
+
+	(void)cls;
+	(void)c;
+	(void)why;
+	if (k != NULL) {
+		free(k->body);
+		free(k);
+	}
+	*state = NULL;
+}
+
+/* A JSON body of o (taken), with its status. */
+static enum MHD_Result
+reply_json(struct MHD_Connection *c, unsigned int code, json_t *o)
+{
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (text == NULL)
+		return error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	return reply(c, code, "application/json", text, strlen(text), true);
+}
+
+/* A key as the API takes it: 1..250 bytes, no space or control character (as text's). */
+static const char *
+key_problem(const char *key, size_t len)
+{
+	if (len == 0)
+		return "empty key";
+	if (len > KITE_KEY_MAX)
+		return "key over 250 bytes";
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)key[i] <= 0x20 || key[i] == 0x7f)
+			return "key with a space or a control character";
+	return NULL;
+}
+
+static bool
+utf8_text(const uint8_t *p, size_t n)
+{
+	json_t *s;
+
+	if (memchr(p, 0, n) != NULL)
+		return false;
+	s = json_stringn((const char *)p, n); /* NULL unless valid UTF-8 */
+	json_decref(s);
+	return s != NULL;
+}
+
+/* A return flag's number from a META reply's flags text ("t12 f0 c34"), or def. */
+static long long
+ret_flag(const char *flags, char f, long long def)
+{
+	for (const char *p = flags; *p != '\0'; p++)
+		if (*p == f && (p == flags || p[-1] == ' '))
+			return strtoll(p + 1, NULL, 10);
+	return def;
+}
+
+/* How a failed call or a status that is not the answer is told. */
+static enum MHD_Result
+api_failure(struct MHD_Connection *c, int rc, const struct kited_api_result *r)
+{
+	if (rc == -E2BIG)
+		return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request longer than a UDP datagram");
+	if (rc == -EBUSY || rc == -EAGAIN)
+		return error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy: try again");
+	if (rc == -ETIMEDOUT)
+		return error(c, MHD_HTTP_GATEWAY_TIMEOUT, "the worker did not answer in time");
+	if (rc != 0)
+		return error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error");
+	switch (r->status) {
+	case KITE_STATUS_NOT_MY_VBUCKET:
+		return error(c, MHD_HTTP_MISDIRECTED_REQUEST,
+			     "this node does not own the key: see /cluster for its owner");
+	case KITE_STATUS_E2BIG:
+		return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "value over the item limit");
+	case KITE_STATUS_ENOMEM:
+		return error(c, MHD_HTTP_INSUFFICIENT_STORAGE, "out of memory for the item");
+	case KITE_STATUS_ETMPFAIL:
+		return error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			     "not stored for sure (replication or fencing): try again");
+	default:
+		return error(c, MHD_HTTP_BAD_GATEWAY, "the worker refused the request");
+	}
+}
+
+/* One key's value as JSON, from a META_GET's reply. */
+static json_t *
+value_json(const char *key, const struct kited_api_result *r)
+{
+	const bool text = utf8_text(r->value ? r->value : (const uint8_t *)"", r->value_len);
+	long long ttl = ret_flag(r->flags, 't', -1);
+	json_t *v;
+
+	if (text) {
+		v = json_stringn(r->value ? (const char *)r->value : "", r->value_len);
+	} else {
+		char *b = malloc(4 * ((r->value_len + 2) / 3) + 1);
+		if (b == NULL)
+			return NULL;
+		b[kite_text_b64_encode(r->value, r->value_len, b)] = '\0';
+		v = json_string(b);
+		free(b);
+	}
+	return json_pack("{s:s, s:o, s:s, s:I, s:I, s:I}", "key", key, "value", v, "encoding",
+			 text ? "utf-8" : "base64", "ttlSeconds", (json_int_t)ttl, "flags",
+			 (json_int_t)ret_flag(r->flags, 'f', 0), "cas",
+			 (json_int_t)ret_flag(r->flags, 'c', 0));
+}
+
+static enum MHD_Result
+cache_get(struct MHD_Connection *c, const char *key)
+{
+	struct kited_api_result r;
+	int rc = kited_api_call(admin.n, KITE_OP_META_GET, "v t f c", key, (uint16_t)strlen(key),
+				NULL, 0, &r);
+	json_t *o;
+
+	if (rc == 0 && r.status == KITE_STATUS_KEY_ENOENT) {
+		free(r.value);
+		return reply_json(c, MHD_HTTP_NOT_FOUND,
+				  json_pack("{s:s, s:s, s:i}", "error", "not found", "key", key,
+					    "status", MHD_HTTP_NOT_FOUND));
+	}
+	if (rc != 0 || r.status != KITE_STATUS_OK) {
+		free(r.value);
+		return api_failure(c, rc, &r);
+	}
+	o = value_json(key, &r);
+	free(r.value);
+	return reply_json(c, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result
+cache_put(struct MHD_Connection *c, const char *key, const struct conn *k)
+{
+	json_error_t jerr;
+	json_t *in = k->body ? json_loadb(k->body, k->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+	json_t *val, *ttl, *enc, *fl;
+	const char *e = "utf-8";
+	long long t = 0, flags = 0;
+	uint8_t *bytes = NULL;
+	size_t n;
+	char meta[64];
+	struct kited_api_result r;
+	int rc;
+
+	if (in == NULL || !json_is_object(in)) {
+		json_decref(in);
+		return error(c, MHD_HTTP_BAD_REQUEST, "the body is not a JSON object");
+	}
+	val = json_object_get(in, "value");
+	ttl = json_object_get(in, "ttlSeconds");
+	enc = json_object_get(in, "encoding");
+	fl = json_object_get(in, "flags");
+	if (!json_is_string(val) || (ttl != NULL && !json_is_integer(ttl)) ||
+	    (enc != NULL && !json_is_string(enc)) || (fl != NULL && !json_is_integer(fl))) {
+		json_decref(in);
+		return error(c, MHD_HTTP_BAD_REQUEST,
+			     "want {\"value\": string, \"ttlSeconds\": integer, \"encoding\": "
+			     "\"utf-8\" or \"base64\", \"flags\": integer}");
+	}
+	if (ttl != NULL)
+		t = json_integer_value(ttl);
+	if (fl != NULL)
+		flags = json_integer_value(fl);
+	if (enc != NULL)
+		e = json_string_value(enc);
+	if (t < 0 || t > 100LL * 365 * 86400 || flags < 0 || flags > UINT32_MAX ||
+	    (strcmp(e, "utf-8") != 0 && strcmp(e, "base64") != 0)) {
+		json_decref(in);
+		return error(c, MHD_HTTP_BAD_REQUEST,
+			     "ttlSeconds 0 (none) or more, flags 0..4294967295, encoding utf-8 or "
+			     "base64");
+	}
+	n = json_string_length(val);
+	if (strcmp(e, "base64") == 0) {
+		int got;
+
+		bytes = malloc(n + 1);
+		got = bytes ? kite_text_b64_decode((const uint8_t *)json_string_value(val), n, bytes,
+						   n + 1)
+			    : -1;
+		if (got < 0) {
+			free(bytes);
+			json_decref(in);
+			return error(c, MHD_HTTP_BAD_REQUEST, "value is not base64");
+		}
+		n = (size_t)got;
+	} else {
+		bytes = malloc(n ? n : 1);
+		if (bytes != NULL)
+			memcpy(bytes, json_string_value(val), n);
+	}
+	json_decref(in);
+	if (bytes == NULL)
+		return error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	if (n > admin.n->cfg.max_item_size) {
+		free(bytes);
+		return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "value over the item limit");
+	}
+	snprintf(meta, sizeof(meta), "T%lld F%lld", t, flags);
+	rc = kited_api_call(admin.n, KITE_OP_META_SET, meta, key, (uint16_t)strlen(key), bytes,
+			    (uint32_t)n, &r);
+	free(bytes);
+	free(r.value);
+	if (rc != 0 || r.status != KITE_STATUS_OK)
+		return api_failure(c, rc, &r);
+	return reply_json(c, MHD_HTTP_OK,
+			  json_pack("{s:s, s:b, s:I}", "key", key, "stored", 1, "bytes", (json_int_t)n));
+}
+
+static enum MHD_Result
+cache_delete(struct MHD_Connection *c, const char *key)
+{
+	struct kited_api_result r;
+	int rc = kited_api_call(admin.n, KITE_OP_META_DELETE, "", key, (uint16_t)strlen(key), NULL,
+				0, &r);
+
+	free(r.value);
+	if (rc == 0 && r.status == KITE_STATUS_KEY_ENOENT)
+		return reply_json(c, MHD_HTTP_NOT_FOUND,
+				  json_pack("{s:s, s:s, s:i}", "error", "not found", "key", key,
+					    "status", MHD_HTTP_NOT_FOUND));
+	if (rc != 0 || r.status != KITE_STATUS_OK)
+		return api_failure(c, rc, &r);
+	return reply_json(c, MHD_HTTP_OK, json_pack("{s:s, s:b}", "key", key, "deleted", 1));
+}
+
+static enum MHD_Result
+cache_batch_get(struct MHD_Connection *c, const struct conn *k)
+{
+	json_error_t jerr;
+	json_t *in = k->body ? json_loadb(k->body, k->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+	json_t *keys = json_is_object(in) ? json_object_get(in, "keys") : NULL;
+	json_t *values, *missing, *out;
+	size_t i;
+	json_t *kv;
+
+	if (!json_is_array(keys) || json_array_size(keys) > API_BATCH_MAX) {
+		json_decref(in);
+		return error(c, MHD_HTTP_BAD_REQUEST, "want {\"keys\": [1 to 100 strings]}");
+	}
+	json_array_foreach(keys, i, kv) {
+		if (!json_is_string(kv) ||
+		    key_problem(json_string_value(kv), json_string_length(kv)) != NULL ||
+		    strlen(json_string_value(kv)) != json_string_length(kv)) {
+			json_decref(in);
+			return error(c, MHD_HTTP_BAD_REQUEST,
+				     "every key: a string of 1 to 250 bytes, no space or control "
+				     "character");
+		}
+	}
+	values = json_object();
+	missing = json_array();
+	json_array_foreach(keys, i, kv) {
+		const char *key = json_string_value(kv);
+		struct kited_api_result r;
+		int rc = kited_api_call(admin.n, KITE_OP_META_GET, "v t f c", key,
+					(uint16_t)strlen(key), NULL, 0, &r);
+
+		if (rc == 0 && r.status == KITE_STATUS_OK) {
+			json_object_set_new(values, key, value_json(key, &r));
+		} else if (rc == 0 && r.status == KITE_STATUS_KEY_ENOENT) {
+			json_array_append_new(missing, json_string(key));
+		} else {
+			enum MHD_Result ret = api_failure(c, rc, &r);
+
+			free(r.value);
+			json_decref(values);
+			json_decref(missing);
+			json_decref(in);
+			return ret;
+		}
+		free(r.value);
+	}
+	json_decref(in);
+	out = json_pack("{s:o, s:o}", "values", values, "missing", missing);
+	return reply_json(c, MHD_HTTP_OK, out);
+}
+
+/* /cache/{key} (GET, PUT, DELETE) and /cache/batch-get (POST). */
+static enum MHD_Result
+cache_route(struct MHD_Connection *c, const char *key, const char *method, const struct conn *k)
+{
+	const bool read = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+			  strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	const bool batch = strcmp(key, "batch-get") == 0;
+	const char *why;
+	int role = admin.ntokens > 0 ? role_of(c) : ROLE_ADMIN;
+
+	if (batch ? strcmp(method, MHD_HTTP_METHOD_POST) != 0
+		  : !read && strcmp(method, MHD_HTTP_METHOD_PUT) != 0 &&
+			    strcmp(method, MHD_HTTP_METHOD_DELETE) != 0)
+		return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+	if (role == 0)
+		return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
+	/* A read token reads; writes need admin. */
+	if (!read && !batch && role != ROLE_ADMIN)
+		return error(c, MHD_HTTP_FORBIDDEN, "writes need an admin token");
+	if (batch)
+		return cache_batch_get(c, k);
+	why = key_problem(key, strlen(key));
+	if (why != NULL)
+		return error(c, MHD_HTTP_BAD_REQUEST, why);
+	if (read)
+		return cache_get(c, key);
+	if (strcmp(method, MHD_HTTP_METHOD_PUT) == 0)
+		return cache_put(c, key, k);
+	return cache_delete(c, key);
 }
 
 /* /hotkeys: {"hot": N, "top": [{"key": ..., "rate": ..., "rate_error": ...}, ...]}. */
@@ -225,26 +571,55 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	(void)upload;
 
 	/*
-	 * No path here takes a body: one announced is refused before it is
-	 * read (the connection then closes); the first call for a request
-	 * otherwise only sets it up (libmicrohttpd's protocol).
+	 * The first call for a request only sets it up (libmicrohttpd's
+	 * protocol). Only the JSON API's PUT and POST take a body, up to
+	 * API_BODY_MAX: any other announced body, or a longer one, is refused
+	 * before it is read (the connection then closes).
 	 */
 	if (*state == NULL) {
-		static int started;
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+		const bool body = (cl != NULL && strtoull(cl, NULL, 10) != 0) || te != NULL;
+		struct conn *k = calloc(1, sizeof(*k));
 
-		*state = &started;
-		if ((cl != NULL && strtoull(cl, NULL, 10) != 0) || te != NULL)
-			return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "no path here takes a body");
+		if (k == NULL)
+			return MHD_NO;
+		*state = k;
+		/* (Under /cache/ the route says what is wrong: a method it does not take.) */
+		if (body && !takes_body(url, method) && strncmp(url, "/cache/", 7) != 0)
+			return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "this request takes no body");
+		if (cl != NULL && strtoull(cl, NULL, 10) > API_BODY_MAX)
+			return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over 98,304 bytes");
 		return MHD_YES;
 	}
+	struct conn *k = *state;
+
 	if (*upload_len != 0) {
+		/* A body, kept for the JSON API (and cut short past the limit). */
+		if (!takes_body(url, method)) {
+			/* Not taken: discarded, and the route answers (405). */
+		} else if (k->len + *upload_len > API_BODY_MAX) {
+			k->too_big = true;
+		} else {
+			char *b = realloc(k->body, k->len + *upload_len + 1);
+			if (b == NULL) {
+				k->too_big = true;
+			} else {
+				memcpy(b + k->len, upload, *upload_len);
+				k->body = b;
+				k->len += *upload_len;
+				b[k->len] = '\0';
+			}
+		}
 		*upload_len = 0;
 		return MHD_YES;
 	}
+	if (k->too_big)
+		return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over 98,304 bytes, or none taken");
+	if (strncmp(url, "/cache/", 7) == 0)
+		return cache_route(c, url + 7, method, k);
 	if (strcmp(url, "/healthz") == 0) {
 		if (!get)
 			return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
@@ -381,6 +756,9 @@ kited_admin_start(const struct node *n, char *err, size_t errlen)
 	port = ntohs(sa.sin_port);
 	/* The limits (docs/operations.rst); the certificate and key last, with TLS only. */
 	struct MHD_OptionItem opts[] = {
+		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_done, NULL },
+		/* A JSON API request waits for a worker: a few threads, so one never stalls all. */
+		{ MHD_OPTION_THREAD_POOL_SIZE, 4, NULL },
 		{ MHD_OPTION_CONNECTION_LIMIT, 64, NULL },
 		{ MHD_OPTION_PER_IP_CONNECTION_LIMIT, 16, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL },

@@ -31,6 +31,8 @@
 	X(relay_drops, "relay_drops", "relayed text datagrams dropped: the next worker's ring was full, or its sync replication timed out") \
 	X(tx_full, "tx_full", "reply datagrams dropped: TX queue full")                           \
 	X(text_from_member, "drop_text_from_member", "text datagrams from a cluster member's address, dropped (never answered)") \
+	X(api_requests, "api_requests", "JSON API requests (admin endpoint) run by this worker")    \
+	X(api_replies, "api_replies", "reply datagrams handed back to the JSON API")              \
 	X(polls, "polls", "rx_burst calls")                                                       \
 	X(idle_polls, "idle_polls", "rx_burst calls that returned nothing")                       \
 	X(busy_cycles, "busy_cycles", "TSC cycles spent on non-empty bursts")

@@ -14,6 +14,7 @@
 
 #include "kite_conf.h"
 #include "kited.h"
+#include "kited_api.h"
 
 #define PREFETCH_AHEAD 4
 
@@ -85,6 +86,11 @@ worker_tx(struct worker *w, struct rte_mbuf *m)
 void
 worker_reply(struct worker *w, struct rte_mbuf *m, const struct kite_net_udp *u)
 {
+	/* From the admin endpoint's JSON API (sender 0.0.0.0: never one from the network). */
+	if (unlikely(u->src_ip == 0)) {
+		kited_api_deliver(w, m, u);
+		return;
+	}
 	int rc = kite_net_udp_reply(w->net, m, u);
 
 	if (rc < 0)
@@ -665,8 +671,11 @@ worker_poll(struct worker *w)
 	}
 	for (unsigned int i = nrx; i < nrx + nh; i++) {
 		struct rte_mbuf *m = pkts[i];
-		w->stats->loop.handoff_in++;
 		u = meta(m)->u;
+		if (unlikely(u.src_ip == 0))
+			w->stats->loop.api_requests++;
+		else
+			w->stats->loop.handoff_in++;
 		payload_of(w, m, &u, nd, &dg[nd]);
 		if (unlikely(n->repl_on) && repl_datagram(w, m, &u, &dg[nd])) {
 			done[nfree++] = m;

@@ -11,6 +11,7 @@ serving; bad admin options refused at start.
 Run: python3 test_admin.py --kited PATH --cli PATH
 """
 
+import base64
 import http.client as http_client
 import json
 import os
@@ -76,7 +77,7 @@ def body(t):
     base = 'http://127.0.0.1:%d' % port
     # A low hot-key rate, so that c_hot's reads make a key hot.
     kd = kt.Kited(t, topo, kite_args=('--admin-listen', '127.0.0.1:%d' % port,
-                                      '--hot-key-rate', '100')).start()
+                                      '--hot-key-rate', '100', '--max-item-size', '1024')).start()
     client = topo.client()
     t.on_cleanup(client.close)
 
@@ -211,6 +212,86 @@ def body(t):
                                                              p.stdout[-2000:], p.stderr[-2000:]))
     t.case('alert rules: promtool check rules and promtool test rules', c_rules)
 
+    def c_api():
+        # The seed's JSON API, differential against the UDP protocol both ways.
+        j = lambda b: json.loads(b)  # noqa: E731
+        hdr = {'Content-Type': 'application/json'}
+        st, h, b = http(base + '/cache/api:1', 'PUT', hdr,
+                        json.dumps({'value': 'hello, kite', 'ttlSeconds': 100}).encode())
+        check_eq((st, j(b).get('stored')), (200, True), 'PUT: %r' % b)
+        st, h, b = http(base + '/cache/api:1')
+        v = j(b)
+        check_eq((st, v['value'], v['encoding'], v['flags']), (200, 'hello, kite', 'utf-8', 0),
+                 'GET after PUT')
+        check(95 <= v['ttlSeconds'] <= 100, 'ttlSeconds %r' % v['ttlSeconds'])
+        rep = client.request(kt.get(b'api:1', opaque=9))
+        check(rep.responses and rep.responses[0].value == b'hello, kite',
+              'UDP GET of what HTTP set: %r' % rep.responses)
+        raw = bytes(range(256)) * 3
+        rep = client.request(kt.store(kt.SET, b'api:bin', raw, flags=7, opaque=10))
+        check(rep.responses and rep.responses[0].status == kt.OK, 'UDP SET')
+        st, h, b = http(base + '/cache/api:bin')
+        v = j(b)
+        check_eq((st, v['encoding'], base64.b64decode(v['value']), v['flags'], v['ttlSeconds']),
+                 (200, 'base64', raw, 7, -1), 'HTTP GET of what UDP set')
+        st, h, b = http(base + '/cache/api:b64', 'PUT', hdr, json.dumps(
+            {'value': base64.b64encode(raw).decode(), 'encoding': 'base64', 'flags': 3}).encode())
+        check_eq(st, 200, 'PUT base64')
+        rep = client.request(kt.get(b'api:b64', opaque=11))
+        check(rep.responses and rep.responses[0].value == raw, 'UDP GET of a base64 PUT')
+        st, h, b = http(base + '/cache/batch-get', 'POST', hdr,
+                        json.dumps({'keys': ['api:1', 'api:none', 'api:bin']}).encode())
+        v = j(b)
+        check_eq((st, sorted(v['values']), v['missing']), (200, ['api:1', 'api:bin'], ['api:none']),
+                 'batch-get')
+        check_eq(v['values']['api:1']['value'], 'hello, kite', 'batch-get value')
+        st, h, b = http(base + '/cache/api:1', 'DELETE')
+        check_eq((st, j(b).get('deleted')), (200, True), 'DELETE')
+        check_eq(http(base + '/cache/api:1')[0], 404, 'GET after DELETE')
+        check_eq(http(base + '/cache/api:1', 'DELETE')[0], 404, 'DELETE of a missing key')
+        rep = client.request(kt.get(b'api:1', opaque=12))
+        check(rep.responses and rep.responses[0].status == kt.KEY_ENOENT, 'UDP after DELETE')
+        # Bad input: a 4xx JSON error each, and nothing changes.
+        before = client.stats()
+        bad = [
+            ('PUT', '/cache/api:x', b'{not json', 400),
+            ('PUT', '/cache/api:x', b'[1, 2]', 400),
+            ('PUT', '/cache/api:x', b'{"ttlSeconds": 5}', 400),
+            ('PUT', '/cache/api:x', b'{"value": 5}', 400),
+            ('PUT', '/cache/api:x', b'{"value": "v", "ttlSeconds": "5"}', 400),
+            ('PUT', '/cache/api:x', b'{"value": "v", "ttlSeconds": -1}', 400),
+            ('PUT', '/cache/api:x', b'{"value": "v", "encoding": "rot13"}', 400),
+            ('PUT', '/cache/api:x', b'{"value": "!!!", "encoding": "base64"}', 400),
+            ('PUT', '/cache/api:x', b'{"value": "v", "value": "w"}', 400),
+            ('PUT', '/cache/api:x', json.dumps({'value': 'x' * 2000}).encode(), 413),
+            ('PUT', '/cache/api:x', b'x' * (97 * 1024), 413),
+            ('PUT', '/cache/api:x', None, 400),
+            ('GET', '/cache/' + 'k' * 251, None, 400),
+            ('GET', '/cache/a%20b', None, 400),
+            ('GET', '/cache/a%01b', None, 400),
+            ('GET', '/cache/', None, 400),
+            ('POST', '/cache/api:x', b'{}', 405),
+            ('PATCH', '/cache/api:x', None, 405),
+            ('GET', '/cache/batch-get', None, 405),
+            ('POST', '/cache/batch-get', b'{"keys": "api:1"}', 400),
+            ('POST', '/cache/batch-get', json.dumps({'keys': ['k%d' % i for i in range(101)]}).encode(), 400),
+            ('POST', '/cache/batch-get', b'{"keys": [1]}', 400),
+            ('POST', '/cache/batch-get', b'{"keys": [""]}', 400),
+            ('GET', '/cache', None, 404),
+        ]
+        for method, path, body, code in bad:
+            st, h, b = http(base + path, method, hdr if body is not None else {}, body)
+            check_eq(st, code, '%s %s %r' % (method, path, (body or b'')[:40]))
+            e = j(b)
+            check(e.get('status') == code and e.get('error'), 'JSON error body %r' % b[:200])
+        after = client.stats()
+        check_eq(after['curr_items'], before['curr_items'], 'items after the bad requests')
+        check_eq(http(base + '/cache/api:x')[0], 404, 'nothing stored by a bad PUT')
+        check(int(after['kite_api_requests']) > 0, 'kite_api_requests counted')
+        kt.probe(client, 'after bad JSON API requests')
+    t.case('JSON API: PUT/GET/DELETE/batch-get, the same data as UDP both ways; every bad '
+           'input a JSON 4xx, nothing changed', c_api)
+
     def c_bad():
         for path, method, code in (('/nope', 'GET', 404), ('/metrics', 'POST', 405),
                                    ('/healthz', 'DELETE', 405), ('/', 'GET', 404),
@@ -292,9 +373,19 @@ def body(t):
                 'Authorization': 'Bearer admintoken-0123456789abcdef'})
             check(st == 200 and 'top' in json.loads(b), '/hotkeys with the admin token: %d %r' % (
                 st, b[:200]))
+            # The JSON API: reads with either token, writes with admin only, nothing without.
+            body = json.dumps({'value': 'v'}).encode()
+            rd = {'Authorization': 'Bearer readtoken-0123456789abcdef'}
+            ad = {'Authorization': 'Bearer admintoken-0123456789abcdef'}
+            check_eq(http(base + '/cache/tok', 'PUT', {}, body)[0], 401, 'PUT without a token')
+            check_eq(http(base + '/cache/tok', 'PUT', rd, body)[0], 403, 'PUT with a read token')
+            check_eq(http(base + '/cache/tok', 'PUT', ad, body)[0], 200, 'PUT with admin')
+            check_eq(http(base + '/cache/tok', 'GET', rd)[0], 200, 'GET with a read token')
+            check_eq(http(base + '/cache/tok', 'DELETE', rd)[0], 403, 'DELETE with a read token')
+            check_eq(http(base + '/cache/tok', 'GET')[0], 401, 'GET without a token')
         finally:
             kd2.stop()
-    t.case('bearer tokens: 401 without, /healthz open, /hotkeys admin only', c_tokens)
+    t.case('bearer tokens: 401 without, /healthz open, /hotkeys and writes admin only', c_tokens)
 
     def c_tls():
         openssl = kt.which('openssl')

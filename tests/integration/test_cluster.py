@@ -29,6 +29,7 @@ import struct
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -329,7 +330,23 @@ def body(t):
                 text = r.read().decode()
             check('\nkite_cluster_members 3\n' in text, 'node %d: kite_cluster_members' % i)
             check('\nkite_cluster_epoch %d\n' % epoch in text, 'node %d: kite_cluster_epoch' % i)
-    t.case('admin endpoint per node: /cluster = the map, /readyz, /metrics', c_admin)
+        # The JSON API: the owner stores (libkite reads it), another node answers 421.
+        key = b'api-cluster-key'
+        owner = nodes[sorted(nodes)[client.owner(key)]].i
+        for i in sorted(nodes):
+            req = urllib.request.Request(
+                'http://198.19.%d.%d:%d/cache/%s' % (net.x, 10 + i, ADMIN_PORT, key.decode()),
+                data=json.dumps({'value': 'via node %d' % i}).encode(), method='PUT')
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    code = r.status
+            except urllib.error.HTTPError as e:
+                code = e.code
+            check_eq(code, 200 if i == owner else 421, 'PUT to node %d (owner %d)' % (i, owner))
+        hits, errors = client.get_many([key])
+        check_eq(hits.get(key), b'via node %d' % owner, 'libkite reads what the owner\'s API stored')
+    t.case('admin endpoint per node: /cluster = the map, /readyz, /metrics; the JSON API '
+           'stores at the owner, 421 elsewhere', c_admin)
 
     def c_untrusted():
         # A client the nodes bound (as kited's default treats every source): libkite
