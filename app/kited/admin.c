@@ -13,10 +13,13 @@
  *   GET /cluster   JSON: the map (epoch, vbuckets, members and what each
  *                  owns) and whether this node is fenced; 404 outside a
  *                  cluster
+ *   GET, PUT, DELETE /cache/KEY and POST /cache/batch-get: the JSON API,
+ *                  each request run by the key's worker (api.c)
  *
- * With admin-token-file, /metrics and /cluster need "Authorization: Bearer TOKEN" of
- * a line of that file (401 without, 403 for a token whose role may not
- * read statistics); /healthz and /readyz stay open for orchestrators.
+ * With admin-token-file, /metrics, /cluster and the JSON API need
+ * "Authorization: Bearer TOKEN" of a line of that file (401 without);
+ * /hotkeys and the API's writes need an admin one (403 for read);
+ * /healthz and /readyz stay open for orchestrators.
  * TLS with admin-tls-cert and admin-tls-key (PEM files). Every other path
  * is 404, every other method 405, each with a JSON error body.
  */
@@ -40,23 +43,18 @@
 #include "kited_metrics.h"
 
 #define ADMIN_MAX_TOKENS 64
-#define ADMIN_TOKEN_MAX  KITED_ADMIN_TOKEN_MAX
 
-/* What a token may do. */
+/* What a request may do. */
 enum role {
-	ROLE_ADMIN = 1, /* everything */
-	ROLE_READ,      /* statistics (/metrics) and health, nothing of the data */
-};
-
-struct token {
-	char secret[ADMIN_TOKEN_MAX + 1];
-	enum role role;
+	ROLE_NONE = 0,  /* no token, or an unknown one */
+	ROLE_ADMIN,     /* everything */
+	ROLE_READ,      /* statistics, health and reads, no writes, no key names */
 };
 
 struct admin {
 	struct MHD_Daemon *d;
 	const struct node *n;
-	struct token tokens[ADMIN_MAX_TOKENS];
+	struct kited_admin_token tokens[ADMIN_MAX_TOKENS]; /* as admin-token-file lists them */
 	unsigned int ntokens;
 	char *cert, *key; /* PEM text, for TLS */
 };
@@ -105,19 +103,24 @@ same(const char *a, const char *b)
 	return d == 0;
 }
 
-/* The role of the request's bearer token, 0 for none or an unknown one. */
-static int
+/*
+ * The role of the request: its bearer token's, ROLE_NONE for none or an
+ * unknown one; ROLE_ADMIN for everyone without admin-token-file.
+ */
+static enum role
 role_of(struct MHD_Connection *c)
 {
 	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	int role = 0;
+	enum role role = ROLE_NONE;
 
+	if (admin.ntokens == 0)
+		return ROLE_ADMIN;
 	if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
-		return 0;
+		return ROLE_NONE;
 	h += 7;
 	for (unsigned int i = 0; i < admin.ntokens; i++)
 		if (same(h, admin.tokens[i].secret))
-			role = (int)admin.tokens[i].role;
+			role = admin.tokens[i].admin ? ROLE_ADMIN : ROLE_READ;
 	return role;
 }
 
@@ -219,6 +222,15 @@ reply_json(struct MHD_Connection *c, unsigned int code, json_t *o)
 	return reply(c, code, "application/json", text, strlen(text), true);
 }
 
+/* A key the API did not find: 404 {"error", "key", "status"}. */
+static enum MHD_Result
+not_found(struct MHD_Connection *c, const char *key)
+{
+	return reply_json(c, MHD_HTTP_NOT_FOUND,
+			  json_pack("{s:s, s:s, s:i}", "error", "not found", "key", key, "status",
+				    MHD_HTTP_NOT_FOUND));
+}
+
 /* A key as the API takes it: 1..250 bytes, no space or control character (as text's). */
 static const char *
 key_problem(const char *key, size_t len)
@@ -317,9 +329,7 @@ cache_get(struct MHD_Connection *c, const char *key)
 
 	if (rc == 0 && r.status == KITE_STATUS_KEY_ENOENT) {
 		free(r.value);
-		return reply_json(c, MHD_HTTP_NOT_FOUND,
-				  json_pack("{s:s, s:s, s:i}", "error", "not found", "key", key,
-					    "status", MHD_HTTP_NOT_FOUND));
+		return not_found(c, key);
 	}
 	if (rc != 0 || r.status != KITE_STATUS_OK) {
 		free(r.value);
@@ -338,7 +348,8 @@ cache_put(struct MHD_Connection *c, const char *key, const struct conn *k)
 	json_t *val, *ttl, *enc, *fl;
 	const char *e = "utf-8";
 	long long t = 0, flags = 0;
-	uint8_t *bytes = NULL;
+	uint8_t *decoded = NULL; /* base64's bytes; utf-8 is sent from the JSON string */
+	const uint8_t *bytes;
 	size_t n;
 	char meta[64];
 	struct kited_api_result r;
@@ -373,35 +384,33 @@ cache_put(struct MHD_Connection *c, const char *key, const struct conn *k)
 			     "base64");
 	}
 	n = json_string_length(val);
+	bytes = (const uint8_t *)json_string_value(val);
 	if (strcmp(e, "base64") == 0) {
 		int got;
 
-		bytes = malloc(n + 1);
-		got = bytes ? kite_text_b64_decode((const uint8_t *)json_string_value(val), n, bytes,
-						   n + 1)
-			    : -1;
+		decoded = malloc(n + 1);
+		got = decoded ? kite_text_b64_decode(bytes, n, decoded, n + 1) : -1;
 		if (got < 0) {
-			free(bytes);
+			const bool oom = decoded == NULL;
+
+			free(decoded);
 			json_decref(in);
-			return error(c, MHD_HTTP_BAD_REQUEST, "value is not base64");
+			return oom ? error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory")
+				   : error(c, MHD_HTTP_BAD_REQUEST, "value is not base64");
 		}
+		bytes = decoded;
 		n = (size_t)got;
-	} else {
-		bytes = malloc(n ? n : 1);
-		if (bytes != NULL)
-			memcpy(bytes, json_string_value(val), n);
 	}
-	json_decref(in);
-	if (bytes == NULL)
-		return error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	if (n > admin.n->cfg.max_item_size) {
-		free(bytes);
+		free(decoded);
+		json_decref(in);
 		return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "value over the item limit");
 	}
 	snprintf(meta, sizeof(meta), "T%lld F%lld", t, flags);
 	rc = kited_api_call(admin.n, KITE_OP_META_SET, meta, key, (uint16_t)strlen(key), bytes,
 			    (uint32_t)n, &r);
-	free(bytes);
+	free(decoded);
+	json_decref(in);
 	free(r.value);
 	if (rc != 0 || r.status != KITE_STATUS_OK)
 		return api_failure(c, rc, &r);
@@ -418,9 +427,7 @@ cache_delete(struct MHD_Connection *c, const char *key)
 
 	free(r.value);
 	if (rc == 0 && r.status == KITE_STATUS_KEY_ENOENT)
-		return reply_json(c, MHD_HTTP_NOT_FOUND,
-				  json_pack("{s:s, s:s, s:i}", "error", "not found", "key", key,
-					    "status", MHD_HTTP_NOT_FOUND));
+		return not_found(c, key);
 	if (rc != 0 || r.status != KITE_STATUS_OK)
 		return api_failure(c, rc, &r);
 	return reply_json(c, MHD_HTTP_OK, json_pack("{s:s, s:b}", "key", key, "deleted", 1));
@@ -486,13 +493,13 @@ cache_route(struct MHD_Connection *c, const char *key, const char *method, const
 			  strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	const bool batch = strcmp(key, "batch-get") == 0;
 	const char *why;
-	int role = admin.ntokens > 0 ? role_of(c) : ROLE_ADMIN;
+	const enum role role = role_of(c);
 
 	if (batch ? strcmp(method, MHD_HTTP_METHOD_POST) != 0
 		  : !read && strcmp(method, MHD_HTTP_METHOD_PUT) != 0 &&
 			    strcmp(method, MHD_HTTP_METHOD_DELETE) != 0)
 		return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
-	if (role == 0)
+	if (role == ROLE_NONE)
 		return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
 	/* A read token reads; writes need admin. */
 	if (!read && !batch && role != ROLE_ADMIN)
@@ -644,7 +651,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 
 		if (!get)
 			return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
-		if (admin.ntokens > 0 && role_of(c) == 0)
+		if (role_of(c) == ROLE_NONE)
 			return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
 		text = kited_metrics_text(&n->stats_src, node_now(n), &len);
 		if (text == NULL)
@@ -654,13 +661,13 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	}
 	if (strcmp(url, "/hotkeys") == 0) {
 		struct hot_json hj = { .body = NULL, .len = 0 };
-		int role;
+		enum role role;
 
 		if (!get)
 			return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
 		/* Key names are the users' data: the admin role only (open without a token file). */
-		role = admin.ntokens > 0 ? role_of(c) : ROLE_ADMIN;
-		if (role == 0)
+		role = role_of(c);
+		if (role == ROLE_NONE)
 			return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
 		if (role != ROLE_ADMIN)
 			return error(c, MHD_HTTP_FORBIDDEN, "hot keys need an admin token");
@@ -675,7 +682,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 
 		if (!get)
 			return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
-		if (admin.ntokens > 0 && role_of(c) == 0)
+		if (role_of(c) == ROLE_NONE)
 			return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
 		map = kited_cluster_json(n, &fenced);
 		if (map == NULL)
@@ -720,13 +727,12 @@ kited_admin_start(const struct node *n, char *err, size_t errlen)
 	memset(&admin, 0, sizeof(admin));
 	admin.n = n;
 	if (cfg->admin_token_file[0] != '\0') {
-		struct kited_admin_token t[ADMIN_MAX_TOKENS];
 		char *text = slurp(cfg->admin_token_file, err, errlen);
 		char why[160];
 
 		if (text == NULL)
 			return -EINVAL;
-		if (kited_admin_tokens_parse(text, t, ADMIN_MAX_TOKENS, &admin.ntokens, why,
+		if (kited_admin_tokens_parse(text, admin.tokens, ADMIN_MAX_TOKENS, &admin.ntokens, why,
 					     sizeof(why)) != 0) {
 			snprintf(err, errlen, "admin-token-file %s: %s", cfg->admin_token_file, why);
 			free(text);
@@ -736,12 +742,6 @@ kited_admin_start(const struct node *n, char *err, size_t errlen)
 		if (admin.ntokens == 0) {
 			snprintf(err, errlen, "admin-token-file %s: no token", cfg->admin_token_file);
 			return -EINVAL;
-		}
-		for (unsigned int i = 0; i < admin.ntokens; i++) {
-			_Static_assert(sizeof(admin.tokens[i].secret) == sizeof(t[i].secret),
-				       "a token is as long as the file's");
-			memcpy(admin.tokens[i].secret, t[i].secret, sizeof(t[i].secret));
-			admin.tokens[i].role = t[i].admin ? ROLE_ADMIN : ROLE_READ;
 		}
 	}
 	if (cfg->admin_tls_cert[0] != '\0') {

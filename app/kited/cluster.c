@@ -274,7 +274,7 @@ json_snapshot(struct kited_cluster *c, const struct kited_cview *v)
 		inet_ntop(AF_INET, &a, ip, sizeof(ip));
 		json_array_append_new(
 			members,
-			json_pack("{s:s, s:s, s:i, s:i, s:s, s:i, s:s, s:i, s:b}", "id", m->id, "ip", ip,
+			json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:I, s:b}", "id", m->id, "ip", ip,
 				  "port", (json_int_t)m->base_port, "partitions",
 				  (json_int_t)m->partitions, "state",
 				  kite_cluster_state_name(m->state), "weight", (json_int_t)m->weight,
@@ -306,6 +306,13 @@ out:
 	pthread_mutex_unlock(&c->json_lock);
 }
 
+/* Whether the node refuses writes now: its etcd lease may have lapsed. */
+static bool
+fenced_now(const struct kited_cluster *c)
+{
+	return c->mode == KITED_CLUSTER_ETCD && rte_rdtsc() > c->fence_tsc;
+}
+
 char *
 kited_cluster_json(const struct node *n, bool *fenced)
 {
@@ -319,7 +326,7 @@ kited_cluster_json(const struct node *n, bool *fenced)
 	if (c->json != NULL)
 		copy = strdup(c->json);
 	pthread_mutex_unlock(&c->json_lock);
-	*fenced = c->mode == KITED_CLUSTER_ETCD && rte_rdtsc() > c->fence_tsc;
+	*fenced = fenced_now(c);
 	return copy;
 }
 
@@ -1413,8 +1420,7 @@ kited_cluster_emit_stats(const void *node, kite_stats_emit_fn emit, void *arg)
 	kite_stats_emit_u64(emit, arg, "kite_cluster_keepalive_failures",
 			    c->st.keepalive_failures);
 	kite_stats_emit_u64(emit, arg, "kite_cluster_etcd_errors", c->st.etcd_errors);
-	kite_stats_emit_u64(emit, arg, "kite_cluster_fenced",
-			    c->mode == KITED_CLUSTER_ETCD && rte_rdtsc() > c->fence_tsc);
+	kite_stats_emit_u64(emit, arg, "kite_cluster_fenced", fenced_now(c));
 	if (n->repl_on) {
 		struct kited_repl_stats rs;
 		static const char *const names[] = {
@@ -1450,7 +1456,7 @@ kited_cluster_not_ready(const struct node *n)
 		return NULL;
 	if (c->st.epoch == 0)
 		return "no cluster map yet";
-	if (c->mode == KITED_CLUSTER_ETCD && rte_rdtsc() > c->fence_tsc)
+	if (fenced_now(c))
 		return "fenced: its etcd lease may have lapsed (writes refused)";
 	return NULL;
 }

@@ -322,7 +322,6 @@ static const char *const gauges[] = {
 	"kite_cluster_fenced", "kite_repl_sync", "kite_repl_sync_timeout_ms",
 	"kite_repl_lag_max", "kite_repl_lag_us_max", "kite_repl_lag_us_p50", "kite_repl_lag_us_p99",
 	"kite_repl_lag_us_p999", "kite_repl_unsynced_vbuckets", "kite_repl_backfilling_vbuckets",
-	"kite_guard_tenants",
 };
 
 static bool
