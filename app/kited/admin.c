@@ -125,8 +125,8 @@ role_of(struct MHD_Connection *c)
 }
 
 static enum MHD_Result
-reply(struct MHD_Connection *c, unsigned int code, const char *type, char *body, size_t len,
-      bool owned)
+reply_allow(struct MHD_Connection *c, unsigned int code, const char *type, char *body, size_t len,
+	    bool owned, const char *allow)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(
 		len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
@@ -141,24 +141,44 @@ reply(struct MHD_Connection *c, unsigned int code, const char *type, char *body,
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (code == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"kited\"");
-	if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	if (allow != NULL)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
 	ret = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-/* A JSON error: {"error": "...", "status": code}. */
 static enum MHD_Result
-error(struct MHD_Connection *c, unsigned int code, const char *what)
+reply(struct MHD_Connection *c, unsigned int code, const char *type, char *body, size_t len,
+      bool owned)
+{
+	return reply_allow(c, code, type, body, len, owned, NULL);
+}
+
+/* A JSON error: {"error": "...", "status": code}; allow: the Allow header, or NULL. */
+static enum MHD_Result
+error_allow(struct MHD_Connection *c, unsigned int code, const char *what, const char *allow)
 {
 	json_t *o = json_pack("{s:s, s:i}", "error", what, "status", (int)code);
 	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
 	if (text == NULL)
-		return reply(c, code, "application/json", "{}", 2, false);
-	return reply(c, code, "application/json", text, strlen(text), true);
+		return reply_allow(c, code, "application/json", "{}", 2, false, allow);
+	return reply_allow(c, code, "application/json", text, strlen(text), true, allow);
+}
+
+static enum MHD_Result
+error(struct MHD_Connection *c, unsigned int code, const char *what)
+{
+	return error_allow(c, code, what, NULL);
+}
+
+/* 405, with the methods the path takes. */
+static enum MHD_Result
+not_allowed(struct MHD_Connection *c, const char *allow)
+{
+	return error_allow(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", allow);
 }
 
 /* Why the node is not ready, or NULL. */
@@ -498,7 +518,7 @@ cache_route(struct MHD_Connection *c, const char *key, const char *method, const
 	if (batch ? strcmp(method, MHD_HTTP_METHOD_POST) != 0
 		  : !read && strcmp(method, MHD_HTTP_METHOD_PUT) != 0 &&
 			    strcmp(method, MHD_HTTP_METHOD_DELETE) != 0)
-		return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+		return not_allowed(c, batch ? "POST" : "GET, HEAD, PUT, DELETE");
 	if (role == ROLE_NONE)
 		return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
 	/* A read token reads; writes need admin. */
@@ -629,7 +649,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		return cache_route(c, url + 7, method, k);
 	if (strcmp(url, "/healthz") == 0) {
 		if (!get)
-			return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+			return not_allowed(c, "GET, HEAD");
 		return reply(c, MHD_HTTP_OK, "text/plain", "ok\n", 3, false);
 	}
 	if (strcmp(url, "/readyz") == 0) {
@@ -638,7 +658,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		int len;
 
 		if (!get)
-			return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+			return not_allowed(c, "GET, HEAD");
 		why = not_ready(n);
 		if (why == NULL)
 			return reply(c, MHD_HTTP_OK, "text/plain", "ready\n", 6, false);
@@ -650,7 +670,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		char *text;
 
 		if (!get)
-			return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+			return not_allowed(c, "GET, HEAD");
 		if (role_of(c) == ROLE_NONE)
 			return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
 		text = kited_metrics_text(&n->stats_src, node_now(n), &len);
@@ -664,7 +684,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		enum role role;
 
 		if (!get)
-			return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+			return not_allowed(c, "GET, HEAD");
 		/* Key names are the users' data: the admin role only (open without a token file). */
 		role = role_of(c);
 		if (role == ROLE_NONE)
@@ -681,7 +701,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		int len;
 
 		if (!get)
-			return error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+			return not_allowed(c, "GET, HEAD");
 		if (role_of(c) == ROLE_NONE)
 			return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
 		map = kited_cluster_json(n, &fenced);

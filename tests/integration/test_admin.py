@@ -284,6 +284,12 @@ def body(t):
             check_eq(st, code, '%s %s %r' % (method, path, (body or b'')[:40]))
             e = j(b)
             check(e.get('status') == code and e.get('error'), 'JSON error body %r' % b[:200])
+        # A 405 names the methods its path takes.
+        for method, path, allow in (('POST', '/cache/api:x', 'GET, HEAD, PUT, DELETE'),
+                                    ('GET', '/cache/batch-get', 'POST'),
+                                    ('POST', '/metrics', 'GET, HEAD')):
+            st, h, b = http(base + path, method)
+            check_eq((st, h.get('Allow')), (405, allow), 'Allow of %s %s' % (method, path))
         after = client.stats()
         check_eq(after['curr_items'], before['curr_items'], 'items after the bad requests')
         check_eq(http(base + '/cache/api:x')[0], 404, 'nothing stored by a bad PUT')
