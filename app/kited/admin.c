@@ -17,9 +17,12 @@
  *                  each request run by the key's worker (api.c)
  *
  * With admin-token-file, /metrics, /cluster and the JSON API need
- * "Authorization: Bearer TOKEN" of a line of that file (401 without);
- * /hotkeys and the API's writes need an admin one (403 for read);
- * /healthz and /readyz stay open for orchestrators.
+ * "Authorization: Bearer TOKEN" of a line of that file (401 without).
+ * A token is admin, read or a tenant's of tenants-file: the JSON API does
+ * for it what a datagram of that client could do (a tenant's key prefix,
+ * commands and rate; a read token only reads, as a client without AUTH);
+ * /hotkeys needs an admin token (or an admin tenant's), /metrics a read or
+ * admin one; /healthz and /readyz stay open for orchestrators.
  * TLS with admin-tls-cert and admin-tls-key (PEM files). Every other path
  * is 404, every other method 405, each with a JSON error body.
  */
@@ -43,13 +46,6 @@
 #include "kited_metrics.h"
 
 #define ADMIN_MAX_TOKENS 64
-
-/* What a request may do. */
-enum role {
-	ROLE_NONE = 0,  /* no token, or an unknown one */
-	ROLE_ADMIN,     /* everything */
-	ROLE_READ,      /* statistics, health and reads, no writes, no key names */
-};
 
 struct admin {
 	struct MHD_Daemon *d;
@@ -103,25 +99,39 @@ same(const char *a, const char *b)
 	return d == 0;
 }
 
+/* Whoever reaches the port when there is no admin-token-file. */
+static const struct kited_admin_token open_access = { .role = KITED_ADMIN_ROLE_ADMIN };
+
 /*
- * The role of the request: its bearer token's, ROLE_NONE for none or an
- * unknown one; ROLE_ADMIN for everyone without admin-token-file.
+ * The request's bearer token (its line of admin-token-file); &open_access
+ * without a token file; NULL for none or an unknown one.
  */
-static enum role
-role_of(struct MHD_Connection *c)
+static const struct kited_admin_token *
+token_of(struct MHD_Connection *c)
 {
 	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	enum role role = ROLE_NONE;
+	const struct kited_admin_token *t = NULL;
 
 	if (admin.ntokens == 0)
-		return ROLE_ADMIN;
+		return &open_access;
 	if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
-		return ROLE_NONE;
+		return NULL;
 	h += 7;
 	for (unsigned int i = 0; i < admin.ntokens; i++)
 		if (same(h, admin.tokens[i].secret))
-			role = admin.tokens[i].admin ? ROLE_ADMIN : ROLE_READ;
-	return role;
+			t = &admin.tokens[i];
+	return t;
+}
+
+/* Whether the token may see statistics and key names (a tenant's only when it may STAT). */
+static bool
+may_see_stats(const struct kited_admin_token *t)
+{
+	struct kited_api_policy p;
+
+	if (t->role != KITED_ADMIN_ROLE_TENANT)
+		return true;
+	return kited_guard_api_policy(admin.n, t->tenant, &p) == 0 && p.admin;
 }
 
 static enum MHD_Result
@@ -307,6 +317,13 @@ api_failure(struct MHD_Connection *c, int rc, const struct kited_api_result *r)
 		return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "value over the item limit");
 	case KITE_STATUS_ENOMEM:
 		return error(c, MHD_HTTP_INSUFFICIENT_STORAGE, "out of memory for the item");
+	case KITE_STATUS_FORBIDDEN:
+		return error(c, MHD_HTTP_FORBIDDEN,
+			     "not for this token: outside its tenant's key prefix or commands");
+	case KITE_STATUS_AUTH_ERROR:
+		return error(c, MHD_HTTP_UNAUTHORIZED, "auth = required: use a tenant's token");
+	case KITE_STATUS_RATE_LIMITED:
+		return error(c, MHD_HTTP_TOO_MANY_REQUESTS, "over the tenant's rate: try again");
 	case KITE_STATUS_ETMPFAIL:
 		return error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 			     "not stored for sure (replication or fencing): try again");
@@ -340,10 +357,10 @@ value_json(const char *key, const struct kited_api_result *r)
 }
 
 static enum MHD_Result
-cache_get(struct MHD_Connection *c, const char *key)
+cache_get(struct MHD_Connection *c, const struct kited_api_policy *pol, const char *key)
 {
 	struct kited_api_result r;
-	int rc = kited_api_call(admin.n, KITE_OP_META_GET, "v t f c", key, (uint16_t)strlen(key),
+	int rc = kited_api_call(admin.n, pol, KITE_OP_META_GET, "v t f c", key, (uint16_t)strlen(key),
 				NULL, 0, &r);
 	json_t *o;
 
@@ -361,7 +378,8 @@ cache_get(struct MHD_Connection *c, const char *key)
 }
 
 static enum MHD_Result
-cache_put(struct MHD_Connection *c, const char *key, const struct conn *k)
+cache_put(struct MHD_Connection *c, const struct kited_api_policy *pol, const char *key,
+	  const struct conn *k)
 {
 	json_error_t jerr;
 	json_t *in = k->body ? json_loadb(k->body, k->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
@@ -427,7 +445,7 @@ cache_put(struct MHD_Connection *c, const char *key, const struct conn *k)
 		return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "value over the item limit");
 	}
 	snprintf(meta, sizeof(meta), "T%lld F%lld", t, flags);
-	rc = kited_api_call(admin.n, KITE_OP_META_SET, meta, key, (uint16_t)strlen(key), bytes,
+	rc = kited_api_call(admin.n, pol, KITE_OP_META_SET, meta, key, (uint16_t)strlen(key), bytes,
 			    (uint32_t)n, &r);
 	free(decoded);
 	json_decref(in);
@@ -439,10 +457,10 @@ cache_put(struct MHD_Connection *c, const char *key, const struct conn *k)
 }
 
 static enum MHD_Result
-cache_delete(struct MHD_Connection *c, const char *key)
+cache_delete(struct MHD_Connection *c, const struct kited_api_policy *pol, const char *key)
 {
 	struct kited_api_result r;
-	int rc = kited_api_call(admin.n, KITE_OP_META_DELETE, "", key, (uint16_t)strlen(key), NULL,
+	int rc = kited_api_call(admin.n, pol, KITE_OP_META_DELETE, "", key, (uint16_t)strlen(key), NULL,
 				0, &r);
 
 	free(r.value);
@@ -454,7 +472,8 @@ cache_delete(struct MHD_Connection *c, const char *key)
 }
 
 static enum MHD_Result
-cache_batch_get(struct MHD_Connection *c, const struct conn *k)
+cache_batch_get(struct MHD_Connection *c, const struct kited_api_policy *pol,
+		const struct conn *k)
 {
 	json_error_t jerr;
 	json_t *in = k->body ? json_loadb(k->body, k->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
@@ -482,7 +501,7 @@ cache_batch_get(struct MHD_Connection *c, const struct conn *k)
 	json_array_foreach(keys, i, kv) {
 		const char *key = json_string_value(kv);
 		struct kited_api_result r;
-		int rc = kited_api_call(admin.n, KITE_OP_META_GET, "v t f c", key,
+		int rc = kited_api_call(admin.n, pol, KITE_OP_META_GET, "v t f c", key,
 					(uint16_t)strlen(key), NULL, 0, &r);
 
 		if (rc == 0 && r.status == KITE_STATUS_OK) {
@@ -512,28 +531,49 @@ cache_route(struct MHD_Connection *c, const char *key, const char *method, const
 	const bool read = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 			  strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	const bool batch = strcmp(key, "batch-get") == 0;
+	const struct kited_admin_token *t = token_of(c);
+	struct kited_api_policy pol;
 	const char *why;
-	const enum role role = role_of(c);
+	int rc;
 
 	if (batch ? strcmp(method, MHD_HTTP_METHOD_POST) != 0
 		  : !read && strcmp(method, MHD_HTTP_METHOD_PUT) != 0 &&
 			    strcmp(method, MHD_HTTP_METHOD_DELETE) != 0)
 		return not_allowed(c, batch ? "POST" : "GET, HEAD, PUT, DELETE");
-	if (role == ROLE_NONE)
+	if (t == NULL)
 		return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
-	/* A read token reads; writes need admin. */
-	if (!read && !batch && role != ROLE_ADMIN)
-		return error(c, MHD_HTTP_FORBIDDEN, "writes need an admin token");
+	if (!read && !batch && t->role == KITED_ADMIN_ROLE_READ)
+		return error(c, MHD_HTTP_FORBIDDEN, "a read token only reads");
+	/*
+	 * What the request may do is what a datagram of the same client may:
+	 * a tenant's token as that tenant's AUTH; a read token, or anyone
+	 * without a token file, as a datagram without AUTH; an admin token
+	 * everything.
+	 */
+	if (t->role == KITED_ADMIN_ROLE_ADMIN && t != &open_access) {
+		memset(&pol, 0, sizeof(pol));
+		pol.tenant = -1;
+		pol.deny = admin.n->gconf.never_cmds;
+	} else {
+		rc = kited_guard_api_policy(admin.n,
+					    t->role == KITED_ADMIN_ROLE_TENANT ? t->tenant : NULL, &pol);
+		if (rc == -EACCES)
+			return error(c, MHD_HTTP_UNAUTHORIZED,
+				     "auth = required: the JSON API needs a tenant's or an admin token "
+				     "(admin-token-file)");
+		if (rc != 0)
+			return error(c, MHD_HTTP_FORBIDDEN, "this token's tenant is not in tenants-file");
+	}
 	if (batch)
-		return cache_batch_get(c, k);
+		return cache_batch_get(c, &pol, k);
 	why = key_problem(key, strlen(key));
 	if (why != NULL)
 		return error(c, MHD_HTTP_BAD_REQUEST, why);
 	if (read)
-		return cache_get(c, key);
+		return cache_get(c, &pol, key);
 	if (strcmp(method, MHD_HTTP_METHOD_PUT) == 0)
-		return cache_put(c, key, k);
-	return cache_delete(c, key);
+		return cache_put(c, &pol, key, k);
+	return cache_delete(c, &pol, key);
 }
 
 /* /hotkeys: {"hot": N, "top": [{"key": ..., "rate": ..., "rate_error": ...}, ...]}. */
@@ -591,6 +631,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
        const char *version, const char *upload, size_t *upload_len, void **state)
 {
 	const struct node *n = admin.n;
+	const struct kited_admin_token *t;
 	const bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 			 strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	(void)cls;
@@ -671,8 +712,12 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 
 		if (!get)
 			return not_allowed(c, "GET, HEAD");
-		if (role_of(c) == ROLE_NONE)
+		t = token_of(c);
+		if (t == NULL)
 			return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
+		if (!may_see_stats(t))
+			return error(c, MHD_HTTP_FORBIDDEN,
+				     "statistics need a read or admin token, or an admin tenant's");
 		text = kited_metrics_text(&n->stats_src, node_now(n), &len);
 		if (text == NULL)
 			return error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
@@ -681,15 +726,17 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	}
 	if (strcmp(url, "/hotkeys") == 0) {
 		struct hot_json hj = { .body = NULL, .len = 0 };
-		enum role role;
 
 		if (!get)
 			return not_allowed(c, "GET, HEAD");
-		/* Key names are the users' data: the admin role only (open without a token file). */
-		role = role_of(c);
-		if (role == ROLE_NONE)
+		/*
+		 * Key names are the users' data: an admin token, or an admin
+		 * tenant's (it may STAT hotkeys over UDP); open without a token file.
+		 */
+		t = token_of(c);
+		if (t == NULL)
 			return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
-		if (role != ROLE_ADMIN)
+		if (t->role == KITED_ADMIN_ROLE_READ || !may_see_stats(t))
 			return error(c, MHD_HTTP_FORBIDDEN, "hot keys need an admin token");
 		if (hot_keys_json(n, &hj) != 0)
 			return error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
@@ -702,7 +749,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 
 		if (!get)
 			return not_allowed(c, "GET, HEAD");
-		if (role_of(c) == ROLE_NONE)
+		if (token_of(c) == NULL)
 			return error(c, MHD_HTTP_UNAUTHORIZED, "a bearer token is required");
 		map = kited_cluster_json(n, &fenced);
 		if (map == NULL)
@@ -762,6 +809,20 @@ kited_admin_start(const struct node *n, char *err, size_t errlen)
 		if (admin.ntokens == 0) {
 			snprintf(err, errlen, "admin-token-file %s: no token", cfg->admin_token_file);
 			return -EINVAL;
+		}
+		/* A tenant's token names a tenant of tenants-file (a reload may drop it later: 403). */
+		for (unsigned int i = 0; i < admin.ntokens; i++) {
+			struct kited_api_policy p;
+
+			if (admin.tokens[i].role == KITED_ADMIN_ROLE_TENANT &&
+			    kited_guard_api_policy(n, admin.tokens[i].tenant, &p) != 0) {
+				snprintf(err, errlen, "admin-token-file %s: tenant '%s' is not in %s",
+					 cfg->admin_token_file, admin.tokens[i].tenant,
+					 cfg->tenants_file[0] ? cfg->tenants_file
+							      : "a tenants-file (none given)");
+				memset(admin.tokens, 0, sizeof(admin.tokens));
+				return -EINVAL;
+			}
 		}
 	}
 	if (cfg->admin_tls_cert[0] != '\0') {

@@ -168,9 +168,9 @@ sleep_us(long us)
 }
 
 int
-kited_api_call(const struct node *n, uint8_t opcode, const char *flags, const void *key,
-	       uint16_t keylen, const void *value, uint32_t vallen,
-	       struct kited_api_result *out)
+kited_api_call(const struct node *n, const struct kited_api_policy *pol, uint8_t opcode,
+	       const char *flags, const void *key, uint16_t keylen, const void *value,
+	       uint32_t vallen, struct kited_api_result *out)
 {
 	const uint32_t part = kite_topo_key_partition(key, keylen, n->map.partitions);
 	const uint16_t wid = kite_topo_owner(&n->map, part);
@@ -220,6 +220,13 @@ kited_api_call(const struct node *n, uint8_t opcode, const char *flags, const vo
 	h->u.src_port = (uint16_t)(slot + 1);
 	h->u.payload_off = 0;
 	h->u.payload_len = (uint16_t)reqlen;
+	/* The verdict a datagram of this client would get: the engine obeys it as any. */
+	h->deny = pol->deny;
+	h->ns = pol->ns;
+	h->prefix_len = pol->prefix_len;
+	memcpy(h->prefix, pol->prefix, pol->prefix_len);
+	h->tenant = pol->tag;
+	h->api_tenant = pol->tenant;
 	if (rte_ring_mp_enqueue(w->handoff, m) != 0) {
 		rte_pktmbuf_free(m);
 		slot_release(s);

@@ -416,7 +416,7 @@ kited_admin_tokens_parse(const char *text, struct kited_admin_token *out, unsign
 			continue;
 		k = sscanf(s, "%129s %63s %7s", tok, role, extra);
 		if (k != 2) {
-			snprintf(err, errlen, "line %u: want TOKEN ROLE (admin or read)", line);
+			snprintf(err, errlen, "line %u: want TOKEN ROLE (admin, read or tenant=NAME)", line);
 			return -EINVAL;
 		}
 		if (strlen(tok) < 16 || strlen(tok) > KITED_ADMIN_TOKEN_MAX) {
@@ -428,12 +428,20 @@ kited_admin_tokens_parse(const char *text, struct kited_admin_token *out, unsign
 			snprintf(err, errlen, "line %u: more than %u tokens", line, max);
 			return -EINVAL;
 		}
-		if (strcmp(role, "admin") == 0)
-			out[*n].admin = true;
-		else if (strcmp(role, "read") == 0)
-			out[*n].admin = false;
-		else {
-			snprintf(err, errlen, "line %u: role '%s' is not admin or read", line, role);
+		memset(out[*n].tenant, 0, sizeof(out[*n].tenant));
+		if (strcmp(role, "admin") == 0) {
+			out[*n].role = KITED_ADMIN_ROLE_ADMIN;
+		} else if (strcmp(role, "read") == 0) {
+			out[*n].role = KITED_ADMIN_ROLE_READ;
+		} else if (strncmp(role, "tenant=", 7) == 0 && role[7] != '\0' &&
+			   strlen(role + 7) < KITED_ADMIN_TENANT_MAX) {
+			out[*n].role = KITED_ADMIN_ROLE_TENANT;
+			memcpy(out[*n].tenant, role + 7, strlen(role + 7));
+		} else {
+			snprintf(err, errlen,
+				 "line %u: role '%s' is not admin, read or tenant=NAME (1 to %u "
+				 "characters)",
+				 line, role, KITED_ADMIN_TENANT_MAX - 1);
 			return -EINVAL;
 		}
 		memcpy(out[*n].secret, tok, strlen(tok) + 1); /* at most KITED_ADMIN_TOKEN_MAX */

@@ -198,8 +198,9 @@ enum kited_ablate {
 	  "the admin endpoint (HTTP: /metrics, /healthz, /readyz) at IPV4:PORT on the "        \
 	  "management interface, e.g. 198.19.0.2:11280 (empty: off)")                           \
 	X("admin-token-file", STR, admin_token_file, "", 0, 0,                                   \
-	  "bearer tokens for the admin endpoint, a line each: TOKEN ROLE (admin or read); "    \
-	  "with it, /metrics needs one (empty: /metrics open to whoever reaches the port)")     \
+	  "bearer tokens for the admin endpoint, a line each: TOKEN ROLE (admin, read or "     \
+	  "tenant=NAME of tenants-file); with it, /metrics, /cluster and /cache need one "     \
+	  "(empty: open to whoever reaches the port, /cache as an unauthenticated client)")    \
 	X("admin-tls-cert", STR, admin_tls_cert, "", 0, 0,                                       \
 	  "PEM certificate: the admin endpoint speaks HTTPS (with admin-tls-key)")              \
 	X("admin-tls-key", STR, admin_tls_key, "", 0, 0,                                         \
@@ -268,16 +269,28 @@ int kited_config_validate(const struct kited_config *c, char *err, size_t errlen
 /** Longest admin bearer token. */
 #define KITED_ADMIN_TOKEN_MAX 128
 
+/** Longest tenant name a token may name (the guard's KITE_GUARD_NAME_MAX, NUL included). */
+#define KITED_ADMIN_TENANT_MAX 32
+
+/** What a bearer token may do (docs/operations.rst). */
+enum kited_admin_role {
+	KITED_ADMIN_ROLE_READ = 0, /**< health, statistics, the map; reads as an unauthenticated client */
+	KITED_ADMIN_ROLE_TENANT,   /**< the JSON API as that tenant over UDP (prefix, commands, rate) */
+	KITED_ADMIN_ROLE_ADMIN,    /**< everything */
+};
+
 /** One line of admin-token-file. */
 struct kited_admin_token {
 	char secret[KITED_ADMIN_TOKEN_MAX + 1];
-	bool admin; /**< admin: everything; read: statistics and health only */
+	enum kited_admin_role role;
+	char tenant[KITED_ADMIN_TENANT_MAX]; /**< ROLE_TENANT: the tenants-file name */
 };
 
 /**
- * Parse admin-token-file's text: "TOKEN ROLE" lines (ROLE admin or read;
- * a token of 16 to 128 characters without spaces), '#' comments and blank
- * lines. @return 0 (*n tokens in out) or -EINVAL (message in err).
+ * Parse admin-token-file's text: "TOKEN ROLE" lines (ROLE admin, read or
+ * tenant=NAME; a token of 16 to 128 characters without spaces), '#'
+ * comments and blank lines. @return 0 (*n tokens in out) or -EINVAL
+ * (message in err).
  */
 int kited_admin_tokens_parse(const char *text, struct kited_admin_token *out, unsigned int max,
 			     unsigned int *n, char *err, size_t errlen);

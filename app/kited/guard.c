@@ -7,6 +7,7 @@
  * work is lib/guard's, called from worker.c.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -16,8 +17,16 @@
 
 #include "kite_conf.h"
 #include "kited.h"
+#include "kited_api.h"
 
 static const char *cmd_names[KITE_CMD_MAX];
+/*
+ * The admin endpoint's thread reads the tenants table too (the JSON API's
+ * tokens map to tenants). It is no RCU reader: it copies what it needs
+ * under this lock, and a reload swaps the pointer under it, so a table it
+ * could still be reading is never retired.
+ */
+static pthread_mutex_t tenants_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static struct kite_guard_tenants *
 load_tenants(const struct node *n)
@@ -71,6 +80,8 @@ kited_guard_setup(struct node *n)
 	c->sources = n->cfg.guard_sources;
 	c->all_cmds = (UINT32_C(1) << KITE_CMD_MAX) - 1;
 	c->admin_cmds = UINT32_C(1) << KITE_CMD_STAT | UINT32_C(1) << KITE_CMD_FLUSH;
+	/* Clients need them to route, whatever a tenant's cmds= says (docs/security.rst). */
+	c->public_cmds = UINT32_C(1) << KITE_CMD_TOPOLOGY | UINT32_C(1) << KITE_CMD_CLUSTER_MAP;
 	c->never_cmds = n->cfg.flush ? 0 : UINT32_C(1) << KITE_CMD_FLUSH;
 	c->mtu = (uint16_t)n->cfg.mtu;
 	if (n->cfg.tenants_file[0] != '\0') {
@@ -105,8 +116,10 @@ kited_guard_reload(struct node *n)
 		KLOG(WARNING, "tenants-file: kept the %u tenants loaded before", n->tenants ? n->tenants->n : 0);
 		return;
 	}
+	pthread_mutex_lock(&tenants_mu);
 	old = n->tenants;
 	__atomic_store_n(&n->tenants, t, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&tenants_mu);
 	KLOG(INFO, "tenants: reloaded %u from %s", t->n, n->cfg.tenants_file);
 	if (old != NULL) {
 		/* Freed once every worker has reported a quiescent state since the swap. */
@@ -147,4 +160,51 @@ bool
 kited_guard_key_owned(const void *arg, const uint8_t *key, uint16_t len)
 {
 	return kite_guard_key_owned(arg, key, len);
+}
+
+int
+kited_guard_api_policy(const struct node *n, const char *tenant, struct kited_api_policy *p)
+{
+	const struct kite_guard_conf *c = &n->gconf;
+	int rc = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->tenant = -1;
+	p->ns = KITE_GUARD_NS_ANY;
+	p->deny = c->never_cmds;
+	if (tenant == NULL) {
+		/* As a datagram without AUTH is judged (kite_guard_check). */
+		if (c->auth == KITE_GUARD_AUTH_OFF)
+			return 0;
+		if (c->auth == KITE_GUARD_AUTH_REQUIRED)
+			return -EACCES;
+		p->deny |= c->admin_cmds;
+		pthread_mutex_lock(&tenants_mu);
+		if (n->tenants != NULL && n->tenants->n > 0)
+			p->ns = KITE_GUARD_NS_PUBLIC;
+		pthread_mutex_unlock(&tenants_mu);
+		return 0;
+	}
+	/* As a datagram with the tenant's AUTH, whatever the auth option says. */
+	pthread_mutex_lock(&tenants_mu);
+	rc = -ENOENT;
+	for (unsigned int i = 0; n->tenants != NULL && i < n->tenants->n; i++) {
+		const struct kite_guard_tenant *t = &n->tenants->t[i];
+
+		if (strcmp(t->name, tenant) != 0)
+			continue;
+		p->tenant = (int16_t)i;
+		p->ns = KITE_GUARD_NS_PREFIX;
+		p->prefix_len = t->prefix_len;
+		memcpy(p->prefix, t->prefix, t->prefix_len);
+		p->deny = c->all_cmds & ~((t->cmds | c->public_cmds) & ~c->never_cmds);
+		if (!t->admin)
+			p->deny |= c->admin_cmds;
+		p->tag = t->id <= KITE_GUARD_TAG_MAX ? (uint8_t)t->id : 0;
+		p->admin = t->admin;
+		rc = 0;
+		break;
+	}
+	pthread_mutex_unlock(&tenants_mu);
+	return rc;
 }

@@ -42,6 +42,7 @@ struct handoff_meta {
 	uint8_t refuse, ns, prefix_len, renv_len, tenant;
 	uint8_t renv[KITE_GUARD_REPLY_ENV_MAX];
 	uint8_t prefix[KITE_GUARD_PREFIX_MAX]; /* a copy: a reload may free the tenants table */
+	int16_t api_tenant; /* a JSON API request (sender 0.0.0.0): its tenant's rate to charge, -1 none */
 	/* A relayed text datagram: where it stands, and its reply so far (linked by next). */
 	struct kite_engine_relay relay;
 	struct rte_mbuf *chain;
@@ -212,6 +213,14 @@ void control_telemetry(const struct node *n);
 int kited_guard_setup(struct node *n);
 /* SIGHUP: read the tenants file again (a bad file keeps the old table). */
 void kited_guard_reload(struct node *n);
+struct kited_api_policy;
+/*
+ * What the JSON API may do for a tenant of tenants-file (by name), or,
+ * with tenant NULL, for a client that names none: the same as a datagram
+ * with that tenant's AUTH, or without AUTH. Any thread. @return 0;
+ * -ENOENT (no such tenant now); -EACCES (none named, and auth = required).
+ */
+int kited_guard_api_policy(const struct node *n, const char *tenant, struct kited_api_policy *p);
 /* Free replaced tenant tables no worker can still read. */
 void kited_guard_tick(struct node *n);
 void kited_guard_free(struct node *n);

@@ -682,9 +682,14 @@ worker_poll(struct worker *w)
 			continue;
 		}
 		verdict_from_meta(&dg[nd], meta(m));
+		/* A JSON API request of a tenant draws on the tenant's rate as its datagrams do. */
+		if (unlikely(u.src_ip == 0) && meta(m)->api_tenant >= 0 &&
+		    !kite_guard_tenant_take(w->guard, meta(m)->api_tenant, 1, now_us))
+			dg[nd].refuse = KITE_STATUS_RATE_LIMITED;
 		dg[nd].relay = meta(m)->relay;
 		ctx_init(&ctx[nd], w, m, &u, &dg[nd], false);
-		dg[nd].home = false;
+		/* A JSON API request has no other home: this worker answers all of it (refusals too). */
+		dg[nd].home = u.src_ip == 0;
 		dg[nd].out_arg = &ctx[nd];
 		kite_engine_parse(w->engine, &dg[nd]);
 		nd++;

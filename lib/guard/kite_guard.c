@@ -778,6 +778,32 @@ check_auth(struct kite_guard *g, uint8_t *data, uint32_t len, const struct kite_
 	return ti;
 }
 
+/* Refill tenant ti's bucket to now_us; whether it is over its rate (never when it has none). */
+static bool
+tenant_over(struct kite_guard *g, int ti, uint64_t now_us)
+{
+	const struct kite_guard_conf *c = &g->c;
+	const struct kite_guard_tenant *t = &g->tenants->t[ti];
+	struct tstate *ts = &g->ts[ti];
+	const unsigned int w = c->workers ? c->workers : 1;
+	uint64_t rate;
+	int64_t cap;
+
+	if (!t->rate)
+		return false;
+	rate = (t->rate + w - 1) / w;
+	cap = (int64_t)(rate * (c->burst_ms ? c->burst_ms : 1) * 1000);
+	if (ts->last_us == 0) {
+		ts->tokens = cap;
+	} else {
+		uint64_t dt = now_us > ts->last_us ? now_us - ts->last_us : 0;
+		int64_t tk = ts->tokens + (int64_t)(dt * rate);
+		ts->tokens = tk > cap ? cap : tk;
+	}
+	ts->last_us = now_us;
+	return ts->tokens < 0;
+}
+
 void
 kite_guard_check(struct kite_guard *g, uint8_t *data, uint32_t len, uint32_t src_ip,
 		 uint16_t src_port, uint64_t now_us, struct kite_guard_verdict *v)
@@ -912,7 +938,7 @@ kite_guard_check(struct kite_guard *g, uint8_t *data, uint32_t len, uint32_t src
 			v->ns = KITE_GUARD_NS_PREFIX;
 			v->prefix = t->prefix;
 			v->prefix_len = t->prefix_len;
-			v->cmds = t->cmds & c->all_cmds & ~c->never_cmds;
+			v->cmds = (t->cmds | c->public_cmds) & c->all_cmds & ~c->never_cmds;
 			if (!t->admin)
 				v->cmds &= ~c->admin_cmds;
 			g->st->authed++;
@@ -928,24 +954,8 @@ kite_guard_check(struct kite_guard *g, uint8_t *data, uint32_t len, uint32_t src
 	s = validated && !g->src_rate && !g->src_bytes ? NULL : src_of(g, src_ip, now_us);
 	bool over = s != NULL && ((g->src_rate && s->req_tokens < 0) ||
 				  (g->src_bytes && s->byte_tokens < 0));
-	if (v->tenant >= 0) {
-		const struct kite_guard_tenant *t = &g->tenants->t[v->tenant];
-		struct tstate *ts = &g->ts[v->tenant];
-		if (t->rate) {
-			const unsigned int w = c->workers ? c->workers : 1;
-			const uint64_t rate = (t->rate + w - 1) / w;
-			const int64_t cap = (int64_t)(rate * (c->burst_ms ? c->burst_ms : 1) * 1000);
-			if (ts->last_us == 0) {
-				ts->tokens = cap;
-			} else {
-				uint64_t dt = now_us > ts->last_us ? now_us - ts->last_us : 0;
-				int64_t tk = ts->tokens + (int64_t)(dt * rate);
-				ts->tokens = tk > cap ? cap : tk;
-			}
-			ts->last_us = now_us;
-			over |= ts->tokens < 0;
-		}
-	}
+	if (v->tenant >= 0)
+		over |= tenant_over(g, v->tenant, now_us);
 	if (over) {
 		if (c->over == KITE_GUARD_OVER_DROP) {
 			g->st->drop_rate++;
@@ -995,6 +1005,18 @@ kite_guard_account(struct kite_guard *g, const struct kite_guard_verdict *v, uin
 		g->ts[v->tenant].tokens -= (int64_t)requests * MICRO;
 		g->ts[v->tenant].last_us = g->ts[v->tenant].last_us ? g->ts[v->tenant].last_us : now_us;
 	}
+}
+
+bool
+kite_guard_tenant_take(struct kite_guard *g, int ti, uint32_t requests, uint64_t now_us)
+{
+	if (g->tenants == NULL || ti < 0 || (unsigned int)ti >= g->tenants->n)
+		return false;
+	if (tenant_over(g, ti, now_us))
+		return false;
+	if (g->tenants->t[ti].rate)
+		g->ts[ti].tokens -= (int64_t)requests * MICRO;
+	return true;
 }
 
 uint64_t

@@ -219,6 +219,7 @@ struct kite_guard_conf {
 	unsigned int workers;            /**< rates are split over them */
 	unsigned int sources;            /**< source table slots per worker (power of two) */
 	uint32_t all_cmds;               /**< every command class */
+	uint32_t public_cmds;            /**< every tenant's, whatever its cmds= (routing: TOPOLOGY, CLUSTER_MAP) */
 	uint32_t admin_cmds;             /**< only for the admin tenant when auth is on */
 	uint32_t never_cmds;             /**< refused to everyone (e.g. FLUSH when flush = off) */
 	uint16_t mtu;                    /**< to count a fragmented request's IP headers */
@@ -272,6 +273,14 @@ void kite_guard_check(struct kite_guard *g, uint8_t *data, uint32_t len, uint32_
  */
 void kite_guard_account(struct kite_guard *g, const struct kite_guard_verdict *v,
 			uint32_t requests, uint32_t tx_bytes, uint64_t now_us);
+
+/**
+ * Charge `requests` to tenant ti's rate (an index in the tenants table in
+ * use) for requests that came another way than a datagram (kited's JSON
+ * API). @return true when within its rate (charged; always for a tenant
+ * without one), false when over it or when ti names no tenant.
+ */
+bool kite_guard_tenant_take(struct kite_guard *g, int ti, uint32_t requests, uint64_t now_us);
 
 /** Whether key falls in some tenant's prefix (for KITE_GUARD_NS_PUBLIC). */
 bool kite_guard_key_owned(const struct kite_guard *g, const uint8_t *key, uint16_t len);

@@ -393,6 +393,101 @@ def body(t):
             kd2.stop()
     t.case('bearer tokens: 401 without, /healthz open, /hotkeys and writes admin only', c_tokens)
 
+    def c_tenant_tokens():
+        # Each token maps to a tenant of tenants-file, and the JSON API does for it what that
+        # tenant's datagrams could do: its key prefix, its commands, its rate.
+        tfile, tok = os.path.join(tmp, 'tenants'), os.path.join(tmp, 'tokens2')
+        shop_secret = os.path.join(tmp, 'shop.key')
+        with open(shop_secret, 'w') as f:
+            f.write(os.urandom(32).hex() + '\n')
+        with open(tfile, 'w') as f:
+            f.write('1 shop %s shop: cmds=get,set,delete\n' % open(shop_secret).read().strip())
+            f.write('2 ro %s ro: cmds=get\n' % os.urandom(32).hex())
+            f.write('3 slow %s slow: cmds=all rate=5\n' % os.urandom(32).hex())
+        with open(tok, 'w') as f:
+            f.write('shoptoken-0123456789 tenant=shop\nrotoken-0123456789ab tenant=ro\n'
+                    'slowtoken-0123456789 tenant=slow\nreadtoken-0123456789 read\n'
+                    'admintoken-012345678 admin\n')
+        hdr = {n: {'Authorization': 'Bearer %stoken-0123456789' % n} for n in ('shop', 'slow')}
+        hdr['ro'] = {'Authorization': 'Bearer rotoken-0123456789ab'}
+        hdr['read'] = {'Authorization': 'Bearer readtoken-0123456789'}
+        hdr['admin'] = {'Authorization': 'Bearer admintoken-012345678'}
+        val = lambda v: json.dumps({'value': v}).encode()
+        kd4 = kt.Kited(t, topo, kite_args=('--admin-listen', '127.0.0.1:%d' % port,
+                                           '--admin-token-file', tok, '--auth', 'optional',
+                                           '--tenants-file', tfile)).start()
+        try:
+            u = base + '/cache/'
+            check_eq(http(u + 'shop:1', 'PUT', hdr['shop'], val('cart'))[0], 200,
+                     'a tenant writes in its prefix')
+            st, h, b = http(u + 'pub1', 'PUT', hdr['shop'], val('x'))
+            check(st == 403 and b'prefix' in b, 'a tenant outside its prefix: %d %r' % (st, b))
+            check_eq(http(u + 'ro:1', 'PUT', hdr['admin'], val('r'))[0], 200, 'admin writes ro:1')
+            check_eq(http(u + 'ro:1', 'PUT', hdr['ro'], val('w'))[0], 403,
+                     'a tenant without set (cmds=get) cannot PUT')
+            check_eq(http(u + 'ro:1', 'DELETE', hdr['ro'])[0], 403, 'nor DELETE')
+            st, h, b = http(u + 'ro:1', 'GET', hdr['ro'])
+            check(st == 200 and json.loads(b)['value'] == 'r', 'but reads: %d %r' % (st, b))
+            st, h, b = http(u + 'batch-get', 'POST', hdr['ro'],
+                            json.dumps({'keys': ['ro:1', 'shop:1']}).encode())
+            check_eq(st, 403, 'a batch with a key of another tenant')
+            # What the tenant's token stored over HTTP, the tenant reads over UDP (signed
+            # datagrams, kite-cli --tenant), and the other way round.
+            if t.args.cli:
+                def cli(*a):
+                    return subprocess.run(
+                        [topo.ip_tool, 'netns', 'exec', topo.ns, t.args.cli, '-s', topo.kited_ip,
+                         '-t', '500', '-r', '2', '--tenant', '1', '--tenant-secret-file',
+                         shop_secret] + list(a), capture_output=True, text=True, timeout=30)
+                p = cli('get', 'shop:1')
+                check(p.returncode == 0 and p.stdout.strip() == 'cart',
+                      'UDP get of what HTTP set: %d %r %r' % (p.returncode, p.stdout, p.stderr))
+                p = cli('set', 'shop:2', 'udp-set')
+                check_eq(p.returncode, 0, 'UDP set as the tenant')
+                st, h, b = http(u + 'shop:2', 'GET', hdr['shop'])
+                check(st == 200 and json.loads(b)['value'] == 'udp-set',
+                      'HTTP get of what UDP set: %d %r' % (st, b))
+            # A read token, as a datagram without AUTH under auth = optional: public keys only.
+            check_eq(http(u + 'shop:1', 'GET', hdr['read'])[0], 403, 'read token, a tenant key')
+            check_eq(http(u + 'pub1', 'GET', hdr['read'])[0], 404, 'read token, a public key')
+            st, h, b = http(u + 'shop:1', 'GET', hdr['admin'])
+            check(st == 200 and json.loads(b)['value'] == 'cart', 'admin reads every key')
+            # Statistics: a read token, not a tenant that may not STAT over UDP.
+            check_eq(http(base + '/metrics', headers=hdr['shop'])[0], 403,
+                     '/metrics with a tenant token that may not STAT')
+            check_eq(http(base + '/metrics', headers=hdr['read'])[0], 200, '/metrics, read token')
+            check_eq(http(base + '/hotkeys', headers=hdr['shop'])[0], 403, '/hotkeys, tenant')
+            # The tenant's rate (5/s, 100 ms of burst) holds for the API as for its datagrams.
+            codes = [http(u + 'slow:1', 'GET', hdr['slow'])[0] for _ in range(30)]
+            check(429 in codes and codes.count(404) <= 8,
+                  'rate 5/s: 30 quick GETs answered %r' % codes)
+            time.sleep(1.2)
+            check_eq(http(u + 'slow:1', 'GET', hdr['slow'])[0], 404, 'a GET once the rate refilled')
+            st, h, b = http(u + 'slow:1', 'GET', hdr['admin'])
+            check_eq(st, 404, 'the admin token is not the tenant\'s rate')
+        finally:
+            kd4.stop()
+        # auth = required without a token file: the JSON API is a client without AUTH: refused.
+        kd5 = kt.Kited(t, topo, kite_args=('--admin-listen', '127.0.0.1:%d' % port,
+                                           '--auth', 'required', '--tenants-file', tfile)).start()
+        try:
+            st, h, b = http(base + '/cache/pub1')
+            check(st == 401 and b'auth = required' in b, 'auth = required, no token file: %d %r'
+                  % (st, b))
+            check_eq(http(base + '/metrics')[0], 200, '/metrics open without a token file')
+        finally:
+            kd5.stop()
+        # A token naming no tenant: kited says so at start.
+        with open(tok, 'a') as f:
+            f.write('ghosttoken-012345678 tenant=ghost\n')
+        k = kt.Kited(t, topo, kite_args=('--admin-listen', '127.0.0.1:%d' % port,
+                                         '--admin-token-file', tok, '--tenants-file', tfile))
+        p = subprocess.run(k.argv, capture_output=True, text=True, timeout=60)
+        check(p.returncode != 0 and "tenant 'ghost' is not in" in p.stdout + p.stderr,
+              'a token of an unknown tenant: rc %d %r' % (p.returncode, (p.stdout + p.stderr)[-300:]))
+    t.case('tenant tokens: the JSON API within the tenant\'s prefix, commands and rate',
+           c_tenant_tokens)
+
     def c_tls():
         openssl = kt.which('openssl')
         if not openssl:

@@ -394,6 +394,53 @@ test_steer_names(void **state)
 	assert_int_equal(i, KITE_STEER_HANDOFF + 1);
 }
 
+/* admin-token-file: the three roles, comments, and each way a line is wrong. */
+static void
+test_admin_tokens(void **state)
+{
+	struct kited_admin_token t[3];
+	unsigned int n = 99;
+	(void)state;
+
+	assert_int_equal(kited_admin_tokens_parse("# ops\n\n"
+						  "0123456789abcdef admin\n"
+						  "  reader-token-0000 read\r\n"
+						  "tenant-token-0000 tenant=shop\n",
+						  t, 3, &n, err, sizeof(err)),
+			 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(t[0].secret, "0123456789abcdef");
+	assert_int_equal(t[0].role, KITED_ADMIN_ROLE_ADMIN);
+	assert_int_equal(t[1].role, KITED_ADMIN_ROLE_READ);
+	assert_string_equal(t[1].secret, "reader-token-0000");
+	assert_int_equal(t[2].role, KITED_ADMIN_ROLE_TENANT);
+	assert_string_equal(t[2].tenant, "shop");
+	assert_int_equal(kited_admin_tokens_parse("", t, 3, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 0);
+
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+		{ "short admin\n", "16 to 128" },
+		{ "0123456789abcdef\n", "want TOKEN ROLE" },
+		{ "0123456789abcdef admin extra\n", "want TOKEN ROLE" },
+		{ "0123456789abcdef root\n", "is not admin, read or tenant=NAME" },
+		{ "0123456789abcdef tenant=\n", "is not admin, read or tenant=NAME" },
+		{ "0123456789abcdef tenant=0123456789abcdef0123456789abcdef\n",
+		  "is not admin, read or tenant=NAME" },
+		{ "a123456789abcdef admin\nb123456789abcdef admin\nc123456789abcdef admin\n"
+		  "d123456789abcdef admin\n",
+		  "line 4: more than 3 tokens" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(kited_admin_tokens_parse(bad[i].text, t, 3, &n, err, sizeof(err)),
+				 -EINVAL);
+		if (strstr(err, bad[i].why) == NULL)
+			fail_msg("'%s': error '%s' lacks '%s'", bad[i].text, err, bad[i].why);
+	}
+}
+
 int
 main(void)
 {
@@ -407,6 +454,7 @@ main(void)
 		cmocka_unit_test(test_profiles),
 		cmocka_unit_test(test_ablate_parse),
 		cmocka_unit_test(test_steer_names),
+		cmocka_unit_test(test_admin_tokens),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

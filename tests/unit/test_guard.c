@@ -28,8 +28,9 @@
 #define CLIENT IP(198, 18, 0, 1)
 #define T0 (1700000000ull * 1000000) /* a unix time in microseconds */
 
-static const char *const names[] = { "unknown", "get", "set", "delete", "stat", "flush" };
-enum { C_GET = 1, C_SET, C_DELETE, C_STAT, C_FLUSH };
+/* Tenants name the first six; "topology" stands for the commands every client may use. */
+static const char *const names[] = { "unknown", "get", "set", "delete", "stat", "flush", "topology" };
+enum { C_GET = 1, C_SET, C_DELETE, C_STAT, C_FLUSH, C_TOPOLOGY };
 
 static struct kite_guard_stats st;
 
@@ -49,7 +50,8 @@ conf_default(struct kite_guard_conf *c)
 	c->stamp_future_ms = 1000;
 	c->workers = 1;
 	c->sources = 64;
-	c->all_cmds = 0x3f;
+	c->all_cmds = 0x7f;
+	c->public_cmds = 1u << C_TOPOLOGY;
 	c->admin_cmds = 1u << C_STAT | 1u << C_FLUSH;
 	c->mtu = 1500;
 }
@@ -431,7 +433,8 @@ test_auth(void **state)
 	assert_int_equal(v.ns, KITE_GUARD_NS_PREFIX);
 	assert_int_equal(v.prefix_len, 2);
 	assert_memory_equal(v.prefix, "a:", 2);
-	assert_int_equal(v.cmds, 1u << C_GET | 1u << C_SET | 1u << C_DELETE);
+	/* Its commands, and those every client needs to route (not in its cmds=). */
+	assert_int_equal(v.cmds, 1u << C_GET | 1u << C_SET | 1u << C_DELETE | 1u << C_TOPOLOGY);
 	assert_int_equal(v.skip, 4 + 28);
 	/* The MAC check left the datagram as it was. */
 	uint8_t copy[256];
@@ -479,10 +482,10 @@ test_auth(void **state)
 	/* Admin: every command; beta: all but the admin-only ones. */
 	n = auth_dgram(b, 3, T0 + 60, 0x03, 24);
 	kite_guard_check(g, b, (uint32_t)n, CLIENT, 4000, T0 + 60, &v);
-	assert_int_equal(v.cmds, 0x3f);
+	assert_int_equal(v.cmds, 0x7f);
 	n = auth_dgram(b, 2, T0 + 70, 0x02, 24);
 	kite_guard_check(g, b, (uint32_t)n, CLIENT, 4000, T0 + 70, &v);
-	assert_int_equal(v.cmds, 0x3f & ~(1u << C_STAT | 1u << C_FLUSH));
+	assert_int_equal(v.cmds, 0x7f & ~(1u << C_STAT | 1u << C_FLUSH));
 	/* No AUTH while required: refused; optional: the public namespace. */
 	n = dgram(b, NULL, 0, 24);
 	kite_guard_check(g, b, (uint32_t)n, CLIENT, 4000, T0, &v);
@@ -496,7 +499,7 @@ test_auth(void **state)
 	kite_guard_check(g, b, (uint32_t)n, CLIENT, 4000, T0, &v);
 	assert_int_equal(v.refuse, KITE_GUARD_REFUSE_NONE);
 	assert_int_equal(v.ns, KITE_GUARD_NS_PUBLIC);
-	assert_int_equal(v.cmds, 0x3f & ~(1u << C_STAT | 1u << C_FLUSH));
+	assert_int_equal(v.cmds, 0x7f & ~(1u << C_STAT | 1u << C_FLUSH));
 	assert_true(kite_guard_key_owned(g, (const uint8_t *)"a:x", 3));
 	assert_true(kite_guard_key_owned(g, (const uint8_t *)"adm:", 4));
 	assert_false(kite_guard_key_owned(g, (const uint8_t *)"ad", 2));
@@ -504,7 +507,7 @@ test_auth(void **state)
 	/* Even the admin cannot FLUSH when it is off for everyone. */
 	n = auth_dgram(b, 3, T0 + 80, 0x03, 24);
 	kite_guard_check(g, b, (uint32_t)n, CLIENT, 4000, T0 + 80, &v);
-	assert_int_equal(v.cmds, 0x3f & ~(1u << C_FLUSH));
+	assert_int_equal(v.cmds, 0x7f & ~(1u << C_FLUSH));
 	kite_guard_set_tenants(g, NULL);
 	assert_false(kite_guard_key_owned(g, (const uint8_t *)"a:x", 3));
 	kite_guard_free(g);
@@ -637,6 +640,24 @@ test_tenant_rate(void **state)
 		}
 	}
 	assert_int_equal(passed, 11); /* 100/s x 100 ms = 10, and the one that overdrew */
+	kite_guard_free(g);
+
+	/* Requests from elsewhere (the JSON API) draw on the same bucket. */
+	g = guard(&c);
+	kite_guard_set_tenants(g, t);
+	passed = 0;
+	for (unsigned int i = 0; i < 40; i++)
+		passed += kite_guard_tenant_take(g, 0, 1, T0 + i + 1);
+	assert_int_equal(passed, 11);
+	size_t n = auth_dgram(b, 7, T0 + 100, 0x07, 24);
+	kite_guard_check(g, b, (uint32_t)n, CLIENT, 5000, T0 + 100, &v);
+	assert_int_not_equal(v.action, KITE_GUARD_PASS); /* over: dropped (over = drop) */
+	/* 100 ms later the bucket is full again; no tenant at index 1 or -1. */
+	assert_true(kite_guard_tenant_take(g, 0, 1, T0 + 200000));
+	assert_false(kite_guard_tenant_take(g, 1, 1, T0 + 200000));
+	assert_false(kite_guard_tenant_take(g, -1, 1, T0 + 200000));
+	kite_guard_set_tenants(g, NULL);
+	assert_false(kite_guard_tenant_take(g, 0, 1, T0 + 200000));
 	kite_guard_free(g);
 	free(t);
 }
