@@ -134,9 +134,10 @@ may_see_stats(const struct kited_admin_token *t)
 	return kited_guard_api_policy(admin.n, t->tenant, &p) == 0 && p.admin;
 }
 
+/* A response; hname: one more header (Allow, Location), or NULL. */
 static enum MHD_Result
-reply_allow(struct MHD_Connection *c, unsigned int code, const char *type, char *body, size_t len,
-	    bool owned, const char *allow)
+reply_hdr(struct MHD_Connection *c, unsigned int code, const char *type, char *body, size_t len,
+	  bool owned, const char *hname, const char *hval)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(
 		len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
@@ -151,8 +152,8 @@ reply_allow(struct MHD_Connection *c, unsigned int code, const char *type, char 
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (code == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"kited\"");
-	if (allow != NULL)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	if (hname != NULL)
+		MHD_add_response_header(r, hname, hval);
 	ret = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -162,33 +163,77 @@ static enum MHD_Result
 reply(struct MHD_Connection *c, unsigned int code, const char *type, char *body, size_t len,
       bool owned)
 {
-	return reply_allow(c, code, type, body, len, owned, NULL);
+	return reply_hdr(c, code, type, body, len, owned, NULL, NULL);
 }
 
-/* A JSON error: {"error": "...", "status": code}; allow: the Allow header, or NULL. */
+/*
+ * A JSON error: {"error": "...", "status": code}, with one more header
+ * (hname: hval) when hname is not NULL; a Location is in the body too.
+ */
 static enum MHD_Result
-error_allow(struct MHD_Connection *c, unsigned int code, const char *what, const char *allow)
+error_hdr(struct MHD_Connection *c, unsigned int code, const char *what, const char *hname,
+	  const char *hval)
 {
 	json_t *o = json_pack("{s:s, s:i}", "error", what, "status", (int)code);
-	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	char *text;
 
+	if (o != NULL && hname != NULL && strcmp(hname, MHD_HTTP_HEADER_LOCATION) == 0)
+		json_object_set_new(o, "location", json_string(hval));
+	text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (text == NULL)
-		return reply_allow(c, code, "application/json", "{}", 2, false, allow);
-	return reply_allow(c, code, "application/json", text, strlen(text), true, allow);
+		return reply_hdr(c, code, "application/json", "{}", 2, false, hname, hval);
+	return reply_hdr(c, code, "application/json", text, strlen(text), true, hname, hval);
 }
 
 static enum MHD_Result
 error(struct MHD_Connection *c, unsigned int code, const char *what)
 {
-	return error_allow(c, code, what, NULL);
+	return error_hdr(c, code, what, NULL, NULL);
 }
 
 /* 405, with the methods the path takes. */
 static enum MHD_Result
 not_allowed(struct MHD_Connection *c, const char *allow)
 {
-	return error_allow(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", allow);
+	return error_hdr(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed",
+			 MHD_HTTP_HEADER_ALLOW, allow);
+}
+
+/*
+ * The URL of path (then key, percent-encoded, when not NULL) at the
+ * admin endpoint of the node that owns key; -EEXIST when this node owns
+ * it, -ENOENT when nobody's endpoint is known.
+ */
+static int
+owner_url(const char *key, const char *path, const char *tail, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	uint32_t ip;
+	uint16_t port;
+	struct in_addr a;
+	char host[INET_ADDRSTRLEN];
+	int rc = kited_cluster_admin_owner(admin.n, key, (uint16_t)strlen(key), &ip, &port);
+	size_t o;
+
+	if (rc != 0)
+		return rc;
+	a.s_addr = htonl(ip);
+	inet_ntop(AF_INET, &a, host, sizeof(host));
+	o = (size_t)snprintf(out, len, "%s://%s:%u%s", admin.cert ? "https" : "http", host,
+			     (unsigned int)port, path);
+	for (const unsigned char *p = (const unsigned char *)tail; p && *p && o + 4 < len; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~:@!$&'()*+,;=", *p) != NULL) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o < len ? o : len - 1] = '\0';
+	return 0;
 }
 
 /* Why the node is not ready, or NULL. */
@@ -299,8 +344,10 @@ ret_flag(const char *flags, char f, long long def)
 
 /* How a failed call or a status that is not the answer is told. */
 static enum MHD_Result
-api_failure(struct MHD_Connection *c, int rc, const struct kited_api_result *r)
+api_failure(struct MHD_Connection *c, int rc, const struct kited_api_result *r, const char *key)
 {
+	char url[1024];
+
 	if (rc == -E2BIG)
 		return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request longer than a UDP datagram");
 	if (rc == -EBUSY || rc == -EAGAIN)
@@ -311,8 +358,14 @@ api_failure(struct MHD_Connection *c, int rc, const struct kited_api_result *r)
 		return error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error");
 	switch (r->status) {
 	case KITE_STATUS_NOT_MY_VBUCKET:
+		/* Its owner's admin endpoint, when the map names one: 307 keeps the method and body. */
+		if (key != NULL && owner_url(key, "/cache/", key, url, sizeof(url)) == 0)
+			return error_hdr(c, MHD_HTTP_TEMPORARY_REDIRECT,
+					 "another node owns the key: ask it (Location)",
+					 MHD_HTTP_HEADER_LOCATION, url);
 		return error(c, MHD_HTTP_MISDIRECTED_REQUEST,
-			     "this node does not own the key: see /cluster for its owner");
+			     "this node does not own the key, and its owner has no admin endpoint "
+			     "in the map: see /cluster");
 	case KITE_STATUS_E2BIG:
 		return error(c, MHD_HTTP_CONTENT_TOO_LARGE, "value over the item limit");
 	case KITE_STATUS_ENOMEM:
@@ -370,7 +423,7 @@ cache_get(struct MHD_Connection *c, const struct kited_api_policy *pol, const ch
 	}
 	if (rc != 0 || r.status != KITE_STATUS_OK) {
 		free(r.value);
-		return api_failure(c, rc, &r);
+		return api_failure(c, rc, &r, key);
 	}
 	o = value_json(key, &r);
 	free(r.value);
@@ -451,7 +504,7 @@ cache_put(struct MHD_Connection *c, const struct kited_api_policy *pol, const ch
 	json_decref(in);
 	free(r.value);
 	if (rc != 0 || r.status != KITE_STATUS_OK)
-		return api_failure(c, rc, &r);
+		return api_failure(c, rc, &r, key);
 	return reply_json(c, MHD_HTTP_OK,
 			  json_pack("{s:s, s:b, s:I}", "key", key, "stored", 1, "bytes", (json_int_t)n));
 }
@@ -467,7 +520,7 @@ cache_delete(struct MHD_Connection *c, const struct kited_api_policy *pol, const
 	if (rc == 0 && r.status == KITE_STATUS_KEY_ENOENT)
 		return not_found(c, key);
 	if (rc != 0 || r.status != KITE_STATUS_OK)
-		return api_failure(c, rc, &r);
+		return api_failure(c, rc, &r, key);
 	return reply_json(c, MHD_HTTP_OK, json_pack("{s:s, s:b}", "key", key, "deleted", 1));
 }
 
@@ -478,7 +531,7 @@ cache_batch_get(struct MHD_Connection *c, const struct kited_api_policy *pol,
 	json_error_t jerr;
 	json_t *in = k->body ? json_loadb(k->body, k->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
 	json_t *keys = json_is_object(in) ? json_object_get(in, "keys") : NULL;
-	json_t *values, *missing, *out;
+	json_t *values, *missing, *elsewhere, *out;
 	size_t i;
 	json_t *kv;
 
@@ -498,9 +551,11 @@ cache_batch_get(struct MHD_Connection *c, const struct kited_api_policy *pol,
 	}
 	values = json_object();
 	missing = json_array();
+	elsewhere = json_object();
 	json_array_foreach(keys, i, kv) {
 		const char *key = json_string_value(kv);
 		struct kited_api_result r;
+		char url[256];
 		int rc = kited_api_call(admin.n, pol, KITE_OP_META_GET, "v t f c", key,
 					(uint16_t)strlen(key), NULL, 0, &r);
 
@@ -508,12 +563,23 @@ cache_batch_get(struct MHD_Connection *c, const struct kited_api_policy *pol,
 			json_object_set_new(values, key, value_json(key, &r));
 		} else if (rc == 0 && r.status == KITE_STATUS_KEY_ENOENT) {
 			json_array_append_new(missing, json_string(key));
+		} else if (rc == 0 && r.status == KITE_STATUS_NOT_MY_VBUCKET &&
+			   owner_url(key, "/cache/batch-get", NULL, url, sizeof(url)) == 0) {
+			/* Another node's key: listed under the batch-get URL of its owner. */
+			json_t *list = json_object_get(elsewhere, url);
+
+			if (list == NULL) {
+				list = json_array();
+				json_object_set_new(elsewhere, url, list);
+			}
+			json_array_append_new(list, json_string(key));
 		} else {
-			enum MHD_Result ret = api_failure(c, rc, &r);
+			enum MHD_Result ret = api_failure(c, rc, &r, NULL);
 
 			free(r.value);
 			json_decref(values);
 			json_decref(missing);
+			json_decref(elsewhere);
 			json_decref(in);
 			return ret;
 		}
@@ -521,6 +587,10 @@ cache_batch_get(struct MHD_Connection *c, const struct kited_api_policy *pol,
 	}
 	json_decref(in);
 	out = json_pack("{s:o, s:o}", "values", values, "missing", missing);
+	if (json_object_size(elsewhere) > 0)
+		json_object_set_new(out, "elsewhere", elsewhere);
+	else
+		json_decref(elsewhere);
 	return reply_json(c, MHD_HTTP_OK, out);
 }
 

@@ -89,9 +89,20 @@ struct kited_cluster {
 	struct kited_cluster_stats st;
 	struct etcd e;
 	uint64_t hz;
-	/* The map as JSON for the admin endpoint's /cluster (another thread reads it). */
+	/*
+	 * The map for the admin endpoint (another thread reads it, under
+	 * json_lock): as JSON for /cluster, and who owns each vbucket and
+	 * where its admin endpoint is, for the JSON API's redirects.
+	 */
 	pthread_mutex_t json_lock;
 	char *json;
+	uint8_t *admin_owner; /* vbucket -> member index (KITE_CLUSTER_NONE: nobody) */
+	uint32_t admin_vbuckets;
+	int admin_self;
+	struct {
+		uint32_t ip;
+		uint16_t port;
+	} admin_at[KITE_CLUSTER_MAX_MEMBERS];
 };
 
 static void join_begin(struct kited_cluster *c);
@@ -272,14 +283,22 @@ json_snapshot(struct kited_cluster *c, const struct kited_cview *v)
 		char ip[INET_ADDRSTRLEN];
 
 		inet_ntop(AF_INET, &a, ip, sizeof(ip));
-		json_array_append_new(
-			members,
-			json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:I, s:b}", "id", m->id, "ip", ip,
-				  "port", (json_int_t)m->base_port, "partitions",
-				  (json_int_t)m->partitions, "state",
-				  kite_cluster_state_name(m->state), "weight", (json_int_t)m->weight,
-				  "zone", m->zone, "vbuckets_owned", (json_int_t)owned[i], "self",
-				  (int)i == v->self));
+		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:I, s:b}", "id", m->id,
+				      "ip", ip, "port", (json_int_t)m->base_port, "partitions",
+				      (json_int_t)m->partitions, "state",
+				      kite_cluster_state_name(m->state), "weight",
+				      (json_int_t)m->weight, "zone", m->zone, "vbuckets_owned",
+				      (json_int_t)owned[i], "self", (int)i == v->self);
+
+		if (o != NULL && m->admin_port != 0) {
+			char addr[INET_ADDRSTRLEN + 8];
+			struct in_addr aa = { .s_addr = htonl(m->admin_ip) };
+
+			inet_ntop(AF_INET, &aa, addr, sizeof(addr));
+			snprintf(addr + strlen(addr), 8, ":%u", (unsigned int)m->admin_port);
+			json_object_set_new(o, "admin", json_string(addr));
+		}
+		json_array_append_new(members, o);
 	}
 	json_object_set_new(root, "mode", json_string(modes[c->mode]));
 	json_object_set_new(root, "cluster", json_string(c->n->cfg.cluster_name));
@@ -300,10 +319,51 @@ out:
 	free(owned);
 	if (text == NULL)
 		return; /* out of memory: /cluster shows the map before */
+	uint8_t *own = malloc(v->map.vbuckets ? v->map.vbuckets : 1);
+	if (own == NULL) {
+		free(text);
+		return;
+	}
+	for (uint32_t vb = 0; vb < v->map.vbuckets; vb++)
+		own[vb] = kite_cluster_nodes(&v->map, vb)[0];
 	pthread_mutex_lock(&c->json_lock);
 	free(c->json);
 	c->json = text;
+	free(c->admin_owner);
+	c->admin_owner = own;
+	c->admin_vbuckets = v->map.vbuckets;
+	c->admin_self = v->self;
+	memset(c->admin_at, 0, sizeof(c->admin_at));
+	for (unsigned int i = 0; i < v->map.n_members && i < KITE_CLUSTER_MAX_MEMBERS; i++) {
+		c->admin_at[i].ip = v->map.members[i].admin_ip;
+		c->admin_at[i].port = v->map.members[i].admin_port;
+	}
 	pthread_mutex_unlock(&c->json_lock);
+}
+
+int
+kited_cluster_admin_owner(const struct node *n, const void *key, uint16_t keylen, uint32_t *ip,
+			  uint16_t *port)
+{
+	struct kited_cluster *c = n->cluster;
+	int rc = -ENOENT;
+
+	if (c == NULL)
+		return -ENOENT;
+	pthread_mutex_lock(&c->json_lock);
+	if (c->admin_owner != NULL && c->admin_vbuckets > 0) {
+		const uint8_t o = c->admin_owner[kite_cluster_vbucket(key, keylen, c->admin_vbuckets)];
+
+		if (o < KITE_CLUSTER_MAX_MEMBERS && (int)o == c->admin_self) {
+			rc = -EEXIST;
+		} else if (o < KITE_CLUSTER_MAX_MEMBERS && c->admin_at[o].port != 0) {
+			*ip = c->admin_at[o].ip;
+			*port = c->admin_at[o].port;
+			rc = 0;
+		}
+	}
+	pthread_mutex_unlock(&c->json_lock);
+	return rc;
 }
 
 /* Whether the node refuses writes now: its etcd lease may have lapsed. */
@@ -1283,6 +1343,12 @@ kited_cluster_start(struct node *n)
 	c->self.base_port = (uint16_t)n->cfg.udp_port;
 	c->self.partitions = (uint16_t)(n->cfg.workers * n->cfg.partitions);
 	c->self.state = KITE_CLUSTER_ACTIVE;
+	/* The admin endpoint, when it listens on an address of its own, goes in the record. */
+	if (n->cfg.admin_listen[0] != '\0' &&
+	    kite_cluster_addr_parse(n->cfg.admin_listen, &c->self.admin_ip, &c->self.admin_port) ==
+		    0 &&
+	    c->self.admin_ip == 0)
+		c->self.admin_port = 0;
 	join_begin(c);
 
 	sz = rte_rcu_qsbr_get_memsize(n->n_workers);
@@ -1485,6 +1551,7 @@ kited_cluster_stop(struct node *n)
 	rte_free(n->cpub.qs);
 	n->cpub.qs = NULL;
 	free(c->json);
+	free(c->admin_owner);
 	pthread_mutex_destroy(&c->json_lock);
 	free(c);
 	n->cluster = NULL;

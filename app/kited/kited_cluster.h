@@ -84,6 +84,13 @@ const char *kited_cluster_not_ready(const struct node *n);
  * the node refuses writes now.
  */
 char *kited_cluster_json(const struct node *n, bool *fenced);
+/*
+ * The admin endpoint of the node that owns key in the map this node holds
+ * (any thread). @return 0 (*ip, *port); -EEXIST: this node owns it;
+ * -ENOENT: no map, or the owner has no admin endpoint in its record.
+ */
+int kited_cluster_admin_owner(const struct node *n, const void *key, uint16_t keylen, uint32_t *ip,
+			      uint16_t *port);
 
 /* The variable and the pointer the workers read. */
 struct kited_cluster_pub {

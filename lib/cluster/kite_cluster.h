@@ -66,6 +66,8 @@ struct kite_cluster_member {
 	uint16_t base_port;                   /**< partition p on base_port + p */
 	uint16_t partitions;                  /**< power of two, divides vbuckets */
 	uint8_t state;                        /**< enum kite_cluster_state */
+	uint16_t admin_port;                  /**< its admin endpoint (HTTP), 0: none */
+	uint32_t admin_ip;                    /**< host order, with admin_port */
 };
 
 /** A computed map. Members are sorted by id; the tables index them. */

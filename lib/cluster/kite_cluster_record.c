@@ -24,6 +24,8 @@ fail(char *err, size_t errlen, const char *fmt, ...)
 	return -EINVAL;
 }
 
+static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+
 static bool
 pow2(uint64_t x)
 {
@@ -52,15 +54,43 @@ kite_cluster_member_to_json(const struct kite_cluster_member *mb, char *buf, siz
 {
 	char ip[INET_ADDRSTRLEN];
 	struct in_addr a = { htonl(mb->ip) };
+	json_t *o;
 
 	if (kite_cluster_member_check(mb) != 0)
 		return -EINVAL;
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
-	return dump(json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "id", mb->id, "ip", ip,
-			      "port", (json_int_t)mb->base_port, "partitions",
-			      (json_int_t)mb->partitions, "weight", (json_int_t)mb->weight,
-			      "zone", mb->zone, "state", kite_cluster_state_name(mb->state)),
-		    buf, len);
+	o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "id", mb->id, "ip", ip, "port",
+		      (json_int_t)mb->base_port, "partitions", (json_int_t)mb->partitions, "weight",
+		      (json_int_t)mb->weight, "zone", mb->zone, "state",
+		      kite_cluster_state_name(mb->state));
+	if (o != NULL && mb->admin_port != 0) {
+		char addr[INET_ADDRSTRLEN + 8];
+		struct in_addr aa = { htonl(mb->admin_ip) };
+
+		inet_ntop(AF_INET, &aa, addr, sizeof(addr));
+		snprintf(addr + strlen(addr), 8, ":%u", (unsigned int)mb->admin_port);
+		json_object_set_new(o, "admin", json_string(addr));
+	}
+	return dump(o, buf, len);
+}
+
+int
+kite_cluster_addr_parse(const char *s, uint32_t *ip, uint16_t *port)
+{
+	char host[INET_ADDRSTRLEN];
+	const char *colon = strrchr(s, ':');
+	struct in_addr a;
+	uint64_t v;
+
+	if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	if (inet_pton(AF_INET, host, &a) != 1 || !parse_u64(colon + 1, 1, 65535, &v))
+		return -EINVAL;
+	*ip = ntohl(a.s_addr);
+	*port = (uint16_t)v;
+	return 0;
 }
 
 /* An integer field in [lo, hi]; absent takes `def` (def < 0: required). */
@@ -132,7 +162,7 @@ int
 kite_cluster_member_from_json(const char *json, size_t len, struct kite_cluster_member *mb,
 			      char *err, size_t errlen)
 {
-	char ip[INET_ADDRSTRLEN + 1], state[16];
+	char ip[INET_ADDRSTRLEN + 1], state[16], adm[INET_ADDRSTRLEN + 8];
 	struct in_addr a;
 	int64_t port, parts, weight;
 	json_t *o = load(json, len, err, errlen);
@@ -149,8 +179,13 @@ kite_cluster_member_from_json(const char *json, size_t len, struct kite_cluster_
 	    (rc = get_int(o, "weight", 1, KITE_CLUSTER_MAX_WEIGHT, 100, &weight, err, errlen)) !=
 		    0 ||
 	    (rc = get_str(o, "zone", KITE_CLUSTER_ZONE_MAX, "", mb->zone, err, errlen)) != 0 ||
-	    (rc = get_str(o, "state", sizeof(state) - 1, "active", state, err, errlen)) != 0)
+	    (rc = get_str(o, "state", sizeof(state) - 1, "active", state, err, errlen)) != 0 ||
+	    (rc = get_str(o, "admin", sizeof(adm) - 1, "", adm, err, errlen)) != 0)
 		goto out;
+	if (adm[0] != '\0' && kite_cluster_addr_parse(adm, &mb->admin_ip, &mb->admin_port) != 0) {
+		rc = fail(err, errlen, "admin: '%s' is not IPV4:PORT", adm);
+		goto out;
+	}
 	if (inet_pton(AF_INET, ip, &a) != 1) {
 		rc = fail(err, errlen, "ip: '%s' is not an IPv4 address", ip);
 		goto out;
@@ -253,7 +288,7 @@ member_line(char *rest, unsigned int line, struct kite_cluster_member *mb, char 
 	}
 	if (n < 2)
 		return fail(err, errlen, "line %u: member ID IP:PORT [partitions=N] [weight=N] "
-					 "[zone=NAME]", line);
+					 "[zone=NAME] [admin=IP:PORT]", line);
 	memset(mb, 0, sizeof(*mb));
 	if (strlen(tok[0]) > KITE_CLUSTER_ID_MAX)
 		return fail(err, errlen, "line %u: id longer than %d bytes", line,
@@ -290,6 +325,10 @@ member_line(char *rest, unsigned int line, struct kite_cluster_member *mb, char 
 				return fail(err, errlen, "line %u: weight '%s' is not 1..%u", line,
 					    eq + 1, KITE_CLUSTER_MAX_WEIGHT);
 			mb->weight = (uint32_t)v;
+		} else if (strcmp(tok[i], "admin") == 0) {
+			if (kite_cluster_addr_parse(eq + 1, &mb->admin_ip, &mb->admin_port) != 0)
+				return fail(err, errlen, "line %u: admin '%s' is not IPV4:PORT", line,
+					    eq + 1);
 		} else if (strcmp(tok[i], "zone") == 0) {
 			if (strlen(eq + 1) > KITE_CLUSTER_ZONE_MAX)
 				return fail(err, errlen, "line %u: zone longer than %d bytes", line,

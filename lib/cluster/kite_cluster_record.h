@@ -26,10 +26,14 @@ struct kite_cluster_config {
 /**
  * A member record as JSON, e.g.
  * {"id":"n1","ip":"198.18.0.11","port":11211,"partitions":4,
- *  "weight":100,"zone":"a","state":"active"}.
+ *  "weight":100,"zone":"a","state":"active","admin":"198.19.0.11:11280"}
+ * ("admin", the node's admin endpoint, only when it has one).
  * @return the length written (without the NUL), or -ENOSPC / -EINVAL.
  */
 int kite_cluster_member_to_json(const struct kite_cluster_member *mb, char *buf, size_t len);
+
+/** Parse "A.B.C.D:PORT" (port 1..65535). @return 0 or -EINVAL. */
+int kite_cluster_addr_parse(const char *s, uint32_t *ip, uint16_t *port);
 
 /** Parse a member record (any bytes). @return 0 or -EINVAL with err set. */
 int kite_cluster_member_from_json(const char *json, size_t len, struct kite_cluster_member *mb,
@@ -57,10 +61,10 @@ struct kite_cluster_static {
  *     epoch = 3
  *     vbuckets = 65536
  *     copies = 2
- *     member ID IP:PORT [partitions=N] [weight=N] [zone=NAME]
+ *     member ID IP:PORT [partitions=N] [weight=N] [zone=NAME] [admin=IP:PORT]
  *
- * One `member` line per node (partitions 4, weight 100, no zone unless
- * given). epoch is required and must be raised on every edit.
+ * One `member` line per node (partitions 4, weight 100, no zone and no
+ * admin endpoint unless given). epoch is required and must be raised on every edit.
  * @return 0 or -EINVAL with err naming the line.
  */
 int kite_cluster_static_parse(const char *text, size_t len, struct kite_cluster_static *out,

@@ -20,6 +20,7 @@ the convergence time is reported, not gated (the target is lease TTL +
 Run: python3 test_cluster.py --kited PATH --cli PATH --build BUILD_DIR
 """
 
+import http.client
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -330,23 +332,68 @@ def body(t):
                 text = r.read().decode()
             check('\nkite_cluster_members 3\n' in text, 'node %d: kite_cluster_members' % i)
             check('\nkite_cluster_epoch %d\n' % epoch in text, 'node %d: kite_cluster_epoch' % i)
-        # The JSON API: the owner stores (libkite reads it), another node answers 421.
-        key = b'api-cluster-key'
-        owner = nodes[sorted(nodes)[client.owner(key)]].i
-        for i in sorted(nodes):
-            req = urllib.request.Request(
-                'http://198.19.%d.%d:%d/cache/%s' % (net.x, 10 + i, ADMIN_PORT, key.decode()),
-                data=json.dumps({'value': 'via node %d' % i}).encode(), method='PUT')
+        # Each member's record names its admin endpoint; /cluster lists them.
+        check_eq(sorted(x.get('admin') for x in m['members']),
+                 ['198.19.%d.%d:%d' % (net.x, 10 + i, ADMIN_PORT) for i in sorted(nodes)],
+                 'members\' admin endpoints in /cluster')
+
+        def raw(method, url, body=None):
+            # One request, no redirect followed: (status, Location, JSON body).
+            u = urllib.parse.urlsplit(url)
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
             try:
-                with urllib.request.urlopen(req, timeout=5) as r:
-                    code = r.status
-            except urllib.error.HTTPError as e:
-                code = e.code
-            check_eq(code, 200 if i == owner else 421, 'PUT to node %d (owner %d)' % (i, owner))
+                conn.request(method, u.path, body=body,
+                             headers={'Content-Type': 'application/json'} if body else {})
+                r = conn.getresponse()
+                return r.status, r.getheader('Location'), json.loads(r.read() or b'null')
+            finally:
+                conn.close()
+
+        # The JSON API: the owner stores (libkite reads it); another node redirects there
+        # (307 keeps the method and the body).
+        key = b'api-cluster-key#1'
+        qkey = urllib.parse.quote(key.decode(), safe='')
+        owner = nodes[sorted(nodes)[client.owner(key)]].i
+        owner_base = 'http://198.19.%d.%d:%d' % (net.x, 10 + owner, ADMIN_PORT)
+        for i in sorted(nodes):
+            url = 'http://198.19.%d.%d:%d/cache/%s' % (net.x, 10 + i, ADMIN_PORT, qkey)
+            body = json.dumps({'value': 'via node %d' % i}).encode()
+            code, loc, j = raw('PUT', url, body)
+            if i == owner:
+                check_eq(code, 200, 'PUT to the owner %d' % i)
+                continue
+            check_eq((code, loc), (307, owner_base + '/cache/' + qkey),
+                     'PUT to node %d (owner %d): redirect' % (i, owner))
+            check_eq(j.get('location'), loc, 'the Location in the JSON body too')
+            code, _, j = raw('PUT', loc, body)
+            check_eq(code, 200, 'the PUT repeated where the redirect points')
         hits, errors = client.get_many([key])
-        check_eq(hits.get(key), b'via node %d' % owner, 'libkite reads what the owner\'s API stored')
+        last = sorted(nodes)[-1]  # the last PUT, redirected or not
+        check_eq(hits.get(key), b'via node %d' % last, 'libkite reads what the redirected PUT stored')
+        # A GET through any node: urllib follows the 307 on its own.
+        for i in sorted(nodes):
+            url = 'http://198.19.%d.%d:%d/cache/%s' % (net.x, 10 + i, ADMIN_PORT, qkey)
+            with urllib.request.urlopen(url, timeout=5) as r:
+                check_eq(json.loads(r.read())['value'], 'via node %d' % last,
+                         'GET through node %d' % i)
+        # batch-get at one node: its own keys answered, the others listed by owner's URL.
+        keys = ['api-batch-%d' % k for k in range(12)]
+        res = client.set_many(dict((k.encode(), k.upper().encode()) for k in keys))
+        check(all(r == 0 for r in res.values()), 'set the batch\'s keys: %r' % res)
+        first = 'http://198.19.%d.%d:%d' % (net.x, 10 + sorted(nodes)[0], ADMIN_PORT)
+        code, _, j = raw('POST', first + '/cache/batch-get', json.dumps({'keys': keys}).encode())
+        check_eq(code, 200, 'batch-get')
+        got = dict((k, v['value']) for k, v in j['values'].items())
+        for url, ks in j.get('elsewhere', {}).items():
+            c2, _, j2 = raw('POST', url, json.dumps({'keys': ks}).encode())
+            check(c2 == 200 and not j2.get('elsewhere'), 'batch-get at %s: %d %r' % (url, c2, j2))
+            got.update((k, v['value']) for k, v in j2['values'].items())
+        check_eq(got, dict((k, k.upper()) for k in keys),
+                 'batch-get: own keys, and the rest at the owners it names')
+        check(j.get('elsewhere'), 'some keys were another node\'s: %r' % j)
     t.case('admin endpoint per node: /cluster = the map, /readyz, /metrics; the JSON API '
-           'stores at the owner, 421 elsewhere', c_admin)
+           'stores at the owner, other nodes redirect there (307, batch-get lists owners)',
+           c_admin)
 
     def c_untrusted():
         # A client the nodes bound (as kited's default treats every source): libkite

@@ -434,6 +434,14 @@ test_member_json(void **state)
 	assert_int_equal(kite_cluster_member_from_json(buf, (size_t)n, &back, err, sizeof(err)), 0);
 	assert_memory_equal(&mb, &back, sizeof(mb));
 	assert_int_equal(kite_cluster_member_to_json(&mb, buf, 20), -ENOSPC);
+	/* With an admin endpoint, the record names it. */
+	mb.admin_ip = 0xc613000b; /* 198.19.0.11 */
+	mb.admin_port = 11280;
+	n = kite_cluster_member_to_json(&mb, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_non_null(strstr(buf, "{\"admin\":\"198.19.0.11:11280\",\"id\""));
+	assert_int_equal(kite_cluster_member_from_json(buf, (size_t)n, &back, err, sizeof(err)), 0);
+	assert_memory_equal(&mb, &back, sizeof(mb));
 
 	/* Defaults, unknown fields ignored. */
 	const char *min = "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":1,\"future\":[1,2]}";
@@ -443,6 +451,7 @@ test_member_json(void **state)
 	assert_int_equal(back.weight, 100);
 	assert_int_equal(back.state, KITE_CLUSTER_ACTIVE);
 	assert_string_equal(back.zone, "");
+	assert_int_equal(back.admin_port, 0);
 
 	static const struct {
 		const char *json, *why;
@@ -460,6 +469,11 @@ test_member_json(void **state)
 		{ "{\"id\":\"a b\",\"ip\":\"10.0.0.1\",\"port\":1}", "id: 'a b'" },
 		{ "{\"id\":\"x\",\"id\":\"y\",\"ip\":\"10.0.0.1\",\"port\":1}", "duplicate" },
 		{ "{\"id\":\"x\\u0000y\",\"ip\":\"10.0.0.1\",\"port\":1}", "NUL" },
+		{ "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":1,\"admin\":\"10.0.0.1\"}",
+		  "admin: '10.0.0.1' is not IPV4:PORT" },
+		{ "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":1,\"admin\":\"10.0.0.1:0\"}",
+		  "admin: '10.0.0.1:0'" },
+		{ "{\"id\":\"x\",\"ip\":\"10.0.0.1\",\"port\":1,\"admin\":7}", "admin: not a string" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -505,7 +519,7 @@ test_static_file(void **state)
 			   "\n"
 			   "member n1 198.18.0.11:11211\n"
 			   "member n2 198.18.0.12:11211 partitions=8 weight=200 zone=b\r\n"
-			   "  member\tn3 198.18.0.13:12000 zone=c";
+			   "  member\tn3 198.18.0.13:12000 zone=c admin=198.19.0.13:11280";
 
 	(void)state;
 	assert_int_equal(kite_cluster_static_parse(good, strlen(good), &st, err, sizeof(err)), 0);
@@ -520,6 +534,9 @@ test_static_file(void **state)
 	assert_string_equal(st.members[1].zone, "b");
 	assert_int_equal(st.members[2].base_port, 12000);
 	assert_int_equal(st.members[0].partitions, 4);
+	assert_int_equal(st.members[0].admin_port, 0);
+	assert_int_equal(st.members[2].admin_ip, 0xc613000d);
+	assert_int_equal(st.members[2].admin_port, 11280);
 
 	static const struct {
 		const char *text, *why;
@@ -534,6 +551,8 @@ test_static_file(void **state)
 		{ "epoch = 1\nmember a 1.2.3.4:1 weight=0\n", "weight '0'" },
 		{ "epoch = 1\nmember a 1.2.3.4:1 partitions=6\n", "partitions '6'" },
 		{ "epoch = 1\nmember a 1.2.3.4:1 colour=red\n", "unknown field 'colour'" },
+		{ "epoch = 1\nmember a 1.2.3.4:1 admin=1.2.3.4\n", "admin '1.2.3.4' is not IPV4:PORT" },
+		{ "epoch = 1\nmember a 1.2.3.4:1 admin=1.2.3.4:99999\n", "admin '1.2.3.4:99999'" },
 		{ "epoch = 1\nmember a 1.2.3.4:1\nmember a 1.2.3.5:1\n", "member 'a' twice" },
 		{ "epoch = 1\nnodes = 3\n", "unknown key 'nodes'" },
 		{ "epoch = 1\nhello\n", "line 2: expected" },
