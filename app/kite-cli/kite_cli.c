@@ -31,6 +31,7 @@
 
 #include <kite/kite.h>
 
+#include "admin_http.h"
 #include "kite_guard.h"
 #include "kite_proto.h"
 #include "kite_topo.h"
@@ -189,6 +190,21 @@ usage(FILE *f, const char *prog)
 		"                                state, vbuckets owned and its answer to\n"
 		"                                a ping (NOOP round trip)\n"
 		"\n"
+		"Admin endpoint commands (HTTP; URL defaults to $KITE_ADMIN, else\n"
+		"http://198.19.0.2:11280, tools/kite-up's node; -t is their timeout):\n"
+		"  metrics [URL] [--token-file F] [--match TEXT]\n"
+		"                                GET URL/metrics and print each metric\n"
+		"                                family with its help text and values; a\n"
+		"                                histogram as count, mean and the bucket\n"
+		"                                bounds of p50, p99, p99.9. --match keeps\n"
+		"                                families whose name contains TEXT\n"
+		"  scrape-config [URL...] [--token-file F] [--job NAME] [--interval D]\n"
+		"                                print a prometheus.yml that scrapes each\n"
+		"                                node; for a cluster member, every member's\n"
+		"                                admin endpoint (from its /cluster)\n"
+		"                                --token-file: the bearer token on its\n"
+		"                                first line (Prometheus' credentials_file)\n"
+		"\n"
 		"TTL: seconds up to 2592000 (30 days), larger values are a unix time, 0\n"
 		"never expires. Values are taken byte for byte from the argument; \"--\"\n"
 		"ends options, so \"set k -- --v\" stores \"--v\". get prints the value\n"
@@ -203,7 +219,8 @@ usage(FILE *f, const char *prog)
 		"  2  usage error\n"
 		"  3  timeout (every attempt) or network error, or a malformed reply\n"
 		"  4  the server refused the request: EINVAL, E2BIG, ENOMEM,\n"
-		"     UNKNOWN_COMMAND or any other status\n"
+		"     UNKNOWN_COMMAND or any other status (admin commands: an\n"
+		"     HTTP status other than 200)\n"
 		"Errors print the memcached status name and the server's message on\n"
 		"stderr, e.g. \"kite-cli: KEY_ENOENT: Not found\".\n",
 		prog, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT_MS, DEFAULT_RETRIES);
@@ -1127,6 +1144,11 @@ main(int argc, char **argv)
 		c.port = port;
 	if (i >= argc)
 		return usage_error(&c, "%s", "no command given");
+	/* The admin endpoint's commands speak HTTP: no UDP client to open. */
+	if (strcmp(argv[i], "metrics") == 0)
+		return kite_cli_metrics(c.prog, c.timeout_ms, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "scrape-config") == 0)
+		return kite_cli_scrape_config(c.prog, c.timeout_ms, argc - i - 1, argv + i + 1);
 	if (!is_command(argv[i]))
 		return usage_error(&c, "unknown command '%s'", argv[i]);
 

@@ -148,10 +148,17 @@ def body(t):
         # A real Prometheus scrapes the node; its hit ratio is the one STAT implies.
         pport = kt.free_tcp_port()
         cfg = os.path.join(tmp, 'prometheus.yml')
+        # The configuration the docs tell users to make: kite-cli scrape-config.
+        cli = t.need_file(t.args.cli, 'kite-cli')
+        p = subprocess.run([cli, 'scrape-config', base, '--interval', '1s'], capture_output=True,
+                           text=True, timeout=30)
+        check(p.returncode == 0 and "targets: ['127.0.0.1:%d']" % port in p.stdout,
+              'kite-cli scrape-config: %d %r %r' % (p.returncode, p.stdout, p.stderr))
         with open(cfg, 'w') as f:
-            f.write('global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n'
-                    'scrape_configs:\n  - job_name: kite\n    static_configs:\n'
-                    '      - targets: ["127.0.0.1:%d"]\n' % port)
+            f.write(p.stdout)
+        p = subprocess.run([promtool, 'check', 'config', cfg], capture_output=True, text=True,
+                           timeout=60)
+        check(p.returncode == 0, 'promtool check config: %s %s' % (p.stdout, p.stderr))
         p = kt.Process(t, 'prometheus', [prometheus, '--config.file=' + cfg,
                                          '--storage.tsdb.path=' + os.path.join(tmp, 'tsdb'),
                                          '--web.listen-address=127.0.0.1:%d' % pport])
@@ -199,8 +206,38 @@ def body(t):
             check(st == 200 and json.loads(b).get('status') == 'success',
                   'PromQL %r: %s' % (q, b[:300]))
         p.stop()
-    t.case('a real Prometheus scrapes the node: PromQL hit ratio = STAT; the dashboard\'s '
-           'and the rules\' queries run', c_prometheus)
+    t.case('a real Prometheus, configured by kite-cli scrape-config, scrapes the node: PromQL '
+           'hit ratio = STAT; the dashboard\'s and the rules\' queries run', c_prometheus)
+
+    def c_cli_metrics():
+        cli = t.need_file(t.args.cli, 'kite-cli')
+        run = lambda *a, **kw: subprocess.run([cli] + list(a), capture_output=True, text=True,
+                                              timeout=30, **kw)
+        p = run('metrics', base)
+        check_eq(p.returncode, 0, 'kite-cli metrics: %r' % p.stderr)
+        page = parse_metrics(http(base + '/metrics')[2].decode())
+        hits = metric(page, 'memcached_commands_total', command='get', status='hit')
+        check('memcached_commands_total (counter): Total number of all requests' in p.stdout,
+              'a family with its type and help: %r' % p.stdout[:500])
+        line = '  memcached_commands_total{command="get",status="hit"} '
+        got = [l[len(line):] for l in p.stdout.splitlines() if l.startswith(line)]
+        check(got and int(got[0]) >= hits, 'get hits %r, /metrics said %r' % (got, hits))
+        p = run('metrics', base, '--match', 'service_seconds')
+        check(p.returncode == 0 and 'kite_service_seconds{command="get"} count ' in p.stdout and
+              'p99 <= ' in p.stdout and 'memcached_' not in p.stdout,
+              'a histogram as count and quantiles, --match: %r' % p.stdout)
+        env = dict(os.environ, KITE_ADMIN=base)
+        p = run('metrics', '--match', 'memcached_current_items', env=env)
+        check(p.returncode == 0 and 'memcached_current_items ' in p.stdout,
+              'KITE_ADMIN: %d %r' % (p.returncode, p.stderr))
+        p = run('metrics', 'http://127.0.0.1:1')
+        check(p.returncode == 3 and 'kite-cli:' in p.stderr, 'nobody listening: exit %d %r' % (
+            p.returncode, p.stderr))
+        for bad in (('metrics', 'ftp://x'), ('metrics', base, '--bogus'),
+                    ('metrics', base, '--match'), ('scrape-config', '--job')):
+            p = run(*bad)
+            check_eq(p.returncode, 2, 'usage error for %r (%r)' % (bad, p.stderr))
+    t.case('kite-cli metrics: families with help, histograms summarized; bad arguments', c_cli_metrics)
 
     def c_rules():
         rules = os.path.join(ROOT, 'tools', 'prometheus', 'kite-rules.yml')
@@ -371,6 +408,29 @@ def body(t):
                 check_eq(http(base + '/metrics', headers={'Authorization': 'Bearer ' + tk})[0],
                          200, '/metrics with %s' % tk)
             check_eq(http(base + '/healthz')[0], 200, '/healthz needs no token')
+            if t.args.cli:
+                tf = os.path.join(tmp, 'read.token')
+                with open(tf, 'w') as f:
+                    f.write('readtoken-0123456789abcdef\n')
+                p = subprocess.run([t.args.cli, 'metrics', base, '--token-file', tf, '--match',
+                                    'current_items'], capture_output=True, text=True, timeout=30)
+                check(p.returncode == 0 and 'memcached_current_items' in p.stdout,
+                      'kite-cli metrics --token-file: %d %r' % (p.returncode, p.stderr))
+                p = subprocess.run([t.args.cli, 'metrics', base], capture_output=True, text=True,
+                                   timeout=30)
+                check(p.returncode == 4 and 'HTTP 401: a bearer token is required' in p.stderr,
+                      'kite-cli metrics without the token: %d %r' % (p.returncode, p.stderr))
+                p = subprocess.run([t.args.cli, 'scrape-config', base, '--token-file', tf],
+                                   capture_output=True, text=True, timeout=30)
+                check(p.returncode == 0 and 'credentials_file: %s' % tf in p.stdout,
+                      'scrape-config --token-file: %r' % p.stdout)
+                cfg = os.path.join(tmp, 'prom-token.yml')
+                with open(cfg, 'w') as f:
+                    f.write(p.stdout)
+                p = subprocess.run([promtool, 'check', 'config', cfg], capture_output=True,
+                                   text=True, timeout=60)
+                check(p.returncode == 0, 'promtool check config (token): %s %s' % (p.stdout,
+                                                                                  p.stderr))
             # Hot keys' names are the users' data: admin only.
             check_eq(http(base + '/hotkeys', headers={
                 'Authorization': 'Bearer readtoken-0123456789abcdef'})[0], 403,

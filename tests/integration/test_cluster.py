@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -336,6 +337,14 @@ def body(t):
         check_eq(sorted(x.get('admin') for x in m['members']),
                  ['198.19.%d.%d:%d' % (net.x, 10 + i, ADMIN_PORT) for i in sorted(nodes)],
                  'members\' admin endpoints in /cluster')
+
+        # kite-cli scrape-config on one member lists every member's endpoint.
+        p = subprocess.run([t.need_file(t.args.cli, 'kite-cli'), 'scrape-config',
+                            'http://198.19.%d.%d:%d' % (net.x, 10 + sorted(nodes)[0], ADMIN_PORT)],
+                           capture_output=True, text=True, timeout=30)
+        want = ', '.join("'198.19.%d.%d:%d'" % (net.x, 10 + i, ADMIN_PORT) for i in sorted(nodes))
+        check(p.returncode == 0 and 'targets: [%s]' % want in p.stdout,
+              'scrape-config of a member: %d %r %r' % (p.returncode, p.stdout, p.stderr))
 
         def raw(method, url, body=None):
             # One request, no redirect followed: (status, Location, JSON body).
