@@ -368,6 +368,10 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "gateway: not another address inside ip/netmask");
 		return -EINVAL;
 	}
+	if (kite_conf_choice(KITED_IDLE_MODES, c->idle) < 0) {
+		snprintf(err, errlen, "idle: '%s' is not adaptive, shared or busy", c->idle);
+		return -EINVAL;
+	}
 	if (kite_conf_choice(KITE_GUARD_OVER_MODES, c->over_rate) < 0) {
 		snprintf(err, errlen, "over-rate: '%s' is not drop or busy", c->over_rate);
 		return -EINVAL;

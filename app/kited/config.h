@@ -63,10 +63,19 @@ enum kited_ablate {
 	X("max-item-size", SIZE, max_item_size, "1M", 64, 1 << 20, "largest value accepted")     \
 	X("mtu", U32, mtu, "1500", 576, 9000, "IP MTU; reply datagrams are cut to fit")          \
 	X("burst", U32, burst, "32", 1, 64, "packets per rx_burst")                              \
+	X("idle", STR, idle, "adaptive", 0, 0,                                                   \
+	  "what an idle worker does: adaptive (busy-polls idle-spin-us after its last packet, "\
+	  "then sleeps 8 us doubling up to idle-sleep-max-us), shared (idle-polls empty polls, " \
+	  "then idle-sleep-us per poll: for several nodes and etcd on a few CPUs) or busy")      \
+	X("idle-spin-us", U32, idle_spin_us, "200", 0, 10000000,                                 \
+	  "adaptive: busy-poll this long after the last packet before sleeping")                 \
+	X("idle-sleep-max-us", U32, idle_sleep_max_us, "1000", 8, 100000,                        \
+	  "adaptive: the longest sleep of an idle worker (what the first request after a quiet " \
+	  "spell may wait)")                                                                     \
 	X("idle-polls", U32, idle_polls, "256", 0, 1000000000,                                   \
-	  "empty polls before a worker starts sleeping")                                         \
+	  "shared: empty polls before a worker starts sleeping")                                 \
 	X("idle-sleep-us", U32, idle_sleep_us, "50", 0, 100000,                                  \
-	  "sleep per empty poll once idle (0: busy-poll, for benchmarks)")                       \
+	  "shared: sleep per empty poll once idle; 0: busy-poll whatever idle says")             \
 	X("stats-interval", U32, stats_interval, "10", 0, 86400,                                 \
 	  "seconds between stats lines in the log (0: off)")                                     \
 	X("rx-desc", U32, rx_desc, "1024", 64, 16384, "RX descriptors per queue")                \
@@ -294,6 +303,10 @@ struct kited_admin_token {
  */
 int kited_admin_tokens_parse(const char *text, struct kited_admin_token *out, unsigned int max,
 			     unsigned int *n, char *err, size_t errlen);
+
+/** idle option. */
+enum kited_idle { KITED_IDLE_ADAPTIVE = 0, KITED_IDLE_SHARED, KITED_IDLE_BUSY };
+#define KITED_IDLE_MODES "adaptive,shared,busy"
 
 /** Parse admin-listen (IPV4:PORT, port 1..65535). @return 0 or -EINVAL (message in err). */
 int kited_admin_listen_parse(const char *s, struct sockaddr_in *sa, char *err, size_t errlen);

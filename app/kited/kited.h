@@ -127,6 +127,8 @@ struct node {
 	struct kited_stats_src stats_src;
 	struct kited_worker_stats stats_prev; /* sums at the last stats line */
 	bool main_runs_worker; /* no worker lcores: worker 0 runs on the main lcore */
+	uint8_t idle_mode;     /* enum kited_idle; busy as well when idle-sleep-us = 0 */
+	uint64_t idle_spin_tsc; /* adaptive: idle-spin-us in TSC cycles */
 	volatile bool quit;    /* set by the signal handler (or a failed start); all loops poll it */
 	uint64_t last_stats_tsc; /* when the last stats line was logged */
 	unsigned int ablate;   /* KITED_ABLATE_* from the ablate option; 0 in production */
@@ -197,8 +199,12 @@ unsigned int worker_poll(struct worker *w);
 /* Idle-backoff state of a polling loop. */
 struct worker_idle {
 	uint64_t last_tick;
-	uint32_t idle;
+	uint64_t last_work; /* TSC of the last poll that found work (adaptive) */
+	uint32_t idle;      /* empty polls in a row (shared) */
+	uint32_t sleep_us;  /* the next sleep (adaptive; 0: still spinning) */
 };
+/* Before a polling loop's first turn: its idle state, and (adaptive) a fine timer slack. */
+void worker_idle_init(const struct node *n, struct worker_idle *st);
 /* Clock tick, one poll, and backoff when idle: one turn of a worker's loop. */
 void worker_iterate(struct worker *w, struct worker_idle *st);
 

@@ -491,9 +491,10 @@ assign_lcores(struct node *n, unsigned int *lcores)
 static void
 main_loop(struct node *n)
 {
-	struct worker_idle st = { rte_rdtsc(), 0 };
-
+	struct worker_idle st;
 	uint64_t leave_by = 0;
+
+	worker_idle_init(n, &st);
 
 	n->last_stats_tsc = st.last_tick;
 	if (n->main_runs_worker)
@@ -592,6 +593,10 @@ main(int argc, char **argv)
 	signal(SIGHUP, on_signal);
 
 	n->tsc_hz = rte_get_tsc_hz();
+	/* idle-sleep-us = 0 has meant busy polling since before the idle option. */
+	n->idle_mode = n->cfg.idle_sleep_us == 0 ? KITED_IDLE_BUSY
+						 : (uint8_t)kite_conf_choice(KITED_IDLE_MODES, n->cfg.idle);
+	n->idle_spin_tsc = (uint64_t)n->cfg.idle_spin_us * n->tsc_hz / 1000000;
 	n->start_tsc = rte_rdtsc();
 	n->started = (uint32_t)time(NULL);
 	n->n_workers = n->cfg.workers;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
@@ -778,6 +779,8 @@ worker_iterate(struct worker *w, struct worker_idle *st)
 	}
 	if (worker_poll(w) > 0) {
 		st->idle = 0;
+		st->last_work = now;
+		st->sleep_us = 0;
 		return;
 	}
 	/* Held replies and ARP go on without traffic too. */
@@ -790,23 +793,63 @@ worker_iterate(struct worker *w, struct worker_idle *st)
 		if (w->ntx > 0)
 			tx_flush(w);
 	}
-	/* Back off when idle so several DPDK processes can share a small box. */
-	if (n->cfg.idle_sleep_us == 0 || ++st->idle < n->cfg.idle_polls)
+	/*
+	 * Back off when idle (docs/tuning.rst). adaptive: a node that just
+	 * served keeps polling for idle-spin-us, so one under light load
+	 * answers as fast as a busy one; after that it sleeps, 8 us first and
+	 * twice as long each time up to idle-sleep-max-us, so an idle node
+	 * costs a wake-up per millisecond. shared: a short spin, then a sleep
+	 * per empty poll, so several nodes and etcd share two CPUs.
+	 */
+	switch (n->idle_mode) {
+	case KITED_IDLE_ADAPTIVE:
+		if (now - st->last_work < n->idle_spin_tsc) {
+			rte_pause();
+			return;
+		}
+		st->sleep_us = st->sleep_us == 0 ? 8 : st->sleep_us * 2;
+		if (st->sleep_us > n->cfg.idle_sleep_max_us)
+			st->sleep_us = n->cfg.idle_sleep_max_us;
+		break;
+	case KITED_IDLE_SHARED:
+		if (++st->idle < n->cfg.idle_polls) {
+			rte_pause();
+			return;
+		}
+		st->sleep_us = n->cfg.idle_sleep_us;
+		break;
+	default:
 		rte_pause();
-	else {
-		/* Asleep, a worker holds no view: the control thread need not wait for it. */
-		rte_rcu_qsbr_thread_offline(n->cpub.qs, w->id);
-		rte_delay_us_sleep(n->cfg.idle_sleep_us);
-		rte_rcu_qsbr_thread_online(n->cpub.qs, w->id);
+		return;
 	}
+	/* Asleep, a worker holds no view: the control thread need not wait for it. */
+	rte_rcu_qsbr_thread_offline(n->cpub.qs, w->id);
+	rte_delay_us_sleep(st->sleep_us);
+	rte_rcu_qsbr_thread_online(n->cpub.qs, w->id);
+}
+
+void
+worker_idle_init(const struct node *n, struct worker_idle *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->last_tick = st->last_work = rte_rdtsc();
+	/*
+	 * A thread's sleeps end up to its timer slack late: 50 us by default,
+	 * longer than the sleep. 1 us lets the first sleeps be as short as
+	 * asked (the wake-ups stay few: the sleeps double).
+	 */
+	if (n->idle_mode == KITED_IDLE_ADAPTIVE && prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0) != 0)
+		KLOG(WARNING, "idle: cannot set the timer slack (%s); sleeps may end 50 us late",
+		     strerror(errno));
 }
 
 int
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct worker_idle st = { rte_rdtsc(), 0 };
+	struct worker_idle st;
 
+	worker_idle_init(w->node, &st);
 	KLOG(INFO, "worker %u on lcore %u (socket %d), queue %u", w->id, w->lcore, w->socket,
 	     w->queue);
 	rte_rcu_qsbr_thread_online(w->node->cpub.qs, w->id);

@@ -60,6 +60,25 @@ for sy in ("kited-memif-guard-cookie", "kited-memif-guard-mac"):
 print("guard: %s" % ", ".join("%s %.2fx" % (k, v["gain_median"]) for k, v in p.items()))
 PY
 
+# The open-loop latency tool, briefly: kited's adaptive idle policy and memcached at one
+# light rate, and one point of the curve. The node must sleep when nothing comes (its CPU
+# use with no traffic; docs/tuning.rst: about 2 %) and both servers answer every request.
+"$src/tools/bench/kite-bench-latency" --quick --build "$build" --out "$out/latency" \
+	--policies adaptive --light-rates 20000 --points 50 >"$out/latency.log" 2>&1 ||
+	{ tail -30 "$out/latency.log"; exit 1; }
+python3 - "$out/latency/summary.json" <<'PY' || exit 1
+import json, sys
+s = json.load(open(sys.argv[1]))
+a = s["idle"]["summary"]["adaptive"]
+assert a["idle_cpu"] < 0.10, "an idle adaptive node used %.1f %% CPU" % (100 * a["idle_cpu"])
+for name in ("kited", "memcached"):
+    pt = s["curve"]["systems"][name]["points"]["50"]
+    assert pt["p50"] > 0 and pt["achieved"] > 0 and pt["timeouts"] == 0, (name, pt)
+print("latency: idle adaptive node %.1f %% CPU; at 50 %%: kited p50 %.0f us, memcached %.0f us"
+      % (100 * a["idle_cpu"], s["curve"]["systems"]["kited"]["points"]["50"]["p50"],
+         s["curve"]["systems"]["memcached"]["points"]["50"]["p50"]))
+PY
+
 "$build/app/kite-bench/kite-bench" --mode pcap --write-pcap "$out/req.pcap" --pcap-count 100 \
 	--batch 4 --mix get:50,set:50 --value-size uniform:8-3000 --keys 1000 >"$out/pcap.log" ||
 	{ cat "$out/pcap.log"; exit 1; }

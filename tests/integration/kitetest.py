@@ -873,7 +873,7 @@ class Kited(Process):
         eal += ['--no-huge', '-m', '512', '--no-pci', '--file-prefix', self.prefix,
                 '--vdev=' + vdev]
         kite = ['--port', port or vdev.split(',')[0], '--ip', self.ip,
-                '--netmask', '255.255.255.252', '--idle-sleep-us', '50',
+                '--netmask', '255.255.255.252', '--idle', 'shared', '--idle-sleep-us', '50',
                 '--stats-interval', '0']
         if workers != 1:
             kite += ['--workers', str(workers)]

@@ -170,7 +170,7 @@ class Node(kt.Process):
                 '--vdev=net_af_packet0,iface=data,qpairs=%d,framesz=32768,blocksz=32768'
                 % workers, '--',
                 '--profile', 'af_packet', '--ip', net.data_ip(i), '--netmask', '255.255.255.0',
-                '--idle-sleep-us', '50', '--stats-interval', '0', '--memory', '32M',
+                '--idle', 'shared', '--idle-sleep-us', '50', '--stats-interval', '0', '--memory', '32M',
                 '--cluster', mode, '--node-id', 'n%d' % i, '--cluster-name', 'kt%d' % t.pid,
                 '--lease-ttl', str(LEASE_TTL), '--warmup', str(WARMUP),
                 '--leave-grace', str(LEAVE_GRACE), '--trusted', trusted]

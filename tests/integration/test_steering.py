@@ -59,7 +59,7 @@ def main():
                '--file-prefix', 'kst%d' % pid,
                '--vdev=net_memif0,role=server,socket=%s' % sock, '--',
                '--port', 'net_memif0', '--workers', '2', '--partitions', '4',
-               '--stats-interval', '0', '--idle-sleep-us', '20',
+               '--stats-interval', '0', '--idle', 'shared', '--idle-sleep-us', '20',
                '--trusted', '198.18.0.0/15']  # kite-bench sends no cookie
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         end = time.monotonic() + 30

@@ -73,6 +73,16 @@ test_defaults_valid(void **state)
 	assert_int_equal(c.max_item_size, 1u << 20);
 	assert_int_equal(c.ip, 0xc6120002u); /* 198.18.0.2 */
 	assert_string_equal(c.steer, "auto");
+	assert_string_equal(c.idle, "adaptive");
+	assert_int_equal(c.idle_spin_us, 200);
+	assert_int_equal(c.idle_sleep_max_us, 1000);
+	/* The idle policy is one of three; the longest adaptive sleep is at least the first (8 us). */
+	assert_int_equal(kited_config_set(&c, "idle", "spin", err, sizeof(err)), 0);
+	assert_int_equal(kited_config_validate(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "idle: 'spin' is not adaptive, shared or busy"));
+	assert_int_equal(kited_config_set(&c, "idle", "shared", err, sizeof(err)), 0);
+	assert_int_equal(kited_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(kited_config_set(&c, "idle-sleep-max-us", "7", err, sizeof(err)), -EINVAL);
 	assert_string_equal(c.ablate, "none");
 	assert_true(c.udp_checksum);
 	assert_int_equal(kited_config_set(&c, "udp-checksum", "off", err, sizeof(err)), 0);
