@@ -1180,8 +1180,14 @@ lookup_run(struct kite_engine *e, unsigned int first)
 				o->looked_up = true;
 				o->result = results[k];
 				o->vslot = (uint16_t)(g + k);
-				if (results[k] == KITE_STORE_OK && !e->conf.no_prefetch)
-					rte_prefetch0(e->views[g + k].value);
+				/* The value's first and last line: the reply copies it. */
+				if (results[k] == KITE_STORE_OK && !e->conf.no_prefetch) {
+					const struct kite_store_view *v = &e->views[g + k];
+
+					rte_prefetch0(v->value);
+					if (v->vallen > 1)
+						rte_prefetch0(v->value + v->vallen - 1);
+				}
 			}
 			g += n;
 		}
