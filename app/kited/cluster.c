@@ -1343,11 +1343,17 @@ kited_cluster_start(struct node *n)
 	c->self.base_port = (uint16_t)n->cfg.udp_port;
 	c->self.partitions = (uint16_t)(n->cfg.workers * n->cfg.partitions);
 	c->self.state = KITE_CLUSTER_ACTIVE;
-	/* The admin endpoint, when it listens on an address of its own, goes in the record. */
-	if (n->cfg.admin_listen[0] != '\0' &&
-	    kite_cluster_addr_parse(n->cfg.admin_listen, &c->self.admin_ip, &c->self.admin_port) ==
-		    0 &&
-	    c->self.admin_ip == 0)
+	/*
+	 * The admin endpoint goes in the record: admin-advertise, else
+	 * admin-listen when it names an address of its own (not 0.0.0.0).
+	 */
+	if (n->cfg.admin_advertise[0] != '\0')
+		kite_cluster_addr_parse(n->cfg.admin_advertise, &c->self.admin_ip,
+					&c->self.admin_port);
+	else if (n->cfg.admin_listen[0] != '\0' &&
+		 kite_cluster_addr_parse(n->cfg.admin_listen, &c->self.admin_ip,
+					 &c->self.admin_port) == 0 &&
+		 c->self.admin_ip == 0)
 		c->self.admin_port = 0;
 	join_begin(c);
 

@@ -273,6 +273,9 @@ validate_cluster(const struct kited_config *c, uint64_t parts, char *err, size_t
 	return 0;
 }
 
+static int addr_parse(const char *name, const char *s, struct sockaddr_in *sa, char *err,
+		      size_t errlen);
+
 int
 kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 {
@@ -315,6 +318,16 @@ kited_config_validate(const struct kited_config *c, char *err, size_t errlen)
 
 		if (kited_admin_listen_parse(c->admin_listen, &sa, err, errlen) != 0)
 			return -EINVAL;
+	}
+	if (c->admin_advertise[0] != '\0') {
+		struct sockaddr_in sa;
+
+		if (addr_parse("admin-advertise", c->admin_advertise, &sa, err, errlen) != 0)
+			return -EINVAL;
+		if (sa.sin_addr.s_addr == 0) {
+			snprintf(err, errlen, "admin-advertise: 0.0.0.0 is no address to reach");
+			return -EINVAL;
+		}
 	}
 	if ((c->admin_tls_cert[0] == '\0') != (c->admin_tls_key[0] == '\0')) {
 		snprintf(err, errlen, "admin-tls-cert and admin-tls-key go together");
@@ -454,8 +467,9 @@ kited_admin_tokens_parse(const char *text, struct kited_admin_token *out, unsign
 	return 0;
 }
 
-int
-kited_admin_listen_parse(const char *s, struct sockaddr_in *sa, char *err, size_t errlen)
+/* IPV4:PORT for the option called name (port 1..65535). */
+static int
+addr_parse(const char *name, const char *s, struct sockaddr_in *sa, char *err, size_t errlen)
 {
 	char host[32];
 	const char *colon = strrchr(s, ':');
@@ -465,7 +479,7 @@ kited_admin_listen_parse(const char *s, struct sockaddr_in *sa, char *err, size_
 	memset(sa, 0, sizeof(*sa));
 	sa->sin_family = AF_INET;
 	if (colon == NULL || (size_t)(colon - s) >= sizeof(host) || colon == s) {
-		snprintf(err, errlen, "admin-listen: '%s' is not IPV4:PORT", s);
+		snprintf(err, errlen, "%s: '%s' is not IPV4:PORT", name, s);
 		return -EINVAL;
 	}
 	memcpy(host, s, (size_t)(colon - s));
@@ -474,11 +488,17 @@ kited_admin_listen_parse(const char *s, struct sockaddr_in *sa, char *err, size_
 	port = strtoul(colon + 1, &end, 10);
 	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1 || colon[1] == '\0' || *end != '\0' ||
 	    errno != 0 || port == 0 || port > 65535) {
-		snprintf(err, errlen, "admin-listen: '%s' is not IPV4:PORT (port 1-65535)", s);
+		snprintf(err, errlen, "%s: '%s' is not IPV4:PORT (port 1-65535)", name, s);
 		return -EINVAL;
 	}
 	sa->sin_port = htons((uint16_t)port);
 	return 0;
+}
+
+int
+kited_admin_listen_parse(const char *s, struct sockaddr_in *sa, char *err, size_t errlen)
+{
+	return addr_parse("admin-listen", s, sa, err, errlen);
 }
 
 int

@@ -212,6 +212,10 @@ enum kited_ablate {
 	  "(empty: open to whoever reaches the port, /cache as an unauthenticated client)")    \
 	X("admin-tls-cert", STR, admin_tls_cert, "", 0, 0,                                       \
 	  "PEM certificate: the admin endpoint speaks HTTPS (with admin-tls-key)")              \
+	X("admin-advertise", STR, admin_advertise, "", 0, 0,                                     \
+	  "the admin endpoint as others reach it (IPV4:PORT), for this node's cluster record: "\
+	  "the JSON API's redirects and kite-cli scrape-config (empty: admin-listen's, none "  \
+	  "when that is 0.0.0.0)")                                                               \
 	X("admin-tls-key", STR, admin_tls_key, "", 0, 0,                                         \
 	  "PEM private key of admin-tls-cert")                                                   \
 	X("ablate", STR, ablate, "none", 0, 0,                                                   \

@@ -175,8 +175,11 @@ class Node(kt.Process):
                 '--lease-ttl', str(LEASE_TTL), '--warmup', str(WARMUP),
                 '--leave-grace', str(LEAVE_GRACE), '--trusted', trusted]
         if mode == 'etcd':
-            argv += ['--etcd', net.etcd_url, '--mgmt-ip', '198.19.%d.%d' % (net.x, 10 + i),
-                     '--admin-listen', '198.19.%d.%d:%d' % (net.x, 10 + i, ADMIN_PORT)]
+            mgmt = '198.19.%d.%d:%d' % (net.x, 10 + i, ADMIN_PORT)
+            argv += ['--etcd', net.etcd_url, '--mgmt-ip', '198.19.%d.%d' % (net.x, 10 + i)]
+            # Node 3 listens on every address and says in its record where it is reached.
+            argv += (['--admin-listen', '0.0.0.0:%d' % ADMIN_PORT, '--admin-advertise', mgmt]
+                     if i == 3 else ['--admin-listen', mgmt])
         if workers != 1:
             argv += ['--workers', str(workers)]
         argv += list(extra)

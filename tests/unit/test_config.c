@@ -83,6 +83,18 @@ test_defaults_valid(void **state)
 	assert_int_equal(kited_config_set(&c, "idle", "shared", err, sizeof(err)), 0);
 	assert_int_equal(kited_config_validate(&c, err, sizeof(err)), 0);
 	assert_int_equal(kited_config_set(&c, "idle-sleep-max-us", "7", err, sizeof(err)), -EINVAL);
+	/* admin-advertise: an address others reach, so never 0.0.0.0. */
+	assert_int_equal(kited_config_set(&c, "admin-advertise", "198.19.0.11:11280", err,
+					  sizeof(err)), 0);
+	assert_int_equal(kited_config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(kited_config_set(&c, "admin-advertise", "0.0.0.0:11280", err, sizeof(err)),
+			 0);
+	assert_int_equal(kited_config_validate(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "admin-advertise: 0.0.0.0 is no address to reach"));
+	assert_int_equal(kited_config_set(&c, "admin-advertise", "198.19.0.11", err, sizeof(err)), 0);
+	assert_int_equal(kited_config_validate(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "admin-advertise: '198.19.0.11' is not IPV4:PORT"));
+	assert_int_equal(kited_config_set(&c, "admin-advertise", "", err, sizeof(err)), 0);
 	assert_string_equal(c.ablate, "none");
 	assert_true(c.udp_checksum);
 	assert_int_equal(kited_config_set(&c, "udp-checksum", "off", err, sizeof(err)), 0);
