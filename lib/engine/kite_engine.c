@@ -32,9 +32,10 @@ struct entry {
 	uint8_t kind;
 	uint8_t status; /* ENTRY_ERR: the wire status to answer */
 	uint8_t result; /* GET: the store's result (enum kite_store_result) */
-	bool keyed;
-	bool looked_up;
-	bool only; /* the datagram's single request */
+	bool keyed : 1;
+	bool looked_up : 1;
+	bool hashed : 1; /* hash computed ahead by warm_run() */
+	bool only : 1;   /* the datagram's single request */
 };
 
 /* 96 bytes from a cache-line aligned table: an entry never touches a third line. */
@@ -553,6 +554,39 @@ emit(struct kite_engine *e, const struct entry *q, const struct piece *pc, unsig
 static void respond_text_status(struct kite_engine *e, const struct entry *q, uint16_t status,
 				const void *val, uint32_t vallen);
 
+/*
+ * Copy a key or a small value into a reply inline: two overlapping loads
+ * and stores for up to 32 bytes, libc's memcpy (a call, then a dispatch on
+ * the length) beyond. The 32-byte values of the batched GET benchmark went
+ * through that call at 4.5 % of the profile.
+ */
+static inline void
+copy_small(uint8_t *d, const uint8_t *s, size_t n)
+{
+	uint64_t a, b, c, f;
+
+	if (n > 32) {
+		memcpy(d, s, n);
+	} else if (n >= 16) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + 8, 8);
+		memcpy(&c, s + n - 16, 8);
+		memcpy(&f, s + n - 8, 8);
+		memcpy(d, &a, 8);
+		memcpy(d + 8, &b, 8);
+		memcpy(d + n - 16, &c, 8);
+		memcpy(d + n - 8, &f, 8);
+	} else if (n >= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+		memcpy(d, &a, 8);
+		memcpy(d + n - 8, &b, 8);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	}
+}
+
 /* Write one binary response (header, extras, key, value). */
 static void
 respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t cas,
@@ -579,9 +613,9 @@ respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t 
 		if (extlen)
 			memcpy(p, ext, extlen);
 		if (keylen)
-			memcpy(p + extlen, key, keylen);
+			copy_small(p + extlen, key, keylen);
 		if (vallen)
-			memcpy(p + extlen + keylen, val, vallen);
+			copy_small(p + extlen + keylen, val, vallen);
 		return;
 	}
 	if (!go)
@@ -709,6 +743,7 @@ parse_truncated(struct kite_engine *e, unsigned int di, size_t off)
 	q->only = true;
 	q->dgram = (uint16_t)di;
 	q->looked_up = false;
+	q->hashed = false;
 	e->left[di] = d->budget != 0 ? 1 : 0;
 	if (d->home) {
 		st->rx_requests++;
@@ -861,6 +896,7 @@ parse_text(struct kite_engine *e, unsigned int di, size_t off)
 		q->r.quiet = t->noreply;
 		q->dgram = (uint16_t)di;
 		q->looked_up = false;
+	q->hashed = false;
 		if (res == KITE_PARSE_OK && unlikely(d->refuse | d->deny | d->ns) &&
 		    (status = policy_refuses(e, d, &q->r)) != 0)
 			res = KITE_PARSE_ERR_REPLY;
@@ -954,6 +990,7 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 							      &status, &drop);
 		q->dgram = (uint16_t)di;
 		q->looked_up = false;
+	q->hashed = false;
 		if (res == KITE_PARSE_OK && unlikely(kite_proto_is_meta(q->r.opcode))) {
 			/* Kite's META_*: the flags (text, in the extras) as the text forms read them. */
 			struct kite_text_req *t = &e->text[q - e->ent];
@@ -1191,6 +1228,67 @@ lookup_run(struct kite_engine *e, unsigned int first)
 			}
 			g += n;
 		}
+	}
+}
+
+/* Entries warm_run() looks at in one go: enough to overlap their misses, few enough to stay in L1. */
+#define WARM_WINDOW 32
+
+/*
+ * Before a window of the table runs, bring the index entries and items of
+ * its writes into the cache: each write's hash is computed once here, and
+ * each partition's keys go through one bulk lookup (kite_store_prefetch_bulk),
+ * so that their misses overlap as a GET run's do. A write alone would take
+ * three dependent misses (bucket, key slot, item). GETs are left to
+ * lookup_run().
+ */
+static void
+warm_run(struct kite_engine *e, unsigned int first)
+{
+	const uint16_t workers = e->conf.map.workers;
+	const unsigned int nlocal = (e->conf.map.partitions + workers - 1) / workers;
+	const unsigned int end = RTE_MIN(e->nent, first + WARM_WINDOW);
+	uint64_t hashes[WARM_WINDOW];
+	uint16_t keylens[WARM_WINDOW];
+	uint16_t start[KITE_MAX_PARTS_PER_WORKER + 1];
+	uint8_t order[WARM_WINDOW];
+	unsigned int n = 0;
+
+	if (first >= end)
+		return;
+	memset(start, 0, sizeof(start[0]) * (nlocal + 1));
+	for (unsigned int i = first; i < end; i++) {
+		const struct entry *q = &e->ent[i];
+		if (q->kind == ENTRY_REQ && q->keyed && !is_readonly(q) && owns(e, q->part)) {
+			start[e->slot_of[q->part] + 1]++;
+			n++;
+		}
+	}
+	if (n < 2)
+		return; /* nothing to overlap */
+	for (unsigned int p = 1; p <= nlocal; p++)
+		start[p] = (uint16_t)(start[p] + start[p - 1]);
+	for (unsigned int i = first; i < end; i++) {
+		const struct entry *q = &e->ent[i];
+		if (q->kind == ENTRY_REQ && q->keyed && !is_readonly(q) && owns(e, q->part))
+			order[start[e->slot_of[q->part]]++] = (uint8_t)(i - first);
+	}
+	for (unsigned int g = 0, lp = 0; g < n; lp++) {
+		const unsigned int gend = start[lp];
+		const unsigned int g0 = g;
+		struct kite_store *s;
+
+		if (g == gend)
+			continue;
+		s = e->conf.parts[e->ent[first + order[g]].part];
+		for (; g < gend; g++) {
+			struct entry *q = &e->ent[first + order[g]];
+			q->hash = kite_store_hash(s, q->r.key, q->r.keylen);
+			q->hashed = true;
+			hashes[g - g0] = q->hash;
+			keylens[g - g0] = q->r.keylen;
+		}
+		kite_store_prefetch_bulk(s, hashes, keylens, gend - g0);
 	}
 }
 
@@ -2503,7 +2601,7 @@ exec_one(struct kite_engine *e, unsigned int i)
 		if (cluster_refuses(e, q))
 			return;
 		s = e->conf.parts[q->part];
-		if (!q->looked_up)
+		if (!q->looked_up && !q->hashed)
 			q->hash = kite_store_hash(s, q->r.key, q->r.keylen);
 		/* Reads count for the hot keys (sampled: one in KITE_HOT_SAMPLE). */
 		if ((q->r.cmd == KITE_CMD_GET || q->r.cmd == KITE_CMD_GAT) && !e->conf.no_hot)
@@ -2593,8 +2691,15 @@ execute(struct kite_engine *e)
 
 	e->fenced = c != NULL && c->fence_tsc != NULL && now > *c->fence_tsc;
 	e->prev_ok = c != NULL && now < c->prev_until_tsc;
-	for (unsigned int i = 0; i < e->nent; i++)
+	for (unsigned int i = 0; i < e->nent; i++) {
+		/* A window ahead: its lines arrive while this one runs. */
+		if (i % WARM_WINDOW == 0 && !e->conf.no_prefetch && !e->conf.no_bulk) {
+			if (i == 0)
+				warm_run(e, 0);
+			warm_run(e, i + WARM_WINDOW);
+		}
 		exec_one(e, i);
+	}
 	e->nent = 0;
 	e->last_first = 0;
 }

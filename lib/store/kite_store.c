@@ -99,10 +99,45 @@ item_value(struct item *it)
 	return it->data + it->keylen;
 }
 
+/*
+ * Keys of up to 64 bytes (the usual ones) are compared inline, 8 bytes at
+ * a time: a call to libc's memcmp cost as much as the compare itself on a
+ * 16-byte key (its share of a batched SET's profile was 22 %).
+ */
+static inline bool
+bytes_eq(const uint8_t *a, const uint8_t *b, uint16_t n)
+{
+	uint64_t x, y;
+
+	if (n > 64)
+		return memcmp(a, b, n) == 0;
+	for (; n >= 8; a += 8, b += 8, n -= 8) {
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return false;
+	}
+	for (; n > 0; n--)
+		if (*a++ != *b++)
+			return false;
+	return true;
+}
+
 static inline bool
 key_eq(const struct item *it, const void *key, uint16_t keylen)
 {
-	return it->keylen == keylen && (keylen == 0 || memcmp(it->data, key, keylen) == 0);
+	return it->keylen == keylen && bytes_eq(it->data, key, keylen);
+}
+
+/* rte_hash's compare of two index keys (8-byte hashes): one load each, no memcmp call. */
+static int
+index_key_cmp(const void *a, const void *b, size_t len __rte_unused)
+{
+	uint64_t x, y;
+
+	memcpy(&x, a, sizeof(x));
+	memcpy(&y, b, sizeof(y));
+	return x != y;
 }
 
 static inline bool
@@ -622,6 +657,8 @@ kite_store_create(const struct kite_store_params *p)
 		rte_errno = err;
 		goto fail;
 	}
+	/* kited is one process: a compare function's address is valid wherever the index is used. */
+	rte_hash_set_cmp_func(s->index, index_key_cmp);
 
 	s->size = RTE_ALIGN_FLOOR(p->mem_bytes, (uint64_t)ITEM_ALIGN);
 	s->max_item_size = p->max_item_size != 0 ? p->max_item_size : STORE_DEFAULT_MAX_ITEM;
@@ -786,6 +823,39 @@ kite_store_peek(struct kite_store *s, const void *key, uint16_t keylen, uint64_t
 		struct kite_store_view *v)
 {
 	return read_item(s, key, keylen, hash, v, false);
+}
+
+void
+kite_store_prefetch_bulk(const struct kite_store *s, const uint64_t *hashes,
+			 const uint16_t *keylens, unsigned int n)
+{
+	const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
+	hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
+	void *data[RTE_HASH_LOOKUP_BULK_MAX];
+
+	if (s->no_prefetch)
+		return;
+	while (n > 0) {
+		unsigned int m = RTE_MIN(n, (unsigned int)RTE_HASH_LOOKUP_BULK_MAX);
+		uint64_t hits = 0;
+		unsigned int i;
+
+		for (i = 0; i < m; i++) {
+			kp[i] = &hashes[i];
+			sig[i] = fold(hashes[i]);
+		}
+		if (rte_hash_lookup_with_hash_bulk_data(s->index, kp, sig, m, &hits, data) < 0)
+			hits = 0;
+		for (i = 0; i < m; i++)
+			if (hits & (1ULL << i)) {
+				rte_prefetch0(data[i]);
+				rte_prefetch0((const uint8_t *)data[i] + sizeof(struct item) +
+					      keylens[i] - 1);
+			}
+		hashes += m;
+		keylens += m;
+		n -= m;
+	}
 }
 
 void
