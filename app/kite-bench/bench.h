@@ -343,6 +343,7 @@ struct server_stats {
 	uint64_t evictions;
 	uint64_t steer_misses; /* Kite: datagrams that arrived at a worker not owning their keys */
 	uint64_t handoffs;     /* Kite: datagrams handed between workers */
+	uint64_t copied_bytes; /* Kite: key and value bytes copied on the data path */
 	/* Kite's guard: datagrams passed, of them validated (cookie or trusted), authenticated. */
 	uint64_t guard_passed;
 	uint64_t guard_validated;

@@ -1231,6 +1231,8 @@ ctl_stat_parse(struct ctl_collect *c, struct server_stats *s)
 			s->steer_misses = stat_u64(&r);
 		} else if (STAT_IS("kite_handoff_out")) {
 			s->handoffs = stat_u64(&r);
+		} else if (STAT_IS("kite_copied_bytes")) {
+			s->copied_bytes = stat_u64(&r);
 		} else if (STAT_IS("kite_guard_passed")) {
 			s->guard_passed = stat_u64(&r);
 		} else if (STAT_IS("kite_guard_validated")) {

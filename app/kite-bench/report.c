@@ -158,8 +158,10 @@ report_summary(const struct run_report *r, FILE *f)
 	if (server_cycles(r, &cpr, &cyc, &served))
 		fprintf(f,
 			"server: %.1f cycles/request (%" PRIu64 " busy cycles / %" PRIu64
-			" requests served)\n",
-			cpr, cyc, served);
+			" requests served), %.1f bytes copied/request\n",
+			cpr, cyc, served,
+			(double)(r->srv_after.copied_bytes - r->srv_before.copied_bytes) /
+				(double)served);
 }
 
 static void
@@ -203,12 +205,13 @@ json_server(FILE *f, const char *name, const struct server_stats *s)
 		", \"served\": %" PRIu64 ", \"get_hits\": %" PRIu64 ", \"get_misses\": %" PRIu64
 		", \"curr_items\": %" PRIu64 ", \"evictions\": %" PRIu64
 		", \"steer_misses\": %" PRIu64 ", \"handoffs\": %" PRIu64
+		", \"copied_bytes\": %" PRIu64
 		", \"guard_passed\": %" PRIu64 ", \"guard_validated\": %" PRIu64
 		", \"guard_authenticated\": %" PRIu64
 		", \"service_get_p50_us\": %.3f, \"service_get_p99_us\": %.3f}",
 		name, s->valid ? "true" : "false", s->has_cycles ? "true" : "false", s->busy_cycles,
 		s->served, s->get_hits, s->get_misses, s->curr_items, s->evictions, s->steer_misses,
-		s->handoffs, s->guard_passed, s->guard_validated, s->guard_authed,
+		s->handoffs, s->copied_bytes, s->guard_passed, s->guard_validated, s->guard_authed,
 		s->service_get_p50_us, s->service_get_p99_us);
 }
 
@@ -284,9 +287,15 @@ report_json(const struct run_report *r, const char *path)
 	fprintf(f, ",\n    \"busy_cycles\": %" PRIu64 ",\n    \"served\": %" PRIu64 ",\n", cyc,
 		served);
 	if (have_cyc)
-		fprintf(f, "    \"cycles_per_request\": %.2f\n  },\n", cpr);
+		fprintf(f,
+			"    \"cycles_per_request\": %.2f,\n    \"copied_bytes_per_request\": "
+			"%.2f\n  },\n",
+			cpr,
+			(double)(r->srv_after.copied_bytes - r->srv_before.copied_bytes) /
+				(double)served);
 	else
-		fprintf(f, "    \"cycles_per_request\": null\n  },\n");
+		fprintf(f, "    \"cycles_per_request\": null,\n"
+			   "    \"copied_bytes_per_request\": null\n  },\n");
 	fprintf(f, "  \"progress\": [");
 	for (unsigned int i = 0; i < r->nsamples; i++) {
 		const struct progress_sample *p = &r->samples[i];

@@ -339,6 +339,7 @@ next_buf(struct kite_engine *e, const struct entry *q)
 	if (e->nbufs == 1 && d->renv_len > 0) {
 		/* The guard's envelope starts the reply (a cookie for the sender). */
 		memmove(b + KITE_FRAME_HDR_LEN, d->renv, d->renv_len);
+		e->conf.stats->copied_bytes += d->renv_len;
 		e->fill = (uint16_t)(e->fill + d->renv_len);
 	}
 	return true;
@@ -534,6 +535,7 @@ emit(struct kite_engine *e, const struct entry *q, const struct piece *pc, unsig
 
 	for (unsigned int i = 0; i < np; i++)
 		total += pc[i].n;
+	e->conf.stats->copied_bytes += total;
 	p = place(e, q, total, &go);
 	if (p != NULL) {
 		for (unsigned int i = 0; i < np; i++) {
@@ -604,6 +606,7 @@ respond(struct kite_engine *e, const struct entry *q, uint16_t status, uint64_t 
 		respond_text_status(e, q, status, val, vallen);
 		return;
 	}
+	e->conf.stats->copied_bytes += (uint64_t)keylen + vallen;
 	p = place(e, q, total, &go);
 	if (p != NULL) {
 		kite_proto_write_res_hdr(p, q->r.opcode, keylen, extlen, status, (uint32_t)body,
@@ -1488,8 +1491,10 @@ do_store(struct kite_engine *e, const struct entry *q, struct kite_store *s, uin
 	};
 	enum kite_store_result rc = kite_store_store(s, q->r.key, q->r.keylen, q->hash, &w, cas);
 
-	if (rc == KITE_STORE_OK)
+	if (rc == KITE_STORE_OK) {
+		e->conf.stats->copied_bytes += (uint64_t)q->r.keylen + q->r.vallen;
 		replicate(e, q, s, false);
+	}
 	return rc;
 }
 

@@ -157,6 +157,7 @@ enum { KITE_ENGINE_NS_ANY = 0, KITE_ENGINE_NS_PREFIX = 1, KITE_ENGINE_NS_PUBLIC 
 	X(tx_dgrams, "tx_datagrams", "reply datagrams written")                                  \
 	X(tx_responses, "tx_responses", "responses written")                                      \
 	X(tx_bytes, "tx_bytes", "reply payload bytes")                                            \
+	X(copied_bytes, "copied_bytes", "bytes copied on the data path: keys and values into replies (text lines whole), the guard's envelope, a write's key and value into the store") \
 	X(err_replies, "error_replies", "error statuses sent for malformed requests")             \
 	X(unknown_cmd, "unknown_commands", "UNKNOWN_COMMAND replies")                             \
 	X(not_owned, "not_owned", "requests skipped: another worker owns their key")              \

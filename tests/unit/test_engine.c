@@ -340,7 +340,10 @@ test_get_miss_and_hit(void **state)
 	dg_set(&d, KITE_OP_SET, 1, "k1", "value-1", 0xdeadbeef, 0);
 	dg_req(&d, KITE_OP_GET, 2, 0, NULL, 0, "k1", NULL, 0);
 	dg_req(&d, KITE_OP_GETK, 3, 0, NULL, 0, "k1", NULL, 0);
+	const uint64_t copied = wstats.copied_bytes;
 	run(e, &d);
+	/* Bytes copied: the SET's key and value into the store, the GET's value, the GETK's both. */
+	assert_int_equal(wstats.copied_bytes - copied, (2 + 7) + 7 + (2 + 7));
 	assert_int_equal(parse_all(8, r, 4), 3);
 	assert_int_equal(r[0].status, 0);
 	assert_int_not_equal(r[0].cas, 0);
@@ -1186,8 +1189,17 @@ ablate_script(unsigned int ablate, uint8_t *cap, size_t cap_size)
 		snprintf(key, sizeof(key), "ab%d", i);
 		dg_set(&d[0], KITE_OP_SETQ, (uint32_t)i, key, key, (uint32_t)i, 0);
 	}
-	/* Burst 2: GET runs with hits, misses, duplicates, a SET in between. */
+	/*
+	 * Burst 2: writes to keys that exist (warm_run finds and prefetches
+	 * them; one key twice, a DELETE among them), then GET runs with hits,
+	 * misses, duplicates, a SET in between.
+	 */
 	dg_start(&d[1], 2);
+	for (int i = 1; i <= 8; i++) {
+		snprintf(key, sizeof(key), "ab%d", i == 8 ? 2 : i);
+		dg_set(&d[1], KITE_OP_SET, 200 + (uint32_t)i, key, i == 8 ? "again" : "over", 7, 0);
+	}
+	dg_req(&d[1], KITE_OP_DELETE, 210, 0, NULL, 0, "ab9", NULL, 0);
 	for (int i = 0; i < 30; i++) {
 		snprintf(key, sizeof(key), "ab%d", (i * 7) % 28);
 		dg_req(&d[1], i % 3 ? KITE_OP_GET : KITE_OP_GETQ, (uint32_t)i, 0, NULL, 0, key,
