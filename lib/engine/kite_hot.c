@@ -96,7 +96,16 @@ kite_hot_tick(struct kite_hot *h, uint32_t now)
 		 * of the one after it: it estimates about two windows' reads.
 		 */
 		const uint64_t rate = (uint64_t)h->count[o] * KITE_HOT_SAMPLE / (2u * elapsed);
-		const bool is_hot = h->rate != 0 && rate >= h->rate;
+		/*
+		 * Hot on the count's lower bound (count - error): under a uniform
+		 * load every counter is mostly error, inherited from the keys it
+		 * replaced, and the estimate alone made all 128 of them "hot" at a
+		 * few million reads per second (clients would keep random keys in
+		 * their L1, and every hit paid a probe of a full hot set).
+		 */
+		const uint64_t sure = (uint64_t)(h->count[o] - h->err[o]) * KITE_HOT_SAMPLE /
+				      (2u * elapsed);
+		const bool is_hot = h->rate != 0 && sure >= h->rate;
 
 		if (is_hot) {
 			set_add(h, h->hash[o]);
