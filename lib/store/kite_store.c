@@ -881,13 +881,19 @@ kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint
 			hits = 0;
 		/*
 		 * The header and the key: items are 8-byte aligned, so the key
-		 * often begins or ends on the header's next cache line.
+		 * often begins or ends on the header's next cache line. And the
+		 * line after the key's last: a value of up to 64 bytes ends in
+		 * the key's line or in that one (the reply copies it; its length
+		 * is not known before the header arrives).
 		 */
 		for (i = 0; i < m && !s->no_prefetch; i++)
 			if (hits & (1ULL << i)) {
+				const uint8_t *kend = (const uint8_t *)data[i] + sizeof(struct item) +
+						      keylens[i] - 1;
+
 				rte_prefetch0(data[i]);
-				rte_prefetch0((const uint8_t *)data[i] + sizeof(struct item) +
-					      keylens[i] - 1);
+				rte_prefetch0(kend);
+				rte_prefetch0(kend + RTE_CACHE_LINE_SIZE);
 			}
 		for (i = 0; i < m; i++) {
 			struct item *it = (hits & (1ULL << i)) ? data[i] : NULL;
