@@ -70,6 +70,7 @@ struct kite_store {
 	uint16_t id;
 	bool no_prefetch;
 	uint8_t seed[crypto_shorthash_siphash24_KEYBYTES];
+	uint64_t sip_iv[4]; /* SipHash's v0..v3 after the seed: computed once, not per key */
 
 	struct kite_store_stats st;
 	/*

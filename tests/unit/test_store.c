@@ -2142,6 +2142,23 @@ test_siphash_matches_libsodium(void **state)
 	assert_int_not_equal(kite_store__siphash(seed, key, 16, 1, 3), a);
 }
 
+/* The index hash (SipHash-1-3 unrolled, the seed's state kept) is siphash(1, 3) at every length. */
+static void
+test_index_hash_is_siphash13(void **state)
+{
+	struct kite_store *s = mk("hash13", 1 << 20, 0, 0);
+	uint8_t key[80];
+
+	(void)state;
+	assert_non_null(s);
+	for (int i = 0; i < (int)sizeof(key); i++)
+		key[i] = (uint8_t)(i * 29 + 5);
+	for (uint16_t len = 0; len <= sizeof(key); len++)
+		assert_int_equal(kite_store_hash(s, key, len),
+				 kite_store__siphash(seed_a, key, len, 1, 3));
+	kite_store_free(s);
+}
+
 /* DPDK heap bytes in use on every socket. */
 static size_t
 heap_used(void)
@@ -2217,6 +2234,7 @@ main(void)
 		cmocka_unit_test(test_stats_counters),
 		cmocka_unit_test(test_set_time),
 		cmocka_unit_test(test_siphash_matches_libsodium),
+		cmocka_unit_test(test_index_hash_is_siphash13),
 		cmocka_unit_test(test_result_names),
 		cmocka_unit_test(test_absolute_expiry),
 		cmocka_unit_test(test_explicit_cas),
