@@ -1213,7 +1213,8 @@ lookup_run(struct kite_engine *e, unsigned int first)
 			unsigned int n = RTE_MIN(gend - g, 64u);
 			for (unsigned int k = 0; k < n; k++) {
 				struct entry *o = &e->ent[order[g + k]];
-				o->hash = kite_store_hash(s, o->r.key, o->r.keylen);
+				if (!o->hashed)
+					o->hash = kite_store_hash(s, o->r.key, o->r.keylen);
 				keys[k] = o->r.key;
 				keylens[k] = o->r.keylen;
 				hashes[k] = o->hash;
@@ -1244,12 +1245,20 @@ lookup_run(struct kite_engine *e, unsigned int first)
 
 /*
  * Before a window of the table runs, bring the index entries and items of
- * its writes into the cache: each write's hash is computed once here, and
+ * its writes (and of the GETs between them) into the cache: each write's hash is computed once here, and
  * each partition's keys go through one bulk lookup (kite_store_prefetch_bulk),
  * so that their misses overlap as a GET run's do. A write alone would take
  * three dependent misses (bucket, key slot, item). GETs are left to
  * lookup_run().
  */
+/* A keyed request of this worker's: a write, or a GET not looked up yet (and looked up here). */
+static inline bool
+warmable(const struct kite_engine *e, const struct entry *q)
+{
+	return q->kind == ENTRY_REQ && q->keyed && owns(e, q->part) &&
+	       (!is_readonly(q) || (is_get(q) && !q->looked_up && !not_here(e, q)));
+}
+
 static void
 warm_run(struct kite_engine *e, unsigned int first)
 {
@@ -1264,10 +1273,23 @@ warm_run(struct kite_engine *e, unsigned int first)
 
 	if (first >= end)
 		return;
+	/*
+	 * A window without writes is left to lookup_run(): its GETs form long
+	 * runs. With writes, the GETs between them come in short runs (a run
+	 * ends at each write), whose bulk lookups are too small to overlap
+	 * anything: they are warmed here too.
+	 */
+	for (unsigned int i = first; i < end && n == 0; i++) {
+		const struct entry *q = &e->ent[i];
+		n = q->kind == ENTRY_REQ && q->keyed && !is_readonly(q) && owns(e, q->part);
+	}
+	if (n == 0)
+		return;
+	n = 0;
 	memset(start, 0, sizeof(start[0]) * (nlocal + 1));
 	for (unsigned int i = first; i < end; i++) {
 		const struct entry *q = &e->ent[i];
-		if (q->kind == ENTRY_REQ && q->keyed && !is_readonly(q) && owns(e, q->part)) {
+		if (warmable(e, q)) {
 			start[e->slot_of[q->part] + 1]++;
 			n++;
 		}
@@ -1278,7 +1300,7 @@ warm_run(struct kite_engine *e, unsigned int first)
 		start[p] = (uint16_t)(start[p] + start[p - 1]);
 	for (unsigned int i = first; i < end; i++) {
 		const struct entry *q = &e->ent[i];
-		if (q->kind == ENTRY_REQ && q->keyed && !is_readonly(q) && owns(e, q->part))
+		if (warmable(e, q))
 			order[start[e->slot_of[q->part]]++] = (uint8_t)(i - first);
 	}
 	for (unsigned int g = 0, lp = 0; g < n; lp++) {
