@@ -361,7 +361,7 @@ struct server_stats {
  * every stamp this generator used before (the node refuses a stamp that
  * does not increase per tenant and source socket).
  */
-uint64_t gen_stamp(struct gen *g);
+uint64_t gen_stamp(struct gen *g, uint16_t flow);
 
 /* The largest STAT request: frame, envelope (cookie and MAC), header. */
 #define CTL_REQ_MAX (KITE_FRAME_HDR_LEN + 4 + 12 + 28 + KITE_BIN_HDR_LEN)

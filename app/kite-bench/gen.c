@@ -108,7 +108,14 @@ struct gen {
 	uint32_t version;
 	/* --guard: each flow's cookie, as the node's reply envelopes gave it (zero: none yet). */
 	uint8_t (*cookie)[KITE_GUARD_COOKIE_LEN];
-	uint64_t stamp; /* --guard mac: the last AUTH stamp, unix microseconds */
+	/*
+	 * --guard mac: each flow's last AUTH stamp (unix microseconds). The
+	 * node wants them increasing per source socket, and a stamp is at least
+	 * the last + 1: one sequence for every flow would run ahead of the
+	 * clock above a million datagrams a second, and the node refuses a
+	 * stamp more than 1 s ahead.
+	 */
+	uint64_t *stamps;
 	uint32_t flow_rr;
 
 	/*
@@ -208,7 +215,8 @@ gen_create(const struct gen_conf *c)
 	g->late_tsc = w->tsc_hz / 1000000 * LATE_US;
 	if (w->guard != 0) {
 		g->cookie = calloc(c->flows, sizeof(*g->cookie));
-		if (g->cookie == NULL)
+		g->stamps = calloc(c->flows, sizeof(*g->stamps));
+		if (g->cookie == NULL || g->stamps == NULL)
 			goto fail;
 	}
 	g->version = (uint32_t)c->id << 24;
@@ -247,6 +255,7 @@ gen_free(struct gen *g)
 	free(g->cap_buf);
 	free(g->cap);
 	free(g->cookie);
+	free(g->stamps);
 	bench_free(g, eal);
 }
 
@@ -535,7 +544,7 @@ gen_write(struct gen *g, const struct gen_dgram *d, uint8_t *buf)
 		/* The flow's cookie (zeros until a reply brought one: then the node offers it). */
 		kite_guard_env_write(p, w->hdr - KITE_FRAME_HDR_LEN,
 				     KITE_GUARD_F_COOKIE | (w->guard == 2 ? KITE_GUARD_F_AUTH : 0),
-				     g->cookie[s->flow], w->tenant, w->guard == 2 ? gen_stamp(g) : 0,
+				     g->cookie[s->flow], w->tenant, w->guard == 2 ? gen_stamp(g, s->flow) : 0,
 				     0, 0, 0);
 		p += w->hdr - KITE_FRAME_HDR_LEN;
 	}
@@ -1070,9 +1079,9 @@ gen_capture_get(const struct gen *g, uint32_t i, struct gen_capture *c)
 }
 
 uint64_t
-gen_stamp(struct gen *g)
+gen_stamp(struct gen *g, uint16_t flow)
 {
-	return kite_guard_stamp_next(&g->stamp, kite_guard_wall_us());
+	return kite_guard_stamp_next(&g->stamps[flow], kite_guard_wall_us());
 }
 
 /* ---- control exchanges -------------------------------------------------- */

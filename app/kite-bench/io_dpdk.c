@@ -657,7 +657,7 @@ drv_server_stats(void *arg, struct server_stats *s)
 	for (int t = 0; t < CTL_TRIES && !bench_quit; t++) {
 		uint16_t id = (uint16_t)(0xfff0 + t);
 		uint32_t len = ctl_stat_request(&x->w, req, id, cookie,
-						x->w.guard == 2 ? gen_stamp(lc->g) : 0);
+						x->w.guard == 2 ? gen_stamp(lc->g, 0) : 0);
 		uint64_t deadline = rte_rdtsc() + hz;
 
 		ctl_collect_init(&c, id, x->ctl_buf, x->w.reply_stride);
