@@ -891,33 +891,53 @@ kite_store_peek(struct kite_store *s, const void *key, uint16_t keylen, uint64_t
 	return read_item(s, key, keylen, hash, v, false);
 }
 
+/*
+ * One rte_hash bulk lookup of up to RTE_HASH_LOOKUP_BULK_MAX index keys:
+ * data[i] is their item where bit i of the result is set. Then the lines
+ * of each item found that the caller reads first: the header and the key
+ * (items are 8-byte aligned, so the key often begins or ends on the
+ * header's next line) and the line after the key's last, where a value of
+ * up to 64 bytes ends (the reply copies it; its length is not known
+ * before the header arrives).
+ */
+static uint64_t
+index_bulk(const struct kite_store *s, const uint64_t *hashes, const uint16_t *keylens,
+	   unsigned int m, void **data)
+{
+	const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
+	hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
+	uint64_t hits = 0;
+
+	for (unsigned int i = 0; i < m; i++) {
+		kp[i] = &hashes[i];
+		sig[i] = fold(hashes[i]);
+	}
+	if (rte_hash_lookup_with_hash_bulk_data(s->index, kp, sig, m, &hits, data) < 0)
+		return 0;
+	for (unsigned int i = 0; i < m && !s->no_prefetch; i++)
+		if (hits & (1ULL << i)) {
+			const uint8_t *kend = (const uint8_t *)data[i] + sizeof(struct item) +
+					      keylens[i] - 1;
+
+			rte_prefetch0(data[i]);
+			rte_prefetch0(kend);
+			rte_prefetch0(kend + RTE_CACHE_LINE_SIZE);
+		}
+	return hits;
+}
+
 void
 kite_store_prefetch_bulk(const struct kite_store *s, const uint64_t *hashes,
 			 const uint16_t *keylens, unsigned int n)
 {
-	const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
-	hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
 	void *data[RTE_HASH_LOOKUP_BULK_MAX];
 
 	if (s->no_prefetch)
 		return;
 	while (n > 0) {
 		unsigned int m = RTE_MIN(n, (unsigned int)RTE_HASH_LOOKUP_BULK_MAX);
-		uint64_t hits = 0;
-		unsigned int i;
 
-		for (i = 0; i < m; i++) {
-			kp[i] = &hashes[i];
-			sig[i] = fold(hashes[i]);
-		}
-		if (rte_hash_lookup_with_hash_bulk_data(s->index, kp, sig, m, &hits, data) < 0)
-			hits = 0;
-		for (i = 0; i < m; i++)
-			if (hits & (1ULL << i)) {
-				rte_prefetch0(data[i]);
-				rte_prefetch0((const uint8_t *)data[i] + sizeof(struct item) +
-					      keylens[i] - 1);
-			}
+		index_bulk(s, hashes, keylens, m, data);
 		hashes += m;
 		keylens += m;
 		n -= m;
@@ -929,38 +949,14 @@ kite_store_get_bulk(struct kite_store *s, const uint8_t *const *keys, const uint
 		    const uint64_t *hashes, unsigned int n, struct kite_store_view *views,
 		    uint8_t *results)
 {
-	const void *kp[RTE_HASH_LOOKUP_BULK_MAX];
-	hash_sig_t sig[RTE_HASH_LOOKUP_BULK_MAX];
 	void *data[RTE_HASH_LOOKUP_BULK_MAX];
 
 	/* More than one lookup's worth is served in chunks rather than refused. */
 	while (n > 0) {
 		unsigned int m = RTE_MIN(n, (unsigned int)RTE_HASH_LOOKUP_BULK_MAX);
-		uint64_t hits = 0;
+		uint64_t hits = index_bulk(s, hashes, keylens, m, data);
 		unsigned int i;
 
-		for (i = 0; i < m; i++) {
-			kp[i] = &hashes[i];
-			sig[i] = fold(hashes[i]);
-		}
-		if (rte_hash_lookup_with_hash_bulk_data(s->index, kp, sig, m, &hits, data) < 0)
-			hits = 0;
-		/*
-		 * The header and the key: items are 8-byte aligned, so the key
-		 * often begins or ends on the header's next cache line. And the
-		 * line after the key's last: a value of up to 64 bytes ends in
-		 * the key's line or in that one (the reply copies it; its length
-		 * is not known before the header arrives).
-		 */
-		for (i = 0; i < m && !s->no_prefetch; i++)
-			if (hits & (1ULL << i)) {
-				const uint8_t *kend = (const uint8_t *)data[i] + sizeof(struct item) +
-						      keylens[i] - 1;
-
-				rte_prefetch0(data[i]);
-				rte_prefetch0(kend);
-				rte_prefetch0(kend + RTE_CACHE_LINE_SIZE);
-			}
 		for (i = 0; i < m; i++) {
 			struct item *it = (hits & (1ULL << i)) ? data[i] : NULL;
 
