@@ -106,6 +106,13 @@ server_cycles(const struct run_report *r, double *cpr, uint64_t *cycles, uint64_
 	return true;
 }
 
+/* Key and value bytes the server copied per request served across the run (server_cycles()'s served). */
+static double
+server_copied(const struct run_report *r, uint64_t served)
+{
+	return (double)(r->srv_after.copied_bytes - r->srv_before.copied_bytes) / (double)served;
+}
+
 void
 report_summary(const struct run_report *r, FILE *f)
 {
@@ -159,9 +166,7 @@ report_summary(const struct run_report *r, FILE *f)
 		fprintf(f,
 			"server: %.1f cycles/request (%" PRIu64 " busy cycles / %" PRIu64
 			" requests served), %.1f bytes copied/request\n",
-			cpr, cyc, served,
-			(double)(r->srv_after.copied_bytes - r->srv_before.copied_bytes) /
-				(double)served);
+			cpr, cyc, served, server_copied(r, served));
 }
 
 static void
@@ -290,9 +295,7 @@ report_json(const struct run_report *r, const char *path)
 		fprintf(f,
 			"    \"cycles_per_request\": %.2f,\n    \"copied_bytes_per_request\": "
 			"%.2f\n  },\n",
-			cpr,
-			(double)(r->srv_after.copied_bytes - r->srv_before.copied_bytes) /
-				(double)served);
+			cpr, server_copied(r, served));
 	else
 		fprintf(f, "    \"cycles_per_request\": null,\n"
 			   "    \"copied_bytes_per_request\": null\n  },\n");

@@ -48,7 +48,7 @@ struct kite_engine {
 	struct kite_engine_conf conf;
 	uint64_t self_bit; /* this worker in a route mask */
 	uint64_t all_bits; /* every worker */
-	uint64_t part_mask; /* partitions - 1 when a power of two (h & mask == h % n), else 0 */
+	bool part_pow2; /* partitions is a power of two: h & (n - 1) is h % n */
 	/*
 	 * Each partition's owner and its place among the owner's partitions,
 	 * computed once: the divisions they take (p % workers, p / workers)
@@ -193,7 +193,7 @@ kite_engine_create(const struct kite_engine_conf *conf, int socket_id)
 	e->self_bit = UINT64_C(1) << conf->self;
 	e->all_bits = ~UINT64_C(0) >> (64 - conf->map.workers); /* 1..KITE_MAX_WORKERS */
 	/* A division costs tens of cycles per request; a mask gives the same partition. */
-	e->part_mask = rte_is_power_of_2(conf->map.partitions) ? conf->map.partitions - 1 : 0;
+	e->part_pow2 = rte_is_power_of_2(conf->map.partitions);
 	for (uint32_t p = 0; p < conf->map.partitions; p++) {
 		e->owner_of[p] = (uint8_t)kite_topo_owner(&conf->map, p);
 		e->slot_of[p] = (uint8_t)(p / conf->map.workers);
@@ -773,9 +773,9 @@ route(struct kite_engine *e, struct entry *q)
 		/* One hash for both levels: partition and vbucket. */
 		uint64_t h = kite_topo_key_hash(q->r.key, q->r.keylen);
 
-		q->part = (uint16_t)(e->part_mask != 0 || e->conf.map.partitions == 1
-					     ? h & e->part_mask
-					     : h % e->conf.map.partitions);
+		const uint32_t n = e->conf.map.partitions;
+
+		q->part = (uint16_t)(e->part_pow2 ? h & (n - 1) : h % n);
 		q->vb = (uint32_t)h;
 		return UINT64_C(1) << e->owner_of[q->part];
 	}
@@ -904,7 +904,7 @@ parse_text(struct kite_engine *e, unsigned int di, size_t off)
 		q->r.quiet = t->noreply;
 		q->dgram = (uint16_t)di;
 		q->looked_up = false;
-	q->hashed = false;
+		q->hashed = false;
 		if (res == KITE_PARSE_OK && unlikely(d->refuse | d->deny | d->ns) &&
 		    (status = policy_refuses(e, d, &q->r)) != 0)
 			res = KITE_PARSE_ERR_REPLY;
@@ -998,7 +998,7 @@ parse_dgram(struct kite_engine *e, unsigned int di)
 							      &status, &drop);
 		q->dgram = (uint16_t)di;
 		q->looked_up = false;
-	q->hashed = false;
+		q->hashed = false;
 		if (res == KITE_PARSE_OK && unlikely(kite_proto_is_meta(q->r.opcode))) {
 			/* Kite's META_*: the flags (text, in the extras) as the text forms read them. */
 			struct kite_text_req *t = &e->text[q - e->ent];
@@ -1166,43 +1166,76 @@ not_here(const struct kite_engine *e, const struct entry *q)
 	       c->role[q->vb & c->vbucket_mask] != KITE_ENGINE_ROLE_REPLICA;
 }
 
+/* A GET of this worker's that no bulk lookup has served yet. */
+static inline bool
+pending_get(const struct kite_engine *e, const struct entry *q)
+{
+	return is_get(q) && !q->looked_up && owns(e, q->part) && !not_here(e, q);
+}
+
+/* A keyed write of this worker's. */
+static inline bool
+own_write(const struct kite_engine *e, const struct entry *q)
+{
+	return q->kind == ENTRY_REQ && q->keyed && !is_readonly(q) && owns(e, q->part);
+}
+
+/*
+ * The entries of [first, end) that `take` selects, grouped by partition
+ * (a counting sort over this worker's partitions): order[] receives their
+ * indexes, group by group, and start[lp] the end of local partition lp's
+ * group. Returns how many were taken.
+ */
+static inline unsigned int
+group_by_part(const struct kite_engine *e, unsigned int first, unsigned int end,
+	      bool (*take)(const struct kite_engine *, const struct entry *), uint16_t *order,
+	      uint16_t *start)
+{
+	const uint16_t workers = e->conf.map.workers;
+	const unsigned int nlocal = (e->conf.map.partitions + workers - 1) / workers;
+	unsigned int n = 0;
+
+	memset(start, 0, sizeof(start[0]) * (nlocal + 1));
+	for (unsigned int i = first; i < end; i++) {
+		const struct entry *q = &e->ent[i];
+		if (take(e, q)) {
+			start[e->slot_of[q->part] + 1]++;
+			n++;
+		}
+	}
+	if (n == 0)
+		return 0;
+	for (unsigned int p = 1; p <= nlocal; p++)
+		start[p] = (uint16_t)(start[p] + start[p - 1]);
+	for (unsigned int i = first; i < end; i++) {
+		const struct entry *q = &e->ent[i];
+		if (take(e, q))
+			order[start[e->slot_of[q->part]]++] = (uint16_t)i;
+	}
+	return n;
+}
+
 /*
  * Look up every owned GET from `first` to the next mutation, in bulk per
- * partition: one pass groups the run by partition (counting sort over this
- * worker's partitions), then each group goes to the store in chunks of 64.
+ * partition: the run is grouped by partition, then each group goes to the
+ * store in chunks of 64.
  */
 static void
 lookup_run(struct kite_engine *e, unsigned int first)
 {
-	const uint16_t workers = e->conf.map.workers;
-	const unsigned int nlocal = (e->conf.map.partitions + workers - 1) / workers;
 	const uint8_t *keys[64];
 	uint16_t keylens[64];
 	uint64_t hashes[64];
 	uint8_t results[64];
 	uint16_t start[KITE_MAX_PARTS_PER_WORKER + 1];
 	uint16_t order[KITE_ENGINE_MAX_REQS];
-	unsigned int end = first, ngets = 0;
+	unsigned int end = first, ngets;
 
 	while (end < e->nent && is_readonly(&e->ent[end]))
 		end++;
-	memset(start, 0, sizeof(start[0]) * (nlocal + 1));
-	for (unsigned int i = first; i < end; i++) {
-		const struct entry *q = &e->ent[i];
-		if (is_get(q) && !q->looked_up && owns(e, q->part) && !not_here(e, q)) {
-			start[e->slot_of[q->part] + 1]++;
-			ngets++;
-		}
-	}
+	ngets = group_by_part(e, first, end, pending_get, order, start);
 	if (ngets == 0)
 		return;
-	for (unsigned int p = 1; p <= nlocal; p++)
-		start[p] = (uint16_t)(start[p] + start[p - 1]);
-	for (unsigned int i = first; i < end; i++) {
-		const struct entry *q = &e->ent[i];
-		if (is_get(q) && !q->looked_up && owns(e, q->part) && !not_here(e, q))
-			order[start[e->slot_of[q->part]]++] = (uint16_t)i;
-	}
 	/* start[p] now marks the end of group p; groups are contiguous in order[]. */
 	for (unsigned int g = 0, lp = 0; g < ngets; lp++) {
 		unsigned int gend = start[lp];
@@ -1245,64 +1278,37 @@ lookup_run(struct kite_engine *e, unsigned int first)
 
 /*
  * Before a window of the table runs, bring the index entries and items of
- * its writes (and of the GETs between them) into the cache: each write's hash is computed once here, and
+ * its writes into the cache: each write's hash is computed once here, and
  * each partition's keys go through one bulk lookup (kite_store_prefetch_bulk),
  * so that their misses overlap as a GET run's do. A write alone would take
- * three dependent misses (bucket, key slot, item). GETs are left to
- * lookup_run().
+ * three dependent misses (bucket, key slot, item). A window without writes
+ * is left to lookup_run(): its GETs form long runs. With writes, the GETs
+ * between them come in short runs (a run ends at each write), whose bulk
+ * lookups are too small to overlap anything: they are warmed here too.
  */
-/* A keyed request of this worker's: a write, or a GET not looked up yet (and looked up here). */
 static inline bool
 warmable(const struct kite_engine *e, const struct entry *q)
 {
-	return q->kind == ENTRY_REQ && q->keyed && owns(e, q->part) &&
-	       (!is_readonly(q) || (is_get(q) && !q->looked_up && !not_here(e, q)));
+	return own_write(e, q) || pending_get(e, q);
 }
 
 static void
 warm_run(struct kite_engine *e, unsigned int first)
 {
-	const uint16_t workers = e->conf.map.workers;
-	const unsigned int nlocal = (e->conf.map.partitions + workers - 1) / workers;
 	const unsigned int end = RTE_MIN(e->nent, first + WARM_WINDOW);
 	uint64_t hashes[WARM_WINDOW];
 	uint16_t keylens[WARM_WINDOW];
 	uint16_t start[KITE_MAX_PARTS_PER_WORKER + 1];
-	uint8_t order[WARM_WINDOW];
-	unsigned int n = 0;
+	uint16_t order[WARM_WINDOW];
+	unsigned int i = first, n;
 
-	if (first >= end)
+	while (i < end && !own_write(e, &e->ent[i]))
+		i++;
+	if (i == end)
 		return;
-	/*
-	 * A window without writes is left to lookup_run(): its GETs form long
-	 * runs. With writes, the GETs between them come in short runs (a run
-	 * ends at each write), whose bulk lookups are too small to overlap
-	 * anything: they are warmed here too.
-	 */
-	for (unsigned int i = first; i < end && n == 0; i++) {
-		const struct entry *q = &e->ent[i];
-		n = q->kind == ENTRY_REQ && q->keyed && !is_readonly(q) && owns(e, q->part);
-	}
-	if (n == 0)
-		return;
-	n = 0;
-	memset(start, 0, sizeof(start[0]) * (nlocal + 1));
-	for (unsigned int i = first; i < end; i++) {
-		const struct entry *q = &e->ent[i];
-		if (warmable(e, q)) {
-			start[e->slot_of[q->part] + 1]++;
-			n++;
-		}
-	}
+	n = group_by_part(e, first, end, warmable, order, start);
 	if (n < 2)
 		return; /* nothing to overlap */
-	for (unsigned int p = 1; p <= nlocal; p++)
-		start[p] = (uint16_t)(start[p] + start[p - 1]);
-	for (unsigned int i = first; i < end; i++) {
-		const struct entry *q = &e->ent[i];
-		if (warmable(e, q))
-			order[start[e->slot_of[q->part]]++] = (uint8_t)(i - first);
-	}
 	for (unsigned int g = 0, lp = 0; g < n; lp++) {
 		const unsigned int gend = start[lp];
 		const unsigned int g0 = g;
@@ -1310,9 +1316,9 @@ warm_run(struct kite_engine *e, unsigned int first)
 
 		if (g == gend)
 			continue;
-		s = e->conf.parts[e->ent[first + order[g]].part];
+		s = e->conf.parts[e->ent[order[g]].part];
 		for (; g < gend; g++) {
-			struct entry *q = &e->ent[first + order[g]];
+			struct entry *q = &e->ent[order[g]];
 			q->hash = kite_store_hash(s, q->r.key, q->r.keylen);
 			q->hashed = true;
 			hashes[g - g0] = q->hash;

@@ -743,18 +743,15 @@ static inline uint64_t
 siphash(const uint8_t seed[16], const void *key, size_t len, int c, int d)
 {
 	const uint8_t *p = key;
-	uint64_t k0, k1, m, b = (uint64_t)len << 56;
+	uint64_t iv[4], m, b = (uint64_t)len << 56;
 	uint64_t v0, v1, v2, v3;
 	size_t i;
 
-	memcpy(&k0, seed, 8);
-	memcpy(&k1, seed + 8, 8);
-	k0 = rte_le_to_cpu_64(k0);
-	k1 = rte_le_to_cpu_64(k1);
-	v0 = k0 ^ UINT64_C(0x736f6d6570736575);
-	v1 = k1 ^ UINT64_C(0x646f72616e646f6d);
-	v2 = k0 ^ UINT64_C(0x6c7967656e657261);
-	v3 = k1 ^ UINT64_C(0x7465646279746573);
+	siphash_iv(seed, iv);
+	v0 = iv[0];
+	v1 = iv[1];
+	v2 = iv[2];
+	v3 = iv[3];
 	for (i = 0; i + 8 <= len; i += 8) {
 		memcpy(&m, p + i, 8);
 		m = rte_le_to_cpu_64(m);
