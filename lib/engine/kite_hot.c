@@ -15,39 +15,125 @@ kite_hot_init(struct kite_hot *h, uint32_t rate, struct kite_hot_pub *pub, uint3
 		memset(pub, 0, sizeof(*pub));
 }
 
+/* The index: a sampled key's counter by its hash (linear probing, 0 = empty slot). */
+static inline unsigned int
+slot_of(uint64_t hash)
+{
+	return (unsigned int)(hash ^ (hash >> 32)) & (KITE_HOT_SET - 1);
+}
+
+static int
+index_find(const struct kite_hot *h, uint64_t hash)
+{
+	for (unsigned int s = slot_of(hash);; s = (s + 1) & (KITE_HOT_SET - 1)) {
+		const unsigned int c = h->idx[s];
+
+		if (c == 0)
+			return -1;
+		if (h->hash[c - 1] == hash)
+			return (int)(c - 1);
+	}
+}
+
+static void
+index_add(struct kite_hot *h, uint32_t c)
+{
+	unsigned int s = slot_of(h->hash[c]);
+
+	while (h->idx[s] != 0)
+		s = (s + 1) & (KITE_HOT_SET - 1);
+	h->idx[s] = (uint8_t)(c + 1);
+}
+
+/* Remove counter c's slot, moving later slots of its probe run back (no tombstones). */
+static void
+index_del(struct kite_hot *h, uint32_t c)
+{
+	unsigned int s = slot_of(h->hash[c]);
+
+	while (h->idx[s] != c + 1)
+		s = (s + 1) & (KITE_HOT_SET - 1);
+	for (unsigned int n = (s + 1) & (KITE_HOT_SET - 1); h->idx[n] != 0;
+	     n = (n + 1) & (KITE_HOT_SET - 1)) {
+		const unsigned int home = slot_of(h->hash[h->idx[n] - 1]);
+
+		/* The entry at n may fill the hole at s unless its home lies in (s, n]. */
+		if (((n - home) & (KITE_HOT_SET - 1)) >= ((n - s) & (KITE_HOT_SET - 1))) {
+			h->idx[s] = h->idx[n];
+			s = n;
+		}
+	}
+	h->idx[s] = 0;
+}
+
+/* The heap of counters by count, smallest first: its root is the one a newcomer takes. */
+static void
+heap_down(struct kite_hot *h, unsigned int i)
+{
+	const unsigned int n = h->n;
+	const uint8_t c = h->heap[i];
+	const uint32_t v = h->count[c];
+
+	for (;;) {
+		unsigned int k = 2 * i + 1;
+
+		if (k >= n)
+			break;
+		if (k + 1 < n && h->count[h->heap[k + 1]] < h->count[h->heap[k]])
+			k++;
+		if (h->count[h->heap[k]] >= v)
+			break;
+		h->heap[i] = h->heap[k];
+		h->pos[h->heap[i]] = (uint8_t)i;
+		i = k;
+	}
+	h->heap[i] = c;
+	h->pos[c] = (uint8_t)i;
+}
+
+static void
+heap_up(struct kite_hot *h, unsigned int i)
+{
+	const uint8_t c = h->heap[i];
+	const uint32_t v = h->count[c];
+
+	while (i > 0 && h->count[h->heap[(i - 1) / 2]] > v) {
+		h->heap[i] = h->heap[(i - 1) / 2];
+		h->pos[h->heap[i]] = (uint8_t)i;
+		i = (i - 1) / 2;
+	}
+	h->heap[i] = c;
+	h->pos[c] = (uint8_t)i;
+}
+
 void
 kite_hot_count(struct kite_hot *h, uint64_t hash, const uint8_t *key, uint16_t keylen)
 {
-	uint32_t m = 0;
+	const int found = index_find(h, hash);
+	uint32_t m;
 
-	for (uint32_t i = 0; i < h->n; i++) {
-		if (h->hash[i] == hash) {
-			h->count[i]++;
-			return;
-		}
+	if (found >= 0) {
+		h->count[found]++;
+		heap_down(h, h->pos[found]);
+		return;
 	}
 	if (h->n < KITE_HOT_K) {
 		m = h->n++;
-		h->count[m] = 0;
+		h->hash[m] = hash;
+		h->err[m] = 0;
+		h->count[m] = 1;
+		h->heap[m] = (uint8_t)m;
+		heap_up(h, m);
 	} else {
-		/*
-		 * The smallest counter, without branches: counts are noise-like,
-		 * so a compare-and-branch would mispredict on every other one.
-		 */
-		uint32_t mv = h->count[0];
-
-		for (uint32_t i = 1; i < KITE_HOT_K; i++) {
-			const uint32_t c = h->count[i];
-			const bool lt = c < mv;
-
-			mv = lt ? c : mv;
-			m = lt ? i : m;
-		}
+		/* Space-Saving: the newcomer takes the smallest counter and its count as error. */
+		m = h->heap[0];
+		index_del(h, m);
+		h->hash[m] = hash;
+		h->err[m] = h->count[m];
+		h->count[m]++;
+		heap_down(h, 0);
 	}
-	/* Space-Saving: the newcomer takes the smallest counter and its count as error. */
-	h->hash[m] = hash;
-	h->err[m] = h->count[m];
-	h->count[m]++;
+	index_add(h, m);
 	h->name[m].keylen = keylen;
 	memcpy(h->name[m].key, key, keylen < KITE_HOT_KEYLEN ? keylen : KITE_HOT_KEYLEN);
 }
@@ -129,7 +215,7 @@ kite_hot_tick(struct kite_hot *h, uint32_t now)
 		__atomic_thread_fence(__ATOMIC_RELEASE);
 		h->pub->seq++;
 	}
-	/* Decay: older seconds weigh half as much each. */
+	/* Decay: older seconds weigh half as much each (halving keeps the heap's order). */
 	for (unsigned int i = 0; i < n; i++) {
 		h->count[i] /= 2;
 		h->err[i] /= 2;

@@ -3,10 +3,12 @@
  * lib/engine's hot-key detection (kite_hot.h): on a Zipf 1.2 workload the
  * true top 10 are found with recall >= 0.9; rates come out near the true
  * ones; the hot set holds exactly the keys over the rate; a snapshot reads
- * back whole; counts decay when a key cools down.
+ * back whole; counts decay when a key cools down; the counters' index and
+ * heap stay consistent and follow Space-Saving's rule sample by sample.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -197,6 +199,91 @@ test_rate_zero(void **state)
 	assert_true(snap.top[0].rate >= 45000 && snap.top[0].rate <= 55000);
 }
 
+/* The counters' structures after every sample: index, heap and Space-Saving's sums. */
+static void
+check_structures(const struct kite_hot *h, uint64_t samples)
+{
+	unsigned int in_index = 0;
+	uint64_t sum = 0;
+
+	for (unsigned int s = 0; s < KITE_HOT_SET; s++)
+		if (h->idx[s] != 0) {
+			assert_true(h->idx[s] <= h->n);
+			in_index++;
+		}
+	assert_int_equal(in_index, h->n);
+	for (unsigned int c = 0; c < h->n; c++) {
+		unsigned int s = (unsigned int)(h->hash[c] ^ (h->hash[c] >> 32)) & (KITE_HOT_SET - 1);
+
+		/* Reached from its home slot without crossing an empty one. */
+		while (h->idx[s] != c + 1) {
+			assert_int_not_equal(h->idx[s], 0);
+			s = (s + 1) & (KITE_HOT_SET - 1);
+		}
+		assert_int_equal(h->heap[h->pos[c]], c);
+		if (h->pos[c] > 0)
+			assert_true(h->count[h->heap[(h->pos[c] - 1) / 2]] <= h->count[c]);
+		assert_true(h->err[c] < h->count[c]);
+		sum += h->count[c];
+	}
+	/* Every sample added one to one counter; a takeover keeps the count it inherits. */
+	assert_int_equal(sum, samples);
+}
+
+/*
+ * The index and the heap against the definition: after each of 200,000
+ * samples (keys from a skewed and a uniform stream, with hash collisions
+ * on the index's slots) the index finds every counter, the heap is in
+ * order, counts sum to the samples, and the key that took a counter over
+ * inherited the smallest count there was (the Space-Saving rule).
+ */
+static void
+test_heap_index(void **state)
+{
+	static struct kite_hot h;
+	uint64_t x = 42;
+
+	(void)state;
+	kite_hot_init(&h, 0, NULL, T0);
+	for (uint64_t i = 1; i <= 200000; i++) {
+		uint64_t key, hash;
+		uint32_t minc = UINT32_MAX;
+		bool known = false, full = h.n == KITE_HOT_K;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* Half from 32 frequent keys, half from 5,000; slots collide (same low bits). */
+		key = (x & 1) ? (x >> 8) % 32 : 32 + (x >> 8) % 5000;
+		hash = (mix(key) & ~(uint64_t)0xff00) | ((key % 3) << 8);
+		for (unsigned int c = 0; c < h.n; c++) {
+			known |= h.hash[c] == hash;
+			minc = h.count[c] < minc ? h.count[c] : minc;
+		}
+		kite_hot_count(&h, hash, (const uint8_t *)&key, sizeof(key));
+		if (!known && full) {
+			unsigned int c = 0;
+
+			while (h.hash[c] != hash)
+				c++;
+			assert_int_equal(h.err[c], minc);
+			assert_int_equal(h.count[c], minc + 1);
+		}
+		if (i % 97 == 0 || i < 300)
+			check_structures(&h, i);
+	}
+	check_structures(&h, 200000);
+	/* The 32 frequent keys (each 1/64 of the stream, over 1/KITE_HOT_K) all hold counters. */
+	for (uint64_t key = 0; key < 32; key++) {
+		const uint64_t hash = (mix(key) & ~(uint64_t)0xff00) | ((key % 3) << 8);
+		bool held = false;
+
+		for (unsigned int c = 0; c < h.n; c++)
+			held |= h.hash[c] == hash;
+		assert_true(held);
+	}
+}
+
 int
 main(void)
 {
@@ -204,6 +291,7 @@ main(void)
 		cmocka_unit_test(test_zipf_recall),
 		cmocka_unit_test(test_uniform_not_hot),
 		cmocka_unit_test(test_rate_zero),
+		cmocka_unit_test(test_heap_index),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
