@@ -497,8 +497,10 @@ main_loop(struct node *n)
 	worker_idle_init(n, &st);
 
 	n->last_stats_tsc = st.last_tick;
-	if (n->main_runs_worker)
+	if (n->main_runs_worker) {
 		rte_rcu_qsbr_thread_online(n->cpub.qs, 0);
+		kited_unmap_self(0);
+	}
 	while (!n->quit) {
 		if (n->hup_req) {
 			n->hup_req = false;
@@ -524,8 +526,10 @@ main_loop(struct node *n)
 		else
 			usleep(leave_by != 0 ? 10 * 1000 : 100 * 1000);
 	}
-	if (n->main_runs_worker)
+	if (n->main_runs_worker) {
+		kited_unmap_self(RTE_QSBR_THRID_INVALID);
 		rte_rcu_qsbr_thread_offline(n->cpub.qs, 0);
+	}
 }
 
 int
