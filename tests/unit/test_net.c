@@ -1818,6 +1818,65 @@ payload_mbuf(const uint8_t *p, size_t len)
 	return mbuf_of(p, len);
 }
 
+/*
+ * The IPv4 header checksum (summed 32 bits at a time) against the RFC 1071
+ * reference over many headers: 3,000 replies with every identifier value
+ * they reach, random addresses, ports and lengths, each summing to all
+ * ones; 3,000 received headers with random identifiers, TTLs and sources
+ * taken, and each of them with one bit flipped in the identifier, the TTL,
+ * the checksum or the source dropped as a bad checksum.
+ */
+static void
+test_ip_csum_many(void **state)
+{
+	struct kite_net *n = *state;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	uint8_t f[256], out[256], p[64];
+
+	fill_pattern(p, sizeof(p), 5);
+	for (int i = 0; i < 3000; i++) {
+		struct kite_net_udp u = reply_to();
+		struct rte_mbuf *m;
+		size_t plen;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		u.src_ip = (uint32_t)x;
+		u.dst_ip = (uint32_t)(x >> 32);
+		u.src_port = (uint16_t)(x >> 16);
+		plen = (size_t)(x >> 40) % sizeof(p);
+		m = payload_mbuf(p, plen);
+		assert_int_equal(kite_net_udp_reply(n, m, &u), 0);
+		assert_int_equal(flatten(m, out, sizeof(out)), 42 + plen);
+		assert_int_equal(ref_fold(ref_sum(out + 14, 20, 0)), 0xffff);
+		rte_pktmbuf_free(m);
+	}
+	for (int i = 0; i < 3000; i++) {
+		static const uint8_t flip_at[] = {4, 5, 8, 10, 11, 12, 13, 14, 15};
+		uint32_t src;
+		size_t o, len;
+		struct rte_mbuf *m;
+		struct kite_net_udp u;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* A unicast source (multicast, broadcast and 0.x are dropped before the checksum). */
+		src = 0x0a000001u + (uint32_t)(x % 0xfffffe);
+		o = put_eth(f, our_mac, peer_mac, ET_IPV4);
+		o += put_ip(f + o, 20 + 8 + 16, (uint16_t)(x >> 32), 0, 17, src, OUR_IP);
+		f[14 + 8] = (uint8_t)(x >> 48) | 1; /* TTL */
+		fix_ip_csum(f + 14);
+		len = o + put_udp(f + o, src, OUR_IP, PEER_PORT, PORT, p, 16, false);
+		assert_int_equal(rx_flags(n, f, len, 0, &m, &u), KITE_NET_UDP);
+		assert_int_equal(u.src_ip, src);
+		rte_pktmbuf_free(m);
+		f[14 + flip_at[i % sizeof(flip_at)]] ^= (uint8_t)(1u << ((x >> 56) & 7));
+		expect_drop(n, f, len, KITE_NET_DROP_IP_CSUM);
+	}
+}
+
 static void
 test_udp_reply_sw(void **state)
 {
@@ -2287,6 +2346,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_icmp_echo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv4_bad, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ip_csum_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ip_csum_offload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_good, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_zero_csum, setup, teardown),
