@@ -440,6 +440,85 @@ test_parse_every_opcode(void **state)
 	}
 }
 
+/*
+ * The GET family (GET, GETQ, GETK, GETKQ) has a path of its own in the
+ * parser: every field of the request it fills, padding included, as the
+ * general path fills it (the expected request is built field by field on
+ * zeroed memory), and each way of leaving it ends where the general path
+ * ends: key of 250 bytes taken, 0 and 251 refused, extras or a value
+ * refused, a body past the datagram stopping the datagram.
+ */
+static void
+test_parse_get_family(void **state)
+{
+	static const struct { uint8_t op; bool quiet, want_key; } fam[] = {
+		{ KITE_OP_GET, false, false }, { KITE_OP_GETQ, true, false },
+		{ KITE_OP_GETK, false, true }, { KITE_OP_GETKQ, true, true },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+		static const uint16_t klens[] = { 1, 16, 250 };
+
+		for (size_t k = 0; k < sizeof(klens) / sizeof(klens[0]); k++) {
+			size_t n = put_req(buf, fam[i].op, 0, klens[k], 0, 0x77 + (uint32_t)k);
+			struct kite_req want;
+			struct parsed r;
+
+			buf[5] = 0x01;
+			kite_proto_put16(buf + 6, 0x0203);
+			kite_proto_put64(buf + 16, UINT64_C(0x1122334455667788));
+			/* Another request after it: consumed stops at this one's end. */
+			n += put_req(buf + n, KITE_OP_NOOP, 0, 0, 0, 1);
+			r = parse(buf, n, 1024);
+			memset(&want, 0, sizeof(want));
+			want.opcode = fam[i].op;
+			want.cmd = KITE_CMD_GET;
+			want.quiet = fam[i].quiet;
+			want.want_key = fam[i].want_key;
+			want.datatype = 1;
+			want.vbucket = 0x0203;
+			want.keylen = klens[k];
+			want.bodylen = klens[k];
+			want.opaque = 0x77 + (uint32_t)k;
+			want.cas = UINT64_C(0x1122334455667788);
+			want.key = buf + 24;
+			want.value = buf + 24 + klens[k];
+			assert_int_equal(r.res, KITE_PARSE_OK);
+			assert_int_equal(r.consumed, 24 + klens[k]);
+			assert_int_equal(r.status, KITE_STATUS_OK);
+			assert_int_equal(r.drop, KITE_PROTO_DROP_NONE);
+			assert_memory_equal(&r.req, &want, sizeof(want));
+		}
+		/* Ways out of the fast path, each ending as the general path ends. */
+		struct parsed r;
+		size_t n;
+
+		n = put_req(buf, fam[i].op, 0, 251, 0, 1);
+		r = parse(buf, n, 1024);
+		assert_int_equal(r.res, KITE_PARSE_ERR_REPLY);
+		assert_int_equal(r.status, KITE_STATUS_EINVAL);
+		n = put_req(buf, fam[i].op, 0, 0, 0, 1);
+		r = parse(buf, n, 1024);
+		assert_int_equal(r.res, KITE_PARSE_ERR_REPLY);
+		assert_int_equal(r.status, KITE_STATUS_EINVAL);
+		n = put_req(buf, fam[i].op, 4, 8, 0, 1);
+		r = parse(buf, n, 1024);
+		assert_int_equal(r.res, KITE_PARSE_ERR_REPLY);
+		assert_int_equal(r.status, KITE_STATUS_EINVAL);
+		assert_int_equal(r.consumed, n);
+		n = put_req(buf, fam[i].op, 0, 8, 5, 1);
+		r = parse(buf, n, 1024);
+		assert_int_equal(r.res, KITE_PARSE_ERR_REPLY);
+		assert_int_equal(r.status, KITE_STATUS_EINVAL);
+		assert_int_equal(r.consumed, n);
+		n = put_req(buf, fam[i].op, 0, 8, 0, 1);
+		r = parse(buf, n - 1, 1024);
+		assert_int_equal(r.res, KITE_PARSE_ERR_STOP);
+		assert_int_equal(r.status, KITE_STATUS_EINVAL);
+	}
+}
+
 static void
 test_parse_header_fields(void **state)
 {
@@ -1146,6 +1225,7 @@ main(void)
 		cmocka_unit_test(test_frame_write),
 		cmocka_unit_test(test_cmd_table),
 		cmocka_unit_test(test_parse_every_opcode),
+		cmocka_unit_test(test_parse_get_family),
 		cmocka_unit_test(test_parse_header_fields),
 		cmocka_unit_test(test_parse_set_extras),
 		cmocka_unit_test(test_parse_incr_extras),
