@@ -9,8 +9,8 @@
  * be inside rte_eth_rx_burst() or rte_eth_tx_burst() reading the rings in
  * that memory. The PMD clears its "connected" flag first, which the next
  * burst checks, but does not wait for a burst already past the check.
- * kited died of SIGSEGV about once in 30 client disconnects under load on
- * a 2-CPU VM (core: the worker in eth_memif_rx, the interrupt thread in
+ * kited died of SIGSEGV in about one client disconnect in 50 under load on
+ * a 2-CPU VM, 5 of some 280 (core: the worker in eth_memif_rx, the interrupt thread in
  * munmap called from memif_disconnect). The PMD runs nothing of ours
  * between the flag and the unmap, and the port's link event comes later.
  *

@@ -61,11 +61,11 @@ def main():
                     except OSError:
                         pass
 
-    def start_kited(busy=False):
+    def start_kited(busy=False, huge=False):
         log = open(os.path.join(tmp, 'kited%s.log' % ('-busy' if busy else '')), 'w+')
         if busy:
             # As the benchmarks run it: the memif profile, one worker polling all the time.
-            cmd = [args.kited, '-l', '0'] + eal_mem(512) + ['--no-pci',
+            cmd = [args.kited, '-l', '0'] + eal_mem(512, huge) + ['--no-pci',
                    '--file-prefix', 'kst%d' % pid,
                    '--vdev=net_memif0,role=server,socket=%s' % sock, '--',
                    '--profile', 'memif', '--port', 'net_memif0', '--ip', '198.18.0.2',
@@ -89,15 +89,18 @@ def main():
         log.seek(0)
         raise RuntimeError('kited did not start:\n' + log.read()[-3000:])
 
-    def eal_mem(mb):
-        # 2 MiB pages where enough are free: the disconnect race showed with them (about
-        # 1 in 25 disconnects) and not in 40 without (memory from --no-huge).
+    def huge_enough():
+        # 2 MiB pages where kited (512 MiB) and kite-bench (256 MiB) both fit, with room:
+        # the disconnect race showed with them and not in 40 disconnects without.
         try:
             with open('/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages') as f:
                 free = int(f.read())
         except OSError:
             free = 0
-        if free * 2 >= 2 * 512 and os.path.isdir('/dev/hugepages'):
+        return free * 2 >= 1024 and os.path.isdir('/dev/hugepages')
+
+    def eal_mem(mb, huge):
+        if huge:
             return ['--huge-dir', '/dev/hugepages', '-m', str(mb)]
         return ['--no-huge', '-m', str(mb)]
 
@@ -158,9 +161,11 @@ def main():
             assert any(ln.split()[-1] == 'munmap' and ln.split()[6] != 'UND'
                        for ln in syms.splitlines() if len(ln.split()) >= 8), \
                 'kited does not export its munmap'
-            kited, _ = start_kited(busy=True)
-            mem = eal_mem(256)
-            print('    memory: %s' % ('2 MiB pages' if '--huge-dir' in mem else '--no-huge'))
+            # Decided once: both processes get the same kind of memory.
+            huge = huge_enough()
+            kited, _ = start_kited(busy=True, huge=huge)
+            mem = eal_mem(256, huge)
+            print('    memory: %s' % ('2 MiB pages' if huge else '--no-huge'))
             for i in range(40):
                 d = bench('disc', ['--partitions', '4', '--server', '198.18.0.2', '--keys',
                                    '10000', '--value-size', '32', '--mix', 'get:90,set:10',
