@@ -29,6 +29,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_udp.h>
 
 #include "kite_net.h"
@@ -109,7 +110,62 @@ struct dpdk_ctx {
 	struct rte_flow **flows; /* reply steering rules, when the port has rte_flow */
 	unsigned int nflows;
 	char target[BENCH_STR_MAX + 64];
+	/*
+	 * The pollers' quiescent states, one thread id per load lcore (the
+	 * main lcore's control exchanges use lcore 0's): the process's munmap
+	 * waits on them (lib/port/kite_unmap.c), so a kited that goes away
+	 * under load cannot unmap the memif rings under a burst.
+	 */
+	struct rte_rcu_qsbr *qs;
 };
+
+/* Lcore lc's thread polls from now until poll_offline(): munmap waits for it between polls. */
+static void
+poll_online(struct dlc *lc)
+{
+	if (lc->x->qs == NULL)
+		return;
+	rte_rcu_qsbr_thread_online(lc->x->qs, lc->idx);
+	kite_port_unmap_self(lc->idx);
+}
+
+/* Between two polls: no burst of this thread is under way. */
+static inline void
+poll_quiescent(struct dlc *lc)
+{
+	if (lc->x->qs != NULL)
+		rte_rcu_qsbr_quiescent(lc->x->qs, lc->idx);
+}
+
+static void
+poll_offline(struct dlc *lc)
+{
+	if (lc->x->qs == NULL)
+		return;
+	kite_port_unmap_self(RTE_QSBR_THRID_INVALID);
+	rte_rcu_qsbr_thread_offline(lc->x->qs, lc->idx);
+}
+
+/* One quiescent-state variable for the load lcores, which munmap waits on from now. */
+static int
+unmap_guard_setup(struct dpdk_ctx *x)
+{
+	size_t sz = rte_rcu_qsbr_get_memsize(x->n);
+
+	x->qs = rte_zmalloc("kite-bench-qs", sz, RTE_CACHE_LINE_SIZE);
+	if (x->qs == NULL || rte_rcu_qsbr_init(x->qs, x->n) != 0)
+		goto fail;
+	for (unsigned int i = 0; i < x->n; i++)
+		if (rte_rcu_qsbr_thread_register(x->qs, i) != 0)
+			goto fail;
+	kite_port_unmap_guard(x->qs);
+	return 0;
+fail:
+	rte_free(x->qs);
+	x->qs = NULL;
+	fprintf(stderr, "kite-bench: cannot set up the pollers' quiescent states\n");
+	return -ENOMEM;
+}
 
 /* ---- port ------------------------------------------------------------------ */
 
@@ -471,6 +527,7 @@ dlc_iterate(struct dlc *lc)
 	bool sending;
 	struct gen_dgram d;
 
+	poll_quiescent(lc);
 	nrx = rte_eth_rx_burst(x->port, lc->queue, rx, (uint16_t)burst);
 	now = rte_rdtsc();
 	for (unsigned int i = 0; i < nrx; i++) {
@@ -518,6 +575,7 @@ static void
 dlc_begin(struct dlc *lc)
 {
 	lc->draining = false;
+	poll_online(lc);
 	gen_start(lc->g, lc->pc.phase, rte_rdtsc());
 }
 
@@ -531,6 +589,7 @@ dlc_end(struct dlc *lc)
 		rte_pktmbuf_free_bulk(lc->tx, lc->ntx);
 		lc->ntx = 0;
 	}
+	poll_offline(lc);
 	lc->running = false;
 }
 
@@ -644,9 +703,8 @@ ctl_send(struct dlc *lc, const uint8_t *payload, uint32_t len)
 }
 
 static int
-drv_server_stats(void *arg, struct server_stats *s)
+server_stats_polled(struct dpdk_ctx *x, struct server_stats *s)
 {
-	struct dpdk_ctx *x = arg;
 	struct dlc *lc = &x->lc[0];
 	const uint64_t hz = x->w.tsc_hz;
 	uint8_t req[CTL_REQ_MAX];
@@ -665,7 +723,10 @@ drv_server_stats(void *arg, struct server_stats *s)
 			continue;
 		while (rte_rdtsc() < deadline && !c.done) {
 			struct rte_mbuf *rx[32];
-			uint16_t n = rte_eth_rx_burst(x->port, lc->queue, rx, 32);
+			uint16_t n;
+
+			poll_quiescent(lc);
+			n = rte_eth_rx_burst(x->port, lc->queue, rx, 32);
 
 			for (uint16_t i = 0; i < n; i++) {
 				struct rte_mbuf *m = rx[i];
@@ -702,9 +763,21 @@ drv_server_stats(void *arg, struct server_stats *s)
 	return -ETIMEDOUT;
 }
 
+static int
+drv_server_stats(void *arg, struct server_stats *s)
+{
+	struct dpdk_ctx *x = arg;
+	int rc;
+
+	poll_online(&x->lc[0]);
+	rc = server_stats_polled(x, s);
+	poll_offline(&x->lc[0]);
+	return rc;
+}
+
 /* Resolve a node's MAC (ip: host order) through lib/net's ARP (kited answers for its IP). */
 static int
-arp_resolve(struct dpdk_ctx *x, uint32_t ip, struct rte_ether_addr *mac)
+arp_resolve_polled(struct dpdk_ctx *x, uint32_t ip, struct rte_ether_addr *mac)
 {
 	struct dlc *lc = &x->lc[0];
 	const uint64_t hz = rte_get_tsc_hz();
@@ -720,8 +793,10 @@ arp_resolve(struct dpdk_ctx *x, uint32_t ip, struct rte_ether_addr *mac)
 			rte_pktmbuf_free(m);
 		while (rte_rdtsc() < deadline) {
 			struct rte_mbuf *rx[32];
-			uint16_t n = rte_eth_rx_burst(x->port, lc->queue, rx, 32);
+			uint16_t n;
 
+			poll_quiescent(lc);
+			n = rte_eth_rx_burst(x->port, lc->queue, rx, 32);
 			for (uint16_t i = 0; i < n; i++) {
 				struct kite_net_udp u;
 				struct rte_mbuf *r = rx[i];
@@ -742,6 +817,17 @@ arp_resolve(struct dpdk_ctx *x, uint32_t ip, struct rte_ether_addr *mac)
 		}
 	}
 	return -ETIMEDOUT;
+}
+
+static int
+arp_resolve(struct dpdk_ctx *x, uint32_t ip, struct rte_ether_addr *mac)
+{
+	int rc;
+
+	poll_online(&x->lc[0]);
+	rc = arp_resolve_polled(x, ip, mac);
+	poll_offline(&x->lc[0]);
+	return rc;
 }
 
 static int
@@ -789,6 +875,9 @@ ctx_free(struct dpdk_ctx *x)
 	}
 	for (unsigned int i = 0; i < x->n; i++)
 		rte_mempool_free(x->lc[i].pool);
+	kite_port_unmap_guard(NULL);
+	rte_free(x->qs);
+	x->qs = NULL;
 	free(x->ctl_buf);
 	rte_free(x->lc);
 }
@@ -843,6 +932,8 @@ run_dpdk(struct bench_options *o, int argc, char **argv)
 		goto out;
 	}
 	lcores_setup(x);
+	if (unmap_guard_setup(x) != 0)
+		goto out;
 	if (o->server_workers > 1 &&
 	    (o->server_workers != x->n || o->partitions < o->server_workers || o->echo)) {
 		fprintf(stderr,

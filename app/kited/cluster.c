@@ -39,6 +39,7 @@
 
 #include "kite_cluster_record.h"
 #include "kite_conf.h"
+#include "kite_port.h"
 #include "kited.h"
 #include "kited_cluster.h"
 
@@ -1363,7 +1364,7 @@ kited_cluster_start(struct node *n)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < n->n_workers; i++)
 		rte_rcu_qsbr_thread_register(n->cpub.qs, i);
-	kited_unmap_guard(n->cpub.qs);
+	kite_port_unmap_guard(n->cpub.qs);
 
 	switch (c->mode) {
 	case KITED_CLUSTER_STATIC:
@@ -1555,7 +1556,7 @@ kited_cluster_stop(struct node *n)
 		etcd_end(c);
 	reclaim(c, true);
 	view_free(atomic_exchange(&n->cpub.cur, NULL));
-	kited_unmap_guard(NULL);
+	kite_port_unmap_guard(NULL);
 	rte_free(n->cpub.qs);
 	n->cpub.qs = NULL;
 	free(c->json);

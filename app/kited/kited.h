@@ -179,12 +179,6 @@ struct node {
 	void (*repl_relay_drop)(struct worker *w, struct rte_mbuf *m);
 };
 
-/* unmap.c: munmap waits for the workers to be between polls (a DPDK memif PMD race). */
-struct rte_rcu_qsbr;
-void kited_unmap_guard(struct rte_rcu_qsbr *qs);
-/* The calling thread is worker `worker`, online (RTE_QSBR_THRID_INVALID: not, or no longer). */
-void kited_unmap_self(unsigned int worker);
-
 /* steering.c */
 int steering_setup(struct node *n, const char *driver, uint16_t max_rx_queues, bool rss);
 void steering_teardown(struct node *n);

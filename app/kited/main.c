@@ -499,7 +499,7 @@ main_loop(struct node *n)
 	n->last_stats_tsc = st.last_tick;
 	if (n->main_runs_worker) {
 		rte_rcu_qsbr_thread_online(n->cpub.qs, 0);
-		kited_unmap_self(0);
+		kite_port_unmap_self(0);
 	}
 	while (!n->quit) {
 		if (n->hup_req) {
@@ -527,7 +527,7 @@ main_loop(struct node *n)
 			usleep(leave_by != 0 ? 10 * 1000 : 100 * 1000);
 	}
 	if (n->main_runs_worker) {
-		kited_unmap_self(RTE_QSBR_THRID_INVALID);
+		kite_port_unmap_self(RTE_QSBR_THRID_INVALID);
 		rte_rcu_qsbr_thread_offline(n->cpub.qs, 0);
 	}
 }

@@ -14,6 +14,7 @@
 #include <rte_ring.h>
 
 #include "kite_conf.h"
+#include "kite_port.h"
 #include "kited.h"
 #include "kited_api.h"
 
@@ -853,10 +854,10 @@ worker_main(void *arg)
 	KLOG(INFO, "worker %u on lcore %u (socket %d), queue %u", w->id, w->lcore, w->socket,
 	     w->queue);
 	rte_rcu_qsbr_thread_online(w->node->cpub.qs, w->id);
-	kited_unmap_self(w->id);
+	kite_port_unmap_self(w->id);
 	while (!w->node->quit)
 		worker_iterate(w, &st);
-	kited_unmap_self(RTE_QSBR_THRID_INVALID);
+	kite_port_unmap_self(RTE_QSBR_THRID_INVALID);
 	rte_rcu_qsbr_thread_offline(w->node->cpub.qs, w->id);
 	return 0;
 }

@@ -65,4 +65,20 @@ struct kite_port_info {
 int kite_port_start(uint16_t port, const struct kite_port_conf *conf,
 		    struct kite_port_info *info, char *err, size_t errlen);
 
+/*
+ * munmap() that waits for the polling threads (kite_unmap.c): DPDK's memif
+ * PMD unmaps a connection's shared memory from its interrupt thread when
+ * the peer leaves, while a poller may be inside a burst over it. A program
+ * that calls kite_port_unmap_guard() gets this object's munmap, which
+ * first waits until every thread online in qs has reported a quiescent
+ * state; it must export the symbol (-Wl,--export-dynamic-symbol=munmap)
+ * so that the DPDK libraries bind to it.
+ */
+struct rte_rcu_qsbr;
+
+/** Wait on qs before every munmap from now on (NULL: plain munmap again). */
+void kite_port_unmap_guard(struct rte_rcu_qsbr *qs);
+/** The calling thread's id in qs while it is online (RTE_QSBR_THRID_INVALID: none). */
+void kite_port_unmap_self(unsigned int thread_id);
+
 #endif /* KITE_PORT_H */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * munmap() for the whole process: it first waits until every worker is
- * between two polls.
+ * munmap() for the whole process: it first waits until every polling
+ * thread (kited's workers, kite-bench's lcores) is between two bursts.
  *
  * Why: DPDK's memif PMD (22.11, and upstream as read in 2026) unmaps a
  * connection's shared memory from the EAL interrupt thread when the peer
@@ -14,14 +14,18 @@
  * munmap called from memif_disconnect). The PMD runs nothing of ours
  * between the flag and the unmap, and the port's link event comes later.
  *
- * So kited's executable exports munmap (meson.build: --export-dynamic-
- * symbol), and calls from the libraries bind to it before libc's. It
- * waits on the workers' quiescent-state counters (the same rte_rcu_qsbr
- * that guards cluster views, reported once per poll loop) and then makes
- * the system call. A burst that began before the wait ends before the
+ * kite-bench, the peer on the other side, can die the same way when kited
+ * goes away under load.
+ *
+ * So the program that calls kite_port_unmap_guard() links this object,
+ * which defines munmap, and exports it (meson.build: --export-dynamic-
+ * symbol): calls from the DPDK libraries bind to it before libc's. It
+ * waits on the pollers' quiescent-state counters (kited: the same
+ * rte_rcu_qsbr that guards cluster views; both report once per poll loop)
+ * and then makes the system call. A burst that began before the wait ends before the
  * unmap; one that begins after it sees the flag cleared (the full barrier
  * below orders the caller's flag store before the wait's token). Asleep,
- * a worker is offline and is not waited for. glibc's own unmapping (free()
+ * a poller is offline and is not waited for. glibc's own unmapping (free()
  * of large blocks) calls its internal alias and does not come here.
  * Outside the data path's start-up and shutdown this runs seldom: the
  * wait costs the caller a worker loop (microseconds).
@@ -33,22 +37,22 @@
 #include <rte_atomic.h>
 #include <rte_rcu_qsbr.h>
 
-#include "kited.h"
+#include "kite_port.h"
 
 static struct rte_rcu_qsbr *unmap_qs;
-/* The calling thread's worker id while it is online (it reports for itself instead of waiting on itself). */
+/* The calling thread's id while it is online (it reports for itself instead of waiting on itself). */
 static __thread unsigned int unmap_self = RTE_QSBR_THRID_INVALID;
 
 void
-kited_unmap_guard(struct rte_rcu_qsbr *qs)
+kite_port_unmap_guard(struct rte_rcu_qsbr *qs)
 {
 	__atomic_store_n(&unmap_qs, qs, __ATOMIC_RELEASE);
 }
 
 void
-kited_unmap_self(unsigned int worker)
+kite_port_unmap_self(unsigned int thread_id)
 {
-	unmap_self = worker;
+	unmap_self = thread_id;
 }
 
 int
