@@ -16,7 +16,7 @@ killed it with SIGSEGV on this 2-CPU VM (the rate varied from 0 in 80 to
 2 in 32 from one batch to the next), so this case catches the race in
 some runs only; with the wait, 0 of 240.
 
-Then the other side: kited killed -9 under load, 20 times, while
+Then the other side: kited killed -9 under load, 12 times, while
 kite-bench polls the same rings; kite-bench must end by itself, not by a
 signal. It waits with the same munmap (lib/port/kite_unmap.c); without
 it, 4 of 80 such kills took kite-bench down with SIGSEGV.
@@ -36,7 +36,7 @@ import time
 
 # kited killed under kite-bench's load: before kite-bench's munmap waited for its lcores,
 # about 1 round in 20 killed kite-bench with SIGSEGV (4 of 80 on this 2-CPU VM).
-ROUNDS_KILLED = 20
+ROUNDS_KILLED = 12
 
 
 def main():
