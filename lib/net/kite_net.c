@@ -843,7 +843,7 @@ kite_net_udp_reply(struct kite_net *n, struct rte_mbuf *m, const struct kite_net
 	struct rte_ipv4_hdr *ip;
 	struct rte_udp_hdr *udp;
 	uint32_t payload;
-	uint16_t c, id;
+	uint16_t c, id, total;
 	int held = 0;
 
 	if (n == NULL || m == NULL || u == NULL)
@@ -862,9 +862,10 @@ kite_net_udp_reply(struct kite_net *n, struct rte_mbuf *m, const struct kite_net
 	eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
 
 	id = n->ip_id++;
+	total = (uint16_t)(IP4_LEN + UDP_LEN + payload);
 	ip->version_ihl = RTE_IPV4_VHL_DEF;
 	ip->type_of_service = 0;
-	ip->total_length = rte_cpu_to_be_16((uint16_t)(IP4_LEN + UDP_LEN + payload));
+	ip->total_length = rte_cpu_to_be_16(total);
 	ip->packet_id = rte_cpu_to_be_16(id);
 	/* The engine sizes replies to the MTU; never fragment on the way. */
 	ip->fragment_offset = RTE_BE16(RTE_IPV4_HDR_DF_FLAG);
@@ -898,8 +899,7 @@ kite_net_udp_reply(struct kite_net *n, struct rte_mbuf *m, const struct kite_net
 		udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
 		return held;
 	}
-	ip->hdr_checksum = reply_ip_cksum((uint16_t)(IP4_LEN + UDP_LEN + payload), id, u->dst_ip,
-					  u->src_ip);
+	ip->hdr_checksum = reply_ip_cksum(total, id, u->dst_ip, u->src_ip);
 	/* Links that cannot corrupt (memif, one host) may skip summing the payload. */
 	if (n->conf.tx_udp_csum_off)
 		return held;

@@ -114,13 +114,17 @@ def main():
             return ['--huge-dir', '/dev/hugepages', '-m', str(mb)]
         return ['--no-huge', '-m', str(mb)]
 
+    def bench_cmd(lcores, mem, duration, warmup, extra):
+        return [args.bench, '--lcores=' + lcores] + mem + ['--no-pci',
+                '--file-prefix', 'ksb%d' % pid,
+                '--vdev=net_memif0,role=client,socket=%s' % sock, '--',
+                '--port', 'net_memif0', '--duration', duration, '--warmup', warmup,
+                '--no-progress'] + extra
+
     def bench(name, extra, duration='2', warmup='0.5', lcores='0@1,1@1,2@1', mem=None):
         out = os.path.join(tmp, name + '.json')
-        cmd = [args.bench, '--lcores=' + lcores] + (mem or ['--no-huge', '-m', '512']) + ['--no-pci',
-               '--file-prefix', 'ksb%d' % pid,
-               '--vdev=net_memif0,role=client,socket=%s' % sock, '--',
-               '--port', 'net_memif0', '--duration', duration, '--warmup', warmup,
-               '--no-progress', '--json', out] + extra
+        cmd = bench_cmd(lcores, mem or ['--no-huge', '-m', '512'], duration, warmup,
+                        ['--json', out] + extra)
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
         cleanup_prefix('ksb%d' % pid)
         if r.returncode != 0 or not os.path.exists(out):
@@ -206,13 +210,10 @@ def main():
             for i in range(ROUNDS_KILLED):
                 kited, _ = start_kited(busy=True, huge=huge)
                 out = open(os.path.join(tmp, 'killed.log'), 'w+')
-                cmd = [args.bench, '--lcores=0@1'] + eal_mem(256, huge) + [
-                    '--no-pci', '--file-prefix', 'ksb%d' % pid,
-                    '--vdev=net_memif0,role=client,socket=%s' % sock, '--',
-                    '--port', 'net_memif0', '--server', '198.18.0.2', '--partitions', '4',
-                    '--keys', '10000', '--value-size', '32', '--mix', 'get:100', '--batch', '1',
-                    '--window', '128', '--duration', '2', '--warmup', '0', '--timeout-ms', '100',
-                    '--no-progress']
+                cmd = bench_cmd('0@1', eal_mem(256, huge), '2', '0', [
+                    '--server', '198.18.0.2', '--partitions', '4', '--keys', '10000',
+                    '--value-size', '32', '--mix', 'get:100', '--batch', '1', '--window', '128',
+                    '--timeout-ms', '100'])
                 b = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
                 end = time.monotonic() + 20
