@@ -1269,11 +1269,19 @@ apply_rec(struct worker *w, const struct kite_repl_rec *rec)
 
 /*
  * A record from the owner this node took the vbucket over from (a joiner
- * that turned active): applied if it is the next of the stream and this
- * node has written nothing of the vbucket since (its own sequence is
- * still where the stream left it), then this node's sequence goes on from
- * it. Later, or after a write here, it is dropped (counted): the write
- * here is newer.
+ * that turned active, or a failover): applied if it is the next of the
+ * stream and this node has written nothing of the vbucket since (its own
+ * sequence is still where the stream left it), then this node's sequence
+ * goes on from it. Later, or after a write here, it is dropped (counted):
+ * the write here is newer.
+ *
+ * An applied record goes on into this node's own stream with the same
+ * sequence, as a write here would: the replicas of the vbucket now follow
+ * this node, and the backfill walk that fills a new one does not see an
+ * item stored after it began (the walk ends at the log's head of then).
+ * Without this, a late record reached the new owner and never its replica
+ * (the fault suite's F3 saw one key in a few runs: owner and replica with
+ * one value under two CAS values; F10 drives this path on purpose).
  */
 static void
 handover_late(struct worker *w, const struct kite_repl_rec *rec)
@@ -1290,8 +1298,12 @@ handover_late(struct worker *w, const struct kite_repl_rec *rec)
 		w->repl->st.handover_dropped++;
 		return;
 	}
+	struct kite_repl_rec fwd = *rec;
+
 	apply_rec(w, rec);
 	n->repl_expected[vb] = rec->seq + 1;
+	/* emit_rec() takes the next sequence of this node's stream: rec->seq itself. */
+	emit_rec(w, &fwd, &w->repl->st.tx_records);
 	n->repl_seq[vb] = rec->seq;
 	w->repl->st.handover_late++;
 }
