@@ -1293,8 +1293,13 @@ handover_late(struct worker *w, const struct kite_repl_rec *rec)
 		w->repl->st.rx_dups++;
 		return;
 	}
+	/*
+	 * RESET and MARK speak of the old owner's backfill of this node, which
+	 * is over: a MARK passed on would tell this node's replicas they are
+	 * whole while its own walk toward them may still be under way.
+	 */
 	if (rec->seq != n->repl_expected[vb] || n->repl_seq[vb] + 1 != rec->seq ||
-	    rec->kind == KITE_REPL_RESET) {
+	    rec->kind == KITE_REPL_RESET || rec->kind == KITE_REPL_MARK) {
 		w->repl->st.handover_dropped++;
 		return;
 	}
