@@ -1272,8 +1272,9 @@ apply_rec(struct worker *w, const struct kite_repl_rec *rec)
  * that turned active, or a failover): applied if it is the next of the
  * stream and this node has written nothing of the vbucket since (its own
  * sequence is still where the stream left it), then this node's sequence
- * goes on from it. Later, or after a write here, it is dropped (counted):
- * the write here is newer.
+ * goes on from it. Later, or after a write here, it is dropped (counted,
+ * false returned: the datagram's ACK says partial): the write here is
+ * newer.
  *
  * An applied record goes on into this node's own stream with the same
  * sequence, as a write here would: the replicas of the vbucket now follow
@@ -1283,7 +1284,7 @@ apply_rec(struct worker *w, const struct kite_repl_rec *rec)
  * (the fault suite's F3 saw one key in a few runs: owner and replica with
  * one value under two CAS values; F10 drives this path on purpose).
  */
-static void
+static bool
 handover_late(struct worker *w, const struct kite_repl_rec *rec)
 {
 	struct node *n = w->node;
@@ -1291,7 +1292,7 @@ handover_late(struct worker *w, const struct kite_repl_rec *rec)
 
 	if (rec->seq < n->repl_expected[vb]) {
 		w->repl->st.rx_dups++;
-		return;
+		return true;
 	}
 	/*
 	 * RESET and MARK speak of the old owner's backfill of this node, which
@@ -1301,7 +1302,7 @@ handover_late(struct worker *w, const struct kite_repl_rec *rec)
 	if (rec->seq != n->repl_expected[vb] || n->repl_seq[vb] + 1 != rec->seq ||
 	    rec->kind == KITE_REPL_RESET || rec->kind == KITE_REPL_MARK) {
 		w->repl->st.handover_dropped++;
-		return;
+		return false;
 	}
 	struct kite_repl_rec fwd = *rec;
 
@@ -1311,6 +1312,7 @@ handover_late(struct worker *w, const struct kite_repl_rec *rec)
 	emit_rec(w, &fwd, &w->repl->st.tx_records);
 	n->repl_seq[vb] = rec->seq;
 	w->repl->st.handover_late++;
+	return true;
 }
 
 /* Vbuckets whose replicated FLUSH is due: their items removed, one walk for all. */
@@ -1372,8 +1374,19 @@ on_data(struct worker *w, const struct kite_repl_msg *m, const struct kite_net_u
 		if (vb < n->cfg.vbuckets && view->role[vb] == KITE_ENGINE_ROLE_OWNER &&
 		    n->repl_handover[vb] == u->src_ip && u->src_ip != 0 &&
 		    kite_topo_owner(&n->map, vb & (n->n_parts - 1)) == w->id) {
-			/* From the owner this node took over from: late records, if nothing since. */
-			handover_late(w, &rec);
+			/*
+			 * From the owner this node took over from: late records, if
+			 * nothing since. One dropped makes the ACK partial, as a record
+			 * refused for want of the replica role does: its sender sends the
+			 * datagram again. The sender may be the new owner and this node
+			 * an old one that has not seen the map yet (its handover source
+			 * is from an earlier failover): an ACK naming the datagram
+			 * would tell the sender it arrived, and nothing would bring the
+			 * record back once this node turned replica (F3 at -O3 lost a
+			 * write so, now and then).
+			 */
+			if (!handover_late(w, &rec))
+				partial = true;
 			continue;
 		}
 		if (vb >= n->cfg.vbuckets || view->role[vb] != KITE_ENGINE_ROLE_REPLICA) {
