@@ -1308,9 +1308,8 @@ handover_late(struct worker *w, const struct kite_repl_rec *rec)
 
 	apply_rec(w, rec);
 	n->repl_expected[vb] = rec->seq + 1;
-	/* emit_rec() takes the next sequence of this node's stream: rec->seq itself. */
+	/* emit_rec() takes the next sequence of this node's stream (rec->seq, checked above). */
 	emit_rec(w, &fwd, &w->repl->st.tx_records);
-	n->repl_seq[vb] = rec->seq;
 	w->repl->st.handover_late++;
 	return true;
 }

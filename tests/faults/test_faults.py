@@ -166,6 +166,23 @@ def holders(nodes, keys):
     return out
 
 
+def differing(held):
+    """The keys of holders() output not on exactly two nodes with one value and CAS."""
+    return [k for k, v in held.items() if len(v) != 2 or v[0][:2] != v[1][:2]]
+
+
+def repl_counters(st, since=None):
+    """A node's kite_repl_* counters from STAT as 'name=value' words, those not
+    0; with since (an earlier STAT), what changed from it."""
+    words = []
+    for k, v in sorted(st.items()):
+        if k.startswith('kite_repl_') and v.lstrip('-').isdigit():
+            d = int(v) - (int(since.get(k, 0)) if since is not None else 0)
+            if d:
+                words.append('%s=%d' % (k[len('kite_repl_'):], d))
+    return ' '.join(words)
+
+
 def body(t):
     t.need_root()
     t.ip_tool = t.need_tool('ip')
@@ -226,14 +243,11 @@ def body(t):
         # Owner and replica identical: each key served by exactly two nodes,
         # with one value and one CAS.
         held = holders(list(state['nodes'].values()), sorted(w.acked))
-        odd = [k for k, v in held.items() if len(v) != 2 or v[0][:2] != v[1][:2]]
+        odd = differing(held)
         if odd:
             # What the nodes' replication did, for whoever reads the failure.
             for n in state['nodes'].values():
-                st = n.stats()
-                t.log('%s replication: %s' % (n.name, ' '.join(
-                    '%s=%s' % (k[len('kite_repl_'):], v) for k, v in sorted(st.items())
-                    if k.startswith('kite_repl_') and v not in ('0', 0))))
+                t.log('%s replication: %s' % (n.name, repl_counters(n.stats())))
         figures.append('%s: %d writes acknowledged, %d not (%r); %d acknowledged lost, %d wrong; '
                        '%d of %d keys not on exactly 2 nodes with one value and CAS' % (
                            name, w.n_ok, w.n_fail, w.fail_rcs, len(lost), len(wrong), len(odd),
@@ -596,13 +610,13 @@ def body(t):
         # head of its start, so an item stored after it is the stream's alone:
         # F3 saw this a few times (one key, owner and replica with one value
         # under two CAS values). Here the path is driven on purpose: the owner
-        # A's record of one
-        # write is held back from its replica B (nftables on the bridge) while
-        # A is cut from etcd and B takes over; B's walk toward its new replica
-        # C stalls (C's answers held back: more than the walk's 128 datagrams
-        # unacknowledged, 600-byte values); then A's retransmission reaches B,
-        # then C's answers reach B again. 1,024 vbuckets: one walk takes all of a partition's (at
-        # most 256 vbuckets a walk), so the key's vbucket is in the stalled one.
+        # A's record of one write is held back from its replica B (nftables on
+        # the bridge) while A is cut from etcd and B takes over; B's walk toward
+        # its new replica C stalls (C's answers held back: more than the walk's
+        # 128 datagrams unacknowledged, 600-byte values); then A's retransmission
+        # reaches B, then C's answers reach B again. 1,024 vbuckets: one walk
+        # takes all of a partition's (at most 256 vbuckets a walk), so the key's
+        # vbucket is in the stalled one.
         # The case checks that B applied the late record mid-walk and that B and
         # C end equal. It does not fail on the build before the fix every time:
         # C, behind B's map for a moment or with its answers held, may get the
@@ -701,17 +715,13 @@ def body(t):
         during = holders([nodes[b], nodes[c]], [key])[key]
         # What B and C did from the stalled walk on (for whoever reads a failure).
         for name, i in (('B', b), ('C', c)):
-            now = nodes[i].stats()
-            t.log('%s (n%d) replication since the walk stalled: %s' % (name, i, ' '.join(
-                '%s=%d' % (k[len('kite_repl_'):], int(v) - int(stalled[i].get(k, 0)))
-                for k, v in sorted(now.items()) if k.startswith('kite_repl_') and
-                'peer' not in k and 'lag' not in k and v.isdigit() and
-                v != stalled[i].get(k, '0'))))
+            t.log('%s (n%d) replication since the walk stalled: %s' % (
+                name, i, repl_counters(nodes[i].stats(), stalled[i])))
         net.ip('link', 'set', 'km%dn%d' % (t.pid, a), 'up')
         healed(client)
         after = holders(list(nodes.values()), [key])[key]
         everything = holders(list(nodes.values()), keys)
-        odd = [k for k, v in everything.items() if len(v) != 2 or v[0][:2] != v[1][:2]]
+        odd = differing(everything)
         figures.append('F10: B (n%d) took over from A (n%d) %.1f s after the cut; late records '
                        'of A it applied %d, dropped %d; the key on B and C before A returned: '
                        '%r; on every node after: %r; %d of %d fill keys not on exactly 2 nodes '
