@@ -29,7 +29,8 @@ struct kited_repl_stats {
 	uint64_t arp_misses, nombuf, no_dest, too_large, apply_failed;
 	uint64_t purged;         /* items removed from vbuckets this node began to replicate */
 	uint64_t rx_resets;      /* vbuckets restarted by their owner (its log did not reach back) */
-	uint64_t given_up;       /* datagrams never acknowledged, gaps never filled, after every retry */
+	uint64_t given_up;       /* datagrams never acknowledged (after every retry, or their
+				  * member left the map), gaps never filled */
 	uint64_t nack_retries;   /* NACKs sent again for a gap still open */
 	uint64_t lag_max;        /* records: the largest owner sequence - acknowledged seen */
 	uint64_t lag_us_max;     /* microseconds from a DATA datagram's first send to its ACK */

@@ -89,6 +89,16 @@ struct sync_held {
 	uint16_t relay_to;
 };
 
+/* Is ip (host order) the address of a member of view's map? */
+static bool
+member_ip(const struct kited_cview *view, uint32_t ip)
+{
+	for (unsigned int i = 0; i < view->map.n_members; i++)
+		if (view->map.members[i].ip == ip)
+			return true;
+	return false;
+}
+
 /* Items per backfill step (between bursts, or when idle). */
 #define BACKFILL_STEP 256
 /* Vbuckets one walk backfills at most (their RESETs and MARKs). */
@@ -882,10 +892,13 @@ backfill_step(struct worker *w)
 	/*
 	 * Backpressure: a backfill goes on only while every replica keeps up
 	 * (what it has not acknowledged must stay in the log, or a lost
-	 * datagram could be neither sent again nor asked for).
+	 * datagram could be neither sent again nor asked for). A destination
+	 * that has left the map is no replica: kited_repl_view_change() gave
+	 * up its log, and nothing more is sent to it.
 	 */
 	for (unsigned int i = 0; i < r->ndest; i++)
-		if (kite_repl_log_unacked(&r->dest[i].log) > BACKFILL_MAX_UNACKED) {
+		if (member_ip(view, r->dest[i].ip) &&
+		    kite_repl_log_unacked(&r->dest[i].log) > BACKFILL_MAX_UNACKED) {
 			r->st.backfill_waits++;
 			return;
 		}
@@ -1690,6 +1703,21 @@ kited_repl_view_change(struct worker *w, const struct kited_cview *v)
 		}
 		n->repl_prev_role[vb] = now;
 		n->repl_prev_owner[vb] = owner;
+	}
+	/*
+	 * A destination whose member left the map replicates nothing any more:
+	 * what it has not acknowledged is given up now, not sent again for
+	 * 5 s (REPL_MAX_SENDS, at most 32 a tick: a full log took ~25 s),
+	 * where it also held every backfill back. A member that returns is
+	 * new to its vbuckets and backfilled.
+	 */
+	for (unsigned int i = 0; i < w->repl->ndest; i++) {
+		struct repl_dest *d = &w->repl->dest[i];
+
+		if (d->unacked && !member_ip(v, d->ip)) {
+			w->repl->st.given_up += kite_repl_log_give_up(&d->log);
+			d->unacked = false;
+		}
 	}
 	if (any) {
 		purge(w, gained, v->map.vbuckets, UINT32_MAX);

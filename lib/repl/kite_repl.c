@@ -312,6 +312,20 @@ kite_repl_log_unacked(const struct kite_repl_log *l)
 }
 
 unsigned int
+kite_repl_log_give_up(struct kite_repl_log *l)
+{
+	unsigned int n = 0;
+
+	for (uint64_t i = l->first; i < l->next; i++) {
+		struct kite_repl_log_ent *e = &l->ent[i % l->nent_cap];
+
+		n += !e->acked;
+		e->acked = 1;
+	}
+	return n;
+}
+
+unsigned int
 kite_repl_log_retry(struct kite_repl_log *l, uint64_t before, uint64_t now, unsigned int max,
 		    unsigned int max_sends, void (*fn)(void *arg, const uint8_t *dgram, size_t len),
 		    void *arg, uint64_t *given_up)

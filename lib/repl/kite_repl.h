@@ -208,6 +208,14 @@ bool kite_repl_log_ack(struct kite_repl_log *l, uint16_t req_id, uint64_t *born)
 unsigned int kite_repl_log_unacked(const struct kite_repl_log *l);
 
 /**
+ * Give up every unacknowledged entry at once (its destination has left the
+ * cluster: nothing it did not acknowledge will be sent again, and it no
+ * longer counts as unacknowledged). A NACK can still ask for an entry.
+ * @return the entries given up.
+ */
+unsigned int kite_repl_log_give_up(struct kite_repl_log *l);
+
+/**
  * Send again (fn) the unacknowledged entries last sent before `before`, at
  * most `max`, oldest first, stamping them with `now`; an entry sent
  * `max_sends` times is given up. @return entries sent; *given_up counts.

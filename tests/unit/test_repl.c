@@ -386,6 +386,23 @@ test_log_retry(void **state)
 	assert_int_equal(kite_repl_log_retry(&l, 21, 30, 8, 3, on_resend, &rs, &given_up), 2);
 	assert_int_equal(kite_repl_log_retry(&l, 31, 40, 8, 3, on_resend, &rs, &given_up), 0);
 	assert_int_equal(given_up, 2);
+
+	/* A destination that left: everything it has not acknowledged is given up at once. */
+	for (int i = 3; i < 7; i++) {
+		len = build_data(dg, sizeof(dg), 5, 1 + 3 * (uint64_t)i, 3);
+		kite_proto_put16(dg, (uint16_t)(100 + i));
+		kite_repl_log_add(&l, dg, len, 50);
+	}
+	assert_true(kite_repl_log_ack(&l, 104, NULL));
+	assert_int_equal(kite_repl_log_unacked(&l), 3);
+	assert_int_equal(kite_repl_log_give_up(&l), 3);
+	assert_int_equal(kite_repl_log_unacked(&l), 0);
+	assert_int_equal(kite_repl_log_give_up(&l), 0);
+	rs.n = 0;
+	assert_int_equal(kite_repl_log_retry(&l, 1000, 1000, 8, 3, on_resend, &rs, &given_up), 0);
+	assert_int_equal(rs.n, 0);
+	/* A NACK still finds them (the replica may ask after all). */
+	assert_int_equal(kite_repl_log_resend(&l, 5, 13, 99, 2000, 0, on_resend, &rs), 3);
 }
 
 /*
