@@ -290,15 +290,30 @@ kite_proto_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_r
 		return KITE_PARSE_DROP;
 	}
 
-	req->opcode = p[1];
-	req->keylen = kite_proto_get16(p + 2);
-	req->extlen = p[4];
+	/*
+	 * The header's fields are tested from these locals, not read back
+	 * from req: the compiler merged the tests below into one 32-bit load
+	 * of req's first bytes right after their byte-wide stores, which the
+	 * CPU cannot forward (a store-forwarding stall: 70 % of this
+	 * function's samples under get-b1).
+	 */
+	const uint8_t opcode = p[1], extlen = p[4];
+	const uint16_t keylen = kite_proto_get16(p + 2);
+	const uint32_t bodylen = kite_proto_get32(p + 8);
+	bool quiet, want_key;
+	const uint8_t cmd = (uint8_t)kite_proto_cmd(opcode, &quiet, &want_key);
+
+	req->opcode = opcode;
+	req->keylen = keylen;
+	req->extlen = extlen;
 	req->datatype = p[5];
 	req->vbucket = kite_proto_get16(p + 6);
-	req->bodylen = kite_proto_get32(p + 8);
+	req->bodylen = bodylen;
 	req->opaque = kite_proto_get32(p + 12);
 	req->cas = kite_proto_get64(p + 16);
-	req->cmd = (uint8_t)kite_proto_cmd(req->opcode, &req->quiet, &req->want_key);
+	req->cmd = cmd;
+	req->quiet = quiet;
+	req->want_key = want_key;
 
 	/*
 	 * The common request, decided at once: a GET of the family (GET, GETQ,
@@ -307,12 +322,11 @@ kite_proto_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_r
 	 * extras to decode; skipping them (three switches by command) took a
 	 * third of a GET's parse in instructions.
 	 */
-	if (req->cmd == KITE_CMD_GET && req->extlen == 0 && req->keylen != 0 &&
-	    req->keylen <= KITE_KEY_MAX && req->bodylen == req->keylen &&
-	    req->bodylen <= len - KITE_BIN_HDR_LEN) {
+	if (cmd == KITE_CMD_GET && extlen == 0 && keylen != 0 && keylen <= KITE_KEY_MAX &&
+	    bodylen == keylen && bodylen <= len - KITE_BIN_HDR_LEN) {
 		req->key = p + KITE_BIN_HDR_LEN;
-		req->value = req->key + req->keylen;
-		*consumed = KITE_BIN_HDR_LEN + (size_t)req->bodylen;
+		req->value = req->key + keylen;
+		*consumed = KITE_BIN_HDR_LEN + (size_t)bodylen;
 		return KITE_PARSE_OK;
 	}
 
