@@ -786,6 +786,10 @@ def body(t):
                        'left unacknowledged toward n2 when whole: %d)' % (
                            t_map - t_kill, '%.2f' % took if took is not None else 'never',
                            waits, unacked))
+        # The case means something only if the load filled the dead node's
+        # streams past the backpressure's bound before the map dropped it.
+        check(waits > 0, 'F11: no backfill step was put off: the load did not fill the dead '
+              'node\'s streams, so the case tested nothing')
         check(took is not None, 'F11: the survivors not whole 30 s after the map change')
         # 0.9-1.2 s here; 27 s before the dead node's log was given up at the
         # map change (its 512 unacknowledged datagrams were sent again 50
