@@ -1724,6 +1724,18 @@ test_text_classic(void **state)
 			    "TOUCHED\r\nNOT_FOUND\r\nDELETED\r\nNOT_FOUND\r\n");
 	assert_string_equal(text_run(e, "set q 0 0 1 noreply\r\nq\r\nget q\r\n"),
 			    "VALUE q 0 1\r\nq\r\nEND\r\n");
+	/* Numbers in replies at the edges of their digit counts (put_u64). */
+	assert_string_equal(text_run(e, "set f 4294967295 0 10\r\n0123456789\r\nget f\r\n"
+					"set g 99 0 100\r\n"
+					"0123456789012345678901234567890123456789012345678901234567890123456789"
+					"012345678901234567890123456789\r\nget g\r\n"
+					"set n 0 0 1\r\n9\r\nincr n 18446744073709551606\r\n"
+					"decr n 18446744073709551615\r\nincr n 1000000000000000000\r\n"),
+			    "STORED\r\nVALUE f 4294967295 10\r\n0123456789\r\nEND\r\n"
+			    "STORED\r\nVALUE g 99 100\r\n"
+			    "0123456789012345678901234567890123456789012345678901234567890123456789"
+			    "012345678901234567890123456789\r\nEND\r\n"
+			    "STORED\r\n18446744073709551615\r\n0\r\n1000000000000000000\r\n");
 	assert_string_equal(text_run(e, "verbosity 1\r\nversion\r\nmn\r\n"),
 			    "OK\r\nVERSION " KITE_VERSION "\r\nMN\r\n");
 	assert_string_equal(text_run(e, "flush_all\r\nget q\r\n"), "OK\r\nEND\r\n");

@@ -278,6 +278,49 @@ udp_payload(const uint8_t *f, uint32_t caplen, uint16_t *len, uint16_t *port)
 	return f + 14 + ihl + 8;
 }
 
+/*
+ * Keys of a text datagram of "get"/"gets" lines (kite-bench --protocol
+ * text), or 0 when it holds anything else.
+ */
+static unsigned int
+count_text_gets(const uint8_t *p, uint32_t len, const uint8_t **keys, uint16_t *keylens,
+		unsigned int max)
+{
+	uint32_t off = KITE_FRAME_HDR_LEN;
+	unsigned int n = 0;
+
+	while (off < len) {
+		const uint8_t *line = p + off;
+		const uint8_t *end = memchr(line, '\n', len - off);
+		uint32_t i;
+
+		if (end == NULL || end == line || end[-1] != '\r')
+			return 0;
+		if ((size_t)(end - line) > 4 && memcmp(line, "get ", 4) == 0)
+			i = 4;
+		else if ((size_t)(end - line) > 5 && memcmp(line, "gets ", 5) == 0)
+			i = 5;
+		else
+			return 0;
+		while (line + i < end - 1) {
+			uint32_t k = i;
+
+			while (line + k < end - 1 && line[k] != ' ')
+				k++;
+			if (k > i) {
+				if (n == max)
+					return 0;
+				keys[n] = line + i;
+				keylens[n] = (uint16_t)(k - i);
+				n++;
+			}
+			i = k + 1;
+		}
+		off = (uint32_t)(end + 1 - p);
+	}
+	return n;
+}
+
 /* Requests of a datagram (after its 8-byte frame), or 0 when it does not parse cleanly. */
 static unsigned int
 count_reqs(const uint8_t *p, uint32_t len, const uint8_t **keys, uint16_t *keylens,
@@ -285,6 +328,9 @@ count_reqs(const uint8_t *p, uint32_t len, const uint8_t **keys, uint16_t *keyle
 {
 	uint32_t off = KITE_FRAME_HDR_LEN;
 	unsigned int n = 0;
+
+	if (len > off && p[off] != KITE_MAGIC_REQ)
+		return count_text_gets(p, len, keys, keylens, max);
 
 	while (off < len && n < max) {
 		struct kite_req r;
