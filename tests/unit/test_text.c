@@ -393,6 +393,65 @@ test_base64(void **state)
 	assert_string_equal(err_of("md cGxhaW4 b\r\n"), "CLIENT_ERROR invalid or duplicate flag");
 }
 
+/*
+ * The one-key "get <key>" fast path gives what the general path gives:
+ * the same line with a second space after "get" (which only the general
+ * path takes) must parse alike, for keys good and bad, with and without
+ * any_keys, and with a NUL ending the line early.
+ */
+static void
+test_get_fast_path(void **state)
+{
+	static const char *const keys[] = { "a", "k-00001", "0123456789abcdef", "x\x7fy",
+					    "tab\tkey", "\xc3\xa9t\xc3\xa9", "a\x01", "nul\0tail" };
+	char big[KITE_KEY_MAX + 2];
+
+	(void)state;
+	for (int any = 0; any < 2; any++)
+		for (unsigned int i = 0; i < sizeof(keys) / sizeof(keys[0]) + 2; i++) {
+			char fast[300], slow[300];
+			const char *k = i < sizeof(keys) / sizeof(keys[0]) ? keys[i] : big;
+			size_t kl = i == sizeof(keys) / sizeof(keys[0]) - 1 ? 8 : strlen(k);
+			struct kite_text_cursor c1, c2;
+			struct one a, b;
+
+			/* The last two: the longest key, and one byte longer. */
+			memset(big, 'b', sizeof(big));
+			kl = i < sizeof(keys) / sizeof(keys[0]) ? kl
+			     : KITE_KEY_MAX + (i - sizeof(keys) / sizeof(keys[0]));
+			memcpy(fast, "get ", 4);
+			memcpy(fast + 4, k, kl);
+			memcpy(fast + 4 + kl, "\r\n", 2);
+			memcpy(slow, "get  ", 5);
+			memcpy(slow + 5, k, kl);
+			memcpy(slow + 5 + kl, "\r\n", 2);
+			kite_text_cursor_init(&c1, any);
+			kite_text_cursor_init(&c2, any);
+			memset(&a, 0, sizeof(a));
+			memset(&b, 0, sizeof(b));
+			a.res = kite_text_parse((const uint8_t *)fast, kl + 6, MAXV, &c1, &a.r, &a.t,
+						&a.used, &a.drop);
+			b.res = kite_text_parse((const uint8_t *)slow, kl + 7, MAXV, &c2, &b.r, &b.t,
+						&b.used, &b.drop);
+			assert_int_equal(a.res, b.res);
+			assert_int_equal(a.used + 1, b.used);
+			assert_int_equal(a.drop, b.drop);
+			assert_int_equal(a.r.cmd, b.r.cmd);
+			assert_int_equal(a.r.keylen, b.r.keylen);
+			assert_int_equal(a.r.exptime, b.r.exptime);
+			if (a.r.keylen > 0)
+				assert_memory_equal(a.r.key, b.r.key, a.r.keylen);
+			assert_int_equal(a.t.tcmd, b.t.tcmd);
+			assert_int_equal(a.t.err, b.t.err);
+			assert_int_equal(a.t.end, b.t.end);
+			assert_int_equal(a.t.with_cas, b.t.with_cas);
+			assert_int_equal(a.t.wkeylen, b.t.wkeylen);
+			assert_int_equal(c1.in_get, c2.in_get);
+			assert_int_equal(c1.tcmd, c2.tcmd);
+			assert_int_equal(c1.exptime, c2.exptime);
+		}
+}
+
 int
 main(void)
 {
@@ -400,6 +459,7 @@ main(void)
 		cmocka_unit_test(test_classic),	 cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_never_answered), cmocka_unit_test(test_multiget),
 		cmocka_unit_test(test_meta),	 cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_get_fast_path),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
