@@ -759,14 +759,19 @@ def body(t):
         survivors = [state['nodes'][1], state['nodes'][3]]
         victim = state['nodes'][2]
         before = [n.stats() for n in survivors]
-        epoch0 = client.map_info().epoch
+        # The map is watched through a client of its own: a libkite client
+        # is one thread's (the writer's here; sharing it crashed the suite).
+        probe = kitelib.Client(lib, ','.join(net.data_ip(i) for i in (1, 3)), timeout_ms=150,
+                               retries=1)
+        t.on_cleanup(probe.close)
+        epoch0 = probe.map_info().epoch
         os.kill(victim.proc.pid, signal.SIGKILL)
         t_kill = time.monotonic()
         victim.proc.wait(10)
         t_map = None
         while time.monotonic() - t_kill < 20:
-            client.refresh()
-            if client.map_info().epoch > epoch0:
+            probe.refresh()
+            if probe.map_info().epoch > epoch0:
                 t_map = time.monotonic()
                 break
             time.sleep(0.02)
