@@ -102,6 +102,16 @@ struct kited_cluster_pub {
  * A worker's turn: report a quiescent state, then take the current view
  * (between bursts: no request sees two maps).
  */
+/* Is ip (host order) the address of a member of v's map? */
+static inline bool
+kited_cview_member_ip(const struct kited_cview *v, uint32_t ip)
+{
+	for (unsigned int i = 0; i < v->map.n_members; i++)
+		if (v->map.members[i].ip == ip)
+			return true;
+	return false;
+}
+
 static inline const struct kited_cview *
 kited_cluster_worker_turn(struct kited_cluster_pub *p, unsigned int id)
 {

@@ -89,16 +89,6 @@ struct sync_held {
 	uint16_t relay_to;
 };
 
-/* Is ip (host order) the address of a member of view's map? */
-static bool
-member_ip(const struct kited_cview *view, uint32_t ip)
-{
-	for (unsigned int i = 0; i < view->map.n_members; i++)
-		if (view->map.members[i].ip == ip)
-			return true;
-	return false;
-}
-
 /* Items per backfill step (between bursts, or when idle). */
 #define BACKFILL_STEP 256
 /* Vbuckets one walk backfills at most (their RESETs and MARKs). */
@@ -897,7 +887,7 @@ backfill_step(struct worker *w)
 	 * up its log, and nothing more is sent to it.
 	 */
 	for (unsigned int i = 0; i < r->ndest; i++)
-		if (member_ip(view, r->dest[i].ip) &&
+		if (kited_cview_member_ip(view, r->dest[i].ip) &&
 		    kite_repl_log_unacked(&r->dest[i].log) > BACKFILL_MAX_UNACKED) {
 			r->st.backfill_waits++;
 			return;
@@ -1714,7 +1704,7 @@ kited_repl_view_change(struct worker *w, const struct kited_cview *v)
 	for (unsigned int i = 0; i < w->repl->ndest; i++) {
 		struct repl_dest *d = &w->repl->dest[i];
 
-		if (d->unacked && !member_ip(v, d->ip)) {
+		if (d->unacked && !kited_cview_member_ip(v, d->ip)) {
 			w->repl->st.given_up += kite_repl_log_give_up(&d->log);
 			d->unacked = false;
 		}

@@ -373,10 +373,7 @@ from_member_text(const struct worker *w, const struct kite_engine_dgram *d, uint
 	if (v == NULL || v->map.n_members == 0 || d->len <= off ||
 	    d->data[off] == KITE_MAGIC_REQ || d->data[off] == KITE_MAGIC_RES)
 		return false;
-	for (unsigned int i = 0; i < v->map.n_members; i++)
-		if (v->map.members[i].ip == src_ip)
-			return true;
-	return false;
+	return kited_cview_member_ip(v, src_ip);
 }
 
 /* Point d at the UDP payload of m, copying a multi-segment datagram into scratch. */

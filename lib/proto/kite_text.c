@@ -340,6 +340,22 @@ fail(struct kite_text_req *t, enum kite_text_err e, size_t *consumed, size_t adv
 	return KITE_PARSE_ERR_REPLY;
 }
 
+/* A get line's key k (n bytes) as the request to execute; the cursor says which command. */
+static void
+get_key_req(const struct kite_text_cursor *cur, const uint8_t *k, uint32_t n, struct kite_req *r,
+	    struct kite_text_req *t)
+{
+	r->key = k;
+	r->keylen = (uint16_t)n;
+	t->wkey = k;
+	t->wkeylen = (uint8_t)n;
+	t->tcmd = cur->tcmd;
+	t->with_cas = cur->tcmd == KITE_T_GETS || cur->tcmd == KITE_T_GATS;
+	r->exptime = cur->exptime;
+	r->cmd = (cur->tcmd == KITE_T_GAT || cur->tcmd == KITE_T_GATS) ? KITE_CMD_GAT
+								      : KITE_CMD_GET;
+}
+
 /* The next key of a get line at p (its remainder); the cursor says which command. */
 static enum kite_parse_result
 next_get_key(const uint8_t *p, size_t len, struct kite_text_cursor *cur, struct kite_req *r,
@@ -360,15 +376,7 @@ next_get_key(const uint8_t *p, size_t len, struct kite_text_cursor *cur, struct 
 		cur->in_get = false;
 		return KITE_PARSE_DROP;
 	}
-	r->key = k.p;
-	r->keylen = (uint16_t)k.n;
-	t->wkey = k.p;
-	t->wkeylen = (uint8_t)k.n;
-	t->tcmd = cur->tcmd;
-	t->with_cas = cur->tcmd == KITE_T_GETS || cur->tcmd == KITE_T_GATS;
-	r->exptime = cur->exptime;
-	r->cmd = (cur->tcmd == KITE_T_GAT || cur->tcmd == KITE_T_GATS) ? KITE_CMD_GAT
-								      : KITE_CMD_GET;
+	get_key_req(cur, k.p, k.n, r, t);
 	/* Is there another key after this one? */
 	i = (size_t)(k.p + k.n - p);
 	while (i < n && p[i] == ' ')
@@ -777,16 +785,11 @@ kite_text_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_te
 	 */
 	if (n > 4 && memcmp(p, "get ", 4) == 0 && memchr(p + 4, ' ', n - 4) == NULL &&
 	    key_ok(p + 4, (uint32_t)(n - 4), cur->any_keys)) {
-		t->tcmd = KITE_T_GET;
-		r->cmd = KITE_CMD_GET;
-		r->key = p + 4;
-		r->keylen = (uint16_t)(n - 4);
-		t->wkey = r->key;
-		t->wkeylen = (uint8_t)r->keylen;
-		t->end = true;
 		cur->exptime = 0;
 		cur->tcmd = KITE_T_GET;
 		cur->in_get = false;
+		get_key_req(cur, p + 4, (uint32_t)(n - 4), r, t);
+		t->end = true;
 		*consumed = adv;
 		return KITE_PARSE_OK;
 	}

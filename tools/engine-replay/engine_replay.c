@@ -279,44 +279,32 @@ udp_payload(const uint8_t *f, uint32_t caplen, uint16_t *len, uint16_t *port)
 }
 
 /*
- * Keys of a text datagram of "get"/"gets" lines (kite-bench --protocol
- * text), or 0 when it holds anything else.
+ * Keys of a text datagram of get lines (kite-bench --protocol text), read
+ * by the node's own text parser, or 0 when it holds anything else.
  */
 static unsigned int
 count_text_gets(const uint8_t *p, uint32_t len, const uint8_t **keys, uint16_t *keylens,
 		unsigned int max)
 {
+	struct kite_text_cursor c;
 	uint32_t off = KITE_FRAME_HDR_LEN;
 	unsigned int n = 0;
 
+	kite_text_cursor_init(&c, false);
 	while (off < len) {
-		const uint8_t *line = p + off;
-		const uint8_t *end = memchr(line, '\n', len - off);
-		uint32_t i;
+		struct kite_req r;
+		struct kite_text_req t;
+		size_t used;
+		uint8_t drop;
 
-		if (end == NULL || end == line || end[-1] != '\r')
+		if (kite_text_parse(p + off, len - off, 1u << 20, &c, &r, &t, &used, &drop) !=
+			    KITE_PARSE_OK ||
+		    r.cmd != KITE_CMD_GET || n == max)
 			return 0;
-		if ((size_t)(end - line) > 4 && memcmp(line, "get ", 4) == 0)
-			i = 4;
-		else if ((size_t)(end - line) > 5 && memcmp(line, "gets ", 5) == 0)
-			i = 5;
-		else
-			return 0;
-		while (line + i < end - 1) {
-			uint32_t k = i;
-
-			while (line + k < end - 1 && line[k] != ' ')
-				k++;
-			if (k > i) {
-				if (n == max)
-					return 0;
-				keys[n] = line + i;
-				keylens[n] = (uint16_t)(k - i);
-				n++;
-			}
-			i = k + 1;
-		}
-		off = (uint32_t)(end + 1 - p);
+		keys[n] = r.key;
+		keylens[n] = r.keylen;
+		n++;
+		off += (uint32_t)used;
 	}
 	return n;
 }
