@@ -410,15 +410,21 @@ test_get_fast_path(void **state)
 	for (int any = 0; any < 2; any++)
 		for (unsigned int i = 0; i < sizeof(keys) / sizeof(keys[0]) + 2; i++) {
 			char fast[300], slow[300];
-			const char *k = i < sizeof(keys) / sizeof(keys[0]) ? keys[i] : big;
-			size_t kl = i == sizeof(keys) / sizeof(keys[0]) - 1 ? 8 : strlen(k);
+			const size_t nk = sizeof(keys) / sizeof(keys[0]);
+			const char *k = i < nk ? keys[i] : big;
 			struct kite_text_cursor c1, c2;
 			struct one a, b;
+			size_t kl;
 
-			/* The last two: the longest key, and one byte longer. */
+			/* The last two: the longest key, and one byte longer
+			 * (big is not NUL-terminated: no strlen on it). */
 			memset(big, 'b', sizeof(big));
-			kl = i < sizeof(keys) / sizeof(keys[0]) ? kl
-			     : KITE_KEY_MAX + (i - sizeof(keys) / sizeof(keys[0]));
+			if (i >= nk)
+				kl = KITE_KEY_MAX + (i - nk);
+			else if (i == nk - 1)
+				kl = 8;
+			else
+				kl = strlen(k);
 			memcpy(fast, "get ", 4);
 			memcpy(fast + 4, k, kl);
 			memcpy(fast + 4 + kl, "\r\n", 2);
