@@ -119,6 +119,8 @@ struct kite_client {
 		uint8_t *p;
 		size_t len;
 	} *sealed; /* per op of the batch; NULL without a key */
+	/* A thread is inside submit/progress/exec/map_refresh (enter(), leave()). */
+	bool busy;
 };
 
 static const char *const rc_names[KITE_RC_MAX] = {
@@ -146,6 +148,7 @@ static const char *const rc_names[KITE_RC_MAX] = {
 	[KITE_RATE_LIMITED] = "rate limited",
 	[KITE_UNVALIDATED] = "reply over the amplification bound (no cookie)",
 	[KITE_UNDECRYPTABLE] = "the value does not decrypt (another key, moved or altered)",
+	[KITE_BUSY] = "the client is in use by another thread",
 };
 
 const char *
@@ -1612,6 +1615,32 @@ batch_rc(const struct kite_client *c)
 	return KITE_OK;
 }
 
+/*
+ * A client is one thread's at a time (docs/libkite.rst). A call that finds
+ * another thread inside gets KITE_BUSY and changes nothing, instead of the
+ * two corrupting the batch and the datagram lists (which crashed a test
+ * that shared a client by mistake). Handing a client from one thread to
+ * another between calls stays allowed.
+ */
+static bool
+enter(struct kite_client *c)
+{
+	return !__atomic_exchange_n(&c->busy, true, __ATOMIC_ACQUIRE);
+}
+
+static void
+leave(struct kite_client *c)
+{
+	__atomic_store_n(&c->busy, false, __ATOMIC_RELEASE);
+}
+
+static void
+ops_busy(struct kite_op *ops, size_t n)
+{
+	for (size_t i = 0; ops != NULL && i < n; i++)
+		ops[i].rc = KITE_BUSY;
+}
+
 /* One turn of the loop without waiting. */
 static int
 turn(struct kite_client *c)
@@ -1630,8 +1659,8 @@ turn(struct kite_client *c)
 	return send_due(c, now);
 }
 
-int
-kite_progress(struct kite_client *c, int timeout_ms)
+static int
+progress(struct kite_client *c, int timeout_ms)
 {
 	uint64_t end = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
 
@@ -1671,8 +1700,8 @@ kite_progress(struct kite_client *c, int timeout_ms)
 	}
 }
 
-int
-kite_submit(struct kite_client *c, struct kite_op *ops, size_t n)
+static int
+submit(struct kite_client *c, struct kite_op *ops, size_t n)
 {
 	if (c->nops != 0)
 		return KITE_BAD_ARGUMENT; /* a batch is in flight */
@@ -1743,17 +1772,47 @@ kite_submit(struct kite_client *c, struct kite_op *ops, size_t n)
 }
 
 int
+kite_progress(struct kite_client *c, int timeout_ms)
+{
+	if (!enter(c))
+		return KITE_BUSY;
+	int rc = progress(c, timeout_ms);
+	leave(c);
+	return rc;
+}
+
+int
+kite_submit(struct kite_client *c, struct kite_op *ops, size_t n)
+{
+	if (!enter(c)) {
+		ops_busy(ops, n);
+		return KITE_BUSY;
+	}
+	int rc = submit(c, ops, n);
+	leave(c);
+	return rc;
+}
+
+int
 kite_exec(struct kite_client *c, struct kite_op *ops, size_t n)
 {
-	int rc = kite_submit(c, ops, n);
+	if (!enter(c)) {
+		ops_busy(ops, n);
+		return KITE_BUSY;
+	}
+	int rc = submit(c, ops, n);
 
-	if (rc != KITE_PENDING)
-		return rc;
-	kite_progress(c, -1);
-	for (size_t i = 0; i < n; i++)
-		if (ops[i].rc != KITE_OK)
-			return ops[i].rc;
-	return KITE_OK;
+	if (rc == KITE_PENDING) {
+		progress(c, -1);
+		rc = KITE_OK;
+		for (size_t i = 0; i < n; i++)
+			if (ops[i].rc != KITE_OK) {
+				rc = ops[i].rc;
+				break;
+			}
+	}
+	leave(c);
+	return rc;
 }
 
 int
@@ -1762,8 +1821,8 @@ kite_fd(const struct kite_client *c)
 	return c->fd;
 }
 
-int
-kite_map_refresh(struct kite_client *c)
+static int
+map_refresh(struct kite_client *c)
 {
 	if (c->nops != 0)
 		return KITE_BAD_ARGUMENT; /* a batch is in flight */
@@ -1781,6 +1840,16 @@ kite_map_refresh(struct kite_client *c)
 		}
 	}
 	return c->have_map ? KITE_OK : c->auth_refused ? KITE_AUTH : KITE_NO_MAP;
+}
+
+int
+kite_map_refresh(struct kite_client *c)
+{
+	if (!enter(c))
+		return KITE_BUSY;
+	int rc = map_refresh(c);
+	leave(c);
+	return rc;
 }
 
 int
@@ -1858,7 +1927,7 @@ kite_open(struct kite_client **out, const struct kite_options *o)
 	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
 		(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	if (!c->o.lazy_map) {
-		rc = kite_map_refresh(c);
+		rc = map_refresh(c);
 		if (rc != KITE_OK)
 			goto fail;
 	}

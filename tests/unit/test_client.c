@@ -725,6 +725,68 @@ test_memcached_seed(void **state)
 	assert_int_equal(kite_open(&c, &o), KITE_BAD_ARGUMENT);
 }
 
+/* A thread inside a call: the other thread's calls get KITE_BUSY and change nothing. */
+static void *
+busy_main(void *arg)
+{
+	struct kite_client *c = arg;
+	void *v;
+	size_t len;
+
+	return (void *)(intptr_t)kite_get(c, "bk", 2, &v, &len, NULL, NULL);
+}
+
+static void
+test_busy(void **state)
+{
+	struct kite_client *c = open_client(300, 1);
+	struct fake *f = &fakes[owner_of("bk", 2)];
+	struct kite_op ops[2] = { { .type = KITE_GET, .key = "bk", .keylen = 2 },
+				  { .type = KITE_SET, .key = "b2", .keylen = 2, .value = "v", .vallen = 1 } };
+	unsigned int before = atomic_load(&f->datagrams), all_before = 0;
+	pthread_t th;
+	void *ret;
+
+	(void)state;
+	atomic_store(&f->drop_first, 1000); /* silent: the thread stays inside ~600 ms */
+	pthread_create(&th, NULL, busy_main, c);
+	for (int i = 0; i < 2000 && atomic_load(&f->datagrams) == before; i++)
+		usleep(1000);
+	assert_true(atomic_load(&f->datagrams) > before); /* its GET is out: it is inside */
+	for (int i = 0; i < MAXN; i++)
+		all_before += atomic_load(&fakes[i].datagrams);
+	assert_int_equal(kite_exec(c, ops, 2), KITE_BUSY);
+	assert_int_equal(ops[0].rc, KITE_BUSY);
+	assert_int_equal(ops[1].rc, KITE_BUSY);
+	assert_int_equal(kite_submit(c, ops, 2), KITE_BUSY);
+	assert_int_equal(kite_progress(c, 0), KITE_BUSY);
+	assert_int_equal(kite_map_refresh(c), KITE_BUSY);
+	assert_string_equal(kite_strerror(KITE_BUSY), "the client is in use by another thread");
+	pthread_join(th, &ret);
+	assert_int_equal((int)(intptr_t)ret, KITE_TIMEOUT);
+	/*
+	 * Nothing of the refused calls went out: the fakes saw the thread's
+	 * GET sent again and at most a map fetch after its timeout, and
+	 * stored no "b2".
+	 */
+	unsigned int all_after = 0;
+	for (int i = 0; i < MAXN; i++)
+		all_after += atomic_load(&fakes[i].datagrams);
+	assert_true(all_after - all_before <= 3);
+	pthread_mutex_lock(&kv_lock);
+	for (unsigned int i = 0; i < nkv; i++)
+		assert_string_not_equal(kv[i].key, "b2");
+	pthread_mutex_unlock(&kv_lock);
+	/* The client passes to this thread between calls and works. */
+	atomic_store(&f->drop_first, 0);
+	assert_int_equal(kite_exec(c, ops, 2), KITE_NOT_FOUND);
+	assert_int_equal(ops[0].rc, KITE_NOT_FOUND);
+	assert_int_equal(ops[1].rc, KITE_OK);
+	kite_op_clear(&ops[0]);
+	kite_op_clear(&ops[1]);
+	kite_close(c);
+}
+
 /* The asynchronous API: submit, wait on the fd, progress. */
 static void
 test_async(void **state)
@@ -919,6 +981,7 @@ main(void)
 		cmocka_unit_test(test_memcached_seed),
 		cmocka_unit_test(test_value_encryption),
 		cmocka_unit_test(test_async),
+		cmocka_unit_test(test_busy),
 		cmocka_unit_test(test_meta_ops),
 		cmocka_unit_test(test_big_batch),
 	};

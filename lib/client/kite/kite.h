@@ -58,6 +58,7 @@ enum kite_rc {
 	KITE_RATE_LIMITED,    /**< over a source or tenant rate, or the datagram's work budget (0xe2) */
 	KITE_UNVALIDATED,     /**< the reply exceeds the amplification bound and no cookie helped (0xe1) */
 	KITE_UNDECRYPTABLE,   /**< value_key: a value that does not decrypt (other key, moved, altered) */
+	KITE_BUSY,            /**< another thread is inside a call on this client (one thread at a time) */
 	KITE_RC_MAX
 };
 

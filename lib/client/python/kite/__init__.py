@@ -142,7 +142,8 @@ class _Closing:
 
 class Client(_Closing):
     """A libkite client: routes by the cluster map, retries, cookies. One per
-    thread at a time (it is not shared by threads; open one per thread)."""
+    thread at a time (it is not shared by threads; open one per thread: a call
+    while another thread is inside one raises Error with name 'BUSY')."""
 
     def __init__(self, seeds, timeout_ms=500, retries=2, tenant=None, value_key=None,
                  read_any=False):

@@ -57,6 +57,9 @@ def test_client_basics(client):
     assert client.get_many([k('n'), k('s'), k('none')]) == {
         k('n'): b'15', k('s'): 'text is UTF-8: é'.encode()}
     assert client.stats()['ops'] > 0
+    # The names follow libkite's enum to its last code (kite_strerror of it).
+    busy = kite.Error(kite._lib.RC['BUSY'])
+    assert busy.name == 'BUSY' and 'another thread' in str(busy)
 
 
 def test_client_meta(client):
