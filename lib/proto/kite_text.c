@@ -204,14 +204,42 @@ tok_flags(const uint8_t *p, uint32_t n, uint32_t *out)
  * Keys: 1..250 bytes; no control characters unless `any` (text-keys =
  * memcached: any byte but the separators, as memcached 1.6.18 takes them).
  */
+/*
+ * Has the 8-byte word a byte below 0x21 (a control character, a space, a
+ * NUL) or a DEL? The bit tricks of "has a byte less than n" and "has a
+ * zero byte": a borrow starts only at a byte that matches, so the answer
+ * (though not which byte) is exact; bytes from 0x80 never match.
+ */
+static inline bool
+word_has_ctl(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	const uint64_t del = v ^ (ones * 0x7f);
+
+	return (((v - ones * 0x21) & ~v) | ((del - ones) & ~del)) & highs;
+}
+
 static bool
 key_ok(const uint8_t *k, uint32_t n, bool any)
 {
+	uint32_t i = 0;
+	uint64_t v;
+
 	if (n == 0 || n > KITE_KEY_MAX)
 		return false;
 	if (any)
 		return true;
-	for (uint32_t i = 0; i < n; i++)
+	/* Eight bytes at a time, the tail as the last eight (overlapping). */
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&v, k + i, 8);
+		if (word_has_ctl(v))
+			return false;
+	}
+	if (i < n && n >= 8) {
+		memcpy(&v, k + n - 8, 8);
+		return !word_has_ctl(v);
+	}
+	for (; i < n; i++)
 		if (k[i] < 0x21 || k[i] == 0x7f)
 			return false;
 	return true;
@@ -783,7 +811,8 @@ kite_text_parse(const uint8_t *p, size_t len, uint32_t max_value, struct kite_te
 	 * get-b1 request went to them. Anything else, a bad key included,
 	 * takes the general path below.
 	 */
-	if (n > 4 && memcmp(p, "get ", 4) == 0 && memchr(p + 4, ' ', n - 4) == NULL &&
+	if (n > 4 && memcmp(p, "get ", 4) == 0 &&
+	    (!cur->any_keys || memchr(p + 4, ' ', n - 4) == NULL) && /* key_ok: no space */
 	    key_ok(p + 4, (uint32_t)(n - 4), cur->any_keys)) {
 		cur->exptime = 0;
 		cur->tcmd = KITE_T_GET;

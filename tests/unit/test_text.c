@@ -458,6 +458,64 @@ test_get_fast_path(void **state)
 		}
 }
 
+/*
+ * The key check (eight bytes at a time) against the rule byte by byte:
+ * every length to one past the longest, a bad byte at every position,
+ * the good bytes around it drawn from the edges (0x21, 0x7e, 0x80, 0xff).
+ * Through the one-key get and through a get of two keys (the general
+ * path). NUL, space and newline are left out: they end the line or the
+ * key (test_get_fast_path and test_multiget have them).
+ */
+static void
+test_key_check(void **state)
+{
+	static const uint8_t bad[] = { 0x01, 0x09, 0x0b, 0x0d, 0x1f, 0x7f };
+	static const uint8_t good[] = { 0x21, 0x7e, 0x80, 0xff, 'k', 0x5c };
+	unsigned int seed = 1, checked = 0;
+
+	(void)state;
+	for (unsigned int len = 1; len <= KITE_KEY_MAX + 1; len++)
+		for (unsigned int pos = 0; pos <= len; pos++) /* pos == len: no bad byte */
+			for (unsigned int b = 0; b < (pos < len ? sizeof(bad) : 1); b++)
+				for (int two = 0; two < 2; two++) {
+					uint8_t key[KITE_KEY_MAX + 1], line[600];
+					struct kite_text_cursor c;
+					struct one o;
+					size_t n = 0, off = 0;
+					bool ok = pos == len && len <= KITE_KEY_MAX, all_ok = true;
+
+					for (unsigned int i = 0; i < len; i++) {
+						seed = seed * 1103515245u + 12345u;
+						key[i] = good[(seed >> 16) % sizeof(good)];
+					}
+					if (pos < len)
+						key[pos] = bad[b];
+					memcpy(line, two ? "get x " : "get ", two ? 6 : 4);
+					n = two ? 6 : 4;
+					memcpy(line + n, key, len);
+					n += len;
+					memcpy(line + n, "\r\n", 2);
+					n += 2;
+					kite_text_cursor_init(&c, false);
+					/* Every request of the line: all good, the last one the key. */
+					while (off < n) {
+						memset(&o, 0, sizeof(o));
+						o.res = kite_text_parse(line + off, n - off, MAXV, &c,
+									&o.r, &o.t, &o.used, &o.drop);
+						assert_true(o.res != KITE_PARSE_DROP && o.used > 0);
+						all_ok = all_ok && o.res == KITE_PARSE_OK;
+						off += o.used;
+					}
+					assert_int_equal(all_ok, ok);
+					if (ok) {
+						assert_int_equal(o.r.keylen, len);
+						assert_memory_equal(o.r.key, key, len);
+					}
+					checked++;
+				}
+	assert_int_equal(checked, 2 * (6 * (KITE_KEY_MAX + 1) * (KITE_KEY_MAX + 2) / 2 + (KITE_KEY_MAX + 1)));
+}
+
 int
 main(void)
 {
@@ -465,7 +523,7 @@ main(void)
 		cmocka_unit_test(test_classic),	 cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_never_answered), cmocka_unit_test(test_multiget),
 		cmocka_unit_test(test_meta),	 cmocka_unit_test(test_base64),
-		cmocka_unit_test(test_get_fast_path),
+		cmocka_unit_test(test_get_fast_path), cmocka_unit_test(test_key_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
