@@ -272,18 +272,10 @@ def body(t):
         w.start()
         time.sleep(3)
         victim = state['nodes'][2]
-        mine = [b'fk-%05d' % k for k in range(KEYS)]
-        mine = [k for k in mine if client.owner(k) == 1]
-        lag = sum(int(v) for k, v in victim.stats().items()
-                  if k.startswith('kite_repl_peer_') and k.endswith('_lag_ops'))
-        t_lag = time.monotonic()
-        epoch0 = client.map_info().epoch
-        os.kill(victim.proc.pid, signal.SIGKILL)
-        t_kill = time.monotonic()
-        victim.proc.wait(10)
-        # Until one of its keys is written and read again through the new owner.
-        # The probe asks the live seeds for the map every 20 ms and tries the
-        # key once the map has moved on: a try toward the dead owner would add
+        # The probe: a client of its own, as the writer thread's may not be
+        # used by a second thread (libkite answers KITE_BUSY). It asks the
+        # live seeds for the map every 20 ms after the kill and tries the key
+        # once the map has moved on: a try toward the dead owner would add
         # the probe's own timeouts (300 ms, twice) to what is measured, and
         # the figure would be the probe's granularity, not the failover (3.05 s
         # against the 3 s target once in CI that way). A client that is not
@@ -291,6 +283,16 @@ def body(t):
         probe = client.__class__(lib, ','.join(net.data_ip(i) for i in (1, 3)),
                                  timeout_ms=150 if mode == 'async' else 300, retries=1)
         t.on_cleanup(probe.close)
+        mine = [b'fk-%05d' % k for k in range(KEYS)]
+        mine = [k for k in mine if probe.owner(k) == 1]
+        lag = sum(int(v) for k, v in victim.stats().items()
+                  if k.startswith('kite_repl_peer_') and k.endswith('_lag_ops'))
+        t_lag = time.monotonic()
+        epoch0 = probe.map_info().epoch
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        t_kill = time.monotonic()
+        victim.proc.wait(10)
+        # Until one of its keys is written and read again through the new owner.
         ok_at = None
         while time.monotonic() - t_kill < 20:
             probe.refresh()
@@ -400,6 +402,11 @@ def body(t):
         w.start()
         time.sleep(2)
         epochs0 = [n.epoch() for n in state['nodes'].values()]
+        # Reads go through a client of its own: the writer thread's is in use
+        # (libkite answers a second thread KITE_BUSY).
+        reader = client.__class__(lib, ','.join(net.data_ip(i) for i in (1, 2, 3)),
+                                  timeout_ms=300, retries=1)
+        t.on_cleanup(reader.close)
         # etcd down (its process ended), then started again on its data: a
         # new leader renews every lease, so nodes that keep sending
         # keepalives keep their membership.
@@ -409,8 +416,8 @@ def body(t):
             time.sleep(LEASE_TTL + 2)
             with w.lock:
                 ok0 = w.n_ok
-            keys = sorted(w.acked)[:200]
-            hits, errors = client.get_many(keys)
+                keys = sorted(w.acked)[:200]
+            hits, errors = reader.get_many(keys)
             time.sleep(max(0.0, 30 - (time.monotonic() - t_stop)))
             with w.lock:
                 ok1 = w.n_ok
