@@ -98,10 +98,6 @@ struct kited_cluster_pub {
 	_Atomic(struct kited_cview *) cur;
 };
 
-/*
- * A worker's turn: report a quiescent state, then take the current view
- * (between bursts: no request sees two maps).
- */
 /* Is ip (host order) the address of a member of v's map? */
 static inline bool
 kited_cview_member_ip(const struct kited_cview *v, uint32_t ip)
@@ -112,6 +108,10 @@ kited_cview_member_ip(const struct kited_cview *v, uint32_t ip)
 	return false;
 }
 
+/*
+ * A worker's turn: report a quiescent state, then take the current view
+ * (between bursts: no request sees two maps).
+ */
 static inline const struct kited_cview *
 kited_cluster_worker_turn(struct kited_cluster_pub *p, unsigned int id)
 {

@@ -201,10 +201,6 @@ tok_flags(const uint8_t *p, uint32_t n, uint32_t *out)
 }
 
 /*
- * Keys: 1..250 bytes; no control characters unless `any` (text-keys =
- * memcached: any byte but the separators, as memcached 1.6.18 takes them).
- */
-/*
  * Has the 8-byte word a byte below 0x21 (a control character, a space, a
  * NUL) or a DEL? The bit tricks of "has a byte less than n" and "has a
  * zero byte": a borrow starts only at a byte that matches, so the answer
@@ -219,6 +215,10 @@ word_has_ctl(uint64_t v)
 	return (((v - ones * 0x21) & ~v) | ((del - ones) & ~del)) & highs;
 }
 
+/*
+ * Keys: 1..250 bytes; no control characters unless `any` (text-keys =
+ * memcached: any byte but the separators, as memcached 1.6.18 takes them).
+ */
 static bool
 key_ok(const uint8_t *k, uint32_t n, bool any)
 {
