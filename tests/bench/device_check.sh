@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-3-Clause
 # tools/bench/device-check as a lent machine without DPDK runs it: the
-# programs packed by dpdk-carry, the system's DPDK plugin folder hidden
+# programs packed by device-check --pack, the system's DPDK plugin folder hidden
 # (a private mount namespace), --quick. Checks that both parts ran and
 # that their results came back in results.tgz.
 # Usage: device_check.sh BUILD_ROOT SOURCE_ROOT
@@ -15,16 +15,37 @@ if [ "$(id -u)" != 0 ]; then
 fi
 command -v dpdk-testpmd >/dev/null || { echo "skipped: no dpdk-testpmd"; exit 77; }
 unshare -m true 2>/dev/null || { echo "skipped: no private mount namespace (unshare -m)"; exit 77; }
-# The pack may not sit under a world-writable folder (EAL refuses its plugins there).
+# The pack may not sit under a world-writable folder (EAL refuses its plugins
+# there): in the build folder unless that is under /tmp (a clone there), else
+# in a folder of root's own.
 pack=$build/device-check-pack
+d=$build
+while [ "$d" != / ]; do
+	if [ -n "$(find "$d" -maxdepth 0 -perm -o+w)" ]; then
+		pack=$(mktemp -d /var/lib/kite-device-check.XXXXXX) || exit 1
+		break
+	fi
+	d=$(dirname "$d")
+done
 out=$(mktemp -d /tmp/kite-device-check.XXXXXX) || exit 1
-trap 'rm -rf "$out" "$pack"' EXIT INT TERM
+trap 'rm -rf "$out" "$pack"' EXIT
+trap 'exit 1' INT TERM
 "$src/tools/bench/device-check" --pack "$pack" --build "$build" || exit 1
 plugins=$(pkg-config --variable=pmdsdir libdpdk 2>/dev/null)
 hide=$(dirname "${plugins:-/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0}")
 mkdir -p "$out/empty" "$out/result"
-unshare -m sh -c "mount --bind '$out/empty' '$hide' && '$src/tools/bench/device-check' --quick '$pack' '$out/result'" || exit 1
+# Everything the packed programs load comes from the pack (the host's C library
+# version need not match there).
+for p in "$pack"/bin/* "$pack"/pmd/*.so; do
+	"$pack/lib/ld.so" --library-path "$pack/lib" --list "$p" | awk -v pack="$pack/lib/" '
+		/=>/ && $3 ~ /^\// && index($3, pack) != 1 { print "outside the pack: " $0; bad = 1 }
+		/not found/ { print "missing: " $0; bad = 1 }
+		END { exit bad }' || { echo "$p: not self-contained"; exit 1; }
+done
+unshare -m sh -c "mount --bind '$out/empty' '$hide' && '$src/tools/bench/device-check' --quick '$pack' '$out/result'"
+rc=$?
 cat "$out/result/device-check.log"
+[ $rc = 0 ] || exit 1
 mkdir -p "$out/x" && tar -C "$out/x" -xzf "$out/result/results.tgz" || exit 1
 python3 - "$out/x" <<'PY' || exit 1
 import json, os, sys
