@@ -8,7 +8,7 @@
  *
  *   mem-probe [--mib N] [--loads N] [--json]
  *
- * Prints two figures for the CPU it runs on (pin it with taskset):
+ * Prints three figures for the CPU it runs on (pin it with taskset):
  *   chase:   nanoseconds per dependent load, a random single cycle
  *            through N MiB (default 16: about what 100,000 cached items
  *            and their index span), so nearly every load misses the
