@@ -18,6 +18,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -83,12 +84,16 @@ class PrivatePostgres:
         log = open(os.path.join(self.dir, 'postgres.log'), 'w')
         os.chown(log.name, self.pw.pw_uid, self.pw.pw_gid)
         # Sockets only (listen_addresses ''), in our folder; fsync off: a test database.
+        # The postmaster itself is our child (not runuser's, which answers a SIGTERM
+        # with a SIGKILL 2 s later: a smart shutdown still waiting for its clients was
+        # killed, and its shared memory segments stayed in /dev/shm).
         self.proc = subprocess.Popen(
-            ['runuser', '-u', self.user, '--', os.path.join(self.bin, 'postgres'), '-D', data,
+            [os.path.join(self.bin, 'postgres'), '-D', data,
              '-k', self.dir, '-p', str(self.port), '-c', 'listen_addresses=',
              '-c', 'fsync=off', '-c', 'synchronous_commit=off',
              '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, user=self.pw.pw_uid, group=self.pw.pw_gid,
+            extra_groups=[], cwd=self.dir)
         end = time.time() + timeout
         while time.time() < end:
             if self.proc.poll() is not None:
@@ -115,12 +120,16 @@ class PrivatePostgres:
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # smart shutdown: SIGTERM
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            # Fast shutdown (SIGINT): clients are disconnected, and the postmaster removes
+            # what it made (its shared memory segments included) before it exits. Then
+            # immediate (SIGQUIT), and SIGKILL only as the last resort.
+            for sig, wait in ((signal.SIGINT, 15), (signal.SIGQUIT, 5), (signal.SIGKILL, 5)):
+                self.proc.send_signal(sig)
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         self.proc = None
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -22,6 +22,7 @@ build's libkite, inside the test's network namespace.
 Run: python3 test_patterns_pg.py --kited PATH --cli PATH [--build DIR]
 """
 
+import glob
 import os
 import re
 import shutil
@@ -114,6 +115,7 @@ def body(t):
     sys.path.insert(0, os.path.join(ROOT, 'lib', 'client', 'python'))
     import kite
 
+    shm_before = set(glob.glob('/dev/shm/PostgreSQL.*'))
     pg.start()
     t.on_cleanup(pg.stop)
     topo = kt.Topology(t).up()
@@ -288,6 +290,13 @@ def body(t):
               % line)
     t.case('stampede-bench --quick: one database query per expiry with tokens and swr',
            c_stampede)
+
+    def c_pg_gone():
+        db.close()
+        pg.stop()
+        left = sorted(set(glob.glob('/dev/shm/PostgreSQL.*')) - shm_before)
+        check(not left, 'PostgreSQL left shared memory behind after its stop: %s' % left)
+    t.case('PostgreSQL stops cleanly: no shared memory segment left in /dev/shm', c_pg_gone)
 
 
 def extra(ap):
